@@ -1,0 +1,1 @@
+//! Configuration (PROTOCOL.md section 10a). Filled by the config work.

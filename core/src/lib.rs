@@ -1,0 +1,20 @@
+//! raida-core: the sans-IO heart of raida-net.
+//!
+//! Everything that decides anything about the RAIDA wire protocol lives here: the
+//! codec (request headers, bodies, responses, status codes), the crypto the protocol
+//! uses, the key store, the command registry, the configuration and (in `engine`) the
+//! state machine that owns every connection. Nothing here touches a socket, a thread,
+//! a clock or an OS random number generator: time ([`Timestamp`]) and random bytes
+//! come in as arguments, so the same code runs under epoll, in the simulator and under
+//! the fuzzers. The contract for every byte is `shared/PROTOCOL.md`; section numbers in
+//! the doc comments refer to it.
+#![forbid(unsafe_code)]
+
+mod time;
+pub mod status;
+pub mod crypto;
+pub mod keys;
+pub mod config;
+
+pub use status::Status;
+pub use time::Timestamp;
