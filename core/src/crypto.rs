@@ -15,6 +15,9 @@ type Aes128Ctr = ctr::Ctr128BE<aes::Aes128>;
 /// AES-256 in CTR mode with the whole 16-byte block as a big-endian counter (types 4, 5).
 type Aes256Ctr = ctr::Ctr128BE<aes::Aes256>;
 
+/// The length of an HMAC-SHA256 tag.
+pub const HMAC_LEN: usize = 32;
+
 /// CRC-32 (IEEE 802.3, as zlib's `crc32`) of `data`.
 pub fn crc32(data: &[u8]) -> u32 {
     crc32fast::hash(data)

@@ -10,11 +10,15 @@
 //! the doc comments refer to it.
 #![forbid(unsafe_code)]
 
-mod time;
-pub mod status;
+pub mod codec;
+pub mod command;
+pub mod config;
 pub mod crypto;
 pub mod keys;
-pub mod config;
+pub mod status;
+mod time;
 
-pub use status::Status;
+pub use codec::Encryption;
+pub use command::{Command, CommandRegistry};
+pub use status::{Status, StatusByte};
 pub use time::Timestamp;

@@ -1,0 +1,294 @@
+//! Request headers (PROTOCOL.md sections 2 and 3) and the header-time checks.
+
+use std::sync::Arc;
+
+use super::reply::ReplyContext;
+use super::{Encryption, LONG_HEADER_LEN, PREFIX_LEN, SHORT_HEADER_LEN};
+use crate::command::{Command, CommandRegistry, MAX_COMMAND_GROUP};
+use crate::crypto;
+use crate::keys::{An, KeyStore};
+use crate::status::Status;
+use crate::Timestamp;
+
+/// The highest shard id the header rules accept.
+pub const MAX_SHARD: u8 = 3;
+
+/// The length of the request header announced by byte 16 (the encryption type):
+/// 32 bytes for types 0, 1, 2, and 48 for every other value (4 and 5 are valid; the
+/// others are read in full and then answered 27).
+pub const fn header_len(encryption_byte: u8) -> usize {
+    match encryption_byte {
+        0..=2 => SHORT_HEADER_LEN,
+        _ => LONG_HEADER_LEN,
+    }
+}
+
+/// What the header rules compare against: this server's identity and body bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderRules {
+    /// Request byte 2 must equal this.
+    pub raida_id: u8,
+    /// Request bytes 6..7 must equal this.
+    pub coin_id: u16,
+    /// A declared body longer than this is answered 16 before any body byte is read.
+    pub max_body_size: usize,
+}
+
+/// A complete request header, 32 or 48 bytes, copied out of the read buffer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RequestHeader {
+    bytes: [u8; LONG_HEADER_LEN],
+    len: u8,
+}
+
+impl std::fmt::Debug for RequestHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestHeader")
+            .field("len", &self.len)
+            .field("group", &self.group())
+            .field("command", &self.command())
+            .field("encryption", &self.encryption_byte())
+            .finish()
+    }
+}
+
+impl RequestHeader {
+    /// The header at the start of `bytes`, when `bytes` holds all of it (at least 17
+    /// bytes, and then the 32 or 48 that byte 16 announces). Bytes after it are not read.
+    pub fn parse(bytes: &[u8]) -> Option<RequestHeader> {
+        let enc = *bytes.get(PREFIX_LEN - 1)?;
+        let len = header_len(enc);
+        let src = bytes.get(..len)?;
+        let mut h = RequestHeader {
+            bytes: [0; LONG_HEADER_LEN],
+            len: len as u8,
+        };
+        h.bytes[..len].copy_from_slice(src);
+        Some(h)
+    }
+
+    /// The header's bytes, 32 or 48 of them.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// 32 or 48.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Always false: a header is never empty. (Present because `len` is.)
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Byte 16, the encryption type as sent.
+    pub fn encryption_byte(&self) -> u8 {
+        self.bytes[16]
+    }
+
+    /// Byte 4.
+    pub fn group(&self) -> u8 {
+        self.bytes[4]
+    }
+
+    /// Byte 5.
+    pub fn command(&self) -> u8 {
+        self.bytes[5]
+    }
+
+    /// The declared body length: bytes 22..23 for types 0, 1, 2, bytes 17..18 for the
+    /// 48-byte types (meaningless, and never used, for invalid types).
+    pub fn declared_body_len(&self) -> usize {
+        let at = if self.len() == SHORT_HEADER_LEN {
+            22
+        } else {
+            17
+        };
+        usize::from(u16::from_be_bytes([self.bytes[at], self.bytes[at + 1]]))
+    }
+
+    fn byte(&self, i: usize) -> u8 {
+        self.bytes[i]
+    }
+
+    fn be_u32(&self, at: usize) -> u32 {
+        u32::from_be_bytes([
+            self.bytes[at],
+            self.bytes[at + 1],
+            self.bytes[at + 2],
+            self.bytes[at + 3],
+        ])
+    }
+
+    fn array<const N: usize>(&self, at: usize) -> [u8; N] {
+        let mut out = [0u8; N];
+        out.copy_from_slice(&self.bytes[at..at + N]);
+        out
+    }
+}
+
+/// The key a request's body is encrypted with, resolved at header time.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum RequestKey {
+    /// Type 0: no encryption.
+    None,
+    /// Types 1 and 2: AES-128-CTR under the AN, IV = request bytes 24..31 + 8 zeros.
+    Aes128 {
+        /// The coin's or locker's AN (also XORed into the challenge).
+        an: An,
+        /// The request IV; the response body restarts at it.
+        iv: [u8; 16],
+    },
+    /// Types 4 and 5: AES-256-CTR and HMAC-SHA256 under SHA-256 of the AN(s).
+    Aes256 {
+        /// SHA-256(AN) or SHA-256(AN1 || AN2).
+        key: [u8; 32],
+        /// The request IV: request bytes 24..39.
+        iv: [u8; 16],
+    },
+}
+
+impl std::fmt::Debug for RequestKey {
+    // Never print key material.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestKey::None => f.write_str("RequestKey::None"),
+            RequestKey::Aes128 { .. } => f.write_str("RequestKey::Aes128(..)"),
+            RequestKey::Aes256 { .. } => f.write_str("RequestKey::Aes256(..)"),
+        }
+    }
+}
+
+/// A header that passed every header-time check: the request may have its body read
+/// and be run.
+#[derive(Clone, Debug)]
+pub struct Admitted {
+    /// How the request is encrypted.
+    pub encryption: Encryption,
+    /// The key its body (and the response body) is encrypted with.
+    pub key: RequestKey,
+    /// Exactly how many body bytes follow the header.
+    pub body_len: usize,
+    /// The handler of the request's (group, command).
+    pub handler: Arc<dyn Command>,
+    /// What the response header carries from this request.
+    pub reply: ReplyContext,
+}
+
+/// A header that failed a header-time check: answer `status` and close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// The first failing rule's status.
+    pub status: Status,
+    /// What the response header carries from this request.
+    pub reply: ReplyContext,
+}
+
+/// Runs the header-time checks of PROTOCOL.md section 2 in their order (routing 255,
+/// split 2, raida 3, group 5, shard 4, command 6, coin id 7, encryption type 27, key
+/// lookup 34/25, declared body length 16) and resolves the key. The first failing
+/// rule wins. Runs on the event-loop thread, before any body byte is read.
+pub fn check_header(
+    h: &RequestHeader,
+    rules: &HeaderRules,
+    commands: &CommandRegistry,
+    keys: &mut dyn KeyStore,
+    now: Timestamp,
+) -> Result<Admitted, Rejected> {
+    let mut reply = ReplyContext::early(h);
+    let reject = |status, reply| Err(Rejected { status, reply });
+    if h.byte(0) != 1 {
+        return reject(Status::InvalidRouting, reply);
+    }
+    if h.byte(1) != 0 {
+        return reject(Status::InvalidSplitId, reply);
+    }
+    if h.byte(2) != rules.raida_id {
+        return reject(Status::InvalidRaidaId, reply);
+    }
+    if h.group() > MAX_COMMAND_GROUP {
+        return reject(Status::InvalidCommandGroup, reply);
+    }
+    if h.byte(3) > MAX_SHARD {
+        return reject(Status::InvalidShardId, reply);
+    }
+    let Some(handler) = commands.get(h.group(), h.command()) else {
+        return reject(Status::InvalidCommand, reply);
+    };
+    reply.group = h.group();
+    if u16::from_be_bytes([h.byte(6), h.byte(7)]) != rules.coin_id {
+        return reject(Status::InvalidCoinId, reply);
+    }
+    let Some(encryption) = Encryption::from_byte(h.encryption_byte()) else {
+        // Only 48-byte headers get here: bytes 0..=2 are all valid types. A 27 carries
+        // none of the request's nonce bytes.
+        reply.tail = [0, 0];
+        return reject(Status::InvalidEncryptionCode, reply);
+    };
+    reply.coins_parsed(h);
+    let key = match resolve_key(h, encryption, keys, now) {
+        Ok(key) => key,
+        Err(status) => return reject(status, reply),
+    };
+    let body_len = h.declared_body_len();
+    if body_len > rules.max_body_size {
+        return reject(Status::InvalidPacketLength, reply);
+    }
+    Ok(Admitted {
+        encryption,
+        key,
+        body_len,
+        handler: Arc::clone(handler),
+        reply,
+    })
+}
+
+fn resolve_key(
+    h: &RequestHeader,
+    encryption: Encryption,
+    keys: &mut dyn KeyStore,
+    now: Timestamp,
+) -> Result<RequestKey, Status> {
+    let short_iv = || {
+        let mut iv = [0u8; 16];
+        iv[..8].copy_from_slice(&h.bytes[24..32]);
+        iv
+    };
+    match encryption {
+        Encryption::None => Ok(RequestKey::None),
+        Encryption::CoinAes128 => {
+            let an = keys
+                .coin_an(h.byte(17) as i8, h.be_u32(18), now)
+                .ok_or(Status::InvalidEncryption)?;
+            Ok(RequestKey::Aes128 { an, iv: short_iv() })
+        }
+        Encryption::LockerAes128 => {
+            let an = keys
+                .locker_an(&h.array::<5>(17), now)
+                .ok_or(Status::InvalidEncryption)?;
+            Ok(RequestKey::Aes128 { an, iv: short_iv() })
+        }
+        Encryption::CoinAes256 => {
+            let an = keys
+                .coin_an(h.byte(19) as i8, h.be_u32(20), now)
+                .ok_or(Status::EncryptionCoinNotFound)?;
+            Ok(RequestKey::Aes256 {
+                key: crypto::sha256(&[&an]),
+                iv: h.array::<16>(24),
+            })
+        }
+        Encryption::TwoCoinAes256 => {
+            let an1 = keys
+                .coin_an(h.byte(19) as i8, h.be_u32(20), now)
+                .ok_or(Status::EncryptionCoinNotFound)?;
+            let an2 = keys
+                .coin_an(h.byte(24) as i8, h.be_u32(25), now)
+                .ok_or(Status::EncryptionCoinNotFound)?;
+            Ok(RequestKey::Aes256 {
+                key: crypto::sha256(&[&an1, &an2]),
+                iv: h.array::<16>(24),
+            })
+        }
+    }
+}
