@@ -14,11 +14,13 @@ pub mod codec;
 pub mod command;
 pub mod config;
 pub mod crypto;
+pub mod engine;
 pub mod keys;
 pub mod status;
 mod time;
 
 pub use codec::Encryption;
 pub use command::{Command, CommandRegistry};
+pub use engine::{Accept, Completion, ConnId, Engine, EngineConfig, Job, Origin, Output};
 pub use status::{Status, StatusByte};
 pub use time::Timestamp;

@@ -92,7 +92,16 @@ pub fn serve_admitted(
     let (status, signature) = match open_body(admitted.encryption, &admitted.key, body) {
         Ok(opened) => {
             let payload = body.get(opened.payload.clone()).unwrap_or(&[]);
-            let status = admitted.handler.run(payload, scratch);
+            // A command that panics is answered 252 INTERNAL and the server keeps
+            // serving: the handler is outside the network layer's control.
+            let handler = &admitted.handler;
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                handler.run(payload, scratch)
+            }));
+            let status = run.unwrap_or_else(|_| {
+                scratch.clear();
+                Status::Internal.into()
+            });
             (status, opened.challenge)
         }
         Err(rejected) => (rejected.status.into(), rejected.challenge),

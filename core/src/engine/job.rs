@@ -1,0 +1,122 @@
+//! Jobs: the work that leaves the event-loop thread, and what comes back.
+
+use std::net::SocketAddr;
+
+use crate::codec::{self, Admitted, Rejected, RANDOM_LEN};
+use crate::status::StatusByte;
+use crate::Timestamp;
+
+use super::ConnId;
+
+/// Where a job's response goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A TCP connection, named by slab index and generation.
+    Tcp(ConnId),
+    /// A UDP peer.
+    Udp(SocketAddr),
+}
+
+#[derive(Debug)]
+pub(crate) enum Work {
+    /// Body checks, the command and the response encryption.
+    Serve {
+        admitted: Box<Admitted>,
+        body: Vec<u8>,
+    },
+    /// A header-time rejection whose response needs fresh random bytes (48-byte layout).
+    Reject(Rejected),
+}
+
+/// A request ready to run, owned and `Send`: it carries everything the worker needs
+/// (the key already looked up, the body, the handler). Run it with [`Job::run`] and
+/// hand the [`Completion`] back to the engine that made it.
+#[must_use = "a job must be run and its completion handed back, or its slot leaks"]
+#[derive(Debug)]
+pub struct Job {
+    pub(crate) origin: Origin,
+    pub(crate) raida_id: u8,
+    /// When the connection was accepted or the datagram received.
+    pub(crate) started: Timestamp,
+    pub(crate) work: Work,
+    /// A recycled buffer for the response.
+    pub(crate) out: Vec<u8>,
+}
+
+impl Job {
+    /// Where the response will go.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// Runs the job: body checks and decryption, the command, the response. `now` is
+    /// when the response is built (for its microseconds field), `random` the fresh
+    /// bytes of a 48-byte response, `scratch` a reusable buffer for the command output.
+    pub fn run(
+        self,
+        now: Timestamp,
+        random: &[u8; RANDOM_LEN],
+        scratch: &mut Vec<u8>,
+    ) -> Completion {
+        let elapsed = elapsed_micros(self.started, now);
+        let Job {
+            origin,
+            raida_id,
+            work,
+            mut out,
+            ..
+        } = self;
+        let (status, body) = match work {
+            Work::Serve { admitted, mut body } => {
+                let status = codec::serve_admitted(
+                    raida_id, &admitted, &mut body, elapsed, random, scratch, &mut out,
+                );
+                (status, body)
+            }
+            Work::Reject(rejected) => {
+                codec::write_rejection(&mut out, raida_id, &rejected, elapsed, random);
+                (rejected.status.into(), Vec::new())
+            }
+        };
+        Completion {
+            origin,
+            status,
+            response: out,
+            spent: body,
+        }
+    }
+}
+
+/// A finished job: the response bytes and where they go. Hand it to
+/// [`Engine::handle_completion`](super::Engine::handle_completion).
+#[must_use = "a completion must be handed back to the engine"]
+#[derive(Debug)]
+pub struct Completion {
+    pub(crate) origin: Origin,
+    pub(crate) status: StatusByte,
+    pub(crate) response: Vec<u8>,
+    /// The request body buffer, returned for reuse.
+    pub(crate) spent: Vec<u8>,
+}
+
+impl Completion {
+    /// Where the response goes.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// The status the response carries.
+    pub fn status(&self) -> StatusByte {
+        self.status
+    }
+
+    /// The response bytes.
+    pub fn response(&self) -> &[u8] {
+        &self.response
+    }
+}
+
+/// Microseconds from `started` to `now`, saturating at the 4-byte field's maximum.
+pub(crate) fn elapsed_micros(started: Timestamp, now: Timestamp) -> u32 {
+    u32::try_from(now.as_micros().saturating_sub(started.as_micros())).unwrap_or(u32::MAX)
+}

@@ -1,0 +1,800 @@
+//! The engine: one sans-IO state machine that owns every connection and decides
+//! everything. Drivers (`io-epoll`, the simulator, the fuzzers) only do syscalls.
+
+mod conn;
+mod job;
+
+use std::collections::{BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use slab::Slab;
+
+use crate::codec::{
+    self, check_header, header_len, Admitted, HeaderRules, Rejected, RequestHeader,
+    LONG_HEADER_LEN, PREFIX_LEN, SHORT_HEADER_LEN,
+};
+use crate::command::CommandRegistry;
+use crate::keys::KeyStore;
+use crate::status::{Status, StatusByte};
+use crate::Timestamp;
+
+use conn::{Conn, State};
+use job::{elapsed_micros, Work};
+pub use job::{Completion, Job, Origin};
+
+/// The bounds and identity the engine enforces. Every bound is a named field with the
+/// specification's default (DESIGN.md, "Defaults").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// This server's raida id (request byte 2, response byte 0).
+    pub raida_id: u8,
+    /// This server's coin id (request bytes 6..7).
+    pub coin_id: u16,
+    /// Open connections at most; one more is answered 160 and closed.
+    pub max_connections: usize,
+    /// Declared bodies longer than this are answered 16, before anything is allocated.
+    pub max_body_size: usize,
+    /// From accept until the request is complete, and again for writing the response.
+    pub socket_timeout: Duration,
+    /// Jobs in flight at most (the completion queue's capacity).
+    pub mod_queue_size: usize,
+    /// UDP: only the first this-many bytes of a datagram are kept.
+    pub udp_payload_threshold: usize,
+    /// How long a closing connection reads and discards before it is closed anyway.
+    pub linger: Duration,
+    /// Spare buffers kept for reuse (bodies and responses), so the hot path does not
+    /// allocate; buffers grown beyond `max_pooled_capacity` are freed instead.
+    pub buffer_pool: usize,
+    /// See `buffer_pool`.
+    pub max_pooled_capacity: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            raida_id: 0,
+            coin_id: 0,
+            max_connections: 65_535,
+            max_body_size: 65_536,
+            socket_timeout: Duration::from_secs(2),
+            mod_queue_size: 1024,
+            udp_payload_threshold: 1024,
+            linger: Duration::from_millis(500),
+            buffer_pool: 1024,
+            max_pooled_capacity: 4096,
+        }
+    }
+}
+
+/// A TCP connection's name: slab index and generation. A completion or input for a
+/// generation that no longer lives at that index is dropped, never applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId {
+    index: u32,
+    generation: u64,
+}
+
+impl ConnId {
+    /// The slab index (stable for the connection's life; reused after it closes).
+    pub fn index(self) -> usize {
+        self.index as usize
+    }
+
+    /// The generation: unique across the engine's life.
+    pub fn generation(self) -> u64 {
+        self.generation
+    }
+}
+
+/// The engine's answer to an accepted connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accept {
+    /// Serve it under this id.
+    Accepted(ConnId),
+    /// Over `max_connections`: write these bytes (a 32-byte header, status 160
+    /// REQUEST_RATE) if the socket takes them, then close it without reading.
+    Refused([u8; SHORT_HEADER_LEN]),
+}
+
+/// What the driver must do, drained with [`Engine::poll_output`] after every input.
+#[derive(Debug)]
+#[must_use]
+pub enum Output {
+    /// Run this job on a worker and hand its completion back.
+    Job(Job),
+    /// The connection wants I/O it may already be ready for (edge-triggered readiness
+    /// will not repeat): service it now, through [`Engine::recv_buf`] and
+    /// [`Engine::send_buf`], until both are `None` or the socket would block.
+    Wake(ConnId),
+    /// Shut down the write side of the connection (its response is fully written).
+    ShutdownWrite(ConnId),
+    /// Deregister and close the connection's socket; the id is dead from now on.
+    Close(ConnId),
+    /// Send this datagram to `peer`.
+    Datagram {
+        /// The request's sender.
+        peer: SocketAddr,
+        /// The response.
+        bytes: Vec<u8>,
+    },
+    /// The engine has room for datagrams again: read the UDP socket until it would
+    /// block (it stopped because [`Engine::wants_datagrams`] said no).
+    ResumeDatagrams,
+}
+
+/// The engine's counters, for metrics and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counters {
+    /// TCP connections accepted.
+    pub accepted: u64,
+    /// TCP connections refused at `max_connections` (answered 160).
+    pub refused: u64,
+    /// Connections closed by the socket timeout (reading or writing).
+    pub timed_out: u64,
+    /// Connections closed by a socket error (reset, broken pipe).
+    pub reset: u64,
+    /// Connections the peer closed before its request was complete.
+    pub abandoned: u64,
+    /// Responses by status byte, TCP and UDP together.
+    pub responses_by_status: [u64; 256],
+    /// Responses written to TCP connections (status known when built).
+    pub tcp_responses: u64,
+    /// Response datagrams sent.
+    pub udp_responses: u64,
+    /// Datagrams dropped silently (shorter than their header).
+    pub udp_dropped: u64,
+    /// Completions whose connection had closed or whose slot was reused.
+    pub late_completions_dropped: u64,
+    /// Requests that found admission full and waited for a completion.
+    pub admission_waits: u64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            accepted: 0,
+            refused: 0,
+            timed_out: 0,
+            reset: 0,
+            abandoned: 0,
+            responses_by_status: [0; 256],
+            tcp_responses: 0,
+            udp_responses: 0,
+            udp_dropped: 0,
+            late_completions_dropped: 0,
+            admission_waits: 0,
+        }
+    }
+}
+
+/// The RAIDA network layer as a state machine: every TCP connection, every UDP
+/// datagram, the jobs in flight and their admission, the timers, the limits.
+///
+/// # Calling contract
+///
+/// The engine never touches a socket, a thread or a clock. A driver feeds it inputs
+/// and carries out its outputs:
+///
+/// - **Inputs** (`handle_*`), each with the current time `now`, which must never go
+///   backwards between calls:
+///   [`handle_accept`](Self::handle_accept) for every accepted connection (accept until
+///   the listener would block); [`handle_received`](Self::handle_received) after reading
+///   into the buffer [`recv_buf`](Self::recv_buf) lent, which is exactly the bytes the
+///   request still needs (17, the rest of the header, the declared body), so a read
+///   never crosses the end of a request; [`handle_eof`](Self::handle_eof) when a read
+///   returns 0; [`handle_error`](Self::handle_error) on a socket error;
+///   [`handle_sent`](Self::handle_sent) after writing bytes from
+///   [`send_buf`](Self::send_buf); [`handle_datagram`](Self::handle_datagram) for each
+///   datagram read while [`wants_datagrams`](Self::wants_datagrams);
+///   [`handle_completion`](Self::handle_completion) for each finished [`Job`];
+///   [`handle_timeout`](Self::handle_timeout) when [`poll_timeout`](Self::poll_timeout)
+///   passes (extra calls are harmless).
+/// - **Outputs**: after *every* input, drain [`poll_output`](Self::poll_output) until it
+///   returns `None`, then ask [`poll_timeout`](Self::poll_timeout) for the next deadline.
+///   Output left in the queue is a stranded response.
+/// - **Servicing a connection**: on readiness or an [`Output::Wake`], loop: while
+///   `recv_buf` lends a buffer, read into it (stop at would-block); while `send_buf`
+///   has bytes, write them (stop at would-block); stop when neither wants anything.
+///   Interest follows from state; the driver tracks none of its own.
+/// - **Identity**: connections are named by [`ConnId`] (slab index and generation).
+///   Inputs and completions for a dead id are ignored (completions are counted).
+///   After [`Output::Close`] the driver closes the socket before the next accept, so
+///   an index is never shared by two live sockets.
+/// - **Bounds**: jobs in flight never exceed `mod_queue_size`, so a completion always
+///   fits; requests beyond it wait, in arrival order, and nothing is dropped.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    rules: HeaderRules,
+    commands: CommandRegistry,
+    keys: Box<dyn KeyStore>,
+    conns: Slab<Conn>,
+    next_generation: u64,
+    /// Connection deadlines, ordered: (when, slab index, generation).
+    timers: BTreeSet<(Timestamp, u32, u64)>,
+    outputs: VecDeque<Output>,
+    /// Jobs that found admission full, in arrival order.
+    waiting: VecDeque<Job>,
+    in_flight: usize,
+    /// The UDP reader stopped because admission was full; resume it when room frees.
+    udp_paused: bool,
+    pool: Vec<Vec<u8>>,
+    discard: [u8; 512],
+    counters: Counters,
+}
+
+impl Engine {
+    /// An engine with no connection, serving `commands` with keys from `keys`.
+    pub fn new(config: EngineConfig, commands: CommandRegistry, keys: Box<dyn KeyStore>) -> Engine {
+        let rules = HeaderRules {
+            raida_id: config.raida_id,
+            coin_id: config.coin_id,
+            max_body_size: config.max_body_size,
+        };
+        Engine {
+            config,
+            rules,
+            commands,
+            keys,
+            conns: Slab::new(),
+            next_generation: 0,
+            timers: BTreeSet::new(),
+            outputs: VecDeque::new(),
+            waiting: VecDeque::new(),
+            in_flight: 0,
+            udp_paused: false,
+            pool: Vec::new(),
+            discard: [0; 512],
+            counters: Counters::default(),
+        }
+    }
+
+    /// The configuration the engine enforces.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The key store (for its own statistics).
+    pub fn keys(&self) -> &dyn KeyStore {
+        self.keys.as_ref()
+    }
+
+    /// Open TCP connections.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Jobs handed out and not yet completed.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Jobs waiting for admission.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// True when the engine holds no connection, no job, no timer and no output:
+    /// everything it was given has been answered or closed.
+    pub fn is_idle(&self) -> bool {
+        self.conns.is_empty()
+            && self.in_flight == 0
+            && self.waiting.is_empty()
+            && self.timers.is_empty()
+            && self.outputs.is_empty()
+    }
+
+    /// Whether the driver should read datagrams now: false while admission is full,
+    /// so that the kernel's socket buffer, not the engine, holds the excess. An
+    /// [`Output::ResumeDatagrams`] follows when room frees.
+    pub fn wants_datagrams(&self) -> bool {
+        self.in_flight < self.config.mod_queue_size
+    }
+
+    // ----- inputs -------------------------------------------------------------------
+
+    /// A connection was accepted from `peer`.
+    pub fn handle_accept(&mut self, _peer: SocketAddr, now: Timestamp) -> Accept {
+        if self.conns.len() >= self.config.max_connections {
+            self.counters.refused += 1;
+            self.counters.responses_by_status[usize::from(Status::RequestRate.code())] += 1;
+            return Accept::Refused(refusal(self.config.raida_id));
+        }
+        self.counters.accepted += 1;
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let index = self.conns.insert(Conn::new(generation, now));
+        let id = ConnId {
+            index: index as u32,
+            generation,
+        };
+        let deadline = now.saturating_add(self.config.socket_timeout);
+        self.set_deadline(id, Some(deadline));
+        Accept::Accepted(id)
+    }
+
+    /// The buffer the next read on `id` goes into: exactly the bytes the request still
+    /// needs, or a discard buffer while closing. `None` when the connection wants no
+    /// read now (or is dead).
+    pub fn recv_buf(&mut self, id: ConnId) -> Option<&mut [u8]> {
+        let conn = live_mut(&mut self.conns, id)?;
+        match &mut conn.state {
+            State::ReadHeader { buf, filled } => {
+                let want = header_target(buf, *filled);
+                buf.get_mut(*filled..want)
+            }
+            State::ReadBody { body, filled, .. } => body.get_mut(*filled..),
+            State::Closing => Some(&mut self.discard[..]),
+            State::Processing | State::Writing { .. } => None,
+        }
+    }
+
+    /// `n` bytes were read into the buffer [`recv_buf`](Self::recv_buf) lent for `id`.
+    pub fn handle_received(&mut self, id: ConnId, n: usize, now: Timestamp) {
+        let Some(conn) = live_mut(&mut self.conns, id) else {
+            return;
+        };
+        match &mut conn.state {
+            State::ReadHeader { buf, filled } => {
+                let want = header_target(buf, *filled);
+                *filled = (*filled + n).min(want);
+                if *filled < PREFIX_LEN || *filled < header_len(buf[PREFIX_LEN - 1]) {
+                    return;
+                }
+                let header = RequestHeader::parse(&buf[..*filled]);
+                if let Some(header) = header {
+                    self.header_complete(id, header, now);
+                }
+            }
+            State::ReadBody { body, filled, .. } => {
+                *filled = (*filled + n).min(body.len());
+                if *filled == body.len() {
+                    self.body_complete(id, now);
+                }
+            }
+            State::Closing | State::Processing | State::Writing { .. } => {}
+        }
+    }
+
+    /// A read on `id` returned end of stream.
+    pub fn handle_eof(&mut self, id: ConnId, _now: Timestamp) {
+        let Some(conn) = live_mut(&mut self.conns, id) else {
+            return;
+        };
+        match conn.state {
+            State::ReadHeader { .. } | State::ReadBody { .. } => {
+                // The peer gave up before its request was complete: nothing to answer.
+                self.counters.abandoned += 1;
+                self.close(id);
+            }
+            State::Closing => self.close(id),
+            // A half-close after a complete request: the peer still waits for its
+            // response. Nothing to do.
+            State::Processing | State::Writing { .. } => {}
+        }
+    }
+
+    /// A socket error (reset, broken pipe, ...) on `id`: close it. A job it has out
+    /// still completes later, and that completion is dropped.
+    pub fn handle_error(&mut self, id: ConnId, _now: Timestamp) {
+        if live_mut(&mut self.conns, id).is_some() {
+            self.counters.reset += 1;
+            self.close(id);
+        }
+    }
+
+    /// The bytes `id` still has to write, if any.
+    pub fn send_buf(&self, id: ConnId) -> Option<&[u8]> {
+        let conn = self.conns.get(id.index())?;
+        if conn.generation != id.generation {
+            return None;
+        }
+        match &conn.state {
+            State::Writing { response, written } => response.get(*written..),
+            _ => None,
+        }
+    }
+
+    /// `n` bytes from [`send_buf`](Self::send_buf) were written on `id`.
+    pub fn handle_sent(&mut self, id: ConnId, n: usize, now: Timestamp) {
+        let Some(conn) = live_mut(&mut self.conns, id) else {
+            return;
+        };
+        let State::Writing { response, written } = &mut conn.state else {
+            return;
+        };
+        *written = (*written + n).min(response.len());
+        if *written < response.len() {
+            return;
+        }
+        let done = std::mem::replace(&mut conn.state, State::Closing);
+        if let State::Writing { response, .. } = done {
+            recycle(&mut self.pool, &self.config, response);
+        }
+        self.outputs.push_back(Output::ShutdownWrite(id));
+        let linger = now.saturating_add(self.config.linger);
+        self.set_deadline(id, Some(linger));
+        // Closing reads to discard: the peer's end of stream may already be waiting.
+        self.outputs.push_back(Output::Wake(id));
+    }
+
+    /// A datagram arrived from `peer`. Only the first `udp_payload_threshold` bytes
+    /// count (the driver may pass more or fewer).
+    pub fn handle_datagram(&mut self, peer: SocketAddr, datagram: &[u8], now: Timestamp) {
+        let kept = &datagram[..datagram.len().min(self.config.udp_payload_threshold)];
+        let Some(header) = RequestHeader::parse(kept) else {
+            self.counters.udp_dropped += 1;
+            return;
+        };
+        let origin = Origin::Udp(peer);
+        match check_header(
+            &header,
+            &self.rules,
+            &self.commands,
+            self.keys.as_mut(),
+            now,
+        ) {
+            Err(rejected) => self.reject(origin, now, rejected),
+            Ok(admitted) => {
+                let rest = &kept[header.len()..];
+                match rest.get(..admitted.body_len) {
+                    None => {
+                        let short = Rejected {
+                            status: Status::InvalidPacketLength,
+                            reply: admitted.reply,
+                        };
+                        self.reject(origin, now, short);
+                    }
+                    Some(bytes) => {
+                        let mut body = take_buffer(&mut self.pool, bytes.len());
+                        body.extend_from_slice(bytes);
+                        let admitted = Box::new(admitted);
+                        self.dispatch(origin, now, admitted, body);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A job handed out by this engine finished. Its response is applied when its
+    /// connection still lives (same index and generation) and waits for it; otherwise
+    /// it is dropped and counted.
+    pub fn handle_completion(&mut self, completion: Completion, now: Timestamp) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.admit_waiting();
+        self.finish(completion, now);
+    }
+
+    /// Time passed: close connections whose deadline is at or before `now`.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        while let Some(&(when, index, generation)) = self.timers.first() {
+            if when > now {
+                break;
+            }
+            self.timers.pop_first();
+            let id = ConnId { index, generation };
+            let Some(conn) = live_mut(&mut self.conns, id) else {
+                continue;
+            };
+            conn.deadline = None;
+            match conn.state {
+                State::Closing => {}
+                _ => self.counters.timed_out += 1,
+            }
+            self.close(id);
+        }
+    }
+
+    // ----- outputs ------------------------------------------------------------------
+
+    /// The next thing the driver must do, or `None` when everything is drained.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The earliest connection deadline; call [`handle_timeout`](Self::handle_timeout)
+    /// when it passes.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.timers.first().map(|&(when, _, _)| when)
+    }
+
+    // ----- internals ----------------------------------------------------------------
+
+    fn header_complete(&mut self, id: ConnId, header: RequestHeader, now: Timestamp) {
+        let checked = check_header(
+            &header,
+            &self.rules,
+            &self.commands,
+            self.keys.as_mut(),
+            now,
+        );
+        match checked {
+            Err(rejected) => {
+                // Answer at once: an unknown key or a bad header never waits for a body.
+                self.set_state(id, State::Processing);
+                self.reject(Origin::Tcp(id), now, rejected);
+            }
+            Ok(admitted) => {
+                let admitted = Box::new(admitted);
+                if admitted.body_len == 0 {
+                    self.set_state(id, State::Processing);
+                    self.dispatch(Origin::Tcp(id), now, admitted, Vec::new());
+                } else {
+                    // The size was checked against max_body_size before this allocation.
+                    let mut body = take_buffer(&mut self.pool, admitted.body_len);
+                    body.resize(admitted.body_len, 0);
+                    self.set_state(
+                        id,
+                        State::ReadBody {
+                            admitted,
+                            body,
+                            filled: 0,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn body_complete(&mut self, id: ConnId, now: Timestamp) {
+        let Some(conn) = live_mut(&mut self.conns, id) else {
+            return;
+        };
+        let State::ReadBody { admitted, body, .. } =
+            std::mem::replace(&mut conn.state, State::Processing)
+        else {
+            return;
+        };
+        self.dispatch(Origin::Tcp(id), now, admitted, body);
+    }
+
+    /// A complete request: run it inline when cheap, else hand it out as a job (or
+    /// queue it when admission is full).
+    fn dispatch(&mut self, origin: Origin, now: Timestamp, admitted: Box<Admitted>, body: Vec<u8>) {
+        let started = self.started(origin, now);
+        let inline =
+            admitted.encryption == codec::Encryption::None && admitted.handler.runs_inline();
+        let job = Job {
+            origin,
+            raida_id: self.config.raida_id,
+            started,
+            work: Work::Serve { admitted, body },
+            out: take_buffer(&mut self.pool, 0),
+        };
+        if inline {
+            // Type 0 needs no random bytes and no crypto: answer on this thread.
+            let mut scratch = take_buffer(&mut self.pool, 0);
+            let completion = job.run(now, &[0; codec::RANDOM_LEN], &mut scratch);
+            recycle(&mut self.pool, &self.config, scratch);
+            self.finish(completion, now);
+        } else {
+            self.submit(job);
+        }
+    }
+
+    /// A header-time rejection: built here for the 32-byte layout; the 48-byte layout
+    /// needs fresh random bytes, which only a job's runner has.
+    fn reject(&mut self, origin: Origin, now: Timestamp, rejected: Rejected) {
+        let started = self.started(origin, now);
+        if rejected.reply.header_len == LONG_HEADER_LEN {
+            let job = Job {
+                origin,
+                raida_id: self.config.raida_id,
+                started,
+                work: Work::Reject(rejected),
+                out: take_buffer(&mut self.pool, 0),
+            };
+            self.submit(job);
+            return;
+        }
+        let mut out = take_buffer(&mut self.pool, SHORT_HEADER_LEN);
+        let elapsed = elapsed_micros(started, now);
+        codec::write_rejection(
+            &mut out,
+            self.config.raida_id,
+            &rejected,
+            elapsed,
+            &[0; codec::RANDOM_LEN],
+        );
+        let completion = Completion {
+            origin,
+            status: rejected.status.into(),
+            response: out,
+            spent: Vec::new(),
+        };
+        self.finish(completion, now);
+    }
+
+    /// Delivers a response: a datagram to its peer, or the write of a connection that
+    /// still waits for it (else dropped and counted).
+    fn finish(&mut self, completion: Completion, now: Timestamp) {
+        let Completion {
+            origin,
+            status,
+            response,
+            spent,
+        } = completion;
+        recycle(&mut self.pool, &self.config, spent);
+        match origin {
+            Origin::Udp(peer) => {
+                self.count_response(status, false);
+                self.outputs.push_back(Output::Datagram {
+                    peer,
+                    bytes: response,
+                });
+            }
+            Origin::Tcp(id) => {
+                let waits = matches!(
+                    live_mut(&mut self.conns, id),
+                    Some(Conn {
+                        state: State::Processing,
+                        ..
+                    })
+                );
+                if waits {
+                    self.count_response(status, true);
+                    self.start_writing(id, response, now);
+                } else {
+                    self.counters.late_completions_dropped += 1;
+                    recycle(&mut self.pool, &self.config, response);
+                }
+            }
+        }
+    }
+
+    fn submit(&mut self, job: Job) {
+        if self.in_flight < self.config.mod_queue_size {
+            self.in_flight += 1;
+            self.outputs.push_back(Output::Job(job));
+        } else {
+            self.counters.admission_waits += 1;
+            if matches!(job.origin, Origin::Udp(_)) {
+                self.udp_paused = true;
+            }
+            self.waiting.push_back(job);
+        }
+        if self.in_flight >= self.config.mod_queue_size {
+            self.udp_paused = true;
+        }
+    }
+
+    /// Starts waiting jobs, oldest first, while there is room.
+    fn admit_waiting(&mut self) {
+        while self.in_flight < self.config.mod_queue_size {
+            let Some(job) = self.waiting.pop_front() else {
+                break;
+            };
+            if let Origin::Tcp(id) = job.origin {
+                if live_mut(&mut self.conns, id).is_none() {
+                    // Its connection is gone: nobody waits for the answer.
+                    self.counters.late_completions_dropped += 1;
+                    continue;
+                }
+            }
+            self.in_flight += 1;
+            self.outputs.push_back(Output::Job(job));
+        }
+        if self.udp_paused && self.in_flight < self.config.mod_queue_size {
+            self.udp_paused = false;
+            self.outputs.push_back(Output::ResumeDatagrams);
+        }
+    }
+
+    fn start_writing(&mut self, id: ConnId, response: Vec<u8>, now: Timestamp) {
+        self.set_state(
+            id,
+            State::Writing {
+                response,
+                written: 0,
+            },
+        );
+        let deadline = now.saturating_add(self.config.socket_timeout);
+        self.set_deadline(id, Some(deadline));
+        self.outputs.push_back(Output::Wake(id));
+    }
+
+    fn started(&self, origin: Origin, now: Timestamp) -> Timestamp {
+        match origin {
+            Origin::Tcp(id) => self.conns.get(id.index()).map_or(now, |c| c.accepted),
+            Origin::Udp(_) => now,
+        }
+    }
+
+    fn count_response(&mut self, status: StatusByte, tcp: bool) {
+        self.counters.responses_by_status[usize::from(status.0)] += 1;
+        if tcp {
+            self.counters.tcp_responses += 1;
+        } else {
+            self.counters.udp_responses += 1;
+        }
+    }
+
+    fn set_state(&mut self, id: ConnId, state: State) {
+        if let Some(conn) = live_mut(&mut self.conns, id) {
+            let old = std::mem::replace(&mut conn.state, state);
+            if let State::ReadBody { body, .. } = old {
+                recycle(&mut self.pool, &self.config, body);
+            }
+        }
+    }
+
+    fn set_deadline(&mut self, id: ConnId, deadline: Option<Timestamp>) {
+        let Some(conn) = live_mut(&mut self.conns, id) else {
+            return;
+        };
+        if let Some(old) = conn.deadline.take() {
+            self.timers.remove(&(old, id.index, id.generation));
+        }
+        conn.deadline = deadline;
+        if let Some(new) = deadline {
+            self.timers.insert((new, id.index, id.generation));
+        }
+    }
+
+    /// Frees the connection's slot and tells the driver to close its socket.
+    fn close(&mut self, id: ConnId) {
+        self.set_deadline(id, None);
+        if live_mut(&mut self.conns, id).is_none() {
+            return;
+        }
+        let conn = self.conns.remove(id.index());
+        match conn.state {
+            State::ReadBody { body, .. } => recycle(&mut self.pool, &self.config, body),
+            State::Writing { response, .. } => recycle(&mut self.pool, &self.config, response),
+            _ => {}
+        }
+        self.outputs.push_back(Output::Close(id));
+    }
+}
+
+fn live_mut(conns: &mut Slab<Conn>, id: ConnId) -> Option<&mut Conn> {
+    conns
+        .get_mut(id.index())
+        .filter(|c| c.generation == id.generation)
+}
+
+/// How many header bytes the read position `filled` is heading for: the 17-byte
+/// prefix first, then the 32 or 48 byte 16 announces.
+fn header_target(buf: &[u8; LONG_HEADER_LEN], filled: usize) -> usize {
+    if filled < PREFIX_LEN {
+        PREFIX_LEN
+    } else {
+        header_len(buf[PREFIX_LEN - 1])
+    }
+}
+
+/// The 32-byte answer to a connection refused at `max_connections`: status 160, no
+/// request read, so every request field is zero.
+fn refusal(raida_id: u8) -> [u8; SHORT_HEADER_LEN] {
+    let mut r = [0u8; SHORT_HEADER_LEN];
+    r[0] = raida_id;
+    r[2] = Status::RequestRate.code();
+    r[5] = 1;
+    r
+}
+
+fn take_buffer(pool: &mut Vec<Vec<u8>>, capacity: usize) -> Vec<u8> {
+    match pool.pop() {
+        Some(mut b) => {
+            b.clear();
+            b.reserve(capacity);
+            b
+        }
+        None => Vec::with_capacity(capacity),
+    }
+}
+
+fn recycle(pool: &mut Vec<Vec<u8>>, config: &EngineConfig, buf: Vec<u8>) {
+    if buf.capacity() > 0
+        && buf.capacity() <= config.max_pooled_capacity
+        && pool.len() < config.buffer_pool
+    {
+        pool.push(buf);
+    }
+}
