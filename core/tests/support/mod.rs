@@ -1,0 +1,422 @@
+//! A small in-memory driver around the engine for tests: a virtual clock, simulated
+//! sockets (bytes in, bytes out, end of stream, a write capacity), held jobs, and the
+//! drain-after-every-input discipline of the engine contract.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use raida_core::codec::RANDOM_LEN;
+use raida_core::crypto;
+use raida_core::keys::MemoryKeyStore;
+use raida_core::{
+    Accept, CommandRegistry, Completion, ConnId, Engine, EngineConfig, Job, Output, Timestamp,
+};
+
+pub const RAIDA_ID: u8 = 7;
+pub const COIN_ID: u16 = 6;
+pub const AN1: [u8; 16] = *b"0123456789abcdef";
+
+/// The random bytes every job of this harness gets: fixed, so responses are comparable.
+pub const RANDOM: [u8; RANDOM_LEN] = [0xA5; RANDOM_LEN];
+
+pub fn config() -> EngineConfig {
+    EngineConfig {
+        raida_id: RAIDA_ID,
+        coin_id: COIN_ID,
+        ..EngineConfig::default()
+    }
+}
+
+pub fn keys() -> MemoryKeyStore {
+    let mut k = MemoryKeyStore::new();
+    k.insert_coin(1, 1, AN1);
+    k
+}
+
+pub fn peer(n: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 40000 + n))
+}
+
+/// One simulated server-side socket.
+#[derive(Debug, Default)]
+pub struct Sock {
+    /// Bytes the client sent that the server has not read yet.
+    pub inbound: VecDeque<u8>,
+    /// The client shut down its write side after `inbound`.
+    pub client_eof: bool,
+    /// Bytes the server wrote.
+    pub outbound: Vec<u8>,
+    /// Bytes the socket accepts before it would block (None = unlimited).
+    pub write_room: Option<usize>,
+    /// Largest read the socket returns at once.
+    pub read_chunk: usize,
+    /// Bytes the engine read before it shut down its write side.
+    pub read_before_shutdown: usize,
+    pub read_total: usize,
+    pub shutdown: bool,
+    pub closed: bool,
+    /// The largest buffer the engine lent for one read, and the request bytes left then.
+    pub overlend: bool,
+}
+
+#[derive(Debug)]
+pub struct Harness {
+    pub engine: Engine,
+    pub now: Timestamp,
+    pub socks: BTreeMap<ConnId, Sock>,
+    /// Jobs handed out and not completed yet (when `auto_run` is false).
+    pub jobs: VecDeque<Job>,
+    pub auto_run: bool,
+    pub datagrams: Vec<(SocketAddr, Vec<u8>)>,
+    pub closes: Vec<ConnId>,
+    pub resumes: usize,
+    /// Request length per connection, to check the engine never lends past it.
+    pub request_len: BTreeMap<ConnId, usize>,
+    wake: VecDeque<ConnId>,
+    scratch: Vec<u8>,
+}
+
+impl Harness {
+    pub fn new() -> Harness {
+        Self::with(config(), CommandRegistry::with_builtins())
+    }
+
+    pub fn with(config: EngineConfig, commands: CommandRegistry) -> Harness {
+        Harness {
+            engine: Engine::new(config, commands, Box::new(keys())),
+            now: Timestamp::from_micros(1_000_000),
+            socks: BTreeMap::new(),
+            jobs: VecDeque::new(),
+            auto_run: true,
+            datagrams: Vec::new(),
+            closes: Vec::new(),
+            resumes: 0,
+            request_len: BTreeMap::new(),
+            wake: VecDeque::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn advance(&mut self, d: Duration) {
+        self.now = self.now.saturating_add(d);
+        if let Some(t) = self.engine.poll_timeout() {
+            if t <= self.now {
+                self.engine.handle_timeout(self.now);
+                self.settle();
+            }
+        }
+    }
+
+    /// Accepts a connection; returns its id (panics on refusal: use `accept_raw`).
+    pub fn accept(&mut self) -> ConnId {
+        match self.accept_raw() {
+            Accept::Accepted(id) => id,
+            Accept::Refused(_) => panic!("connection refused"),
+        }
+    }
+
+    pub fn accept_raw(&mut self) -> Accept {
+        let a = self.engine.handle_accept(peer(0), self.now);
+        if let Accept::Accepted(id) = a {
+            self.socks.insert(
+                id,
+                Sock {
+                    read_chunk: usize::MAX,
+                    ..Sock::default()
+                },
+            );
+            self.wake.push_back(id);
+            self.settle();
+        }
+        a
+    }
+
+    /// The client sends `bytes` (they arrive in the socket; the server reads them).
+    pub fn send(&mut self, id: ConnId, bytes: &[u8]) {
+        let s = self.socks.get_mut(&id).expect("known socket");
+        s.inbound.extend(bytes.iter().copied());
+        self.wake.push_back(id);
+        self.settle();
+    }
+
+    pub fn client_shutdown(&mut self, id: ConnId) {
+        self.socks.get_mut(&id).expect("known socket").client_eof = true;
+        self.wake.push_back(id);
+        self.settle();
+    }
+
+    pub fn reset(&mut self, id: ConnId) {
+        self.engine.handle_error(id, self.now);
+        self.settle();
+    }
+
+    pub fn set_write_room(&mut self, id: ConnId, room: Option<usize>) {
+        self.socks.get_mut(&id).expect("known socket").write_room = room;
+        self.wake.push_back(id);
+        self.settle();
+    }
+
+    pub fn set_read_chunk(&mut self, id: ConnId, chunk: usize) {
+        self.socks.get_mut(&id).expect("known socket").read_chunk = chunk;
+    }
+
+    pub fn datagram(&mut self, from: SocketAddr, bytes: &[u8]) {
+        self.engine.handle_datagram(from, bytes, self.now);
+        self.settle();
+    }
+
+    /// Runs the oldest held job and hands its completion back.
+    pub fn complete_one(&mut self) -> bool {
+        let Some(job) = self.jobs.pop_front() else {
+            return false;
+        };
+        let c = self.run_job(job);
+        self.engine.handle_completion(c, self.now);
+        self.settle();
+        true
+    }
+
+    pub fn complete_all(&mut self) {
+        while self.complete_one() {}
+    }
+
+    pub fn run_job(&mut self, job: Job) -> Completion {
+        job.run(self.now, &RANDOM, &mut self.scratch)
+    }
+
+    pub fn out(&self, id: ConnId) -> &[u8] {
+        &self.socks[&id].outbound
+    }
+
+    pub fn sock(&self, id: ConnId) -> &Sock {
+        &self.socks[&id]
+    }
+
+    /// Drains the engine's outputs and services woken sockets until nothing moves.
+    pub fn settle(&mut self) {
+        for _ in 0..1_000_000 {
+            if let Some(o) = self.engine.poll_output() {
+                self.apply(o);
+                continue;
+            }
+            let Some(id) = self.wake.pop_front() else {
+                return;
+            };
+            self.service(id);
+        }
+        panic!("the engine did not settle (livelock)");
+    }
+
+    fn apply(&mut self, o: Output) {
+        match o {
+            Output::Job(job) => {
+                if self.auto_run {
+                    let c = self.run_job(job);
+                    self.engine.handle_completion(c, self.now);
+                } else {
+                    self.jobs.push_back(job);
+                }
+            }
+            Output::Wake(id) => self.wake.push_back(id),
+            Output::ShutdownWrite(id) => {
+                let s = self.socks.get_mut(&id).expect("shutdown of a known socket");
+                assert!(!s.shutdown, "write side shut down twice");
+                s.shutdown = true;
+                s.read_before_shutdown = s.read_total;
+            }
+            Output::Close(id) => {
+                let s = self.socks.get_mut(&id).expect("close of a known socket");
+                assert!(!s.closed, "connection closed twice");
+                s.closed = true;
+                self.closes.push(id);
+            }
+            Output::Datagram { peer, bytes } => self.datagrams.push((peer, bytes)),
+            Output::ResumeDatagrams => self.resumes += 1,
+            other => panic!("unexpected output {other:?}"),
+        }
+    }
+
+    /// One service pass, like a driver on readiness: read while the engine lends a
+    /// buffer and bytes are there, write while it has bytes and the socket has room.
+    /// Each input is followed by a full drain (outputs are applied before the next).
+    fn service(&mut self, id: ConnId) {
+        loop {
+            let mut progress = false;
+            if self.socks.get(&id).map_or(true, |s| s.closed) {
+                return;
+            }
+            let limit = self.request_len.get(&id).copied();
+            let s = self.socks.get_mut(&id).expect("live socket");
+            if let Some(buf) = self.engine.recv_buf(id) {
+                if let Some(limit) = limit {
+                    if !s.shutdown && s.read_total + buf.len() > limit {
+                        s.overlend = true;
+                    }
+                }
+                let n = buf.len().min(s.inbound.len()).min(s.read_chunk);
+                if n > 0 {
+                    for (dst, src) in buf.iter_mut().zip(s.inbound.drain(..n)) {
+                        *dst = src;
+                    }
+                    s.read_total += n;
+                    self.engine.handle_received(id, n, self.now);
+                    progress = true;
+                } else if s.client_eof && s.inbound.is_empty() {
+                    self.engine.handle_eof(id, self.now);
+                    self.drain_now();
+                    return;
+                }
+            }
+            self.drain_now();
+            if self.socks.get(&id).map_or(true, |s| s.closed) {
+                return;
+            }
+            let s = self.socks.get_mut(&id).expect("live socket");
+            if let Some(bytes) = self.engine.send_buf(id) {
+                let n = bytes.len().min(s.write_room.unwrap_or(usize::MAX));
+                if n > 0 {
+                    s.outbound.extend_from_slice(&bytes[..n]);
+                    if let Some(room) = s.write_room.as_mut() {
+                        *room -= n;
+                    }
+                    self.engine.handle_sent(id, n, self.now);
+                    progress = true;
+                }
+            }
+            self.drain_now();
+            if !progress {
+                return;
+            }
+        }
+    }
+
+    fn drain_now(&mut self) {
+        while let Some(o) = self.engine.poll_output() {
+            self.apply(o);
+        }
+    }
+
+    /// The leak check every test ends with: after draining, the engine holds nothing.
+    pub fn assert_drained(&mut self) {
+        self.settle();
+        assert!(
+            self.engine.is_idle(),
+            "engine not idle: {} connections, {} in flight, {} waiting",
+            self.engine.connection_count(),
+            self.engine.in_flight(),
+            self.engine.waiting()
+        );
+    }
+}
+
+// ----- requests built from named fields -----------------------------------------------
+
+/// A request header's named fields (PROTOCOL.md sections 2 and 3).
+#[derive(Clone, Debug)]
+pub struct Req {
+    pub routing: u8,
+    pub split: u8,
+    pub raida: u8,
+    pub shard: u8,
+    pub group: u8,
+    pub command: u8,
+    pub coin_id: u16,
+    pub encryption: u8,
+    pub echo: [u8; 2],
+    pub nonce: [u8; 24],
+    /// (denomination, serial) of the key coin for types 1 and 4.
+    pub coin: (i8, u32),
+    pub payload: Vec<u8>,
+    /// Override of the declared body length.
+    pub declared: Option<u16>,
+}
+
+impl Req {
+    pub fn echo(encryption: u8) -> Req {
+        Req {
+            routing: 1,
+            split: 0,
+            raida: RAIDA_ID,
+            shard: 0,
+            group: 0,
+            command: 0,
+            coin_id: COIN_ID,
+            encryption,
+            echo: [0xAB, 0xCD],
+            nonce: [0x11; 24],
+            coin: (1, 1),
+            payload: Vec::new(),
+            declared: None,
+        }
+    }
+
+    pub fn version(encryption: u8) -> Req {
+        Req {
+            command: 1,
+            ..Req::echo(encryption)
+        }
+    }
+
+    /// The request bytes: header, body (challenge with CRC, payload, encryption, HMAC,
+    /// trailer), as a client builds them.
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        match self.encryption {
+            0 | 1 | 2 => {
+                let mut challenge = [0x5Cu8; 16];
+                let crc = crypto::crc32(&challenge[..12]).to_be_bytes();
+                challenge[12..].copy_from_slice(&crc);
+                body.extend_from_slice(&challenge);
+                body.extend_from_slice(&self.payload);
+                if self.encryption != 0 {
+                    let mut iv = [0u8; 16];
+                    iv[..8].copy_from_slice(&self.nonce[..8]);
+                    crypto::aes128_ctr(&AN1, &iv, &mut body);
+                }
+                body.extend_from_slice(&[0x3E, 0x3E]);
+            }
+            _ => {
+                let key = crypto::sha256(&[&AN1]);
+                let mut iv = [0u8; 16];
+                iv.copy_from_slice(&self.nonce[..16]);
+                let mut ct = self.payload.clone();
+                crypto::aes256_ctr(&key, &iv, &mut ct);
+                let mac = crypto::hmac_sha256(&key, &ct);
+                body.extend_from_slice(&ct);
+                body.extend_from_slice(&mac);
+                body.extend_from_slice(&[0x3E, 0x3E]);
+            }
+        }
+        let len = self.declared.unwrap_or(body.len() as u16).to_be_bytes();
+        let mut h = vec![0u8; if self.encryption <= 2 { 32 } else { 48 }];
+        h[0] = self.routing;
+        h[1] = self.split;
+        h[2] = self.raida;
+        h[3] = self.shard;
+        h[4] = self.group;
+        h[5] = self.command;
+        h[6..8].copy_from_slice(&self.coin_id.to_be_bytes());
+        h[16] = self.encryption;
+        if self.encryption <= 2 {
+            h[17] = self.coin.0 as u8;
+            h[18..22].copy_from_slice(&self.coin.1.to_be_bytes());
+            h[22..24].copy_from_slice(&len);
+            h[24..32].copy_from_slice(&self.nonce[..8]);
+            h[30..32].copy_from_slice(&self.echo);
+        } else {
+            h[17..19].copy_from_slice(&len);
+            h[19] = self.coin.0 as u8;
+            h[20..24].copy_from_slice(&self.coin.1.to_be_bytes());
+            h[24..48].copy_from_slice(&self.nonce);
+        }
+        h.extend_from_slice(&body);
+        h
+    }
+}
+
+/// The status byte of a response.
+pub fn status_of(response: &[u8]) -> u8 {
+    response[2]
+}
