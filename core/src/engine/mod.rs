@@ -798,3 +798,20 @@ fn recycle(pool: &mut Vec<Vec<u8>>, config: &EngineConfig, buf: Vec<u8>) {
         pool.push(buf);
     }
 }
+
+impl EngineConfig {
+    /// The engine's share of a loaded configuration.
+    pub fn from_config(config: &crate::config::Config) -> EngineConfig {
+        EngineConfig {
+            raida_id: config.server.raida_id,
+            coin_id: config.server.coin_id,
+            max_connections: config.network.max_connections,
+            max_body_size: config.network.max_body_size,
+            socket_timeout: config.network.socket_timeout(),
+            mod_queue_size: config.network.mod_queue_size,
+            udp_payload_threshold: config.server.udp_payload_threshold,
+            linger: config.network.linger(),
+            ..EngineConfig::default()
+        }
+    }
+}
