@@ -551,6 +551,9 @@ impl Engine {
         else {
             return;
         };
+        // The request is complete: the socket timeout stops until the response is
+        // ready to write (a slow worker is not the peer's fault).
+        self.set_deadline(id, None);
         self.dispatch(Origin::Tcp(id), now, admitted, body);
     }
 
@@ -716,6 +719,9 @@ impl Engine {
     }
 
     fn set_state(&mut self, id: ConnId, state: State) {
+        if matches!(state, State::Processing) {
+            self.set_deadline(id, None);
+        }
         if let Some(conn) = live_mut(&mut self.conns, id) {
             let old = std::mem::replace(&mut conn.state, state);
             if let State::ReadBody { body, .. } = old {

@@ -234,7 +234,6 @@ impl Harness {
             }
             Output::Datagram { peer, bytes } => self.datagrams.push((peer, bytes)),
             Output::ResumeDatagrams => self.resumes += 1,
-            other => panic!("unexpected output {other:?}"),
         }
     }
 
@@ -362,34 +361,6 @@ impl Req {
     /// The request bytes: header, body (challenge with CRC, payload, encryption, HMAC,
     /// trailer), as a client builds them.
     pub fn bytes(&self) -> Vec<u8> {
-        let mut body = Vec::new();
-        match self.encryption {
-            0 | 1 | 2 => {
-                let mut challenge = [0x5Cu8; 16];
-                let crc = crypto::crc32(&challenge[..12]).to_be_bytes();
-                challenge[12..].copy_from_slice(&crc);
-                body.extend_from_slice(&challenge);
-                body.extend_from_slice(&self.payload);
-                if self.encryption != 0 {
-                    let mut iv = [0u8; 16];
-                    iv[..8].copy_from_slice(&self.nonce[..8]);
-                    crypto::aes128_ctr(&AN1, &iv, &mut body);
-                }
-                body.extend_from_slice(&[0x3E, 0x3E]);
-            }
-            _ => {
-                let key = crypto::sha256(&[&AN1]);
-                let mut iv = [0u8; 16];
-                iv.copy_from_slice(&self.nonce[..16]);
-                let mut ct = self.payload.clone();
-                crypto::aes256_ctr(&key, &iv, &mut ct);
-                let mac = crypto::hmac_sha256(&key, &ct);
-                body.extend_from_slice(&ct);
-                body.extend_from_slice(&mac);
-                body.extend_from_slice(&[0x3E, 0x3E]);
-            }
-        }
-        let len = self.declared.unwrap_or(body.len() as u16).to_be_bytes();
         let mut h = vec![0u8; if self.encryption <= 2 { 32 } else { 48 }];
         h[0] = self.routing;
         h[1] = self.split;
@@ -402,14 +373,46 @@ impl Req {
         if self.encryption <= 2 {
             h[17] = self.coin.0 as u8;
             h[18..22].copy_from_slice(&self.coin.1.to_be_bytes());
-            h[22..24].copy_from_slice(&len);
-            h[24..32].copy_from_slice(&self.nonce[..8]);
+            // Bytes 24..31 are the nonce and 30..31 also the echo bytes: one field.
+            h[24..30].copy_from_slice(&self.nonce[..6]);
             h[30..32].copy_from_slice(&self.echo);
         } else {
-            h[17..19].copy_from_slice(&len);
             h[19] = self.coin.0 as u8;
             h[20..24].copy_from_slice(&self.coin.1.to_be_bytes());
             h[24..48].copy_from_slice(&self.nonce);
+        }
+        let mut body = Vec::new();
+        match self.encryption {
+            0..=2 => {
+                let mut challenge = [0x5Cu8; 16];
+                let crc = crypto::crc32(&challenge[..12]).to_be_bytes();
+                challenge[12..].copy_from_slice(&crc);
+                body.extend_from_slice(&challenge);
+                body.extend_from_slice(&self.payload);
+                if self.encryption != 0 {
+                    let mut iv = [0u8; 16];
+                    iv[..8].copy_from_slice(&h[24..32]);
+                    crypto::aes128_ctr(&AN1, &iv, &mut body);
+                }
+                body.extend_from_slice(&[0x3E, 0x3E]);
+            }
+            _ => {
+                let key = crypto::sha256(&[&AN1]);
+                let mut iv = [0u8; 16];
+                iv.copy_from_slice(&h[24..40]);
+                let mut ct = self.payload.clone();
+                crypto::aes256_ctr(&key, &iv, &mut ct);
+                let mac = crypto::hmac_sha256(&key, &ct);
+                body.extend_from_slice(&ct);
+                body.extend_from_slice(&mac);
+                body.extend_from_slice(&[0x3E, 0x3E]);
+            }
+        }
+        let len = self.declared.unwrap_or(body.len() as u16).to_be_bytes();
+        if self.encryption <= 2 {
+            h[22..24].copy_from_slice(&len);
+        } else {
+            h[17..19].copy_from_slice(&len);
         }
         h.extend_from_slice(&body);
         h

@@ -1,0 +1,598 @@
+//! The engine driven in memory (no sockets, no threads) through every state and every
+//! row of PROTOCOL.md section 7. Every test ends with the leak check: after draining,
+//! the engine holds no connection, job or timer.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use raida_core::codec::{answer_datagram, HeaderRules};
+use raida_core::keys::MemoryKeyStore;
+use raida_core::{Accept, Command, CommandRegistry, EngineConfig, Status, StatusByte, Timestamp};
+use support::*;
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the codec alone answers to `request` (one datagram, elapsed 0): the reference
+/// every TCP split must reproduce.
+fn codec_answer(request: &[u8]) -> Vec<u8> {
+    let rules = HeaderRules {
+        raida_id: RAIDA_ID,
+        coin_id: COIN_ID,
+        max_body_size: 65_536,
+    };
+    let mut keys: MemoryKeyStore = keys();
+    answer_datagram(
+        request,
+        &rules,
+        &CommandRegistry::with_builtins(),
+        &mut keys,
+        Timestamp::ZERO,
+        0,
+        &RANDOM,
+    )
+    .expect("a whole request is answered")
+}
+
+/// Serves one request over TCP the way a polite client does: send, shut down its
+/// write side once the response is in, and wait for the close.
+fn serve_tcp(h: &mut Harness, request: &[u8]) -> Vec<u8> {
+    let id = h.accept();
+    h.send(id, request);
+    let out = h.out(id).to_vec();
+    h.client_shutdown(id);
+    assert!(h.sock(id).closed, "connection closed after the response");
+    out
+}
+
+#[test]
+fn echo_type_0_is_answered_250_with_the_challenge_and_echo_bytes() {
+    let mut h = Harness::new();
+    let req = Req::echo(0).bytes();
+    let out = serve_tcp(&mut h, &req);
+    assert_eq!(out.len(), 32);
+    assert_eq!(status_of(&out), Status::Success.code());
+    assert_eq!(out[0], RAIDA_ID);
+    assert_eq!(&out[6..8], &[0xAB, 0xCD], "echo bytes");
+    assert_eq!(&out[16..32], &req[32..48], "signature = the challenge");
+    assert_eq!(out, codec_answer(&req));
+    h.assert_drained();
+}
+
+#[test]
+fn every_encryption_type_over_tcp_matches_the_codec() {
+    for enc in [0u8, 1, 4] {
+        for req in [Req::echo(enc), Req::version(enc)] {
+            let mut h = Harness::new();
+            let bytes = req.bytes();
+            let out = serve_tcp(&mut h, &bytes);
+            assert_eq!(status_of(&out), 250, "type {enc}");
+            assert_eq!(
+                out,
+                codec_answer(&bytes),
+                "type {enc} command {}",
+                req.command
+            );
+            h.assert_drained();
+        }
+    }
+}
+
+#[test]
+fn the_response_is_written_through_a_socket_that_takes_one_byte_at_a_time() {
+    let mut h = Harness::new();
+    let id = h.accept();
+    h.set_write_room(id, Some(0));
+    let req = Req::version(4).bytes();
+    h.send(id, &req);
+    assert!(h.out(id).is_empty());
+    let expected = codec_answer(&req);
+    for _ in 0..expected.len() {
+        h.set_write_room(id, Some(1));
+    }
+    assert_eq!(h.out(id), &expected[..]);
+    assert!(h.sock(id).shutdown);
+    h.client_shutdown(id);
+    h.assert_drained();
+}
+
+#[test]
+fn bytes_after_the_request_are_never_read_as_part_of_it() {
+    let mut h = Harness::new();
+    let id = h.accept();
+    let req = Req::echo(0).bytes();
+    h.request_len.insert(id, req.len());
+    let mut stream = req.clone();
+    stream.extend_from_slice(&[0xEE; 100]);
+    h.send(id, &stream);
+    assert_eq!(h.out(id), &codec_answer(&req)[..]);
+    let s = h.sock(id);
+    assert_eq!(
+        s.read_before_shutdown,
+        req.len(),
+        "read exactly the request"
+    );
+    assert!(!s.overlend, "never lent a buffer past the request");
+    // Closing drains and discards the rest, then waits for the peer's end of stream.
+    assert!(!s.closed);
+    h.client_shutdown(id);
+    assert!(h.sock(id).closed);
+    h.assert_drained();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any split of any valid request into reads of 1..n bytes yields the same
+    /// response bytes as one read, and the engine never lends past the request.
+    #[test]
+    fn any_split_gives_the_same_response(
+        enc in prop::sample::select(vec![0u8, 1, 2, 4]),
+        command in 0u8..2,
+        payload in prop::collection::vec(any::<u8>(), 0..64),
+        chunks in prop::collection::vec(1usize..60, 1..40),
+        extra in prop::collection::vec(any::<u8>(), 0..20),
+    ) {
+        let mut req = Req::echo(enc);
+        req.command = command;
+        req.payload = payload;
+        if enc == 2 {
+            // No locker in the test store: a 34 at header time, also a valid answer.
+            req.payload.clear();
+        }
+        let bytes = req.bytes();
+        let expected = codec_answer(&bytes);
+
+        let mut h = Harness::new();
+        let id = h.accept();
+        h.request_len.insert(id, bytes.len());
+        let mut stream = bytes.clone();
+        stream.extend_from_slice(&extra);
+        let mut at = 0;
+        for (i, c) in chunks.iter().cycle().enumerate() {
+            if at >= stream.len() || i > 10_000 { break; }
+            h.set_read_chunk(id, *c);
+            let end = (at + c).min(stream.len());
+            h.send(id, &stream[at..end]);
+            at = end;
+        }
+        // Reads are served at most one chunk per service pass: push until done.
+        for _ in 0..stream.len() {
+            if h.sock(id).shutdown { break; }
+            h.send(id, &[]);
+        }
+        prop_assert_eq!(h.out(id), &expected[..]);
+        prop_assert!(!h.sock(id).overlend);
+        prop_assert!(h.sock(id).read_before_shutdown <= bytes.len());
+        h.client_shutdown(id);
+        prop_assert!(h.sock(id).closed);
+        h.assert_drained();
+    }
+}
+
+// ----- end of stream and reset in each state ------------------------------------------
+
+#[test]
+fn end_of_stream_before_the_request_is_complete_closes_without_an_answer() {
+    let req = Req::echo(4).bytes();
+    for cut in [0, 5, 17, 30, 47, 48, 60] {
+        let mut h = Harness::new();
+        let id = h.accept();
+        h.send(id, &req[..cut]);
+        h.client_shutdown(id);
+        assert!(h.sock(id).closed, "cut at {cut}");
+        assert!(h.out(id).is_empty(), "nothing sent, cut at {cut}");
+        assert_eq!(h.engine.counters().abandoned, 1);
+        h.assert_drained();
+    }
+}
+
+#[test]
+fn end_of_stream_while_the_job_runs_still_gets_the_response() {
+    let mut h = Harness::new();
+    h.auto_run = false;
+    let id = h.accept();
+    let req = Req::version(4).bytes();
+    h.send(id, &req);
+    h.client_shutdown(id);
+    assert!(!h.sock(id).closed, "a half-close is not an abandon");
+    assert!(h.complete_one());
+    assert_eq!(h.out(id), &codec_answer(&req)[..]);
+    assert!(h.sock(id).closed);
+    h.assert_drained();
+}
+
+#[test]
+fn reset_in_every_state_closes_once_and_drops_the_late_completion() {
+    let req = Req::version(4).bytes();
+    // (bytes sent before the reset, hold the job, socket write room)
+    let cases: [(usize, bool, Option<usize>); 5] = [
+        (10, false, None),           // reading the header
+        (60, false, None),           // reading the body
+        (req.len(), true, None),     // processing: job out
+        (req.len(), false, Some(5)), // writing, stuck
+        (req.len(), false, None),    // closing
+    ];
+    for (i, (sent, hold, room)) in cases.into_iter().enumerate() {
+        let mut h = Harness::new();
+        h.auto_run = !hold;
+        let id = h.accept();
+        h.set_write_room(id, room);
+        h.send(id, &req[..sent]);
+        h.reset(id);
+        assert!(h.sock(id).closed, "case {i}");
+        assert_eq!(h.closes.len(), 1, "closed once, case {i}");
+        if hold {
+            assert!(h.complete_one());
+            assert_eq!(h.engine.counters().late_completions_dropped, 1);
+        }
+        assert_eq!(h.engine.counters().reset, 1);
+        h.assert_drained();
+    }
+}
+
+// ----- timeouts --------------------------------------------------------------------
+
+#[test]
+fn a_silent_connection_is_closed_at_the_socket_timeout() {
+    let mut h = Harness::new();
+    let id = h.accept();
+    h.advance(TIMEOUT - Duration::from_millis(1));
+    assert!(!h.sock(id).closed);
+    h.advance(Duration::from_millis(1));
+    assert!(h.sock(id).closed);
+    assert!(h.out(id).is_empty());
+    assert_eq!(h.engine.counters().timed_out, 1);
+    h.assert_drained();
+}
+
+#[test]
+fn a_half_sent_header_or_body_is_closed_at_the_timeout_counted_from_accept() {
+    let req = Req::echo(0).bytes();
+    for cut in [20, 40] {
+        let mut h = Harness::new();
+        let id = h.accept();
+        h.advance(Duration::from_millis(1500));
+        // Progress does not extend the deadline: it runs from accept.
+        h.send(id, &req[..cut]);
+        h.advance(Duration::from_millis(500));
+        assert!(h.sock(id).closed, "cut {cut}");
+        assert!(h.out(id).is_empty());
+        assert_eq!(h.engine.counters().timed_out, 1);
+        h.assert_drained();
+    }
+}
+
+#[test]
+fn a_client_that_never_reads_is_closed_at_the_write_timeout() {
+    let mut h = Harness::new();
+    let id = h.accept();
+    h.set_write_room(id, Some(10));
+    h.send(id, &Req::version(0).bytes());
+    assert_eq!(h.out(id).len(), 10);
+    h.advance(TIMEOUT);
+    assert!(h.sock(id).closed);
+    assert_eq!(h.engine.counters().timed_out, 1);
+    h.assert_drained();
+}
+
+#[test]
+fn a_closing_connection_lingers_then_closes_without_counting_a_timeout() {
+    let mut h = Harness::new();
+    let id = h.accept();
+    h.send(id, &Req::echo(0).bytes());
+    assert!(h.sock(id).shutdown);
+    assert!(!h.sock(id).closed, "waits for the peer's end of stream");
+    h.advance(EngineConfig::default().linger);
+    assert!(h.sock(id).closed);
+    assert_eq!(h.engine.counters().timed_out, 0);
+    h.assert_drained();
+}
+
+#[test]
+fn a_job_in_flight_has_no_socket_deadline() {
+    let mut h = Harness::new();
+    h.auto_run = false;
+    let id = h.accept();
+    h.send(id, &Req::echo(4).bytes());
+    h.advance(TIMEOUT * 3);
+    assert!(
+        !h.sock(id).closed,
+        "the request was complete: the worker owns the time"
+    );
+    h.complete_all();
+    assert_eq!(status_of(h.out(id)), 250);
+    h.client_shutdown(id);
+    h.assert_drained();
+}
+
+// ----- completions by (index, generation) ---------------------------------------------
+
+#[test]
+fn a_completion_for_a_reused_slot_is_dropped_not_applied() {
+    let mut h = Harness::new();
+    h.auto_run = false;
+    let old = h.accept();
+    h.send(old, &Req::version(4).bytes());
+    h.reset(old);
+    let new = h.accept();
+    assert_eq!(new.index(), old.index(), "the slab reuses the slot");
+    assert_ne!(new.generation(), old.generation());
+    assert!(h.complete_one());
+    assert!(
+        h.out(new).is_empty(),
+        "the old response never reaches the new peer"
+    );
+    assert_eq!(h.engine.counters().late_completions_dropped, 1);
+    // The new connection still works.
+    h.auto_run = true;
+    h.send(new, &Req::echo(0).bytes());
+    assert_eq!(status_of(h.out(new)), 250);
+    h.client_shutdown(new);
+    h.assert_drained();
+}
+
+// ----- admission -------------------------------------------------------------------
+
+#[test]
+fn more_requests_than_the_mod_queue_are_all_answered_exactly_once_in_order() {
+    let config = EngineConfig {
+        mod_queue_size: 4,
+        ..config()
+    };
+    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    h.auto_run = false;
+    let mut ids = Vec::new();
+    for i in 0..10u8 {
+        let id = h.accept();
+        let mut req = Req::version(4);
+        req.nonce[23] = i;
+        h.send(id, &req.bytes());
+        ids.push((id, req.bytes()));
+        assert!(h.engine.in_flight() <= 4, "in-flight bound");
+    }
+    assert_eq!(h.engine.in_flight(), 4);
+    assert_eq!(h.engine.waiting(), 6);
+    assert_eq!(h.engine.counters().admission_waits, 6);
+    // Jobs start in arrival order as completions free room.
+    let mut started = Vec::new();
+    while let Some(job) = h.jobs.pop_front() {
+        started.push(job.origin());
+        let c = h.run_job(job);
+        h.engine.handle_completion(c, h.now);
+        h.settle();
+        assert!(h.engine.in_flight() <= 4);
+    }
+    let order: Vec<_> = ids
+        .iter()
+        .map(|(id, _)| raida_core::Origin::Tcp(*id))
+        .collect();
+    assert_eq!(started, order);
+    for (id, req) in &ids {
+        assert_eq!(
+            h.out(*id),
+            &codec_answer(req)[..],
+            "exactly one response each"
+        );
+        h.client_shutdown(*id);
+    }
+    h.assert_drained();
+}
+
+#[test]
+fn udp_reading_pauses_while_admission_is_full_and_resumes_after() {
+    let config = EngineConfig {
+        mod_queue_size: 2,
+        ..config()
+    };
+    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    h.auto_run = false;
+    h.datagram(peer(1), &Req::version(4).bytes());
+    assert!(h.engine.wants_datagrams());
+    h.datagram(peer(2), &Req::version(4).bytes());
+    assert!(!h.engine.wants_datagrams());
+    h.complete_one();
+    assert_eq!(h.resumes, 1);
+    assert!(h.engine.wants_datagrams());
+    h.complete_all();
+    assert_eq!(h.datagrams.len(), 2);
+    h.assert_drained();
+}
+
+// ----- limits ----------------------------------------------------------------------
+
+#[test]
+fn over_max_connections_the_refusal_is_a_32_byte_160() {
+    let config = EngineConfig {
+        max_connections: 2,
+        ..config()
+    };
+    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    let a = h.accept();
+    let _b = h.accept();
+    let Accept::Refused(bytes) = h.accept_raw() else {
+        panic!("the third connection must be refused");
+    };
+    let mut expected = [0u8; 32];
+    expected[0] = RAIDA_ID;
+    expected[2] = 160;
+    expected[5] = 1;
+    assert_eq!(bytes, expected);
+    assert_eq!(h.engine.counters().refused, 1);
+    // Room again once one closes.
+    h.reset(a);
+    assert!(matches!(h.accept_raw(), Accept::Accepted(_)));
+    h.advance(TIMEOUT);
+    h.assert_drained();
+}
+
+#[test]
+fn a_declared_body_over_max_body_size_is_answered_16_before_any_body_byte() {
+    let config = EngineConfig {
+        max_body_size: 100,
+        ..config()
+    };
+    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    let id = h.accept();
+    let mut req = Req::echo(0);
+    req.declared = Some(101);
+    let bytes = req.bytes();
+    h.send(id, &bytes[..32]);
+    assert_eq!(status_of(h.out(id)), Status::InvalidPacketLength.code());
+    assert_eq!(&h.out(id)[6..8], &[0xAB, 0xCD]);
+    h.client_shutdown(id);
+    h.assert_drained();
+}
+
+#[test]
+fn an_unknown_key_is_answered_as_soon_as_the_header_is_in() {
+    for (enc, status) in [
+        (1u8, Status::InvalidEncryption),
+        (4, Status::EncryptionCoinNotFound),
+    ] {
+        let mut h = Harness::new();
+        let id = h.accept();
+        let mut req = Req::echo(enc);
+        req.coin = (1, 999);
+        let bytes = req.bytes();
+        let header = if enc == 1 { 32 } else { 48 };
+        h.send(id, &bytes[..header]);
+        assert_eq!(status_of(h.out(id)), status.code(), "type {enc}");
+        assert_eq!(h.out(id).len(), header, "no body");
+        h.client_shutdown(id);
+        h.assert_drained();
+    }
+}
+
+#[test]
+fn a_48_byte_rejection_carries_the_job_runners_random_bytes() {
+    let mut h = Harness::new();
+    let id = h.accept();
+    let mut req = Req::echo(4);
+    req.routing = 9;
+    h.send(id, &req.bytes());
+    let out = h.out(id).to_vec();
+    assert_eq!(out.len(), 48);
+    assert_eq!(status_of(&out), Status::InvalidRouting.code());
+    assert_eq!(&out[24..46], &RANDOM[..]);
+    h.client_shutdown(id);
+    h.assert_drained();
+}
+
+#[derive(Debug)]
+struct Panics;
+impl Command for Panics {
+    fn run(&self, _: &[u8], _: &mut Vec<u8>) -> StatusByte {
+        panic!("a command bug")
+    }
+}
+
+#[test]
+fn a_command_that_panics_is_answered_252_and_the_engine_keeps_serving() {
+    let mut commands = CommandRegistry::with_builtins();
+    commands
+        .register(3, 3, Arc::new(Panics))
+        .expect("group 3 is valid");
+    let mut h = Harness::with(config(), commands);
+    let mut req = Req::echo(4);
+    req.group = 3;
+    req.command = 3;
+    let out = serve_tcp(&mut h, &req.bytes());
+    assert_eq!(status_of(&out), Status::Internal.code());
+    let out = serve_tcp(&mut h, &Req::echo(0).bytes());
+    assert_eq!(status_of(&out), 250);
+    h.assert_drained();
+}
+
+#[test]
+fn the_time_field_counts_microseconds_from_accept() {
+    let mut h = Harness::new();
+    let id = h.accept();
+    h.advance(Duration::from_micros(1234));
+    h.send(id, &Req::echo(0).bytes());
+    let out = h.out(id);
+    assert_eq!(
+        u32::from_be_bytes([out[12], out[13], out[14], out[15]]),
+        1234
+    );
+    h.client_shutdown(id);
+    h.assert_drained();
+}
+
+// ----- UDP: every row of section 7 ------------------------------------------------------
+
+#[test]
+fn udp_rows_of_section_7() {
+    let mut h = Harness::new();
+    let echo = Req::echo(0).bytes();
+    // Fewer than 17 bytes, fewer than the header: dropped silently.
+    h.datagram(peer(1), &echo[..16]);
+    h.datagram(peer(1), &echo[..31]);
+    h.datagram(peer(1), &Req::echo(4).bytes()[..40]);
+    assert!(h.datagrams.is_empty());
+    assert_eq!(h.engine.counters().udp_dropped, 3);
+    // Header rule fails: an error response.
+    let mut bad = Req::echo(0);
+    bad.split = 1;
+    h.datagram(peer(2), &bad.bytes());
+    // Unknown key wins over a short datagram.
+    let mut unknown = Req::echo(1);
+    unknown.coin = (1, 999);
+    h.datagram(peer(3), &unknown.bytes()[..32]);
+    // Body shorter than declared: 16.
+    h.datagram(peer(4), &echo[..40]);
+    // Declared body over max_body_size: 16.
+    let mut big = Req::echo(0);
+    big.declared = Some(u16::MAX);
+    let cfg_max = EngineConfig::default().max_body_size;
+    assert!(
+        usize::from(u16::MAX) < cfg_max,
+        "u16 lengths never exceed the default"
+    );
+    // Trailing bytes after the body are ignored.
+    let mut trailing = echo.clone();
+    trailing.extend_from_slice(&[1, 2, 3]);
+    h.datagram(peer(5), &trailing);
+    let got: Vec<(u16, u8)> = h
+        .datagrams
+        .iter()
+        .map(|(p, b)| (p.port() - 40000, status_of(b)))
+        .collect();
+    assert_eq!(got, vec![(2, 2), (3, 34), (4, 16), (5, 250)]);
+    assert_eq!(h.datagrams[3].1, codec_answer(&echo));
+    h.assert_drained();
+}
+
+#[test]
+fn udp_keeps_only_the_first_udp_payload_threshold_bytes() {
+    let config = EngineConfig {
+        udp_payload_threshold: 60,
+        ..config()
+    };
+    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    // 50-byte request inside the threshold, garbage after: served.
+    let mut within = Req::echo(0).bytes();
+    within.extend_from_slice(&[0u8; 100]);
+    h.datagram(peer(1), &within);
+    // A request whose body extends past the threshold: 16.
+    let mut long = Req::echo(0);
+    long.payload = vec![7; 40];
+    h.datagram(peer(2), &long.bytes());
+    let statuses: Vec<u8> = h.datagrams.iter().map(|(_, b)| status_of(b)).collect();
+    assert_eq!(statuses, vec![250, 16]);
+    h.assert_drained();
+}
+
+#[test]
+fn a_small_max_body_size_rejects_over_udp_too() {
+    let config = EngineConfig {
+        max_body_size: 10,
+        ..config()
+    };
+    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    h.datagram(peer(1), &Req::echo(0).bytes());
+    assert_eq!(status_of(&h.datagrams[0].1), 16);
+    h.assert_drained();
+}
