@@ -1,0 +1,140 @@
+//! The engine's own cost per request: one TCP connection from accept to close, with
+//! the request read in one piece, the job run on the same thread (inline for type 0,
+//! `Job::run` for type 4), the response written in one piece, and the peer's end of
+//! stream. No sockets: this is the work core adds on top of the syscalls.
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+
+use criterion::{criterion_main, Criterion, Throughput};
+use raida_core::codec::RANDOM_LEN;
+use raida_core::crypto;
+use raida_core::keys::MemoryKeyStore;
+use raida_core::{Accept, CommandRegistry, Engine, EngineConfig, Output, Timestamp};
+
+const AN: [u8; 16] = *b"0123456789abcdef";
+
+fn engine() -> Engine {
+    let mut keys = MemoryKeyStore::new();
+    keys.insert_coin(1, 1, AN);
+    let config = EngineConfig {
+        raida_id: 7,
+        coin_id: 6,
+        ..EngineConfig::default()
+    };
+    Engine::new(config, CommandRegistry::with_builtins(), Box::new(keys))
+}
+
+fn echo_type_0() -> Vec<u8> {
+    let mut r = vec![0u8; 32];
+    r[0] = 1;
+    r[2] = 7;
+    r[7] = 6;
+    r[23] = 18;
+    r[30] = 0xAB;
+    r[31] = 0xCD;
+    let mut challenge = [0x42u8; 16];
+    let crc = crypto::crc32(&challenge[..12]).to_be_bytes();
+    challenge[12..].copy_from_slice(&crc);
+    r.extend_from_slice(&challenge);
+    r.extend_from_slice(&[0x3E, 0x3E]);
+    r
+}
+
+fn echo_type_4() -> Vec<u8> {
+    let mut r = vec![0u8; 48];
+    r[0] = 1;
+    r[2] = 7;
+    r[7] = 6;
+    r[16] = 4;
+    r[18] = 34 + 8; // 8 bytes of payload, HMAC, trailer
+    r[19] = 1;
+    r[23] = 1;
+    for (i, b) in r[24..48].iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    let key = crypto::sha256(&[&AN]);
+    let mut iv = [0u8; 16];
+    iv.copy_from_slice(&r[24..40]);
+    let mut ct = *b"payload!";
+    crypto::aes256_ctr(&key, &iv, &mut ct);
+    let mac = crypto::hmac_sha256(&key, &ct);
+    r.extend_from_slice(&ct);
+    r.extend_from_slice(&mac);
+    r.extend_from_slice(&[0x3E, 0x3E]);
+    r
+}
+
+/// One request through the engine; returns the response length.
+fn one_request(e: &mut Engine, request: &[u8], now: Timestamp, scratch: &mut Vec<u8>) -> usize {
+    let peer = SocketAddr::from(([127, 0, 0, 1], 9));
+    let Accept::Accepted(id) = e.handle_accept(peer, now) else {
+        panic!("refused");
+    };
+    let mut at = 0;
+    while let Some(buf) = e.recv_buf(id) {
+        let n = buf.len().min(request.len() - at);
+        if n == 0 {
+            break;
+        }
+        buf[..n].copy_from_slice(&request[at..at + n]);
+        at += n;
+        e.handle_received(id, n, now);
+    }
+    let mut written = 0;
+    loop {
+        while let Some(out) = e.poll_output() {
+            match out {
+                Output::Job(job) => {
+                    let c = job.run(now, &[7; RANDOM_LEN], scratch);
+                    e.handle_completion(c, now);
+                }
+                Output::Close(_) => return written,
+                _ => {}
+            }
+        }
+        if let Some(bytes) = e.send_buf(id) {
+            let n = bytes.len();
+            written += n;
+            e.handle_sent(id, n, now);
+        } else {
+            e.handle_eof(id, now);
+        }
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("engine_tcp_request");
+    g.throughput(Throughput::Elements(1));
+    for (name, request) in [
+        ("echo_type_0", echo_type_0()),
+        ("echo_type_4", echo_type_4()),
+    ] {
+        g.bench_function(name, |b| {
+            let mut e = engine();
+            let mut scratch = Vec::new();
+            let mut t = 0u64;
+            b.iter(|| {
+                t += 1;
+                let n = one_request(
+                    &mut e,
+                    black_box(&request),
+                    Timestamp::from_micros(t),
+                    &mut scratch,
+                );
+                assert!(n >= 32);
+                black_box(n)
+            });
+            assert!(e.is_idle(), "nothing leaks across iterations");
+        });
+    }
+    g.finish();
+}
+
+// criterion_group! generates an undocumented public function.
+#[allow(missing_docs)]
+mod group {
+    criterion::criterion_group!(benches, super::bench);
+}
+use group::benches;
+criterion_main!(benches);
