@@ -179,7 +179,8 @@ impl Default for Counters {
 /// - **Inputs** (`handle_*`), each with the current time `now`, which must never go
 ///   backwards between calls:
 ///   [`handle_accept`](Self::handle_accept) for every accepted connection (accept until
-///   the listener would block); [`handle_received`](Self::handle_received) after reading
+///   the listener would block, and service each accepted connection at once: its first
+///   bytes may already be there, and edge-triggered readiness will not report them); [`handle_received`](Self::handle_received) after reading
 ///   into the buffer [`recv_buf`](Self::recv_buf) lent, which is exactly the bytes the
 ///   request still needs (17, the rest of the header, the declared body), so a read
 ///   never crosses the end of a request; [`handle_eof`](Self::handle_eof) when a read
