@@ -86,6 +86,15 @@ fn serve(settings: &Settings) -> Result<(), String> {
         effective.join("; ")
     );
 
+    if config.network.io_threads > 1 {
+        tracing::warn!(
+            "[network] io_threads = {}: this driver runs one event-loop thread",
+            config.network.io_threads
+        );
+    }
+    if let Some(addr) = config.network.metrics_addr {
+        tracing::warn!("[network] metrics_addr = {addr}: no metrics endpoint in this driver yet");
+    }
     match sockets::raise_fd_limit() {
         Ok(limit) => tracing::debug!("open files limit: {limit}"),
         Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
