@@ -405,7 +405,9 @@ impl EventLoop {
 
     fn accepted(&mut self, socket: Socket, peer: SocketAddr) {
         let now = self.now();
-        match self.engine.handle_accept(peer, now) {
+        let accept = self.engine.handle_accept(peer, now);
+        self.drain();
+        match accept {
             Accept::Refused(bytes) => {
                 // Best effort, without reading, then close.
                 let _ = socket.set_nonblocking(true);

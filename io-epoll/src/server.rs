@@ -181,6 +181,9 @@ fn serve(settings: &Settings) -> Result<(), String> {
         tcp_responses = counters.tcp_responses,
         udp_responses = counters.udp_responses,
         timed_out = counters.timed_out,
+        reset = counters.reset,
+        abandoned = counters.abandoned,
+        late_completions_dropped = counters.late_completions_dropped,
         "stopped ({})",
         match exit {
             Exit::Drained => "drained",
