@@ -1,3 +1,36 @@
 //! raida-client: builds requests of every encryption type from named fields, sends
 //! them over TCP or UDP, verifies and decrypts the response; and the `raida` CLI
-//! (echo, version, bench).
+//! (echo, version, bench, keys).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use raida_client::{exchange, Coin, Keys, Request, Timeouts, Transport};
+//!
+//! let an = raida_core::keys::demo_coin_an(1, 1);
+//! let mut req = Request::version(0, Keys::Coin256 { coin: Coin::new(1, 1), an });
+//! req.randomize()?;
+//! let built = req.build()?;
+//! let addr = "127.0.0.1:50000".parse()?;
+//! let reply = exchange(addr, Transport::Tcp, &built, &Timeouts::uniform(Duration::from_secs(2)))?;
+//! println!("{} in {:?}: {:?}", reply.response.header.status, reply.round_trip, reply.response.body);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The contract for every byte is `shared/PROTOCOL.md`.
+
+pub mod bench;
+mod error;
+mod request;
+mod response;
+mod transport;
+
+pub use error::{BuildError, ClientError, ErrorKind, RandomError, ResponseError};
+pub use request::{
+    BuiltRequest, Coin, Keys, Request, CHALLENGE_RANDOM_LEN, MAX_REQUEST_BODY, NONCE_LEN,
+};
+pub use response::{declared_body_len, Expect, Response, ResponseHeader};
+pub use transport::{exchange, exchange_tcp, exchange_udp, Reply, Timeouts, Transport};
+
+pub use raida_core::codec::Encryption;
+pub use raida_core::keys::An;
+pub use raida_core::{Status, StatusByte};

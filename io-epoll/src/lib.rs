@@ -1,6 +1,18 @@
-//! raida-io-epoll: the Linux driver around `raida-core`'s engine.
+//! raida-io-epoll: the Linux driver around `raida-core`'s engine, and the
+//! `raida-server` binary.
 //!
-//! Will hold the edge-triggered epoll event loop (through `polling`), eventfd wake-ups
-//! (`Poller::notify`), sockets through `socket2`, the worker pool on `crossbeam-channel`,
-//! signal handling and configuration loading, and the `raida-server` binary. It only
-//! does syscalls: every decision is the engine's.
+//! One event-loop thread waits on edge-triggered epoll (through `polling`) for the TCP
+//! listener, the UDP socket and every connection; workers run jobs and wake it with
+//! `Poller::notify`; sockets are set up through `socket2`. It only does syscalls: every
+//! decision is the engine's.
+//!
+//! Modules: [`event_loop`] (the loop), [`workers`] (the pool), [`sockets`] (socket
+//! setup), [`signals`] (SIGINT/SIGTERM), [`cli`] (flags and configuration), [`server`]
+//! (the binary's `main`).
+
+pub mod cli;
+pub mod event_loop;
+pub mod server;
+pub mod signals;
+pub mod sockets;
+pub mod workers;

@@ -1,2 +1,336 @@
 //! raida-tests: end-to-end tests that start the real `raida-server` binary on
 //! `--port 0` and talk to it over loopback with the client library.
+//!
+//! **Finding the binary.** `CARGO_BIN_EXE_raida-server` exists only inside the package
+//! that owns the binary (raida-io-epoll), so [`server_binary`] builds it instead, once
+//! per test process: `cargo build -p raida-io-epoll --bin raida-server` with the same
+//! cargo, target directory and profile as the running test (derived from the test
+//! executable's path, `<target>/<profile>/deps/<test>`), and takes
+//! `<target>/<profile>/raida-server`. Cargo has released its build lock by the time
+//! tests run, and the build is a no-op when the binary is up to date. Set
+//! `RAIDA_SERVER_BIN` to a binary to skip the build (e.g. in CI after
+//! `cargo build --release -p raida-io-epoll`).
+//!
+//! Every wait here is bounded in time; processes are stopped by their own PID.
+
+use std::io::{self, BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use raida_client::{Coin, Keys};
+use raida_core::keys::{demo_coin_an, write_demo_store};
+
+/// How long a server may take to print its `listening` line (a debug build may be
+/// compiling in parallel with other tests).
+pub const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// A generous bound for any single exchange or close the tests wait for.
+pub const GENEROUS: Duration = Duration::from_secs(20);
+
+/// The `raida-server` binary (see the crate docs).
+pub fn server_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("RAIDA_SERVER_BIN") {
+            return PathBuf::from(bin);
+        }
+        let exe = std::env::current_exe().expect("test executable path");
+        // <target>/<profile>/deps/<test-exe>
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test executable lives in <target>/<profile>/deps");
+        let target_dir = profile_dir.parent().expect("<target> directory");
+        let profile = profile_dir
+            .file_name()
+            .and_then(|s| s.to_str())
+            .expect("profile directory name");
+        let cargo = std::env::var_os("CARGO")
+            .map(PathBuf::from)
+            .or_else(|| option_env!("CARGO").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("cargo"));
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root");
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(workspace)
+            .args(["build", "-p", "raida-io-epoll", "--bin", "raida-server"])
+            .arg("--target-dir")
+            .arg(target_dir);
+        match profile {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            other => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        let status = cmd.status().expect("run cargo build for raida-server");
+        assert!(status.success(), "cargo build -p raida-io-epoll failed");
+        let bin = profile_dir.join("raida-server");
+        assert!(bin.exists(), "{} missing after build", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// A temporary data root holding the demo key store (`Data/`).
+pub fn demo_root() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_demo_store(dir.path()).expect("write the demo store");
+    dir
+}
+
+/// A running `raida-server`, killed (by its PID) when dropped.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    /// Its TCP address, from the `listening` line.
+    pub tcp: SocketAddr,
+    /// Its UDP address, from the `listening` line.
+    pub udp: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+}
+
+/// The output of a server that exited (or was stopped).
+#[derive(Debug)]
+pub struct Finished {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Everything it printed on stdout.
+    pub stdout: String,
+    /// Everything it printed on stderr.
+    pub stderr: String,
+}
+
+fn spawn(args: &[&str], dir: Option<&Path>) -> Child {
+    let mut cmd = Command::new(server_binary());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("RUST_LOG", "info");
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    cmd.spawn().expect("spawn raida-server")
+}
+
+fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&text);
+    thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if let Ok(mut t) = sink.lock() {
+                        t.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    }
+                }
+            }
+        }
+    });
+    text
+}
+
+fn parse_listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let rest = line.trim().strip_prefix("listening tcp=")?;
+    let (tcp, udp) = rest.split_once(" udp=")?;
+    Some((tcp.parse().ok()?, udp.parse().ok()?))
+}
+
+impl Server {
+    /// Starts `raida-server` on 127.0.0.1, port 0, data root `root`, plus `extra` flags,
+    /// and waits for its `listening` line.
+    pub fn start(root: &Path, extra: &[&str]) -> Server {
+        let root = root.to_str().expect("utf-8 temp path");
+        let mut args = vec!["--port", "0", "--bind", "127.0.0.1", "--data-root", root];
+        args.extend_from_slice(extra);
+        Server::start_with(&args, None)
+    }
+
+    /// Starts `raida-server` with exactly `args` (in `dir`, if given) and waits for its
+    /// `listening` line.
+    pub fn start_with(args: &[&str], dir: Option<&Path>) -> Server {
+        let mut child = spawn(args, dir);
+        let stderr = collect(child.stderr.take().expect("piped stderr"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            // Keep draining so the server never blocks on stdout.
+            for _ in lines {}
+        });
+        let line = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let err = stderr.lock().map(|s| s.clone()).unwrap_or_default();
+                panic!("raida-server printed no listening line; stderr:\n{err}");
+            }
+        };
+        let (tcp, udp) =
+            parse_listening(&line).unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+        Server {
+            child,
+            tcp,
+            udp,
+            stderr,
+        }
+    }
+
+    /// The server's PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` to the server (by its PID).
+    pub fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: kill(2) with the PID of our own child process.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill: {}", io::Error::last_os_error());
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits (at most `timeout`) for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `raida-server` with `args` in `dir` and expects it to exit by itself (a
+/// configuration error, `--print-config`), within a generous bound.
+pub fn run_to_exit(args: &[&str], dir: Option<&Path>) -> Finished {
+    let mut child = spawn(args, dir);
+    let stderr = collect(child.stderr.take().expect("piped stderr"));
+    let stdout = collect(child.stdout.take().expect("piped stdout"));
+    let end = Instant::now() + START_TIMEOUT;
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("raida-server {args:?} did not exit");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    // The collector threads finish at end of stream; give them a bounded moment.
+    let settle = Instant::now() + Duration::from_secs(5);
+    let read = |t: &Arc<Mutex<String>>| t.lock().map(|s| s.clone()).unwrap_or_default();
+    while Arc::strong_count(&stderr) > 1 || Arc::strong_count(&stdout) > 1 {
+        if Instant::now() >= settle {
+            break;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    Finished {
+        status,
+        stdout: read(&stdout),
+        stderr: read(&stderr),
+    }
+}
+
+/// Key material from the demo store for encryption type `encryption` (0, 1, 4 or 5).
+pub fn demo_keys(encryption: u8) -> Keys {
+    let coin = |d: i8, s: u32| (Coin::new(d, s), demo_coin_an(d, s));
+    match encryption {
+        0 => Keys::None,
+        1 => {
+            let (coin, an) = coin(1, 1);
+            Keys::Coin { coin, an }
+        }
+        4 => {
+            let (coin, an) = coin(1, 2);
+            Keys::Coin256 { coin, an }
+        }
+        5 => {
+            let (first, first_an) = coin(0, 3);
+            let (second, second_an) = coin(-1, 16);
+            Keys::TwoCoins256 {
+                first,
+                first_an,
+                second,
+                second_an,
+            }
+        }
+        other => panic!("no demo keys for encryption type {other}"),
+    }
+}
+
+/// Reads until end of stream (bounded by the stream's read timeout): `Ok(bytes)` when
+/// the peer closed with FIN, the error when it reset or the timeout hit.
+pub fn read_to_eof(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(all),
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Raises this process's soft limit of open files to at least `want` (up to the hard
+/// limit); returns the limit in force.
+pub fn raise_nofile(want: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into a struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 0;
+    }
+    if lim.rlim_cur < want {
+        let new = libc::rlimit {
+            rlim_cur: want.min(lim.rlim_max),
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads a struct we own.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
+            lim = new;
+        }
+    }
+    lim.rlim_cur
+}
