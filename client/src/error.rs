@@ -65,12 +65,16 @@ pub enum ResponseError {
     /// The 32-byte layout's signature (bytes 16..31) is neither the request's challenge
     /// nor (for a status other than SUCCESS) all zeros.
     #[error(
-        "response signature: expected {} (the request's challenge){}, got {}",
+        "response signature: expected {} (the request's challenge){}, got {} with status {}{}",
         hex(.expected),
         if *.zeros_allowed { " or zeros" } else { "" },
-        hex(.got)
+        hex(.got),
+        .status,
+        if .status.0 == 37 { " (the server could not decrypt the challenge: wrong AN?)" } else { "" }
     )]
     Signature {
+        /// The response's status byte.
+        status: raida_core::StatusByte,
         /// The challenge the request sent (types 1, 2: XORed with the AN).
         expected: [u8; 16],
         /// Whether zeros were acceptable too (any status but SUCCESS).

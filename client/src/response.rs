@@ -167,6 +167,7 @@ impl Expect {
             let success = status == StatusByte::from(Status::Success);
             if signature != self.signature && (success || signature != [0; 16]) {
                 return Err(ResponseError::Signature {
+                    status,
                     expected: self.signature,
                     zeros_allowed: !success,
                     got: signature,

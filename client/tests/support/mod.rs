@@ -8,7 +8,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use raida_client::{Coin, Keys};
 use raida_core::codec::{
@@ -228,8 +228,9 @@ impl UdpServer {
             let commands = commands();
             let mut k = keys();
             let mut buf = vec![0u8; 2048];
-            // Bounded: at most 60 s of 20 ms waits, and the flag ends it sooner.
-            for _ in 0..3000 {
+            // Bounded: 60 s at most, and the flag ends it sooner.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
                 if stop2.load(Ordering::SeqCst) {
                     break;
                 }
