@@ -139,7 +139,9 @@ pub enum ClientError {
         source: io::Error,
     },
     /// No TCP connection within the connect timeout.
-    #[error("connect to {addr}: expected a connection within {timeout_ms} ms, got none")]
+    #[error(
+        "connect to {addr}: timed out: expected a connection within {timeout_ms} ms, got none"
+    )]
     ConnectTimeout {
         /// Where to.
         addr: SocketAddr,
@@ -166,7 +168,7 @@ pub enum ClientError {
     },
     /// The request could not be written within the write timeout.
     #[error(
-        "send request: expected to write {expected} bytes within {timeout_ms} ms, wrote {written}"
+        "send request: timed out: expected to write {expected} bytes within {timeout_ms} ms, wrote {written}"
     )]
     WriteTimeout {
         /// Request length.
@@ -187,7 +189,7 @@ pub enum ClientError {
         got: usize,
     },
     /// The response did not come within the read timeout.
-    #[error("{part}: expected {expected} bytes within {timeout_ms} ms, got {got}")]
+    #[error("{part}: timed out: expected {expected} bytes within {timeout_ms} ms, got {got}")]
     Timeout {
         /// `response header`, `response body` or `response datagram`.
         part: &'static str,

@@ -430,7 +430,7 @@ fn udp_to_a_silent_socket_times_out() {
     assert!(err.is_timeout(), "{err:?}");
     assert_eq!(
         err.to_string(),
-        "response datagram: expected 32 bytes within 100 ms, got 0"
+        "response datagram: timed out: expected 32 bytes within 100 ms, got 0"
     );
     drop(silent);
 }

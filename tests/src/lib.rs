@@ -31,11 +31,25 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// A generous bound for any single exchange or close the tests wait for.
 pub const GENEROUS: Duration = Duration::from_secs(20);
 
-/// The `raida-server` binary (see the crate docs).
+/// The `raida-server` binary (see the crate docs; `RAIDA_SERVER_BIN` overrides).
 pub fn server_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(bin) = std::env::var_os("RAIDA_SERVER_BIN") {
+    BIN.get_or_init(|| workspace_binary("raida-io-epoll", "raida-server", "RAIDA_SERVER_BIN"))
+        .clone()
+}
+
+/// The `raida` CLI binary (`RAIDA_CLI_BIN` overrides).
+pub fn cli_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| workspace_binary("raida-client", "raida", "RAIDA_CLI_BIN"))
+        .clone()
+}
+
+/// Builds `bin` of `package` into the target directory and profile of the running test
+/// (a no-op when it is up to date) and returns its path, unless `env_override` names one.
+fn workspace_binary(package: &str, bin_name: &str, env_override: &str) -> PathBuf {
+    {
+        if let Some(bin) = std::env::var_os(env_override) {
             return PathBuf::from(bin);
         }
         let exe = std::env::current_exe().expect("test executable path");
@@ -58,7 +72,7 @@ pub fn server_binary() -> PathBuf {
             .expect("workspace root");
         let mut cmd = Command::new(cargo);
         cmd.current_dir(workspace)
-            .args(["build", "-p", "raida-io-epoll", "--bin", "raida-server"])
+            .args(["build", "-p", package, "--bin", bin_name])
             .arg("--target-dir")
             .arg(target_dir);
         match profile {
@@ -70,13 +84,15 @@ pub fn server_binary() -> PathBuf {
                 cmd.args(["--profile", other]);
             }
         }
-        let status = cmd.status().expect("run cargo build for raida-server");
-        assert!(status.success(), "cargo build -p raida-io-epoll failed");
-        let bin = profile_dir.join("raida-server");
+        let status = cmd.status().expect("run cargo build");
+        assert!(
+            status.success(),
+            "cargo build -p {package} --bin {bin_name} failed"
+        );
+        let bin = profile_dir.join(bin_name);
         assert!(bin.exists(), "{} missing after build", bin.display());
         bin
-    })
-    .clone()
+    }
 }
 
 /// A temporary data root holding the demo key store (`Data/`).
