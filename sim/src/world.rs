@@ -262,7 +262,7 @@ impl World {
             Box::new(request::key_store()),
         );
         World {
-            rng: Rng::new(knobs.seed).fork(0x574F_524C_44),
+            rng: Rng::new(knobs.seed).fork(0x0057_4F52_4C44),
             knobs,
             engine,
             now: START_US,
@@ -583,6 +583,10 @@ impl World {
             self.final_checks();
         }
         self.stats.end_us = self.now;
+        if self.tracing {
+            let end = format!("end: {:?}", self.stats);
+            self.log(None, || end);
+        }
         match self.violation.clone() {
             Some(v) => Err(v),
             None => Ok(()),
