@@ -327,7 +327,11 @@ impl Engine {
         let conn = live_mut(&mut self.conns, id)?;
         match &mut conn.state {
             State::ReadHeader { buf, filled } => {
+                #[cfg(not(feature = "mutant-overread"))]
                 let want = header_target(buf, *filled);
+                // Planted bug for the simulator (never in production): lend past the header.
+                #[cfg(feature = "mutant-overread")]
+                let want = LONG_HEADER_LEN;
                 buf.get_mut(*filled..want)
             }
             State::ReadBody { body, filled, .. } => body.get_mut(*filled..),
@@ -484,6 +488,12 @@ impl Engine {
                 continue;
             };
             conn.deadline = None;
+            // Planted bug for the simulator (never in production): the socket timeout is
+            // not enforced.
+            #[cfg(feature = "mutant-no-timeout")]
+            if !matches!(conn.state, State::Closing) {
+                continue;
+            }
             match conn.state {
                 State::Closing => {}
                 _ => self.counters.timed_out += 1,
@@ -634,6 +644,13 @@ impl Engine {
                 });
             }
             Origin::Tcp(id) => {
+                // Planted bug for the simulator (never in production): the generation
+                // check skipped, so a completion lands on whoever holds the slot now.
+                #[cfg(feature = "mutant-reused-slot")]
+                let id = self.conns.get(id.index()).map_or(id, |c| ConnId {
+                    index: id.index,
+                    generation: c.generation,
+                });
                 let waits = matches!(
                     live_mut(&mut self.conns, id),
                     Some(Conn {
@@ -653,7 +670,12 @@ impl Engine {
     }
 
     fn submit(&mut self, job: Job) {
-        if self.in_flight < self.config.mod_queue_size {
+        // Planted bug for the simulator (never in production): admission past the bound.
+        #[cfg(feature = "mutant-admission-overflow")]
+        let bound = usize::MAX;
+        #[cfg(not(feature = "mutant-admission-overflow"))]
+        let bound = self.config.mod_queue_size;
+        if self.in_flight < bound {
             self.in_flight += 1;
             self.outputs.push_back(Output::Job(job));
         } else {

@@ -1,0 +1,248 @@
+//! The knobs of one simulated world, every one drawn from the seed ("swarm testing":
+//! the fault rates themselves are random, so each seed is a different world).
+
+use crate::rng::Rng;
+
+/// Everything a seed decides before the run starts. Printed first for a failing seed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Knobs {
+    /// The seed everything else comes from.
+    pub seed: u64,
+    // ----- the engine's bounds -----
+    /// `EngineConfig::max_connections`.
+    pub max_connections: usize,
+    /// `EngineConfig::mod_queue_size` (small in about half the seeds: queue pressure).
+    pub mod_queue_size: usize,
+    /// `EngineConfig::max_body_size`.
+    pub max_body_size: usize,
+    /// `EngineConfig::socket_timeout`, in microseconds.
+    pub socket_timeout_us: u64,
+    /// `EngineConfig::linger`, in microseconds.
+    pub linger_us: u64,
+    /// `EngineConfig::udp_payload_threshold`.
+    pub udp_payload_threshold: usize,
+    /// `EngineConfig::buffer_pool`.
+    pub buffer_pool: usize,
+    /// `EngineConfig::max_pooled_capacity`.
+    pub max_pooled_capacity: usize,
+    // ----- load -----
+    /// TCP clients over the run.
+    pub tcp_clients: u32,
+    /// UDP clients (one datagram each, maybe duplicated).
+    pub udp_clients: u32,
+    /// Clients start within this window.
+    pub arrival_window_us: u64,
+    /// Per mille of requests that are invalid (bad header, body or key).
+    pub invalid_pm: u32,
+    /// Largest command payload.
+    pub max_payload: usize,
+    /// Per mille of TCP clients that send bytes after their request.
+    pub garbage_pm: u32,
+    /// Most chunks a client splits its stream into.
+    pub chunks_max: usize,
+    /// Longest pause between a client's chunks (and before its reads and FIN).
+    pub client_delay_max_us: u64,
+    /// Largest read a client does at once.
+    pub client_read_max: usize,
+    // ----- peer faults -----
+    /// Per mille of clients that reset at a random moment (any state).
+    pub reset_pm: u32,
+    /// Per mille of clients that hang up (FIN) after a random prefix of the request.
+    pub hangup_pm: u32,
+    /// Per mille of clients that never send a byte.
+    pub silent_pm: u32,
+    /// Per mille of clients that send so slowly they may cross the socket timeout.
+    pub slow_pm: u32,
+    /// Per mille of clients that never read their response.
+    pub nonreader_pm: u32,
+    /// Per mille of clients that half-close right after the request (job still runs).
+    pub early_fin_pm: u32,
+    /// Per mille of clients that never close after the response (the linger closes).
+    pub nofin_pm: u32,
+    // ----- kernel faults -----
+    /// Each read returns 1..=this many bytes (partial reads down to one byte).
+    pub read_chunk_max: usize,
+    /// Each write takes 1..=this many bytes (partial writes).
+    pub write_chunk_max: usize,
+    /// The socket's send buffer toward the client.
+    pub send_window: usize,
+    /// Per mille of socket services that hit an EAGAIN storm.
+    pub eagain_pm: u32,
+    /// Longest EAGAIN storm.
+    pub eagain_max_us: u64,
+    /// The listener's accept queue (connections beyond it are refused by the kernel).
+    pub backlog: usize,
+    /// Per mille of accepts that fail with fd exhaustion (accepts deferred).
+    pub accept_fail_pm: u32,
+    /// Longest fd exhaustion.
+    pub accept_fail_max_us: u64,
+    /// Per mille of accepted connections aborted in the queue.
+    pub accept_abort_pm: u32,
+    // ----- workers and clock -----
+    /// Longest ordinary worker delay (jobs complete in any order).
+    pub worker_delay_max_us: u64,
+    /// Per mille of jobs whose worker stalls for seconds (admission stays full).
+    pub worker_stall_pm: u32,
+    /// Clock jumps forward during the run.
+    pub clock_jumps: u32,
+    /// Longest clock jump.
+    pub clock_jump_max_us: u64,
+    // ----- UDP faults -----
+    /// Per mille of datagrams truncated in flight.
+    pub udp_trunc_pm: u32,
+    /// Per mille of datagrams duplicated.
+    pub udp_dup_pm: u32,
+    /// Per mille of datagrams dropped.
+    pub udp_drop_pm: u32,
+    /// The UDP socket's receive queue (datagrams beyond it are dropped by the kernel).
+    pub udp_queue_cap: usize,
+    /// Jobs are held until the caller completes them (proptest), not run by workers.
+    pub hold_jobs: bool,
+}
+
+impl Knobs {
+    /// The world of `seed`.
+    pub fn from_seed(seed: u64) -> Knobs {
+        let mut r = Rng::new(seed).fork(0x4B4E_4F42);
+        let timeout = if r.chance(400) {
+            2_000_000
+        } else {
+            r.range(20_000, 3_000_000)
+        };
+        Knobs {
+            seed,
+            max_connections: if r.chance(300) {
+                r.range_usize(1, 8)
+            } else {
+                r.range_usize(16, 4096)
+            },
+            mod_queue_size: if r.chance(500) {
+                r.range_usize(1, 8)
+            } else {
+                r.range_usize(8, 1024)
+            },
+            max_body_size: if r.chance(200) {
+                r.range_usize(0, 300)
+            } else {
+                65_536
+            },
+            socket_timeout_us: timeout,
+            linger_us: r.range(1_000, 500_000),
+            udp_payload_threshold: if r.chance(200) {
+                r.range_usize(17, 200)
+            } else {
+                1024
+            },
+            buffer_pool: r.range_usize(0, 16),
+            max_pooled_capacity: r.pick(&[0, 64, 4096]).unwrap_or(4096),
+            tcp_clients: r.range(1, 40) as u32,
+            udp_clients: r.range(0, 16) as u32,
+            arrival_window_us: r.range(0, 5_000_000),
+            invalid_pm: r.range(0, 600) as u32,
+            max_payload: r.pick(&[0, 16, 300]).unwrap_or(0),
+            garbage_pm: r.range(0, 300) as u32,
+            chunks_max: r.range_usize(1, 20),
+            client_delay_max_us: if r.chance(300) {
+                0
+            } else {
+                r.range(0, 100_000)
+            },
+            client_read_max: r.range_usize(1, 4096),
+            reset_pm: r.range(0, 300) as u32,
+            hangup_pm: r.range(0, 300) as u32,
+            silent_pm: r.range(0, 150) as u32,
+            slow_pm: r.range(0, 200) as u32,
+            nonreader_pm: r.range(0, 200) as u32,
+            early_fin_pm: r.range(0, 300) as u32,
+            nofin_pm: r.range(0, 500) as u32,
+            read_chunk_max: chunk_max(&mut r),
+            write_chunk_max: chunk_max(&mut r),
+            send_window: if r.chance(300) {
+                r.range_usize(1, 16)
+            } else {
+                r.range_usize(64, 65_536)
+            },
+            eagain_pm: match r.below(3) {
+                0 => 0,
+                1 => r.range(0, 100) as u32,
+                _ => r.range(100, 600) as u32,
+            },
+            eagain_max_us: r.range(1, 500_000),
+            backlog: r.range_usize(1, 128),
+            accept_fail_pm: r.range(0, 200) as u32,
+            accept_fail_max_us: r.range(1_000, 3_000_000),
+            accept_abort_pm: r.range(0, 100) as u32,
+            worker_delay_max_us: match r.below(3) {
+                0 => 0,
+                1 => r.range(1, 1_000),
+                _ => r.range(1_000, 500_000),
+            },
+            worker_stall_pm: r.range(0, 300) as u32,
+            clock_jumps: r.range(0, 3) as u32,
+            clock_jump_max_us: r.range(1_000, 5_000_000),
+            udp_trunc_pm: r.range(0, 300) as u32,
+            udp_dup_pm: r.range(0, 300) as u32,
+            udp_drop_pm: r.range(0, 300) as u32,
+            udp_queue_cap: r.range_usize(1, 64),
+            hold_jobs: false,
+        }
+    }
+
+    /// A world without faults, whose jobs wait for the caller (for proptest sequences:
+    /// the operations themselves are the faults).
+    pub fn quiet(seed: u64) -> Knobs {
+        Knobs {
+            seed,
+            max_connections: 4,
+            mod_queue_size: 2,
+            max_body_size: 65_536,
+            socket_timeout_us: 2_000_000,
+            linger_us: 500_000,
+            udp_payload_threshold: 1024,
+            buffer_pool: 4,
+            max_pooled_capacity: 4096,
+            tcp_clients: 0,
+            udp_clients: 0,
+            arrival_window_us: 0,
+            invalid_pm: 0,
+            max_payload: 0,
+            garbage_pm: 0,
+            chunks_max: 1,
+            client_delay_max_us: 0,
+            client_read_max: usize::MAX,
+            reset_pm: 0,
+            hangup_pm: 0,
+            silent_pm: 0,
+            slow_pm: 0,
+            nonreader_pm: 0,
+            early_fin_pm: 0,
+            nofin_pm: 0,
+            read_chunk_max: usize::MAX,
+            write_chunk_max: usize::MAX,
+            send_window: 1 << 20,
+            eagain_pm: 0,
+            eagain_max_us: 1,
+            backlog: 1024,
+            accept_fail_pm: 0,
+            accept_fail_max_us: 1,
+            accept_abort_pm: 0,
+            worker_delay_max_us: 0,
+            worker_stall_pm: 0,
+            clock_jumps: 0,
+            clock_jump_max_us: 1,
+            udp_trunc_pm: 0,
+            udp_dup_pm: 0,
+            udp_drop_pm: 0,
+            udp_queue_cap: 1024,
+            hold_jobs: true,
+        }
+    }
+}
+
+fn chunk_max(r: &mut Rng) -> usize {
+    match r.below(3) {
+        0 => 1,
+        1 => r.range_usize(1, 16),
+        _ => 65_536,
+    }
+}

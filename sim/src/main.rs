@@ -1,0 +1,225 @@
+//! `raida-sim`: swarm runs over many seeds, the replay of one seed with a readable
+//! trace, and the mutant check (the swarm must catch every planted bug).
+
+use std::io::Write as _;
+use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use clap::{Parser, Subcommand};
+use raida_sim::{replay_command, run_seed, Knobs, World};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "raida-sim",
+    about = "Deterministic simulation of the raida-net engine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Runs seeds S..S+N, each a different world; prints every failing seed.
+    Swarm {
+        /// How many seeds.
+        #[arg(long)]
+        seeds: u64,
+        /// The first seed.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Stop at the first violating seed.
+        #[arg(long)]
+        stop_first: bool,
+        /// Worker threads (default: the machine's cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Replays one seed with a readable trace, ending with the trace's hash.
+    Replay {
+        /// The seed.
+        #[arg(long)]
+        seed: u64,
+    },
+    /// Runs the swarm against every planted bug; each must be caught.
+    Mutants {
+        /// Seeds per mutant at most.
+        #[arg(long, default_value_t = 2000)]
+        seeds: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Swarm {
+            seeds,
+            start,
+            stop_first,
+            threads,
+        } => swarm(seeds, start, stop_first, threads),
+        Cmd::Replay { seed } => replay(seed),
+        Cmd::Mutants { seeds } => mutants(seeds),
+    }
+}
+
+fn swarm(seeds: u64, start: u64, stop_first: bool, threads: Option<usize>) -> ExitCode {
+    let threads = threads
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(1)
+        .max(1);
+    let next = AtomicU64::new(0);
+    let stop = AtomicU64::new(u64::MAX);
+    let failures = Mutex::new(Vec::new());
+    let totals = Mutex::new(raida_sim::Stats::default());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= seeds || (stop_first && i > stop.load(Ordering::Relaxed)) {
+                    return;
+                }
+                let seed = start.wrapping_add(i);
+                let result = run_seed(seed);
+                if let (Ok(stats), Ok(mut t)) = (&result, totals.lock()) {
+                    t.add(stats);
+                }
+                if let Err(failure) = result {
+                    stop.fetch_min(i, Ordering::Relaxed);
+                    if let Ok(mut f) = failures.lock() {
+                        f.push((seed, failure));
+                    }
+                }
+            });
+        }
+    });
+    let mut failures = failures.into_inner().unwrap_or_default();
+    failures.sort_by_key(|(seed, _)| *seed);
+    if stop_first {
+        failures.truncate(1);
+    }
+    let mut out = std::io::stdout().lock();
+    for (seed, failure) in &failures {
+        let (knobs, v) = failure.as_ref();
+        let _ = writeln!(out, "seed {seed}: {knobs:?}");
+        let _ = writeln!(out, "seed {seed}: VIOLATION at t={}us: {}", v.at, v.what);
+        let _ = writeln!(out, "seed {seed}: replay: {}", replay_command(*seed));
+    }
+    if let Ok(t) = totals.into_inner() {
+        let _ = writeln!(
+            out,
+            "totals: {} accepted, {} refused, {} tcp responses, {} udp responses, {} jobs, \
+             {} late completions, closes {:?}, {} steps",
+            t.accepted,
+            t.refused,
+            t.tcp_responses,
+            t.udp_responses,
+            t.jobs,
+            t.late_completions,
+            t.closes,
+            t.steps
+        );
+    }
+    let _ = writeln!(out, "swarm: {seeds} seeds, {} violations", failures.len());
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn replay(seed: u64) -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stdout)
+        .without_time()
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
+    let knobs = Knobs::from_seed(seed);
+    println!("seed {seed}: {knobs:?}");
+    let mut world = World::swarm(knobs, true);
+    let result = world.run_all();
+    let code = match &result {
+        Ok(()) => {
+            println!("seed {seed}: ok: {:?}", world.stats);
+            ExitCode::SUCCESS
+        }
+        Err(v) => {
+            println!("seed {seed}: VIOLATION at t={}us: {}", v.at, v.what);
+            ExitCode::FAILURE
+        }
+    };
+    println!("trace {:016x}", world.trace_hash());
+    code
+}
+
+/// The planted bugs: (cargo feature, what it breaks).
+const MUTANTS: [(&str, &str); 5] = [
+    (
+        "mutant-reused-slot",
+        "a completion applied to a reused slot (generation check skipped)",
+    ),
+    (
+        "mutant-admission-overflow",
+        "admission allowed past mod_queue_size",
+    ),
+    ("mutant-no-timeout", "the socket timeout not enforced"),
+    (
+        "mutant-overread",
+        "a read lent past the end of the request's header",
+    ),
+    (
+        "mutant-accept-once",
+        "the driver accepts one connection per readiness event",
+    ),
+];
+
+fn mutants(seeds: u64) -> ExitCode {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
+    let mut caught = 0;
+    for (feature, what) in MUTANTS {
+        println!("mutant {feature}: {what}");
+        let output = Command::new(&cargo)
+            .args(["run", "--release", "-q", "--manifest-path", manifest])
+            .args(["-p", "raida-sim", "--features", feature, "--"])
+            .args(["swarm", "--seeds", &seeds.to_string(), "--stop-first"])
+            .output();
+        let output = match output {
+            Ok(o) => o,
+            Err(e) => {
+                println!("mutant {feature}: could not run cargo: {e}");
+                continue;
+            }
+        };
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let first = stdout.lines().find(|l| l.contains(": VIOLATION"));
+        match first {
+            Some(line) if !output.status.success() => {
+                caught += 1;
+                let seed = line
+                    .strip_prefix("seed ")
+                    .and_then(|l| l.split(':').next())
+                    .unwrap_or("?");
+                let why = line.split_once(": VIOLATION").map_or("", |(_, w)| w);
+                let why = why.lines().next().unwrap_or("");
+                println!("mutant {feature}: caught by seed {seed}{why}");
+                println!("  replay: cargo run --release -p raida-sim --features {feature} -- replay --seed {seed}");
+            }
+            _ => {
+                println!("mutant {feature}: NOT caught in {seeds} seeds");
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                for l in stderr.lines().rev().take(5) {
+                    println!("  {l}");
+                }
+            }
+        }
+    }
+    println!("mutants: {caught}/{} caught", MUTANTS.len());
+    if caught == MUTANTS.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
