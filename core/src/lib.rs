@@ -16,6 +16,7 @@ pub mod config;
 pub mod crypto;
 pub mod engine;
 pub mod keys;
+pub mod metrics;
 pub mod status;
 mod time;
 

@@ -589,3 +589,59 @@ fn a_small_max_body_size_rejects_over_udp_too() {
     assert_eq!(status_of(&h.datagrams[0].1), 16);
     h.assert_drained();
 }
+
+// ----- counters for metrics ---------------------------------------------------------------
+
+#[test]
+fn responses_and_latency_are_counted_by_transport() {
+    use raida_core::metrics::Transport;
+    let mut h = Harness::new();
+    let id = h.accept();
+    h.advance(Duration::from_micros(1234));
+    h.send(id, &Req::echo(0).bytes());
+    h.client_shutdown(id);
+    h.datagram(peer(1), &Req::echo(4).bytes());
+    let mut bad = Req::echo(0);
+    bad.split = 1;
+    h.datagram(peer(2), &bad.bytes());
+    h.assert_drained();
+
+    let c = h.engine.counters();
+    let success = StatusByte::from(Status::Success);
+    let split = StatusByte::from(Status::InvalidSplitId);
+    assert_eq!(c.responses(Transport::Tcp, success), 1);
+    assert_eq!(c.responses(Transport::Udp, success), 1);
+    assert_eq!(c.responses(Transport::Udp, split), 1);
+    assert_eq!(c.responses(Transport::Tcp, split), 0);
+    assert_eq!((c.tcp_responses, c.udp_responses), (1, 2));
+    let tcp = &c.latency[Transport::Tcp.index()];
+    let udp = &c.latency[Transport::Udp.index()];
+    assert_eq!((tcp.count(), tcp.sum_micros()), (1, 1234), "from accept");
+    assert_eq!((udp.count(), udp.sum_micros()), (2, 0), "from receipt");
+    // The type-4 echo looked its coin up once; type 0 and the bad header did not.
+    let stats = h
+        .engine
+        .keys()
+        .cache_stats()
+        .expect("the memory store counts");
+    assert_eq!((stats.lookups, stats.hits), (1, 1));
+}
+
+#[test]
+fn a_refusal_counts_as_a_tcp_160_ready_at_once() {
+    use raida_core::metrics::Transport;
+    let config = EngineConfig {
+        max_connections: 1,
+        ..config()
+    };
+    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    let id = h.accept();
+    assert!(matches!(h.accept_raw(), Accept::Refused(_)));
+    let c = h.engine.counters();
+    assert_eq!(c.responses(Transport::Tcp, Status::RequestRate.into()), 1);
+    assert_eq!(c.latency[Transport::Tcp.index()].count(), 1);
+    assert_eq!(c.latency[Transport::Tcp.index()].sum_micros(), 0);
+    h.send(id, &Req::echo(0).bytes());
+    h.client_shutdown(id);
+    h.assert_drained();
+}

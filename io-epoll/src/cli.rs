@@ -58,9 +58,19 @@ pub struct Args {
     /// Jobs in flight at most ([network] mod_queue_size).
     #[arg(long, value_name = "N")]
     pub mod_queue_size: Option<String>,
+    /// Serve metrics (Prometheus text format, /metrics) and a liveness check
+    /// (/healthz, /live) over HTTP on this address ([network] metrics_addr; default
+    /// none; port 0 = a free port, printed on a second stdout line).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
     /// Print the effective configuration as TOML and exit.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "check_config")]
     pub print_config: bool,
+    /// Validate the configuration (file and flags) and the key store's root
+    /// (Data/ must be a directory), print a one-line summary and exit: 0 when all is
+    /// well, 2 naming what is wrong. Binds no socket.
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 /// The effective settings the server runs with.
@@ -121,6 +131,12 @@ fn overrides(args: &Args) -> Vec<(&'static str, &'static str, &'static str, &str
             "mod_queue_size",
             &args.mod_queue_size,
         ),
+        (
+            "--metrics-addr",
+            "network",
+            "metrics_addr",
+            &args.metrics_addr,
+        ),
     ];
     all.into_iter()
         .filter_map(|(flag, table, key, v)| v.as_deref().map(|v| (flag, table, key, v)))
@@ -130,7 +146,7 @@ fn overrides(args: &Args) -> Vec<(&'static str, &'static str, &'static str, &str
 /// A flag's text as a TOML value: an integer when it reads as one, else a string (so
 /// core's validation reports what was given, e.g. `found "abc"`).
 fn flag_value(key: &str, text: &str) -> Value {
-    let numeric = !matches!(key, "bind" | "data_root");
+    let numeric = !matches!(key, "bind" | "data_root" | "metrics_addr");
     match text.trim().parse::<i64>() {
         Ok(n) if numeric => Value::Integer(n),
         _ => Value::String(text.to_string()),
@@ -253,6 +269,20 @@ mod tests {
         assert!(e.contains("--raida-id") && e.contains("\"abc\""), "{e}");
         let e = load(&args(&["--bind", "nowhere"])).expect_err("rejected");
         assert!(e.contains("--bind"), "{e}");
+    }
+
+    #[test]
+    fn metrics_addr_flag_is_validated_by_core() {
+        let s = load(&args(&["--metrics-addr", "127.0.0.1:0"])).expect("ok");
+        assert_eq!(
+            s.config.network.metrics_addr,
+            Some("127.0.0.1:0".parse().expect("addr"))
+        );
+        let e = load(&args(&["--metrics-addr", "9100"])).expect_err("rejected");
+        assert!(
+            e.starts_with("--metrics-addr: [network] metrics_addr:"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -23,9 +23,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use polling::{Event, Events, PollMode, Poller};
 use raida_core::config::NetworkConfig;
+use raida_core::metrics::MetricsSnapshot;
 use raida_core::{Accept, Completion, ConnId, Engine, Job, Output, Timestamp};
 use socket2::Socket;
 
+use crate::metrics::SnapshotRequests;
 use crate::sockets;
 
 // `polling` reserves usize::MAX for its own notifier.
@@ -65,6 +67,8 @@ pub struct Parts {
     pub network: NetworkConfig,
     /// UDP receive buffer size (`udp_payload_threshold`).
     pub udp_buffer: usize,
+    /// Snapshot requests from the metrics endpoint (with `Poller::notify`), if any.
+    pub snapshots: Option<SnapshotRequests>,
 }
 
 /// How the loop ended.
@@ -107,6 +111,7 @@ pub struct EventLoop {
     accept_paused_until: Option<Instant>,
     last_accept_warning: Option<Instant>,
     drain_deadline: Option<Instant>,
+    snapshots: Option<SnapshotRequests>,
 }
 
 fn key_of(id: ConnId) -> usize {
@@ -162,12 +167,21 @@ impl EventLoop {
             accept_paused_until: None,
             last_accept_warning: None,
             drain_deadline: None,
+            snapshots: parts.snapshots,
         })
     }
 
     /// The engine (for counters).
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Everything the metrics endpoint shows: the engine's counters and gauges, and
+    /// the response datagrams this driver dropped.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let mut snapshot = MetricsSnapshot::of(&self.engine);
+        snapshot.udp_send_dropped = self.udp_dropped;
+        snapshot
     }
 
     fn now(&self) -> Timestamp {
@@ -229,6 +243,12 @@ impl EventLoop {
                 self.engine.handle_timeout(now);
                 self.drain();
                 self.run_wakes();
+            }
+
+            // Every input of this turn is applied and drained: answer the metrics
+            // endpoint now, so a scrape counts every response already sent.
+            if let Some(requests) = &self.snapshots {
+                requests.answer(|| self.snapshot());
             }
 
             if self

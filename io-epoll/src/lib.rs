@@ -7,11 +7,12 @@
 //! decision is the engine's.
 //!
 //! Modules: [`event_loop`] (the loop), [`workers`] (the pool), [`sockets`] (socket
-//! setup), [`signals`] (SIGINT/SIGTERM), [`cli`] (flags and configuration), [`server`]
-//! (the binary's `main`).
+//! setup), [`signals`] (SIGINT/SIGTERM), [`metrics`] (the metrics and health HTTP
+//! endpoint), [`cli`] (flags and configuration), [`server`] (the binary's `main`).
 
 pub mod cli;
 pub mod event_loop;
+pub mod metrics;
 pub mod server;
 pub mod signals;
 pub mod sockets;

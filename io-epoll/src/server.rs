@@ -14,6 +14,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::{self, Args, Settings};
 use crate::event_loop::{EventLoop, Exit, Parts};
+use crate::metrics::MetricsServer;
 use crate::{signals, sockets, workers};
 
 /// Exit status for a configuration or start-up error.
@@ -36,6 +37,9 @@ pub fn run(args: &Args) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    if args.check_config {
+        return check_config(&settings);
+    }
     if args.print_config {
         print!("{}", settings.config.to_toml_string());
         return match std::io::stdout().flush() {
@@ -50,6 +54,81 @@ pub fn run(args: &Args) -> ExitCode {
             tracing::error!("{message}");
             ExitCode::from(EXIT_CONFIG)
         }
+    }
+}
+
+/// `--check-config`: the configuration was parsed and every flag checked (by
+/// [`cli::load`], exactly as for a start); now the key store's root, then one summary
+/// line on stdout. Warnings go to stderr. Binds nothing, creates nothing.
+fn check_config(settings: &Settings) -> ExitCode {
+    let config = &settings.config;
+    let mut warnings: Vec<String> = settings.warnings.iter().map(ToString::to_string).collect();
+    if let Some(filter) = &config.network.log {
+        if let Err(e) = EnvFilter::try_new(filter) {
+            warnings.push(format!(
+                "[network] log: bad filter ({e}); the server would log at \"info\""
+            ));
+        }
+    }
+    if config.network.io_threads > 1 {
+        warnings.push(format!(
+            "[network] io_threads = {}: this driver runs one event-loop thread",
+            config.network.io_threads
+        ));
+    }
+    for warning in &warnings {
+        eprintln!("raida-server: warning: {warning}");
+    }
+    let key_store = match check_key_store(settings) {
+        Ok(summary) => summary,
+        Err(message) => {
+            eprintln!("raida-server: {message}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let file = settings.config_file.as_deref().map_or_else(
+        || "none (embedded default)".to_string(),
+        |p| p.display().to_string(),
+    );
+    let listen = std::net::SocketAddr::new(config.network.bind, config.server.effective_port());
+    let metrics = config
+        .network
+        .metrics_addr
+        .map_or_else(|| "off".to_string(), |a| a.to_string());
+    println!(
+        "configuration OK: file {file}; raida_id {}, coin_id {}; tcp+udp {listen}; \
+         key store {key_store}; metrics {metrics}; {} warning(s)",
+        config.server.raida_id,
+        config.server.coin_id,
+        warnings.len()
+    );
+    match std::io::stdout().flush() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(EXIT_RUNTIME),
+    }
+}
+
+/// The key store's root as a start would open it (without creating anything): the
+/// `Data/` path, or what is wrong with it.
+fn check_key_store(settings: &Settings) -> Result<String, String> {
+    let data = settings.data_root.join("Data");
+    if settings.embedded_default && !data.exists() {
+        return Ok(format!(
+            "{} (absent: the embedded default creates the demo store at start)",
+            data.display()
+        ));
+    }
+    let network = &settings.config.network;
+    match DiskKeyStore::open(
+        &settings.data_root,
+        network.key_page_cache_pages,
+        network.key_page_ttl(),
+    ) {
+        Ok(store) => Ok(store.data_dir().display().to_string()),
+        Err(e) => Err(match std::error::Error::source(&e) {
+            Some(source) => format!("key store: {e}: {source}"),
+            None => format!("key store: {e}"),
+        }),
     }
 }
 
@@ -92,9 +171,6 @@ fn serve(settings: &Settings) -> Result<(), String> {
             config.network.io_threads
         );
     }
-    if let Some(addr) = config.network.metrics_addr {
-        tracing::warn!("[network] metrics_addr = {addr}: no metrics endpoint in this driver yet");
-    }
     match sockets::raise_fd_limit() {
         Ok(limit) => tracing::debug!("open files limit: {limit}"),
         Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
@@ -131,6 +207,15 @@ fn serve(settings: &Settings) -> Result<(), String> {
     let udp_addr = udp.local_addr().map_err(|e| e.to_string())?;
 
     let poller = Arc::new(Poller::new().map_err(|e| format!("poller: {e}"))?);
+    // Dropped (its thread stopped) when `serve` returns, after the event loop.
+    let (metrics, snapshots) = match config.network.metrics_addr {
+        Some(addr) => {
+            let (server, requests) = MetricsServer::start(addr, Arc::clone(&poller))
+                .map_err(|e| format!("metrics endpoint: {e}"))?;
+            (Some(server), Some(requests))
+        }
+        None => (None, None),
+    };
     let epoch = Instant::now();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = config.server.effective_threads(cores);
@@ -156,6 +241,7 @@ fn serve(settings: &Settings) -> Result<(), String> {
             stop,
             network: config.network.clone(),
             udp_buffer: config.server.udp_payload_threshold,
+            snapshots,
         },
     )
     .map_err(|e| format!("poller: {e}"))?;
@@ -170,6 +256,14 @@ fn serve(settings: &Settings) -> Result<(), String> {
             writeln!(out, "listening tcp={tcp_addr} udp={udp_addr}").and_then(|()| out.flush());
         if let Err(e) = line {
             tracing::warn!("cannot write the listening line: {e}");
+        }
+        if let Some(metrics) = &metrics {
+            let addr = metrics.local_addr();
+            tracing::info!("metrics: http://{addr}/metrics, liveness: http://{addr}/healthz");
+            let line = writeln!(out, "metrics http={addr}").and_then(|()| out.flush());
+            if let Err(e) = line {
+                tracing::warn!("cannot write the metrics line: {e}");
+            }
         }
     }
 
@@ -190,5 +284,7 @@ fn serve(settings: &Settings) -> Result<(), String> {
             Exit::DrainTimeout => "drain timeout",
         }
     );
+    drop(event_loop);
+    drop(metrics);
     Ok(())
 }

@@ -111,6 +111,8 @@ pub struct Server {
     /// Its UDP address, from the `listening` line.
     pub udp: SocketAddr,
     stderr: Arc<Mutex<String>>,
+    /// Its stdout lines after the first, as they come.
+    stdout_lines: mpsc::Receiver<String>,
 }
 
 /// The output of a server that exited (or was stopped).
@@ -180,12 +182,12 @@ impl Server {
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
+            // Every line is passed on (the receiver may be gone: keep draining anyway,
+            // so the server never blocks on stdout).
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
                 let _ = tx.send(line);
             }
-            // Keep draining so the server never blocks on stdout.
-            for _ in lines {}
         });
         let line = match rx.recv_timeout(START_TIMEOUT) {
             Ok(line) => line,
@@ -203,7 +205,26 @@ impl Server {
             tcp,
             udp,
             stderr,
+            stdout_lines: rx,
         }
+    }
+
+    /// The next stdout line after those read so far (the `listening` line is the
+    /// first), waiting at most `timeout`.
+    pub fn next_stdout_line(&self, timeout: Duration) -> Option<String> {
+        self.stdout_lines.recv_timeout(timeout).ok()
+    }
+
+    /// The metrics endpoint's address, from the stdout line that must follow the
+    /// `listening` line (`metrics http=ADDR`) when the server was started with a
+    /// metrics address. Call it once.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        let line = self
+            .next_stdout_line(START_TIMEOUT)
+            .unwrap_or_else(|| panic!("no second stdout line; stderr:\n{}", self.stderr()));
+        line.strip_prefix("metrics http=")
+            .and_then(|a| a.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected second stdout line: {line:?}"))
     }
 
     /// The server's PID.
@@ -282,6 +303,51 @@ pub fn run_to_exit(args: &[&str], dir: Option<&Path>) -> Finished {
         status,
         stdout: read(&stdout),
         stderr: read(&stderr),
+    }
+}
+
+/// An HTTP response as [`http_get`] reads it.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
+    /// The body, as text.
+    pub body: String,
+}
+
+/// `GET path` on `addr` over HTTP/1.0 (the server closes after the response), every
+/// step bounded by [`GENEROUS`].
+pub fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
+    use std::io::Write;
+    let mut s = TcpStream::connect_timeout(&addr, GENEROUS).expect("connect to the HTTP endpoint");
+    s.set_read_timeout(Some(GENEROUS)).expect("read timeout");
+    s.set_write_timeout(Some(GENEROUS)).expect("write timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write the HTTP request");
+    let raw = read_to_eof(&mut s).expect("read the HTTP response");
+    let text = String::from_utf8(raw).expect("a UTF-8 HTTP response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP head and body");
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().expect("status line");
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let content_type = lines.find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("content-type")
+            .then(|| value.trim().to_string())
+    });
+    HttpResponse {
+        status,
+        content_type,
+        body: body.to_string(),
     }
 }
 

@@ -62,9 +62,9 @@ impl Job {
         let Job {
             origin,
             raida_id,
+            started,
             work,
             mut out,
-            ..
         } = self;
         let (status, body) = match work {
             Work::Serve { admitted, mut body } => {
@@ -81,6 +81,7 @@ impl Job {
         Completion {
             origin,
             status,
+            started,
             response: out,
             spent: body,
         }
@@ -94,6 +95,8 @@ impl Job {
 pub struct Completion {
     pub(crate) origin: Origin,
     pub(crate) status: StatusByte,
+    /// When the connection was accepted or the datagram received (for the latency).
+    pub(crate) started: Timestamp,
     pub(crate) response: Vec<u8>,
     /// The request body buffer, returned for reuse.
     pub(crate) spent: Vec<u8>,

@@ -16,6 +16,7 @@ use crate::codec::{
 };
 use crate::command::CommandRegistry;
 use crate::keys::KeyStore;
+use crate::metrics::{LatencyHistogram, Transport};
 use crate::status::{Status, StatusByte};
 use crate::Timestamp;
 
@@ -136,9 +137,15 @@ pub struct Counters {
     pub reset: u64,
     /// Connections the peer closed before its request was complete.
     pub abandoned: u64,
-    /// Responses by status byte, TCP and UDP together.
-    pub responses_by_status: [u64; 256],
-    /// Responses written to TCP connections (status known when built).
+    /// Responses by transport ([`Transport::index`]) and status byte; refusals at
+    /// `max_connections` (160) count as TCP responses.
+    pub responses_by_status: [[u64; 256]; 2],
+    /// Latency by transport ([`Transport::index`]): from accept (TCP) or receipt (UDP)
+    /// to the response being ready, one observation per counted response (a refusal
+    /// is ready at once).
+    pub latency: [LatencyHistogram; 2],
+    /// Responses written to TCP connections (status known when built), refusals
+    /// included.
     pub tcp_responses: u64,
     /// Response datagrams sent.
     pub udp_responses: u64,
@@ -150,6 +157,13 @@ pub struct Counters {
     pub admission_waits: u64,
 }
 
+impl Counters {
+    /// Responses with status byte `status` sent over `transport`.
+    pub fn responses(&self, transport: Transport, status: StatusByte) -> u64 {
+        self.responses_by_status[transport.index()][usize::from(status.0)]
+    }
+}
+
 impl Default for Counters {
     fn default() -> Self {
         Counters {
@@ -158,7 +172,8 @@ impl Default for Counters {
             timed_out: 0,
             reset: 0,
             abandoned: 0,
-            responses_by_status: [0; 256],
+            responses_by_status: [[0; 256]; 2],
+            latency: [LatencyHistogram::new(), LatencyHistogram::new()],
             tcp_responses: 0,
             udp_responses: 0,
             udp_dropped: 0,
@@ -304,7 +319,7 @@ impl Engine {
     pub fn handle_accept(&mut self, _peer: SocketAddr, now: Timestamp) -> Accept {
         if self.conns.len() >= self.config.max_connections {
             self.counters.refused += 1;
-            self.counters.responses_by_status[usize::from(Status::RequestRate.code())] += 1;
+            self.count_response(Status::RequestRate.into(), Transport::Tcp, now, now);
             return Accept::Refused(refusal(self.config.raida_id));
         }
         self.counters.accepted += 1;
@@ -619,6 +634,7 @@ impl Engine {
         let completion = Completion {
             origin,
             status: rejected.status.into(),
+            started,
             response: out,
             spent: Vec::new(),
         };
@@ -631,13 +647,14 @@ impl Engine {
         let Completion {
             origin,
             status,
+            started,
             response,
             spent,
         } = completion;
         recycle(&mut self.pool, &self.config, spent);
         match origin {
             Origin::Udp(peer) => {
-                self.count_response(status, false);
+                self.count_response(status, Transport::Udp, started, now);
                 self.outputs.push_back(Output::Datagram {
                     peer,
                     bytes: response,
@@ -659,7 +676,7 @@ impl Engine {
                     })
                 );
                 if waits {
-                    self.count_response(status, true);
+                    self.count_response(status, Transport::Tcp, started, now);
                     self.start_writing(id, response, now);
                 } else {
                     self.counters.late_completions_dropped += 1;
@@ -732,12 +749,20 @@ impl Engine {
         }
     }
 
-    fn count_response(&mut self, status: StatusByte, tcp: bool) {
-        self.counters.responses_by_status[usize::from(status.0)] += 1;
-        if tcp {
-            self.counters.tcp_responses += 1;
-        } else {
-            self.counters.udp_responses += 1;
+    /// Counts a response by transport and status, and its latency from `started`.
+    fn count_response(
+        &mut self,
+        status: StatusByte,
+        transport: Transport,
+        started: Timestamp,
+        now: Timestamp,
+    ) {
+        let c = &mut self.counters;
+        c.responses_by_status[transport.index()][usize::from(status.0)] += 1;
+        c.latency[transport.index()].observe(now.saturating_since(started));
+        match transport {
+            Transport::Tcp => c.tcp_responses += 1,
+            Transport::Udp => c.udp_responses += 1,
         }
     }
 

@@ -350,6 +350,10 @@ impl KeyStore for DiskKeyStore {
     fn locker_an(&mut self, prefix: &[u8; 5], _now: Timestamp) -> Option<An> {
         self.lockers.get(prefix)
     }
+
+    fn cache_stats(&self) -> Option<KeyStoreStats> {
+        Some(self.stats)
+    }
 }
 
 #[cfg(test)]

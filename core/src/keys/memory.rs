@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{An, KeyStore, LockerIndex, SERIAL_LIMIT};
+use super::{An, KeyStore, KeyStoreStats, LockerIndex, SERIAL_LIMIT};
 use crate::Timestamp;
 
 /// A [`KeyStore`] whose coins and lockers are all in memory, inserted by the caller.
@@ -11,10 +11,15 @@ use crate::Timestamp;
 /// so `now` is ignored. Serials at or above [`SERIAL_LIMIT`] are always unknown, even
 /// if inserted (PROTOCOL.md section 11), so this store answers exactly like
 /// [`DiskKeyStore`](super::DiskKeyStore) over the same coins.
+///
+/// Its [`cache_stats`](KeyStore::cache_stats) count lookups the way the disk store's
+/// do, with everything in memory: every lookup below [`SERIAL_LIMIT`] is a hit, known
+/// coin or not, and there are no misses, expiries or disk reads.
 #[derive(Default, Clone)]
 pub struct MemoryKeyStore {
     coins: BTreeMap<(i8, u32), An>,
     lockers: LockerIndex,
+    stats: KeyStoreStats,
 }
 
 /// Counts only: a key store's `Debug` output must never put an AN into a log.
@@ -72,14 +77,21 @@ impl MemoryKeyStore {
 
 impl KeyStore for MemoryKeyStore {
     fn coin_an(&mut self, denomination: i8, serial: u32, _now: Timestamp) -> Option<An> {
+        self.stats.lookups += 1;
         if serial >= SERIAL_LIMIT {
+            self.stats.out_of_range += 1;
             return None;
         }
+        self.stats.hits += 1;
         self.coins.get(&(denomination, serial)).copied()
     }
 
     fn locker_an(&mut self, prefix: &[u8; 5], _now: Timestamp) -> Option<An> {
         self.lockers.get(prefix)
+    }
+
+    fn cache_stats(&self) -> Option<KeyStoreStats> {
+        Some(self.stats)
     }
 }
 
@@ -137,6 +149,18 @@ mod tests {
         store.insert_coin(3, 1, an(9));
         assert_eq!(store.remove_coin(3, 1), Some(an(9)));
         assert_eq!(store.coin_an(3, 1, NOW), None);
+    }
+
+    #[test]
+    fn cache_stats_count_every_lookup_as_a_hit() {
+        let mut store = MemoryKeyStore::new();
+        store.insert_coin(1, 1, an(1));
+        let _ = store.coin_an(1, 1, NOW);
+        let _ = store.coin_an(1, 2, NOW);
+        let _ = store.coin_an(1, SERIAL_LIMIT, NOW);
+        let stats = store.cache_stats().expect("counts");
+        assert_eq!((stats.lookups, stats.hits, stats.out_of_range), (3, 2, 1));
+        assert_eq!((stats.misses, stats.expired, stats.disk_reads), (0, 0, 0));
     }
 
     #[test]

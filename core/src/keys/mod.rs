@@ -46,6 +46,12 @@ pub trait KeyStore: Send + std::fmt::Debug {
 
     /// The AN of the locker whose AN starts with `prefix`, or `None`.
     fn locker_an(&mut self, prefix: &[u8; 5], now: Timestamp) -> Option<An>;
+
+    /// What the store's lookups and cache have done so far (for metrics), or `None`
+    /// when the store keeps no statistics.
+    fn cache_stats(&self) -> Option<KeyStoreStats> {
+        None
+    }
 }
 
 /// The locker index both stores share: locker ANs keyed by their first 5 bytes.

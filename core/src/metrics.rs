@@ -1,0 +1,426 @@
+//! Metrics as data: the latency histogram the engine keeps per transport, a snapshot
+//! of every counter, and its rendering in the Prometheus text exposition format
+//! (version 0.0.4).
+//!
+//! Nothing here reads a clock or serves HTTP: the engine observes latencies from the
+//! `now` values it is given, a driver takes a [`MetricsSnapshot`] on the engine's own
+//! thread and serves [`MetricsSnapshot::render`] however it likes.
+//!
+//! Every metric name starts with `raida_`. Counters end in `_total`; responses carry the
+//! labels `transport` (`tcp`, `udp`), `status` (the byte, decimal) and `name` (the name
+//! PROTOCOL.md section 9 gives it, `UNKNOWN` for a code outside the network layer's).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::engine::{Counters, Engine};
+use crate::keys::KeyStoreStats;
+use crate::status::Status;
+
+/// The transport a response went out on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Transport {
+    /// A TCP connection.
+    Tcp,
+    /// A UDP datagram.
+    Udp,
+}
+
+impl Transport {
+    /// Both transports, in index order.
+    pub const ALL: [Transport; 2] = [Transport::Tcp, Transport::Udp];
+
+    /// The index of this transport in per-transport arrays (`tcp` 0, `udp` 1).
+    pub const fn index(self) -> usize {
+        match self {
+            Transport::Tcp => 0,
+            Transport::Udp => 1,
+        }
+    }
+
+    /// The label value: `tcp` or `udp`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+}
+
+/// Upper bounds (inclusive, in microseconds) of the latency histogram's buckets; one
+/// more bucket, `+Inf`, holds everything above the last.
+///
+/// From 100 µs (an inline echo on loopback) to 5 s (beyond the default socket
+/// timeout), roughly 1-2.5-5 per decade.
+pub const LATENCY_BUCKETS_MICROS: [u64; 15] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000,
+];
+
+/// A fixed-bucket latency histogram ([`LATENCY_BUCKETS_MICROS`] and `+Inf`), with the
+/// sum and count Prometheus wants. Observing is a search over 15 bounds and three
+/// additions: no allocation, no clock.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LatencyHistogram {
+    /// Observations per bucket (not cumulative); the last is `+Inf`.
+    buckets: [u64; LATENCY_BUCKETS_MICROS.len() + 1],
+    sum_micros: u64,
+    count: u64,
+}
+
+impl LatencyHistogram {
+    /// An empty histogram.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records one latency.
+    pub fn observe(&mut self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let bucket = LATENCY_BUCKETS_MICROS
+            .iter()
+            .position(|&bound| micros <= bound)
+            .unwrap_or(LATENCY_BUCKETS_MICROS.len());
+        if let Some(n) = self.buckets.get_mut(bucket) {
+            *n = n.saturating_add(1);
+        }
+        self.sum_micros = self.sum_micros.saturating_add(micros);
+        self.count = self.count.saturating_add(1);
+    }
+
+    /// How many latencies were recorded.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Their sum, in microseconds.
+    pub fn sum_micros(&self) -> u64 {
+        self.sum_micros
+    }
+
+    /// The cumulative counts Prometheus exposes: for each bound of
+    /// [`LATENCY_BUCKETS_MICROS`] (`Some(micros)`) and then `+Inf` (`None`), the number
+    /// of latencies at or below it.
+    pub fn cumulative(&self) -> impl Iterator<Item = (Option<u64>, u64)> + '_ {
+        let bounds = LATENCY_BUCKETS_MICROS
+            .iter()
+            .map(|&b| Some(b))
+            .chain(std::iter::once(None));
+        bounds
+            .zip(self.buckets.iter())
+            .scan(0u64, |total, (bound, &n)| {
+                *total = total.saturating_add(n);
+                Some((bound, *total))
+            })
+    }
+}
+
+/// Everything the metrics endpoint shows, taken at one instant on the engine's thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    /// The engine's counters and latency histograms.
+    pub counters: Counters,
+    /// Open TCP connections.
+    pub open_connections: usize,
+    /// Jobs handed out and not yet completed.
+    pub jobs_in_flight: usize,
+    /// Jobs waiting for admission.
+    pub jobs_waiting: usize,
+    /// The key store's cache statistics, when it keeps any.
+    pub keys: Option<KeyStoreStats>,
+    /// Response datagrams the driver dropped because the UDP socket's send buffer
+    /// stayed full (a driver-side count; 0 when the driver keeps none).
+    pub udp_send_dropped: u64,
+}
+
+impl MetricsSnapshot {
+    /// The engine's state now.
+    pub fn of(engine: &Engine) -> MetricsSnapshot {
+        MetricsSnapshot {
+            counters: engine.counters().clone(),
+            open_connections: engine.connection_count(),
+            jobs_in_flight: engine.in_flight(),
+            jobs_waiting: engine.waiting(),
+            keys: engine.keys().cache_stats(),
+            udp_send_dropped: 0,
+        }
+    }
+
+    /// The snapshot in the Prometheus text exposition format (0.0.4): a `# HELP` and a
+    /// `# TYPE` line per metric, then its samples. Responses are listed for every
+    /// status of PROTOCOL.md section 9 on both transports (zero included, so a rate
+    /// over a new status starts from 0), and for any other code that occurred.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        let c = &self.counters;
+        let mut counter = |name: &str, help: &str, value: u64| {
+            metric_head(&mut out, name, help, "counter");
+            let _ = writeln!(out, "{name} {value}");
+        };
+        counter(
+            "raida_connections_accepted_total",
+            "TCP connections accepted.",
+            c.accepted,
+        );
+        counter(
+            "raida_connections_refused_total",
+            "TCP connections refused at max_connections (answered 160 REQUEST_RATE).",
+            c.refused,
+        );
+        counter(
+            "raida_connections_timed_out_total",
+            "TCP connections closed by the socket timeout (reading or writing).",
+            c.timed_out,
+        );
+        counter(
+            "raida_connections_reset_total",
+            "TCP connections closed by a socket error (reset, broken pipe).",
+            c.reset,
+        );
+        counter(
+            "raida_connections_abandoned_total",
+            "TCP connections the peer closed before its request was complete.",
+            c.abandoned,
+        );
+        counter(
+            "raida_udp_datagrams_dropped_total",
+            "Datagrams dropped unanswered (shorter than their header).",
+            c.udp_dropped,
+        );
+        counter(
+            "raida_udp_responses_dropped_total",
+            "Response datagrams dropped because the UDP send buffer stayed full.",
+            self.udp_send_dropped,
+        );
+        counter(
+            "raida_late_completions_dropped_total",
+            "Responses dropped because their connection had closed.",
+            c.late_completions_dropped,
+        );
+        counter(
+            "raida_admission_waits_total",
+            "Requests that found the job queue (mod_queue_size) full and waited.",
+            c.admission_waits,
+        );
+
+        let mut gauge = |name: &str, help: &str, value: usize| {
+            metric_head(&mut out, name, help, "gauge");
+            let _ = writeln!(out, "{name} {value}");
+        };
+        gauge(
+            "raida_connections_open",
+            "Open TCP connections.",
+            self.open_connections,
+        );
+        gauge(
+            "raida_jobs_in_flight",
+            "Jobs handed to the workers and not yet completed.",
+            self.jobs_in_flight,
+        );
+        gauge(
+            "raida_jobs_waiting",
+            "Jobs waiting for room in the job queue.",
+            self.jobs_waiting,
+        );
+
+        metric_head(
+            &mut out,
+            "raida_responses_total",
+            "Responses sent, by transport and status byte.",
+            "counter",
+        );
+        for transport in Transport::ALL {
+            let by_status = &c.responses_by_status[transport.index()];
+            for (code, &n) in (0u8..=255).zip(by_status.iter()) {
+                let name = match Status::from_code(code) {
+                    Some(s) => s.name(),
+                    None if n > 0 => "UNKNOWN",
+                    None => continue,
+                };
+                let _ = writeln!(
+                    out,
+                    "raida_responses_total{{transport=\"{}\",status=\"{code}\",name=\"{name}\"}} {n}",
+                    transport.name()
+                );
+            }
+        }
+
+        metric_head(
+            &mut out,
+            "raida_response_latency_seconds",
+            "From accept (TCP) or receipt (UDP) to the response being ready.",
+            "histogram",
+        );
+        for transport in Transport::ALL {
+            let h = &c.latency[transport.index()];
+            let t = transport.name();
+            for (bound, n) in h.cumulative() {
+                let le = bound.map_or_else(|| "+Inf".to_string(), seconds);
+                let _ = writeln!(
+                    out,
+                    "raida_response_latency_seconds_bucket{{transport=\"{t}\",le=\"{le}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "raida_response_latency_seconds_sum{{transport=\"{t}\"}} {}",
+                seconds(h.sum_micros())
+            );
+            let _ = writeln!(
+                out,
+                "raida_response_latency_seconds_count{{transport=\"{t}\"}} {}",
+                h.count()
+            );
+        }
+
+        if let Some(k) = &self.keys {
+            let mut counter = |name: &str, help: &str, value: u64| {
+                metric_head(&mut out, name, help, "counter");
+                let _ = writeln!(out, "{name} {value}");
+            };
+            counter(
+                "raida_keystore_lookups_total",
+                "Coin key lookups.",
+                k.lookups,
+            );
+            counter(
+                "raida_keystore_cache_hits_total",
+                "Coin key lookups answered from a fresh cached page.",
+                k.hits,
+            );
+            counter(
+                "raida_keystore_cache_misses_total",
+                "Coin key lookups whose page was not cached (one page read).",
+                k.misses,
+            );
+            counter(
+                "raida_keystore_cache_expired_total",
+                "Coin key lookups whose cached page was older than key_page_ttl_ms (re-read).",
+                k.expired,
+            );
+            counter(
+                "raida_keystore_disk_reads_total",
+                "Key page files read.",
+                k.disk_reads,
+            );
+            counter(
+                "raida_keystore_pages_absent_total",
+                "Key page reads that found no complete page.",
+                k.pages_absent,
+            );
+            counter(
+                "raida_keystore_cache_evictions_total",
+                "Cached key pages dropped to stay within key_page_cache_pages.",
+                k.evictions,
+            );
+            counter(
+                "raida_keystore_out_of_range_total",
+                "Coin key lookups of a serial at or above 2^26 (never a coin).",
+                k.out_of_range,
+            );
+        }
+        out
+    }
+}
+
+fn metric_head(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Microseconds as decimal seconds, exactly, without trailing zeros: `100` is
+/// `0.0001`, `2_500_000` is `2.5`, `0` is `0`.
+fn seconds(micros: u64) -> String {
+    let whole = micros / 1_000_000;
+    let frac = micros % 1_000_000;
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let digits = format!("{frac:06}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_are_exact_decimals() {
+        assert_eq!(seconds(0), "0");
+        assert_eq!(seconds(100), "0.0001");
+        assert_eq!(seconds(2_500_000), "2.5");
+        assert_eq!(seconds(1_000_000), "1");
+        assert_eq!(seconds(1_234_567), "1.234567");
+    }
+
+    #[test]
+    fn histogram_buckets_are_inclusive_upper_bounds() {
+        let mut h = LatencyHistogram::new();
+        h.observe(Duration::from_micros(0));
+        h.observe(Duration::from_micros(100));
+        h.observe(Duration::from_micros(101));
+        h.observe(Duration::from_secs(60));
+        assert_eq!(h.count(), 4);
+        assert_eq!(h.sum_micros(), 60_000_201);
+        let cumulative: Vec<_> = h.cumulative().collect();
+        assert_eq!(cumulative.len(), LATENCY_BUCKETS_MICROS.len() + 1);
+        assert_eq!(cumulative[0], (Some(100), 2));
+        assert_eq!(cumulative[1], (Some(250), 3));
+        assert_eq!(cumulative[14], (Some(5_000_000), 3));
+        assert_eq!(cumulative[15], (None, 4), "+Inf holds everything");
+    }
+
+    #[test]
+    fn render_has_help_type_and_labelled_samples() {
+        let mut counters = Counters {
+            accepted: 7,
+            ..Counters::default()
+        };
+        counters.responses_by_status[Transport::Tcp.index()][250] = 3;
+        counters.responses_by_status[Transport::Udp.index()][42] = 1;
+        counters.latency[Transport::Tcp.index()].observe(Duration::from_micros(300));
+        let snapshot = MetricsSnapshot {
+            counters,
+            open_connections: 2,
+            jobs_in_flight: 1,
+            jobs_waiting: 0,
+            keys: Some(KeyStoreStats::default()),
+            udp_send_dropped: 0,
+        };
+        let text = snapshot.render();
+        for line in [
+            "# TYPE raida_connections_accepted_total counter",
+            "raida_connections_accepted_total 7",
+            "raida_connections_open 2",
+            "raida_responses_total{transport=\"tcp\",status=\"250\",name=\"SUCCESS\"} 3",
+            "raida_responses_total{transport=\"udp\",status=\"250\",name=\"SUCCESS\"} 0",
+            "raida_responses_total{transport=\"udp\",status=\"42\",name=\"UNKNOWN\"} 1",
+            "# TYPE raida_response_latency_seconds histogram",
+            "raida_response_latency_seconds_bucket{transport=\"tcp\",le=\"0.00025\"} 0",
+            "raida_response_latency_seconds_bucket{transport=\"tcp\",le=\"0.0005\"} 1",
+            "raida_response_latency_seconds_bucket{transport=\"tcp\",le=\"+Inf\"} 1",
+            "raida_response_latency_seconds_sum{transport=\"tcp\"} 0.0003",
+            "raida_response_latency_seconds_count{transport=\"udp\"} 0",
+            "raida_keystore_cache_hits_total 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(
+            !text.contains("status=\"41\""),
+            "unknown codes appear only once seen"
+        );
+        // Every sample's metric has exactly one HELP and one TYPE line.
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            let name = line.split(' ').nth(2).expect("name");
+            assert_eq!(
+                text.matches(&format!("# TYPE {name} ")).count(),
+                1,
+                "{name}"
+            );
+            assert!(text.contains(&format!("# HELP {name} ")), "{name}");
+        }
+    }
+}
