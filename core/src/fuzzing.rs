@@ -906,6 +906,7 @@ pub fn udp_datagram(data: &[u8]) {
         ..engine_config()
     };
     let threshold = config.udp_payload_threshold;
+    let queue = config.mod_queue_size;
     let hold = mode & 4 != 0;
     let newest_first = mode & 8 != 0;
     let mut engine = Engine::new(config, commands(), Box::new(keys()));
@@ -915,6 +916,7 @@ pub fn udp_datagram(data: &[u8]) {
     let mut sent: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
     let mut scratch = Vec::new();
 
+    let mut paused = false;
     let mut drain = |engine: &mut Engine,
                      held: &mut std::collections::VecDeque<crate::Job>,
                      got: &mut BTreeMap<SocketAddr, Vec<Vec<u8>>>,
@@ -924,9 +926,25 @@ pub fn udp_datagram(data: &[u8]) {
                 match o {
                     Output::Job(job) => held.push_back(job),
                     Output::Datagram { peer, bytes } => got.entry(peer).or_default().push(bytes),
-                    Output::ResumeDatagrams => {}
+                    Output::ResumeDatagrams => paused = false,
                     other => panic!("a UDP-only engine emitted {other:?}"),
                 }
+            }
+            // Bounds: jobs out never exceed mod_queue_size; every one is held here.
+            assert_eq!(held.len(), engine.in_flight(), "jobs out vs. in flight");
+            assert!(
+                engine.in_flight() <= queue,
+                "more jobs out than mod_queue_size"
+            );
+            // A driver stops reading while wants_datagrams is false and starts again
+            // only on ResumeDatagrams: room must never free without one.
+            if engine.wants_datagrams() {
+                assert!(
+                    !paused,
+                    "admission has room again but no ResumeDatagrams came"
+                );
+            } else {
+                paused = true;
             }
             let must_run = run_all || !hold || !engine.wants_datagrams();
             if !must_run {
