@@ -15,6 +15,8 @@ pub mod command;
 pub mod config;
 pub mod crypto;
 pub mod engine;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod keys;
 pub mod metrics;
 pub mod status;
