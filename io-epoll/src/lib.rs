@@ -13,7 +13,10 @@
 pub mod cli;
 pub mod event_loop;
 pub mod metrics;
+pub mod mmsg;
+pub mod poll;
 pub mod server;
+pub mod shared_keys;
 pub mod signals;
 pub mod sockets;
 pub mod workers;

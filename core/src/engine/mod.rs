@@ -313,6 +313,23 @@ impl Engine {
         self.in_flight < self.config.mod_queue_size
     }
 
+    /// How many datagrams the driver may read now: each makes at most one job, so
+    /// reading no more than this many (in a batch, e.g. `recvmmsg`) keeps jobs in
+    /// flight within `mod_queue_size`. 0 exactly when [`wants_datagrams`] is false.
+    ///
+    /// [`wants_datagrams`]: Self::wants_datagrams
+    pub fn datagram_room(&self) -> usize {
+        self.config.mod_queue_size.saturating_sub(self.in_flight)
+    }
+
+    /// Hands back the buffer of an [`Output::Datagram`] once it is sent (or dropped),
+    /// so the next response reuses it instead of allocating. Optional: a buffer not
+    /// given back is simply freed.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        buf.clear();
+        recycle(&mut self.pool, &self.config, buf);
+    }
+
     // ----- inputs -------------------------------------------------------------------
 
     /// A connection was accepted from `peer`.
