@@ -197,7 +197,7 @@ impl Default for Counters {
 ///   the listener would block, and service each accepted connection at once: its first
 ///   bytes may already be there, and edge-triggered readiness will not report them); [`handle_received`](Self::handle_received) after reading
 ///   into the buffer [`recv_buf`](Self::recv_buf) lent, which is exactly the bytes the
-///   request still needs (17, the rest of the header, the declared body), so a read
+///   request still needs (32 header bytes, then the rest of a 48-byte header, then the declared body), so a read
 ///   never crosses the end of a request; [`handle_eof`](Self::handle_eof) when a read
 ///   returns 0; [`handle_error`](Self::handle_error) on a socket error;
 ///   [`handle_sent`](Self::handle_sent) after writing bytes from
@@ -491,7 +491,6 @@ impl Engine {
                     Some(bytes) => {
                         let mut body = take_buffer(&mut self.pool, bytes.len());
                         body.extend_from_slice(bytes);
-                        let admitted = Box::new(admitted);
                         self.dispatch(origin, now, admitted, body);
                     }
                 }
@@ -564,7 +563,6 @@ impl Engine {
                 self.reject(Origin::Tcp(id), now, rejected);
             }
             Ok(admitted) => {
-                let admitted = Box::new(admitted);
                 if admitted.body_len == 0 {
                     self.set_state(id, State::Processing);
                     self.dispatch(Origin::Tcp(id), now, admitted, Vec::new());
@@ -602,7 +600,7 @@ impl Engine {
 
     /// A complete request: run it inline when cheap, else hand it out as a job (or
     /// queue it when admission is full).
-    fn dispatch(&mut self, origin: Origin, now: Timestamp, admitted: Box<Admitted>, body: Vec<u8>) {
+    fn dispatch(&mut self, origin: Origin, now: Timestamp, admitted: Admitted, body: Vec<u8>) {
         let started = self.started(origin, now);
         let inline =
             admitted.encryption == codec::Encryption::None && admitted.handler.runs_inline();
@@ -830,11 +828,13 @@ fn live_mut(conns: &mut Slab<Conn>, id: ConnId) -> Option<&mut Conn> {
         .filter(|c| c.generation == id.generation)
 }
 
-/// How many header bytes the read position `filled` is heading for: the 17-byte
-/// prefix first, then the 32 or 48 byte 16 announces.
+/// How many header bytes the read position `filled` is heading for: 32 first (the
+/// shorter header: every request has at least that many bytes, so this read never
+/// crosses a request's end, and a request with a 32-byte header needs one read for its
+/// header instead of two), then, once byte 16 is in, the 32 or 48 it announces.
 fn header_target(buf: &[u8; LONG_HEADER_LEN], filled: usize) -> usize {
     if filled < PREFIX_LEN {
-        PREFIX_LEN
+        SHORT_HEADER_LEN
     } else {
         header_len(buf[PREFIX_LEN - 1])
     }
