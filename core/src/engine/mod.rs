@@ -3,8 +3,9 @@
 
 mod conn;
 mod job;
+mod timers;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use crate::Timestamp;
 use conn::{Conn, State};
 use job::{elapsed_micros, Work};
 pub use job::{Completion, Job, Origin};
+use timers::Timers;
 
 /// The bounds and identity the engine enforces. Every bound is a named field with the
 /// specification's default (DESIGN.md, "Defaults").
@@ -227,8 +229,8 @@ pub struct Engine {
     keys: Box<dyn KeyStore>,
     conns: Slab<Conn>,
     next_generation: u64,
-    /// Connection deadlines, ordered: (when, slab index, generation).
-    timers: BTreeSet<(Timestamp, u32, u64)>,
+    /// Connection deadlines: (when, slab index, generation), one FIFO per duration.
+    timers: Timers,
     outputs: VecDeque<Output>,
     /// Jobs that found admission full, in arrival order.
     waiting: VecDeque<Job>,
@@ -255,7 +257,7 @@ impl Engine {
             keys,
             conns: Slab::new(),
             next_generation: 0,
-            timers: BTreeSet::new(),
+            timers: Timers::default(),
             outputs: VecDeque::new(),
             waiting: VecDeque::new(),
             in_flight: 0,
@@ -302,7 +304,7 @@ impl Engine {
         self.conns.is_empty()
             && self.in_flight == 0
             && self.waiting.is_empty()
-            && self.timers.is_empty()
+            && self.timers.live() == 0
             && self.outputs.is_empty()
     }
 
@@ -348,7 +350,7 @@ impl Engine {
             generation,
         };
         let deadline = now.saturating_add(self.config.socket_timeout);
-        self.set_deadline(id, Some(deadline));
+        self.set_deadline(id, Some((deadline, SOCKET_TIMEOUT)));
         Accept::Accepted(id)
     }
 
@@ -456,7 +458,7 @@ impl Engine {
         }
         self.outputs.push_back(Output::ShutdownWrite(id));
         let linger = now.saturating_add(self.config.linger);
-        self.set_deadline(id, Some(linger));
+        self.set_deadline(id, Some((linger, LINGER)));
         // Closing reads to discard: the peer's end of stream may already be waiting.
         self.outputs.push_back(Output::Wake(id));
     }
@@ -509,16 +511,17 @@ impl Engine {
 
     /// Time passed: close connections whose deadline is at or before `now`.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        while let Some(&(when, index, generation)) = self.timers.first() {
-            if when > now {
-                break;
-            }
-            self.timers.pop_first();
+        while let Some((when, index, generation)) = self.timers.pop_due(now) {
             let id = ConnId { index, generation };
             let Some(conn) = live_mut(&mut self.conns, id) else {
                 continue;
             };
+            if conn.deadline != Some(when) {
+                // Stale: the deadline was replaced or cleared since.
+                continue;
+            }
             conn.deadline = None;
+            self.timers.forget();
             // Planted bug for the simulator (never in production): the socket timeout is
             // not enforced.
             #[cfg(feature = "mutant-no-timeout")]
@@ -531,6 +534,7 @@ impl Engine {
             }
             self.close(id);
         }
+        self.prune_timers();
     }
 
     // ----- outputs ------------------------------------------------------------------
@@ -543,7 +547,7 @@ impl Engine {
     /// The earliest connection deadline; call [`handle_timeout`](Self::handle_timeout)
     /// when it passes.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.timers.first().map(|&(when, _, _)| when)
+        self.timers.first().map(|(when, _, _)| when)
     }
 
     // ----- internals ----------------------------------------------------------------
@@ -753,7 +757,7 @@ impl Engine {
             },
         );
         let deadline = now.saturating_add(self.config.socket_timeout);
-        self.set_deadline(id, Some(deadline));
+        self.set_deadline(id, Some((deadline, SOCKET_TIMEOUT)));
         self.outputs.push_back(Output::Wake(id));
     }
 
@@ -793,17 +797,34 @@ impl Engine {
         }
     }
 
-    fn set_deadline(&mut self, id: ConnId, deadline: Option<Timestamp>) {
+    /// Sets (or clears) the connection's one deadline; `kind` names the fixed
+    /// duration it was computed from ([`SOCKET_TIMEOUT`], [`LINGER`]), whose deadlines
+    /// arrive in order.
+    fn set_deadline(&mut self, id: ConnId, deadline: Option<(Timestamp, usize)>) {
         let Some(conn) = live_mut(&mut self.conns, id) else {
             return;
         };
-        if let Some(old) = conn.deadline.take() {
-            self.timers.remove(&(old, id.index, id.generation));
+        if conn.deadline.take().is_some() {
+            self.timers.forget();
         }
-        conn.deadline = deadline;
-        if let Some(new) = deadline {
-            self.timers.insert((new, id.index, id.generation));
+        if let Some((when, kind)) = deadline {
+            conn.deadline = Some(when);
+            self.timers.push(kind, (when, id.index, id.generation));
         }
+        self.prune_timers();
+    }
+
+    fn prune_timers(&mut self) {
+        if self.conns.is_empty() {
+            self.timers.clear();
+            return;
+        }
+        let conns = &self.conns;
+        self.timers.prune(|&(when, index, generation)| {
+            conns
+                .get(index as usize)
+                .is_some_and(|c| c.generation == generation && c.deadline == Some(when))
+        });
     }
 
     /// Frees the connection's slot and tells the driver to close its socket.
@@ -818,9 +839,15 @@ impl Engine {
             State::Writing { response, .. } => recycle(&mut self.pool, &self.config, response),
             _ => {}
         }
+        self.prune_timers();
         self.outputs.push_back(Output::Close(id));
     }
 }
+
+/// Deadline kinds: which fixed duration a deadline is `now` plus.
+const SOCKET_TIMEOUT: usize = 0;
+/// See [`SOCKET_TIMEOUT`].
+const LINGER: usize = 1;
 
 fn live_mut(conns: &mut Slab<Conn>, id: ConnId) -> Option<&mut Conn> {
     conns
