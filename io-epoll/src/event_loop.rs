@@ -43,6 +43,8 @@ const UDP_KEY: usize = usize::MAX - 2;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// At most one warning about accept failures per this interval.
 const ACCEPT_WARN_INTERVAL: Duration = Duration::from_secs(1);
+/// Random bytes fetched per `getrandom` for the engine's own responses.
+const RANDOM_REFILL: usize = 4096;
 /// Response datagrams held while the UDP socket's send buffer is full.
 const MAX_PENDING_DATAGRAMS: usize = 4096;
 
@@ -341,8 +343,12 @@ impl EventLoop {
 
     // ----- outputs ------------------------------------------------------------------
 
-    /// Carries out every output the engine has.
+    /// Carries out every output the engine has (and tops up its random bytes, so
+    /// cheap encrypted requests can be answered on this thread).
     fn drain(&mut self) {
+        if self.engine.wants_random() {
+            self.feed_random();
+        }
         while let Some(output) = self.engine.poll_output() {
             match output {
                 Output::Job(job) => {
@@ -364,6 +370,17 @@ impl EventLoop {
                 Output::Datagram { peer, bytes } => self.queue_datagram(peer, bytes),
                 Output::ResumeDatagrams => self.udp_resume = true,
             }
+        }
+    }
+
+    /// One `getrandom` for the next few hundred responses the engine builds itself.
+    fn feed_random(&mut self) {
+        let mut bytes = [0u8; RANDOM_REFILL];
+        match getrandom::getrandom(&mut bytes) {
+            Ok(()) => self.engine.handle_random(&bytes),
+            // Without them the engine hands such requests to the workers, which have
+            // their own fallback.
+            Err(e) => tracing::debug!("getrandom: {e}"),
         }
     }
 

@@ -1,5 +1,5 @@
 //! SIGINT and SIGTERM: the first asks the event loop to stop gracefully (a flag, then
-//! `Poller::notify`, since `polling` retries `EINTR` itself and a signal alone does not
+//! `Poller::notify`, since the wait retries `EINTR` itself and a signal alone does not
 //! wake its wait); the second exits at once with status 128 + the signal number.
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -51,6 +51,15 @@ pub struct EngineConfig {
     pub buffer_pool: usize,
     /// See `buffer_pool`.
     pub max_pooled_capacity: usize,
+    /// Cheap commands (echo, version: [`Command::runs_inline`]) whose request is
+    /// encrypted run on the engine's thread too when their body is at most this many
+    /// bytes and the engine holds random bytes for the response
+    /// ([`Engine::handle_random`]): AES and HMAC over a few dozen bytes cost about a
+    /// microsecond, far less than handing the job to a worker and back. 0: encrypted
+    /// requests always go to the workers.
+    ///
+    /// [`Command::runs_inline`]: crate::Command::runs_inline
+    pub inline_crypto_max_body: usize,
 }
 
 impl Default for EngineConfig {
@@ -66,6 +75,7 @@ impl Default for EngineConfig {
             linger: Duration::from_millis(500),
             buffer_pool: 1024,
             max_pooled_capacity: 4096,
+            inline_crypto_max_body: 256,
         }
     }
 }
@@ -238,6 +248,10 @@ pub struct Engine {
     /// The UDP reader stopped because admission was full; resume it when room frees.
     udp_paused: bool,
     pool: Vec<Vec<u8>>,
+    /// Random bytes from the driver ([`Engine::handle_random`]) for responses built
+    /// on this thread; `random_pos..` are unused. Each byte is handed out once.
+    random: Vec<u8>,
+    random_pos: usize,
     discard: [u8; 512],
     counters: Counters,
 }
@@ -263,6 +277,8 @@ impl Engine {
             in_flight: 0,
             udp_paused: false,
             pool: Vec::new(),
+            random: Vec::new(),
+            random_pos: 0,
             discard: [0; 512],
             counters: Counters::default(),
         }
@@ -322,6 +338,40 @@ impl Engine {
     /// [`wants_datagrams`]: Self::wants_datagrams
     pub fn datagram_room(&self) -> usize {
         self.config.mod_queue_size.saturating_sub(self.in_flight)
+    }
+
+    /// Whether the engine would use more random bytes ([`handle_random`]): it runs
+    /// cheap encrypted requests on its own thread only while it holds some, and asks
+    /// for more before it runs out. Never true when `inline_crypto_max_body` is 0.
+    ///
+    /// [`handle_random`]: Self::handle_random
+    pub fn wants_random(&self) -> bool {
+        self.config.inline_crypto_max_body > 0
+            && self.random.len() - self.random_pos < RANDOM_LOW_WATER
+    }
+
+    /// Fresh random bytes (from the OS generator; a few KiB at a time is right) for
+    /// the responses the engine builds itself. Bytes beyond [`RANDOM_RESERVOIR`] held
+    /// are ignored. Without them, requests whose response needs random bytes go to the
+    /// workers, as always.
+    pub fn handle_random(&mut self, bytes: &[u8]) {
+        self.random.drain(..self.random_pos);
+        self.random_pos = 0;
+        let room = RANDOM_RESERVOIR.saturating_sub(self.random.len());
+        self.random
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    /// The next unused random bytes, if the reservoir holds enough.
+    fn take_random(&mut self) -> Option<[u8; codec::RANDOM_LEN]> {
+        let end = self.random_pos + codec::RANDOM_LEN;
+        let taken = self.random.get_mut(self.random_pos..end)?;
+        let mut bytes = [0u8; codec::RANDOM_LEN];
+        bytes.copy_from_slice(taken);
+        // Handed out once: forget them.
+        taken.fill(0);
+        self.random_pos = end;
+        Some(bytes)
     }
 
     /// Hands back the buffer of an [`Output::Datagram`] once it is sent (or dropped),
@@ -606,8 +656,20 @@ impl Engine {
     /// queue it when admission is full).
     fn dispatch(&mut self, origin: Origin, now: Timestamp, admitted: Admitted, body: Vec<u8>) {
         let started = self.started(origin, now);
-        let inline =
-            admitted.encryption == codec::Encryption::None && admitted.handler.runs_inline();
+        // Cheap commands run on this thread: unencrypted ones always; encrypted ones
+        // with a small body when random bytes for a 48-byte response are at hand.
+        let random = if !admitted.handler.runs_inline() {
+            None
+        } else if admitted.encryption == codec::Encryption::None {
+            Some([0; codec::RANDOM_LEN])
+        } else if body.len() > self.config.inline_crypto_max_body {
+            None
+        } else if admitted.reply.header_len == LONG_HEADER_LEN {
+            self.take_random()
+        } else {
+            // The 32-byte layout carries no random bytes.
+            Some([0; codec::RANDOM_LEN])
+        };
         let job = Job {
             origin,
             raida_id: self.config.raida_id,
@@ -615,10 +677,9 @@ impl Engine {
             work: Work::Serve { admitted, body },
             out: take_buffer(&mut self.pool, 0),
         };
-        if inline {
-            // Type 0 needs no random bytes and no crypto: answer on this thread.
+        if let Some(random) = random {
             let mut scratch = take_buffer(&mut self.pool, 0);
-            let completion = job.run(now, &[0; codec::RANDOM_LEN], &mut scratch);
+            let completion = job.run(now, &random, &mut scratch);
             recycle(&mut self.pool, &self.config, scratch);
             self.finish(completion, now);
         } else {
@@ -626,11 +687,15 @@ impl Engine {
         }
     }
 
-    /// A header-time rejection: built here for the 32-byte layout; the 48-byte layout
-    /// needs fresh random bytes, which only a job's runner has.
+    /// A header-time rejection: built here for the 32-byte layout, and for the 48-byte
+    /// layout when the engine holds random bytes for it; else a job's runner builds it.
     fn reject(&mut self, origin: Origin, now: Timestamp, rejected: Rejected) {
         let started = self.started(origin, now);
         if rejected.reply.header_len == LONG_HEADER_LEN {
+            if let Some(random) = self.take_random() {
+                // Random bytes at hand: no need for a worker.
+                return self.reject_here(origin, now, started, &rejected, &random);
+            }
             let job = Job {
                 origin,
                 raida_id: self.config.raida_id,
@@ -641,15 +706,21 @@ impl Engine {
             self.submit(job);
             return;
         }
-        let mut out = take_buffer(&mut self.pool, SHORT_HEADER_LEN);
+        self.reject_here(origin, now, started, &rejected, &[0; codec::RANDOM_LEN]);
+    }
+
+    /// Builds a rejection on this thread (`random`: for the 48-byte layout).
+    fn reject_here(
+        &mut self,
+        origin: Origin,
+        now: Timestamp,
+        started: Timestamp,
+        rejected: &Rejected,
+        random: &[u8; codec::RANDOM_LEN],
+    ) {
+        let mut out = take_buffer(&mut self.pool, rejected.reply.header_len);
         let elapsed = elapsed_micros(started, now);
-        codec::write_rejection(
-            &mut out,
-            self.config.raida_id,
-            &rejected,
-            elapsed,
-            &[0; codec::RANDOM_LEN],
-        );
+        codec::write_rejection(&mut out, self.config.raida_id, rejected, elapsed, random);
         let completion = Completion {
             origin,
             status: rejected.status.into(),
@@ -843,6 +914,11 @@ impl Engine {
         self.outputs.push_back(Output::Close(id));
     }
 }
+
+/// The engine asks for random bytes ([`Engine::wants_random`]) below this many.
+pub const RANDOM_LOW_WATER: usize = 32 * codec::RANDOM_LEN;
+/// Random bytes the engine holds at most.
+pub const RANDOM_RESERVOIR: usize = 8192;
 
 /// Deadline kinds: which fixed duration a deadline is `now` plus.
 const SOCKET_TIMEOUT: usize = 0;

@@ -1,5 +1,6 @@
-//! A thin edge-triggered epoll: `epoll_ctl`, `epoll_wait` and an eventfd to wake the
-//! wait from other threads. Nothing else.
+//! raida-poll: a thin edge-triggered epoll: `epoll_ctl`, `epoll_wait` and an eventfd
+//! to wake the wait from other threads. Nothing else. Used by the `raida-server`
+//! driver (io-epoll) and the `raida bench` load generator.
 //!
 //! Why not the `polling` crate: its `wait` re-arms a timerfd (`timerfd_settime` plus an
 //! `epoll_ctl`) and clears and re-arms its notifier (a `read` plus an `epoll_ctl`) on
@@ -211,12 +212,17 @@ impl Poller {
         }
         events.len = kept;
         if woken {
-            // Clear the flag before the caller drains its channels, so a notify that
-            // comes after the drain starts writes again.
-            self.notified.store(false, Ordering::SeqCst);
+            // Consume the eventfd first, then clear the flag, and only then does the
+            // caller drain its channels. In this order a notify is never lost: one that
+            // found the flag set sent its message before the flag was cleared, so the
+            // drain sees it; one after the clear writes the eventfd again (a new edge).
+            // (Clearing first would let a write land before the read, which would eat
+            // it, leaving the flag set with nothing pending: later notifies would skip
+            // the write and the loop would sleep on their messages.)
             let mut buf = [0u8; 8];
             // SAFETY: reads at most 8 bytes into `buf`. Nonblocking: EAGAIN is fine.
             let _ = unsafe { libc::read(self.eventfd.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
+            self.notified.store(false, Ordering::SeqCst);
         }
         Ok(())
     }
