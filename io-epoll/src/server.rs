@@ -223,8 +223,13 @@ fn serve(settings: &Settings) -> Result<(), String> {
     let epoch = Instant::now();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = config.server.effective_threads(cores);
-    let pool = workers::spawn(threads, config.network.mod_queue_size, &pollers, epoch)
-        .map_err(|e| format!("cannot start worker threads: {e}"))?;
+    let pool = workers::spawn(
+        threads,
+        per_loop(EngineConfig::from_config(config), io_threads).mod_queue_size,
+        &pollers,
+        epoch,
+    )
+    .map_err(|e| format!("cannot start worker threads: {e}"))?;
     let stop = signals::spawn(pollers.clone())
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
 
@@ -238,7 +243,7 @@ fn serve(settings: &Settings) -> Result<(), String> {
     for (index, (((((listener, udp), keys), completions), snapshots), poller)) in parts.enumerate()
     {
         let engine = Engine::new(
-            EngineConfig::from_config(config),
+            per_loop(EngineConfig::from_config(config), io_threads),
             CommandRegistry::with_builtins(),
             keys,
         );
@@ -345,4 +350,14 @@ fn log_totals(total: &MetricsSnapshot, exit: Exit) {
             Exit::DrainTimeout => "drain timeout",
         }
     );
+}
+
+/// One loop's share of the bounds when `loops` loops share the server: the open
+/// connections and the jobs in flight are split evenly (rounded up), so the server as
+/// a whole keeps to the configured totals (descriptors, memory).
+fn per_loop(mut config: EngineConfig, loops: usize) -> EngineConfig {
+    let loops = loops.max(1);
+    config.max_connections = config.max_connections.div_ceil(loops).max(1);
+    config.mod_queue_size = config.mod_queue_size.div_ceil(loops).max(1);
+    config
 }

@@ -290,3 +290,58 @@ mod tests {
         p.delete(&b).expect("delete");
     }
 }
+
+#[cfg(test)]
+mod stress {
+    use super::*;
+    use std::sync::mpsc;
+    use std::sync::Arc;
+
+    /// Producers send messages, each followed by a notify, while the waiter drains
+    /// after every wake-up with no deadline: every message is received, so no wake-up
+    /// was lost (a lost one would leave the waiter asleep, and the test would hang
+    /// until the harness's generous bound below). The race is narrow: the earlier order
+    /// (clear the flag, then consume the eventfd) failed this test every time with a
+    /// `yield_now` between the two, and passed it without one.
+    #[test]
+    fn no_notification_is_lost_under_contention() {
+        const PRODUCERS: usize = 4;
+        const EACH: usize = 20_000;
+        let poller = Arc::new(Poller::new().expect("poller"));
+        let (tx, rx) = mpsc::channel::<usize>();
+        let (done_tx, done_rx) = mpsc::channel();
+        let waiter = {
+            let poller = Arc::clone(&poller);
+            std::thread::spawn(move || {
+                let mut events = Events::with_capacity(4);
+                let mut got = 0;
+                while got < PRODUCERS * EACH {
+                    poller.wait_deadline(&mut events, None).expect("wait");
+                    while rx.try_recv().is_ok() {
+                        got += 1;
+                    }
+                }
+                let _ = done_tx.send(got);
+            })
+        };
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|_| {
+                let (poller, tx) = (Arc::clone(&poller), tx.clone());
+                std::thread::spawn(move || {
+                    for i in 0..EACH {
+                        tx.send(i).expect("send");
+                        poller.notify().expect("notify");
+                    }
+                })
+            })
+            .collect();
+        for p in producers {
+            p.join().expect("producer");
+        }
+        let got = done_rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the waiter received every message (no lost wake-up)");
+        assert_eq!(got, PRODUCERS * EACH);
+        waiter.join().expect("waiter");
+    }
+}
