@@ -47,6 +47,10 @@ pub struct Args {
     /// ([network] io_threads; default 1).
     #[arg(long, value_name = "N")]
     pub io_threads: Option<String>,
+    /// Poll for events without blocking this many microseconds before an event loop
+    /// sleeps ([network] busy_poll_us; default 0).
+    #[arg(long, value_name = "US")]
+    pub busy_poll_us: Option<String>,
     /// Most open TCP connections; one more is answered 160 ([network] max_connections).
     #[arg(long, value_name = "N")]
     pub max_connections: Option<String>,
@@ -112,6 +116,12 @@ fn overrides(args: &Args) -> Vec<(&'static str, &'static str, &'static str, &str
         ),
         ("--bind", "network", "bind", &args.bind),
         ("--io-threads", "network", "io_threads", &args.io_threads),
+        (
+            "--busy-poll-us",
+            "network",
+            "busy_poll_us",
+            &args.busy_poll_us,
+        ),
         ("--data-root", "network", "data_root", &args.data_root),
         (
             "--max-connections",

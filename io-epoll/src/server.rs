@@ -210,6 +210,11 @@ fn serve(settings: &Settings) -> Result<(), String> {
         .map(|_| Poller::new().map(Arc::new))
         .collect::<std::io::Result<Vec<_>>>()
         .map_err(|e| format!("poller: {e}"))?;
+    for poller in &pollers {
+        poller.set_busy_poll(std::time::Duration::from_micros(
+            config.network.busy_poll_us,
+        ));
+    }
     // Dropped (its thread stopped) when `serve` returns, after the event loops.
     let (metrics, mut snapshots) = match config.network.metrics_addr {
         Some(addr) => {
