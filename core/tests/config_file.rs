@@ -171,7 +171,7 @@ keepalive_probes = 2
 linger_ms = 100
 drain_timeout_ms = 1500
 io_threads = 2
-busy_poll_us = 20
+busy_poll_us = 0
 key_page_cache_pages = 32
 key_page_ttl_ms = 0
 data_root = "store"
@@ -196,7 +196,7 @@ fn network_table_overrides_every_default() {
         linger_ms: 100,
         drain_timeout_ms: 1500,
         io_threads: 2,
-        busy_poll_us: 20,
+        busy_poll_us: 0,
         key_page_cache_pages: 32,
         key_page_ttl_ms: 0,
         data_root: Some(PathBuf::from("store")),

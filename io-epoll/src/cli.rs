@@ -48,7 +48,7 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub io_threads: Option<String>,
     /// Poll for events without blocking this many microseconds before an event loop
-    /// sleeps ([network] busy_poll_us; default 0).
+    /// sleeps ([network] busy_poll_us; default 20; 0 blocks at once).
     #[arg(long, value_name = "US")]
     pub busy_poll_us: Option<String>,
     /// Most open TCP connections; one more is answered 160 ([network] max_connections).
