@@ -130,6 +130,8 @@ struct Conn {
 struct Mux {
     poller: Poller,
     conns: Vec<Option<Conn>>,
+    /// Slots freed by `close`, reused by `open`.
+    free: Vec<usize>,
     events: Events,
 }
 
@@ -138,6 +140,7 @@ impl Mux {
         Ok(Mux {
             poller: Poller::new().map_err(|e| format!("poller: {e}"))?,
             conns: Vec::new(),
+            free: Vec::new(),
             events: Events::new(),
         })
     }
@@ -158,14 +161,14 @@ impl Mux {
             Err(e) => return Err(format!("connect: {e}")),
         }
         let stream = TcpStream::from(socket);
-        let idx = self.conns.len();
+        let idx = self.free.pop().unwrap_or(self.conns.len());
         // SAFETY: deleted from the poller before the stream is dropped (`close`, Drop).
         unsafe {
             self.poller
                 .add_with_mode(&stream, Event::all(idx), PollMode::Level)
                 .map_err(|e| format!("poller add: {e}"))?;
         }
-        self.conns.push(Some(Conn {
+        let conn = Some(Conn {
             stream,
             out,
             sent: 0,
@@ -173,7 +176,12 @@ impl Mux {
             opened: Instant::now(),
             ended: None,
             writable_interest: true,
-        }));
+        });
+        if idx == self.conns.len() {
+            self.conns.push(conn);
+        } else {
+            self.conns[idx] = conn;
+        }
         Ok(idx)
     }
 
@@ -201,6 +209,7 @@ impl Mux {
     fn close(&mut self, idx: usize) {
         if let Some(c) = self.conns.get_mut(idx).and_then(Option::take) {
             let _ = self.poller.delete(&c.stream);
+            self.free.push(idx);
         }
     }
 
@@ -323,16 +332,32 @@ fn idle(o: &Opts) -> Res<()> {
     let n = o.num("connections", 10_000) as usize;
     let settle = Duration::from_millis(o.num("settle-ms", 1000));
     let before = rss_kib(pid)?;
+    let fds_before = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
     let mut mux = Mux::new()?;
     for _ in 0..n {
         mux.open(addr, Vec::new())?;
         mux.step(Duration::ZERO);
+    }
+    // Wait until the server holds them all (connects refused by a full accept queue
+    // are retried by the kernel after 1 s, 3 s, ...), at most 20 s, then settle.
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let base_fds = fds_before;
+    let until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < until && fds() < base_fds + n {
+        mux.step(Duration::from_millis(20));
     }
     let until = Instant::now() + settle;
     while Instant::now() < until {
         mux.step(Duration::from_millis(20));
     }
     let after = rss_kib(pid)?;
+    let server_fds = fds().saturating_sub(base_fds);
     let still_open = mux
         .conns
         .iter()
@@ -341,9 +366,14 @@ fn idle(o: &Opts) -> Res<()> {
         .count();
     let per = (after.saturating_sub(before) as f64 * 1024.0) / n as f64;
     println!(
-        "run=idle connections={n} open_at_end={still_open} rss_before_kib={before} \
-         rss_after_kib={after} bytes_per_connection={per:.0}"
+        "run=idle connections={n} open_at_end={still_open} server_connection_fds={server_fds} \
+         rss_before_kib={before} rss_after_kib={after} bytes_per_connection={per:.0}"
     );
+    if server_fds < n {
+        return Err(format!(
+            "the server holds {server_fds} connections, fewer than {n}"
+        ));
+    }
     if still_open != n {
         return Err(format!("only {still_open} of {n} stayed open"));
     }
@@ -358,9 +388,8 @@ fn idle(o: &Opts) -> Res<()> {
 fn normal_load(addr: SocketAddr, conc: usize, until: Instant) -> Res<(u64, u64)> {
     let req = echo_request(0x0a0b);
     let mut mux = Mux::new()?;
-    let mut live = Vec::new();
     for _ in 0..conc {
-        live.push(mux.open(addr, req.bytes().to_vec())?);
+        mux.open(addr, req.bytes().to_vec())?;
     }
     let (mut ok, mut err) = (0u64, 0u64);
     while Instant::now() < until {
@@ -375,12 +404,12 @@ fn normal_load(addr: SocketAddr, conc: usize, until: Instant) -> Res<(u64, u64)>
             }
             mux.close(idx);
             if Instant::now() < until {
-                live.push(mux.open(addr, req.bytes().to_vec())?);
+                mux.open(addr, req.bytes().to_vec())?;
             }
         }
-        // Forget closed slots now and then (indices only grow; bounded by the run).
-        if mux.conns.len() > 200_000 {
-            return Err("too many connections in one normal-load run".into());
+        // Slots are reused: the table stays at `conc`.
+        if mux.conns.len() > conc {
+            return Err("the normal load leaked connection slots".into());
         }
     }
     Ok((ok, err))
@@ -416,19 +445,23 @@ fn slowloris(o: &Opts) -> Res<()> {
             let req = echo_request(0x0c0d);
             let bytes = req.bytes().to_vec();
             let mut mux = Mux::new()?;
-            // (index, bytes dribbled so far)
-            let mut open: Vec<(usize, usize)> = Vec::with_capacity(slow);
+            // Bytes dribbled so far, by connection index (a closed connection's index
+            // is reused by the one opened in its place).
+            let mut dribbled: Vec<usize> = Vec::with_capacity(slow);
             for _ in 0..slow {
-                open.push((mux.open(addr, Vec::new())?, 0));
+                let idx = mux.open(addr, Vec::new())?;
+                if dribbled.len() <= idx {
+                    dribbled.resize(idx + 1, 0);
+                }
             }
             let mut opened = slow as u64;
             let mut next_tick = Instant::now();
             while !stop.load(Ordering::Relaxed) {
                 if Instant::now() >= next_tick {
                     next_tick += Duration::from_secs(1);
-                    for (idx, pos) in open.iter_mut() {
+                    for (idx, pos) in dribbled.iter_mut().enumerate() {
                         if *pos < bytes.len() {
-                            mux.send(*idx, &bytes[*pos..*pos + 1]);
+                            mux.send(idx, &bytes[*pos..*pos + 1]);
                             *pos += 1;
                         }
                     }
@@ -448,10 +481,12 @@ fn slowloris(o: &Opts) -> Res<()> {
                         }
                     }
                     mux.close(idx);
-                    if let Some(slot) = open.iter_mut().find(|(i, _)| *i == idx) {
-                        *slot = (mux.open(addr, Vec::new())?, 0);
-                        opened += 1;
+                    let new = mux.open(addr, Vec::new())?;
+                    if dribbled.len() <= new {
+                        dribbled.resize(new + 1, 0);
                     }
+                    dribbled[new] = 0;
+                    opened += 1;
                 }
             }
             Ok(opened)
