@@ -24,6 +24,7 @@ fn config(addr: std::net::SocketAddr, transport: Transport, t: u8, n: u64) -> Be
         threads: 2,
         limit: Limit::Requests(n),
         timeout: Duration::from_secs(5),
+        verify: true,
     }
 }
 

@@ -178,6 +178,13 @@ pub struct NetworkConfig {
     pub drain_timeout_ms: u64,
     /// Event-loop threads. 1..=[`MAX_THREADS`], default 1.
     pub io_threads: usize,
+    /// Before an event loop blocks for events, it polls without blocking for up to this
+    /// many microseconds. Under load that keeps it awake between bursts, which saves
+    /// the wake-up of a sleeping thread per burst (on the sending side too: that is
+    /// what raised loopback throughput in bench/RESULTS.md); it costs up to this much
+    /// CPU per idle gap (at 1,000 requests/s, at most 2% of a core). 0..=1000 (0:
+    /// block at once), default 20.
+    pub busy_poll_us: u64,
     /// Key pages (PROTOCOL.md section 10) the key store keeps in memory. At least 1,
     /// default 1024 (about 17 MB).
     pub key_page_cache_pages: usize,
@@ -214,6 +221,7 @@ impl Default for NetworkConfig {
             linger_ms: 500,
             drain_timeout_ms: 5_000,
             io_threads: 1,
+            busy_poll_us: 20,
             key_page_cache_pages: 1_024,
             key_page_ttl_ms: 1_000,
             data_root: None,
@@ -416,6 +424,7 @@ const NETWORK_KEYS: &[&str] = &[
     "linger_ms",
     "drain_timeout_ms",
     "io_threads",
+    "busy_poll_us",
     "key_page_cache_pages",
     "key_page_ttl_ms",
     "data_root",
@@ -541,6 +550,7 @@ impl Config {
         line(format!("linger_ms = {}", n.linger_ms));
         line(format!("drain_timeout_ms = {}", n.drain_timeout_ms));
         line(format!("io_threads = {}", n.io_threads));
+        line(format!("busy_poll_us = {}", n.busy_poll_us));
         line(format!("key_page_cache_pages = {}", n.key_page_cache_pages));
         line(format!("key_page_ttl_ms = {}", n.key_page_ttl_ms));
         match &n.data_root {
@@ -802,6 +812,7 @@ impl<'a> Reader<'a> {
         self.set(&mut n.linger_ms, "linger_ms", 0, MAX_MILLIS)?;
         self.set(&mut n.drain_timeout_ms, "drain_timeout_ms", 0, MAX_MILLIS)?;
         self.set(&mut n.io_threads, "io_threads", 1, MAX_THREADS as u64)?;
+        self.set(&mut n.busy_poll_us, "busy_poll_us", 0, 1_000)?;
         self.set(&mut n.key_page_cache_pages, "key_page_cache_pages", 1, ANY)?;
         self.set(&mut n.key_page_ttl_ms, "key_page_ttl_ms", 0, MAX_MILLIS)?;
         n.data_root = self.parsed("data_root", "a non-empty path", |s| {

@@ -88,6 +88,15 @@ impl LatencyHistogram {
         self.count = self.count.saturating_add(1);
     }
 
+    /// Adds the observations of `other` (another engine's histogram) to these.
+    pub fn merge(&mut self, other: &LatencyHistogram) {
+        for (a, b) in self.buckets.iter_mut().zip(other.buckets.iter()) {
+            *a = a.saturating_add(*b);
+        }
+        self.sum_micros = self.sum_micros.saturating_add(other.sum_micros);
+        self.count = self.count.saturating_add(other.count);
+    }
+
     /// How many latencies were recorded.
     pub fn count(&self) -> u64 {
         self.count
@@ -134,6 +143,39 @@ pub struct MetricsSnapshot {
 }
 
 impl MetricsSnapshot {
+    /// Adds another engine's snapshot to this one (a server running several event
+    /// loops shows their sum): every counter, histogram and gauge is summed. The key
+    /// store's statistics are kept as they are in `self`, because the loops share one
+    /// store and each snapshot already shows all of it.
+    pub fn absorb(&mut self, other: &MetricsSnapshot) {
+        let (a, b) = (&mut self.counters, &other.counters);
+        a.accepted += b.accepted;
+        a.refused += b.refused;
+        a.timed_out += b.timed_out;
+        a.reset += b.reset;
+        a.abandoned += b.abandoned;
+        for (ra, rb) in a.responses_by_status.iter_mut().zip(&b.responses_by_status) {
+            for (x, y) in ra.iter_mut().zip(rb.iter()) {
+                *x += y;
+            }
+        }
+        for (la, lb) in a.latency.iter_mut().zip(&b.latency) {
+            la.merge(lb);
+        }
+        a.tcp_responses += b.tcp_responses;
+        a.udp_responses += b.udp_responses;
+        a.udp_dropped += b.udp_dropped;
+        a.late_completions_dropped += b.late_completions_dropped;
+        a.admission_waits += b.admission_waits;
+        self.open_connections += other.open_connections;
+        self.jobs_in_flight += other.jobs_in_flight;
+        self.jobs_waiting += other.jobs_waiting;
+        if self.keys.is_none() {
+            self.keys = other.keys;
+        }
+        self.udp_send_dropped += other.udp_send_dropped;
+    }
+
     /// The engine's state now.
     pub fn of(engine: &Engine) -> MetricsSnapshot {
         MetricsSnapshot {

@@ -171,6 +171,7 @@ keepalive_probes = 2
 linger_ms = 100
 drain_timeout_ms = 1500
 io_threads = 2
+busy_poll_us = 0
 key_page_cache_pages = 32
 key_page_ttl_ms = 0
 data_root = "store"
@@ -195,6 +196,7 @@ fn network_table_overrides_every_default() {
         linger_ms: 100,
         drain_timeout_ms: 1500,
         io_threads: 2,
+        busy_poll_us: 0,
         key_page_cache_pages: 32,
         key_page_ttl_ms: 0,
         data_root: Some(PathBuf::from("store")),
@@ -211,6 +213,7 @@ fn network_table_overrides_every_default() {
     assert_ne!(expected.mod_queue_size, d.mod_queue_size);
     assert_ne!(expected.epoll_timeout_ms, d.epoll_timeout_ms);
     assert_ne!(expected.events_per_wait, d.events_per_wait);
+    assert_ne!(expected.busy_poll_us, d.busy_poll_us);
     assert_ne!(expected.keepalive_idle_s, d.keepalive_idle_s);
     assert_ne!(expected.keepalive_interval_s, d.keepalive_interval_s);
     assert_ne!(expected.keepalive_probes, d.keepalive_probes);

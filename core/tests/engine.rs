@@ -645,3 +645,60 @@ fn a_refusal_counts_as_a_tcp_160_ready_at_once() {
     h.client_shutdown(id);
     h.assert_drained();
 }
+
+/// With random bytes fed to it, the engine answers a cheap encrypted request (echo,
+/// version; types 4 and 1) itself, with no job, byte for byte what the codec answers
+/// with those random bytes; the bytes are used once, in order.
+#[test]
+fn fed_random_bytes_cheap_encrypted_requests_are_answered_without_a_job() {
+    for enc in [4u8, 1] {
+        for req in [Req::echo(enc), Req::version(enc)] {
+            let mut h = Harness::new();
+            h.auto_run = false;
+            assert!(h.engine.wants_random());
+            h.engine.handle_random(&RANDOM);
+            let bytes = req.bytes();
+            let id = h.accept();
+            h.send(id, &bytes);
+            assert!(h.jobs.is_empty(), "type {enc}: no job for a cheap command");
+            assert_eq!(h.out(id), codec_answer(&bytes).as_slice(), "type {enc}");
+            h.client_shutdown(id);
+            h.assert_drained();
+        }
+    }
+    // The 22 bytes were spent on the first type-4 response: the next one goes to a
+    // worker, which brings its own.
+    let mut h = Harness::new();
+    h.auto_run = false;
+    h.engine.handle_random(&RANDOM);
+    let a = h.accept();
+    h.send(a, &Req::echo(4).bytes());
+    let b = h.accept();
+    h.send(b, &Req::echo(4).bytes());
+    assert_eq!(h.jobs.len(), 1, "the second type-4 request became a job");
+    h.complete_all();
+    h.client_shutdown(a);
+    h.client_shutdown(b);
+    h.assert_drained();
+}
+
+/// Without random bytes (a driver that feeds none, like the simulator) encrypted
+/// requests go to the workers, as before; a disabled inline path never asks for any.
+#[test]
+fn unfed_or_disabled_encrypted_requests_become_jobs() {
+    let mut h = Harness::new();
+    h.auto_run = false;
+    let id = h.accept();
+    h.send(id, &Req::version(4).bytes());
+    assert_eq!(h.jobs.len(), 1);
+    h.complete_all();
+    h.client_shutdown(id);
+    h.assert_drained();
+
+    let config = EngineConfig {
+        inline_crypto_max_body: 0,
+        ..config()
+    };
+    let h = Harness::with(config, CommandRegistry::with_builtins());
+    assert!(!h.engine.wants_random());
+}

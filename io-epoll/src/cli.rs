@@ -42,6 +42,15 @@ pub struct Args {
     /// Worker threads ([server] threads; 0 = max(8, cores)).
     #[arg(long, value_name = "N")]
     pub threads: Option<String>,
+    /// Event-loop threads, each with its own TCP and UDP socket on the port
+    /// (SO_REUSEPORT) and its own engine, sharing the workers and the key store
+    /// ([network] io_threads; default 1).
+    #[arg(long, value_name = "N")]
+    pub io_threads: Option<String>,
+    /// Poll for events without blocking this many microseconds before an event loop
+    /// sleeps ([network] busy_poll_us; default 20; 0 blocks at once).
+    #[arg(long, value_name = "US")]
+    pub busy_poll_us: Option<String>,
     /// Most open TCP connections; one more is answered 160 ([network] max_connections).
     #[arg(long, value_name = "N")]
     pub max_connections: Option<String>,
@@ -106,6 +115,13 @@ fn overrides(args: &Args) -> Vec<(&'static str, &'static str, &'static str, &str
             &args.udp_payload_threshold,
         ),
         ("--bind", "network", "bind", &args.bind),
+        ("--io-threads", "network", "io_threads", &args.io_threads),
+        (
+            "--busy-poll-us",
+            "network",
+            "busy_poll_us",
+            &args.busy_poll_us,
+        ),
         ("--data-root", "network", "data_root", &args.data_root),
         (
             "--max-connections",

@@ -1,4 +1,7 @@
-//! The event loop: one thread, edge-triggered epoll through `polling`, the engine.
+//! The event loop: one thread, edge-triggered epoll (`crate::poll`), one engine.
+//! With `io_threads` > 1 the server runs several, each with its own sockets (bound
+//! with SO_REUSEPORT, so the kernel spreads connections and datagrams), its own engine
+//! and poller, sharing the worker pool and the key store.
 //!
 //! It follows the engine's calling contract (see `raida_core::Engine`): every input is
 //! followed by a complete drain of `poll_output`; every socket is read and written until
@@ -21,16 +24,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use polling::{Event, Events, PollMode, Poller};
 use raida_core::config::NetworkConfig;
 use raida_core::metrics::MetricsSnapshot;
-use raida_core::{Accept, Completion, ConnId, Engine, Job, Output, Timestamp};
+use raida_core::{Accept, Completion, ConnId, Engine, Output, Timestamp};
 use socket2::Socket;
 
 use crate::metrics::SnapshotRequests;
+use crate::mmsg::{RecvBatch, SendBatch};
+use crate::poll::{Events, Poller};
 use crate::sockets;
+use crate::workers::Routed;
 
-// `polling` reserves usize::MAX for its own notifier.
+// `Poller::NOTIFY_KEY` is usize::MAX.
 const LISTENER_KEY: usize = usize::MAX - 1;
 const UDP_KEY: usize = usize::MAX - 2;
 
@@ -38,6 +43,8 @@ const UDP_KEY: usize = usize::MAX - 2;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// At most one warning about accept failures per this interval.
 const ACCEPT_WARN_INTERVAL: Duration = Duration::from_secs(1);
+/// Random bytes fetched per `getrandom` for the engine's own responses.
+const RANDOM_REFILL: usize = 4096;
 /// Response datagrams held while the UDP socket's send buffer is full.
 const MAX_PENDING_DATAGRAMS: usize = 4096;
 
@@ -49,16 +56,19 @@ pub fn timestamp(epoch: Instant) -> Timestamp {
 /// What the event loop needs besides the engine.
 #[derive(Debug)]
 pub struct Parts {
-    /// The poller every socket is registered with (shared with workers and signals).
+    /// The poller every socket of this loop is registered with (shared with workers,
+    /// signals and the metrics endpoint, which wake it).
     pub poller: Arc<Poller>,
+    /// This loop's index among the event loops (completions come back to it).
+    pub index: usize,
     /// The time origin of every timestamp.
     pub epoch: Instant,
     /// The listening socket, non-blocking.
     pub listener: Socket,
     /// The UDP socket, non-blocking, on the same port.
     pub udp: UdpSocket,
-    /// Jobs out to the workers.
-    pub jobs: Sender<Job>,
+    /// Jobs out to the workers, tagged with this loop's index.
+    pub jobs: Sender<Routed>,
     /// Completions back from the workers.
     pub completions: Receiver<Completion>,
     /// Set by the signal thread (which then notifies the poller).
@@ -95,18 +105,27 @@ pub struct EventLoop {
     epoch: Instant,
     listener: Option<Socket>,
     udp: UdpSocket,
-    udp_buf: Vec<u8>,
+    udp_in: RecvBatch,
+    udp_send: SendBatch,
     /// Read the UDP socket on the next turn (after `Output::ResumeDatagrams`).
     udp_resume: bool,
-    udp_pending: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// Response datagrams not yet sent: collected while a batch is read, sent with
+    /// `sendmmsg`; held while the send buffer is full (bounded).
+    udp_out: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// The UDP socket's send buffer was full; wait for writability.
+    udp_blocked: bool,
     udp_dropped: u64,
     /// Sockets by engine slab index.
     slots: Vec<Option<Slot>>,
     /// Connections to service (`Output::Wake`), in order.
     wakes: VecDeque<ConnId>,
-    jobs: Sender<Job>,
+    index: usize,
+    jobs: Sender<Routed>,
     completions: Receiver<Completion>,
     stop: Arc<AtomicBool>,
+    /// The connection `service` is working on: a `Wake` for it is redundant (the
+    /// service loop goes on until both directions block or want nothing).
+    servicing: Option<ConnId>,
     network: NetworkConfig,
     accept_paused_until: Option<Instant>,
     last_accept_warning: Option<Instant>,
@@ -129,21 +148,13 @@ fn index_of(key: usize) -> usize {
 impl EventLoop {
     /// Registers the listener and the UDP socket; nothing is read yet.
     pub fn new(engine: Engine, parts: Parts) -> io::Result<EventLoop> {
-        // SAFETY (both adds): the listener and the UDP socket are owned by the returned
-        // EventLoop and deleted from the poller before they are dropped (the listener in
+        // The listener and the UDP socket are owned by the returned EventLoop and
+        // deleted from the poller before they are dropped (the listener in
         // `stop_accepting`, the UDP socket in `Drop`).
-        unsafe {
-            parts.poller.add_with_mode(
-                &parts.listener,
-                Event::readable(LISTENER_KEY),
-                PollMode::Edge,
-            )?;
-        }
-        if let Err(e) = unsafe {
-            parts
-                .poller
-                .add_with_mode(&parts.udp, Event::all(UDP_KEY), PollMode::Edge)
-        } {
+        parts
+            .poller
+            .add(&parts.listener, LISTENER_KEY, true, false)?;
+        if let Err(e) = parts.poller.add(&parts.udp, UDP_KEY, true, true) {
             let _ = parts.poller.delete(&parts.listener);
             return Err(e);
         }
@@ -153,16 +164,20 @@ impl EventLoop {
             epoch: parts.epoch,
             listener: Some(parts.listener),
             udp: parts.udp,
-            udp_buf: vec![0; parts.udp_buffer.max(1)],
+            udp_in: RecvBatch::new(parts.udp_buffer.max(1)),
+            udp_send: SendBatch::default(),
             // Datagrams may have arrived before registration: read once at start.
             udp_resume: true,
-            udp_pending: VecDeque::new(),
+            udp_out: VecDeque::new(),
+            udp_blocked: false,
             udp_dropped: 0,
             slots: Vec::new(),
             wakes: VecDeque::new(),
+            index: parts.index,
             jobs: parts.jobs,
             completions: parts.completions,
             stop: parts.stop,
+            servicing: None,
             network: parts.network,
             accept_paused_until: None,
             last_accept_warning: None,
@@ -195,19 +210,20 @@ impl EventLoop {
     /// Runs until a stop signal has been handled and the drain is over.
     pub fn run(&mut self) -> io::Result<Exit> {
         let capacity = NonZeroUsize::new(self.network.events_per_wait).unwrap_or(NonZeroUsize::MIN);
-        let mut events = Events::with_capacity(capacity);
+        let mut events = Events::with_capacity(capacity.get());
         // Connections may be waiting in the backlog already.
         self.accept_all();
         loop {
+            self.flush_datagrams();
             let deadline = self.next_deadline();
-            events.clear();
-            self.poller.wait_deadline(&mut events, deadline)?;
+            self.poller.wait_deadline(&mut events, Some(deadline))?;
 
             for event in events.iter() {
                 match event.key {
                     LISTENER_KEY => self.accept_all(),
                     UDP_KEY => {
                         if event.writable {
+                            self.udp_blocked = false;
                             self.flush_datagrams();
                         }
                         if event.readable {
@@ -234,6 +250,7 @@ impl EventLoop {
                 self.drain();
             }
             self.run_wakes();
+            self.flush_datagrams();
             if std::mem::take(&mut self.udp_resume) {
                 self.read_datagrams();
             }
@@ -284,7 +301,7 @@ impl EventLoop {
         self.engine.connection_count() == 0
             && self.engine.in_flight() == 0
             && self.engine.waiting() == 0
-            && self.udp_pending.is_empty()
+            && self.udp_out.is_empty()
     }
 
     fn next_deadline(&self) -> Instant {
@@ -326,15 +343,21 @@ impl EventLoop {
 
     // ----- outputs ------------------------------------------------------------------
 
-    /// Carries out every output the engine has.
+    /// Carries out every output the engine has (and tops up its random bytes, so
+    /// cheap encrypted requests can be answered on this thread).
     fn drain(&mut self) {
+        if self.engine.wants_random() {
+            self.feed_random();
+        }
         while let Some(output) = self.engine.poll_output() {
             match output {
                 Output::Job(job) => {
-                    if self.jobs.send(job).is_err() {
+                    if self.jobs.send((self.index, job)).is_err() {
                         tracing::error!("the worker pool is gone; a job is lost");
                     }
                 }
+                // The connection being serviced goes on being serviced anyway.
+                Output::Wake(id) if self.servicing == Some(id) => {}
                 Output::Wake(id) => self.wakes.push_back(id),
                 Output::ShutdownWrite(id) => {
                     if let Some(slot) = self.slot(id) {
@@ -344,9 +367,20 @@ impl EventLoop {
                     }
                 }
                 Output::Close(id) => self.close_socket(id),
-                Output::Datagram { peer, bytes } => self.send_datagram(peer, bytes),
+                Output::Datagram { peer, bytes } => self.queue_datagram(peer, bytes),
                 Output::ResumeDatagrams => self.udp_resume = true,
             }
+        }
+    }
+
+    /// One `getrandom` for the next few hundred responses the engine builds itself.
+    fn feed_random(&mut self) {
+        let mut bytes = [0u8; RANDOM_REFILL];
+        match getrandom::getrandom(&mut bytes) {
+            Ok(()) => self.engine.handle_random(&bytes),
+            // Without them the engine hands such requests to the workers, which have
+            // their own fallback.
+            Err(e) => tracing::debug!("getrandom: {e}"),
         }
     }
 
@@ -369,9 +403,8 @@ impl EventLoop {
         };
         if entry.as_ref().is_some_and(|s| s.id == id) {
             if let Some(slot) = entry.take() {
-                if let Err(e) = self.poller.delete(&slot.socket) {
-                    tracing::debug!("deregister: {e}");
-                }
+                // Closing the socket (its only descriptor: accepted sockets are never
+                // duplicated) removes it from the epoll set; no EPOLL_CTL_DEL needed.
                 drop(slot);
             }
         }
@@ -388,11 +421,8 @@ impl EventLoop {
             let Some(listener) = &self.listener else {
                 return;
             };
-            match listener.accept() {
-                Ok((socket, addr)) => {
-                    let peer = addr
-                        .as_socket()
-                        .unwrap_or_else(|| SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0)));
+            match sockets::accept_nonblocking(listener) {
+                Ok((socket, peer)) => {
                     self.accepted(socket, peer);
                     self.run_wakes();
                 }
@@ -435,15 +465,7 @@ impl EventLoop {
                 drop(socket);
             }
             Accept::Accepted(id) => {
-                if let Err(e) = sockets::configure_accepted(&socket, &self.network) {
-                    tracing::debug!("configuring an accepted socket: {e}");
-                    // Without non-blocking mode the loop could block on it: drop it.
-                    if socket.nonblocking().ok() != Some(true) {
-                        self.engine.handle_error(id, now);
-                        self.drain();
-                        return;
-                    }
-                }
+                // Non-blocking from accept4; keep-alive inherited from the listener.
                 let key = key_of(id);
                 let index = id.index();
                 if self.slots.len() <= index {
@@ -455,12 +477,9 @@ impl EventLoop {
                     tracing::error!("slot {index} reused while open; closing the old socket");
                     let _ = self.poller.delete(&old.socket);
                 }
-                // SAFETY: the socket is owned by the slot and deleted from the poller in
-                // `close_socket` (or `Drop`) before it is dropped.
-                let added = unsafe {
-                    self.poller
-                        .add_with_mode(&socket, Event::all(key), PollMode::Edge)
-                };
+                // The socket is owned by the slot; closing it (`close_socket`, `Drop`)
+                // removes it from the epoll set.
+                let added = self.poller.add(&socket, key, true, true);
                 if let Err(e) = added {
                     tracing::warn!("cannot register a connection: {e}");
                     drop(socket);
@@ -478,6 +497,12 @@ impl EventLoop {
     /// Reads into the engine's buffer and writes its bytes until the socket would block
     /// or the engine wants nothing more.
     fn service(&mut self, id: ConnId) {
+        let outer = self.servicing.replace(id);
+        self.service_inner(id);
+        self.servicing = outer;
+    }
+
+    fn service_inner(&mut self, id: ConnId) {
         let mut read_blocked = false;
         let mut write_blocked = false;
         loop {
@@ -549,20 +574,36 @@ impl EventLoop {
 
     // ----- UDP ----------------------------------------------------------------------
 
-    /// Reads datagrams until the socket would block or the engine wants no more.
+    /// Reads datagrams in batches until the socket would block or the engine wants no
+    /// more, and sends each batch's responses together.
     fn read_datagrams(&mut self) {
         if self.drain_deadline.is_some() {
             // Stopping: no new requests.
             return;
         }
-        while self.engine.wants_datagrams() {
-            match self.udp.recv_from(&mut self.udp_buf) {
-                Ok((n, peer)) => {
+        loop {
+            let room = self.engine.datagram_room();
+            if room == 0 {
+                // The kernel's buffer holds the rest until ResumeDatagrams.
+                return;
+            }
+            match self.udp_in.recv(&self.udp, room) {
+                Ok(n) => {
                     let now = timestamp(self.epoch);
-                    let received = &self.udp_buf[..n.min(self.udp_buf.len())];
-                    self.engine.handle_datagram(peer, received, now);
-                    self.drain();
+                    for i in 0..n {
+                        if let Some((peer, received)) = self.udp_in.get(i) {
+                            self.engine.handle_datagram(peer, received, now);
+                        }
+                        self.drain();
+                    }
                     self.run_wakes();
+                    self.flush_datagrams();
+                    if n < crate::mmsg::BATCH.min(room) {
+                        // A short batch: the socket is (very likely) empty now; an edge
+                        // comes with the next datagram. Confirm with one more read only
+                        // when the batch was full.
+                        return;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -573,23 +614,10 @@ impl EventLoop {
                 }
             }
         }
-        // The engine said no: the kernel's buffer holds the rest until ResumeDatagrams.
-    }
-
-    fn send_datagram(&mut self, peer: SocketAddr, bytes: Vec<u8>) {
-        if !self.udp_pending.is_empty() {
-            self.queue_datagram(peer, bytes);
-            return;
-        }
-        match self.udp.send_to(&bytes, peer) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.queue_datagram(peer, bytes),
-            Err(e) => tracing::debug!("udp send to {peer}: {e}"),
-        }
     }
 
     fn queue_datagram(&mut self, peer: SocketAddr, bytes: Vec<u8>) {
-        if self.udp_pending.len() >= MAX_PENDING_DATAGRAMS {
+        if self.udp_out.len() >= MAX_PENDING_DATAGRAMS {
             self.udp_dropped += 1;
             if self.udp_dropped.is_power_of_two() {
                 tracing::warn!(
@@ -597,19 +625,29 @@ impl EventLoop {
                     "UDP send buffer full: response datagrams dropped"
                 );
             }
+            self.engine.recycle(bytes);
             return;
         }
-        self.udp_pending.push_back((peer, bytes));
+        self.udp_out.push_back((peer, bytes));
     }
 
+    /// Sends the queued response datagrams until done or the send buffer is full.
     fn flush_datagrams(&mut self) {
-        while let Some((peer, bytes)) = self.udp_pending.front() {
-            match self.udp.send_to(bytes, *peer) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => tracing::debug!("udp send to {peer}: {e}"),
-            }
-            self.udp_pending.pop_front();
+        if self.udp_out.is_empty() || self.udp_blocked {
+            return;
+        }
+        let engine = &mut self.engine;
+        match self
+            .udp_send
+            .send(&self.udp, &mut self.udp_out, |b| engine.recycle(b))
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.udp_blocked = true,
+            Err(e) => tracing::debug!("udp send: {e}"),
+        }
+        if !self.udp_out.is_empty() {
+            // Stopped short: the buffer is full; the writable edge resumes us.
+            self.udp_blocked = true;
         }
     }
 }
@@ -617,7 +655,7 @@ impl EventLoop {
 impl Drop for EventLoop {
     fn drop(&mut self) {
         for slot in self.slots.iter_mut().filter_map(Option::take) {
-            let _ = self.poller.delete(&slot.socket);
+            drop(slot);
         }
         if let Some(listener) = self.listener.take() {
             let _ = self.poller.delete(&listener);

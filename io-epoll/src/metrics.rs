@@ -22,7 +22,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use polling::Poller;
+
+use crate::poll::Poller;
 use raida_core::metrics::MetricsSnapshot;
 use tiny_http::{Header, Method, Request, Response};
 
@@ -67,11 +68,10 @@ pub struct MetricsServer {
     thread: Option<JoinHandle<()>>,
 }
 
-/// The HTTP thread's way to the loop.
+/// The HTTP thread's way to the loops: one request channel and poller per loop.
 #[derive(Debug)]
 struct Endpoint {
-    requests: Sender<SnapshotReply>,
-    poller: Arc<Poller>,
+    loops: Vec<(Sender<SnapshotReply>, Arc<Poller>)>,
 }
 
 impl std::fmt::Debug for MetricsServer {
@@ -83,12 +83,13 @@ impl std::fmt::Debug for MetricsServer {
 }
 
 impl MetricsServer {
-    /// Binds `addr` (port 0: a free port) and starts the HTTP thread. Returns the
-    /// server and the loop's end of the snapshot channel.
+    /// Binds `addr` (port 0: a free port) and starts the HTTP thread, which asks every
+    /// loop (one per poller in `pollers`) and shows the sum. Returns the server and
+    /// each loop's end of its snapshot channel, in the order of `pollers`.
     pub fn start(
         addr: SocketAddr,
-        poller: Arc<Poller>,
-    ) -> io::Result<(MetricsServer, SnapshotRequests)> {
+        pollers: &[Arc<Poller>],
+    ) -> io::Result<(MetricsServer, Vec<SnapshotRequests>)> {
         let http = tiny_http::Server::http(addr)
             .map_err(|e| io::Error::other(format!("metrics_addr {addr}: {e}")))?;
         let bound = http
@@ -96,12 +97,15 @@ impl MetricsServer {
             .to_ip()
             .ok_or_else(|| io::Error::other(format!("metrics_addr {addr}: not an IP socket")))?;
         let http = Arc::new(http);
-        let (tx, rx) = crossbeam_channel::bounded(PENDING_REQUESTS);
+        let mut loops = Vec::with_capacity(pollers.len());
+        let mut ends = Vec::with_capacity(pollers.len());
+        for poller in pollers {
+            let (tx, rx) = crossbeam_channel::bounded(PENDING_REQUESTS);
+            loops.push((tx, Arc::clone(poller)));
+            ends.push(SnapshotRequests { requests: rx });
+        }
         let stop = Arc::new(AtomicBool::new(false));
-        let endpoint = Endpoint {
-            requests: tx,
-            poller,
-        };
+        let endpoint = Endpoint { loops };
         let thread = {
             let http = Arc::clone(&http);
             let stop = Arc::clone(&stop);
@@ -116,7 +120,7 @@ impl MetricsServer {
                 stop,
                 thread: Some(thread),
             },
-            SnapshotRequests { requests: rx },
+            ends,
         ))
     }
 
@@ -152,18 +156,31 @@ fn serve(http: &tiny_http::Server, endpoint: &Endpoint, stop: &AtomicBool) {
 }
 
 impl Endpoint {
-    /// Asks the event loop for a snapshot; `None` when it does not answer in time (or
-    /// has stopped).
+    /// Asks every event loop for a snapshot (all at once, then waits for each) and
+    /// sums them; `None` when one does not answer in time (or has stopped).
     fn snapshot(&self) -> Option<MetricsSnapshot> {
-        let (reply, answer) = crossbeam_channel::bounded(1);
-        match self.requests.try_send(reply) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => return None,
+        let deadline = std::time::Instant::now() + LOOP_ANSWER_TIMEOUT;
+        let mut answers = Vec::with_capacity(self.loops.len());
+        for (requests, poller) in &self.loops {
+            let (reply, answer) = crossbeam_channel::bounded(1);
+            match requests.try_send(reply) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => return None,
+            }
+            if let Err(e) = poller.notify() {
+                tracing::debug!("metrics endpoint: notify: {e}");
+            }
+            answers.push(answer);
         }
-        if let Err(e) = self.poller.notify() {
-            tracing::debug!("metrics endpoint: notify: {e}");
+        let mut sum: Option<MetricsSnapshot> = None;
+        for answer in answers {
+            let one = answer.recv_deadline(deadline).ok()?;
+            match &mut sum {
+                None => sum = Some(one),
+                Some(s) => s.absorb(&one),
+            }
         }
-        answer.recv_timeout(LOOP_ANSWER_TIMEOUT).ok()
+        sum
     }
 }
 

@@ -7,14 +7,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
-use polling::Poller;
-use raida_core::keys::{demo_locker_an, write_demo_store, DiskKeyStore};
+use raida_core::keys::{demo_locker_an, write_demo_store, DiskKeyStore, KeyStore};
+use raida_core::metrics::MetricsSnapshot;
 use raida_core::{CommandRegistry, Engine, EngineConfig};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{self, Args, Settings};
 use crate::event_loop::{EventLoop, Exit, Parts};
 use crate::metrics::MetricsServer;
+use crate::poll::Poller;
+use crate::shared_keys::SharedKeyStore;
 use crate::{signals, sockets, workers};
 
 /// Exit status for a configuration or start-up error.
@@ -69,12 +71,6 @@ fn check_config(settings: &Settings) -> ExitCode {
                 "[network] log: bad filter ({e}); the server would log at \"info\""
             ));
         }
-    }
-    if config.network.io_threads > 1 {
-        warnings.push(format!(
-            "[network] io_threads = {}: this driver runs one event-loop thread",
-            config.network.io_threads
-        ));
     }
     for warning in &warnings {
         eprintln!("raida-server: warning: {warning}");
@@ -165,12 +161,6 @@ fn serve(settings: &Settings) -> Result<(), String> {
         effective.join("; ")
     );
 
-    if config.network.io_threads > 1 {
-        tracing::warn!(
-            "[network] io_threads = {}: this driver runs one event-loop thread",
-            config.network.io_threads
-        );
-    }
     match sockets::raise_fd_limit() {
         Ok(limit) => tracing::debug!("open files limit: {limit}"),
         Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
@@ -195,58 +185,96 @@ fn serve(settings: &Settings) -> Result<(), String> {
         keys.insert_locker(demo_locker_an());
     }
 
-    let engine = Engine::new(
-        EngineConfig::from_config(config),
-        CommandRegistry::with_builtins(),
-        Box::new(keys),
-    );
-
-    let (listener, udp) = sockets::bind_pair(config.network.bind, config.server.effective_port())
-        .map_err(|e| e.to_string())?;
-    let tcp_addr = sockets::local_addr(&listener).map_err(|e| e.to_string())?;
-    let udp_addr = udp.local_addr().map_err(|e| e.to_string())?;
-
-    let poller = Arc::new(Poller::new().map_err(|e| format!("poller: {e}"))?);
-    // Dropped (its thread stopped) when `serve` returns, after the event loop.
-    let (metrics, snapshots) = match config.network.metrics_addr {
-        Some(addr) => {
-            let (server, requests) = MetricsServer::start(addr, Arc::clone(&poller))
-                .map_err(|e| format!("metrics endpoint: {e}"))?;
-            (Some(server), Some(requests))
-        }
-        None => (None, None),
+    let io_threads = config.network.io_threads.max(1);
+    let stores: Vec<Box<dyn KeyStore>> = if io_threads == 1 {
+        vec![Box::new(keys)]
+    } else {
+        // One store for every loop: one page cache, one locker index.
+        let shared = SharedKeyStore::new(keys);
+        (0..io_threads)
+            .map(|_| Box::new(shared.clone()) as Box<dyn KeyStore>)
+            .collect()
     };
+
+    let pairs = sockets::bind_pairs(
+        config.network.bind,
+        config.server.effective_port(),
+        io_threads,
+        &config.network,
+    )
+    .map_err(|e| e.to_string())?;
+    let tcp_addr = sockets::local_addr(&pairs[0].0).map_err(|e| e.to_string())?;
+    let udp_addr = pairs[0].1.local_addr().map_err(|e| e.to_string())?;
+
+    let pollers = (0..io_threads)
+        .map(|_| Poller::new().map(Arc::new))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| format!("poller: {e}"))?;
+    for poller in &pollers {
+        poller.set_busy_poll(std::time::Duration::from_micros(
+            config.network.busy_poll_us,
+        ));
+    }
+    // Dropped (its thread stopped) when `serve` returns, after the event loops.
+    let (metrics, mut snapshots) = match config.network.metrics_addr {
+        Some(addr) => {
+            let (server, requests) = MetricsServer::start(addr, &pollers)
+                .map_err(|e| format!("metrics endpoint: {e}"))?;
+            (Some(server), requests.into_iter().map(Some).collect())
+        }
+        None => (None, Vec::new()),
+    };
+    snapshots.resize_with(io_threads, || None);
     let epoch = Instant::now();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = config.server.effective_threads(cores);
     let pool = workers::spawn(
         threads,
-        config.network.mod_queue_size,
-        Arc::clone(&poller),
+        per_loop(EngineConfig::from_config(config), io_threads).mod_queue_size,
+        &pollers,
         epoch,
     )
     .map_err(|e| format!("cannot start worker threads: {e}"))?;
-    let stop = signals::spawn(Arc::clone(&poller))
+    let stop = signals::spawn(pollers.clone())
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
 
-    let mut event_loop = EventLoop::new(
-        engine,
-        Parts {
-            poller,
-            epoch,
-            listener,
-            udp,
-            jobs: pool.jobs,
-            completions: pool.completions,
-            stop,
-            network: config.network.clone(),
-            udp_buffer: config.server.udp_payload_threshold,
-            snapshots,
-        },
-    )
-    .map_err(|e| format!("poller: {e}"))?;
+    let mut loops = Vec::with_capacity(io_threads);
+    let parts = pairs
+        .into_iter()
+        .zip(stores)
+        .zip(pool.completions)
+        .zip(snapshots)
+        .zip(pollers);
+    for (index, (((((listener, udp), keys), completions), snapshots), poller)) in parts.enumerate()
+    {
+        let engine = Engine::new(
+            per_loop(EngineConfig::from_config(config), io_threads),
+            CommandRegistry::with_builtins(),
+            keys,
+        );
+        let event_loop = EventLoop::new(
+            engine,
+            Parts {
+                poller,
+                index,
+                epoch,
+                listener,
+                udp,
+                jobs: pool.jobs.clone(),
+                completions,
+                stop: Arc::clone(&stop),
+                network: config.network.clone(),
+                udp_buffer: config.server.udp_payload_threshold,
+                snapshots,
+            },
+        )
+        .map_err(|e| format!("poller: {e}"))?;
+        loops.push(event_loop);
+    }
+    // Each loop holds a clone; the workers end when the last loop drops its sender.
+    drop(pool.jobs);
 
-    tracing::info!(threads, "serving");
+    tracing::info!(threads, io_threads, "serving");
     if settings.embedded_default {
         tracing::info!("try: raida version --port {}", tcp_addr.port());
     }
@@ -267,8 +295,51 @@ fn serve(settings: &Settings) -> Result<(), String> {
         }
     }
 
-    let exit = event_loop.run().map_err(|e| format!("event loop: {e}"))?;
-    let counters = event_loop.engine().counters();
+    // Loop 0 runs on this thread, the others on their own.
+    let mut loops = loops.into_iter();
+    let Some(mut first) = loops.next() else {
+        return Err("no event loop".into());
+    };
+    let others = loops
+        .enumerate()
+        .map(|(i, mut event_loop)| {
+            std::thread::Builder::new()
+                .name(format!("raida-io-{}", i + 1))
+                .spawn(move || {
+                    let exit = event_loop.run();
+                    let snapshot = event_loop.snapshot();
+                    (exit, snapshot)
+                })
+        })
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| format!("cannot start event-loop threads: {e}"))?;
+    let exit = first.run();
+    let mut total = first.snapshot();
+    drop(first);
+    let mut exits = vec![exit];
+    for handle in others {
+        match handle.join() {
+            Ok((exit, snapshot)) => {
+                total.absorb(&snapshot);
+                exits.push(exit);
+            }
+            Err(_) => exits.push(Err(std::io::Error::other("an event-loop thread panicked"))),
+        }
+    }
+    let mut drain = Exit::Drained;
+    for exit in exits {
+        match exit.map_err(|e| format!("event loop: {e}"))? {
+            Exit::Drained => {}
+            Exit::DrainTimeout => drain = Exit::DrainTimeout,
+        }
+    }
+    log_totals(&total, drain);
+    drop(metrics);
+    Ok(())
+}
+
+fn log_totals(total: &MetricsSnapshot, exit: Exit) {
+    let counters = &total.counters;
     tracing::info!(
         accepted = counters.accepted,
         refused = counters.refused,
@@ -284,7 +355,14 @@ fn serve(settings: &Settings) -> Result<(), String> {
             Exit::DrainTimeout => "drain timeout",
         }
     );
-    drop(event_loop);
-    drop(metrics);
-    Ok(())
+}
+
+/// One loop's share of the bounds when `loops` loops share the server: the open
+/// connections and the jobs in flight are split evenly (rounded up), so the server as
+/// a whole keeps to the configured totals (descriptors, memory).
+fn per_loop(mut config: EngineConfig, loops: usize) -> EngineConfig {
+    let loops = loops.max(1);
+    config.max_connections = config.max_connections.div_ceil(loops).max(1);
+    config.mod_queue_size = config.mod_queue_size.div_ceil(loops).max(1);
+    config
 }

@@ -1,16 +1,18 @@
 //! SIGINT and SIGTERM: the first asks the event loop to stop gracefully (a flag, then
-//! `Poller::notify`, since `polling` retries `EINTR` itself and a signal alone does not
+//! `Poller::notify`, since the wait retries `EINTR` itself and a signal alone does not
 //! wake its wait); the second exits at once with status 128 + the signal number.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use polling::Poller;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-/// Starts the signal thread. The returned flag turns true on the first signal.
-pub fn spawn(poller: Arc<Poller>) -> std::io::Result<Arc<AtomicBool>> {
+use crate::poll::Poller;
+
+/// Starts the signal thread. The returned flag turns true on the first signal, and
+/// every event loop's poller in `pollers` is woken.
+pub fn spawn(pollers: Vec<Arc<Poller>>) -> std::io::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
@@ -22,8 +24,10 @@ pub fn spawn(poller: Arc<Poller>) -> std::io::Result<Arc<AtomicBool>> {
                 seen += 1;
                 if seen == 1 {
                     flag.store(true, Ordering::SeqCst);
-                    if let Err(e) = poller.notify() {
-                        tracing::error!("cannot wake the event loop for signal {signal}: {e}");
+                    for poller in &pollers {
+                        if let Err(e) = poller.notify() {
+                            tracing::error!("cannot wake an event loop for signal {signal}: {e}");
+                        }
                     }
                 } else {
                     tracing::warn!("second signal {signal}: exiting at once");

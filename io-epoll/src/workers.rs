@@ -1,71 +1,90 @@
 //! The worker pool: threads that run [`Job`]s and hand their [`Completion`]s back to
-//! the event loop through a bounded channel, waking it with [`Poller::notify`].
+//! the event loop that sent them (a job is tagged with its loop's index) through that
+//! loop's bounded channel, waking it with [`Poller::notify`] (which costs no syscall
+//! when a wake-up is already pending, so a burst of completions wakes the loop once).
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
-use polling::Poller;
 use raida_core::codec::RANDOM_LEN;
 use raida_core::{Completion, Job};
 
 use crate::event_loop::timestamp;
+use crate::poll::Poller;
+
+/// A job and the index of the event loop its completion goes back to.
+pub type Routed = (usize, Job);
+
+/// Random bytes fetched from the OS per `getrandom` call (amortised over jobs).
+const RANDOM_REFILL: usize = 4096;
 
 /// The pool's channels, as the event loop holds them.
 #[derive(Debug)]
 pub struct Pool {
-    /// Jobs out. Unbounded: the engine never has more than `mod_queue_size` jobs in
-    /// flight, so this never holds more.
-    pub jobs: Sender<Job>,
-    /// Completions back, bounded by `mod_queue_size` (the engine guarantees no more).
-    pub completions: Receiver<Completion>,
+    /// Jobs out, tagged with their loop. Unbounded: each engine never has more than
+    /// `mod_queue_size` jobs in flight, so this never holds more than loops times that.
+    pub jobs: Sender<Routed>,
+    /// Completions back, one channel per loop, each bounded by `mod_queue_size` (its
+    /// engine guarantees no more).
+    pub completions: Vec<Receiver<Completion>>,
     /// The threads (not joined: a command that hangs must not hang the exit).
     pub handles: Vec<JoinHandle<()>>,
 }
 
-/// Starts `threads` workers. `epoch` is the event loop's time origin.
+/// Starts `threads` workers serving the loops whose pollers are `pollers` (index =
+/// loop index). `epoch` is the loops' common time origin.
 pub fn spawn(
     threads: usize,
     mod_queue_size: usize,
-    poller: Arc<Poller>,
+    pollers: &[Arc<Poller>],
     epoch: Instant,
 ) -> std::io::Result<Pool> {
-    let (job_tx, job_rx) = crossbeam_channel::unbounded::<Job>();
-    let (done_tx, done_rx) = crossbeam_channel::bounded::<Completion>(mod_queue_size);
+    let (job_tx, job_rx) = crossbeam_channel::unbounded::<Routed>();
+    let mut loops = Vec::with_capacity(pollers.len());
+    let mut completions = Vec::with_capacity(pollers.len());
+    for poller in pollers {
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<Completion>(mod_queue_size);
+        loops.push((done_tx, Arc::clone(poller)));
+        completions.push(done_rx);
+    }
+    let loops: Arc<[(Sender<Completion>, Arc<Poller>)]> = loops.into();
     let mut handles = Vec::with_capacity(threads);
     for n in 0..threads {
         let jobs = job_rx.clone();
-        let done = done_tx.clone();
-        let poller = Arc::clone(&poller);
+        let loops = Arc::clone(&loops);
         let handle = std::thread::Builder::new()
             .name(format!("raida-worker-{n}"))
-            .spawn(move || worker(n, &jobs, &done, &poller, epoch))?;
+            .spawn(move || worker(n, &jobs, &loops, epoch))?;
         handles.push(handle);
     }
     Ok(Pool {
         jobs: job_tx,
-        completions: done_rx,
+        completions,
         handles,
     })
 }
 
 fn worker(
     n: usize,
-    jobs: &Receiver<Job>,
-    done: &Sender<Completion>,
-    poller: &Poller,
+    jobs: &Receiver<Routed>,
+    loops: &[(Sender<Completion>, Arc<Poller>)],
     epoch: Instant,
 ) {
     let mut scratch = Vec::new();
     let mut random = Random::new(n);
-    // Ends when the event loop drops the job sender.
-    while let Ok(job) = jobs.recv() {
+    // Ends when every event loop has dropped its job sender.
+    while let Ok((index, job)) = jobs.recv() {
         let bytes = random.next();
         let completion = job.run(timestamp(epoch), &bytes, &mut scratch);
+        let Some((done, poller)) = loops.get(index) else {
+            tracing::error!("worker {n}: a job from unknown event loop {index}");
+            continue;
+        };
         if done.send(completion).is_err() {
-            // The event loop is gone: the server is exiting.
-            return;
+            // That event loop is gone: the server is exiting.
+            continue;
         }
         if let Err(e) = poller.notify() {
             tracing::error!("worker {n}: cannot wake the event loop: {e}");
@@ -79,6 +98,10 @@ struct Random {
     worker: usize,
     counter: u64,
     warned: bool,
+    /// Bytes from the OS not yet handed out (`pos..`), refilled `RANDOM_REFILL` at a
+    /// time: one `getrandom` syscall per ~186 jobs instead of one per job.
+    buf: Vec<u8>,
+    pos: usize,
 }
 
 impl Random {
@@ -87,13 +110,30 @@ impl Random {
             worker,
             counter: 0,
             warned: false,
+            buf: vec![0; RANDOM_REFILL],
+            pos: RANDOM_REFILL,
         }
     }
 
     fn next(&mut self) -> [u8; RANDOM_LEN] {
         let mut bytes = [0u8; RANDOM_LEN];
         self.counter += 1;
-        if let Err(e) = getrandom::getrandom(&mut bytes) {
+        if self.pos + RANDOM_LEN > self.buf.len() {
+            match getrandom::getrandom(&mut self.buf) {
+                Ok(()) => self.pos = 0,
+                Err(e) => return self.derived(&e),
+            }
+        }
+        bytes.copy_from_slice(&self.buf[self.pos..self.pos + RANDOM_LEN]);
+        // Each byte is handed out once: zero what was taken.
+        self.buf[self.pos..self.pos + RANDOM_LEN].fill(0);
+        self.pos += RANDOM_LEN;
+        bytes
+    }
+
+    fn derived(&mut self, e: &getrandom::Error) -> [u8; RANDOM_LEN] {
+        let mut bytes = [0u8; RANDOM_LEN];
+        {
             // The OS generator failing is next to impossible on Linux after boot; never
             // answer with repeated bytes: derive unique ones instead, and say so.
             if !self.warned {

@@ -4,6 +4,7 @@
 
 use raida_core::codec::{
     answer_datagram, check_header, header_len, HeaderRules, RequestHeader, PREFIX_LEN, RANDOM_LEN,
+    SHORT_HEADER_LEN,
 };
 use raida_core::keys::{An, MemoryKeyStore};
 use raida_core::{crypto, CommandRegistry, Timestamp};
@@ -296,12 +297,13 @@ pub fn rules(max_body_size: usize) -> HeaderRules {
 }
 
 /// How far the engine may read of a TCP stream that begins with `stream` before it
-/// must answer: the 17-byte prefix until it has it, then the header, then (when the
+/// must answer: 32 bytes (the shorter header; no request is shorter) until it has the
+/// 17-byte prefix that says which header it is, then the header, then (when the
 /// header passes) the declared body. Independent of the engine: from the codec's
 /// header rules alone. `read` is how many bytes were read so far.
 pub fn read_bound(stream: &[u8], read: usize, max_body_size: usize) -> usize {
     if read < PREFIX_LEN || stream.len() < PREFIX_LEN {
-        return PREFIX_LEN;
+        return SHORT_HEADER_LEN;
     }
     let hlen = header_len(stream[PREFIX_LEN - 1]);
     if read < hlen || stream.len() < hlen {

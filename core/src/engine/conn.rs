@@ -6,14 +6,14 @@ use crate::Timestamp;
 /// Where a connection is in its one request's life.
 #[derive(Debug)]
 pub(crate) enum State {
-    /// Reading the 17-byte prefix, then the rest of the 32- or 48-byte header.
+    /// Reading the 32 bytes every header has, then the rest of a 48-byte header.
     ReadHeader {
         buf: [u8; LONG_HEADER_LEN],
         filled: usize,
     },
     /// Header admitted; reading exactly the declared body.
     ReadBody {
-        admitted: Box<Admitted>,
+        admitted: Admitted,
         body: Vec<u8>,
         filled: usize,
     },

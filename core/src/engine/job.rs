@@ -20,10 +20,7 @@ pub enum Origin {
 #[derive(Debug)]
 pub(crate) enum Work {
     /// Body checks, the command and the response encryption.
-    Serve {
-        admitted: Box<Admitted>,
-        body: Vec<u8>,
-    },
+    Serve { admitted: Admitted, body: Vec<u8> },
     /// A header-time rejection whose response needs fresh random bytes (48-byte layout).
     Reject(Rejected),
 }

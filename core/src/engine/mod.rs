@@ -3,8 +3,9 @@
 
 mod conn;
 mod job;
+mod timers;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use crate::Timestamp;
 use conn::{Conn, State};
 use job::{elapsed_micros, Work};
 pub use job::{Completion, Job, Origin};
+use timers::Timers;
 
 /// The bounds and identity the engine enforces. Every bound is a named field with the
 /// specification's default (DESIGN.md, "Defaults").
@@ -49,6 +51,15 @@ pub struct EngineConfig {
     pub buffer_pool: usize,
     /// See `buffer_pool`.
     pub max_pooled_capacity: usize,
+    /// Cheap commands (echo, version: [`Command::runs_inline`]) whose request is
+    /// encrypted run on the engine's thread too when their body is at most this many
+    /// bytes and the engine holds random bytes for the response
+    /// ([`Engine::handle_random`]): AES and HMAC over a few dozen bytes cost about a
+    /// microsecond, far less than handing the job to a worker and back. 0: encrypted
+    /// requests always go to the workers.
+    ///
+    /// [`Command::runs_inline`]: crate::Command::runs_inline
+    pub inline_crypto_max_body: usize,
 }
 
 impl Default for EngineConfig {
@@ -64,6 +75,7 @@ impl Default for EngineConfig {
             linger: Duration::from_millis(500),
             buffer_pool: 1024,
             max_pooled_capacity: 4096,
+            inline_crypto_max_body: 256,
         }
     }
 }
@@ -197,7 +209,7 @@ impl Default for Counters {
 ///   the listener would block, and service each accepted connection at once: its first
 ///   bytes may already be there, and edge-triggered readiness will not report them); [`handle_received`](Self::handle_received) after reading
 ///   into the buffer [`recv_buf`](Self::recv_buf) lent, which is exactly the bytes the
-///   request still needs (17, the rest of the header, the declared body), so a read
+///   request still needs (32 header bytes, then the rest of a 48-byte header, then the declared body), so a read
 ///   never crosses the end of a request; [`handle_eof`](Self::handle_eof) when a read
 ///   returns 0; [`handle_error`](Self::handle_error) on a socket error;
 ///   [`handle_sent`](Self::handle_sent) after writing bytes from
@@ -227,8 +239,8 @@ pub struct Engine {
     keys: Box<dyn KeyStore>,
     conns: Slab<Conn>,
     next_generation: u64,
-    /// Connection deadlines, ordered: (when, slab index, generation).
-    timers: BTreeSet<(Timestamp, u32, u64)>,
+    /// Connection deadlines: (when, slab index, generation), one FIFO per duration.
+    timers: Timers,
     outputs: VecDeque<Output>,
     /// Jobs that found admission full, in arrival order.
     waiting: VecDeque<Job>,
@@ -236,6 +248,10 @@ pub struct Engine {
     /// The UDP reader stopped because admission was full; resume it when room frees.
     udp_paused: bool,
     pool: Vec<Vec<u8>>,
+    /// Random bytes from the driver ([`Engine::handle_random`]) for responses built
+    /// on this thread; `random_pos..` are unused. Each byte is handed out once.
+    random: Vec<u8>,
+    random_pos: usize,
     discard: [u8; 512],
     counters: Counters,
 }
@@ -255,12 +271,14 @@ impl Engine {
             keys,
             conns: Slab::new(),
             next_generation: 0,
-            timers: BTreeSet::new(),
+            timers: Timers::default(),
             outputs: VecDeque::new(),
             waiting: VecDeque::new(),
             in_flight: 0,
             udp_paused: false,
             pool: Vec::new(),
+            random: Vec::new(),
+            random_pos: 0,
             discard: [0; 512],
             counters: Counters::default(),
         }
@@ -302,7 +320,7 @@ impl Engine {
         self.conns.is_empty()
             && self.in_flight == 0
             && self.waiting.is_empty()
-            && self.timers.is_empty()
+            && self.timers.live() == 0
             && self.outputs.is_empty()
     }
 
@@ -311,6 +329,57 @@ impl Engine {
     /// [`Output::ResumeDatagrams`] follows when room frees.
     pub fn wants_datagrams(&self) -> bool {
         self.in_flight < self.config.mod_queue_size
+    }
+
+    /// How many datagrams the driver may read now: each makes at most one job, so
+    /// reading no more than this many (in a batch, e.g. `recvmmsg`) keeps jobs in
+    /// flight within `mod_queue_size`. 0 exactly when [`wants_datagrams`] is false.
+    ///
+    /// [`wants_datagrams`]: Self::wants_datagrams
+    pub fn datagram_room(&self) -> usize {
+        self.config.mod_queue_size.saturating_sub(self.in_flight)
+    }
+
+    /// Whether the engine would use more random bytes ([`handle_random`]): it runs
+    /// cheap encrypted requests on its own thread only while it holds some, and asks
+    /// for more before it runs out. Never true when `inline_crypto_max_body` is 0.
+    ///
+    /// [`handle_random`]: Self::handle_random
+    pub fn wants_random(&self) -> bool {
+        self.config.inline_crypto_max_body > 0
+            && self.random.len() - self.random_pos < RANDOM_LOW_WATER
+    }
+
+    /// Fresh random bytes (from the OS generator; a few KiB at a time is right) for
+    /// the responses the engine builds itself. Bytes beyond [`RANDOM_RESERVOIR`] held
+    /// are ignored. Without them, requests whose response needs random bytes go to the
+    /// workers, as always.
+    pub fn handle_random(&mut self, bytes: &[u8]) {
+        self.random.drain(..self.random_pos);
+        self.random_pos = 0;
+        let room = RANDOM_RESERVOIR.saturating_sub(self.random.len());
+        self.random
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    /// The next unused random bytes, if the reservoir holds enough.
+    fn take_random(&mut self) -> Option<[u8; codec::RANDOM_LEN]> {
+        let end = self.random_pos + codec::RANDOM_LEN;
+        let taken = self.random.get_mut(self.random_pos..end)?;
+        let mut bytes = [0u8; codec::RANDOM_LEN];
+        bytes.copy_from_slice(taken);
+        // Handed out once: forget them.
+        taken.fill(0);
+        self.random_pos = end;
+        Some(bytes)
+    }
+
+    /// Hands back the buffer of an [`Output::Datagram`] once it is sent (or dropped),
+    /// so the next response reuses it instead of allocating. Optional: a buffer not
+    /// given back is simply freed.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        buf.clear();
+        recycle(&mut self.pool, &self.config, buf);
     }
 
     // ----- inputs -------------------------------------------------------------------
@@ -331,7 +400,7 @@ impl Engine {
             generation,
         };
         let deadline = now.saturating_add(self.config.socket_timeout);
-        self.set_deadline(id, Some(deadline));
+        self.set_deadline(id, Some((deadline, SOCKET_TIMEOUT)));
         Accept::Accepted(id)
     }
 
@@ -439,7 +508,7 @@ impl Engine {
         }
         self.outputs.push_back(Output::ShutdownWrite(id));
         let linger = now.saturating_add(self.config.linger);
-        self.set_deadline(id, Some(linger));
+        self.set_deadline(id, Some((linger, LINGER)));
         // Closing reads to discard: the peer's end of stream may already be waiting.
         self.outputs.push_back(Output::Wake(id));
     }
@@ -474,7 +543,6 @@ impl Engine {
                     Some(bytes) => {
                         let mut body = take_buffer(&mut self.pool, bytes.len());
                         body.extend_from_slice(bytes);
-                        let admitted = Box::new(admitted);
                         self.dispatch(origin, now, admitted, body);
                     }
                 }
@@ -493,16 +561,17 @@ impl Engine {
 
     /// Time passed: close connections whose deadline is at or before `now`.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        while let Some(&(when, index, generation)) = self.timers.first() {
-            if when > now {
-                break;
-            }
-            self.timers.pop_first();
+        while let Some((when, index, generation)) = self.timers.pop_due(now) {
             let id = ConnId { index, generation };
             let Some(conn) = live_mut(&mut self.conns, id) else {
                 continue;
             };
+            if conn.deadline != Some(when) {
+                // Stale: the deadline was replaced or cleared since.
+                continue;
+            }
             conn.deadline = None;
+            self.timers.forget();
             // Planted bug for the simulator (never in production): the socket timeout is
             // not enforced.
             #[cfg(feature = "mutant-no-timeout")]
@@ -515,6 +584,7 @@ impl Engine {
             }
             self.close(id);
         }
+        self.prune_timers();
     }
 
     // ----- outputs ------------------------------------------------------------------
@@ -527,7 +597,7 @@ impl Engine {
     /// The earliest connection deadline; call [`handle_timeout`](Self::handle_timeout)
     /// when it passes.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.timers.first().map(|&(when, _, _)| when)
+        self.timers.first().map(|(when, _, _)| when)
     }
 
     // ----- internals ----------------------------------------------------------------
@@ -547,7 +617,6 @@ impl Engine {
                 self.reject(Origin::Tcp(id), now, rejected);
             }
             Ok(admitted) => {
-                let admitted = Box::new(admitted);
                 if admitted.body_len == 0 {
                     self.set_state(id, State::Processing);
                     self.dispatch(Origin::Tcp(id), now, admitted, Vec::new());
@@ -585,10 +654,22 @@ impl Engine {
 
     /// A complete request: run it inline when cheap, else hand it out as a job (or
     /// queue it when admission is full).
-    fn dispatch(&mut self, origin: Origin, now: Timestamp, admitted: Box<Admitted>, body: Vec<u8>) {
+    fn dispatch(&mut self, origin: Origin, now: Timestamp, admitted: Admitted, body: Vec<u8>) {
         let started = self.started(origin, now);
-        let inline =
-            admitted.encryption == codec::Encryption::None && admitted.handler.runs_inline();
+        // Cheap commands run on this thread: unencrypted ones always; encrypted ones
+        // with a small body when random bytes for a 48-byte response are at hand.
+        let random = if !admitted.handler.runs_inline() {
+            None
+        } else if admitted.encryption == codec::Encryption::None {
+            Some([0; codec::RANDOM_LEN])
+        } else if body.len() > self.config.inline_crypto_max_body {
+            None
+        } else if admitted.reply.header_len == LONG_HEADER_LEN {
+            self.take_random()
+        } else {
+            // The 32-byte layout carries no random bytes.
+            Some([0; codec::RANDOM_LEN])
+        };
         let job = Job {
             origin,
             raida_id: self.config.raida_id,
@@ -596,10 +677,9 @@ impl Engine {
             work: Work::Serve { admitted, body },
             out: take_buffer(&mut self.pool, 0),
         };
-        if inline {
-            // Type 0 needs no random bytes and no crypto: answer on this thread.
+        if let Some(random) = random {
             let mut scratch = take_buffer(&mut self.pool, 0);
-            let completion = job.run(now, &[0; codec::RANDOM_LEN], &mut scratch);
+            let completion = job.run(now, &random, &mut scratch);
             recycle(&mut self.pool, &self.config, scratch);
             self.finish(completion, now);
         } else {
@@ -607,11 +687,15 @@ impl Engine {
         }
     }
 
-    /// A header-time rejection: built here for the 32-byte layout; the 48-byte layout
-    /// needs fresh random bytes, which only a job's runner has.
+    /// A header-time rejection: built here for the 32-byte layout, and for the 48-byte
+    /// layout when the engine holds random bytes for it; else a job's runner builds it.
     fn reject(&mut self, origin: Origin, now: Timestamp, rejected: Rejected) {
         let started = self.started(origin, now);
         if rejected.reply.header_len == LONG_HEADER_LEN {
+            if let Some(random) = self.take_random() {
+                // Random bytes at hand: no need for a worker.
+                return self.reject_here(origin, now, started, &rejected, &random);
+            }
             let job = Job {
                 origin,
                 raida_id: self.config.raida_id,
@@ -622,15 +706,21 @@ impl Engine {
             self.submit(job);
             return;
         }
-        let mut out = take_buffer(&mut self.pool, SHORT_HEADER_LEN);
+        self.reject_here(origin, now, started, &rejected, &[0; codec::RANDOM_LEN]);
+    }
+
+    /// Builds a rejection on this thread (`random`: for the 48-byte layout).
+    fn reject_here(
+        &mut self,
+        origin: Origin,
+        now: Timestamp,
+        started: Timestamp,
+        rejected: &Rejected,
+        random: &[u8; codec::RANDOM_LEN],
+    ) {
+        let mut out = take_buffer(&mut self.pool, rejected.reply.header_len);
         let elapsed = elapsed_micros(started, now);
-        codec::write_rejection(
-            &mut out,
-            self.config.raida_id,
-            &rejected,
-            elapsed,
-            &[0; codec::RANDOM_LEN],
-        );
+        codec::write_rejection(&mut out, self.config.raida_id, rejected, elapsed, random);
         let completion = Completion {
             origin,
             status: rejected.status.into(),
@@ -738,7 +828,7 @@ impl Engine {
             },
         );
         let deadline = now.saturating_add(self.config.socket_timeout);
-        self.set_deadline(id, Some(deadline));
+        self.set_deadline(id, Some((deadline, SOCKET_TIMEOUT)));
         self.outputs.push_back(Output::Wake(id));
     }
 
@@ -778,17 +868,34 @@ impl Engine {
         }
     }
 
-    fn set_deadline(&mut self, id: ConnId, deadline: Option<Timestamp>) {
+    /// Sets (or clears) the connection's one deadline; `kind` names the fixed
+    /// duration it was computed from ([`SOCKET_TIMEOUT`], [`LINGER`]), whose deadlines
+    /// arrive in order.
+    fn set_deadline(&mut self, id: ConnId, deadline: Option<(Timestamp, usize)>) {
         let Some(conn) = live_mut(&mut self.conns, id) else {
             return;
         };
-        if let Some(old) = conn.deadline.take() {
-            self.timers.remove(&(old, id.index, id.generation));
+        if conn.deadline.take().is_some() {
+            self.timers.forget();
         }
-        conn.deadline = deadline;
-        if let Some(new) = deadline {
-            self.timers.insert((new, id.index, id.generation));
+        if let Some((when, kind)) = deadline {
+            conn.deadline = Some(when);
+            self.timers.push(kind, (when, id.index, id.generation));
         }
+        self.prune_timers();
+    }
+
+    fn prune_timers(&mut self) {
+        if self.conns.is_empty() {
+            self.timers.clear();
+            return;
+        }
+        let conns = &self.conns;
+        self.timers.prune(|&(when, index, generation)| {
+            conns
+                .get(index as usize)
+                .is_some_and(|c| c.generation == generation && c.deadline == Some(when))
+        });
     }
 
     /// Frees the connection's slot and tells the driver to close its socket.
@@ -803,9 +910,20 @@ impl Engine {
             State::Writing { response, .. } => recycle(&mut self.pool, &self.config, response),
             _ => {}
         }
+        self.prune_timers();
         self.outputs.push_back(Output::Close(id));
     }
 }
+
+/// The engine asks for random bytes ([`Engine::wants_random`]) below this many.
+pub const RANDOM_LOW_WATER: usize = 32 * codec::RANDOM_LEN;
+/// Random bytes the engine holds at most.
+pub const RANDOM_RESERVOIR: usize = 8192;
+
+/// Deadline kinds: which fixed duration a deadline is `now` plus.
+const SOCKET_TIMEOUT: usize = 0;
+/// See [`SOCKET_TIMEOUT`].
+const LINGER: usize = 1;
 
 fn live_mut(conns: &mut Slab<Conn>, id: ConnId) -> Option<&mut Conn> {
     conns
@@ -813,11 +931,13 @@ fn live_mut(conns: &mut Slab<Conn>, id: ConnId) -> Option<&mut Conn> {
         .filter(|c| c.generation == id.generation)
 }
 
-/// How many header bytes the read position `filled` is heading for: the 17-byte
-/// prefix first, then the 32 or 48 byte 16 announces.
+/// How many header bytes the read position `filled` is heading for: 32 first (the
+/// shorter header: every request has at least that many bytes, so this read never
+/// crosses a request's end, and a request with a 32-byte header needs one read for its
+/// header instead of two), then, once byte 16 is in, the 32 or 48 it announces.
 fn header_target(buf: &[u8; LONG_HEADER_LEN], filled: usize) -> usize {
     if filled < PREFIX_LEN {
-        PREFIX_LEN
+        SHORT_HEADER_LEN
     } else {
         header_len(buf[PREFIX_LEN - 1])
     }
