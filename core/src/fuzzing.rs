@@ -893,7 +893,8 @@ pub fn request(data: &[u8]) {
 
 /// The engine's UDP path. Layout: one mode byte (`% 4 + 1` = `mod_queue_size`; bit 2:
 /// hold jobs and run them only when admission is full or at the end; bit 3: run held
-/// jobs newest first), then datagrams, each a 2-byte big-endian length and that many
+/// jobs newest first; bit 4: random bytes at hand, so cheap requests are answered
+/// inline), then datagrams, each a 2-byte big-endian length and that many
 /// bytes (the last one cut short by the end of the input). Every datagram comes from
 /// its own peer; its response must equal [`answer_datagram`] on the bytes the engine
 /// keeps (`udp_payload_threshold`), exactly once, or nothing when that is `None`.
@@ -909,6 +910,7 @@ pub fn udp_datagram(data: &[u8]) {
     let queue = config.mod_queue_size;
     let hold = mode & 4 != 0;
     let newest_first = mode & 8 != 0;
+    let random_at_hand = mode & 16 != 0;
     let mut engine = Engine::new(config, commands(), Box::new(keys()));
     let now = Timestamp::from_micros(5_000_000);
     let mut held = std::collections::VecDeque::new();
@@ -982,6 +984,9 @@ pub fn udp_datagram(data: &[u8]) {
             engine.wants_datagrams(),
             "the driver reads only while wanted"
         );
+        if random_at_hand {
+            feed_random(&mut engine);
+        }
         engine.handle_datagram(peer, datagram, now);
         drain(&mut engine, &mut held, &mut got, false);
         sent.push((peer, datagram.to_vec()));
@@ -1037,7 +1042,9 @@ fn got_first(responses: &[Vec<u8>]) -> Option<&[u8]> {
 /// - 6: time advances `arg` microseconds, and `handle_timeout` is called (extra calls are
 ///   harmless);
 /// - 7: `arg % 4 == 0`: the client shuts its write side (no more stream arrives);
-///   `arg % 4 == 1`: the socket errors (reset); otherwise nothing.
+///   `arg % 4 == 1`: the socket errors (reset); `arg % 4 == 2`: the driver hands the
+///   engine random bytes (cheap encrypted requests are answered inline from then on);
+///   otherwise nothing.
 ///
 /// After every operation the connection is serviced as the contract says (read while
 /// the engine lends and bytes are there, write while it has bytes and the socket has
@@ -1051,6 +1058,14 @@ fn got_first(responses: &[Vec<u8>]) -> Option<&[u8]> {
 /// [`answer_datagram`] on the request's bytes (with the microseconds field equal to the
 /// time since accept), and is there whenever the request was complete and neither a
 /// timeout nor a reset cut the connection first.
+/// Gives the engine the fixed [`RANDOM`] bytes when it asks for some, as the driver
+/// does with the OS generator's: responses it builds inline stay comparable.
+fn feed_random(engine: &mut Engine) {
+    if engine.wants_random() {
+        engine.handle_random(&RANDOM.repeat(64));
+    }
+}
+
 pub fn tcp_stream(data: &[u8]) {
     let (stream, ops) = match data {
         [a, b, rest @ ..] => {
@@ -1143,6 +1158,9 @@ impl<'a> TcpRun<'a> {
                     self.drain();
                     assert!(self.closed, "a socket error closes the connection");
                 }
+                // The driver hands the engine random bytes: small encrypted requests
+                // and 48-byte rejections are answered inline from then on.
+                2 => feed_random(&mut self.engine),
                 _ => {}
             },
         }
@@ -1159,11 +1177,12 @@ impl<'a> TcpRun<'a> {
     }
 
     /// Where the request in the stream ends, as far as the engine can know after
-    /// `read` bytes: 17 until the prefix is in, then the header length, then the body
-    /// (per the model of the header rules).
+    /// `read` bytes: 32 (the shorter header: no request is shorter) until the 17-byte
+    /// prefix is in, then the header length byte 16 announces, then the body (per the
+    /// model of the header rules).
     fn lend_limit(&self) -> usize {
         if self.read < PREFIX_LEN {
-            return PREFIX_LEN;
+            return SHORT_HEADER_LEN;
         }
         let hlen = header_len(self.stream[PREFIX_LEN - 1]);
         if self.read < hlen {
@@ -1412,9 +1431,20 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
                 let mut udp = vec![0u8];
                 udp.extend(len);
                 udp.extend(&bytes);
+                if fi == 0 || matches!(fault, Fault::Integrity) {
+                    // The same with random bytes at hand: answered inline when cheap.
+                    let mut inline = udp.clone();
+                    inline[0] = 16;
+                    out.push(("udp_datagram", format!("{name}-random"), inline));
+                }
                 out.push(("udp_datagram", name.clone(), udp));
                 let mut tcp = len.to_vec();
                 tcp.extend(&bytes);
+                if fi == 0 || matches!(fault, Fault::Integrity) {
+                    let mut inline = tcp.clone();
+                    inline.extend([7, 2]);
+                    out.push(("tcp_stream", format!("{name}-random"), inline));
+                }
                 out.push(("tcp_stream", name.clone(), tcp.clone()));
                 if fi == 0 {
                     // The same request one byte per read, with the write side slow.
