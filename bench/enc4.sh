@@ -12,11 +12,12 @@
 # server is started here on PORT+1 and stopped at the end.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+shared=${SHARED:-$repo/../shared}
 port=$1; secs=${2:-5}; conc=${3:-64}; threads=${4:-1}
 raida=$repo/target/release/raida
 bin=${TMPDIR:-/tmp}/raida-bench-bin
 mkdir -p "$bin"
-gcc -O2 -o "$bin/nullserver" /work/shared/bench/nullserver.c
+gcc -O2 -o "$bin/nullserver" "$shared/bench/nullserver.c"
 # The demo ANs are fixed; take 1:1's from the tool rather than re-deriving it.
 an=$("$raida" keys demo --data-root "$(mktemp -d)" 2>/dev/null | awk '$1=="1:1" {print $2}')
 "$bin/nullserver" $((port + 1)) & null=$!

@@ -6,12 +6,13 @@
 #   bench/io-threads.sh PORT [SECONDS] [CONCURRENCY]
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+shared=${SHARED:-$repo/../shared}
 port=$1; secs=${2:-5}; conc=${3:-64}
 server=$repo/target/release/raida-server
 raida=$repo/target/release/raida
 bin=${TMPDIR:-/tmp}/raida-bench-bin
 mkdir -p "$bin"
-gcc -O2 -o "$bin/loadgen" /work/shared/bench/loadgen.c -lz
+gcc -O2 -o "$bin/loadgen" "$shared/bench/loadgen.c" -lz
 an=$("$raida" keys demo --data-root "$(mktemp -d)" 2>/dev/null | awk '$1=="1:1" {print $2}')
 med() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
 for n in 1 2; do

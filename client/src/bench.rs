@@ -2,8 +2,7 @@
 //! timed out) before its slot sends the next.
 //!
 //! A few threads each multiplex many non-blocking sockets through one edge-triggered
-//! epoll (`raida-poll`: one syscall per wait, so the load generator is not the
-//! bottleneck). The request bytes are built once;
+//! `polling` poller, waiting once per batch of events. The request bytes are built once;
 //! per request only the echo bytes change (UDP, so late replies are told apart),
 //! and no memory is allocated per request once the buffers have grown.
 //!
@@ -17,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use raida_poll::{Events, Poller};
+use polling::{Event, Events, PollMode, Poller};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::error::{ErrorKind, ResponseError};
@@ -329,8 +328,12 @@ impl<'a> Worker<'a> {
             let sock = UdpSocket::bind(local)?;
             sock.connect(self.config.addr)?;
             sock.set_nonblocking(true)?;
-            // Deleted from the poller in `Worker::drop` before it is closed.
-            self.poller.add(&sock, key(idx, 0), true, false)?;
+            // SAFETY: the socket stays registered only while this slot owns it: it is
+            // deleted from the poller in `Worker::drop` before it is closed.
+            unsafe {
+                self.poller
+                    .add_with_mode(&sock, Event::readable(key(idx, 0)), PollMode::Edge)?;
+            }
             slot.sock = Sock::Udp(sock);
             slot.request = Some(self.config.request.clone());
         }
@@ -341,7 +344,7 @@ impl<'a> Worker<'a> {
         for idx in 0..self.slots.len() {
             self.start(idx);
         }
-        let mut events = Events::with_capacity(1024);
+        let mut events = Events::with_capacity(std::num::NonZeroUsize::MIN.saturating_add(1023));
         let mut last_sweep = Instant::now();
         loop {
             let now = Instant::now();
@@ -362,7 +365,8 @@ impl<'a> Worker<'a> {
             if let Some(e) = self.end {
                 wait = wait.min(e.saturating_duration_since(now));
             }
-            match self.poller.wait_deadline(&mut events, Some(now + wait)) {
+            events.clear();
+            match self.poller.wait(&mut events, Some(wait)) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -499,10 +503,17 @@ impl<'a> Worker<'a> {
         let stream = TcpStream::from(socket);
         let slot = &mut self.slots[idx];
         slot.generation = slot.generation.wrapping_add(1);
-        // Closing the stream (its only descriptor) removes it from the poller.
-        self.poller
-            .add(&stream, key(idx, slot.generation), true, true)
-            .map_err(|_| ErrorKind::Connect)?;
+        // SAFETY: the stream is deleted from the poller in `close` (or `Worker::drop`)
+        // before it is dropped, so the poller never refers to a closed descriptor.
+        unsafe {
+            self.poller
+                .add_with_mode(
+                    &stream,
+                    Event::all(key(idx, slot.generation)),
+                    PollMode::Edge,
+                )
+                .map_err(|_| ErrorKind::Connect)?;
+        }
         slot.sock = Sock::Tcp(stream);
         Ok(())
     }

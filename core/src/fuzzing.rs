@@ -1033,6 +1033,14 @@ fn got_first(responses: &[Vec<u8>]) -> Option<&[u8]> {
 
 // ----- target: tcp_stream -------------------------------------------------------------
 
+/// Gives the engine the fixed [`RANDOM`] bytes when it asks for some, as the driver
+/// does with the OS generator's: responses it builds inline stay comparable.
+fn feed_random(engine: &mut Engine) {
+    if engine.wants_random() {
+        engine.handle_random(&RANDOM.repeat(64));
+    }
+}
+
 /// One engine connection fed a byte stream. Layout: a 2-byte big-endian stream length,
 /// the stream, then operations, two bytes each (`kind`, `arg`):
 ///
@@ -1058,14 +1066,6 @@ fn got_first(responses: &[Vec<u8>]) -> Option<&[u8]> {
 /// [`answer_datagram`] on the request's bytes (with the microseconds field equal to the
 /// time since accept), and is there whenever the request was complete and neither a
 /// timeout nor a reset cut the connection first.
-/// Gives the engine the fixed [`RANDOM`] bytes when it asks for some, as the driver
-/// does with the OS generator's: responses it builds inline stay comparable.
-fn feed_random(engine: &mut Engine) {
-    if engine.wants_random() {
-        engine.handle_random(&RANDOM.repeat(64));
-    }
-}
-
 pub fn tcp_stream(data: &[u8]) {
     let (stream, ops) = match data {
         [a, b, rest @ ..] => {

@@ -151,10 +151,14 @@ impl EventLoop {
         // The listener and the UDP socket are owned by the returned EventLoop and
         // deleted from the poller before they are dropped (the listener in
         // `stop_accepting`, the UDP socket in `Drop`).
-        parts
-            .poller
-            .add(&parts.listener, LISTENER_KEY, true, false)?;
-        if let Err(e) = parts.poller.add(&parts.udp, UDP_KEY, true, true) {
+        // SAFETY: see above.
+        unsafe {
+            parts
+                .poller
+                .add(&parts.listener, LISTENER_KEY, true, false)?;
+        }
+        // SAFETY: see above.
+        if let Err(e) = unsafe { parts.poller.add(&parts.udp, UDP_KEY, true, true) } {
             let _ = parts.poller.delete(&parts.listener);
             return Err(e);
         }
@@ -403,8 +407,9 @@ impl EventLoop {
         };
         if entry.as_ref().is_some_and(|s| s.id == id) {
             if let Some(slot) = entry.take() {
-                // Closing the socket (its only descriptor: accepted sockets are never
-                // duplicated) removes it from the epoll set; no EPOLL_CTL_DEL needed.
+                if let Err(e) = self.poller.delete(&slot.socket) {
+                    tracing::debug!("deregister: {e}");
+                }
                 drop(slot);
             }
         }
@@ -477,9 +482,9 @@ impl EventLoop {
                     tracing::error!("slot {index} reused while open; closing the old socket");
                     let _ = self.poller.delete(&old.socket);
                 }
-                // The socket is owned by the slot; closing it (`close_socket`, `Drop`)
-                // removes it from the epoll set.
-                let added = self.poller.add(&socket, key, true, true);
+                // SAFETY: the socket is owned by the slot and deleted from the poller
+                // before it is dropped (`close_socket`, `Drop`).
+                let added = unsafe { self.poller.add(&socket, key, true, true) };
                 if let Err(e) = added {
                     tracing::warn!("cannot register a connection: {e}");
                     drop(socket);
@@ -655,6 +660,7 @@ impl EventLoop {
 impl Drop for EventLoop {
     fn drop(&mut self) {
         for slot in self.slots.iter_mut().filter_map(Option::take) {
+            let _ = self.poller.delete(&slot.socket);
             drop(slot);
         }
         if let Some(listener) = self.listener.take() {

@@ -1,7 +1,7 @@
 //! raida-io-epoll: the Linux driver around `raida-core`'s engine, and the
 //! `raida-server` binary.
 //!
-//! One event-loop thread waits on edge-triggered epoll (through `raida-poll`) for the TCP
+//! One event-loop thread waits on edge-triggered epoll (the `polling` crate, see [`poll`]) for the TCP
 //! listener, the UDP socket and every connection; workers run jobs and wake it with
 //! `Poller::notify`; sockets are set up through `socket2`. It only does syscalls: every
 //! decision is the engine's.
@@ -14,8 +14,7 @@ pub mod cli;
 pub mod event_loop;
 pub mod metrics;
 pub mod mmsg;
-/// The epoll wrapper (crate `raida-poll`).
-pub use raida_poll as poll;
+pub mod poll;
 pub mod server;
 pub mod shared_keys;
 pub mod signals;
