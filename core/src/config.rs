@@ -185,6 +185,12 @@ pub struct NetworkConfig {
     /// CPU per idle gap (at 1,000 requests/s, at most 2% of a core). 0..=1000 (0:
     /// block at once), default 20.
     pub busy_poll_us: u64,
+    /// Most connections an event loop accepts, and most datagrams it reads, in one
+    /// turn before it serves everything else (open connections, completions, timers,
+    /// signals) and comes back: without it a steady stream of new connections or
+    /// datagrams would keep the loop accepting or reading for ever. 1..=1000000,
+    /// default 256.
+    pub turn_budget: usize,
     /// Key pages (PROTOCOL.md section 10) the key store keeps in memory. At least 1,
     /// default 1024 (about 17 MB).
     pub key_page_cache_pages: usize,
@@ -222,6 +228,7 @@ impl Default for NetworkConfig {
             drain_timeout_ms: 5_000,
             io_threads: 1,
             busy_poll_us: 20,
+            turn_budget: 256,
             key_page_cache_pages: 1_024,
             key_page_ttl_ms: 1_000,
             data_root: None,
@@ -425,6 +432,7 @@ const NETWORK_KEYS: &[&str] = &[
     "drain_timeout_ms",
     "io_threads",
     "busy_poll_us",
+    "turn_budget",
     "key_page_cache_pages",
     "key_page_ttl_ms",
     "data_root",
@@ -551,6 +559,7 @@ impl Config {
         line(format!("drain_timeout_ms = {}", n.drain_timeout_ms));
         line(format!("io_threads = {}", n.io_threads));
         line(format!("busy_poll_us = {}", n.busy_poll_us));
+        line(format!("turn_budget = {}", n.turn_budget));
         line(format!("key_page_cache_pages = {}", n.key_page_cache_pages));
         line(format!("key_page_ttl_ms = {}", n.key_page_ttl_ms));
         match &n.data_root {
@@ -813,6 +822,7 @@ impl<'a> Reader<'a> {
         self.set(&mut n.drain_timeout_ms, "drain_timeout_ms", 0, MAX_MILLIS)?;
         self.set(&mut n.io_threads, "io_threads", 1, MAX_THREADS as u64)?;
         self.set(&mut n.busy_poll_us, "busy_poll_us", 0, 1_000)?;
+        self.set(&mut n.turn_budget, "turn_budget", 1, 1_000_000)?;
         self.set(&mut n.key_page_cache_pages, "key_page_cache_pages", 1, ANY)?;
         self.set(&mut n.key_page_ttl_ms, "key_page_ttl_ms", 0, MAX_MILLIS)?;
         n.data_root = self.parsed("data_root", "a non-empty path", |s| {

@@ -172,6 +172,7 @@ linger_ms = 100
 drain_timeout_ms = 1500
 io_threads = 2
 busy_poll_us = 0
+turn_budget = 8
 key_page_cache_pages = 32
 key_page_ttl_ms = 0
 data_root = "store"
@@ -197,6 +198,7 @@ fn network_table_overrides_every_default() {
         drain_timeout_ms: 1500,
         io_threads: 2,
         busy_poll_us: 0,
+        turn_budget: 8,
         key_page_cache_pages: 32,
         key_page_ttl_ms: 0,
         data_root: Some(PathBuf::from("store")),
@@ -214,6 +216,7 @@ fn network_table_overrides_every_default() {
     assert_ne!(expected.epoll_timeout_ms, d.epoll_timeout_ms);
     assert_ne!(expected.events_per_wait, d.events_per_wait);
     assert_ne!(expected.busy_poll_us, d.busy_poll_us);
+    assert_ne!(expected.turn_budget, d.turn_budget);
     assert_ne!(expected.keepalive_idle_s, d.keepalive_idle_s);
     assert_ne!(expected.keepalive_interval_s, d.keepalive_interval_s);
     assert_ne!(expected.keepalive_probes, d.keepalive_probes);

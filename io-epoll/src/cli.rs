@@ -51,6 +51,10 @@ pub struct Args {
     /// sleeps ([network] busy_poll_us; default 20; 0 blocks at once).
     #[arg(long, value_name = "US")]
     pub busy_poll_us: Option<String>,
+    /// Most connections accepted, and most datagrams read, per event-loop turn
+    /// ([network] turn_budget; default 256).
+    #[arg(long, value_name = "N")]
+    pub turn_budget: Option<String>,
     /// Most open TCP connections; one more is answered 160 ([network] max_connections).
     #[arg(long, value_name = "N")]
     pub max_connections: Option<String>,
@@ -122,6 +126,7 @@ fn overrides(args: &Args) -> Vec<(&'static str, &'static str, &'static str, &str
             "busy_poll_us",
             &args.busy_poll_us,
         ),
+        ("--turn-budget", "network", "turn_budget", &args.turn_budget),
         ("--data-root", "network", "data_root", &args.data_root),
         (
             "--max-connections",

@@ -109,6 +109,9 @@ pub struct EventLoop {
     udp_send: SendBatch,
     /// Read the UDP socket on the next turn (after `Output::ResumeDatagrams`).
     udp_resume: bool,
+    /// The last accept turn ended on its budget (`turn_budget`), not on would-block:
+    /// accept again after the next (non-blocking) wait.
+    accept_more: bool,
     /// Response datagrams not yet sent: collected while a batch is read, sent with
     /// `sendmmsg`; held while the send buffer is full (bounded).
     udp_out: VecDeque<(SocketAddr, Vec<u8>)>,
@@ -172,6 +175,7 @@ impl EventLoop {
             udp_send: SendBatch::default(),
             // Datagrams may have arrived before registration: read once at start.
             udp_resume: true,
+            accept_more: false,
             udp_out: VecDeque::new(),
             udp_blocked: false,
             udp_dropped: 0,
@@ -258,6 +262,9 @@ impl EventLoop {
             if std::mem::take(&mut self.udp_resume) {
                 self.read_datagrams();
             }
+            if std::mem::take(&mut self.accept_more) {
+                self.accept_all();
+            }
 
             let now = self.now();
             if self.engine.poll_timeout().is_some_and(|t| t <= now) {
@@ -310,7 +317,7 @@ impl EventLoop {
 
     fn next_deadline(&self) -> Instant {
         let now = Instant::now();
-        if !self.wakes.is_empty() || self.udp_resume {
+        if !self.wakes.is_empty() || self.udp_resume || self.accept_more {
             return now;
         }
         let mut deadline = now + self.network.epoll_timeout();
@@ -422,12 +429,19 @@ impl EventLoop {
         if self.accept_paused_until.is_some() {
             return;
         }
+        let mut budget = self.network.turn_budget;
         loop {
             let Some(listener) = &self.listener else {
                 return;
             };
+            if budget == 0 {
+                // Serve everything else first; the backlog is taken up next turn.
+                self.accept_more = true;
+                return;
+            }
             match sockets::accept_nonblocking(listener) {
                 Ok((socket, peer)) => {
+                    budget -= 1;
                     self.accepted(socket, peer);
                     self.run_wakes();
                 }
@@ -586,14 +600,22 @@ impl EventLoop {
             // Stopping: no new requests.
             return;
         }
+        let mut budget = self.network.turn_budget;
         loop {
             let room = self.engine.datagram_room();
             if room == 0 {
                 // The kernel's buffer holds the rest until ResumeDatagrams.
                 return;
             }
-            match self.udp_in.recv(&self.udp, room) {
+            if budget == 0 {
+                // Serve everything else first; read on after the next wait.
+                self.udp_resume = true;
+                return;
+            }
+            let want = room.min(budget);
+            match self.udp_in.recv(&self.udp, want) {
                 Ok(n) => {
+                    budget = budget.saturating_sub(n);
                     let now = timestamp(self.epoch);
                     for i in 0..n {
                         if let Some((peer, received)) = self.udp_in.get(i) {
@@ -603,7 +625,7 @@ impl EventLoop {
                     }
                     self.run_wakes();
                     self.flush_datagrams();
-                    if n < crate::mmsg::BATCH.min(room) {
+                    if n < crate::mmsg::BATCH.min(want) {
                         // A short batch: the socket is (very likely) empty now; an edge
                         // comes with the next datagram. Confirm with one more read only
                         // when the batch was full.
