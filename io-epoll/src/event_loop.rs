@@ -47,6 +47,10 @@ const ACCEPT_WARN_INTERVAL: Duration = Duration::from_secs(1);
 const RANDOM_REFILL: usize = 4096;
 /// Response datagrams held while the UDP socket's send buffer is full.
 const MAX_PENDING_DATAGRAMS: usize = 4096;
+/// A refused connection's bytes already received are read and discarded (at most this
+/// many 4 KiB reads, so a peer that keeps sending cannot hold the loop) before it is
+/// closed: unread bytes at close would turn the 160 into a reset.
+const REFUSAL_DISCARD_READS: usize = 4;
 
 /// Microseconds since `epoch`: the engine's clock (shared with the workers).
 pub fn timestamp(epoch: Instant) -> Timestamp {
@@ -478,9 +482,16 @@ impl EventLoop {
         self.drain();
         match accept {
             Accept::Refused(bytes) => {
-                // Best effort, without reading, then close.
-                let _ = socket.set_nonblocking(true);
+                // As the engine's contract says: write, shut down the write side, discard
+                // what already arrived, close. Best effort, never waiting.
                 let _ = (&socket).write(&bytes);
+                let _ = socket.shutdown(std::net::Shutdown::Write);
+                let mut sink = [0u8; 4096];
+                for _ in 0..REFUSAL_DISCARD_READS {
+                    if !matches!((&socket).read(&mut sink), Ok(n) if n > 0) {
+                        break;
+                    }
+                }
                 drop(socket);
             }
             Accept::Accepted(id) => {

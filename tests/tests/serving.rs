@@ -182,6 +182,35 @@ fn reset_while_the_job_runs_then_the_server_still_serves() {
     assert!(server.is_running());
 }
 
+/// A client over the limit that sends its whole request at once (as clients do, before
+/// reading) still reads the 160 and a clean end of stream: the refusal must not turn
+/// into a reset that destroys the answer (PROTOCOL.md section 7).
+#[test]
+fn a_refused_connection_that_sent_its_request_reads_160_then_eof() {
+    const N: usize = 2;
+    let root = demo_root();
+    let server = Server::start(
+        root.path(),
+        &["--max-connections", "2", "--socket-timeout-ms", "60000"],
+    );
+    let _open: Vec<TcpStream> = (0..N).map(|_| connect(&server)).collect();
+    for round in 0..20 {
+        let mut extra = connect(&server);
+        let req = version(0);
+        // The write may race the refusal; a refused socket may already be closed.
+        let _ = extra.write_all(req.bytes());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let got = read_to_eof(&mut extra)
+            .unwrap_or_else(|e| panic!("round {round}: the refusal was reset: {e}"));
+        assert_eq!(got.len(), 32, "round {round}: one 32-byte header, then EOF");
+        assert_eq!(
+            got[2],
+            Status::RequestRate.code(),
+            "round {round}: status 160"
+        );
+    }
+}
+
 /// At `--max-connections` N, the N+1-th connection is answered with a 32-byte header,
 /// status 160 REQUEST_RATE, and closed; the N open ones are still served.
 #[test]

@@ -106,7 +106,10 @@ pub enum Accept {
     /// Serve it under this id.
     Accepted(ConnId),
     /// Over `max_connections`: write these bytes (a 32-byte header, status 160
-    /// REQUEST_RATE) if the socket takes them, then close it without reading.
+    /// REQUEST_RATE) if the socket takes them, shut down the write side, read and
+    /// discard what the peer has sent already (never waiting), then close. The engine
+    /// keeps no state for it; discarding the bytes already there keeps the close from
+    /// turning into a reset that would destroy the 160 (PROTOCOL.md section 7).
     Refused([u8; SHORT_HEADER_LEN]),
 }
 
