@@ -65,7 +65,14 @@ fn two_event_loops_serve_tcp_and_udp() {
     );
     let metrics = server.metrics_addr();
     if cfg!(target_os = "linux") {
-        let names = thread_names(server.pid());
+        // A thread takes its name when it starts, which may come just after the
+        // server says it is listening: look again until GENEROUS has passed.
+        let start = std::time::Instant::now();
+        let mut names = thread_names(server.pid());
+        while !names.iter().any(|n| n == "raida-io-1") && start.elapsed() < GENEROUS {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            names = thread_names(server.pid());
+        }
         assert!(
             names.iter().any(|n| n == "raida-io-1"),
             "a second event-loop thread, among {names:?}"
