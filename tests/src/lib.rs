@@ -261,6 +261,21 @@ impl Server {
     pub fn stderr(&self) -> String {
         self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
     }
+
+    /// Whether stderr shows `needle` within `timeout`: a thread collects stderr, so a
+    /// line the server wrote a moment ago may not be in [`Server::stderr`] yet.
+    pub fn stderr_shows(&self, needle: &str, timeout: Duration) -> bool {
+        let start = Instant::now();
+        loop {
+            if self.stderr().contains(needle) {
+                return true;
+            }
+            if start.elapsed() >= timeout {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 impl Drop for Server {

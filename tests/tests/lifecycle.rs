@@ -185,7 +185,11 @@ fn embedded_default_creates_and_serves_the_demo_store() {
     )
     .expect("version");
     assert_eq!(reply.response.body, VERSION_BYTES);
-    assert!(server.stderr().contains("try: raida version --port"));
+    assert!(
+        server.stderr_shows("try: raida version --port", GENEROUS),
+        "stderr: {}",
+        server.stderr()
+    );
 }
 
 /// A file shaped like the deployed C server's sample: every key of PROTOCOL.md 10a.
