@@ -375,7 +375,7 @@ impl EventLoop {
                 Output::Wake(id) if self.servicing == Some(id) => {}
                 Output::Wake(id) => self.wakes.push_back(id),
                 Output::ShutdownWrite(id) => {
-                    if let Some(slot) = self.slot(id) {
+                    if let Some(slot) = live_slot(&self.slots, id) {
                         if let Err(e) = slot.socket.shutdown(Shutdown::Write) {
                             tracing::debug!("shutdown(write): {e}");
                         }
@@ -402,13 +402,6 @@ impl EventLoop {
     fn run_wakes(&mut self) {
         while let Some(id) = self.wakes.pop_front() {
             self.service(id);
-        }
-    }
-
-    fn slot(&self, id: ConnId) -> Option<&Slot> {
-        match self.slots.get(id.index()) {
-            Some(Some(slot)) if slot.id == id => Some(slot),
-            _ => None,
         }
     }
 
@@ -538,12 +531,9 @@ impl EventLoop {
         loop {
             let mut progressed = false;
             if !read_blocked {
-                let Some(slot) = self.slots.get(id.index()).and_then(Option::as_ref) else {
+                let Some(slot) = live_slot(&self.slots, id) else {
                     return;
                 };
-                if slot.id != id {
-                    return;
-                }
                 if let Some(buf) = self.engine.recv_buf(id).filter(|b| !b.is_empty()) {
                     match (&slot.socket).read(buf) {
                         Ok(0) => {
@@ -571,12 +561,9 @@ impl EventLoop {
                 }
             }
             if !write_blocked {
-                let Some(slot) = self.slots.get(id.index()).and_then(Option::as_ref) else {
+                let Some(slot) = live_slot(&self.slots, id) else {
                     return;
                 };
-                if slot.id != id {
-                    return;
-                }
                 if let Some(bytes) = self.engine.send_buf(id).filter(|b| !b.is_empty()) {
                     match (&slot.socket).write(bytes) {
                         Ok(n) => {
@@ -700,6 +687,16 @@ impl Drop for EventLoop {
             let _ = self.poller.delete(&listener);
         }
         let _ = self.poller.delete(&self.udp);
+    }
+}
+
+/// The slot of connection `id`, if it is still the one there (a slot is reused once its
+/// connection closes). A free function so that it borrows only the slots, beside the
+/// engine.
+fn live_slot(slots: &[Option<Slot>], id: ConnId) -> Option<&Slot> {
+    match slots.get(id.index()) {
+        Some(Some(slot)) if slot.id == id => Some(slot),
+        _ => None,
     }
 }
 
