@@ -415,6 +415,8 @@ fn printed_config_lists_every_key_and_the_effective_port() {
         "linger_ms",
         "drain_timeout_ms",
         "io_threads",
+        "busy_poll_us",
+        "turn_budget",
         "key_page_cache_pages",
         "key_page_ttl_ms",
         "data_root",
