@@ -45,6 +45,17 @@ pub fn replay_command(seed: u64) -> String {
     }
 }
 
+/// The first seed a test runs: `SIM_SEED` if set (to move a test's band of seeds, or
+/// to replay one), else 0. Printed, so a failing run's output names it.
+pub fn seed_from_env() -> u64 {
+    let seed = std::env::var("SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    println!("SIM_SEED={seed}");
+    seed
+}
+
 /// Runs the world of `seed` to the end, without a trace.
 pub fn run_seed(seed: u64) -> Result<Stats, Box<(Knobs, Violation)>> {
     let knobs = Knobs::from_seed(seed);

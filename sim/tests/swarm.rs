@@ -1,16 +1,7 @@
 //! The swarm and the replay as tests: a band of seeds keeps every invariant, and one
 //! seed replayed twice gives the same trace. `SIM_SEED=S` moves the band to S.
 
-use raida_sim::{run_seed, Knobs, World};
-
-fn start() -> u64 {
-    let seed = std::env::var("SIM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    println!("SIM_SEED={seed}");
-    seed
-}
+use raida_sim::{run_seed, seed_from_env as start, Knobs, World};
 
 #[test]
 fn three_hundred_seeds_keep_every_invariant() {

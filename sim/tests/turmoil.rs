@@ -329,17 +329,8 @@ impl rand_core::RngCore for SeededRng {
     }
 }
 
-fn seed() -> u64 {
-    let seed = std::env::var("SIM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    println!("SIM_SEED={seed}");
-    seed
-}
-
 fn build(b: &mut turmoil::Builder) -> turmoil::Sim<'static> {
-    b.build_with_rng(Box::new(SeededRng(Rng::new(seed()))))
+    b.build_with_rng(Box::new(SeededRng(Rng::new(raida_sim::seed_from_env()))))
 }
 
 fn sim(seconds: u64) -> turmoil::Sim<'static> {
