@@ -19,6 +19,7 @@
 //! The contract for every byte is `shared/PROTOCOL.md`.
 
 pub mod bench;
+pub mod crypto;
 mod error;
 mod request;
 mod response;
@@ -26,7 +27,7 @@ mod transport;
 
 pub use error::{BuildError, ClientError, ErrorKind, RandomError, ResponseError};
 pub use request::{
-    BuiltRequest, Coin, Keys, Request, CHALLENGE_RANDOM_LEN, MAX_REQUEST_BODY, NONCE_LEN,
+    BuiltRequest, Coin, Faults, Keys, Request, CHALLENGE_RANDOM_LEN, MAX_REQUEST_BODY, NONCE_LEN,
 };
 pub use response::{declared_body_len, Expect, Response, ResponseHeader};
 pub use transport::{exchange, exchange_tcp, exchange_udp, Reply, Timeouts, Transport};

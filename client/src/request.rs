@@ -2,8 +2,8 @@
 
 use std::fmt;
 
+use crate::crypto;
 use raida_core::codec::{header_len, Encryption, LONG_HEADER_LEN, SHORT_HEADER_LEN, TRAILER};
-use raida_core::crypto;
 use raida_core::keys::An;
 
 use crate::error::{BuildError, RandomError};
@@ -114,6 +114,36 @@ impl Keys {
     }
 }
 
+/// Deliberate departures from a well-formed request, for testing a server's checks
+/// (PROTOCOL.md sections 2 to 4) and for the simulator's and the fuzzers' faulty
+/// clients. The default is none: a well-formed request. A wrong raida id, shard,
+/// group, command or coin id needs no fault (set the [`Request`] field); an unknown
+/// key neither (name a coin or locker the server does not hold).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Faults {
+    /// Byte 0 (routing) instead of 1.
+    pub routing: Option<u8>,
+    /// Byte 1 (split id) instead of 0.
+    pub split_id: Option<u8>,
+    /// Byte 16 instead of the keys' encryption type. The header is the one the keys
+    /// build, cut to 32 or padded with zeros to 48 bytes as the new byte announces
+    /// (PROTOCOL.md section 1), with the body length written where that layout has it.
+    pub encryption_byte: Option<u8>,
+    /// Types 0, 1, 2: the challenge's CRC is wrong (its first byte flipped).
+    pub bad_crc: bool,
+    /// Types 4, 5: the HMAC is wrong (its last byte flipped).
+    pub bad_hmac: bool,
+    /// The body ends with `3E 3F` instead of the trailer.
+    pub bad_trailer: bool,
+    /// The body before the trailer is cut to this many bytes (after encryption).
+    pub truncate_body: Option<usize>,
+    /// No body at all: no trailer either, body length 0.
+    pub no_body: bool,
+    /// The declared body length instead of the true one.
+    pub declared_body_len: Option<u16>,
+}
+
 /// A request from named fields. [`Request::build`] turns it into wire bytes.
 ///
 /// Where fields share header bytes, the later one in this list wins:
@@ -146,6 +176,8 @@ pub struct Request {
     pub nonce: [u8; NONCE_LEN],
     /// Types 0, 1, 2: the 12 random bytes that start the body, followed by their CRC.
     pub challenge: [u8; CHALLENGE_RANDOM_LEN],
+    /// Deliberate faults (none by default).
+    pub faults: Faults,
 }
 
 /// Never prints key material.
@@ -160,6 +192,7 @@ impl fmt::Debug for Request {
             .field("keys", &self.keys)
             .field("payload_len", &self.payload.len())
             .field("echo", &self.echo)
+            .field("faults", &self.faults)
             .finish_non_exhaustive()
     }
 }
@@ -181,6 +214,7 @@ impl Request {
             echo: [0; 2],
             nonce: [0; NONCE_LEN],
             challenge: [0; CHALLENGE_RANDOM_LEN],
+            faults: Faults::default(),
         }
     }
 
@@ -216,7 +250,7 @@ impl Request {
         header_len(self.encryption().byte())
     }
 
-    /// The body length on the wire.
+    /// The body length of the well-formed request (without [`Faults`]).
     pub fn body_len(&self) -> usize {
         if self.encryption().is_aes256() {
             self.payload.len() + crypto::HMAC_LEN + TRAILER.len()
@@ -237,9 +271,10 @@ impl Request {
         let enc = self.encryption();
         let hlen = self.header_len();
         let mut bytes = Vec::with_capacity(hlen + body_len);
+        let faults = &self.faults;
         bytes.extend_from_slice(&[
-            1, // routing
-            0, // split id
+            faults.routing.unwrap_or(1),
+            faults.split_id.unwrap_or(0),
             self.raida_id,
             self.shard,
             self.group,
@@ -299,6 +334,9 @@ impl Request {
                 let mut challenge = [0u8; 16];
                 challenge[..12].copy_from_slice(&self.challenge);
                 challenge[12..].copy_from_slice(&crypto::crc32(&self.challenge).to_be_bytes());
+                if faults.bad_crc {
+                    challenge[12] ^= 0x01;
+                }
                 let body_start = bytes.len();
                 bytes.extend_from_slice(&challenge);
                 bytes.extend_from_slice(&self.payload);
@@ -315,13 +353,19 @@ impl Request {
                 let body_start = bytes.len();
                 bytes.extend_from_slice(&self.payload);
                 crypto::aes256_ctr(key, &iv, &mut bytes[body_start..]);
-                let mac = crypto::hmac_sha256(key, &bytes[body_start..]);
+                let mut mac = crypto::hmac_sha256(key, &bytes[body_start..]);
+                if faults.bad_hmac {
+                    mac[crypto::HMAC_LEN - 1] ^= 0x80;
+                }
                 bytes.extend_from_slice(&mac);
                 signature = [0; 16];
             }
         }
         bytes.extend_from_slice(&TRAILER);
         debug_assert_eq!(bytes.len(), hlen + body_len);
+        if *faults != Faults::default() {
+            apply_body_faults(&mut bytes, hlen, faults);
+        }
         Ok(BuiltRequest {
             bytes,
             plain_body,
@@ -334,6 +378,37 @@ impl Request {
             },
         })
     }
+}
+
+/// The faults that change a built request's body and header layout: the trailer, the
+/// body's length, the encryption byte (and with it the header's length), the declared
+/// body length.
+fn apply_body_faults(bytes: &mut Vec<u8>, hlen: usize, faults: &Faults) {
+    let mut body = bytes.split_off(hlen);
+    let content = body.len() - TRAILER.len();
+    if faults.bad_trailer {
+        body[content + 1] = 0x3F;
+    }
+    if let Some(n) = faults.truncate_body.filter(|&n| n < content) {
+        body.drain(n..content);
+    }
+    if faults.no_body {
+        body.clear();
+    }
+    if let Some(b) = faults.encryption_byte {
+        bytes[16] = b;
+        bytes.resize(header_len(b), 0);
+    }
+    let declared = faults
+        .declared_body_len
+        .unwrap_or_else(|| u16::try_from(body.len()).unwrap_or(u16::MAX));
+    let at = if bytes.len() == SHORT_HEADER_LEN {
+        22
+    } else {
+        17
+    };
+    bytes[at..at + 2].copy_from_slice(&declared.to_be_bytes());
+    bytes.extend_from_slice(&body);
 }
 
 fn xor16(a: &[u8; 16], b: &[u8; 16]) -> [u8; 16] {

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
+use crate::crypto;
 use raida_core::codec::{Encryption, SHORT_HEADER_LEN, TRAILER};
-use raida_core::crypto;
 use raida_core::keys::An;
 use raida_core::{Status, StatusByte};
 

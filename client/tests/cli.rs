@@ -67,7 +67,7 @@ fn version_json_over_udp_with_type_4() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
     assert_eq!(v["status"], 250);
     assert_eq!(v["status_name"], "SUCCESS");
-    let expected = String::from_utf8_lossy(&raida_core::command::VERSION_BYTES)
+    let expected = String::from_utf8_lossy(&raida_core::VERSION_BYTES)
         .trim_end()
         .to_string();
     assert_eq!(v["version"], expected.as_str());

@@ -7,13 +7,13 @@ mod support;
 use std::net::{TcpListener, UdpSocket};
 use std::time::Duration;
 
+use raida_client::crypto;
 use raida_client::{
     exchange, exchange_tcp, exchange_udp, BuildError, ClientError, Coin, ErrorKind, Keys, Request,
     ResponseError, Timeouts, Transport,
 };
-use raida_core::command::VERSION_BYTES;
-use raida_core::crypto;
 use raida_core::keys::{demo_coin_an, demo_locker_an};
+use raida_core::VERSION_BYTES;
 use raida_core::{Status, StatusByte};
 use support::*;
 

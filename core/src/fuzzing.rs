@@ -37,7 +37,7 @@ use crate::crypto;
 use crate::engine::Origin;
 use crate::keys::{An, MemoryKeyStore, SERIAL_LIMIT};
 use crate::status::{Status, StatusByte};
-use crate::{Accept, ConnId, Engine, EngineConfig, Output, Timestamp};
+use crate::{Accept, ConnId, ConnSocket, Engine, EngineConfig, Io, Output, Serviced, Timestamp};
 
 // ----- the fixed world every target runs in -------------------------------------------
 
@@ -1088,7 +1088,16 @@ struct TcpRun<'a> {
     id: ConnId,
     now: Timestamp,
     accepted: Timestamp,
+    sock: TcpSock<'a>,
+    closed: bool,
+    scratch: Vec<u8>,
+}
+
+/// The connection's socket as the engine's service loop sees it, with the checks of
+/// the engine's contract on every call.
+struct TcpSock<'a> {
     stream: &'a [u8],
+    now: Timestamp,
     /// Bytes of `stream` that can arrive (shortened by the client's shutdown).
     end: usize,
     /// Bytes that arrived in the socket.
@@ -1096,6 +1105,7 @@ struct TcpRun<'a> {
     /// Bytes the engine read.
     read: usize,
     client_eof: bool,
+    eof_delivered: bool,
     reset: bool,
     room: usize,
     /// Where the request ends in the stream per the model (when the stream holds its
@@ -1105,8 +1115,84 @@ struct TcpRun<'a> {
     response: Option<(Vec<u8>, Timestamp)>,
     written: Vec<u8>,
     shutdown: bool,
-    closed: bool,
-    scratch: Vec<u8>,
+}
+
+impl TcpSock<'_> {
+    /// Where the request in the stream ends, as far as the engine can know after
+    /// `read` bytes: 32 (the shorter header: no request is shorter) until the 17-byte
+    /// prefix is in, then the header length byte 16 announces, then the body (per the
+    /// model of the header rules).
+    fn lend_limit(&self) -> usize {
+        if self.read < PREFIX_LEN {
+            return SHORT_HEADER_LEN;
+        }
+        let hlen = header_len(self.stream[PREFIX_LEN - 1]);
+        if self.read < hlen {
+            return hlen;
+        }
+        self.request_end.unwrap_or(hlen)
+    }
+}
+
+impl ConnSocket for TcpSock<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Io {
+        assert!(!buf.is_empty(), "an empty read buffer");
+        if !self.shutdown {
+            let limit = self.lend_limit();
+            assert!(
+                self.read + buf.len() <= limit,
+                "lent {} bytes at {}; the request ends at {limit}",
+                buf.len(),
+                self.read
+            );
+        }
+        let n = buf.len().min(self.arrived - self.read);
+        if n > 0 {
+            buf[..n].copy_from_slice(&self.stream[self.read..self.read + n]);
+            self.read += n;
+            Io::Done(n)
+        } else if self.client_eof && self.arrived == self.end {
+            self.eof_delivered = true;
+            Io::Eof
+        } else {
+            Io::WouldBlock
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Io {
+        assert!(!bytes.is_empty(), "an empty write");
+        assert!(!self.shutdown, "bytes to send after shutdown");
+        if self.response.is_none() {
+            assert!(self.written.is_empty());
+            self.response = Some((bytes.to_vec(), self.now));
+        }
+        if let Some((response, _)) = &self.response {
+            assert_eq!(
+                bytes,
+                &response[self.written.len()..],
+                "the bytes to send are the rest of the one response"
+            );
+        }
+        let n = bytes.len().min(self.room);
+        if n == 0 {
+            return Io::WouldBlock;
+        }
+        self.written.extend_from_slice(&bytes[..n]);
+        self.room -= n;
+        Io::Done(n)
+    }
+
+    fn shutdown_write(&mut self) {
+        assert!(!self.shutdown, "write side shut down twice");
+        let Some((response, _)) = &self.response else {
+            panic!("shut down without a response");
+        };
+        assert_eq!(
+            &self.written, response,
+            "shut down before the whole response"
+        );
+        self.shutdown = true;
+    }
 }
 
 impl<'a> TcpRun<'a> {
@@ -1122,17 +1208,21 @@ impl<'a> TcpRun<'a> {
             id,
             now,
             accepted: now,
-            stream,
-            end: stream.len(),
-            arrived: 0,
-            read: 0,
-            client_eof: false,
-            reset: false,
-            room: 0,
-            request_end: model_request_end(stream),
-            response: None,
-            written: Vec::new(),
-            shutdown: false,
+            sock: TcpSock {
+                stream,
+                now,
+                end: stream.len(),
+                arrived: 0,
+                read: 0,
+                client_eof: false,
+                eof_delivered: false,
+                reset: false,
+                room: 0,
+                request_end: model_request_end(stream),
+                response: None,
+                written: Vec::new(),
+                shutdown: false,
+            },
             closed: false,
             scratch: Vec::new(),
         };
@@ -1142,19 +1232,20 @@ impl<'a> TcpRun<'a> {
     }
 
     fn op(&mut self, kind: u8, arg: u8) {
+        let sock = &mut self.sock;
         match kind % 8 {
-            0..=3 => self.arrived = (self.arrived + usize::from(arg) + 1).min(self.end),
+            0..=3 => sock.arrived = (sock.arrived + usize::from(arg) + 1).min(sock.end),
             4 => self.advance(Duration::from_millis(10 * u64::from(arg)), false),
-            5 => self.room = self.room.saturating_add(usize::from(arg)),
+            5 => sock.room = sock.room.saturating_add(usize::from(arg)),
             6 => self.advance(Duration::from_micros(u64::from(arg)), true),
             _ => match arg % 4 {
                 0 => {
-                    self.client_eof = true;
-                    self.end = self.arrived;
+                    sock.client_eof = true;
+                    sock.end = sock.arrived;
                 }
                 1 if !self.closed => {
                     self.engine.handle_error(self.id, self.now);
-                    self.reset = true;
+                    self.sock.reset = true;
                     self.drain();
                     assert!(self.closed, "a socket error closes the connection");
                 }
@@ -1176,21 +1267,6 @@ impl<'a> TcpRun<'a> {
         }
     }
 
-    /// Where the request in the stream ends, as far as the engine can know after
-    /// `read` bytes: 32 (the shorter header: no request is shorter) until the 17-byte
-    /// prefix is in, then the header length byte 16 announces, then the body (per the
-    /// model of the header rules).
-    fn lend_limit(&self) -> usize {
-        if self.read < PREFIX_LEN {
-            return SHORT_HEADER_LEN;
-        }
-        let hlen = header_len(self.stream[PREFIX_LEN - 1]);
-        if self.read < hlen {
-            return hlen;
-        }
-        self.request_end.unwrap_or(hlen)
-    }
-
     fn drain(&mut self) {
         while let Some(o) = self.engine.poll_output() {
             match o {
@@ -1203,108 +1279,42 @@ impl<'a> TcpRun<'a> {
                     assert_eq!(id, self.id);
                     assert!(!self.closed, "woke a closed connection");
                 }
-                Output::ShutdownWrite(id) => {
-                    assert_eq!(id, self.id);
-                    assert!(!self.shutdown, "write side shut down twice");
-                    assert!(!self.closed, "shut down after close");
-                    let Some((response, _)) = &self.response else {
-                        panic!("shut down without a response");
-                    };
-                    assert_eq!(
-                        &self.written, response,
-                        "shut down before the whole response"
-                    );
-                    self.shutdown = true;
-                }
                 Output::Close(id) => {
                     assert_eq!(id, self.id);
                     assert!(!self.closed, "closed twice");
                     self.closed = true;
                 }
                 Output::Datagram { .. } => panic!("a TCP connection produced a datagram"),
-                Output::ResumeDatagrams => {}
+                Output::ResumeDatagrams | Output::ResumeAccepting => {}
             }
-        }
-        if self.closed {
-            assert!(self.engine.recv_buf(self.id).is_none(), "a closed id lends");
-            assert!(self.engine.send_buf(self.id).is_none(), "a closed id sends");
         }
     }
 
+    /// The engine's own service loop, then every output.
     fn service(&mut self) {
-        loop {
-            if self.closed {
-                return;
-            }
-            let mut progress = false;
-            let limit = self.lend_limit();
-            let (read, arrived, shutdown) = (self.read, self.arrived, self.shutdown);
-            if let Some(buf) = self.engine.recv_buf(self.id) {
-                assert!(
-                    !buf.is_empty(),
-                    "an empty read buffer reads as end of stream"
-                );
-                if !shutdown {
-                    assert!(
-                        read + buf.len() <= limit,
-                        "lent {} bytes at {read}; the request ends at {limit}",
-                        buf.len()
-                    );
-                }
-                let n = buf.len().min(arrived - read);
-                if n > 0 {
-                    buf[..n].copy_from_slice(&self.stream[read..read + n]);
-                    self.read += n;
-                    self.engine.handle_received(self.id, n, self.now);
-                    self.drain();
-                    progress = true;
-                } else if self.client_eof && arrived == self.end {
-                    // Only while the engine lends a buffer, i.e. while it reads: the
-                    // request is incomplete, or the response is written.
-                    self.engine.handle_eof(self.id, self.now);
-                    self.drain();
-                    assert!(self.closed, "end of stream while reading left it open");
-                }
-            }
-            if self.closed {
-                return;
-            }
-            if let Some(bytes) = self.engine.send_buf(self.id) {
-                assert!(!bytes.is_empty(), "an empty write");
-                assert!(!self.shutdown, "bytes to send after shutdown");
-                if self.response.is_none() {
-                    assert!(self.written.is_empty());
-                    self.response = Some((bytes.to_vec(), self.now));
-                }
-                if let Some((response, _)) = &self.response {
-                    assert_eq!(
-                        bytes,
-                        &response[self.written.len()..],
-                        "send_buf is the rest of the one response"
-                    );
-                }
-                let n = bytes.len().min(self.room);
-                if n > 0 {
-                    self.written.extend_from_slice(&bytes[..n]);
-                    self.room -= n;
-                    self.engine.handle_sent(self.id, n, self.now);
-                    self.drain();
-                    progress = true;
-                }
-            }
-            if !progress {
-                return;
-            }
+        if self.closed {
+            return;
+        }
+        self.sock.now = self.now;
+        let serviced = self.engine.service(self.id, &mut self.sock, self.now);
+        self.drain();
+        if self.sock.eof_delivered {
+            // End of stream is only read while the engine reads: the request is
+            // incomplete, or the response is written.
+            assert!(self.closed, "end of stream while reading left it open");
+        }
+        if serviced == Serviced::Budget {
+            self.service();
         }
     }
 
     fn finish(mut self) {
         if !self.closed {
-            self.arrived = self.end;
-            self.room = usize::MAX;
+            self.sock.arrived = self.sock.end;
+            self.sock.room = usize::MAX;
             self.service();
-            self.client_eof = true;
-            self.end = self.arrived;
+            self.sock.client_eof = true;
+            self.sock.end = self.sock.arrived;
             self.service();
         }
         if !self.closed {
@@ -1321,9 +1331,9 @@ impl<'a> TcpRun<'a> {
         assert_eq!(self.engine.connection_count(), 0);
 
         // The request as the engine saw it: the stream up to the client's shutdown.
-        let delivered = &self.stream[..self.end];
+        let delivered = &self.sock.stream[..self.sock.end];
         let expected = expected_tcp(delivered);
-        match &self.response {
+        match &self.sock.response {
             Some((response, at)) => {
                 let Some((request, expected)) = expected else {
                     panic!("a response to an undecided request");
@@ -1338,12 +1348,13 @@ impl<'a> TcpRun<'a> {
                 };
                 want[field..field + 4].copy_from_slice(&elapsed.to_be_bytes());
                 assert_eq!(response, &want, "the TCP response differs from the codec's");
-                assert!(self.written.len() <= response.len());
-                assert_eq!(self.written[..], response[..self.written.len()]);
+                let written = &self.sock.written;
+                assert!(written.len() <= response.len());
+                assert_eq!(written[..], response[..written.len()]);
                 check_against_model(request, Some(response), elapsed, &RANDOM);
             }
             None => {
-                let cut = self.reset || self.engine.counters().timed_out > 0;
+                let cut = self.sock.reset || self.engine.counters().timed_out > 0;
                 assert!(
                     expected.is_none() || cut,
                     "a complete request got no response and nothing cut the connection"

@@ -10,20 +10,43 @@
 //! the doc comments refer to it.
 #![forbid(unsafe_code)]
 
-pub mod codec;
-pub mod command;
-pub mod config;
-pub mod crypto;
-pub mod engine;
+// The engine and what it is made of: private; their API is the `pub use` list below.
+mod command;
+mod crypto;
+mod engine;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
-pub mod keys;
-pub mod metrics;
-pub mod status;
+mod status;
 mod time;
 
+/// The wire format (PROTOCOL.md sections 1 to 6): header lengths, the header-time
+/// checks and the one-call answer to a datagram. Public because client authors,
+/// the simulator's oracle and the fuzzers read and check frames with exactly these
+/// rules; the body and response internals stay private.
+pub mod codec;
+/// The configuration file and its validation (PROTOCOL.md section 10a). Public
+/// because every driver and embedder loads it, and core reads no files: the driver
+/// hands core the text.
+pub mod config;
+/// Where the keys of encrypted requests come from: the key store seam the engine
+/// calls, the in-memory store, the deployed `Data/` layout and the demo store.
+/// Public because a server is built with a store of its embedder's choosing.
+pub mod keys;
+/// The engine's counters as a snapshot and their Prometheus rendering. Public
+/// because drivers serve them however they like.
+pub mod metrics;
+/// The planted bugs of the simulator's mutant runner: public to that runner, which
+/// switches them on; this module exists only in its `--cfg raida_mutants` build.
+#[cfg(raida_mutants)]
+pub mod mutants;
+
 pub use codec::Encryption;
-pub use command::{Command, CommandRegistry};
-pub use engine::{Accept, Completion, ConnId, Engine, EngineConfig, Job, Origin, Output};
+pub use command::{
+    Command, CommandRegistry, Echo, GroupOutOfRange, Version, MAX_COMMAND_GROUP, VERSION_BYTES,
+};
+pub use engine::{
+    Accept, AcceptStop, Accepting, Completion, ConnId, ConnSocket, Counters, Engine, EngineConfig,
+    Io, Job, Listener, Origin, Output, Serviced, RANDOM_LOW_WATER, RANDOM_RESERVOIR,
+};
 pub use status::{Status, StatusByte};
 pub use time::Timestamp;

@@ -338,10 +338,8 @@ fn a_completion_for_a_reused_slot_is_dropped_not_applied() {
 
 #[test]
 fn more_requests_than_the_mod_queue_are_all_answered_exactly_once_in_order() {
-    let config = EngineConfig {
-        mod_queue_size: 4,
-        ..config()
-    };
+    let mut config = config();
+    config.mod_queue_size = 4;
     let mut h = Harness::with(config, CommandRegistry::with_builtins());
     h.auto_run = false;
     let mut ids = Vec::new();
@@ -383,10 +381,8 @@ fn more_requests_than_the_mod_queue_are_all_answered_exactly_once_in_order() {
 
 #[test]
 fn udp_reading_pauses_while_admission_is_full_and_resumes_after() {
-    let config = EngineConfig {
-        mod_queue_size: 2,
-        ..config()
-    };
+    let mut config = config();
+    config.mod_queue_size = 2;
     let mut h = Harness::with(config, CommandRegistry::with_builtins());
     h.auto_run = false;
     h.datagram(peer(1), &Req::version(4).bytes());
@@ -405,10 +401,8 @@ fn udp_reading_pauses_while_admission_is_full_and_resumes_after() {
 
 #[test]
 fn over_max_connections_the_refusal_is_a_32_byte_160() {
-    let config = EngineConfig {
-        max_connections: 2,
-        ..config()
-    };
+    let mut config = config();
+    config.max_connections = 2;
     let mut h = Harness::with(config, CommandRegistry::with_builtins());
     let a = h.accept();
     let _b = h.accept();
@@ -430,10 +424,8 @@ fn over_max_connections_the_refusal_is_a_32_byte_160() {
 
 #[test]
 fn a_declared_body_over_max_body_size_is_answered_16_before_any_body_byte() {
-    let config = EngineConfig {
-        max_body_size: 100,
-        ..config()
-    };
+    let mut config = config();
+    config.max_body_size = 100;
     let mut h = Harness::with(config, CommandRegistry::with_builtins());
     let id = h.accept();
     let mut req = Req::echo(0);
@@ -560,10 +552,8 @@ fn udp_rows_of_section_7() {
 
 #[test]
 fn udp_keeps_only_the_first_udp_payload_threshold_bytes() {
-    let config = EngineConfig {
-        udp_payload_threshold: 60,
-        ..config()
-    };
+    let mut config = config();
+    config.udp_payload_threshold = 60;
     let mut h = Harness::with(config, CommandRegistry::with_builtins());
     // 50-byte request inside the threshold, garbage after: served.
     let mut within = Req::echo(0).bytes();
@@ -580,10 +570,8 @@ fn udp_keeps_only_the_first_udp_payload_threshold_bytes() {
 
 #[test]
 fn a_small_max_body_size_rejects_over_udp_too() {
-    let config = EngineConfig {
-        max_body_size: 10,
-        ..config()
-    };
+    let mut config = config();
+    config.max_body_size = 10;
     let mut h = Harness::with(config, CommandRegistry::with_builtins());
     h.datagram(peer(1), &Req::echo(0).bytes());
     assert_eq!(status_of(&h.datagrams[0].1), 16);
@@ -630,10 +618,8 @@ fn responses_and_latency_are_counted_by_transport() {
 #[test]
 fn a_refusal_counts_as_a_tcp_160_ready_at_once() {
     use raida_core::metrics::Transport;
-    let config = EngineConfig {
-        max_connections: 1,
-        ..config()
-    };
+    let mut config = config();
+    config.max_connections = 1;
     let mut h = Harness::with(config, CommandRegistry::with_builtins());
     let id = h.accept();
     assert!(matches!(h.accept_raw(), Accept::Refused(_)));
@@ -695,10 +681,8 @@ fn unfed_or_disabled_encrypted_requests_become_jobs() {
     h.client_shutdown(id);
     h.assert_drained();
 
-    let config = EngineConfig {
-        inline_crypto_max_body: 0,
-        ..config()
-    };
+    let mut config = config();
+    config.inline_crypto_max_body = 0;
     let h = Harness::with(config, CommandRegistry::with_builtins());
     assert!(!h.engine.wants_random());
 }

@@ -15,10 +15,10 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use raida_core::codec::{answer_datagram, HeaderRules};
-use raida_core::command::{Command, CommandRegistry};
 use raida_core::keys::{KeyStore, MemoryKeyStore};
-use raida_core::status::StatusByte;
+use raida_core::StatusByte;
 use raida_core::Timestamp;
+use raida_core::{Command, CommandRegistry};
 
 const VECTORS: &str = include_str!("vectors/wire_pairs.txt");
 

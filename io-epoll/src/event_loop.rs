@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, UdpSocket};
+use std::net::{Shutdown, UdpSocket};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,27 +26,24 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use raida_core::config::NetworkConfig;
 use raida_core::metrics::MetricsSnapshot;
-use raida_core::{Accept, Completion, ConnId, Engine, Output, Timestamp};
+use raida_core::{
+    Accept, AcceptStop, Accepting, Completion, ConnId, ConnSocket, Engine, Io, Listener, Output,
+    Timestamp,
+};
 use socket2::Socket;
 
 use crate::metrics::SnapshotRequests;
-use crate::mmsg::{RecvBatch, SendBatch};
 use crate::poll::{Events, Poller};
 use crate::sockets;
+use crate::udp::{self, UdpPath};
 use crate::workers::Routed;
 
 // `Poller::NOTIFY_KEY` is usize::MAX.
 const LISTENER_KEY: usize = usize::MAX - 1;
 const UDP_KEY: usize = usize::MAX - 2;
 
-/// How long accepting pauses after the process ran out of file descriptors.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// At most one warning about accept failures per this interval.
-const ACCEPT_WARN_INTERVAL: Duration = Duration::from_secs(1);
 /// Random bytes fetched per `getrandom` for the engine's own responses.
 const RANDOM_REFILL: usize = 4096;
-/// Response datagrams held while the UDP socket's send buffer is full.
-const MAX_PENDING_DATAGRAMS: usize = 4096;
 /// A refused connection's bytes already received are read and discarded (at most this
 /// many 4 KiB reads, so a peer that keeps sending cannot hold the loop) before it is
 /// closed: unread bytes at close would turn the 160 into a reset.
@@ -108,20 +105,13 @@ pub struct EventLoop {
     poller: Arc<Poller>,
     epoch: Instant,
     listener: Option<Socket>,
-    udp: UdpSocket,
-    udp_in: RecvBatch,
-    udp_send: SendBatch,
-    /// Read the UDP socket on the next turn (after `Output::ResumeDatagrams`).
+    udp: UdpPath,
+    /// Read the UDP socket on the next turn (after `Output::ResumeDatagrams`, or when
+    /// the last read ended on its budget).
     udp_resume: bool,
-    /// The last accept turn ended on its budget (`turn_budget`), not on would-block:
-    /// accept again after the next (non-blocking) wait.
+    /// Accept on the next turn (the last accept ended on its budget, or the engine's
+    /// accept pause is over).
     accept_more: bool,
-    /// Response datagrams not yet sent: collected while a batch is read, sent with
-    /// `sendmmsg`; held while the send buffer is full (bounded).
-    udp_out: VecDeque<(SocketAddr, Vec<u8>)>,
-    /// The UDP socket's send buffer was full; wait for writability.
-    udp_blocked: bool,
-    udp_dropped: u64,
     /// Sockets by engine slab index.
     slots: Vec<Option<Slot>>,
     /// Connections to service (`Output::Wake`), in order.
@@ -130,12 +120,7 @@ pub struct EventLoop {
     jobs: Sender<Routed>,
     completions: Receiver<Completion>,
     stop: Arc<AtomicBool>,
-    /// The connection `service` is working on: a `Wake` for it is redundant (the
-    /// service loop goes on until both directions block or want nothing).
-    servicing: Option<ConnId>,
     network: NetworkConfig,
-    accept_paused_until: Option<Instant>,
-    last_accept_warning: Option<Instant>,
     drain_deadline: Option<Instant>,
     snapshots: Option<SnapshotRequests>,
 }
@@ -174,25 +159,17 @@ impl EventLoop {
             poller: parts.poller,
             epoch: parts.epoch,
             listener: Some(parts.listener),
-            udp: parts.udp,
-            udp_in: RecvBatch::new(parts.udp_buffer.max(1)),
-            udp_send: SendBatch::default(),
+            udp: UdpPath::new(parts.udp, parts.udp_buffer),
             // Datagrams may have arrived before registration: read once at start.
             udp_resume: true,
             accept_more: false,
-            udp_out: VecDeque::new(),
-            udp_blocked: false,
-            udp_dropped: 0,
             slots: Vec::new(),
             wakes: VecDeque::new(),
             index: parts.index,
             jobs: parts.jobs,
             completions: parts.completions,
             stop: parts.stop,
-            servicing: None,
             network: parts.network,
-            accept_paused_until: None,
-            last_accept_warning: None,
             drain_deadline: None,
             snapshots: parts.snapshots,
         })
@@ -207,7 +184,7 @@ impl EventLoop {
     /// the response datagrams this driver dropped.
     pub fn snapshot(&self) -> MetricsSnapshot {
         let mut snapshot = MetricsSnapshot::of(&self.engine);
-        snapshot.udp_send_dropped = self.udp_dropped;
+        snapshot.udp_send_dropped = self.udp.dropped();
         snapshot
     }
 
@@ -226,7 +203,7 @@ impl EventLoop {
         // Connections may be waiting in the backlog already.
         self.accept_all();
         loop {
-            self.flush_datagrams();
+            self.udp.flush(&mut self.engine);
             let deadline = self.next_deadline();
             self.poller.wait_deadline(&mut events, Some(deadline))?;
 
@@ -235,8 +212,7 @@ impl EventLoop {
                     LISTENER_KEY => self.accept_all(),
                     UDP_KEY => {
                         if event.writable {
-                            self.udp_blocked = false;
-                            self.flush_datagrams();
+                            self.udp.writable(&mut self.engine);
                         }
                         if event.readable {
                             self.read_datagrams();
@@ -262,7 +238,7 @@ impl EventLoop {
                 self.drain();
             }
             self.run_wakes();
-            self.flush_datagrams();
+            self.udp.flush(&mut self.engine);
             if std::mem::take(&mut self.udp_resume) {
                 self.read_datagrams();
             }
@@ -283,24 +259,16 @@ impl EventLoop {
                 requests.answer(|| self.snapshot());
             }
 
-            if self
-                .accept_paused_until
-                .is_some_and(|t| t <= Instant::now())
-            {
-                self.accept_paused_until = None;
-                self.accept_all();
-            }
-
             if self.stop.load(Ordering::SeqCst) && self.drain_deadline.is_none() {
                 self.stop_accepting();
             }
             if let Some(deadline) = self.drain_deadline {
                 if self.drained() {
-                    self.flush_datagrams();
+                    self.udp.flush(&mut self.engine);
                     return Ok(Exit::Drained);
                 }
                 if Instant::now() >= deadline {
-                    self.flush_datagrams();
+                    self.udp.flush(&mut self.engine);
                     tracing::warn!(
                         connections = self.engine.connection_count(),
                         jobs = self.engine.in_flight() + self.engine.waiting(),
@@ -316,7 +284,7 @@ impl EventLoop {
         self.engine.connection_count() == 0
             && self.engine.in_flight() == 0
             && self.engine.waiting() == 0
-            && self.udp_out.is_empty()
+            && self.udp.is_flushed()
     }
 
     fn next_deadline(&self) -> Instant {
@@ -328,10 +296,7 @@ impl EventLoop {
         if let Some(t) = self.engine.poll_timeout().and_then(|t| self.instant_of(t)) {
             deadline = deadline.min(t);
         }
-        for t in [self.accept_paused_until, self.drain_deadline]
-            .into_iter()
-            .flatten()
-        {
+        if let Some(t) = self.drain_deadline {
             deadline = deadline.min(t);
         }
         deadline
@@ -346,7 +311,6 @@ impl EventLoop {
             }
             drop(listener);
         }
-        self.accept_paused_until = None;
         self.drain_deadline = Some(Instant::now() + self.network.drain_timeout());
         tracing::info!(
             connections = self.engine.connection_count(),
@@ -371,19 +335,11 @@ impl EventLoop {
                         tracing::error!("the worker pool is gone; a job is lost");
                     }
                 }
-                // The connection being serviced goes on being serviced anyway.
-                Output::Wake(id) if self.servicing == Some(id) => {}
                 Output::Wake(id) => self.wakes.push_back(id),
-                Output::ShutdownWrite(id) => {
-                    if let Some(slot) = live_slot(&self.slots, id) {
-                        if let Err(e) = slot.socket.shutdown(Shutdown::Write) {
-                            tracing::debug!("shutdown(write): {e}");
-                        }
-                    }
-                }
                 Output::Close(id) => self.close_socket(id),
-                Output::Datagram { peer, bytes } => self.queue_datagram(peer, bytes),
+                Output::Datagram { peer, bytes } => self.udp.queue(&mut self.engine, peer, bytes),
                 Output::ResumeDatagrams => self.udp_resume = true,
+                Output::ResumeAccepting => self.accept_more = true,
             }
         }
     }
@@ -421,178 +377,60 @@ impl EventLoop {
 
     // ----- TCP ----------------------------------------------------------------------
 
-    /// Accepts until the listener would block (or the process is out of descriptors).
+    /// Accepts until the listener would block, the turn's budget is spent, or the
+    /// process is out of descriptors (the engine decides each, and the backoff).
     fn accept_all(&mut self) {
-        if self.accept_paused_until.is_some() {
+        let Some(listener) = &self.listener else {
             return;
-        }
-        let mut budget = self.network.turn_budget;
-        loop {
-            let Some(listener) = &self.listener else {
-                return;
-            };
-            if budget == 0 {
-                // Serve everything else first; the backlog is taken up next turn.
-                self.accept_more = true;
-                return;
-            }
-            match sockets::accept_nonblocking(listener) {
-                Ok((socket, peer)) => {
-                    budget -= 1;
-                    self.accepted(socket, peer);
-                    self.run_wakes();
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_transient_accept_error(&e) => {
-                    tracing::debug!("accept: {e}");
-                }
-                Err(e) => {
-                    // EMFILE, ENFILE, ENOBUFS, ENOMEM and anything unexpected: pause
-                    // accepting for a moment instead of spinning; open connections are
-                    // served meanwhile, and the backlog is retried at the deadline.
-                    let now = Instant::now();
-                    if self
-                        .last_accept_warning
-                        .map_or(true, |t| now.duration_since(t) >= ACCEPT_WARN_INTERVAL)
-                    {
-                        self.last_accept_warning = Some(now);
-                        tracing::warn!(
-                            "accept failed: {e}; pausing accepts for {} ms",
-                            ACCEPT_BACKOFF.as_millis()
-                        );
-                    }
-                    self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
-                    return;
-                }
-            }
-        }
-    }
-
-    fn accepted(&mut self, socket: Socket, peer: SocketAddr) {
+        };
         let now = self.now();
-        let accept = self.engine.handle_accept(peer, now);
+        let mut acceptor = Acceptor {
+            listener,
+            exhausted: None,
+        };
+        let slots = &mut self.slots;
+        let poller = &self.poller;
+        let stop =
+            self.engine
+                .accept_from(&mut acceptor, now, |engine, socket, answer| match answer {
+                    Accept::Refused(bytes) => refuse(socket, &bytes),
+                    Accept::Accepted(id) => register(engine, slots, poller, socket, id, now),
+                });
+        match stop {
+            AcceptStop::Drained | AcceptStop::NotAccepting => {}
+            // Serve everything else first; the backlog is taken up next turn.
+            AcceptStop::Budget => self.accept_more = true,
+            AcceptStop::Paused { warn } => {
+                if warn {
+                    let e = acceptor.exhausted.take();
+                    tracing::warn!(
+                        "accept failed: {}; pausing accepts for {} ms",
+                        e.map_or_else(|| "out of resources".to_string(), |e| e.to_string()),
+                        self.engine.config().accept_backoff.as_millis()
+                    );
+                }
+            }
+        }
         self.drain();
-        match accept {
-            Accept::Refused(bytes) => {
-                // As the engine's contract says: write, shut down the write side, discard
-                // what already arrived, close. Best effort, never waiting.
-                let _ = (&socket).write(&bytes);
-                let _ = socket.shutdown(std::net::Shutdown::Write);
-                let mut sink = [0u8; 4096];
-                for _ in 0..REFUSAL_DISCARD_READS {
-                    if !matches!((&socket).read(&mut sink), Ok(n) if n > 0) {
-                        break;
-                    }
-                }
-                drop(socket);
-            }
-            Accept::Accepted(id) => {
-                // Non-blocking from accept4; keep-alive inherited from the listener.
-                let key = key_of(id);
-                let index = id.index();
-                if self.slots.len() <= index {
-                    self.slots.resize_with(index + 1, || None);
-                }
-                if let Some(old) = self.slots[index].take() {
-                    // The engine closes a slot before reusing it, and Close is carried
-                    // out at once; this would be an engine bug. Never keep two sockets.
-                    tracing::error!("slot {index} reused while open; closing the old socket");
-                    let _ = self.poller.delete(&old.socket);
-                }
-                // SAFETY: the socket is owned by the slot and deleted from the poller
-                // before it is dropped (`close_socket`, `Drop`).
-                let added = unsafe { self.poller.add(&socket, key, true, true) };
-                if let Err(e) = added {
-                    tracing::warn!("cannot register a connection: {e}");
-                    drop(socket);
-                    self.engine.handle_error(id, now);
-                    self.drain();
-                    return;
-                }
-                self.slots[index] = Some(Slot { key, id, socket });
-                // The request may be there already: its edge came before registration.
-                self.service(id);
-            }
-        }
+        self.run_wakes();
     }
 
-    /// Reads into the engine's buffer and writes its bytes until the socket would block
-    /// or the engine wants nothing more.
+    /// Services a connection on readiness or a wake: the engine's one service loop
+    /// over the socket.
     fn service(&mut self, id: ConnId) {
-        let outer = self.servicing.replace(id);
-        self.service_inner(id);
-        self.servicing = outer;
-    }
-
-    fn service_inner(&mut self, id: ConnId) {
-        let mut read_blocked = false;
-        let mut write_blocked = false;
-        loop {
-            let mut progressed = false;
-            if !read_blocked {
-                let Some(slot) = live_slot(&self.slots, id) else {
-                    return;
-                };
-                if let Some(buf) = self.engine.recv_buf(id).filter(|b| !b.is_empty()) {
-                    match (&slot.socket).read(buf) {
-                        Ok(0) => {
-                            let now = self.now();
-                            self.engine.handle_eof(id, now);
-                            self.drain();
-                            read_blocked = true;
-                            progressed = true;
-                        }
-                        Ok(n) => {
-                            let now = self.now();
-                            self.engine.handle_received(id, n, now);
-                            self.drain();
-                            progressed = true;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => read_blocked = true,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => progressed = true,
-                        Err(_) => {
-                            let now = self.now();
-                            self.engine.handle_error(id, now);
-                            self.drain();
-                            return;
-                        }
-                    }
-                }
-            }
-            if !write_blocked {
-                let Some(slot) = live_slot(&self.slots, id) else {
-                    return;
-                };
-                if let Some(bytes) = self.engine.send_buf(id).filter(|b| !b.is_empty()) {
-                    match (&slot.socket).write(bytes) {
-                        Ok(n) => {
-                            let now = self.now();
-                            self.engine.handle_sent(id, n, now);
-                            self.drain();
-                            progressed = true;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => write_blocked = true,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => progressed = true,
-                        Err(_) => {
-                            let now = self.now();
-                            self.engine.handle_error(id, now);
-                            self.drain();
-                            return;
-                        }
-                    }
-                }
-            }
-            if !progressed {
-                return;
-            }
-        }
+        let Some(slot) = live_slot(&self.slots, id) else {
+            return;
+        };
+        let now = self.now();
+        let _ = self.engine.service(id, &mut SocketIo(&slot.socket), now);
+        self.drain();
     }
 
     // ----- UDP ----------------------------------------------------------------------
 
-    /// Reads datagrams in batches until the socket would block or the engine wants no
-    /// more, and sends each batch's responses together.
+    /// Reads datagrams in batches until the socket would block, the engine has no
+    /// room (the kernel's buffer holds the rest until `ResumeDatagrams`), or the turn's
+    /// budget is spent; every datagram's outputs are drained before the next.
     fn read_datagrams(&mut self) {
         if self.drain_deadline.is_some() {
             // Stopping: no new requests.
@@ -602,7 +440,6 @@ impl EventLoop {
         loop {
             let room = self.engine.datagram_room();
             if room == 0 {
-                // The kernel's buffer holds the rest until ResumeDatagrams.
                 return;
             }
             if budget == 0 {
@@ -611,19 +448,19 @@ impl EventLoop {
                 return;
             }
             let want = room.min(budget);
-            match self.udp_in.recv(&self.udp, want) {
+            match self.udp.recv(want) {
                 Ok(n) => {
                     budget = budget.saturating_sub(n);
-                    let now = timestamp(self.epoch);
+                    let now = self.now();
                     for i in 0..n {
-                        if let Some((peer, received)) = self.udp_in.get(i) {
+                        if let Some((peer, received)) = self.udp.get(i) {
                             self.engine.handle_datagram(peer, received, now);
                         }
                         self.drain();
                     }
                     self.run_wakes();
-                    self.flush_datagrams();
-                    if n < crate::mmsg::BATCH.min(want) {
+                    self.udp.flush(&mut self.engine);
+                    if n < udp::BATCH.min(want) {
                         // A short batch: the socket is (very likely) empty now; an edge
                         // comes with the next datagram. Confirm with one more read only
                         // when the batch was full.
@@ -640,41 +477,100 @@ impl EventLoop {
             }
         }
     }
+}
 
-    fn queue_datagram(&mut self, peer: SocketAddr, bytes: Vec<u8>) {
-        if self.udp_out.len() >= MAX_PENDING_DATAGRAMS {
-            self.udp_dropped += 1;
-            if self.udp_dropped.is_power_of_two() {
-                tracing::warn!(
-                    dropped = self.udp_dropped,
-                    "UDP send buffer full: response datagrams dropped"
-                );
+/// A connection's socket as the engine's service loop drives it.
+struct SocketIo<'a>(&'a Socket);
+
+impl ConnSocket for SocketIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Io {
+        Io::of_read((&*self.0).read(buf))
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Io {
+        Io::of_write((&*self.0).write(bytes))
+    }
+
+    fn shutdown_write(&mut self) {
+        if let Err(e) = self.0.shutdown(Shutdown::Write) {
+            tracing::debug!("shutdown(write): {e}");
+        }
+    }
+}
+
+/// The listening socket as the engine's accept loop drives it.
+struct Acceptor<'a> {
+    listener: &'a Socket,
+    /// The error that made the last accept report [`Accepting::Exhausted`].
+    exhausted: Option<io::Error>,
+}
+
+impl Listener for Acceptor<'_> {
+    type Socket = Socket;
+
+    fn accept(&mut self) -> Accepting<Socket> {
+        match sockets::accept_nonblocking(self.listener) {
+            Ok((socket, peer)) => Accepting::Conn(socket, peer),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Accepting::WouldBlock,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Accepting::Skip,
+            Err(e) if is_transient_accept_error(&e) => {
+                tracing::debug!("accept: {e}");
+                Accepting::Skip
             }
-            self.engine.recycle(bytes);
-            return;
+            Err(e) => {
+                // EMFILE, ENFILE, ENOBUFS, ENOMEM and anything unexpected.
+                self.exhausted = Some(e);
+                Accepting::Exhausted
+            }
         }
-        self.udp_out.push_back((peer, bytes));
     }
+}
 
-    /// Sends the queued response datagrams until done or the send buffer is full.
-    fn flush_datagrams(&mut self) {
-        if self.udp_out.is_empty() || self.udp_blocked {
-            return;
-        }
-        let engine = &mut self.engine;
-        match self
-            .udp_send
-            .send(&self.udp, &mut self.udp_out, |b| engine.recycle(b))
-        {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.udp_blocked = true,
-            Err(e) => tracing::debug!("udp send: {e}"),
-        }
-        if !self.udp_out.is_empty() {
-            // Stopped short: the buffer is full; the writable edge resumes us.
-            self.udp_blocked = true;
+/// A connection refused at `max_connections`, as [`Accept::Refused`] says: write the
+/// 160, shut down the write side, discard what already arrived (never waiting), close.
+fn refuse(socket: Socket, bytes: &[u8]) {
+    let _ = (&socket).write(bytes);
+    let _ = socket.shutdown(Shutdown::Write);
+    let mut sink = [0u8; 4096];
+    for _ in 0..REFUSAL_DISCARD_READS {
+        if !matches!((&socket).read(&mut sink), Ok(n) if n > 0) {
+            break;
         }
     }
+}
+
+/// Registers an accepted connection and services it at once (its request may be
+/// there already: its edge came before registration).
+fn register(
+    engine: &mut Engine,
+    slots: &mut Vec<Option<Slot>>,
+    poller: &Poller,
+    socket: Socket,
+    id: ConnId,
+    now: Timestamp,
+) {
+    // Non-blocking from accept4; keep-alive inherited from the listener.
+    let key = key_of(id);
+    let index = id.index();
+    if slots.len() <= index {
+        slots.resize_with(index + 1, || None);
+    }
+    if let Some(old) = slots[index].take() {
+        // The engine reuses a slot only after closing its connection; that Close is
+        // still queued (outputs are drained after the accept batch). Close it now.
+        let _ = poller.delete(&old.socket);
+    }
+    // SAFETY: the socket is owned by the slot and deleted from the poller before it is
+    // dropped (`close_socket`, here above, `Drop`).
+    let added = unsafe { poller.add(&socket, key, true, true) };
+    if let Err(e) = added {
+        tracing::warn!("cannot register a connection: {e}");
+        drop(socket);
+        engine.handle_error(id, now);
+        return;
+    }
+    let slot = slots[index].insert(Slot { key, id, socket });
+    let _ = engine.service(id, &mut SocketIo(&slot.socket), now);
 }
 
 impl Drop for EventLoop {
@@ -686,7 +582,7 @@ impl Drop for EventLoop {
         if let Some(listener) = self.listener.take() {
             let _ = self.poller.delete(&listener);
         }
-        let _ = self.poller.delete(&self.udp);
+        let _ = self.poller.delete(self.udp.socket());
     }
 }
 

@@ -19,4 +19,5 @@ pub mod server;
 pub mod shared_keys;
 pub mod signals;
 pub mod sockets;
+mod udp;
 pub mod workers;

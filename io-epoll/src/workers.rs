@@ -143,12 +143,13 @@ impl Random {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos());
-            let digest = raida_core::crypto::sha256(&[
-                &now.to_be_bytes(),
-                &(self.worker as u64).to_be_bytes(),
-                &self.counter.to_be_bytes(),
-                &std::process::id().to_be_bytes(),
-            ]);
+            use sha2::Digest as _;
+            let mut h = sha2::Sha256::new();
+            h.update(now.to_be_bytes());
+            h.update((self.worker as u64).to_be_bytes());
+            h.update(self.counter.to_be_bytes());
+            h.update(std::process::id().to_be_bytes());
+            let digest: [u8; 32] = h.finalize().into();
             bytes.copy_from_slice(&digest[..RANDOM_LEN]);
         }
         bytes

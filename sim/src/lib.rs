@@ -11,37 +11,78 @@ pub mod world;
 pub use knobs::Knobs;
 pub use world::{Stats, Violation, World};
 
-/// The planted bugs compiled into this build (cargo features), for the replay command.
-pub fn mutant_features() -> Vec<&'static str> {
-    let mut f = Vec::new();
-    if cfg!(feature = "mutant-reused-slot") {
-        f.push("mutant-reused-slot");
+/// The planted bugs of the mutant runner: (name, what it breaks). They exist only in
+/// the `--cfg raida_mutants` build `raida-sim mutants` makes (core/src/mutants.rs and
+/// the store's), never behind a Cargo feature.
+pub const MUTANTS: [(&str, &str); 5] = [
+    (
+        "reused-slot",
+        "a completion applied to a reused slot (generation check skipped)",
+    ),
+    (
+        "admission-overflow",
+        "admission allowed past mod_queue_size",
+    ),
+    ("no-timeout", "the socket timeout not enforced"),
+    (
+        "overread",
+        "a read lent past the end of the request's header",
+    ),
+    (
+        "accept-once",
+        "the accept loop takes one connection per readiness event",
+    ),
+];
+
+/// Where the mutant build lives (beside the normal one, so neither rebuilds the other).
+pub const MUTANT_TARGET_DIR: &str = "target/mutants";
+
+/// Turns on the planted bug `name` for this process. Only a `--cfg raida_mutants` build
+/// has planted bugs; in any other build this is an error.
+pub fn activate_mutant(name: &str) -> Result<(), String> {
+    #[cfg(raida_mutants)]
+    {
+        match raida_core::mutants::Mutant::from_name(name) {
+            Some(m) => {
+                raida_core::mutants::activate(Some(m));
+                let _ = ACTIVE_MUTANT.set(name.to_string());
+                Ok(())
+            }
+            None => Err(format!("no planted bug named {name:?}")),
+        }
     }
-    if cfg!(feature = "mutant-admission-overflow") {
-        f.push("mutant-admission-overflow");
+    #[cfg(not(raida_mutants))]
+    {
+        Err(format!(
+            "--mutant {name}: this build has no planted bugs (run `raida-sim mutants`, which \
+             builds with --cfg raida_mutants into {MUTANT_TARGET_DIR})"
+        ))
     }
-    if cfg!(feature = "mutant-no-timeout") {
-        f.push("mutant-no-timeout");
+}
+
+#[cfg(raida_mutants)]
+static ACTIVE_MUTANT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The planted bug this process runs with, if any.
+fn active_mutant() -> Option<String> {
+    #[cfg(raida_mutants)]
+    {
+        ACTIVE_MUTANT.get().cloned()
     }
-    if cfg!(feature = "mutant-overread") {
-        f.push("mutant-overread");
+    #[cfg(not(raida_mutants))]
+    {
+        None
     }
-    if cfg!(feature = "mutant-accept-once") {
-        f.push("mutant-accept-once");
-    }
-    f
 }
 
 /// The one command that replays `seed` in this build.
 pub fn replay_command(seed: u64) -> String {
-    let features = mutant_features();
-    if features.is_empty() {
-        format!("cargo run --release -p raida-sim -- replay --seed {seed}")
-    } else {
-        format!(
-            "cargo run --release -p raida-sim --features {} -- replay --seed {seed}",
-            features.join(",")
-        )
+    match active_mutant() {
+        None => format!("cargo run --release -p raida-sim -- replay --seed {seed}"),
+        Some(m) => format!(
+            "RUSTFLAGS='--cfg raida_mutants' CARGO_TARGET_DIR={MUTANT_TARGET_DIR} \
+             cargo run --release -p raida-sim -- replay --seed {seed} --mutant {m}"
+        ),
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use clap::{Parser, Subcommand};
-use raida_sim::{replay_command, run_seed, Knobs, World};
+use raida_sim::{replay_command, run_seed, Knobs, World, MUTANTS, MUTANT_TARGET_DIR};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -35,12 +35,18 @@ enum Cmd {
         /// Worker threads (default: the machine's cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// Run with this planted bug on (only in the mutant build).
+        #[arg(long)]
+        mutant: Option<String>,
     },
     /// Replays one seed with a readable trace, ending with the trace's hash.
     Replay {
         /// The seed.
         #[arg(long)]
         seed: u64,
+        /// Run with this planted bug on (only in the mutant build).
+        #[arg(long)]
+        mutant: Option<String>,
     },
     /// Runs the swarm against every planted bug; each must be caught.
     Mutants {
@@ -58,10 +64,28 @@ fn main() -> ExitCode {
             start,
             stop_first,
             threads,
-        } => swarm(seeds, start, stop_first, threads),
-        Cmd::Replay { seed } => replay(seed),
+            mutant,
+        } => match with_mutant(mutant.as_deref()) {
+            Ok(()) => swarm(seeds, start, stop_first, threads),
+            Err(code) => code,
+        },
+        Cmd::Replay { seed, mutant } => match with_mutant(mutant.as_deref()) {
+            Ok(()) => replay(seed),
+            Err(code) => code,
+        },
         Cmd::Mutants { seeds } => mutants(seeds),
     }
+}
+
+/// Turns on the planted bug `name`, if one is named.
+fn with_mutant(name: Option<&str>) -> Result<(), ExitCode> {
+    let Some(name) = name else {
+        return Ok(());
+    };
+    raida_sim::activate_mutant(name).map_err(|e| {
+        eprintln!("raida-sim: {e}");
+        ExitCode::from(2)
+    })
 }
 
 fn swarm(seeds: u64, start: u64, stop_first: bool, threads: Option<usize>) -> ExitCode {
@@ -154,42 +178,47 @@ fn replay(seed: u64) -> ExitCode {
     code
 }
 
-/// The planted bugs: (cargo feature, what it breaks).
-const MUTANTS: [(&str, &str); 5] = [
-    (
-        "mutant-reused-slot",
-        "a completion applied to a reused slot (generation check skipped)",
-    ),
-    (
-        "mutant-admission-overflow",
-        "admission allowed past mod_queue_size",
-    ),
-    ("mutant-no-timeout", "the socket timeout not enforced"),
-    (
-        "mutant-overread",
-        "a read lent past the end of the request's header",
-    ),
-    (
-        "mutant-accept-once",
-        "the driver accepts one connection per readiness event",
-    ),
-];
-
+/// Builds the mutant build once (`--cfg raida_mutants`, in its own target directory),
+/// then runs the swarm with each planted bug on in turn: each must be caught.
 fn mutants(seeds: u64) -> ExitCode {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let manifest = format!("{root}/Cargo.toml");
+    let target = format!("{root}/{MUTANT_TARGET_DIR}");
+    let flags = match std::env::var("RUSTFLAGS") {
+        Ok(f) if !f.trim().is_empty() => format!("{f} --cfg raida_mutants"),
+        _ => "--cfg raida_mutants".to_string(),
+    };
+    println!("mutants: building with RUSTFLAGS='{flags}' into {target}");
+    let built = Command::new(&cargo)
+        .args([
+            "build",
+            "--release",
+            "-q",
+            "-p",
+            "raida-sim",
+            "--manifest-path",
+            &manifest,
+        ])
+        .env("RUSTFLAGS", &flags)
+        .env("CARGO_TARGET_DIR", &target)
+        .status();
+    if !matches!(built, Ok(s) if s.success()) {
+        println!("mutants: the mutant build failed: {built:?}");
+        return ExitCode::FAILURE;
+    }
+    let binary = format!("{target}/release/raida-sim");
     let mut caught = 0;
-    for (feature, what) in MUTANTS {
-        println!("mutant {feature}: {what}");
-        let output = Command::new(&cargo)
-            .args(["run", "--release", "-q", "--manifest-path", manifest])
-            .args(["-p", "raida-sim", "--features", feature, "--"])
+    for (name, what) in MUTANTS {
+        println!("mutant {name}: {what}");
+        let output = Command::new(&binary)
             .args(["swarm", "--seeds", &seeds.to_string(), "--stop-first"])
+            .args(["--mutant", name])
             .output();
         let output = match output {
             Ok(o) => o,
             Err(e) => {
-                println!("mutant {feature}: could not run cargo: {e}");
+                println!("mutant {name}: could not run {binary}: {e}");
                 continue;
             }
         };
@@ -204,11 +233,13 @@ fn mutants(seeds: u64) -> ExitCode {
                     .unwrap_or("?");
                 let why = line.split_once(": VIOLATION").map_or("", |(_, w)| w);
                 let why = why.lines().next().unwrap_or("");
-                println!("mutant {feature}: caught by seed {seed}{why}");
-                println!("  replay: cargo run --release -p raida-sim --features {feature} -- replay --seed {seed}");
+                println!("mutant {name}: caught by seed {seed}{why}");
+                if let Some(replay) = stdout.lines().find(|l| l.contains(": replay: ")) {
+                    println!("  {}", replay.trim_start());
+                }
             }
             _ => {
-                println!("mutant {feature}: NOT caught in {seeds} seeds");
+                println!("mutant {name}: NOT caught in {seeds} seeds");
                 let stderr = String::from_utf8_lossy(&output.stderr);
                 for l in stderr.lines().rev().take(5) {
                     println!("  {l}");

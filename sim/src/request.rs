@@ -2,12 +2,13 @@
 //! simulated server holds, a seeded generator of valid and invalid requests of every
 //! encryption type, and the independent expected answer to each.
 
+use raida_client::crypto;
 use raida_core::codec::{
     answer_datagram, check_header, header_len, HeaderRules, RequestHeader, PREFIX_LEN, RANDOM_LEN,
     SHORT_HEADER_LEN,
 };
 use raida_core::keys::{An, MemoryKeyStore};
-use raida_core::{crypto, CommandRegistry, Timestamp};
+use raida_core::{CommandRegistry, Timestamp};
 
 use crate::rng::Rng;
 

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use raida_core::codec::RequestHeader;
 use raida_core::{
-    Accept, CommandRegistry, ConnId, Engine, EngineConfig, Job, Origin, Output, Timestamp,
+    Accept, AcceptStop, Accepting, CommandRegistry, ConnId, ConnSocket, Engine, EngineConfig, Io,
+    Job, Listener, Origin, Output, Timestamp,
 };
 
 use crate::knobs::Knobs;
@@ -244,21 +245,19 @@ fn hex(b: &[u8]) -> String {
 impl World {
     /// An empty world with these knobs: no clients yet (see [`World::swarm`]).
     pub fn new(knobs: Knobs, tracing: bool) -> World {
-        let config = EngineConfig {
-            raida_id: request::RAIDA_ID,
-            coin_id: request::COIN_ID,
-            max_connections: knobs.max_connections,
-            max_body_size: knobs.max_body_size,
-            socket_timeout: Duration::from_micros(knobs.socket_timeout_us),
-            mod_queue_size: knobs.mod_queue_size,
-            udp_payload_threshold: knobs.udp_payload_threshold,
-            linger: Duration::from_micros(knobs.linger_us),
-            buffer_pool: knobs.buffer_pool,
-            max_pooled_capacity: knobs.max_pooled_capacity,
-            // The simulated driver feeds no random bytes, so encrypted requests always
-            // go to its workers, whose random bytes the oracle knows.
-            ..EngineConfig::default()
-        };
+        let mut config = EngineConfig::default();
+        config.raida_id = request::RAIDA_ID;
+        config.coin_id = request::COIN_ID;
+        config.max_connections = knobs.max_connections;
+        config.max_body_size = knobs.max_body_size;
+        config.socket_timeout = Duration::from_micros(knobs.socket_timeout_us);
+        config.mod_queue_size = knobs.mod_queue_size;
+        config.udp_payload_threshold = knobs.udp_payload_threshold;
+        config.linger = Duration::from_micros(knobs.linger_us);
+        config.buffer_pool = knobs.buffer_pool;
+        config.max_pooled_capacity = knobs.max_pooled_capacity;
+        // The simulated driver feeds no random bytes, so encrypted requests always
+        // go to its workers, whose random bytes the oracle knows.
         let engine = Engine::new(
             config,
             CommandRegistry::with_builtins(),
@@ -517,7 +516,7 @@ impl World {
                 self.udp_send(cid, bytes);
             }
             Ev::ListenerRetry => {
-                self.log(None, || "listener: retry accept".into());
+                self.log(None, || "listener: accept the rest".into());
                 self.accept_loop();
                 self.settle();
             }
@@ -714,16 +713,27 @@ impl World {
                 }
             }
             Output::Wake(id) => match self.by_conn.get(&id) {
-                Some(&sid) if !self.pipes[sid].server_closed => self.wakes.push_back(sid),
+                Some(&sid) if !self.pipes[sid].server_closed => {
+                    let p = &mut self.pipes[sid];
+                    if p.done_at.is_some() && p.ready_at.is_none() {
+                        // The response is ready (its write deadline starts now), even if
+                        // an EAGAIN storm keeps the driver from writing it yet.
+                        p.ready_at = Some(self.now);
+                    }
+                    self.wakes.push_back(sid)
+                }
                 Some(_) => {}
                 None => self.violate(format!("wake for {id:?}, never accepted")),
             },
-            Output::ShutdownWrite(id) => self.shutdown_write(id),
             Output::Close(id) => self.close(id),
             Output::Datagram { peer, bytes } => self.datagram_out(peer, bytes),
             Output::ResumeDatagrams => {
                 self.log(None, || "udp: resume".into());
                 self.udp_wake = true;
+            }
+            Output::ResumeAccepting => {
+                self.log(None, || "listener: accept again".into());
+                self.accept_loop();
             }
         }
     }
@@ -775,74 +785,88 @@ impl World {
         }
     }
 
-    /// The driver's accept loop on listener readiness: accept until the queue is empty
-    /// (would block) or accepting fails.
+    /// The driver's accept loop on listener readiness: the engine's own accept loop
+    /// over the simulated listener (faults: EMFILE for a while, a connection aborted in
+    /// the queue), then each accepted connection is serviced.
     fn accept_loop(&mut self) {
-        while let Some(&sid) = self.backlog.front() {
-            if self.violation.is_some() || self.now < self.accept_blocked_until {
-                return;
-            }
-            if !self.healed && self.rng.chance(self.knobs.accept_fail_pm) {
-                let d = self.rng.range(1, self.knobs.accept_fail_max_us);
-                self.accept_blocked_until = self.now + d;
-                self.schedule(self.accept_blocked_until, Ev::ListenerRetry);
-                self.log(None, || format!("accept: EMFILE, retry in {d}us"));
-                return;
-            }
-            self.backlog.pop_front();
-            let cid = self.pipes[sid].cid;
-            if !self.healed && self.rng.chance(self.knobs.accept_abort_pm) {
-                let p = &mut self.pipes[sid];
-                p.aborted = true;
-                p.server_closed = true;
-                p.s2c.clear();
-                self.log(Some(cid), || {
+        if self.violation.is_some() {
+            return;
+        }
+        let now = self.ts();
+        let mut listener = Backlog {
+            backlog: &mut self.backlog,
+            pipes: &mut self.pipes,
+            rng: &mut self.rng,
+            knobs: &self.knobs,
+            healed: self.healed,
+            now: self.now,
+            blocked_until: &mut self.accept_blocked_until,
+            seen: Vec::new(),
+        };
+        let mut answers = Vec::new();
+        let stop = self
+            .engine
+            .accept_from(&mut listener, now, |engine, sid, answer| {
+                answers.push((sid, answer, engine.connection_count()));
+            });
+        let seen = std::mem::take(&mut listener.seen);
+        for line in seen {
+            match line {
+                Queue::Emfile(until) => self.log(None, || format!("accept: EMFILE until {until}")),
+                Queue::Aborted(cid) => self.log(Some(cid), || {
                     "accept: connection aborted in the queue".into()
+                }),
+            }
+        }
+        if let AcceptStop::Paused { .. } = stop {
+            self.log(None, || "accept: paused".into());
+        }
+        for (sid, answer, open_then) in answers {
+            self.accepted(sid, answer, open_then);
+        }
+        if stop == AcceptStop::Budget {
+            // The driver accepts again after serving everything else.
+            self.schedule(self.now, Ev::ListenerRetry);
+        }
+    }
+
+    /// The engine's answer to the connection of socket `sid`.
+    fn accepted(&mut self, sid: usize, answer: Accept, open_then: usize) {
+        let cid = self.pipes[sid].cid;
+        match answer {
+            Accept::Accepted(id) => {
+                if self.by_conn.insert(id, sid).is_some() {
+                    self.violate(format!("{id:?} given to two connections"));
+                }
+                self.stats.accepted += 1;
+                self.open += 1;
+                let p = &mut self.pipes[sid];
+                p.conn = Some(id);
+                p.accepted_at = self.now;
+                self.log(Some(cid), || {
+                    format!("accepted as {}:{}", id.index(), id.generation())
                 });
-                continue;
+                // Try the read right after accepting: bytes that arrived while the
+                // connection sat in the queue raise no new edge.
+                self.wakes.push_back(sid);
             }
-            match self.engine.handle_accept(tcp_peer(cid), self.ts()) {
-                Accept::Accepted(id) => {
-                    if self.by_conn.insert(id, sid).is_some() {
-                        self.violate(format!("{id:?} given to two connections"));
-                    }
-                    self.stats.accepted += 1;
-                    self.open += 1;
-                    let p = &mut self.pipes[sid];
-                    p.conn = Some(id);
-                    p.accepted_at = self.now;
-                    self.log(Some(cid), || {
-                        format!("accepted as {}:{}", id.index(), id.generation())
-                    });
-                    self.drain();
-                    // Try the read right after accepting: bytes that arrived while the
-                    // connection sat in the queue raise no new edge.
-                    self.wakes.push_back(sid);
-                    self.settle();
+            Accept::Refused(bytes) => {
+                self.stats.refused += 1;
+                if open_then < self.knobs.max_connections {
+                    self.violate(format!("refused with only {open_then} connections open"));
                 }
-                Accept::Refused(bytes) => {
-                    self.stats.refused += 1;
-                    if self.engine.connection_count() < self.knobs.max_connections {
-                        let n = self.engine.connection_count();
-                        self.violate(format!("refused with only {n} connections open"));
-                    }
-                    if bytes != request::refusal() {
-                        self.violate(format!("refusal bytes {}", hex(&bytes)));
-                    }
-                    let p = &mut self.pipes[sid];
-                    p.refused = true;
-                    let n = bytes.len().min(self.knobs.send_window);
-                    p.s2c.extend(&bytes[..n]);
-                    p.written.extend_from_slice(&bytes[..n]);
-                    p.s2c_fin = true;
-                    p.server_closed = true;
-                    self.log(Some(cid), || "refused (160)".into());
-                    self.schedule_read(cid);
+                if bytes != request::refusal() {
+                    self.violate(format!("refusal bytes {}", hex(&bytes)));
                 }
-            }
-            if cfg!(feature = "mutant-accept-once") {
-                // Planted driver bug: one accept per readiness event.
-                return;
+                let p = &mut self.pipes[sid];
+                p.refused = true;
+                let n = bytes.len().min(self.knobs.send_window);
+                p.s2c.extend(&bytes[..n]);
+                p.written.extend_from_slice(&bytes[..n]);
+                p.s2c_fin = true;
+                p.server_closed = true;
+                self.log(Some(cid), || "refused (160)".into());
+                self.schedule_read(cid);
             }
         }
     }
@@ -968,134 +992,67 @@ impl World {
 
     // ----- the driver's socket service ---------------------------------------------------
 
-    /// Services one connection like a driver on readiness: read while the engine lends
-    /// a buffer and bytes are there, write while it has bytes and the socket has room,
-    /// draining the outputs after every input.
+    /// Services one connection like a driver on readiness: the socket's faults (an
+    /// error, an EAGAIN storm) are the kernel's, then the engine's own service loop
+    /// runs over the simulated socket, and what the socket saw is checked and applied.
     fn service(&mut self, sid: usize) {
-        for _ in 0..100_000 {
-            if self.violation.is_some() {
-                return;
-            }
-            let p = &self.pipes[sid];
-            let (Some(id), false) = (p.conn, p.server_closed) else {
-                return;
-            };
-            let cid = p.cid;
-            if p.client_rst {
-                // EPOLLERR is reported whatever the interest.
-                if !p.error_delivered {
-                    self.pipes[sid].error_delivered = true;
-                    self.log(Some(cid), || "server: ECONNRESET".into());
-                    self.engine.handle_error(id, self.ts());
-                    self.drain();
-                }
-                return;
-            }
-            if self.engine.send_buf(id).is_some() && self.pipes[sid].ready_at.is_none() {
-                self.pipes[sid].ready_at = Some(self.now);
-            }
-            if self.pipes[sid].storm_until > self.now {
-                return;
-            }
-            if !self.healed && self.rng.chance(self.knobs.eagain_pm) {
-                let d = self.rng.range(1, self.knobs.eagain_max_us);
-                self.pipes[sid].storm_until = self.now + d;
-                self.schedule(self.now + d, Ev::Ready(sid));
-                self.log(Some(cid), || format!("server: EAGAIN storm for {d}us"));
-                return;
-            }
-            let mut progress = false;
-            let read_chunk = self.rng.range_usize(1, self.knobs.read_chunk_max);
-            let write_chunk = self.rng.range_usize(1, self.knobs.write_chunk_max);
-            let now = self.ts();
-            // Read.
-            let mut input = None;
-            let mut bad = None;
-            {
-                let p = &mut self.pipes[sid];
-                let stream = &self.clients[cid as usize].stream;
-                if let Some(buf) = self.engine.recv_buf(id) {
-                    let lent = buf.len();
-                    if p.shutdown_at.is_none() {
-                        let bound =
-                            request::read_bound(stream, p.read_total, self.knobs.max_body_size);
-                        if p.read_total + lent > bound {
-                            bad = Some(format!(
-                                "client {cid}: the engine lent {lent} bytes at offset {}, \
-                                 past the request's {bound}",
-                                p.read_total
-                            ));
-                        } else if lent > self.knobs.max_body_size.max(48) {
-                            bad = Some(format!(
-                                "client {cid}: lent {lent} bytes, over max_body_size"
-                            ));
-                        }
-                    }
-                    let n = lent.min(p.c2s.len()).min(read_chunk);
-                    if n > 0 {
-                        for (dst, src) in buf.iter_mut().zip(p.c2s.drain(..n)) {
-                            *dst = src;
-                        }
-                        p.read_total += n;
-                        if p.done_at.is_none() && p.req_len.is_some_and(|l| p.read_total >= l) {
-                            p.done_at = Some(self.now);
-                        }
-                        input = Some(n);
-                    } else if p.c2s.is_empty() && p.c2s_fin {
-                        input = Some(0);
-                    }
-                }
-            }
-            if let Some(b) = bad {
-                return self.violate(b);
-            }
-            match input {
-                Some(0) => {
-                    self.pipes[sid].eof_delivered = true;
-                    self.log(Some(cid), || "server: read eof".into());
-                    self.engine.handle_eof(id, now);
-                    self.drain();
-                    return;
-                }
-                Some(n) => {
-                    self.log(Some(cid), || format!("server: read {n}"));
-                    self.engine.handle_received(id, n, now);
-                    self.drain();
-                    progress = true;
-                }
-                None => {}
-            }
-            if self.pipes[sid].server_closed || self.violation.is_some() {
-                return;
-            }
-            // Write.
-            let mut wrote = None;
-            if let Some(bytes) = self.engine.send_buf(id) {
-                let p = &mut self.pipes[sid];
-                if p.ready_at.is_none() {
-                    p.ready_at = Some(self.now);
-                }
-                let room = self.knobs.send_window.saturating_sub(p.s2c.len());
-                let n = bytes.len().min(room).min(write_chunk);
-                if n > 0 {
-                    p.s2c.extend(&bytes[..n]);
-                    p.written.extend_from_slice(&bytes[..n]);
-                    wrote = Some(n);
-                }
-            }
-            if let Some(n) = wrote {
-                self.log(Some(cid), || format!("server: wrote {n}"));
-                self.check_written(sid);
-                self.engine.handle_sent(id, n, now);
-                self.schedule_read(cid);
+        if self.violation.is_some() {
+            return;
+        }
+        let p = &self.pipes[sid];
+        let (Some(id), false) = (p.conn, p.server_closed) else {
+            return;
+        };
+        let cid = p.cid;
+        if p.client_rst {
+            // EPOLLERR is reported whatever the interest.
+            if !p.error_delivered {
+                self.pipes[sid].error_delivered = true;
+                self.log(Some(cid), || "server: ECONNRESET".into());
+                self.engine.handle_error(id, self.ts());
                 self.drain();
-                progress = true;
             }
-            if !progress {
-                return;
+            return;
+        }
+        if self.pipes[sid].storm_until > self.now {
+            return;
+        }
+        if !self.healed && self.rng.chance(self.knobs.eagain_pm) {
+            let d = self.rng.range(1, self.knobs.eagain_max_us);
+            self.pipes[sid].storm_until = self.now + d;
+            self.schedule(self.now + d, Ev::Ready(sid));
+            self.log(Some(cid), || format!("server: EAGAIN storm for {d}us"));
+            return;
+        }
+        let now = self.ts();
+        let mut io = PipeIo {
+            pipe: &mut self.pipes[sid],
+            stream: &self.clients[cid as usize].stream,
+            rng: &mut self.rng,
+            knobs: &self.knobs,
+            now: self.now,
+            cid,
+            seen: Vec::new(),
+            bad: None,
+        };
+        let _ = self.engine.service(id, &mut io, now);
+        let (seen, bad) = (io.seen, io.bad);
+        if let Some(b) = bad {
+            return self.violate(b);
+        }
+        for event in seen {
+            match event {
+                Seen::Read(n) => self.log(Some(cid), || format!("server: read {n}")),
+                Seen::Eof => self.log(Some(cid), || "server: read eof".into()),
+                Seen::Wrote(n) => {
+                    self.log(Some(cid), || format!("server: wrote {n}"));
+                    self.check_written(sid);
+                    self.schedule_read(cid);
+                }
+                Seen::Shutdown => self.shutdown_write(sid),
             }
         }
-        self.violate(format!("livelock: socket {sid} serviced forever"));
+        self.drain();
     }
 
     /// The response written so far must be a prefix of the codec's answer.
@@ -1138,10 +1095,8 @@ impl World {
         }
     }
 
-    fn shutdown_write(&mut self, id: ConnId) {
-        let Some(&sid) = self.by_conn.get(&id) else {
-            return self.violate(format!("shutdown of {id:?}, never accepted"));
-        };
+    /// The engine shut down the write side of socket `sid` (its response is out).
+    fn shutdown_write(&mut self, sid: usize) {
         let p = &self.pipes[sid];
         let cid = p.cid;
         if p.server_closed {
@@ -1408,5 +1363,140 @@ impl World {
     /// Simulated time, microseconds.
     pub fn now(&self) -> u64 {
         self.now
+    }
+}
+
+/// What the simulated socket saw during one service call, for the trace and the
+/// checks that follow it.
+#[derive(Debug)]
+enum Seen {
+    Read(usize),
+    Eof,
+    Wrote(usize),
+    Shutdown,
+}
+
+/// One simulated connection as the engine's service loop sees it: reads of random
+/// sizes from what the client sent, writes into a bounded send window, and the check
+/// that the engine never lends a read past the request.
+struct PipeIo<'a> {
+    pipe: &'a mut Pipe,
+    stream: &'a [u8],
+    rng: &'a mut Rng,
+    knobs: &'a Knobs,
+    now: u64,
+    cid: u32,
+    seen: Vec<Seen>,
+    bad: Option<String>,
+}
+
+impl ConnSocket for PipeIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Io {
+        let p = &mut *self.pipe;
+        let lent = buf.len();
+        let shut = p.shutdown_at.is_some() || self.seen.iter().any(|e| matches!(e, Seen::Shutdown));
+        if !shut && self.bad.is_none() {
+            let bound = request::read_bound(self.stream, p.read_total, self.knobs.max_body_size);
+            if p.read_total + lent > bound {
+                self.bad = Some(format!(
+                    "client {}: the engine lent {lent} bytes at offset {}, past the request's {bound}",
+                    self.cid, p.read_total
+                ));
+            } else if lent > self.knobs.max_body_size.max(48) {
+                self.bad = Some(format!(
+                    "client {}: lent {lent} bytes, over max_body_size",
+                    self.cid
+                ));
+            }
+        }
+        let chunk = self.rng.range_usize(1, self.knobs.read_chunk_max);
+        let n = lent.min(p.c2s.len()).min(chunk);
+        if n > 0 {
+            for (dst, src) in buf.iter_mut().zip(p.c2s.drain(..n)) {
+                *dst = src;
+            }
+            p.read_total += n;
+            if p.done_at.is_none() && p.req_len.is_some_and(|l| p.read_total >= l) {
+                p.done_at = Some(self.now);
+            }
+            self.seen.push(Seen::Read(n));
+            Io::Done(n)
+        } else if p.c2s.is_empty() && p.c2s_fin {
+            p.eof_delivered = true;
+            self.seen.push(Seen::Eof);
+            Io::Eof
+        } else {
+            Io::WouldBlock
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Io {
+        let p = &mut *self.pipe;
+        if p.ready_at.is_none() {
+            p.ready_at = Some(self.now);
+        }
+        let chunk = self.rng.range_usize(1, self.knobs.write_chunk_max);
+        let room = self.knobs.send_window.saturating_sub(p.s2c.len());
+        let n = bytes.len().min(room).min(chunk);
+        if n == 0 {
+            return Io::WouldBlock;
+        }
+        p.s2c.extend(&bytes[..n]);
+        p.written.extend_from_slice(&bytes[..n]);
+        self.seen.push(Seen::Wrote(n));
+        Io::Done(n)
+    }
+
+    fn shutdown_write(&mut self) {
+        self.seen.push(Seen::Shutdown);
+    }
+}
+
+/// What the simulated listener did during one accept loop, for the trace.
+#[derive(Debug)]
+enum Queue {
+    Emfile(u64),
+    Aborted(u32),
+}
+
+/// The listener's accept queue as the engine's accept loop sees it.
+struct Backlog<'a> {
+    backlog: &'a mut VecDeque<usize>,
+    pipes: &'a mut [Pipe],
+    rng: &'a mut Rng,
+    knobs: &'a Knobs,
+    healed: bool,
+    now: u64,
+    /// EMFILE until then.
+    blocked_until: &'a mut u64,
+    seen: Vec<Queue>,
+}
+
+impl Listener for Backlog<'_> {
+    type Socket = usize;
+
+    fn accept(&mut self) -> Accepting<usize> {
+        let Some(&sid) = self.backlog.front() else {
+            return Accepting::WouldBlock;
+        };
+        if self.now < *self.blocked_until {
+            return Accepting::Exhausted;
+        }
+        if !self.healed && self.rng.chance(self.knobs.accept_fail_pm) {
+            let d = self.rng.range(1, self.knobs.accept_fail_max_us);
+            *self.blocked_until = self.now + d;
+            self.seen.push(Queue::Emfile(self.now + d));
+            return Accepting::Exhausted;
+        }
+        self.backlog.pop_front();
+        let p = &mut self.pipes[sid];
+        if !self.healed && self.rng.chance(self.knobs.accept_abort_pm) {
+            p.aborted = true;
+            p.server_closed = true;
+            p.s2c.clear();
+            self.seen.push(Queue::Aborted(p.cid));
+            return Accepting::Skip;
+        }
+        Accepting::Conn(sid, tcp_peer(p.cid))
     }
 }

@@ -1,27 +1,31 @@
 //! The engine under turmoil's simulated network and clock, through a small async
-//! driver with the loop shape of `io-epoll`: one loop owns the engine, feeds it every
-//! input with the current (simulated) time, drains every output after every input,
-//! lends reads exactly the bytes the engine asks for, and sleeps until
-//! `poll_timeout()`. Workers are tokio tasks.
+//! driver with the loop shape of `io-epoll`: one task owns the engine and every socket,
+//! services a connection through the engine's own service loop (non-blocking reads and
+//! writes by `poll_read` / `poll_write`, whose wakers stand in for epoll's readiness
+//! edges), drains every output after every input, and sleeps until `poll_timeout()`.
+//! Workers are tokio tasks.
 //!
 //! turmoil's TCP has no retransmit: scenarios use loss only for UDP, and partitions
 //! and holds for TCP. Time comes from `tokio::time::Instant` (paused and driven by
 //! turmoil), never from `std::time::Instant::now`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use raida_core::codec::RANDOM_LEN;
 use raida_core::{
-    Accept, CommandRegistry, Completion, ConnId, Engine, EngineConfig, Job, Output, Timestamp,
+    Accept, CommandRegistry, Completion, ConnId, ConnSocket, Engine, EngineConfig, Io, Job, Output,
+    Timestamp,
 };
 use raida_sim::request::{self, Req};
 use raida_sim::rng::Rng;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
-use tokio::task::JoinHandle;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use turmoil::net::{TcpListener, TcpStream, UdpSocket};
 
@@ -48,37 +52,83 @@ struct Report {
     starts: u32,
 }
 
+/// Completions from the worker tasks.
 #[derive(Debug)]
-enum Event {
-    Read(ConnId, Vec<u8>),
-    Error(ConnId),
-    Sent(ConnId, usize),
-    Done(Completion),
+struct Done(Completion);
+
+/// Connections whose socket became ready (their waker fired), and the server task's
+/// wake-up.
+#[derive(Debug, Default)]
+struct ReadySet {
+    ids: Mutex<VecDeque<ConnId>>,
+    notify: Notify,
 }
 
+/// A connection's waker: readiness of its socket queues its id and wakes the loop,
+/// like an edge-triggered epoll event.
 #[derive(Debug)]
-enum WriteCmd {
-    Bytes(Vec<u8>),
-    Shutdown,
+struct ConnWaker {
+    id: ConnId,
+    ready: Arc<ReadySet>,
 }
 
+impl Wake for ConnWaker {
+    fn wake(self: Arc<Self>) {
+        if let Ok(mut ids) = self.ready.ids.lock() {
+            ids.push_back(self.id);
+        }
+        self.ready.notify.notify_one();
+    }
+}
+
+/// One connection: its stream and its waker.
 #[derive(Debug)]
-struct ConnIo {
-    read_tx: UnboundedSender<usize>,
-    write_tx: UnboundedSender<WriteCmd>,
-    reading: bool,
-    writing: bool,
-    tasks: [JoinHandle<()>; 2],
+struct Conn {
+    stream: TcpStream,
+    waker: Waker,
+}
+
+/// A turmoil stream as the engine's service loop sees it: non-blocking reads and
+/// writes through `poll_read` / `poll_write` with the connection's waker (Pending is
+/// would-block; the waker reports readiness later).
+struct TurmoilSocket<'a> {
+    conn: &'a mut Conn,
+}
+
+impl ConnSocket for TurmoilSocket<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Io {
+        let mut cx = Context::from_waker(&self.conn.waker);
+        let mut rb = ReadBuf::new(buf);
+        match Pin::new(&mut self.conn.stream).poll_read(&mut cx, &mut rb) {
+            Poll::Ready(Ok(())) if rb.filled().is_empty() => Io::Eof,
+            Poll::Ready(Ok(())) => Io::Done(rb.filled().len()),
+            Poll::Ready(Err(_)) => Io::Failed,
+            Poll::Pending => Io::WouldBlock,
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Io {
+        let mut cx = Context::from_waker(&self.conn.waker);
+        match Pin::new(&mut self.conn.stream).poll_write(&mut cx, bytes) {
+            Poll::Ready(Ok(n)) => Io::of_write(Ok(n)),
+            Poll::Ready(Err(_)) => Io::Failed,
+            Poll::Pending => Io::WouldBlock,
+        }
+    }
+
+    fn shutdown_write(&mut self) {
+        let mut cx = Context::from_waker(&self.conn.waker);
+        let _ = Pin::new(&mut self.conn.stream).poll_shutdown(&mut cx);
+    }
 }
 
 fn config() -> EngineConfig {
-    EngineConfig {
-        raida_id: request::RAIDA_ID,
-        coin_id: request::COIN_ID,
-        socket_timeout: TIMEOUT,
-        mod_queue_size: 4,
-        ..EngineConfig::default()
-    }
+    let mut config = EngineConfig::default();
+    config.raida_id = request::RAIDA_ID;
+    config.coin_id = request::COIN_ID;
+    config.socket_timeout = TIMEOUT;
+    config.mod_queue_size = 4;
+    config
 }
 
 fn now(epoch: Instant) -> Timestamp {
@@ -86,7 +136,8 @@ fn now(epoch: Instant) -> Timestamp {
     Timestamp::from_micros(epoch.elapsed().as_micros() as u64 + 1)
 }
 
-/// The server: the driver loop around one engine.
+/// The server: the driver loop around one engine, servicing connections through the
+/// engine's own service loop.
 async fn serve(report: Arc<Mutex<Report>>, worker_delay: Duration) -> TestResult {
     if let Ok(mut r) = report.lock() {
         r.starts += 1;
@@ -100,22 +151,24 @@ async fn serve(report: Arc<Mutex<Report>>, worker_delay: Duration) -> TestResult
         Box::new(request::key_store()),
     );
     let epoch = Instant::now();
-    let (ev_tx, mut ev_rx) = unbounded_channel::<Event>();
-    let mut conns: BTreeMap<ConnId, ConnIo> = BTreeMap::new();
+    let (done_tx, mut done_rx) = unbounded_channel::<Done>();
+    let ready = Arc::new(ReadySet::default());
+    let mut conns: BTreeMap<ConnId, Conn> = BTreeMap::new();
     let mut udp_buf = vec![0u8; 2048];
     loop {
         let deadline = engine
             .poll_timeout()
             .map(|t| epoch + Duration::from_micros(t.as_micros().saturating_sub(1)));
-        let mut wakes: Vec<ConnId> = Vec::new();
+        let mut wakes: VecDeque<ConnId> = VecDeque::new();
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = accepted?;
                 match engine.handle_accept(peer, now(epoch)) {
                     Accept::Accepted(id) => {
-                        conns.insert(id, spawn_conn(id, stream, ev_tx.clone()));
+                        let waker = Waker::from(Arc::new(ConnWaker { id, ready: Arc::clone(&ready) }));
+                        conns.insert(id, Conn { stream, waker });
                         // Try the read right after accepting.
-                        wakes.push(id);
+                        wakes.push_back(id);
                     }
                     Accept::Refused(bytes) => {
                         tokio::spawn(async move {
@@ -129,69 +182,34 @@ async fn serve(report: Arc<Mutex<Report>>, worker_delay: Duration) -> TestResult
                 let (n, peer) = got?;
                 engine.handle_datagram(peer, &udp_buf[..n], now(epoch));
             }
-            Some(ev) = ev_rx.recv() => match ev {
-                Event::Read(id, bytes) => {
-                    if let Some(c) = conns.get_mut(&id) {
-                        c.reading = false;
-                    }
-                    if bytes.is_empty() {
-                        engine.handle_eof(id, now(epoch));
-                    } else if let Some(buf) = engine.recv_buf(id) {
-                        // The read asked for exactly `buf.len()` bytes at most.
-                        let n = bytes.len().min(buf.len());
-                        buf[..n].copy_from_slice(&bytes[..n]);
-                        engine.handle_received(id, n, now(epoch));
-                    }
-                    wakes.push(id);
+            () = ready.notify.notified() => {
+                if let Ok(mut ids) = ready.ids.lock() {
+                    wakes.extend(ids.drain(..));
                 }
-                Event::Error(id) => engine.handle_error(id, now(epoch)),
-                Event::Sent(id, n) => {
-                    if let Some(c) = conns.get_mut(&id) {
-                        c.writing = false;
-                    }
-                    engine.handle_sent(id, n, now(epoch));
-                    wakes.push(id);
-                }
-                Event::Done(completion) => engine.handle_completion(completion, now(epoch)),
-            },
+            }
+            Some(Done(completion)) = done_rx.recv() => engine.handle_completion(completion, now(epoch)),
             () = sleep_until(deadline) => engine.handle_timeout(now(epoch)),
         }
         // Drain every output, then service every woken connection, until quiet.
         loop {
             while let Some(out) = engine.poll_output() {
                 match out {
-                    Output::Job(job) => spawn_worker(job, worker_delay, epoch, ev_tx.clone()),
-                    Output::Wake(id) => wakes.push(id),
-                    Output::ShutdownWrite(id) => {
-                        if let Some(c) = conns.get(&id) {
-                            let _ = c.write_tx.send(WriteCmd::Shutdown);
-                        }
-                    }
+                    Output::Job(job) => spawn_worker(job, worker_delay, epoch, done_tx.clone()),
+                    Output::Wake(id) => wakes.push_back(id),
                     Output::Close(id) => {
-                        if let Some(c) = conns.remove(&id) {
-                            c.tasks.iter().for_each(JoinHandle::abort);
-                        }
+                        conns.remove(&id);
                     }
                     Output::Datagram { peer, bytes } => {
                         let _ = udp.send_to(&bytes, peer).await;
                     }
-                    // The select guard reads `wants_datagrams()` again on the next turn.
-                    Output::ResumeDatagrams => {}
+                    // The select guard reads `wants_datagrams()` again on the next turn;
+                    // this driver accepts without the engine's accept loop.
+                    Output::ResumeDatagrams | Output::ResumeAccepting => {}
                 }
             }
-            let Some(id) = wakes.pop() else { break };
-            let Some(c) = conns.get_mut(&id) else {
-                continue;
-            };
-            if !c.reading {
-                if let Some(buf) = engine.recv_buf(id) {
-                    c.reading = c.read_tx.send(buf.len()).is_ok();
-                }
-            }
-            if !c.writing {
-                if let Some(bytes) = engine.send_buf(id) {
-                    c.writing = c.write_tx.send(WriteCmd::Bytes(bytes.to_vec())).is_ok();
-                }
+            let Some(id) = wakes.pop_front() else { break };
+            if let Some(conn) = conns.get_mut(&id) {
+                let _ = engine.service(id, &mut TurmoilSocket { conn }, now(epoch));
             }
         }
         if let Ok(mut r) = report.lock() {
@@ -217,64 +235,12 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn spawn_conn(id: ConnId, stream: TcpStream, ev: UnboundedSender<Event>) -> ConnIo {
-    let (mut rd, mut wr) = stream.into_split();
-    let (read_tx, mut read_rx) = unbounded_channel::<usize>();
-    let (write_tx, mut write_rx) = unbounded_channel::<WriteCmd>();
-    let ev_r = ev.clone();
-    let reader = tokio::spawn(async move {
-        let mut buf = vec![0u8; 1024];
-        while let Some(want) = read_rx.recv().await {
-            if buf.len() < want {
-                buf.resize(want, 0);
-            }
-            match rd.read(&mut buf[..want]).await {
-                Ok(n) => {
-                    let _ = ev_r.send(Event::Read(id, buf[..n].to_vec()));
-                    if n == 0 {
-                        return;
-                    }
-                }
-                Err(_) => {
-                    let _ = ev_r.send(Event::Error(id));
-                    return;
-                }
-            }
-        }
-    });
-    let writer = tokio::spawn(async move {
-        while let Some(cmd) = write_rx.recv().await {
-            match cmd {
-                WriteCmd::Bytes(b) => match wr.write_all(&b).await {
-                    Ok(()) => {
-                        let _ = ev.send(Event::Sent(id, b.len()));
-                    }
-                    Err(_) => {
-                        let _ = ev.send(Event::Error(id));
-                        return;
-                    }
-                },
-                WriteCmd::Shutdown => {
-                    let _ = wr.shutdown().await;
-                }
-            }
-        }
-    });
-    ConnIo {
-        read_tx,
-        write_tx,
-        reading: false,
-        writing: false,
-        tasks: [reader, writer],
-    }
-}
-
-fn spawn_worker(job: Job, delay: Duration, epoch: Instant, ev: UnboundedSender<Event>) {
+fn spawn_worker(job: Job, delay: Duration, epoch: Instant, done: UnboundedSender<Done>) {
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
         let mut scratch = Vec::new();
         let completion = job.run(now(epoch), &RANDOM, &mut scratch);
-        let _ = ev.send(Event::Done(completion));
+        let _ = done.send(Done(completion));
     });
 }
 

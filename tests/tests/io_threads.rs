@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use raida_client::{exchange, BuiltRequest, Request, Timeouts, Transport};
-use raida_core::command::VERSION_BYTES;
 use raida_core::Status;
+use raida_core::VERSION_BYTES;
 use raida_tests::{demo_keys, demo_root, http_get, Server, GENEROUS};
 
 /// Requests per transport and encryption type; each from a fresh source port.

@@ -4,8 +4,8 @@ use std::io::Write;
 use std::net::TcpStream;
 
 use raida_client::{exchange, BuiltRequest, Request, Timeouts, Transport};
-use raida_core::command::VERSION_BYTES;
 use raida_core::Status;
+use raida_core::VERSION_BYTES;
 use raida_tests::{demo_keys, demo_root, read_to_eof, run_to_exit, Server, GENEROUS};
 
 fn version(raida_id: u8, coin_id: u16, encryption: u8) -> BuiltRequest {

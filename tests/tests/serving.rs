@@ -5,8 +5,8 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use raida_client::{exchange, BuiltRequest, Request, Timeouts, Transport};
-use raida_core::command::VERSION_BYTES;
 use raida_core::Status;
+use raida_core::VERSION_BYTES;
 use raida_tests::{demo_keys, demo_root, raise_nofile, read_to_eof, Server, GENEROUS};
 
 const TYPES: [u8; 4] = [0, 1, 4, 5];

@@ -15,8 +15,8 @@ use raida_core::codec::{
     answer_datagram, header_len, HeaderRules, LONG_HEADER_LEN, PREFIX_LEN, RANDOM_LEN,
     SHORT_HEADER_LEN,
 };
-use raida_core::command::Command;
 use raida_core::keys::{demo_coin_an, demo_locker_an, MemoryKeyStore};
+use raida_core::Command;
 use raida_core::{CommandRegistry, Status, StatusByte, Timestamp};
 
 pub const RAIDA_ID: u8 = 3;

@@ -13,7 +13,7 @@ const CRC_COVERS: usize = 12;
 
 /// A body that passed its checks, decrypted in place.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OpenedBody {
+pub(crate) struct OpenedBody {
     /// The signature of a 32-byte response: the challenge (type 0), the challenge
     /// XOR AN (types 1, 2), zeros for body length 0 and for types 4, 5.
     pub challenge: [u8; 16],
@@ -24,7 +24,7 @@ pub struct OpenedBody {
 /// A body that failed a check. `challenge` is set when it was taken before the
 /// failing check (a 37 carries it, like a success), zeros otherwise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BodyRejected {
+pub(crate) struct BodyRejected {
     /// The first failing rule's status.
     pub status: Status,
     /// The response signature.
@@ -43,7 +43,7 @@ fn reject(status: Status) -> Result<OpenedBody, BodyRejected> {
 /// The body is the exact declared length. Types 0, 1, 2 with an empty body run the
 /// command with an empty payload and a zero challenge, as the deployed server does;
 /// types 4 and 5 answer 16, since without a body there is no HMAC.
-pub fn open_body(
+pub(crate) fn open_body(
     encryption: Encryption,
     key: &RequestKey,
     body: &mut [u8],

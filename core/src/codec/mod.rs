@@ -6,11 +6,13 @@ mod body;
 mod header;
 mod reply;
 
-pub use body::{open_body, BodyRejected, OpenedBody, CHALLENGE_LEN};
+pub(crate) use body::open_body;
+pub use body::CHALLENGE_LEN;
 pub use header::{
     check_header, header_len, Admitted, HeaderRules, Rejected, RequestHeader, RequestKey, MAX_SHARD,
 };
-pub use reply::{write_response, ReplyContext, ResponseParts, MAX_RESPONSE_BODY};
+pub(crate) use reply::{write_response, ResponseParts};
+pub use reply::{ReplyContext, MAX_RESPONSE_BODY};
 
 use crate::command::CommandRegistry;
 use crate::keys::KeyStore;
@@ -79,7 +81,7 @@ impl Encryption {
 ///
 /// Returns the status written, for the counters.
 #[allow(clippy::too_many_arguments)]
-pub fn serve_admitted(
+pub(crate) fn serve_admitted(
     raida_id: u8,
     admitted: &Admitted,
     body: &mut [u8],
@@ -124,7 +126,7 @@ pub fn serve_admitted(
 }
 
 /// Appends the response to a request rejected at header time (no body, zero signature).
-pub fn write_rejection(
+pub(crate) fn write_rejection(
     out: &mut Vec<u8>,
     raida_id: u8,
     rejected: &Rejected,

@@ -66,7 +66,7 @@ impl ReplyContext {
 /// What the job decided: a status, the 16-byte signature (32-byte layout) and the
 /// command's output, if any.
 #[derive(Clone, Copy, Debug)]
-pub struct ResponseParts<'a> {
+pub(crate) struct ResponseParts<'a> {
     /// Response byte 2.
     pub status: StatusByte,
     /// Response bytes 16..31 of the 32-byte layout: the challenge, or zeros.
@@ -82,7 +82,7 @@ pub struct ResponseParts<'a> {
 /// fresh bytes of a 48-byte response (bytes 24..45; for type 5 only `random[5..]`, since
 /// bytes 24..28 carry the second coin). Both come from the driver: core reads no clock
 /// and no random source.
-pub fn write_response(
+pub(crate) fn write_response(
     out: &mut Vec<u8>,
     raida_id: u8,
     reply: &ReplyContext,

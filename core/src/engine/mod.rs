@@ -3,6 +3,7 @@
 
 mod conn;
 mod job;
+mod service;
 mod timers;
 
 use std::collections::VecDeque;
@@ -24,11 +25,13 @@ use crate::Timestamp;
 use conn::{Conn, State};
 use job::{elapsed_micros, Work};
 pub use job::{Completion, Job, Origin};
-use timers::Timers;
+pub use service::{AcceptStop, Accepting, ConnSocket, Io, Listener, Serviced};
+use timers::{Deadline, Timers};
 
 /// The bounds and identity the engine enforces. Every bound is a named field with the
 /// specification's default (DESIGN.md, "Defaults").
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EngineConfig {
     /// This server's raida id (request byte 2, response byte 0).
     pub raida_id: u8,
@@ -60,6 +63,17 @@ pub struct EngineConfig {
     ///
     /// [`Command::runs_inline`]: crate::Command::runs_inline
     pub inline_crypto_max_body: usize,
+    /// Most reads [`Engine::service`] makes on one connection per call before it
+    /// queues the connection behind the others ([`Serviced::Budget`]): a peer that
+    /// keeps sending cannot hold the loop. A request needs at most four (32 header
+    /// bytes, the rest of a 48-byte header, the body, the end of stream).
+    pub reads_per_service: usize,
+    /// Most connections [`Engine::accept_from`] accepts per call, so a flood of new
+    /// connections cannot starve open ones, completions and timers.
+    pub turn_budget: usize,
+    /// How long accepting pauses when the process is out of descriptors; pending
+    /// connections wait in the kernel's backlog meanwhile.
+    pub accept_backoff: Duration,
 }
 
 impl Default for EngineConfig {
@@ -76,6 +90,9 @@ impl Default for EngineConfig {
             buffer_pool: 1024,
             max_pooled_capacity: 4096,
             inline_crypto_max_body: 256,
+            reads_per_service: 16,
+            turn_budget: 256,
+            accept_backoff: Duration::from_millis(100),
         }
     }
 }
@@ -123,8 +140,6 @@ pub enum Output {
     /// will not repeat): service it now, through [`Engine::recv_buf`] and
     /// [`Engine::send_buf`], until both are `None` or the socket would block.
     Wake(ConnId),
-    /// Shut down the write side of the connection (its response is fully written).
-    ShutdownWrite(ConnId),
     /// Deregister and close the connection's socket; the id is dead from now on.
     Close(ConnId),
     /// Send this datagram to `peer`.
@@ -137,10 +152,14 @@ pub enum Output {
     /// The engine has room for datagrams again: read the UDP socket until it would
     /// block (it stopped because [`Engine::wants_datagrams`] said no).
     ResumeDatagrams,
+    /// The pause after running out of descriptors is over: accept again
+    /// ([`Engine::accept_from`]); the backlog raised no new edge meanwhile.
+    ResumeAccepting,
 }
 
 /// The engine's counters, for metrics and tests.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Counters {
     /// TCP connections accepted.
     pub accepted: u64,
@@ -170,6 +189,8 @@ pub struct Counters {
     pub late_completions_dropped: u64,
     /// Requests that found admission full and waited for a completion.
     pub admission_waits: u64,
+    /// Times accepting paused because the process was out of descriptors.
+    pub accept_pauses: u64,
 }
 
 impl Counters {
@@ -194,6 +215,7 @@ impl Default for Counters {
             udp_dropped: 0,
             late_completions_dropped: 0,
             admission_waits: 0,
+            accept_pauses: 0,
         }
     }
 }
@@ -257,6 +279,12 @@ pub struct Engine {
     random_pos: usize,
     discard: [u8; 512],
     counters: Counters,
+    /// The connection [`Engine::service`] is driving: no [`Output::Wake`] for it.
+    servicing: Option<ConnId>,
+    /// Accepting pauses until then (out of descriptors).
+    accept_paused_until: Option<Timestamp>,
+    /// When the driver was last told to warn about a pause.
+    accept_warned_at: Option<Timestamp>,
 }
 
 impl Engine {
@@ -284,6 +312,9 @@ impl Engine {
             random_pos: 0,
             discard: [0; 512],
             counters: Counters::default(),
+            servicing: None,
+            accept_paused_until: None,
+            accept_warned_at: None,
         }
     }
 
@@ -325,6 +356,7 @@ impl Engine {
             && self.waiting.is_empty()
             && self.timers.live() == 0
             && self.outputs.is_empty()
+            && self.accept_paused_until.is_none()
     }
 
     /// Whether the driver should read datagrams now: false while admission is full,
@@ -403,22 +435,25 @@ impl Engine {
             generation,
         };
         let deadline = now.saturating_add(self.config.socket_timeout);
-        self.set_deadline(id, Some((deadline, SOCKET_TIMEOUT)));
+        self.set_deadline(id, Some((deadline, Deadline::SocketTimeout)));
         Accept::Accepted(id)
     }
 
     /// The buffer the next read on `id` goes into: exactly the bytes the request still
     /// needs, or a discard buffer while closing. `None` when the connection wants no
     /// read now (or is dead).
-    pub fn recv_buf(&mut self, id: ConnId) -> Option<&mut [u8]> {
+    pub(crate) fn recv_buf(&mut self, id: ConnId) -> Option<&mut [u8]> {
         let conn = live_mut(&mut self.conns, id)?;
         match &mut conn.state {
             State::ReadHeader { buf, filled } => {
-                #[cfg(not(feature = "mutant-overread"))]
-                let want = header_target(buf, *filled);
-                // Planted bug for the simulator (never in production): lend past the header.
-                #[cfg(feature = "mutant-overread")]
-                let want = LONG_HEADER_LEN;
+                #[allow(unused_mut)]
+                let mut want = header_target(buf, *filled);
+                // Planted bug for the mutant runner (never in a normal build): lend past
+                // the header.
+                #[cfg(raida_mutants)]
+                if crate::mutants::active(crate::mutants::Mutant::Overread) {
+                    want = LONG_HEADER_LEN;
+                }
                 buf.get_mut(*filled..want)
             }
             State::ReadBody { body, filled, .. } => body.get_mut(*filled..),
@@ -428,7 +463,7 @@ impl Engine {
     }
 
     /// `n` bytes were read into the buffer [`recv_buf`](Self::recv_buf) lent for `id`.
-    pub fn handle_received(&mut self, id: ConnId, n: usize, now: Timestamp) {
+    pub(crate) fn handle_received(&mut self, id: ConnId, n: usize, now: Timestamp) {
         let Some(conn) = live_mut(&mut self.conns, id) else {
             return;
         };
@@ -455,7 +490,7 @@ impl Engine {
     }
 
     /// A read on `id` returned end of stream.
-    pub fn handle_eof(&mut self, id: ConnId, _now: Timestamp) {
+    pub(crate) fn handle_eof(&mut self, id: ConnId, _now: Timestamp) {
         let Some(conn) = live_mut(&mut self.conns, id) else {
             return;
         };
@@ -482,7 +517,7 @@ impl Engine {
     }
 
     /// The bytes `id` still has to write, if any.
-    pub fn send_buf(&self, id: ConnId) -> Option<&[u8]> {
+    pub(crate) fn send_buf(&self, id: ConnId) -> Option<&[u8]> {
         let conn = self.conns.get(id.index())?;
         if conn.generation != id.generation {
             return None;
@@ -493,27 +528,26 @@ impl Engine {
         }
     }
 
-    /// `n` bytes from [`send_buf`](Self::send_buf) were written on `id`.
-    pub fn handle_sent(&mut self, id: ConnId, n: usize, now: Timestamp) {
+    /// `n` bytes from [`send_buf`](Self::send_buf) were written on `id`. Returns true
+    /// when that completed the response: the caller shuts down the write side.
+    pub(crate) fn handle_sent(&mut self, id: ConnId, n: usize, now: Timestamp) -> bool {
         let Some(conn) = live_mut(&mut self.conns, id) else {
-            return;
+            return false;
         };
         let State::Writing { response, written } = &mut conn.state else {
-            return;
+            return false;
         };
         *written = (*written + n).min(response.len());
         if *written < response.len() {
-            return;
+            return false;
         }
         let done = std::mem::replace(&mut conn.state, State::Closing);
         if let State::Writing { response, .. } = done {
             recycle(&mut self.pool, &self.config, response);
         }
-        self.outputs.push_back(Output::ShutdownWrite(id));
         let linger = now.saturating_add(self.config.linger);
-        self.set_deadline(id, Some((linger, LINGER)));
-        // Closing reads to discard: the peer's end of stream may already be waiting.
-        self.outputs.push_back(Output::Wake(id));
+        self.set_deadline(id, Some((linger, Deadline::Linger)));
+        true
     }
 
     /// A datagram arrived from `peer`. Only the first `udp_payload_threshold` bytes
@@ -562,8 +596,13 @@ impl Engine {
         self.finish(completion, now);
     }
 
-    /// Time passed: close connections whose deadline is at or before `now`.
+    /// Time passed: close connections whose deadline is at or before `now`, and end
+    /// an accept pause that is over ([`Output::ResumeAccepting`]).
     pub fn handle_timeout(&mut self, now: Timestamp) {
+        if self.accept_paused_until.is_some_and(|t| t <= now) {
+            self.accept_paused_until = None;
+            self.outputs.push_back(Output::ResumeAccepting);
+        }
         while let Some((when, index, generation)) = self.timers.pop_due(now) {
             let id = ConnId { index, generation };
             let Some(conn) = live_mut(&mut self.conns, id) else {
@@ -575,10 +614,12 @@ impl Engine {
             }
             conn.deadline = None;
             self.timers.forget();
-            // Planted bug for the simulator (never in production): the socket timeout is
-            // not enforced.
-            #[cfg(feature = "mutant-no-timeout")]
-            if !matches!(conn.state, State::Closing) {
+            // Planted bug for the mutant runner (never in a normal build): the socket
+            // timeout is not enforced.
+            #[cfg(raida_mutants)]
+            if crate::mutants::active(crate::mutants::Mutant::NoTimeout)
+                && !matches!(conn.state, State::Closing)
+            {
                 continue;
             }
             match conn.state {
@@ -597,13 +638,71 @@ impl Engine {
         self.outputs.pop_front()
     }
 
-    /// The earliest connection deadline; call [`handle_timeout`](Self::handle_timeout)
-    /// when it passes.
+    /// The earliest deadline (a connection's, or the end of an accept pause); call
+    /// [`handle_timeout`](Self::handle_timeout) when it passes.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.timers.first().map(|(when, _, _)| when)
+        let conn = self.timers.first().map(|(when, _, _)| when);
+        match (conn, self.accept_paused_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     // ----- internals ----------------------------------------------------------------
+
+    /// Whether `id` names a connection that is open now.
+    fn is_live(&self, id: ConnId) -> bool {
+        self.conns
+            .get(id.index())
+            .is_some_and(|c| c.generation == id.generation)
+    }
+
+    /// Whether `id` is in a state that reads (its request, or the discard after it).
+    fn wants_read(&self, id: ConnId) -> bool {
+        self.conns
+            .get(id.index())
+            .filter(|c| c.generation == id.generation)
+            .is_some_and(|c| {
+                matches!(
+                    c.state,
+                    State::ReadHeader { .. } | State::ReadBody { .. } | State::Closing
+                )
+            })
+    }
+
+    /// Asks the driver to service `id` (unless [`Engine::service`] is at it already).
+    fn wake(&mut self, id: ConnId) {
+        if self.servicing != Some(id) {
+            self.outputs.push_back(Output::Wake(id));
+        }
+    }
+
+    /// Whether connections may be accepted now (no pause in force).
+    fn accepting(&mut self, now: Timestamp) -> bool {
+        match self.accept_paused_until {
+            Some(until) if now < until => false,
+            Some(_) => {
+                self.accept_paused_until = None;
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// Out of descriptors: pause accepting for `accept_backoff`. Returns whether the
+    /// driver should log it (at most once per ten pauses' length).
+    fn pause_accepting(&mut self, now: Timestamp) -> bool {
+        self.counters.accept_pauses += 1;
+        let backoff = self.config.accept_backoff;
+        self.accept_paused_until = Some(now.saturating_add(backoff));
+        let quiet = self
+            .accept_warned_at
+            .is_some_and(|at| now.saturating_since(at) < backoff * 10);
+        if !quiet {
+            self.accept_warned_at = Some(now);
+        }
+        !quiet
+    }
 
     fn header_complete(&mut self, id: ConnId, header: RequestHeader, now: Timestamp) {
         let checked = check_header(
@@ -754,13 +853,18 @@ impl Engine {
                 });
             }
             Origin::Tcp(id) => {
-                // Planted bug for the simulator (never in production): the generation
-                // check skipped, so a completion lands on whoever holds the slot now.
-                #[cfg(feature = "mutant-reused-slot")]
-                let id = self.conns.get(id.index()).map_or(id, |c| ConnId {
-                    index: id.index,
-                    generation: c.generation,
-                });
+                // Planted bug for the mutant runner (never in a normal build): the
+                // generation check skipped, so a completion lands on whoever holds the
+                // slot now.
+                #[cfg(raida_mutants)]
+                let id = if crate::mutants::active(crate::mutants::Mutant::ReusedSlot) {
+                    self.conns.get(id.index()).map_or(id, |c| ConnId {
+                        index: id.index,
+                        generation: c.generation,
+                    })
+                } else {
+                    id
+                };
                 let waits = matches!(
                     live_mut(&mut self.conns, id),
                     Some(Conn {
@@ -780,11 +884,14 @@ impl Engine {
     }
 
     fn submit(&mut self, job: Job) {
-        // Planted bug for the simulator (never in production): admission past the bound.
-        #[cfg(feature = "mutant-admission-overflow")]
-        let bound = usize::MAX;
-        #[cfg(not(feature = "mutant-admission-overflow"))]
-        let bound = self.config.mod_queue_size;
+        #[allow(unused_mut)]
+        let mut bound = self.config.mod_queue_size;
+        // Planted bug for the mutant runner (never in a normal build): admission past
+        // the bound.
+        #[cfg(raida_mutants)]
+        if crate::mutants::active(crate::mutants::Mutant::AdmissionOverflow) {
+            bound = usize::MAX;
+        }
         if self.in_flight < bound {
             self.in_flight += 1;
             self.outputs.push_back(Output::Job(job));
@@ -831,8 +938,8 @@ impl Engine {
             },
         );
         let deadline = now.saturating_add(self.config.socket_timeout);
-        self.set_deadline(id, Some((deadline, SOCKET_TIMEOUT)));
-        self.outputs.push_back(Output::Wake(id));
+        self.set_deadline(id, Some((deadline, Deadline::SocketTimeout)));
+        self.wake(id);
     }
 
     fn started(&self, origin: Origin, now: Timestamp) -> Timestamp {
@@ -872,9 +979,8 @@ impl Engine {
     }
 
     /// Sets (or clears) the connection's one deadline; `kind` names the fixed
-    /// duration it was computed from ([`SOCKET_TIMEOUT`], [`LINGER`]), whose deadlines
-    /// arrive in order.
-    fn set_deadline(&mut self, id: ConnId, deadline: Option<(Timestamp, usize)>) {
+    /// duration it was computed from, whose deadlines arrive in order.
+    fn set_deadline(&mut self, id: ConnId, deadline: Option<(Timestamp, Deadline)>) {
         let Some(conn) = live_mut(&mut self.conns, id) else {
             return;
         };
@@ -922,11 +1028,6 @@ impl Engine {
 pub const RANDOM_LOW_WATER: usize = 32 * codec::RANDOM_LEN;
 /// Random bytes the engine holds at most.
 pub const RANDOM_RESERVOIR: usize = 8192;
-
-/// Deadline kinds: which fixed duration a deadline is `now` plus.
-const SOCKET_TIMEOUT: usize = 0;
-/// See [`SOCKET_TIMEOUT`].
-const LINGER: usize = 1;
 
 fn live_mut(conns: &mut Slab<Conn>, id: ConnId) -> Option<&mut Conn> {
     conns
@@ -988,6 +1089,7 @@ impl EngineConfig {
             mod_queue_size: config.network.mod_queue_size,
             udp_payload_threshold: config.server.udp_payload_threshold,
             linger: config.network.linger(),
+            turn_budget: config.network.turn_budget,
             ..EngineConfig::default()
         }
     }

@@ -21,12 +21,32 @@ use crate::Timestamp;
 /// (deadline, slab index, generation).
 pub(crate) type Entry = (Timestamp, u32, u64);
 
-/// Queues for deadlines of up to this many distinct durations.
-const KINDS: usize = 2;
+/// Which fixed duration a connection's deadline is `now` plus; deadlines of one kind
+/// arrive in order, so each kind has one FIFO queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Deadline {
+    /// `socket_timeout`: reading the request, or writing the response.
+    SocketTimeout,
+    /// `linger`: discarding after the response, before the close.
+    Linger,
+}
+
+impl Deadline {
+    /// How many kinds there are.
+    const COUNT: usize = 2;
+
+    /// The kind's queue.
+    const fn index(self) -> usize {
+        match self {
+            Deadline::SocketTimeout => 0,
+            Deadline::Linger => 1,
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    queues: [VecDeque<Entry>; KINDS],
+    queues: [VecDeque<Entry>; Deadline::COUNT],
     /// Live deadlines (connections whose `deadline` is set).
     live: usize,
 }
@@ -37,12 +57,10 @@ impl Timers {
         self.live
     }
 
-    /// A deadline was set (`kind` < 2: which fixed duration it was computed from).
-    pub(crate) fn push(&mut self, kind: usize, entry: Entry) {
+    /// A deadline was set; `kind` is the fixed duration it was computed from.
+    pub(crate) fn push(&mut self, kind: Deadline, entry: Entry) {
         self.live += 1;
-        if let Some(q) = self.queues.get_mut(kind) {
-            q.push_back(entry);
-        }
+        self.queues[kind.index()].push_back(entry);
     }
 
     /// A live deadline was cleared or replaced; its entry goes stale.
@@ -109,11 +127,11 @@ mod tests {
     #[test]
     fn two_kinds_fire_in_deadline_order_and_stale_entries_are_skipped() {
         let mut timers = Timers::default();
-        // Kind 0 deadlines at 2000, 2001; kind 1 at 500, 2500.
-        timers.push(0, (t(2000), 1, 1));
-        timers.push(1, (t(500), 2, 2));
-        timers.push(0, (t(2001), 3, 3));
-        timers.push(1, (t(2500), 4, 4));
+        // Socket timeouts at 2000, 2001; lingers at 500, 2500.
+        timers.push(Deadline::SocketTimeout, (t(2000), 1, 1));
+        timers.push(Deadline::Linger, (t(500), 2, 2));
+        timers.push(Deadline::SocketTimeout, (t(2001), 3, 3));
+        timers.push(Deadline::Linger, (t(2500), 4, 4));
         // Connection 3's deadline is replaced: its entry goes stale.
         timers.forget();
         let live = |e: &Entry| e.1 != 3;
@@ -128,5 +146,22 @@ mod tests {
             timers.prune(live);
         }
         assert_eq!(fired, vec![2, 1, 4]);
+    }
+
+    #[test]
+    fn every_pushed_deadline_is_queued_and_counted_once() {
+        let mut timers = Timers::default();
+        for (i, kind) in [Deadline::SocketTimeout, Deadline::Linger]
+            .into_iter()
+            .enumerate()
+        {
+            timers.push(kind, (t(10 + i as u64), i as u32, 0));
+        }
+        assert_eq!(timers.live(), 2);
+        let mut popped = 0;
+        while timers.pop_due(t(100)).is_some() {
+            popped += 1;
+        }
+        assert_eq!(popped, timers.live(), "every live deadline has its entry");
     }
 }

@@ -7,11 +7,12 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use raida_client::crypto;
 use raida_core::codec::RANDOM_LEN;
-use raida_core::crypto;
 use raida_core::keys::MemoryKeyStore;
 use raida_core::{
-    Accept, CommandRegistry, Completion, ConnId, Engine, EngineConfig, Job, Output, Timestamp,
+    Accept, CommandRegistry, Completion, ConnId, ConnSocket, Engine, EngineConfig, Io, Job, Output,
+    Timestamp,
 };
 
 pub const RAIDA_ID: u8 = 7;
@@ -22,11 +23,10 @@ pub const AN1: [u8; 16] = *b"0123456789abcdef";
 pub const RANDOM: [u8; RANDOM_LEN] = [0xA5; RANDOM_LEN];
 
 pub fn config() -> EngineConfig {
-    EngineConfig {
-        raida_id: RAIDA_ID,
-        coin_id: COIN_ID,
-        ..EngineConfig::default()
-    }
+    let mut config = EngineConfig::default();
+    config.raida_id = RAIDA_ID;
+    config.coin_id = COIN_ID;
+    config
 }
 
 pub fn keys() -> MemoryKeyStore {
@@ -59,6 +59,56 @@ pub struct Sock {
     pub closed: bool,
     /// The largest buffer the engine lent for one read, and the request bytes left then.
     pub overlend: bool,
+}
+
+/// A [`Sock`] as the engine's service loop sees it; `limit` is the request's length,
+/// to catch a buffer lent past it.
+struct SockIo<'a> {
+    sock: &'a mut Sock,
+    limit: Option<usize>,
+}
+
+impl ConnSocket for SockIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Io {
+        let s = &mut *self.sock;
+        if let Some(limit) = self.limit {
+            if !s.shutdown && s.read_total + buf.len() > limit {
+                s.overlend = true;
+            }
+        }
+        let n = buf.len().min(s.inbound.len()).min(s.read_chunk);
+        if n > 0 {
+            for (dst, src) in buf.iter_mut().zip(s.inbound.drain(..n)) {
+                *dst = src;
+            }
+            s.read_total += n;
+            Io::Done(n)
+        } else if s.client_eof && s.inbound.is_empty() {
+            Io::Eof
+        } else {
+            Io::WouldBlock
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Io {
+        let s = &mut *self.sock;
+        let n = bytes.len().min(s.write_room.unwrap_or(usize::MAX));
+        if n == 0 {
+            return Io::WouldBlock;
+        }
+        s.outbound.extend_from_slice(&bytes[..n]);
+        if let Some(room) = s.write_room.as_mut() {
+            *room -= n;
+        }
+        Io::Done(n)
+    }
+
+    fn shutdown_write(&mut self) {
+        let s = &mut *self.sock;
+        assert!(!s.shutdown, "write side shut down twice");
+        s.shutdown = true;
+        s.read_before_shutdown = s.read_total;
+    }
 }
 
 #[derive(Debug)]
@@ -220,12 +270,6 @@ impl Harness {
                 }
             }
             Output::Wake(id) => self.wake.push_back(id),
-            Output::ShutdownWrite(id) => {
-                let s = self.socks.get_mut(&id).expect("shutdown of a known socket");
-                assert!(!s.shutdown, "write side shut down twice");
-                s.shutdown = true;
-                s.read_before_shutdown = s.read_total;
-            }
             Output::Close(id) => {
                 let s = self.socks.get_mut(&id).expect("close of a known socket");
                 assert!(!s.closed, "connection closed twice");
@@ -234,61 +278,21 @@ impl Harness {
             }
             Output::Datagram { peer, bytes } => self.datagrams.push((peer, bytes)),
             Output::ResumeDatagrams => self.resumes += 1,
+            Output::ResumeAccepting => {}
         }
     }
 
-    /// One service pass, like a driver on readiness: read while the engine lends a
-    /// buffer and bytes are there, write while it has bytes and the socket has room.
-    /// Each input is followed by a full drain (outputs are applied before the next).
+    /// One service pass on readiness, through the engine's own service loop; then
+    /// every output is applied.
     fn service(&mut self, id: ConnId) {
-        loop {
-            let mut progress = false;
-            if self.socks.get(&id).map_or(true, |s| s.closed) {
-                return;
-            }
-            let limit = self.request_len.get(&id).copied();
-            let s = self.socks.get_mut(&id).expect("live socket");
-            if let Some(buf) = self.engine.recv_buf(id) {
-                if let Some(limit) = limit {
-                    if !s.shutdown && s.read_total + buf.len() > limit {
-                        s.overlend = true;
-                    }
-                }
-                let n = buf.len().min(s.inbound.len()).min(s.read_chunk);
-                if n > 0 {
-                    for (dst, src) in buf.iter_mut().zip(s.inbound.drain(..n)) {
-                        *dst = src;
-                    }
-                    s.read_total += n;
-                    self.engine.handle_received(id, n, self.now);
-                    progress = true;
-                } else if s.client_eof && s.inbound.is_empty() {
-                    self.engine.handle_eof(id, self.now);
-                    self.drain_now();
-                    return;
-                }
-            }
-            self.drain_now();
-            if self.socks.get(&id).map_or(true, |s| s.closed) {
-                return;
-            }
-            let s = self.socks.get_mut(&id).expect("live socket");
-            if let Some(bytes) = self.engine.send_buf(id) {
-                let n = bytes.len().min(s.write_room.unwrap_or(usize::MAX));
-                if n > 0 {
-                    s.outbound.extend_from_slice(&bytes[..n]);
-                    if let Some(room) = s.write_room.as_mut() {
-                        *room -= n;
-                    }
-                    self.engine.handle_sent(id, n, self.now);
-                    progress = true;
-                }
-            }
-            self.drain_now();
-            if !progress {
-                return;
-            }
-        }
+        let limit = self.request_len.get(&id).copied();
+        let Some(sock) = self.socks.get_mut(&id).filter(|s| !s.closed) else {
+            return;
+        };
+        let _ = self
+            .engine
+            .service(id, &mut SockIo { sock, limit }, self.now);
+        self.drain_now();
     }
 
     fn drain_now(&mut self) {

@@ -1,11 +1,12 @@
-//! `raida_core::crypto` against published test vectors.
+//! The crypto module against published test vectors (unit tests: the module is
+//! private to core).
 //!
 //! Every expected value below was typed in from its published source (cited at each
 //! test), never produced by the code under test. Each one was also cross-checked once
 //! against Python's `cryptography` 48.0.0 (AES-CTR), `hmac` + `hashlib` (HMAC-SHA256,
 //! SHA-256) and `zlib` (CRC-32) before it was committed; every value matched.
 
-use raida_core::crypto::{aes128_ctr, aes256_ctr, crc32, hmac_sha256, hmac_sha256_matches, sha256};
+use super::{aes128_ctr, aes256_ctr, crc32, hmac_sha256, hmac_sha256_matches, sha256};
 
 /// Decodes a hex string (whitespace allowed between digits).
 fn hex(s: &str) -> Vec<u8> {

@@ -1,0 +1,80 @@
+//! The planted bugs of the simulator's mutant runner, compiled only with
+//! `--cfg raida_mutants` (which only `raida-sim mutants` sets, through RUSTFLAGS, in a
+//! target directory of its own). No Cargo feature of any crate enables it, so no build
+//! of a server can contain them.
+//!
+//! One build holds every planted bug, each off until [`activate`] turns one on: the
+//! runner builds once and checks that the swarm catches each in turn.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// A planted bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mutant {
+    /// A completion is applied to whoever holds its slot now (no generation check).
+    ReusedSlot,
+    /// Jobs are started past `mod_queue_size`.
+    AdmissionOverflow,
+    /// The socket timeout is never enforced.
+    NoTimeout,
+    /// A header read is lent 48 bytes, past the end of a 32-byte-header request.
+    Overread,
+    /// One accept per listener readiness edge (the deployed server's bug).
+    AcceptOnce,
+}
+
+impl Mutant {
+    /// Every planted bug of core, in a fixed order.
+    pub const ALL: [Mutant; 5] = [
+        Mutant::ReusedSlot,
+        Mutant::AdmissionOverflow,
+        Mutant::NoTimeout,
+        Mutant::Overread,
+        Mutant::AcceptOnce,
+    ];
+
+    /// Its name on the runner's command line.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Mutant::ReusedSlot => "reused-slot",
+            Mutant::AdmissionOverflow => "admission-overflow",
+            Mutant::NoTimeout => "no-timeout",
+            Mutant::Overread => "overread",
+            Mutant::AcceptOnce => "accept-once",
+        }
+    }
+
+    /// The bug named `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<Mutant> {
+        Mutant::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    const fn code(self) -> u8 {
+        match self {
+            Mutant::ReusedSlot => 1,
+            Mutant::AdmissionOverflow => 2,
+            Mutant::NoTimeout => 3,
+            Mutant::Overread => 4,
+            Mutant::AcceptOnce => 5,
+        }
+    }
+}
+
+/// A marker the mutant build carries in its binary: a check that a normal build (even
+/// with `--all-features`) holds no planted bug looks for it and must not find it.
+pub const MARKER: &str = "RAIDA-MUTANT-BUILD-7f3a";
+
+static ACTIVE: AtomicU8 = AtomicU8::new(0);
+
+/// Turns on `mutant` (process-wide; the runner runs one per process), or none.
+pub fn activate(mutant: Option<Mutant>) {
+    ACTIVE.store(mutant.map_or(0, Mutant::code), Ordering::SeqCst);
+    // Keep the marker in the binary.
+    std::hint::black_box(MARKER);
+}
+
+/// Whether `mutant` is on.
+pub(crate) fn active(mutant: Mutant) -> bool {
+    ACTIVE.load(Ordering::Relaxed) == mutant.code()
+}
