@@ -18,12 +18,16 @@ use raida_core::{
 const AN: [u8; 16] = *b"0123456789abcdef";
 
 fn engine() -> Engine {
-    let mut keys = MemoryKeyStore::new();
+    let keys = MemoryKeyStore::new();
     keys.insert_coin(1, 1, AN);
     let mut config = EngineConfig::default();
     config.raida_id = 7;
     config.coin_id = 6;
-    Engine::new(config, CommandRegistry::with_builtins(), Box::new(keys))
+    Engine::new(
+        config,
+        CommandRegistry::with_builtins(),
+        std::sync::Arc::new(keys),
+    )
 }
 
 fn echo_type_0() -> Vec<u8> {

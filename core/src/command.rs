@@ -4,9 +4,14 @@
 //! whatever handler was registered and carries the handler's status and output back.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::codec::Encryption;
+use crate::keys::{CoinId, KeyStore};
+use crate::metrics::Transport;
 use crate::status::{Status, StatusByte};
+use crate::Timestamp;
 
 /// The highest command group the header rules accept (PROTOCOL.md section 2).
 pub const MAX_COMMAND_GROUP: u8 = 15;
@@ -26,17 +31,136 @@ const fn version_bytes(v: &str) -> [u8; 8] {
     out
 }
 
-/// A command handler. It receives the decrypted payload and appends its output to
-/// `output` (which arrives empty); the network layer encrypts and frames it.
-pub trait Command: Send + Sync + fmt::Debug {
-    /// Runs the command.
-    fn run(&self, payload: &[u8], output: &mut Vec<u8>) -> StatusByte;
+/// Where a handler runs, which it declares ([`Command::runs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runs {
+    /// On the event-loop thread, when the request needs no crypto or only a little
+    /// (echo, version): well under a microsecond, no I/O, no lock that can wait.
+    Inline,
+    /// On a worker thread (the default). It may block briefly (a store read or a
+    /// durable write), never for long: workers are shared by every request.
+    Worker,
+    /// On the long-running pool: it may block for as long as it likes (a long poll
+    /// that holds a request for minutes). Such requests have a bound of their own
+    /// (`long_jobs`), so they never take the workers short requests need, and their
+    /// socket deadline stays suspended while they run.
+    Long,
+}
 
-    /// Whether the command is cheap enough (well under a microsecond, no I/O, no lock)
-    /// to run on the event-loop thread instead of a worker. The engine may run such a
-    /// command inline when the request also needs no crypto.
-    fn runs_inline(&self) -> bool {
-        false
+/// The key a request was encrypted with, by identity (never the key itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyId {
+    /// Type 0: no key.
+    None,
+    /// Types 1 and 4: the coin whose AN is the key.
+    Coin(CoinId),
+    /// Type 2: the locker, by the 5-byte AN prefix the request carries.
+    Locker([u8; 5]),
+    /// Type 5: the two coins whose ANs make the key, in request order.
+    TwoCoins(CoinId, CoinId),
+}
+
+/// Everything a handler knows about the request it serves. Every field comes from this
+/// one request (the deployed server's UDP path leaked fields of earlier datagrams into
+/// later ones: PROTOCOL.md section 11), plus the store the server was built with.
+#[derive(Clone, Copy)]
+#[non_exhaustive]
+pub struct RequestContext<'a> {
+    /// Request byte 4: the command group.
+    pub group: u8,
+    /// Request byte 5: the command.
+    pub command: u8,
+    /// Request byte 3: the shard (0..=3).
+    pub shard: u8,
+    /// Request byte 2: the raida id (this server's).
+    pub raida_id: u8,
+    /// Request bytes 6..7: the coin id (this server's).
+    pub coin_id: u16,
+    /// Request byte 16: the encryption type.
+    pub encryption: Encryption,
+    /// Who the key belongs to: request bytes 17..21 (types 1, 2), 19..23 (types 4,
+    /// 5) and 24..28 (type 5's second coin).
+    pub key: KeyId,
+    /// The request's nonce bytes: request bytes 24..31 of a 32-byte header (30..31 are
+    /// also the echo bytes), 24..47 of a 48-byte header.
+    pub nonce: &'a [u8],
+    /// The client's address and port (TCP: the connection's peer; UDP: the sender).
+    pub peer: SocketAddr,
+    /// TCP or UDP.
+    pub transport: Transport,
+    /// When the request arrived whole: its last byte read (TCP), the datagram received
+    /// (UDP); in the driver's clock.
+    pub arrived: Timestamp,
+    /// The command payload, decrypted (PROTOCOL.md section 4, item 4). A request with
+    /// body length 0 has an empty payload and `has_body` false.
+    pub payload: &'a [u8],
+    /// Whether the request had a body at all (body length > 0).
+    pub has_body: bool,
+    /// The key store the server was built with, shared by every loop and worker.
+    pub store: &'a dyn KeyStore,
+}
+
+/// Never prints the payload or the nonce: they may be secret.
+impl fmt::Debug for RequestContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestContext")
+            .field("group", &self.group)
+            .field("command", &self.command)
+            .field("shard", &self.shard)
+            .field("encryption", &self.encryption)
+            .field("key", &self.key)
+            .field("peer", &self.peer)
+            .field("transport", &self.transport)
+            .field("arrived", &self.arrived)
+            .field("payload_len", &self.payload.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A command handler: (group, command) of PROTOCOL.md section 8 and 8a. It receives
+/// the whole request ([`RequestContext`]) and appends its output to `output` (which
+/// arrives empty); the network layer encrypts and frames it, as the request's
+/// encryption type demands.
+///
+/// # Contract
+///
+/// - **Thread.** [`Runs::Worker`] (the default): a worker thread. [`Runs::Inline`]:
+///   the event-loop thread (only for work well under a microsecond). [`Runs::Long`]:
+///   the long-running pool.
+/// - **Blocking.** A worker handler may block briefly (a store read, a durable
+///   write); anything that can take long must declare [`Runs::Long`]. An inline
+///   handler never blocks.
+/// - **State.** A handler is `Send + Sync` and shared: it reaches what it was built
+///   with (its own `Arc` state) and the server's store through `ctx.store`.
+/// - **Panics.** A handler that panics is answered 252 INTERNAL, its output dropped;
+///   the server goes on serving.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+/// use raida_core::{Command, RequestContext, Status, StatusByte};
+///
+/// /// Counts the requests it served and answers the count (8 bytes, big-endian).
+/// #[derive(Debug, Default)]
+/// struct Counter {
+///     served: Arc<AtomicU64>,
+/// }
+///
+/// impl Command for Counter {
+///     fn run(&self, _ctx: &RequestContext<'_>, output: &mut Vec<u8>) -> StatusByte {
+///         let n = self.served.fetch_add(1, Ordering::Relaxed) + 1;
+///         output.extend_from_slice(&n.to_be_bytes());
+///         Status::Success.into()
+///     }
+/// }
+/// ```
+pub trait Command: Send + Sync + fmt::Debug {
+    /// Runs the command for `ctx`, appending its output to `output`.
+    fn run(&self, ctx: &RequestContext<'_>, output: &mut Vec<u8>) -> StatusByte;
+
+    /// Where the command runs (default [`Runs::Worker`]).
+    fn runs(&self) -> Runs {
+        Runs::Worker
     }
 }
 
@@ -45,11 +169,11 @@ pub trait Command: Send + Sync + fmt::Debug {
 pub struct Echo;
 
 impl Command for Echo {
-    fn run(&self, _payload: &[u8], _output: &mut Vec<u8>) -> StatusByte {
+    fn run(&self, _ctx: &RequestContext<'_>, _output: &mut Vec<u8>) -> StatusByte {
         Status::Success.into()
     }
-    fn runs_inline(&self) -> bool {
-        true
+    fn runs(&self) -> Runs {
+        Runs::Inline
     }
 }
 
@@ -58,19 +182,32 @@ impl Command for Echo {
 pub struct Version;
 
 impl Command for Version {
-    fn run(&self, _payload: &[u8], output: &mut Vec<u8>) -> StatusByte {
+    fn run(&self, _ctx: &RequestContext<'_>, output: &mut Vec<u8>) -> StatusByte {
         output.extend_from_slice(&VERSION_BYTES);
         Status::Success.into()
     }
-    fn runs_inline(&self) -> bool {
-        true
+    fn runs(&self) -> Runs {
+        Runs::Inline
     }
 }
 
-/// A group above [`MAX_COMMAND_GROUP`] can never be reached by a request.
+/// Why a handler could not be registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("command group {0} is above {MAX_COMMAND_GROUP}: no request can reach it")]
-pub struct GroupOutOfRange(pub u8);
+#[non_exhaustive]
+pub enum RegisterError {
+    /// A group above [`MAX_COMMAND_GROUP`] can never be reached by a request.
+    #[error("command group {0} is above {MAX_COMMAND_GROUP}: no request can reach it")]
+    GroupOutOfRange(u8),
+    /// (group, command) has a handler already (a built-in, or one registered before):
+    /// registering never silently replaces one.
+    #[error("command ({group}, {command}) is registered already")]
+    Taken {
+        /// The group.
+        group: u8,
+        /// The command.
+        command: u8,
+    },
+}
 
 /// The table from `(group, command)` to handler. Lookups are one index, no hashing.
 #[derive(Clone)]
@@ -80,13 +217,7 @@ pub struct CommandRegistry {
 
 impl fmt::Debug for CommandRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let registered: Vec<(u8, u8)> = self
-            .handlers
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| h.is_some())
-            .map(|(i, _)| ((i >> 8) as u8, (i & 0xff) as u8))
-            .collect();
+        let registered: Vec<(u8, u8)> = self.registered().collect();
         f.debug_struct("CommandRegistry")
             .field("registered", &registered)
             .finish()
@@ -115,18 +246,31 @@ impl CommandRegistry {
         r
     }
 
-    /// Registers (or replaces) the handler of `(group, command)`.
+    /// Registers the handler of `(group, command)`; an error when the group can never
+    /// be reached or the pair has a handler already.
     pub fn register(
         &mut self,
         group: u8,
         command: u8,
         handler: Arc<dyn Command>,
-    ) -> Result<(), GroupOutOfRange> {
+    ) -> Result<(), RegisterError> {
         if group > MAX_COMMAND_GROUP {
-            return Err(GroupOutOfRange(group));
+            return Err(RegisterError::GroupOutOfRange(group));
+        }
+        if self.get(group, command).is_some() {
+            return Err(RegisterError::Taken { group, command });
         }
         self.insert(group, command, handler);
         Ok(())
+    }
+
+    /// Every registered (group, command), in order.
+    pub fn registered(&self) -> impl Iterator<Item = (u8, u8)> + '_ {
+        self.handlers
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.is_some())
+            .map(|(i, _)| ((i >> 8) as u8, (i & 0xff) as u8))
     }
 
     fn insert(&mut self, group: u8, command: u8, handler: Arc<dyn Command>) {
@@ -165,7 +309,24 @@ mod tests {
     #[test]
     fn version_is_eight_ascii_bytes() {
         let mut out = Vec::new();
-        let status = Version.run(&[], &mut out);
+        let store = crate::keys::MemoryKeyStore::new();
+        let ctx = RequestContext {
+            group: 0,
+            command: 1,
+            shard: 0,
+            raida_id: 0,
+            coin_id: 0,
+            encryption: Encryption::None,
+            key: KeyId::None,
+            nonce: &[],
+            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+            transport: Transport::Udp,
+            arrived: Timestamp::ZERO,
+            payload: &[],
+            has_body: false,
+            store: &store,
+        };
+        let status = Version.run(&ctx, &mut out);
         assert_eq!(status, StatusByte(250));
         assert_eq!(out.len(), 8);
         assert!(out.iter().all(u8::is_ascii));
@@ -175,8 +336,33 @@ mod tests {
     #[test]
     fn groups_above_15_cannot_be_registered() {
         let mut r = CommandRegistry::empty();
-        assert_eq!(r.register(16, 0, Arc::new(Echo)), Err(GroupOutOfRange(16)));
+        assert_eq!(
+            r.register(16, 0, Arc::new(Echo)),
+            Err(RegisterError::GroupOutOfRange(16))
+        );
         assert_eq!(r.register(15, 9, Arc::new(Echo)), Ok(()));
         assert!(r.get(15, 9).is_some());
+    }
+
+    #[test]
+    fn a_taken_pair_is_never_replaced() {
+        let mut r = CommandRegistry::with_builtins();
+        let taken = Err(RegisterError::Taken {
+            group: 0,
+            command: 0,
+        });
+        assert_eq!(r.register(0, 0, Arc::new(Version)), taken);
+        assert_eq!(r.register(15, 9, Arc::new(Echo)), Ok(()));
+        assert_eq!(
+            r.register(15, 9, Arc::new(Version)),
+            Err(RegisterError::Taken {
+                group: 15,
+                command: 9
+            })
+        );
+        assert_eq!(
+            r.registered().collect::<Vec<_>>(),
+            [(0, 0), (0, 1), (15, 9)]
+        );
     }
 }

@@ -37,7 +37,10 @@ use crate::crypto;
 use crate::engine::Origin;
 use crate::keys::{An, MemoryKeyStore, SERIAL_LIMIT};
 use crate::status::{Status, StatusByte};
-use crate::{Accept, ConnId, ConnSocket, Engine, EngineConfig, Io, Output, Serviced, Timestamp};
+use crate::{
+    Accept, ConnId, ConnSocket, Engine, EngineConfig, Io, Output, RequestContext, Serviced,
+    Timestamp,
+};
 
 // ----- the fixed world every target runs in -------------------------------------------
 
@@ -67,15 +70,15 @@ pub const MIRROR: (u8, u8) = (15, 1);
 pub struct Mirror;
 
 impl Command for Mirror {
-    fn run(&self, payload: &[u8], output: &mut Vec<u8>) -> StatusByte {
-        output.extend_from_slice(payload);
+    fn run(&self, ctx: &RequestContext<'_>, output: &mut Vec<u8>) -> StatusByte {
+        output.extend_from_slice(ctx.payload);
         Status::Success.into()
     }
 }
 
 /// The key store of the fuzzed server: [`COINS`] and [`LOCKER`].
 pub fn keys() -> MemoryKeyStore {
-    let mut k = MemoryKeyStore::new();
+    let k = MemoryKeyStore::new();
     for (denomination, serial, an) in COINS {
         k.insert_coin(denomination, serial, an);
     }
@@ -481,8 +484,8 @@ pub fn header(data: &[u8]) {
     assert_eq!(parsed.declared_body_len(), model_declared(h));
 
     let (reply, verdict) = model_header(h);
-    let mut store = keys();
-    let checked = check_header(&parsed, &rules(), &commands(), &mut store, Timestamp::ZERO);
+    let store = keys();
+    let checked = check_header(&parsed, &rules(), &commands(), &store, Timestamp::ZERO);
     match (checked, verdict) {
         (Ok(admitted), Ok(key)) => {
             assert_eq!(admitted.encryption.byte(), enc);
@@ -864,12 +867,12 @@ pub fn request(data: &[u8]) {
     for m in &case.mutations {
         m.apply(&mut bytes);
     }
-    let mut store = keys();
+    let store = keys();
     let response = answer_datagram(
         &bytes,
         &rules(),
         &commands(),
-        &mut store,
+        &store,
         Timestamp::ZERO,
         case.elapsed,
         &case.random,
@@ -911,7 +914,7 @@ pub fn udp_datagram(data: &[u8]) {
     let hold = mode & 4 != 0;
     let newest_first = mode & 8 != 0;
     let random_at_hand = mode & 16 != 0;
-    let mut engine = Engine::new(config, commands(), Box::new(keys()));
+    let mut engine = Engine::new(config, commands(), Arc::new(keys()));
     let now = Timestamp::from_micros(5_000_000);
     let mut held = std::collections::VecDeque::new();
     let mut got: BTreeMap<SocketAddr, Vec<Vec<u8>>> = BTreeMap::new();
@@ -1000,10 +1003,10 @@ pub fn udp_datagram(data: &[u8]) {
     assert!(engine.wants_datagrams());
 
     let mut dropped = 0;
-    let (rules, commands, mut store) = (rules(), commands(), keys());
+    let (rules, commands, store) = (rules(), commands(), keys());
     for (peer, datagram) in &sent {
         let kept = &datagram[..datagram.len().min(threshold)];
-        let expected = answer_datagram(kept, &rules, &commands, &mut store, now, 0, &RANDOM);
+        let expected = answer_datagram(kept, &rules, &commands, &store, now, 0, &RANDOM);
         let responses = got.remove(peer).unwrap_or_default();
         match expected {
             None => {
@@ -1197,7 +1200,7 @@ impl ConnSocket for TcpSock<'_> {
 
 impl<'a> TcpRun<'a> {
     fn new(stream: &'a [u8]) -> TcpRun<'a> {
-        let mut engine = Engine::new(engine_config(), commands(), Box::new(keys()));
+        let mut engine = Engine::new(engine_config(), commands(), Arc::new(keys()));
         let now = Timestamp::from_micros(1_000_000);
         let peer = SocketAddr::from(([10, 0, 0, 2], 4000));
         let Accept::Accepted(id) = engine.handle_accept(peer, now) else {
@@ -1369,12 +1372,12 @@ impl<'a> TcpRun<'a> {
 /// `None` while the request is incomplete. Returns the request's bytes too.
 fn expected_tcp(stream: &[u8]) -> Option<(&[u8], Vec<u8>)> {
     let request = stream.get(..model_request_end(stream)?)?;
-    let mut store = keys();
+    let store = keys();
     let answer = answer_datagram(
         request,
         &rules(),
         &commands(),
-        &mut store,
+        &store,
         Timestamp::ZERO,
         0,
         &RANDOM,

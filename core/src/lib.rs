@@ -42,11 +42,14 @@ pub mod mutants;
 
 pub use codec::Encryption;
 pub use command::{
-    Command, CommandRegistry, Echo, GroupOutOfRange, Version, MAX_COMMAND_GROUP, VERSION_BYTES,
+    Command, CommandRegistry, Echo, KeyId, RegisterError, RequestContext, Runs, Version,
+    MAX_COMMAND_GROUP, VERSION_BYTES,
 };
 pub use engine::{
     Accept, AcceptStop, Accepting, Completion, ConnId, ConnSocket, Counters, Engine, EngineConfig,
     Io, Job, Listener, Origin, Output, Serviced, RANDOM_LOW_WATER, RANDOM_RESERVOIR,
 };
+pub use keys::{CoinId, KeyStore};
+pub use metrics::Transport;
 pub use status::{Status, StatusByte};
 pub use time::Timestamp;

@@ -125,7 +125,8 @@ impl LatencyHistogram {
 }
 
 /// Everything the metrics endpoint shows, taken at one instant on the engine's thread.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MetricsSnapshot {
     /// The engine's counters and latency histograms.
     pub counters: Counters,
@@ -167,6 +168,7 @@ impl MetricsSnapshot {
         a.udp_dropped += b.udp_dropped;
         a.late_completions_dropped += b.late_completions_dropped;
         a.admission_waits += b.admission_waits;
+        a.accept_pauses += b.accept_pauses;
         self.open_connections += other.open_connections;
         self.jobs_in_flight += other.jobs_in_flight;
         self.jobs_waiting += other.jobs_waiting;
@@ -181,7 +183,7 @@ impl MetricsSnapshot {
         MetricsSnapshot {
             counters: engine.counters().clone(),
             open_connections: engine.connection_count(),
-            jobs_in_flight: engine.in_flight(),
+            jobs_in_flight: engine.in_flight() + engine.long_in_flight(),
             jobs_waiting: engine.waiting(),
             keys: engine.keys().cache_stats(),
             udp_send_dropped: 0,

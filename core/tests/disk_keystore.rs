@@ -71,7 +71,7 @@ fn finds_coin_of_denomination_minus_one_under_ff() {
     let dir = store_root();
     write_page(dir.path(), -1, 0, 1);
     assert!(dir.path().join("Data/ff/00/0000.bin").is_file());
-    let mut store = open(dir.path(), 8);
+    let store = open(dir.path(), 8);
     assert_eq!(store.coin_an(-1, 42, T0), Some(an_of(-1, 42, 1)));
     assert_eq!(store.coin_an(-1, 0, T0), Some(an_of(-1, 0, 1)));
     assert_eq!(store.coin_an(-1, 1023, T0), Some(an_of(-1, 1023, 1)));
@@ -85,7 +85,7 @@ fn finds_coin_on_page_with_nonzero_high_byte() {
     let serial = 0x1234 * 1024 + 77; // page 0x1234: Data/06/12/1234.bin
     write_page(dir.path(), 6, 0x1234, 1);
     assert!(dir.path().join("Data/06/12/1234.bin").is_file());
-    let mut store = open(dir.path(), 8);
+    let store = open(dir.path(), 8);
     assert_eq!(store.coin_an(6, serial, T0), Some(an_of(6, serial, 1)));
     // The same record index on page 0x34 (what a one-byte page number would name).
     assert_eq!(store.coin_an(6, 0x34 * 1024 + 77, T0), None);
@@ -95,7 +95,7 @@ fn finds_coin_on_page_with_nonzero_high_byte() {
 fn status_byte_is_not_part_of_the_an() {
     let dir = store_root();
     write_page(dir.path(), 0, 0, 9);
-    let mut store = open(dir.path(), 8);
+    let store = open(dir.path(), 8);
     let an = store.coin_an(0, 5, T0).expect("known coin");
     assert!(!an.contains(&0xA5));
 }
@@ -104,7 +104,7 @@ fn status_byte_is_not_part_of_the_an() {
 fn truncated_page_is_unknown() {
     let dir = store_root();
     write_page_len(dir.path(), 0, 0, 1, 17407);
-    let mut store = open(dir.path(), 8);
+    let store = open(dir.path(), 8);
     // Even record 0, which the short file holds in full, is unknown.
     assert_eq!(store.coin_an(0, 0, T0), None);
     assert_eq!(store.coin_an(0, 3, T0), None);
@@ -114,7 +114,7 @@ fn truncated_page_is_unknown() {
 fn empty_page_file_is_unknown() {
     let dir = store_root();
     write_page_len(dir.path(), 0, 0, 1, 0);
-    let mut store = open(dir.path(), 8);
+    let store = open(dir.path(), 8);
     assert_eq!(store.coin_an(0, 3, T0), None);
 }
 
@@ -122,7 +122,7 @@ fn empty_page_file_is_unknown() {
 fn missing_page_is_unknown() {
     let dir = store_root();
     write_page(dir.path(), 0, 0, 1);
-    let mut store = open(dir.path(), 8);
+    let store = open(dir.path(), 8);
     assert_eq!(store.coin_an(0, 1024, T0), None); // page 1 missing
     assert_eq!(store.coin_an(2, 5, T0), None); // whole denomination missing
     assert_eq!(store.stats().pages_absent, 2);
@@ -133,7 +133,7 @@ fn serial_at_or_above_2_pow_26_is_unknown_and_reads_no_file() {
     let dir = store_root();
     // The page such serials alias in the deployed server (16-bit page numbers).
     write_page(dir.path(), 0, 0, 1);
-    let mut store = open(dir.path(), 8);
+    let store = open(dir.path(), 8);
     for serial in [1 << 26, (1 << 26) + 5, u32::MAX] {
         assert_eq!(store.coin_an(0, serial, T0), None, "serial {serial:#x}");
     }
@@ -151,7 +151,7 @@ fn serial_at_or_above_2_pow_26_is_unknown_and_reads_no_file() {
 fn open_reads_no_page() {
     let dir = store_root();
     write_page(dir.path(), 0, 0, 1);
-    let mut store = open(dir.path(), 8);
+    let store = open(dir.path(), 8);
     assert_eq!(store.stats().disk_reads, 0);
     // Removed after open and before the first lookup: the store never saw it.
     fs::remove_file(page_path(dir.path(), 0, 0)).expect("rm");
@@ -162,7 +162,7 @@ fn open_reads_no_page() {
 fn second_lookup_on_a_page_is_a_hit() {
     let dir = store_root();
     write_page(dir.path(), 1, 0, 1);
-    let mut store = open(dir.path(), 8);
+    let store = open(dir.path(), 8);
     for serial in 0..100 {
         assert_eq!(
             store.coin_an(1, serial, at(serial.into())),
@@ -178,7 +178,7 @@ fn second_lookup_on_a_page_is_a_hit() {
 fn rewritten_page_serves_old_an_until_ttl_then_new() {
     let dir = store_root();
     write_page(dir.path(), 0, 0, 1);
-    let mut store = open(dir.path(), 8);
+    let store = open(dir.path(), 8);
     assert_eq!(store.coin_an(0, 7, T0), Some(an_of(0, 7, 1)));
 
     write_page(dir.path(), 0, 0, 2);
@@ -202,7 +202,7 @@ fn rewritten_page_serves_old_an_until_ttl_then_new() {
 fn use_does_not_extend_a_cached_page_life() {
     let dir = store_root();
     write_page(dir.path(), 0, 0, 1);
-    let mut store = open(dir.path(), 8);
+    let store = open(dir.path(), 8);
     // A hot page, used every 100 ms, is still re-read once per TTL.
     for step in 0..=10u64 {
         store.coin_an(0, 1, at(step * 100_000));
@@ -214,7 +214,7 @@ fn use_does_not_extend_a_cached_page_life() {
 fn deleted_page_becomes_unknown_after_ttl() {
     let dir = store_root();
     write_page(dir.path(), -1, 3, 1);
-    let mut store = open(dir.path(), 8);
+    let store = open(dir.path(), 8);
     let serial = 3 * 1024 + 1;
     assert_eq!(store.coin_an(-1, serial, T0), Some(an_of(-1, serial, 1)));
     fs::remove_file(page_path(dir.path(), -1, 3)).expect("rm");
@@ -230,7 +230,7 @@ fn deleted_page_becomes_unknown_after_ttl() {
 fn page_truncated_on_disk_becomes_unknown_after_ttl() {
     let dir = store_root();
     write_page(dir.path(), 0, 0, 1);
-    let mut store = open(dir.path(), 8);
+    let store = open(dir.path(), 8);
     assert!(store.coin_an(0, 1, T0).is_some());
     write_page_len(dir.path(), 0, 0, 2, 17000);
     assert_eq!(store.coin_an(0, 1, at(2_000_000)), None);
@@ -239,7 +239,7 @@ fn page_truncated_on_disk_becomes_unknown_after_ttl() {
 #[test]
 fn missing_page_is_opened_at_most_once_per_ttl() {
     let dir = store_root();
-    let mut store = open(dir.path(), 8);
+    let store = open(dir.path(), 8);
     // A flood of unknown serials, all on page 5 of denomination 4.
     for i in 0..1000u32 {
         assert_eq!(store.coin_an(4, 5 * 1024 + i, at(i.into())), None);
@@ -263,7 +263,7 @@ fn cache_bound_evicts_least_recently_used() {
     for page in 0..3 {
         write_page(dir.path(), 0, page, 1);
     }
-    let mut store = open(dir.path(), 2);
+    let store = open(dir.path(), 2);
     store.coin_an(0, 0, T0); // page 0
     store.coin_an(0, 1024, T0); // page 1
     store.coin_an(0, 1, T0); // page 0 again: now page 1 is least recent
@@ -283,7 +283,7 @@ fn cache_bound_evicts_least_recently_used() {
 #[test]
 fn negative_entries_are_bounded_too() {
     let dir = store_root();
-    let mut store = open(dir.path(), 4);
+    let store = open(dir.path(), 4);
     for page in 0..10_000u32 {
         assert_eq!(store.coin_an(2, page * 1024, T0), None);
         assert!(store.cached_pages() <= 4);
@@ -297,7 +297,7 @@ fn negative_entries_are_bounded_too() {
 fn zero_capacity_reads_every_time() {
     let dir = store_root();
     write_page(dir.path(), 0, 0, 1);
-    let mut store = open(dir.path(), 0);
+    let store = open(dir.path(), 0);
     for _ in 0..3 {
         assert_eq!(store.coin_an(0, 1, T0), Some(an_of(0, 1, 1)));
     }
@@ -309,7 +309,7 @@ fn zero_capacity_reads_every_time() {
 fn stats_add_up() {
     let dir = store_root();
     write_page(dir.path(), 0, 0, 1);
-    let mut store = open(dir.path(), 1);
+    let store = open(dir.path(), 1);
     let lookups = [
         (0, 1, 0),
         (0, 2, 1),
@@ -331,7 +331,7 @@ fn unreadable_page_is_unknown_without_panic() {
     let dir = store_root();
     // A directory where the page file should be: open or read fails.
     fs::create_dir_all(page_path(dir.path(), 0, 0)).expect("mkdir");
-    let mut store = open(dir.path(), 8);
+    let store = open(dir.path(), 8);
     assert_eq!(store.coin_an(0, 1, T0), None);
     assert_eq!(store.stats().pages_absent, 1);
 }
@@ -344,7 +344,7 @@ fn longer_page_file_uses_its_first_17408_bytes() {
     let mut bytes = fs::read(&path).expect("read");
     bytes.extend_from_slice(&[0xEE; 100]);
     fs::write(&path, bytes).expect("write");
-    let mut store = open(dir.path(), 8);
+    let store = open(dir.path(), 8);
     assert_eq!(store.coin_an(0, 1023, T0), Some(an_of(0, 1023, 1)));
 }
 
@@ -384,7 +384,7 @@ fn defaults_are_1024_pages_and_one_second() {
 #[test]
 fn locker_index_starts_empty_and_finds_by_prefix() {
     let dir = store_root();
-    let mut store = open(dir.path(), 8);
+    let store = open(dir.path(), 8);
     let locker = demo_locker_an();
     let prefix: [u8; 5] = [locker[0], locker[1], locker[2], locker[3], locker[4]];
     assert_eq!(store.locker_an(&prefix, T0), None);
@@ -403,7 +403,7 @@ fn demo_store_round_trip() {
     assert_eq!(coins.len(), 51);
     assert!(coins.iter().any(|c| c.denomination == -1));
     assert!(coins.iter().any(|c| c.serial >= 0x100 * 1024));
-    let mut store = open(&root, DEFAULT_PAGE_CACHE_PAGES);
+    let store = open(&root, DEFAULT_PAGE_CACHE_PAGES);
     for coin in &coins {
         assert_eq!(
             store.coin_an(coin.denomination, coin.serial, T0),
@@ -439,7 +439,7 @@ mod prop {
             capacity in 0..3usize,
         ) {
             let dir = store_root();
-            let mut memory = MemoryKeyStore::new();
+            let memory = MemoryKeyStore::new();
             for &(d, p) in &written {
                 write_page(dir.path(), DENS[d], PAGES[p], 1);
                 for record in 0..1024 {
@@ -447,7 +447,7 @@ mod prop {
                     memory.insert_coin(DENS[d], serial, an_of(DENS[d], serial, 1));
                 }
             }
-            let mut disk = open(dir.path(), capacity);
+            let disk = open(dir.path(), capacity);
             let mut now = T0;
             for (d, p, record, step) in lookups {
                 now = now.saturating_add(Duration::from_micros(step));

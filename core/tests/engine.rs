@@ -10,7 +10,9 @@ use std::time::Duration;
 use proptest::prelude::*;
 use raida_core::codec::{answer_datagram, HeaderRules};
 use raida_core::keys::MemoryKeyStore;
-use raida_core::{Accept, Command, CommandRegistry, EngineConfig, Status, StatusByte, Timestamp};
+use raida_core::{
+    Accept, Command, CommandRegistry, EngineConfig, RequestContext, Status, StatusByte, Timestamp,
+};
 use support::*;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -23,12 +25,12 @@ fn codec_answer(request: &[u8]) -> Vec<u8> {
         coin_id: COIN_ID,
         max_body_size: 65_536,
     };
-    let mut keys: MemoryKeyStore = keys();
+    let keys: MemoryKeyStore = keys();
     answer_datagram(
         request,
         &rules,
         &CommandRegistry::with_builtins(),
-        &mut keys,
+        &keys,
         Timestamp::ZERO,
         0,
         &RANDOM,
@@ -476,7 +478,7 @@ fn a_48_byte_rejection_carries_the_job_runners_random_bytes() {
 #[derive(Debug)]
 struct Panics;
 impl Command for Panics {
-    fn run(&self, _: &[u8], _: &mut Vec<u8>) -> StatusByte {
+    fn run(&self, _: &RequestContext<'_>, _: &mut Vec<u8>) -> StatusByte {
         panic!("a command bug")
     }
 }

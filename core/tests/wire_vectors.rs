@@ -18,7 +18,7 @@ use raida_core::codec::{answer_datagram, HeaderRules};
 use raida_core::keys::{KeyStore, MemoryKeyStore};
 use raida_core::StatusByte;
 use raida_core::Timestamp;
-use raida_core::{Command, CommandRegistry};
+use raida_core::{Command, CommandRegistry, RequestContext};
 
 const VECTORS: &str = include_str!("vectors/wire_pairs.txt");
 
@@ -27,7 +27,8 @@ const VECTORS: &str = include_str!("vectors/wire_pairs.txt");
 struct Mirror;
 
 impl Command for Mirror {
-    fn run(&self, payload: &[u8], output: &mut Vec<u8>) -> StatusByte {
+    fn run(&self, ctx: &RequestContext<'_>, output: &mut Vec<u8>) -> StatusByte {
+        let payload = ctx.payload;
         output.extend_from_slice(payload);
         StatusByte(250)
     }
@@ -150,7 +151,7 @@ fn parse(text: &str) -> Vectors {
 }
 
 fn key_store(v: &Vectors) -> MemoryKeyStore {
-    let mut keys = MemoryKeyStore::new();
+    let keys = MemoryKeyStore::new();
     for &(den, serial, an) in &v.coins {
         keys.insert_coin(den, serial, an);
     }
@@ -234,8 +235,8 @@ fn every_wire_vector_is_answered_exactly() {
             coin_id,
             max_body_size: case.max_body_size.unwrap_or(default_max),
         };
-        let mut keys = key_store(&v);
-        let store: &mut dyn KeyStore = &mut keys;
+        let keys = key_store(&v);
+        let store: &dyn KeyStore = &keys;
         let got = answer_datagram(
             &case.request,
             &rules,

@@ -70,6 +70,8 @@ pub struct Parts {
     pub udp: UdpSocket,
     /// Jobs out to the workers, tagged with this loop's index.
     pub jobs: Sender<Routed>,
+    /// Jobs of long-running commands, to their own threads.
+    pub long_jobs: Sender<Routed>,
     /// Completions back from the workers.
     pub completions: Receiver<Completion>,
     /// Set by the signal thread (which then notifies the poller).
@@ -118,6 +120,7 @@ pub struct EventLoop {
     wakes: VecDeque<ConnId>,
     index: usize,
     jobs: Sender<Routed>,
+    long_jobs: Sender<Routed>,
     completions: Receiver<Completion>,
     stop: Arc<AtomicBool>,
     network: NetworkConfig,
@@ -167,17 +170,13 @@ impl EventLoop {
             wakes: VecDeque::new(),
             index: parts.index,
             jobs: parts.jobs,
+            long_jobs: parts.long_jobs,
             completions: parts.completions,
             stop: parts.stop,
             network: parts.network,
             drain_deadline: None,
             snapshots: parts.snapshots,
         })
-    }
-
-    /// The engine (for counters).
-    pub fn engine(&self) -> &Engine {
-        &self.engine
     }
 
     /// Everything the metrics endpoint shows: the engine's counters and gauges, and
@@ -331,7 +330,12 @@ impl EventLoop {
         while let Some(output) = self.engine.poll_output() {
             match output {
                 Output::Job(job) => {
-                    if self.jobs.send((self.index, job)).is_err() {
+                    let pool = if job.is_long() {
+                        &self.long_jobs
+                    } else {
+                        &self.jobs
+                    };
+                    if pool.send((self.index, job)).is_err() {
                         tracing::error!("the worker pool is gone; a job is lost");
                     }
                 }

@@ -60,6 +60,7 @@ impl Events {
     }
 
     /// Whether the last wait returned no event.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.inner.is_empty()
     }

@@ -1,344 +1,269 @@
-//! `raida-server`: configuration, logging, key store, sockets, workers, signals, and
-//! the event loop, put together.
+//! A bound server: its sockets, workers and event loops, ready to serve; and the
+//! handle that stops it from any thread.
 
-use std::io::Write;
-use std::process::ExitCode;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use clap::Parser;
-use raida_core::keys::{demo_locker_an, write_demo_store, DiskKeyStore, KeyStore};
+use raida_core::config::Config;
 use raida_core::metrics::MetricsSnapshot;
-use raida_core::{CommandRegistry, Engine, EngineConfig};
-use tracing_subscriber::EnvFilter;
+use raida_core::{CommandRegistry, Engine, EngineConfig, KeyStore};
 
-use crate::cli::{self, Args, Settings};
+use crate::builder::BuildError;
 use crate::event_loop::{EventLoop, Exit, Parts};
 use crate::metrics::MetricsServer;
 use crate::poll::Poller;
-use crate::shared_keys::SharedKeyStore;
 use crate::{signals, sockets, workers};
 
-/// Exit status for a configuration or start-up error.
-const EXIT_CONFIG: u8 = 2;
-/// Exit status when the server fails while running.
-const EXIT_RUNTIME: u8 = 1;
-
-/// Parses the process arguments and runs the server.
-pub fn main() -> ExitCode {
-    let args = Args::parse();
-    run(&args)
+/// Stops a server gracefully, from any thread: it stops accepting (the listeners
+/// close), stops reading datagrams, lets the requests in flight finish and their
+/// responses be written (at most `drain_timeout_ms`), then [`Server::serve`] returns.
+/// The same drain as the first SIGINT or SIGTERM. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle {
+    stop: Arc<AtomicBool>,
+    pollers: Vec<Arc<Poller>>,
 }
 
-/// Runs the server for `args` until a signal stops it.
-pub fn run(args: &Args) -> ExitCode {
-    let settings = match cli::load(args) {
-        Ok(s) => s,
-        Err(message) => {
-            eprintln!("raida-server: {message}");
-            return ExitCode::from(EXIT_CONFIG);
+impl ShutdownHandle {
+    /// Asks the server to drain and stop; returns at once. Calling it again does
+    /// nothing more.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for poller in &self.pollers {
+            // The wait retries EINTR itself: only a notify wakes it.
+            if let Err(e) = poller.notify() {
+                tracing::error!("cannot wake an event loop to stop: {e}");
+            }
         }
-    };
-    if args.check_config {
-        return check_config(&settings);
     }
-    if args.print_config {
-        print!("{}", settings.config.to_toml_string());
-        return match std::io::stdout().flush() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(_) => ExitCode::from(EXIT_RUNTIME),
+
+    /// Whether shutting down was asked for.
+    pub fn is_shut_down(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
+/// How [`Server::serve`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Served {
+    /// Everything in flight was answered before the server stopped.
+    Drained,
+    /// The drain timeout passed with work still open; the server stopped anyway.
+    DrainTimeout,
+}
+
+/// Why serving failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// An event loop failed (its poller).
+    #[error("event loop: {0}")]
+    EventLoop(#[source] std::io::Error),
+    /// An event-loop thread could not start or panicked.
+    #[error("{0}")]
+    Thread(String),
+}
+
+/// A server whose sockets are bound and whose workers run, built by
+/// [`ServerBuilder`](crate::ServerBuilder). Nothing is served until [`serve`](Self::serve).
+#[derive(Debug)]
+pub struct Server {
+    tcp_addr: SocketAddr,
+    udp_addr: SocketAddr,
+    metrics: Option<MetricsServer>,
+    loops: Vec<EventLoop>,
+    handle: ShutdownHandle,
+    store: Arc<dyn KeyStore>,
+    threads: usize,
+}
+
+impl Server {
+    pub(crate) fn bind(
+        config: Config,
+        commands: CommandRegistry,
+        store: Arc<dyn KeyStore>,
+        long_commands: bool,
+        install_signals: bool,
+    ) -> Result<Server, BuildError> {
+        match sockets::raise_fd_limit() {
+            Ok(limit) => tracing::debug!("open files limit: {limit}"),
+            Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
+        }
+        let network = &config.network;
+        let io_threads = network.io_threads.max(1);
+        let port = config.server.effective_port();
+        let pairs = sockets::bind_pairs(network.bind, port, io_threads, network)
+            .map_err(BuildError::io("bind"))?;
+        let tcp_addr = sockets::local_addr(&pairs[0].0).map_err(BuildError::io("bind"))?;
+        let udp_addr = pairs[0].1.local_addr().map_err(BuildError::io("bind"))?;
+
+        let pollers = (0..io_threads)
+            .map(|_| Poller::new().map(Arc::new))
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(BuildError::io("poller"))?;
+        for poller in &pollers {
+            poller.set_busy_poll(std::time::Duration::from_micros(network.busy_poll_us));
+        }
+        let handle = ShutdownHandle {
+            stop: Arc::new(AtomicBool::new(false)),
+            pollers: pollers.clone(),
         };
-    }
-    init_logging(&settings);
-    match serve(&settings) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            tracing::error!("{message}");
-            ExitCode::from(EXIT_CONFIG)
+        // Stopped (its thread joined) when the server is dropped, after the loops.
+        let (metrics, mut snapshots) = match network.metrics_addr {
+            Some(addr) => {
+                let (server, requests) = MetricsServer::start(addr, &pollers)
+                    .map_err(BuildError::io("metrics endpoint"))?;
+                (Some(server), requests.into_iter().map(Some).collect())
+            }
+            None => (None, Vec::new()),
+        };
+        snapshots.resize_with(io_threads, || None);
+
+        let engine_configs: Vec<EngineConfig> = (0..io_threads)
+            .map(|i| per_loop(EngineConfig::from_config(&config), io_threads, i))
+            .collect();
+        let epoch = Instant::now();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = config.server.effective_threads(cores);
+        let long_threads = if long_commands {
+            engine_configs.iter().map(|c| c.long_jobs).sum()
+        } else {
+            0
+        };
+        let in_flight = engine_configs
+            .iter()
+            .map(|c| c.mod_queue_size + c.long_jobs)
+            .max()
+            .unwrap_or(1);
+        let pool = workers::spawn(threads, long_threads, in_flight, &pollers, epoch)
+            .map_err(BuildError::io("cannot start worker threads"))?;
+        if install_signals {
+            signals::spawn(handle.clone())
+                .map_err(BuildError::io("cannot install signal handlers"))?;
         }
-    }
-}
 
-/// `--check-config`: the configuration was parsed and every flag checked (by
-/// [`cli::load`], exactly as for a start); now the key store's root, then one summary
-/// line on stdout. Warnings go to stderr. Binds nothing, creates nothing.
-fn check_config(settings: &Settings) -> ExitCode {
-    let config = &settings.config;
-    let mut warnings: Vec<String> = settings.warnings.iter().map(ToString::to_string).collect();
-    if let Some(filter) = &config.network.log {
-        if let Err(e) = EnvFilter::try_new(filter) {
-            warnings.push(format!(
-                "[network] log: bad filter ({e}); the server would log at \"info\""
-            ));
-        }
-    }
-    for warning in &warnings {
-        eprintln!("raida-server: warning: {warning}");
-    }
-    let key_store = match check_key_store(settings) {
-        Ok(summary) => summary,
-        Err(message) => {
-            eprintln!("raida-server: {message}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let file = settings.config_file.as_deref().map_or_else(
-        || "none (embedded default)".to_string(),
-        |p| p.display().to_string(),
-    );
-    let listen = std::net::SocketAddr::new(config.network.bind, config.server.effective_port());
-    let metrics = config
-        .network
-        .metrics_addr
-        .map_or_else(|| "off".to_string(), |a| a.to_string());
-    println!(
-        "configuration OK: file {file}; raida_id {}, coin_id {}; tcp+udp {listen}; \
-         key store {key_store}; metrics {metrics}; {} warning(s)",
-        config.server.raida_id,
-        config.server.coin_id,
-        warnings.len()
-    );
-    match std::io::stdout().flush() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(_) => ExitCode::from(EXIT_RUNTIME),
-    }
-}
-
-/// The key store's root as a start would open it (without creating anything): the
-/// `Data/` path, or what is wrong with it.
-fn check_key_store(settings: &Settings) -> Result<String, String> {
-    let data = settings.data_root.join("Data");
-    if settings.embedded_default && !data.exists() {
-        return Ok(format!(
-            "{} (absent: the embedded default creates the demo store at start)",
-            data.display()
-        ));
-    }
-    let network = &settings.config.network;
-    match DiskKeyStore::open(
-        &settings.data_root,
-        network.key_page_cache_pages,
-        network.key_page_ttl(),
-    ) {
-        Ok(store) => Ok(store.data_dir().display().to_string()),
-        Err(e) => Err(match std::error::Error::source(&e) {
-            Some(source) => format!("key store: {e}: {source}"),
-            None => format!("key store: {e}"),
-        }),
-    }
-}
-
-fn init_logging(settings: &Settings) {
-    let filter = match &settings.config.network.log {
-        Some(f) => EnvFilter::try_new(f),
-        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
-    };
-    let (filter, bad) = match filter {
-        Ok(f) => (f, None),
-        Err(e) => (EnvFilter::new("info"), Some(e)),
-    };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(filter)
-        .init();
-    if let Some(e) = bad {
-        tracing::warn!("bad log filter ({e}); using \"info\"");
-    }
-}
-
-fn serve(settings: &Settings) -> Result<(), String> {
-    let config = &settings.config;
-    for warning in &settings.warnings {
-        tracing::warn!("{warning}");
-    }
-    let toml = config.to_toml_string();
-    let effective: Vec<&str> = toml.lines().filter(|l| !l.is_empty()).collect::<Vec<_>>();
-    tracing::info!(
-        file = %settings.config_file.as_deref().map_or("(none)".into(), |p| p.display().to_string()),
-        data_root = %settings.data_root.display(),
-        "effective configuration: {}",
-        effective.join("; ")
-    );
-
-    match sockets::raise_fd_limit() {
-        Ok(limit) => tracing::debug!("open files limit: {limit}"),
-        Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
-    }
-
-    // Key store. Only the embedded default creates (demo) data.
-    if settings.embedded_default {
-        write_demo_store(&settings.data_root).map_err(|e| {
-            format!(
-                "cannot create the demo key store under {}: {e}",
-                settings.data_root.display()
+        let mut loops = Vec::with_capacity(io_threads);
+        let parts = pairs
+            .into_iter()
+            .zip(engine_configs)
+            .zip(pool.completions)
+            .zip(snapshots)
+            .zip(pollers);
+        for (index, (((((listener, udp), engine_config), completions), snapshots), poller)) in
+            parts.enumerate()
+        {
+            let engine = Engine::new(engine_config, commands.clone(), Arc::clone(&store));
+            let event_loop = EventLoop::new(
+                engine,
+                Parts {
+                    poller,
+                    index,
+                    epoch,
+                    listener,
+                    udp,
+                    jobs: pool.jobs.clone(),
+                    long_jobs: pool.long_jobs.clone(),
+                    completions,
+                    stop: Arc::clone(&handle.stop),
+                    network: config.network.clone(),
+                    udp_buffer: config.server.udp_payload_threshold,
+                    snapshots,
+                },
             )
-        })?;
-    }
-    let mut keys = DiskKeyStore::open(
-        &settings.data_root,
-        config.network.key_page_cache_pages,
-        config.network.key_page_ttl(),
-    )
-    .map_err(|e| format!("key store: {e}"))?;
-    if settings.embedded_default {
-        keys.insert_locker(demo_locker_an());
-    }
-
-    let io_threads = config.network.io_threads.max(1);
-    let stores: Vec<Box<dyn KeyStore>> = if io_threads == 1 {
-        vec![Box::new(keys)]
-    } else {
-        // One store for every loop: one page cache, one locker index.
-        let shared = SharedKeyStore::new(keys);
-        (0..io_threads)
-            .map(|_| Box::new(shared.clone()) as Box<dyn KeyStore>)
-            .collect()
-    };
-
-    let pairs = sockets::bind_pairs(
-        config.network.bind,
-        config.server.effective_port(),
-        io_threads,
-        &config.network,
-    )
-    .map_err(|e| e.to_string())?;
-    let tcp_addr = sockets::local_addr(&pairs[0].0).map_err(|e| e.to_string())?;
-    let udp_addr = pairs[0].1.local_addr().map_err(|e| e.to_string())?;
-
-    let pollers = (0..io_threads)
-        .map(|_| Poller::new().map(Arc::new))
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(|e| format!("poller: {e}"))?;
-    for poller in &pollers {
-        poller.set_busy_poll(std::time::Duration::from_micros(
-            config.network.busy_poll_us,
-        ));
-    }
-    // Dropped (its thread stopped) when `serve` returns, after the event loops.
-    let (metrics, mut snapshots) = match config.network.metrics_addr {
-        Some(addr) => {
-            let (server, requests) = MetricsServer::start(addr, &pollers)
-                .map_err(|e| format!("metrics endpoint: {e}"))?;
-            (Some(server), requests.into_iter().map(Some).collect())
+            .map_err(BuildError::io("poller"))?;
+            loops.push(event_loop);
         }
-        None => (None, Vec::new()),
-    };
-    snapshots.resize_with(io_threads, || None);
-    let epoch = Instant::now();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = config.server.effective_threads(cores);
-    let pool = workers::spawn(
-        threads,
-        per_loop(EngineConfig::from_config(config), io_threads).mod_queue_size,
-        &pollers,
-        epoch,
-    )
-    .map_err(|e| format!("cannot start worker threads: {e}"))?;
-    let stop = signals::spawn(pollers.clone())
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-
-    let mut loops = Vec::with_capacity(io_threads);
-    let parts = pairs
-        .into_iter()
-        .zip(stores)
-        .zip(pool.completions)
-        .zip(snapshots)
-        .zip(pollers);
-    for (index, (((((listener, udp), keys), completions), snapshots), poller)) in parts.enumerate()
-    {
-        let engine = Engine::new(
-            per_loop(EngineConfig::from_config(config), io_threads),
-            CommandRegistry::with_builtins(),
-            keys,
-        );
-        let event_loop = EventLoop::new(
-            engine,
-            Parts {
-                poller,
-                index,
-                epoch,
-                listener,
-                udp,
-                jobs: pool.jobs.clone(),
-                completions,
-                stop: Arc::clone(&stop),
-                network: config.network.clone(),
-                udp_buffer: config.server.udp_payload_threshold,
-                snapshots,
-            },
-        )
-        .map_err(|e| format!("poller: {e}"))?;
-        loops.push(event_loop);
-    }
-    // Each loop holds a clone; the workers end when the last loop drops its sender.
-    drop(pool.jobs);
-
-    tracing::info!(threads, io_threads, "serving");
-    if settings.embedded_default {
-        tracing::info!("try: raida version --port {}", tcp_addr.port());
-    }
-    {
-        let mut out = std::io::stdout().lock();
-        let line =
-            writeln!(out, "listening tcp={tcp_addr} udp={udp_addr}").and_then(|()| out.flush());
-        if let Err(e) = line {
-            tracing::warn!("cannot write the listening line: {e}");
-        }
-        if let Some(metrics) = &metrics {
-            let addr = metrics.local_addr();
-            tracing::info!("metrics: http://{addr}/metrics, liveness: http://{addr}/healthz");
-            let line = writeln!(out, "metrics http={addr}").and_then(|()| out.flush());
-            if let Err(e) = line {
-                tracing::warn!("cannot write the metrics line: {e}");
-            }
-        }
-    }
-
-    // Loop 0 runs on this thread, the others on their own.
-    let mut loops = loops.into_iter();
-    let Some(mut first) = loops.next() else {
-        return Err("no event loop".into());
-    };
-    let others = loops
-        .enumerate()
-        .map(|(i, mut event_loop)| {
-            std::thread::Builder::new()
-                .name(format!("raida-io-{}", i + 1))
-                .spawn(move || {
-                    let exit = event_loop.run();
-                    let snapshot = event_loop.snapshot();
-                    (exit, snapshot)
-                })
+        // Each loop holds clones; the workers end when the last loop drops its senders.
+        drop((pool.jobs, pool.long_jobs));
+        Ok(Server {
+            tcp_addr,
+            udp_addr,
+            metrics,
+            loops,
+            handle,
+            store,
+            threads,
         })
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(|e| format!("cannot start event-loop threads: {e}"))?;
-    let exit = first.run();
-    let mut total = first.snapshot();
-    drop(first);
-    let mut exits = vec![exit];
-    for handle in others {
-        match handle.join() {
-            Ok((exit, snapshot)) => {
-                total.absorb(&snapshot);
-                exits.push(exit);
+    }
+
+    /// The bound TCP address (the real port when 0 was asked for).
+    pub fn tcp_addr(&self) -> SocketAddr {
+        self.tcp_addr
+    }
+
+    /// The bound UDP address (the same port as TCP).
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.udp_addr
+    }
+
+    /// The metrics endpoint's bound address, when `metrics_addr` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(MetricsServer::local_addr)
+    }
+
+    /// Stops the server from any thread (see [`ShutdownHandle`]).
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.handle.clone()
+    }
+
+    /// The key store the server serves (shared with its handlers).
+    pub fn store(&self) -> &Arc<dyn KeyStore> {
+        &self.store
+    }
+
+    /// Serves until shut down (a signal, or [`ShutdownHandle::shutdown`]) and the
+    /// drain is over. Each event loop runs on a thread of its own named `raida-loop-N`
+    /// (N from 0), so a profile tells them apart; the calling thread waits for them.
+    pub fn serve(self) -> Result<Served, ServeError> {
+        let Server {
+            metrics,
+            loops,
+            threads,
+            ..
+        } = self;
+        tracing::info!(threads, io_threads = loops.len(), "serving");
+        let running = loops
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut event_loop)| {
+                std::thread::Builder::new()
+                    .name(format!("raida-loop-{i}"))
+                    .spawn(move || {
+                        let exit = event_loop.run();
+                        let snapshot = event_loop.snapshot();
+                        (exit, snapshot)
+                    })
+            })
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| ServeError::Thread(format!("cannot start event-loop threads: {e}")))?;
+        let mut total = MetricsSnapshot::default();
+        let mut exits = Vec::with_capacity(running.len());
+        for handle in running {
+            match handle.join() {
+                Ok((exit, snapshot)) => {
+                    total.absorb(&snapshot);
+                    exits.push(exit);
+                }
+                Err(_) => exits.push(Err(std::io::Error::other("an event-loop thread panicked"))),
             }
-            Err(_) => exits.push(Err(std::io::Error::other("an event-loop thread panicked"))),
         }
-    }
-    let mut drain = Exit::Drained;
-    for exit in exits {
-        match exit.map_err(|e| format!("event loop: {e}"))? {
-            Exit::Drained => {}
-            Exit::DrainTimeout => drain = Exit::DrainTimeout,
+        let mut served = Served::Drained;
+        for exit in exits {
+            match exit.map_err(ServeError::EventLoop)? {
+                Exit::Drained => {}
+                Exit::DrainTimeout => served = Served::DrainTimeout,
+            }
         }
+        log_totals(&total, served);
+        drop(metrics);
+        Ok(served)
     }
-    log_totals(&total, drain);
-    drop(metrics);
-    Ok(())
 }
 
-fn log_totals(total: &MetricsSnapshot, exit: Exit) {
+fn log_totals(total: &MetricsSnapshot, served: Served) {
     let counters = &total.counters;
     tracing::info!(
         accepted = counters.accepted,
@@ -350,9 +275,9 @@ fn log_totals(total: &MetricsSnapshot, exit: Exit) {
         abandoned = counters.abandoned,
         late_completions_dropped = counters.late_completions_dropped,
         "stopped ({})",
-        match exit {
-            Exit::Drained => "drained",
-            Exit::DrainTimeout => "drain timeout",
+        match served {
+            Served::Drained => "drained",
+            Served::DrainTimeout => "drain timeout",
         }
     );
 }
@@ -360,9 +285,10 @@ fn log_totals(total: &MetricsSnapshot, exit: Exit) {
 /// One loop's share of the bounds when `loops` loops share the server: the open
 /// connections and the jobs in flight are split evenly (rounded up), so the server as
 /// a whole keeps to the configured totals (descriptors, memory).
-fn per_loop(mut config: EngineConfig, loops: usize) -> EngineConfig {
+fn per_loop(mut config: EngineConfig, loops: usize, _index: usize) -> EngineConfig {
     let loops = loops.max(1);
     config.max_connections = config.max_connections.div_ceil(loops).max(1);
     config.mod_queue_size = config.mod_queue_size.div_ceil(loops).max(1);
+    config.long_jobs = config.long_jobs.div_ceil(loops).max(1);
     config
 }

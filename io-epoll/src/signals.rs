@@ -2,19 +2,14 @@
 //! `Poller::notify`, since the wait retries `EINTR` itself and a signal alone does not
 //! wake its wait); the second exits at once with status 128 + the signal number.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::poll::Poller;
+use crate::server::ShutdownHandle;
 
-/// Starts the signal thread. The returned flag turns true on the first signal, and
-/// every event loop's poller in `pollers` is woken.
-pub fn spawn(pollers: Vec<Arc<Poller>>) -> std::io::Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
+/// Starts the signal thread: the first signal shuts the server down through `handle`
+/// (the same drain as [`ShutdownHandle::shutdown`]), the second exits at once.
+pub(crate) fn spawn(handle: ShutdownHandle) -> std::io::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
     std::thread::Builder::new()
         .name("raida-signals".into())
@@ -23,17 +18,13 @@ pub fn spawn(pollers: Vec<Arc<Poller>>) -> std::io::Result<Arc<AtomicBool>> {
             for signal in signals.forever() {
                 seen += 1;
                 if seen == 1 {
-                    flag.store(true, Ordering::SeqCst);
-                    for poller in &pollers {
-                        if let Err(e) = poller.notify() {
-                            tracing::error!("cannot wake an event loop for signal {signal}: {e}");
-                        }
-                    }
+                    tracing::info!("signal {signal}: shutting down");
+                    handle.shutdown();
                 } else {
                     tracing::warn!("second signal {signal}: exiting at once");
                     std::process::exit(128 + signal);
                 }
             }
         })?;
-    Ok(stop)
+    Ok(())
 }

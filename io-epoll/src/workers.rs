@@ -1,10 +1,10 @@
-//! The worker pool: threads that run [`Job`]s and hand their [`Completion`]s back to
-//! the event loop that sent them (a job is tagged with its loop's index) through that
+//! The worker pool: threads that run [`Job`]s (and, apart from them, threads for the jobs
+//! of long-running commands) and hand their [`Completion`]s back to the event loop that
+//! sent them (a job is tagged with its loop's index) through that
 //! loop's bounded channel, waking it with [`Poller::notify`] (which costs no syscall
 //! when a wake-up is already pending, so a burst of completions wakes the loop once).
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -26,43 +26,51 @@ pub struct Pool {
     /// Jobs out, tagged with their loop. Unbounded: each engine never has more than
     /// `mod_queue_size` jobs in flight, so this never holds more than loops times that.
     pub jobs: Sender<Routed>,
+    /// Jobs of long-running commands, to threads of their own (each engine has at most
+    /// `long_jobs` of them in flight), so they never take a worker short jobs need.
+    pub long_jobs: Sender<Routed>,
     /// Completions back, one channel per loop, each bounded by `mod_queue_size` (its
     /// engine guarantees no more).
     pub completions: Vec<Receiver<Completion>>,
-    /// The threads (not joined: a command that hangs must not hang the exit).
-    pub handles: Vec<JoinHandle<()>>,
 }
 
-/// Starts `threads` workers serving the loops whose pollers are `pollers` (index =
-/// loop index). `epoch` is the loops' common time origin.
+/// Starts `threads` workers and `long_threads` threads for long-running commands,
+/// serving the loops whose pollers are `pollers` (index = loop index). `in_flight` is
+/// the most jobs (of both kinds) one loop has out at once: its completion channel's
+/// capacity. `epoch` is the loops' common time origin.
 pub fn spawn(
     threads: usize,
-    mod_queue_size: usize,
+    long_threads: usize,
+    in_flight: usize,
     pollers: &[Arc<Poller>],
     epoch: Instant,
 ) -> std::io::Result<Pool> {
     let (job_tx, job_rx) = crossbeam_channel::unbounded::<Routed>();
+    let (long_tx, long_rx) = crossbeam_channel::unbounded::<Routed>();
     let mut loops = Vec::with_capacity(pollers.len());
     let mut completions = Vec::with_capacity(pollers.len());
     for poller in pollers {
-        let (done_tx, done_rx) = crossbeam_channel::bounded::<Completion>(mod_queue_size);
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<Completion>(in_flight);
         loops.push((done_tx, Arc::clone(poller)));
         completions.push(done_rx);
     }
     let loops: Arc<[(Sender<Completion>, Arc<Poller>)]> = loops.into();
-    let mut handles = Vec::with_capacity(threads);
-    for n in 0..threads {
-        let jobs = job_rx.clone();
+    // The threads are never joined: a command that hangs must not hang the exit.
+    for n in 0..threads + long_threads {
+        let (jobs, name) = if n < threads {
+            (job_rx.clone(), format!("raida-worker-{n}"))
+        } else {
+            (long_rx.clone(), format!("raida-long-{}", n - threads))
+        };
         let loops = Arc::clone(&loops);
-        let handle = std::thread::Builder::new()
-            .name(format!("raida-worker-{n}"))
+        std::thread::Builder::new()
+            .name(name)
             .spawn(move || worker(n, &jobs, &loops, epoch))?;
-        handles.push(handle);
     }
     Ok(Pool {
         jobs: job_tx,
+        long_jobs: long_tx,
         completions,
-        handles,
     })
 }
 

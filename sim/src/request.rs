@@ -30,7 +30,7 @@ pub const UNKNOWN_COIN: (i8, u32) = (3, 999_999);
 
 /// The key store of every simulated server.
 pub fn key_store() -> MemoryKeyStore {
-    let mut k = MemoryKeyStore::new();
+    let k = MemoryKeyStore::new();
     for (d, s, an) in COINS {
         k.insert_coin(d, s, an);
     }
@@ -318,13 +318,13 @@ pub fn read_bound(stream: &[u8], read: usize, max_body_size: usize) -> usize {
 /// `None` when `stream` is shorter than its header.
 pub fn request_len(stream: &[u8], max_body_size: usize) -> Option<usize> {
     let header = RequestHeader::parse(stream)?;
-    let mut keys = key_store();
+    let keys = key_store();
     let commands = CommandRegistry::with_builtins();
     match check_header(
         &header,
         &rules(max_body_size),
         &commands,
-        &mut keys,
+        &keys,
         Timestamp::ZERO,
     ) {
         Err(_) => Some(header.len()),
@@ -339,12 +339,12 @@ pub fn expected_answer(
     elapsed_micros: u32,
     random: &[u8; RANDOM_LEN],
 ) -> Option<Vec<u8>> {
-    let mut keys = key_store();
+    let keys = key_store();
     answer_datagram(
         request,
         &rules(max_body_size),
         &CommandRegistry::with_builtins(),
-        &mut keys,
+        &keys,
         Timestamp::ZERO,
         elapsed_micros,
         random,

@@ -261,7 +261,7 @@ impl World {
         let engine = Engine::new(
             config,
             CommandRegistry::with_builtins(),
-            Box::new(request::key_store()),
+            std::sync::Arc::new(request::key_store()),
         );
         World {
             rng: Rng::new(knobs.seed).fork(0x0057_4F52_4C44),

@@ -148,7 +148,7 @@ async fn serve(report: Arc<Mutex<Report>>, worker_delay: Duration) -> TestResult
     let mut engine = Engine::new(
         config(),
         CommandRegistry::with_builtins(),
-        Box::new(request::key_store()),
+        Arc::new(request::key_store()),
     );
     let epoch = Instant::now();
     let (done_tx, mut done_rx) = unbounded_channel::<Done>();

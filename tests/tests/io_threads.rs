@@ -69,13 +69,18 @@ fn two_event_loops_serve_tcp_and_udp() {
         // server says it is listening: look again until GENEROUS has passed.
         let start = std::time::Instant::now();
         let mut names = thread_names(server.pid());
-        while !names.iter().any(|n| n == "raida-io-1") && start.elapsed() < GENEROUS {
+        let both = |names: &[String]| {
+            ["raida-loop-0", "raida-loop-1"]
+                .iter()
+                .all(|want| names.iter().any(|n| n == want))
+        };
+        while !both(&names) && start.elapsed() < GENEROUS {
             std::thread::sleep(std::time::Duration::from_millis(20));
             names = thread_names(server.pid());
         }
         assert!(
-            names.iter().any(|n| n == "raida-io-1"),
-            "a second event-loop thread, among {names:?}"
+            both(&names),
+            "two event-loop threads, raida-loop-0 and raida-loop-1, among {names:?}"
         );
     }
     let timeouts = Timeouts::uniform(GENEROUS);

@@ -30,7 +30,8 @@ pub const PAYLOAD_ECHO: (u8, u8) = (1, 7);
 pub struct PayloadEcho;
 
 impl Command for PayloadEcho {
-    fn run(&self, payload: &[u8], output: &mut Vec<u8>) -> StatusByte {
+    fn run(&self, ctx: &raida_core::RequestContext<'_>, output: &mut Vec<u8>) -> StatusByte {
+        let payload = ctx.payload;
         output.extend_from_slice(payload);
         Status::Success.into()
     }
@@ -53,7 +54,7 @@ pub fn commands() -> CommandRegistry {
 
 /// Coins (1, 1), (1, 2), (-1, 16) with their demo ANs, and the demo locker.
 pub fn keys() -> MemoryKeyStore {
-    let mut k = MemoryKeyStore::new();
+    let k = MemoryKeyStore::new();
     for (d, s) in [(1, 1), (1, 2), (-1, 16)] {
         k.insert_coin(d, s, demo_coin_an(d, s));
     }
@@ -90,12 +91,12 @@ pub const TYPES: [u8; 5] = [0, 1, 2, 4, 5];
 
 /// What the server codec answers to `request` (as one datagram).
 pub fn answer(request: &[u8]) -> Vec<u8> {
-    let mut k = keys();
+    let k = keys();
     answer_datagram(
         request,
         &rules(),
         &commands(),
-        &mut k,
+        &k,
         Timestamp::from_micros(1_000_000),
         ELAPSED_MICROS,
         &RANDOM,
@@ -226,7 +227,7 @@ impl UdpServer {
         let handle = std::thread::spawn(move || {
             let rules = rules();
             let commands = commands();
-            let mut k = keys();
+            let k = keys();
             let mut buf = vec![0u8; 2048];
             // Bounded: 60 s at most, and the flag ends it sooner.
             let deadline = Instant::now() + Duration::from_secs(60);
@@ -241,7 +242,7 @@ impl UdpServer {
                     &buf[..n],
                     &rules,
                     &commands,
-                    &mut k,
+                    &k,
                     Timestamp::from_micros(1_000_000),
                     ELAPSED_MICROS,
                     &RANDOM,

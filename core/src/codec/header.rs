@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use super::reply::ReplyContext;
 use super::{Encryption, LONG_HEADER_LEN, PREFIX_LEN, SHORT_HEADER_LEN};
-use crate::command::{Command, CommandRegistry, MAX_COMMAND_GROUP};
+use crate::command::{Command, CommandRegistry, KeyId, MAX_COMMAND_GROUP};
 use crate::crypto;
-use crate::keys::{An, KeyStore};
+use crate::keys::{An, CoinId, KeyStore};
 use crate::status::Status;
 use crate::Timestamp;
 
@@ -108,6 +108,39 @@ impl RequestHeader {
         usize::from(u16::from_be_bytes([self.bytes[at], self.bytes[at + 1]]))
     }
 
+    /// Byte 3.
+    pub fn shard(&self) -> u8 {
+        self.bytes[3]
+    }
+
+    /// Byte 2.
+    pub fn raida_id(&self) -> u8 {
+        self.bytes[2]
+    }
+
+    /// Bytes 6..7.
+    pub fn coin_id(&self) -> u16 {
+        u16::from_be_bytes([self.bytes[6], self.bytes[7]])
+    }
+
+    /// The nonce bytes: 24..31 of a 32-byte header, 24..47 of a 48-byte one.
+    pub fn nonce(&self) -> &[u8] {
+        &self.bytes[24..self.len()]
+    }
+
+    /// Who the key of a request of type `encryption` belongs to, as this header names
+    /// it.
+    pub fn key_id(&self, encryption: Encryption) -> KeyId {
+        let coin = |at: usize| CoinId::from_bytes(self.array::<5>(at));
+        match encryption {
+            Encryption::None => KeyId::None,
+            Encryption::CoinAes128 => KeyId::Coin(coin(17)),
+            Encryption::LockerAes128 => KeyId::Locker(self.array::<5>(17)),
+            Encryption::CoinAes256 => KeyId::Coin(coin(19)),
+            Encryption::TwoCoinAes256 => KeyId::TwoCoins(coin(19), coin(24)),
+        }
+    }
+
     fn byte(&self, i: usize) -> u8 {
         self.bytes[i]
     }
@@ -164,6 +197,8 @@ impl std::fmt::Debug for RequestKey {
 /// and be run.
 #[derive(Clone, Debug)]
 pub struct Admitted {
+    /// The header itself (what the handler's request context is read from).
+    pub header: RequestHeader,
     /// How the request is encrypted.
     pub encryption: Encryption,
     /// The key its body (and the response body) is encrypted with.
@@ -193,7 +228,7 @@ pub fn check_header(
     h: &RequestHeader,
     rules: &HeaderRules,
     commands: &CommandRegistry,
-    keys: &mut dyn KeyStore,
+    keys: &dyn KeyStore,
     now: Timestamp,
 ) -> Result<Admitted, Rejected> {
     let mut reply = ReplyContext::early(h);
@@ -236,6 +271,7 @@ pub fn check_header(
         return reject(Status::InvalidPacketLength, reply);
     }
     Ok(Admitted {
+        header: *h,
         encryption,
         key,
         body_len,
@@ -247,7 +283,7 @@ pub fn check_header(
 fn resolve_key(
     h: &RequestHeader,
     encryption: Encryption,
-    keys: &mut dyn KeyStore,
+    keys: &dyn KeyStore,
     now: Timestamp,
 ) -> Result<RequestKey, Status> {
     let short_iv = || {

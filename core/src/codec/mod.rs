@@ -14,8 +14,11 @@ pub use header::{
 pub(crate) use reply::{write_response, ResponseParts};
 pub use reply::{ReplyContext, MAX_RESPONSE_BODY};
 
-use crate::command::CommandRegistry;
+use std::net::SocketAddr;
+
+use crate::command::{CommandRegistry, RequestContext};
 use crate::keys::KeyStore;
+use crate::metrics::Transport;
 use crate::status::{Status, StatusByte};
 use crate::Timestamp;
 
@@ -75,6 +78,18 @@ impl Encryption {
     }
 }
 
+/// Where and when a request arrived, and over what: the parts of a handler's request
+/// context that are not in the request's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arrival {
+    /// The client's address and port.
+    pub peer: SocketAddr,
+    /// TCP or UDP.
+    pub transport: Transport,
+    /// When the request arrived whole.
+    pub at: Timestamp,
+}
+
 /// Everything that happens to an admitted request once its whole body is in: the body
 /// checks and decryption (in place), the command, and the response, appended to `out`.
 /// This is the work of a job; `scratch` is a reusable buffer for the command's output.
@@ -84,6 +99,8 @@ impl Encryption {
 pub(crate) fn serve_admitted(
     raida_id: u8,
     admitted: &Admitted,
+    arrival: &Arrival,
+    store: &dyn KeyStore,
     body: &mut [u8],
     elapsed_micros: u32,
     random: &[u8; RANDOM_LEN],
@@ -91,14 +108,32 @@ pub(crate) fn serve_admitted(
     out: &mut Vec<u8>,
 ) -> StatusByte {
     scratch.clear();
+    let has_body = !body.is_empty();
     let (status, signature) = match open_body(admitted.encryption, &admitted.key, body) {
         Ok(opened) => {
             let payload = body.get(opened.payload.clone()).unwrap_or(&[]);
+            let h = &admitted.header;
+            let ctx = RequestContext {
+                group: h.group(),
+                command: h.command(),
+                shard: h.shard(),
+                raida_id: h.raida_id(),
+                coin_id: h.coin_id(),
+                encryption: admitted.encryption,
+                key: h.key_id(admitted.encryption),
+                nonce: h.nonce(),
+                peer: arrival.peer,
+                transport: arrival.transport,
+                arrived: arrival.at,
+                payload,
+                has_body,
+                store,
+            };
             // A command that panics is answered 252 INTERNAL and the server keeps
             // serving: the handler is outside the network layer's control.
             let handler = &admitted.handler;
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                handler.run(payload, scratch)
+                handler.run(&ctx, scratch)
             }));
             let status = run.unwrap_or_else(|_| {
                 scratch.clear();
@@ -155,16 +190,46 @@ pub(crate) fn write_rejection(
 /// `udp_payload_threshold` bytes); bytes after the declared body are ignored.
 ///
 /// The engine splits this work between the loop thread and a worker; this single-call
-/// form serves the client library, tests and models.
+/// form serves the client library, tests and models. Handlers see an unspecified peer
+/// (`0.0.0.0:0`) over UDP, arrived `now`: [`answer_request`] names them.
 pub fn answer_datagram(
     datagram: &[u8],
     rules: &HeaderRules,
     commands: &CommandRegistry,
-    keys: &mut dyn KeyStore,
+    keys: &dyn KeyStore,
     now: Timestamp,
     elapsed_micros: u32,
     random: &[u8; RANDOM_LEN],
 ) -> Option<Vec<u8>> {
+    let arrival = Arrival {
+        peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+        transport: Transport::Udp,
+        at: now,
+    };
+    answer_request(
+        datagram,
+        &arrival,
+        rules,
+        commands,
+        keys,
+        elapsed_micros,
+        random,
+    )
+}
+
+/// [`answer_datagram`] for a request that arrived as `arrival` says (its handler's
+/// context has that peer, transport and time). Over TCP the answer is the same bytes
+/// once the request is whole.
+pub fn answer_request(
+    datagram: &[u8],
+    arrival: &Arrival,
+    rules: &HeaderRules,
+    commands: &CommandRegistry,
+    keys: &dyn KeyStore,
+    elapsed_micros: u32,
+    random: &[u8; RANDOM_LEN],
+) -> Option<Vec<u8>> {
+    let now = arrival.at;
     let header = RequestHeader::parse(datagram)?;
     let mut out = Vec::new();
     match check_header(&header, rules, commands, keys, now) {
@@ -180,6 +245,8 @@ pub fn answer_datagram(
                     serve_admitted(
                         rules.raida_id,
                         &admitted,
+                        arrival,
+                        keys,
                         &mut body,
                         elapsed_micros,
                         random,

@@ -1,5 +1,7 @@
 //! One TCP connection's state machine.
 
+use std::net::SocketAddr;
+
 use crate::codec::{Admitted, LONG_HEADER_LEN};
 use crate::Timestamp;
 
@@ -30,6 +32,8 @@ pub(crate) enum State {
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub(crate) generation: u64,
+    /// The client's address and port (for its requests' context).
+    pub(crate) peer: SocketAddr,
     pub(crate) accepted: Timestamp,
     pub(crate) state: State,
     /// The one deadline this connection has in its current state, if any (also an
@@ -38,9 +42,10 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) fn new(generation: u64, now: Timestamp) -> Conn {
+    pub(crate) fn new(generation: u64, peer: SocketAddr, now: Timestamp) -> Conn {
         Conn {
             generation,
+            peer,
             accepted: now,
             state: State::ReadHeader {
                 buf: [0; LONG_HEADER_LEN],

@@ -1,8 +1,10 @@
 //! Jobs: the work that leaves the event-loop thread, and what comes back.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use crate::codec::{self, Admitted, Rejected, RANDOM_LEN};
+use crate::codec::{self, Admitted, Arrival, Rejected, RANDOM_LEN};
+use crate::keys::KeyStore;
 use crate::status::StatusByte;
 use crate::Timestamp;
 
@@ -17,10 +19,26 @@ pub enum Origin {
     Udp(SocketAddr),
 }
 
+/// Which admission bound a job counts against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// `mod_queue_size`: every job but long-running commands'.
+    Short,
+    /// `long_jobs`: commands that declared [`Runs::Long`](crate::Runs::Long).
+    Long,
+}
+
+// The request travels by value to its worker: boxing it would allocate per request.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Work {
     /// Body checks, the command and the response encryption.
-    Serve { admitted: Admitted, body: Vec<u8> },
+    Serve {
+        admitted: Admitted,
+        body: Vec<u8>,
+        arrival: Arrival,
+        store: Arc<dyn KeyStore>,
+    },
     /// A header-time rejection whose response needs fresh random bytes (48-byte layout).
     Reject(Rejected),
 }
@@ -32,6 +50,7 @@ pub(crate) enum Work {
 #[derive(Debug)]
 pub struct Job {
     pub(crate) origin: Origin,
+    pub(crate) lane: Lane,
     pub(crate) raida_id: u8,
     /// When the connection was accepted or the datagram received.
     pub(crate) started: Timestamp,
@@ -46,6 +65,13 @@ impl Job {
         self.origin
     }
 
+    /// Whether the job runs a long-running command ([`Runs::Long`](crate::Runs::Long)):
+    /// the driver runs it on its long-running pool, never on the workers short jobs
+    /// need.
+    pub fn is_long(&self) -> bool {
+        self.lane == Lane::Long
+    }
+
     /// Runs the job: body checks and decryption, the command, the response. `now` is
     /// when the response is built (for its microseconds field), `random` the fresh
     /// bytes of a 48-byte response, `scratch` a reusable buffer for the command output.
@@ -58,15 +84,29 @@ impl Job {
         let elapsed = elapsed_micros(self.started, now);
         let Job {
             origin,
+            lane,
             raida_id,
             started,
             work,
             mut out,
         } = self;
         let (status, body) = match work {
-            Work::Serve { admitted, mut body } => {
+            Work::Serve {
+                admitted,
+                mut body,
+                arrival,
+                store,
+            } => {
                 let status = codec::serve_admitted(
-                    raida_id, &admitted, &mut body, elapsed, random, scratch, &mut out,
+                    raida_id,
+                    &admitted,
+                    &arrival,
+                    store.as_ref(),
+                    &mut body,
+                    elapsed,
+                    random,
+                    scratch,
+                    &mut out,
                 );
                 (status, body)
             }
@@ -77,6 +117,7 @@ impl Job {
         };
         Completion {
             origin,
+            lane,
             status,
             started,
             response: out,
@@ -91,6 +132,7 @@ impl Job {
 #[derive(Debug)]
 pub struct Completion {
     pub(crate) origin: Origin,
+    pub(crate) lane: Lane,
     pub(crate) status: StatusByte,
     /// When the connection was accepted or the datagram received (for the latency).
     pub(crate) started: Timestamp,

@@ -16,14 +16,17 @@ use crate::codec::{
     self, check_header, header_len, Admitted, HeaderRules, Rejected, RequestHeader,
     LONG_HEADER_LEN, PREFIX_LEN, SHORT_HEADER_LEN,
 };
-use crate::command::CommandRegistry;
+use std::sync::Arc;
+
+use crate::codec::Arrival;
+use crate::command::{CommandRegistry, Runs};
 use crate::keys::KeyStore;
 use crate::metrics::{LatencyHistogram, Transport};
 use crate::status::{Status, StatusByte};
 use crate::Timestamp;
 
 use conn::{Conn, State};
-use job::{elapsed_micros, Work};
+use job::{elapsed_micros, Lane, Work};
 pub use job::{Completion, Job, Origin};
 pub use service::{AcceptStop, Accepting, ConnSocket, Io, Listener, Serviced};
 use timers::{Deadline, Timers};
@@ -43,8 +46,14 @@ pub struct EngineConfig {
     pub max_body_size: usize,
     /// From accept until the request is complete, and again for writing the response.
     pub socket_timeout: Duration,
-    /// Jobs in flight at most (the completion queue's capacity).
+    /// Jobs in flight at most (the completion queue's capacity), long-running
+    /// commands' aside.
     pub mod_queue_size: usize,
+    /// Jobs of long-running commands ([`Runs::Long`]) in flight at most, apart from
+    /// `mod_queue_size`: they run on a pool of their own, so they can never hold the
+    /// workers or the admission short requests need. Beyond it they wait in arrival
+    /// order (TCP), or are answered 160 once as many wait again (UDP).
+    pub long_jobs: usize,
     /// UDP: only the first this-many bytes of a datagram are kept.
     pub udp_payload_threshold: usize,
     /// How long a closing connection reads and discards before it is closed anyway.
@@ -54,14 +63,12 @@ pub struct EngineConfig {
     pub buffer_pool: usize,
     /// See `buffer_pool`.
     pub max_pooled_capacity: usize,
-    /// Cheap commands (echo, version: [`Command::runs_inline`]) whose request is
+    /// Cheap commands (echo, version: [`Runs::Inline`]) whose request is
     /// encrypted run on the engine's thread too when their body is at most this many
     /// bytes and the engine holds random bytes for the response
     /// ([`Engine::handle_random`]): AES and HMAC over a few dozen bytes cost about a
     /// microsecond, far less than handing the job to a worker and back. 0: encrypted
     /// requests always go to the workers.
-    ///
-    /// [`Command::runs_inline`]: crate::Command::runs_inline
     pub inline_crypto_max_body: usize,
     /// Most reads [`Engine::service`] makes on one connection per call before it
     /// queues the connection behind the others ([`Serviced::Budget`]): a peer that
@@ -85,6 +92,7 @@ impl Default for EngineConfig {
             max_body_size: 65_536,
             socket_timeout: Duration::from_secs(2),
             mod_queue_size: 1024,
+            long_jobs: 16,
             udp_payload_threshold: 1024,
             linger: Duration::from_millis(500),
             buffer_pool: 1024,
@@ -131,6 +139,9 @@ pub enum Accept {
 }
 
 /// What the driver must do, drained with [`Engine::poll_output`] after every input.
+// A job travels by value (boxing it would allocate once per request); the queue of
+// outputs is short-lived and small.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 #[must_use]
 pub enum Output {
@@ -261,7 +272,7 @@ pub struct Engine {
     config: EngineConfig,
     rules: HeaderRules,
     commands: CommandRegistry,
-    keys: Box<dyn KeyStore>,
+    keys: Arc<dyn KeyStore>,
     conns: Slab<Conn>,
     next_generation: u64,
     /// Connection deadlines: (when, slab index, generation), one FIFO per duration.
@@ -270,6 +281,9 @@ pub struct Engine {
     /// Jobs that found admission full, in arrival order.
     waiting: VecDeque<Job>,
     in_flight: usize,
+    /// The same for long-running commands' jobs (`long_jobs`).
+    long_waiting: VecDeque<Job>,
+    long_in_flight: usize,
     /// The UDP reader stopped because admission was full; resume it when room frees.
     udp_paused: bool,
     pool: Vec<Vec<u8>>,
@@ -288,8 +302,10 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine with no connection, serving `commands` with keys from `keys`.
-    pub fn new(config: EngineConfig, commands: CommandRegistry, keys: Box<dyn KeyStore>) -> Engine {
+    /// An engine with no connection, serving `commands` with keys from `keys` (shared
+    /// with other engines and with the handlers, which reach it through their request
+    /// context).
+    pub fn new(config: EngineConfig, commands: CommandRegistry, keys: Arc<dyn KeyStore>) -> Engine {
         let rules = HeaderRules {
             raida_id: config.raida_id,
             coin_id: config.coin_id,
@@ -306,6 +322,8 @@ impl Engine {
             outputs: VecDeque::new(),
             waiting: VecDeque::new(),
             in_flight: 0,
+            long_waiting: VecDeque::new(),
+            long_in_flight: 0,
             udp_paused: false,
             pool: Vec::new(),
             random: Vec::new(),
@@ -330,7 +348,7 @@ impl Engine {
 
     /// The key store (for its own statistics).
     pub fn keys(&self) -> &dyn KeyStore {
-        self.keys.as_ref()
+        &*self.keys
     }
 
     /// Open TCP connections.
@@ -345,7 +363,12 @@ impl Engine {
 
     /// Jobs waiting for admission.
     pub fn waiting(&self) -> usize {
-        self.waiting.len()
+        self.waiting.len() + self.long_waiting.len()
+    }
+
+    /// Jobs of long-running commands in flight (apart from [`in_flight`](Self::in_flight)).
+    pub fn long_in_flight(&self) -> usize {
+        self.long_in_flight
     }
 
     /// True when the engine holds no connection, no job, no timer and no output:
@@ -354,6 +377,8 @@ impl Engine {
         self.conns.is_empty()
             && self.in_flight == 0
             && self.waiting.is_empty()
+            && self.long_in_flight == 0
+            && self.long_waiting.is_empty()
             && self.timers.live() == 0
             && self.outputs.is_empty()
             && self.accept_paused_until.is_none()
@@ -420,7 +445,7 @@ impl Engine {
     // ----- inputs -------------------------------------------------------------------
 
     /// A connection was accepted from `peer`.
-    pub fn handle_accept(&mut self, _peer: SocketAddr, now: Timestamp) -> Accept {
+    pub fn handle_accept(&mut self, peer: SocketAddr, now: Timestamp) -> Accept {
         if self.conns.len() >= self.config.max_connections {
             self.counters.refused += 1;
             self.count_response(Status::RequestRate.into(), Transport::Tcp, now, now);
@@ -429,7 +454,7 @@ impl Engine {
         self.counters.accepted += 1;
         let generation = self.next_generation;
         self.next_generation += 1;
-        let index = self.conns.insert(Conn::new(generation, now));
+        let index = self.conns.insert(Conn::new(generation, peer, now));
         let id = ConnId {
             index: index as u32,
             generation,
@@ -559,13 +584,7 @@ impl Engine {
             return;
         };
         let origin = Origin::Udp(peer);
-        match check_header(
-            &header,
-            &self.rules,
-            &self.commands,
-            self.keys.as_mut(),
-            now,
-        ) {
+        match check_header(&header, &self.rules, &self.commands, &*self.keys, now) {
             Err(rejected) => self.reject(origin, now, rejected),
             Ok(admitted) => {
                 let rest = &kept[header.len()..];
@@ -591,7 +610,10 @@ impl Engine {
     /// connection still lives (same index and generation) and waits for it; otherwise
     /// it is dropped and counted.
     pub fn handle_completion(&mut self, completion: Completion, now: Timestamp) {
-        self.in_flight = self.in_flight.saturating_sub(1);
+        match completion.lane {
+            Lane::Short => self.in_flight = self.in_flight.saturating_sub(1),
+            Lane::Long => self.long_in_flight = self.long_in_flight.saturating_sub(1),
+        }
         self.admit_waiting();
         self.finish(completion, now);
     }
@@ -705,13 +727,7 @@ impl Engine {
     }
 
     fn header_complete(&mut self, id: ConnId, header: RequestHeader, now: Timestamp) {
-        let checked = check_header(
-            &header,
-            &self.rules,
-            &self.commands,
-            self.keys.as_mut(),
-            now,
-        );
+        let checked = check_header(&header, &self.rules, &self.commands, &*self.keys, now);
         match checked {
             Err(rejected) => {
                 // Answer at once: an unknown key or a bad header never waits for a body.
@@ -758,9 +774,37 @@ impl Engine {
     /// queue it when admission is full).
     fn dispatch(&mut self, origin: Origin, now: Timestamp, admitted: Admitted, body: Vec<u8>) {
         let started = self.started(origin, now);
+        let runs = admitted.handler.runs();
+        let lane = if runs == Runs::Long {
+            Lane::Long
+        } else {
+            Lane::Short
+        };
+        if lane == Lane::Long
+            && matches!(origin, Origin::Udp(_))
+            && self.long_in_flight >= self.config.long_jobs
+            && self.long_waiting.len() >= self.config.long_jobs
+        {
+            // As many long requests wait as run: over UDP (which has no connection to
+            // hold them) the next is refused, once, with 160.
+            recycle(&mut self.pool, &self.config, body);
+            let busy = Rejected {
+                status: Status::RequestRate,
+                reply: admitted.reply,
+            };
+            return self.reject(origin, now, busy);
+        }
+        let arrival = Arrival {
+            peer: self.peer_of(origin),
+            transport: match origin {
+                Origin::Tcp(_) => Transport::Tcp,
+                Origin::Udp(_) => Transport::Udp,
+            },
+            at: now,
+        };
         // Cheap commands run on this thread: unencrypted ones always; encrypted ones
         // with a small body when random bytes for a 48-byte response are at hand.
-        let random = if !admitted.handler.runs_inline() {
+        let random = if runs != Runs::Inline {
             None
         } else if admitted.encryption == codec::Encryption::None {
             Some([0; codec::RANDOM_LEN])
@@ -774,9 +818,15 @@ impl Engine {
         };
         let job = Job {
             origin,
+            lane,
             raida_id: self.config.raida_id,
             started,
-            work: Work::Serve { admitted, body },
+            work: Work::Serve {
+                admitted,
+                body,
+                arrival,
+                store: Arc::clone(&self.keys),
+            },
             out: take_buffer(&mut self.pool, 0),
         };
         if let Some(random) = random {
@@ -800,6 +850,7 @@ impl Engine {
             }
             let job = Job {
                 origin,
+                lane: Lane::Short,
                 raida_id: self.config.raida_id,
                 started,
                 work: Work::Reject(rejected),
@@ -825,6 +876,7 @@ impl Engine {
         codec::write_rejection(&mut out, self.config.raida_id, rejected, elapsed, random);
         let completion = Completion {
             origin,
+            lane: Lane::Short,
             status: rejected.status.into(),
             started,
             response: out,
@@ -838,6 +890,7 @@ impl Engine {
     fn finish(&mut self, completion: Completion, now: Timestamp) {
         let Completion {
             origin,
+            lane: _,
             status,
             started,
             response,
@@ -884,6 +937,16 @@ impl Engine {
     }
 
     fn submit(&mut self, job: Job) {
+        if job.lane == Lane::Long {
+            if self.long_in_flight < self.config.long_jobs {
+                self.long_in_flight += 1;
+                self.outputs.push_back(Output::Job(job));
+            } else {
+                self.counters.admission_waits += 1;
+                self.long_waiting.push_back(job);
+            }
+            return;
+        }
         #[allow(unused_mut)]
         let mut bound = self.config.mod_queue_size;
         // Planted bug for the mutant runner (never in a normal build): admission past
@@ -907,20 +970,26 @@ impl Engine {
         }
     }
 
-    /// Starts waiting jobs, oldest first, while there is room.
+    /// Starts waiting jobs, oldest first, while there is room (in both lanes).
     fn admit_waiting(&mut self) {
         while self.in_flight < self.config.mod_queue_size {
             let Some(job) = self.waiting.pop_front() else {
                 break;
             };
-            if let Origin::Tcp(id) = job.origin {
-                if live_mut(&mut self.conns, id).is_none() {
-                    // Its connection is gone: nobody waits for the answer.
-                    self.counters.late_completions_dropped += 1;
-                    continue;
-                }
+            if self.is_orphan(&job) {
+                continue;
             }
             self.in_flight += 1;
+            self.outputs.push_back(Output::Job(job));
+        }
+        while self.long_in_flight < self.config.long_jobs {
+            let Some(job) = self.long_waiting.pop_front() else {
+                break;
+            };
+            if self.is_orphan(&job) {
+                continue;
+            }
+            self.long_in_flight += 1;
             self.outputs.push_back(Output::Job(job));
         }
         if self.udp_paused && self.in_flight < self.config.mod_queue_size {
@@ -940,6 +1009,28 @@ impl Engine {
         let deadline = now.saturating_add(self.config.socket_timeout);
         self.set_deadline(id, Some((deadline, Deadline::SocketTimeout)));
         self.wake(id);
+    }
+
+    /// A waiting job whose connection is gone: nobody waits for its answer (counted).
+    fn is_orphan(&mut self, job: &Job) -> bool {
+        match job.origin {
+            Origin::Tcp(id) if !self.is_live(id) => {
+                self.counters.late_completions_dropped += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The client's address: the connection's peer, or the datagram's sender.
+    fn peer_of(&self, origin: Origin) -> SocketAddr {
+        match origin {
+            Origin::Tcp(id) => self
+                .conns
+                .get(id.index())
+                .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.peer),
+            Origin::Udp(peer) => peer,
+        }
     }
 
     fn started(&self, origin: Origin, now: Timestamp) -> Timestamp {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::{An, KeyStore, LockerIndex, SERIAL_LIMIT};
@@ -176,6 +177,15 @@ pub struct DiskKeyStore {
     data_dir: PathBuf,
     capacity: usize,
     page_ttl: Duration,
+    /// The cache, the locker index and the counters, behind one lock: lookups come
+    /// from every event loop and every worker.
+    cache: Mutex<Cache>,
+}
+
+struct Cache {
+    data_dir: PathBuf,
+    capacity: usize,
+    page_ttl: Duration,
     pages: BTreeMap<PageKey, CachedPage>,
     /// Recency order of `pages`: tick -> page, oldest first.
     recency: BTreeMap<u64, PageKey>,
@@ -187,13 +197,14 @@ pub struct DiskKeyStore {
 /// No page bytes: a key store's `Debug` output must never put an AN into a log.
 impl std::fmt::Debug for DiskKeyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cache = self.lock();
         f.debug_struct("DiskKeyStore")
             .field("data_dir", &self.data_dir)
             .field("capacity", &self.capacity)
             .field("page_ttl", &self.page_ttl)
-            .field("cached_pages", &self.pages.len())
-            .field("lockers", &self.lockers)
-            .field("stats", &self.stats)
+            .field("cached_pages", &cache.pages.len())
+            .field("lockers", &cache.lockers)
+            .field("stats", &cache.stats)
             .finish()
     }
 }
@@ -223,14 +234,19 @@ impl DiskKeyStore {
             }
         }
         Ok(DiskKeyStore {
-            data_dir,
+            data_dir: data_dir.clone(),
             capacity: cache_pages,
             page_ttl,
-            pages: BTreeMap::new(),
-            recency: BTreeMap::new(),
-            next_tick: 0,
-            lockers: LockerIndex::default(),
-            stats: KeyStoreStats::default(),
+            cache: Mutex::new(Cache {
+                data_dir,
+                capacity: cache_pages,
+                page_ttl,
+                pages: BTreeMap::new(),
+                recency: BTreeMap::new(),
+                next_tick: 0,
+                lockers: LockerIndex::default(),
+                stats: KeyStoreStats::default(),
+            }),
         })
     }
 
@@ -256,30 +272,37 @@ impl DiskKeyStore {
 
     /// Pages (and absences) cached now; never more than [`cache_capacity`](Self::cache_capacity).
     pub fn cached_pages(&self) -> usize {
-        self.pages.len()
+        self.lock().pages.len()
     }
 
     /// The counters since the store was opened.
     pub fn stats(&self) -> KeyStoreStats {
-        self.stats
+        self.lock().stats
     }
 
     /// Registers a locker, indexed by the first 5 bytes of its AN (the prefix type-2
     /// requests carry). A later locker with the same prefix replaces this one.
-    pub fn insert_locker(&mut self, an: An) {
-        self.lockers.insert(an);
+    pub fn insert_locker(&self, an: An) {
+        self.lock().lockers.insert(an);
     }
 
     /// Forgets the locker with AN prefix `prefix`, returning its AN if there was one.
-    pub fn remove_locker(&mut self, prefix: &[u8; 5]) -> Option<An> {
-        self.lockers.remove(prefix)
+    pub fn remove_locker(&self, prefix: &[u8; 5]) -> Option<An> {
+        self.lock().lockers.remove(prefix)
     }
 
     /// How many lockers are registered.
     pub fn locker_count(&self) -> usize {
-        self.lockers.len()
+        self.lock().lockers.len()
     }
 
+    fn lock(&self) -> MutexGuard<'_, Cache> {
+        // A lookup is self-contained: a panic elsewhere leaves the cache consistent.
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Cache {
     fn take_tick(&mut self) -> u64 {
         let tick = self.next_tick;
         self.next_tick = self.next_tick.wrapping_add(1);
@@ -338,21 +361,22 @@ impl DiskKeyStore {
 }
 
 impl KeyStore for DiskKeyStore {
-    fn coin_an(&mut self, denomination: i8, serial: u32, now: Timestamp) -> Option<An> {
-        self.stats.lookups += 1;
+    fn coin_an(&self, denomination: i8, serial: u32, now: Timestamp) -> Option<An> {
+        let mut cache = self.lock();
+        cache.stats.lookups += 1;
         let Some((key, record)) = locate(denomination, serial) else {
-            self.stats.out_of_range += 1;
+            cache.stats.out_of_range += 1;
             return None;
         };
-        self.lookup(key, record, now)
+        cache.lookup(key, record, now)
     }
 
-    fn locker_an(&mut self, prefix: &[u8; 5], _now: Timestamp) -> Option<An> {
-        self.lockers.get(prefix)
+    fn locker_an(&self, prefix: &[u8; 5], _now: Timestamp) -> Option<An> {
+        self.lock().lockers.get(prefix)
     }
 
     fn cache_stats(&self) -> Option<KeyStoreStats> {
-        Some(self.stats)
+        Some(self.lock().stats)
     }
 }
 
@@ -399,7 +423,7 @@ mod tests {
     fn debug_output_holds_no_page_bytes() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("Data")).expect("mkdir");
-        let mut store = DiskKeyStore::open(dir.path(), 4, DEFAULT_PAGE_TTL).expect("open");
+        let store = DiskKeyStore::open(dir.path(), 4, DEFAULT_PAGE_TTL).expect("open");
         store.insert_locker([0x5a; 16]);
         let text = format!("{store:?}");
         assert!(!text.contains("90, 90"), "{text}");

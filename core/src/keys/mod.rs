@@ -35,17 +35,49 @@ pub type An = [u8; 16];
 /// section 11: a key must never come from another coin).
 pub const SERIAL_LIMIT: u32 = 1 << 26;
 
-/// The key lookups header validation needs. Lookups run on the event-loop thread when
-/// a header is complete, so an implementation answers from memory in the common case.
+/// A coin as requests and the store name it: denomination (a signed byte, -8..=6 on a
+/// deployed RAIDA) and serial number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CoinId {
+    /// The denomination, sent as one signed byte.
+    pub denomination: i8,
+    /// The serial number, sent big-endian in 4 bytes.
+    pub serial: u32,
+}
+
+impl CoinId {
+    /// Coin (`denomination`, `serial`).
+    pub const fn new(denomination: i8, serial: u32) -> CoinId {
+        CoinId {
+            denomination,
+            serial,
+        }
+    }
+
+    /// The coin the 5 bytes `[denomination, serial (big-endian)]` name.
+    pub const fn from_bytes(b: [u8; 5]) -> CoinId {
+        CoinId {
+            denomination: b[0] as i8,
+            serial: u32::from_be_bytes([b[1], b[2], b[3], b[4]]),
+        }
+    }
+}
+
+/// The key store, shared by every event loop and every handler (through the request
+/// context): header validation looks keys up in it on the event-loop thread, and
+/// commands reach it from their workers. Every method takes `&self`, so one store
+/// behind an `Arc` serves them all; implementations synchronise inside.
 ///
-/// `now` lets a caching store decide when a cached page is too old to trust; it never
-/// goes backwards between calls.
-pub trait KeyStore: Send + std::fmt::Debug {
+/// Lookups run on the event-loop thread when a header is complete, so an
+/// implementation answers from memory in the common case. `now` lets a caching store
+/// decide when a cached page is too old to trust; it never goes backwards between
+/// calls from one thread.
+pub trait KeyStore: Send + Sync + std::fmt::Debug {
     /// The AN of coin (`denomination`, `serial`), or `None` when the coin is unknown.
-    fn coin_an(&mut self, denomination: i8, serial: u32, now: Timestamp) -> Option<An>;
+    fn coin_an(&self, denomination: i8, serial: u32, now: Timestamp) -> Option<An>;
 
     /// The AN of the locker whose AN starts with `prefix`, or `None`.
-    fn locker_an(&mut self, prefix: &[u8; 5], now: Timestamp) -> Option<An>;
+    fn locker_an(&self, prefix: &[u8; 5], now: Timestamp) -> Option<An>;
 
     /// What the store's lookups and cache have done so far (for metrics), or `None`
     /// when the store keeps no statistics.

@@ -30,7 +30,7 @@ pub fn config() -> EngineConfig {
 }
 
 pub fn keys() -> MemoryKeyStore {
-    let mut k = MemoryKeyStore::new();
+    let k = MemoryKeyStore::new();
     k.insert_coin(1, 1, AN1);
     k
 }
@@ -135,7 +135,7 @@ impl Harness {
 
     pub fn with(config: EngineConfig, commands: CommandRegistry) -> Harness {
         Harness {
-            engine: Engine::new(config, commands, Box::new(keys())),
+            engine: Engine::new(config, commands, std::sync::Arc::new(keys())),
             now: Timestamp::from_micros(1_000_000),
             socks: BTreeMap::new(),
             jobs: VecDeque::new(),

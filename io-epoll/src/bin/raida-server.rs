@@ -1,5 +1,6 @@
-//! `raida-server`: see `raida_io_epoll::server` and io-epoll/README.md.
+//! `raida-server`: flags and `config.toml` to a configuration, then
+//! `raida_io_epoll::ServerBuilder` (see the crate's documentation and README.md).
 
 fn main() -> std::process::ExitCode {
-    raida_io_epoll::server::main()
+    raida_io_epoll::main()
 }

@@ -1,0 +1,197 @@
+//! The library entry point: build a RAIDA server on raida-net.
+//!
+//! [`ServerBuilder`] takes the configuration, the commands to register and the key
+//! store (or where the default disk store lives), binds every socket, starts the
+//! workers, and returns a [`Server`] that reports its bound addresses, serves until it
+//! is shut down (by a signal, or from any thread through a [`ShutdownHandle`]), and
+//! drains what is in flight exactly as SIGTERM does.
+//!
+//! [`ShutdownHandle`]: crate::ShutdownHandle
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use raida_core::config::Config;
+use raida_core::keys::DiskKeyStore;
+use raida_core::{Command, CommandRegistry, KeyStore, RegisterError, Runs};
+
+use crate::server::Server;
+
+/// Builds a RAIDA server: configuration, commands, key store, signals.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use raida_core::config::Config;
+/// use raida_core::{Command, RequestContext, Status, StatusByte};
+/// use raida_io_epoll::ServerBuilder;
+///
+/// /// Group 15, command 7: answers the payload back.
+/// #[derive(Debug)]
+/// struct Mirror;
+///
+/// impl Command for Mirror {
+///     fn run(&self, ctx: &RequestContext<'_>, out: &mut Vec<u8>) -> StatusByte {
+///         out.extend_from_slice(ctx.payload);
+///         Status::Success.into()
+///     }
+/// }
+///
+/// let config = Config::default();
+/// let server = ServerBuilder::new(config)
+///     .data_root("/opt/raida/14")
+///     .command(15, 7, Arc::new(Mirror))
+///     .bind()?;
+/// println!("listening tcp={} udp={}", server.tcp_addr(), server.udp_addr());
+/// let stop = server.shutdown_handle();
+/// std::thread::spawn(move || {
+///     std::thread::sleep(std::time::Duration::from_secs(60));
+///     stop.shutdown(); // the same drain as SIGTERM
+/// });
+/// server.serve()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// By default the server registers the built-in commands (echo 0/0, version 0/1),
+/// serves the on-disk key store under the data root (`<data root>/Data`, PROTOCOL.md
+/// section 10), and installs handlers for SIGINT and SIGTERM (the first drains, the
+/// second exits at once).
+#[must_use]
+pub struct ServerBuilder {
+    config: Config,
+    data_root: PathBuf,
+    commands: Vec<(u8, u8, Arc<dyn Command>)>,
+    store: Option<Arc<dyn KeyStore>>,
+    signals: bool,
+}
+
+impl std::fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let commands: Vec<(u8, u8)> = self.commands.iter().map(|(g, c, _)| (*g, *c)).collect();
+        f.debug_struct("ServerBuilder")
+            .field("data_root", &self.data_root)
+            .field("commands", &commands)
+            .field("store", &self.store.is_some())
+            .field("signals", &self.signals)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a server could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A command could not be registered: a group above 15, or a (group, command)
+    /// that has a handler already (a built-in, or one registered twice).
+    #[error("command ({group}, {command}): {source}")]
+    Command {
+        /// The group.
+        group: u8,
+        /// The command.
+        command: u8,
+        /// Why.
+        #[source]
+        source: RegisterError,
+    },
+    /// The default key store could not be opened.
+    #[error("key store: {0}")]
+    Store(#[source] raida_core::keys::KeyStoreError),
+    /// A socket, the poller, a thread or the signal handlers could not be set up.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being set up.
+        what: String,
+        /// The system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl BuildError {
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
+        let what = what.into();
+        move |source| BuildError::Io { what, source }
+    }
+}
+
+impl ServerBuilder {
+    /// A builder for a server with `config`, the built-in commands, the disk key store
+    /// under the current directory, and signal handlers.
+    pub fn new(config: Config) -> ServerBuilder {
+        ServerBuilder {
+            config,
+            data_root: PathBuf::from("."),
+            commands: Vec::new(),
+            store: None,
+            signals: true,
+        }
+    }
+
+    /// The directory holding `Data/` for the default disk key store.
+    pub fn data_root(mut self, dir: impl Into<PathBuf>) -> ServerBuilder {
+        self.data_root = dir.into();
+        self
+    }
+
+    /// Registers `handler` for (`group`, `command`). Taking a pair that has a handler
+    /// (a built-in, or one registered before) is an error when building, never a
+    /// silent replacement.
+    pub fn command(mut self, group: u8, command: u8, handler: Arc<dyn Command>) -> ServerBuilder {
+        self.commands.push((group, command, handler));
+        self
+    }
+
+    /// Serves keys from `store` (shared by every event loop and every handler) instead
+    /// of the disk store under the data root.
+    pub fn store(mut self, store: Arc<dyn KeyStore>) -> ServerBuilder {
+        self.store = Some(store);
+        self
+    }
+
+    /// Whether to install handlers for SIGINT and SIGTERM (default true). An embedder
+    /// that owns its signals says false and stops the server through its
+    /// [`ShutdownHandle`](crate::ShutdownHandle).
+    pub fn handle_signals(mut self, install: bool) -> ServerBuilder {
+        self.signals = install;
+        self
+    }
+
+    /// The commands the server will serve: the built-ins (echo, version), then what
+    /// was registered, in order.
+    fn registry(&self) -> Result<CommandRegistry, BuildError> {
+        let mut registry = CommandRegistry::with_builtins();
+        for (group, command, handler) in &self.commands {
+            registry
+                .register(*group, *command, Arc::clone(handler))
+                .map_err(|source| BuildError::Command {
+                    group: *group,
+                    command: *command,
+                    source,
+                })?;
+        }
+        Ok(registry)
+    }
+
+    /// Registers the commands, opens the store, binds the sockets, starts the workers
+    /// (and the signal thread, unless told not to): everything but serving.
+    pub fn bind(self) -> Result<Server, BuildError> {
+        let registry = self.registry()?;
+        let long = self
+            .commands
+            .iter()
+            .any(|(_, _, handler)| handler.runs() == Runs::Long);
+        let store = match self.store {
+            Some(store) => store,
+            None => {
+                let network = &self.config.network;
+                let disk = DiskKeyStore::open(
+                    &self.data_root,
+                    network.key_page_cache_pages,
+                    network.key_page_ttl(),
+                )
+                .map_err(BuildError::Store)?;
+                Arc::new(disk)
+            }
+        };
+        Server::bind(self.config, registry, store, long, self.signals)
+    }
+}
