@@ -16,7 +16,7 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
@@ -34,24 +34,47 @@ pub const GENEROUS: Duration = Duration::from_secs(20);
 /// The `raida-server` binary (see the crate docs; `RAIDA_SERVER_BIN` overrides).
 pub fn server_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| workspace_binary("raida-io-epoll", "raida-server", "RAIDA_SERVER_BIN"))
-        .clone()
+    BIN.get_or_init(|| {
+        workspace_binary(
+            "raida-io-epoll",
+            Built::Bin("raida-server"),
+            "RAIDA_SERVER_BIN",
+        )
+    })
+    .clone()
 }
 
 /// The `raida` CLI binary (`RAIDA_CLI_BIN` overrides).
 pub fn cli_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| workspace_binary("raida-client", "raida", "RAIDA_CLI_BIN"))
+    BIN.get_or_init(|| workspace_binary("raida-client", Built::Bin("raida"), "RAIDA_CLI_BIN"))
         .clone()
 }
 
-/// Builds `bin` of `package` into the target directory and profile of the running test
-/// (a no-op when it is up to date) and returns its path, unless `env_override` names one.
-fn workspace_binary(package: &str, bin_name: &str, env_override: &str) -> PathBuf {
+/// Example `name` of `package`, built like [`server_binary`] (no override).
+pub fn example_binary(package: &str, name: &str) -> PathBuf {
+    workspace_binary(package, Built::Example(name), "")
+}
+
+/// What [`workspace_binary`] builds.
+#[derive(Clone, Copy, Debug)]
+enum Built<'a> {
+    Bin(&'a str),
+    Example(&'a str),
+}
+
+/// Builds `built` of `package` into the target directory and profile of the running
+/// test (a no-op when it is up to date) and returns its path, unless `env_override`
+/// names one.
+fn workspace_binary(package: &str, built: Built<'_>, env_override: &str) -> PathBuf {
     {
-        if let Some(bin) = std::env::var_os(env_override) {
+        if let Some(bin) = std::env::var_os(env_override).filter(|_| !env_override.is_empty()) {
             return PathBuf::from(bin);
         }
+        let (kind, bin_name) = match built {
+            Built::Bin(name) => ("--bin", name),
+            Built::Example(name) => ("--example", name),
+        };
         let exe = std::env::current_exe().expect("test executable path");
         // <target>/<profile>/deps/<test-exe>
         let profile_dir = exe
@@ -72,7 +95,7 @@ fn workspace_binary(package: &str, bin_name: &str, env_override: &str) -> PathBu
             .expect("workspace root");
         let mut cmd = Command::new(cargo);
         cmd.current_dir(workspace)
-            .args(["build", "-p", package, "--bin", bin_name])
+            .args(["build", "-p", package, kind, bin_name])
             .arg("--target-dir")
             .arg(target_dir);
         match profile {
@@ -87,9 +110,12 @@ fn workspace_binary(package: &str, bin_name: &str, env_override: &str) -> PathBu
         let status = cmd.status().expect("run cargo build");
         assert!(
             status.success(),
-            "cargo build -p {package} --bin {bin_name} failed"
+            "cargo build -p {package} {kind} {bin_name} failed"
         );
-        let bin = profile_dir.join(bin_name);
+        let bin = match built {
+            Built::Bin(_) => profile_dir.join(bin_name),
+            Built::Example(_) => profile_dir.join("examples").join(bin_name),
+        };
         assert!(bin.exists(), "{} missing after build", bin.display());
         bin
     }
@@ -113,6 +139,8 @@ pub struct Server {
     stderr: Arc<Mutex<String>>,
     /// Its stdout lines after the first, as they come.
     stdout_lines: mpsc::Receiver<String>,
+    /// Its standard input, when started with [`Server::start_program`].
+    stdin: Option<ChildStdin>,
 }
 
 /// The output of a server that exited (or was stopped).
@@ -127,16 +155,21 @@ pub struct Finished {
 }
 
 fn spawn(args: &[&str], dir: Option<&Path>) -> Child {
-    let mut cmd = Command::new(server_binary());
+    spawn_program(&server_binary(), args, dir, Stdio::null())
+}
+
+fn spawn_program(program: &Path, args: &[&str], dir: Option<&Path>, stdin: Stdio) -> Child {
+    let mut cmd = Command::new(program);
     cmd.args(args)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env("RUST_LOG", "info");
     if let Some(dir) = dir {
         cmd.current_dir(dir);
     }
-    cmd.spawn().expect("spawn raida-server")
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()))
 }
 
 fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
@@ -177,7 +210,30 @@ impl Server {
     /// Starts `raida-server` with exactly `args` (in `dir`, if given) and waits for its
     /// `listening` line.
     pub fn start_with(args: &[&str], dir: Option<&Path>) -> Server {
-        let mut child = spawn(args, dir);
+        Server::started(spawn(args, dir))
+    }
+
+    /// Starts another server `program` (an example, a test binary) with `args` and a
+    /// piped standard input ([`Server::send_line`]), and waits for its `listening`
+    /// line.
+    pub fn start_program(program: &Path, args: &[&str]) -> Server {
+        let mut child = spawn_program(program, args, None, Stdio::piped());
+        let stdin = child.stdin.take();
+        let mut server = Server::started(child);
+        server.stdin = stdin;
+        server
+    }
+
+    /// Writes `line` and a newline to the server's standard input.
+    pub fn send_line(&mut self, line: &str) {
+        use std::io::Write as _;
+        let stdin = self.stdin.as_mut().expect("started with start_program");
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .expect("write to the server's stdin");
+    }
+
+    fn started(mut child: Child) -> Server {
         let stderr = collect(child.stderr.take().expect("piped stderr"));
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
@@ -206,6 +262,7 @@ impl Server {
             udp,
             stderr,
             stdout_lines: rx,
+            stdin: None,
         }
     }
 

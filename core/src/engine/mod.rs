@@ -148,8 +148,7 @@ pub enum Output {
     /// Run this job on a worker and hand its completion back.
     Job(Job),
     /// The connection wants I/O it may already be ready for (edge-triggered readiness
-    /// will not repeat): service it now, through [`Engine::recv_buf`] and
-    /// [`Engine::send_buf`], until both are `None` or the socket would block.
+    /// will not repeat): service it now, with [`Engine::service`].
     Wake(ConnId),
     /// Deregister and close the connection's socket; the id is dead from now on.
     Close(ConnId),
@@ -240,27 +239,27 @@ impl Default for Counters {
 /// and carries out its outputs:
 ///
 /// - **Inputs** (`handle_*`), each with the current time `now`, which must never go
-///   backwards between calls:
-///   [`handle_accept`](Self::handle_accept) for every accepted connection (accept until
-///   the listener would block, and service each accepted connection at once: its first
-///   bytes may already be there, and edge-triggered readiness will not report them); [`handle_received`](Self::handle_received) after reading
-///   into the buffer [`recv_buf`](Self::recv_buf) lent, which is exactly the bytes the
-///   request still needs (32 header bytes, then the rest of a 48-byte header, then the declared body), so a read
-///   never crosses the end of a request; [`handle_eof`](Self::handle_eof) when a read
-///   returns 0; [`handle_error`](Self::handle_error) on a socket error;
-///   [`handle_sent`](Self::handle_sent) after writing bytes from
-///   [`send_buf`](Self::send_buf); [`handle_datagram`](Self::handle_datagram) for each
-///   datagram read while [`wants_datagrams`](Self::wants_datagrams);
+///   backwards between calls: [`accept_from`](Self::accept_from) on listener readiness
+///   (it accepts until the listener would block, calls
+///   [`handle_accept`](Self::handle_accept) for each connection and hands it back to the
+///   driver, which registers it and services it at once: its first bytes may already
+///   be there, and edge-triggered readiness will not report them);
+///   [`service`](Self::service) on a connection's readiness or an [`Output::Wake`] (the
+///   one service loop: it reads into buffers lent for exactly the bytes the request
+///   still needs, so a read never crosses the end of a request, writes the response,
+///   shuts down the write side, and discards until the peer's end of stream);
+///   [`handle_error`](Self::handle_error) on a socket error reported outside a read or a
+///   write; [`handle_datagram`](Self::handle_datagram) for each datagram read while
+///   [`wants_datagrams`](Self::wants_datagrams);
 ///   [`handle_completion`](Self::handle_completion) for each finished [`Job`];
 ///   [`handle_timeout`](Self::handle_timeout) when [`poll_timeout`](Self::poll_timeout)
 ///   passes (extra calls are harmless).
-/// - **Outputs**: after *every* input, drain [`poll_output`](Self::poll_output) until it
+/// - **Outputs**: after every input, drain [`poll_output`](Self::poll_output) until it
 ///   returns `None`, then ask [`poll_timeout`](Self::poll_timeout) for the next deadline.
 ///   Output left in the queue is a stranded response.
-/// - **Servicing a connection**: on readiness or an [`Output::Wake`], loop: while
-///   `recv_buf` lends a buffer, read into it (stop at would-block); while `send_buf`
-///   has bytes, write them (stop at would-block); stop when neither wants anything.
-///   Interest follows from state; the driver tracks none of its own.
+/// - **Interest** follows from state; the driver tracks none of its own: it registers
+///   every connection for both directions and calls [`service`](Self::service) on any
+///   readiness.
 /// - **Identity**: connections are named by [`ConnId`] (slab index and generation).
 ///   Inputs and completions for a dead id are ignored (completions are counted).
 ///   After [`Output::Close`] the driver closes the socket before the next accept, so
