@@ -53,6 +53,12 @@ pub fn declared_body_len(header: &[u8]) -> usize {
     }
 }
 
+/// The name PROTOCOL.md gives a status byte (`SUCCESS`, `INVALID_CRC`, ...), or
+/// `UNKNOWN` for a code the network layer does not define (a command's own).
+pub fn status_name(status: StatusByte) -> &'static str {
+    Status::from_code(status.0).map_or("UNKNOWN", Status::name)
+}
+
 /// The fields of a verified response header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ResponseHeader {
