@@ -7,7 +7,7 @@
 //! One module per subcommand, each a clap `Args` type whose doc comment is its help
 //! and whose `run` does it; `target` (where to send, how to encrypt), `call` (one
 //! request, one printed reply), `exit` and `output` are what they share. A new
-//! subcommand is a new module and one line in [`subcommands!`]'s list.
+//! subcommand is a new module and one line in the `subcommands!` list below.
 
 mod bench;
 mod call;
