@@ -29,7 +29,7 @@ pub use error::{BuildError, ClientError, ErrorKind, RandomError, ResponseError};
 pub use request::{
     BuiltRequest, Coin, Faults, Keys, Request, CHALLENGE_RANDOM_LEN, MAX_REQUEST_BODY, NONCE_LEN,
 };
-pub use response::{declared_body_len, Expect, Response, ResponseHeader};
+pub use response::{declared_body_len, status_name, Expect, Response, ResponseHeader};
 pub use transport::{exchange, exchange_tcp, exchange_udp, Reply, Timeouts, Transport};
 
 pub use raida_core::codec::Encryption;

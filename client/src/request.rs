@@ -119,6 +119,14 @@ impl Keys {
 /// clients. The default is none: a well-formed request. A wrong raida id, shard,
 /// group, command or coin id needs no fault (set the [`Request`] field); an unknown
 /// key neither (name a coin or locker the server does not hold).
+///
+/// The built request's [`Expect`] follows the bytes sent: their header length, type
+/// byte and echo bytes, and a zero signature when the declared body length is 0 (no
+/// challenge is read). Its key and challenge stay the keys' own: when the type byte
+/// names another valid type and a server gets as far as the body under that type, its
+/// answer may carry a signature or body the expectation does not match. The answers
+/// to every other fault verify (`tests/faults.rs` checks each).
+/// [`BuiltRequest::set_echo`] keeps a faulty request as faulty.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Faults {
@@ -363,37 +371,57 @@ impl Request {
         }
         bytes.extend_from_slice(&TRAILER);
         debug_assert_eq!(bytes.len(), hlen + body_len);
+        let mut expect = Expect {
+            header_len: hlen,
+            encryption: enc,
+            type_byte: enc.byte(),
+            key,
+            signature,
+            echo: self.echo,
+        };
         if *faults != Faults::default() {
-            apply_body_faults(&mut bytes, hlen, faults);
+            let kept = apply_body_faults(&mut bytes, hlen, faults);
+            // `set_echo` re-encrypts exactly the content still sent.
+            plain_body.truncate(kept);
+            // A server answers the bytes sent: their header length, type byte and echo
+            // bytes (a header cut or padded to another length has them elsewhere), and
+            // (32-byte layout) a zero signature when it reads no body, so no challenge.
+            expect.type_byte = bytes[16];
+            expect.header_len = header_len(bytes[16]);
+            if expect.header_len == SHORT_HEADER_LEN {
+                expect.echo = [bytes[30], bytes[31]];
+                if bytes[22..24] == [0, 0] {
+                    expect.signature = [0; 16];
+                }
+            } else {
+                expect.echo = [bytes[46], bytes[47]];
+            }
         }
         Ok(BuiltRequest {
             bytes,
             plain_body,
-            expect: Expect {
-                header_len: hlen,
-                encryption: enc,
-                key,
-                signature,
-                echo: self.echo,
-            },
+            expect,
         })
     }
 }
 
 /// The faults that change a built request's body and header layout: the trailer, the
 /// body's length, the encryption byte (and with it the header's length), the declared
-/// body length.
-fn apply_body_faults(bytes: &mut Vec<u8>, hlen: usize, faults: &Faults) {
+/// body length. `hlen` is the header length the keys built. Returns how many bytes of
+/// the body's content (before the trailer) are still sent.
+fn apply_body_faults(bytes: &mut Vec<u8>, hlen: usize, faults: &Faults) -> usize {
     let mut body = bytes.split_off(hlen);
-    let content = body.len() - TRAILER.len();
+    let mut content = body.len() - TRAILER.len();
     if faults.bad_trailer {
         body[content + 1] = 0x3F;
     }
     if let Some(n) = faults.truncate_body.filter(|&n| n < content) {
         body.drain(n..content);
+        content = n;
     }
     if faults.no_body {
         body.clear();
+        content = 0;
     }
     if let Some(b) = faults.encryption_byte {
         bytes[16] = b;
@@ -409,6 +437,7 @@ fn apply_body_faults(bytes: &mut Vec<u8>, hlen: usize, faults: &Faults) {
     };
     bytes[at..at + 2].copy_from_slice(&declared.to_be_bytes());
     bytes.extend_from_slice(&body);
+    content
 }
 
 fn xor16(a: &[u8; 16], b: &[u8; 16]) -> [u8; 16] {
@@ -437,8 +466,9 @@ fn long_iv(header: &[u8]) -> [u8; 16] {
 #[derive(Clone)]
 pub struct BuiltRequest {
     bytes: Vec<u8>,
-    /// Types 1, 2: the body before encryption (trailer excluded), kept so that
-    /// [`BuiltRequest::set_echo`] can re-encrypt under the new IV without allocating.
+    /// Types 1, 2: the body before encryption (trailer excluded; as much of it as
+    /// [`Faults`] left), kept so that [`BuiltRequest::set_echo`] can re-encrypt under
+    /// the new IV without allocating.
     plain_body: Vec<u8>,
     expect: Expect,
 }
@@ -478,10 +508,13 @@ impl BuiltRequest {
             self.bytes[30..32].copy_from_slice(&echo);
             if let ResponseKey::Aes128 { an, iv } = &mut self.expect.key {
                 *iv = short_iv(&self.bytes);
-                let end = self.bytes.len() - TRAILER.len();
-                let body = &mut self.bytes[hlen..end];
-                body.copy_from_slice(&self.plain_body);
-                crypto::aes128_ctr(an, iv, body);
+                // The content right after the header: all of it, or what `Faults` left
+                // (CTR: a prefix re-encrypts to the prefix of the whole).
+                let end = hlen + self.plain_body.len();
+                if let Some(body) = self.bytes.get_mut(hlen..end) {
+                    body.copy_from_slice(&self.plain_body);
+                    crypto::aes128_ctr(an, iv, body);
+                }
             }
         } else {
             self.bytes[46..48].copy_from_slice(&echo);

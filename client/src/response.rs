@@ -26,6 +26,9 @@ pub(crate) enum ResponseKey {
 pub struct Expect {
     pub(crate) header_len: usize,
     pub(crate) encryption: Encryption,
+    /// Request byte 16 as sent: the keys' type unless [`crate::Faults`] replaced it.
+    /// A 48-byte response repeats it in its byte 16.
+    pub(crate) type_byte: u8,
     pub(crate) key: ResponseKey,
     /// 32-byte layout: the signature a response carries once the server read the
     /// challenge (type 0: the challenge; types 1, 2: challenge XOR AN).
@@ -51,6 +54,12 @@ pub fn declared_body_len(header: &[u8]) -> usize {
         Some(s) => (usize::from(s[0]) << 16) | (usize::from(s[1]) << 8) | usize::from(s[2]),
         None => 0,
     }
+}
+
+/// The name PROTOCOL.md gives a status byte (`SUCCESS`, `INVALID_CRC`, ...), or
+/// `UNKNOWN` for a code the network layer does not define (a command's own).
+pub fn status_name(status: StatusByte) -> &'static str {
+    Status::from_code(status.0).map_or("UNKNOWN", Status::name)
 }
 
 /// The fields of a verified response header.
@@ -174,14 +183,14 @@ impl Expect {
                 });
             }
         } else {
-            if h[16] != self.encryption.byte() {
+            if h[16] != self.type_byte {
                 return Err(ResponseError::EncryptionType {
-                    expected: self.encryption.byte(),
+                    expected: self.type_byte,
                     got: h[16],
                 });
             }
-            // A 27 carries 00 00 here; our requests always have a valid type, so a 27
-            // cannot answer them, but it is accepted as the protocol defines it.
+            // A 27 carries 00 00 here (it answers a request with a faulty type byte,
+            // see `Faults::encryption_byte`), as the protocol defines it.
             let tail = [h[46], h[47]];
             let is_27 = status == StatusByte::from(Status::InvalidEncryptionCode);
             if tail != self.echo && !(is_27 && tail == [0, 0]) {

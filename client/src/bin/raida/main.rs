@@ -1,0 +1,69 @@
+//! `raida`: talk to a RAIDA server from the command line.
+//!
+//! Exit status: 0 SUCCESS (250); 1 the server answered another status; 2 bad
+//! command line; 3 transport error or timeout (no response); 4 a response that does
+//! not verify (wrong signature, HMAC, length, echo bytes).
+//!
+//! One module per subcommand, each a clap `Args` type whose doc comment is its help
+//! and whose `run` does it; `target` (where to send, how to encrypt), `call` (one
+//! request, one printed reply), `exit` and `output` are what they share. A new
+//! subcommand is a new module and one line in the `subcommands!` list below.
+
+mod bench;
+mod call;
+mod echo;
+mod exit;
+mod keys;
+mod output;
+mod target;
+mod version;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use exit::{Exit, EXIT_HELP};
+
+/// Talk to a RAIDA server: check it is up, ask its version, load-test it, make demo keys.
+///
+/// Start here: `raida keys demo --data-root ./raida-data` writes a demo key store and
+/// prints its coins' ANs; then, against a server on raida id 0 (port 50000) using that
+/// store: `raida version --enc 4 --coin 1:1 --an <AN of 1:1>`.
+#[derive(Debug, Parser)]
+#[command(name = "raida", version, after_help = EXIT_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+/// Declares the subcommand enum, one variant per `module::Type` (the variant, and so
+/// the subcommand, is named after the type), and dispatches to the type's
+/// `fn run(&self) -> Exit`: the list is the only place a subcommand is registered.
+macro_rules! subcommands {
+    ($($module:ident::$name:ident),* $(,)?) => {
+        #[derive(Debug, Subcommand)]
+        enum Cmd {
+            $($name($module::$name),)*
+        }
+
+        impl Cmd {
+            fn run(&self) -> Exit {
+                match self {
+                    $(Cmd::$name(command) => command.run(),)*
+                }
+            }
+        }
+    };
+}
+
+// In the order `raida --help` lists them.
+subcommands! {
+    echo::Echo,
+    version::Version,
+    bench::Bench,
+    keys::Keys,
+}
+
+fn main() -> ExitCode {
+    Cli::parse().command.run().into()
+}
