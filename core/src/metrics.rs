@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::engine::{Counters, Engine};
-use crate::keys::KeyStoreStats;
+use crate::keys::StoreStats;
 use crate::status::Status;
 
 /// The transport a response went out on.
@@ -137,7 +137,7 @@ pub struct MetricsSnapshot {
     /// Jobs waiting for admission.
     pub jobs_waiting: usize,
     /// The key store's cache statistics, when it keeps any.
-    pub keys: Option<KeyStoreStats>,
+    pub keys: Option<StoreStats>,
     /// Response datagrams the driver dropped because the UDP socket's send buffer
     /// stayed full (a driver-side count; 0 when the driver keeps none).
     pub udp_send_dropped: u64,
@@ -185,7 +185,7 @@ impl MetricsSnapshot {
             open_connections: engine.connection_count(),
             jobs_in_flight: engine.in_flight() + engine.long_in_flight(),
             jobs_waiting: engine.waiting(),
-            keys: engine.keys().cache_stats(),
+            keys: engine.keys().stats(),
             udp_send_dropped: 0,
         }
     }
@@ -318,50 +318,74 @@ impl MetricsSnapshot {
         }
 
         if let Some(k) = &self.keys {
-            let mut counter = |name: &str, help: &str, value: u64| {
+            for (name, help, value) in [
+                ("raida_store_lookups_total", "Header-time coin lookups.", k.lookups),
+                (
+                    "raida_store_lookup_hits_total",
+                    "Lookups answered from memory (known or unknown coin).",
+                    k.hits,
+                ),
+                (
+                    "raida_store_lookup_misses_total",
+                    "Lookups whose page was not in memory (the request waited for a load).",
+                    k.misses,
+                ),
+                (
+                    "raida_store_out_of_range_total",
+                    "Lookups of a coin that can never be known (denomination outside -8..=6, serial >= 2^26).",
+                    k.out_of_range,
+                ),
+                ("raida_store_page_loads_total", "Page files read.", k.loads),
+                (
+                    "raida_store_read_errors_total",
+                    "Page reads that failed with an I/O error (answered 252).",
+                    k.read_errors,
+                ),
+                (
+                    "raida_store_pages_absent_total",
+                    "Page reads that found no complete page.",
+                    k.pages_absent,
+                ),
+                (
+                    "raida_store_evictions_total",
+                    "Pages dropped to stay within the page cache's bound.",
+                    k.evictions,
+                ),
+                (
+                    "raida_store_reloads_total",
+                    "Pages read again because their file changed on disk.",
+                    k.reloads,
+                ),
+                ("raida_store_syncs_total", "Durable syncs of the store's log.", k.syncs),
+                (
+                    "raida_store_records_written_total",
+                    "Coin records written (each covered by a sync).",
+                    k.records_written,
+                ),
+                (
+                    "raida_store_write_errors_total",
+                    "Writes or syncs that failed (answered 252; nothing changed).",
+                    k.write_errors,
+                ),
+            ] {
                 metric_head(&mut out, name, help, "counter");
                 let _ = writeln!(out, "{name} {value}");
-            };
-            counter(
-                "raida_keystore_lookups_total",
-                "Coin key lookups.",
-                k.lookups,
-            );
-            counter(
-                "raida_keystore_cache_hits_total",
-                "Coin key lookups answered from a fresh cached page.",
-                k.hits,
-            );
-            counter(
-                "raida_keystore_cache_misses_total",
-                "Coin key lookups whose page was not cached (one page read).",
-                k.misses,
-            );
-            counter(
-                "raida_keystore_cache_expired_total",
-                "Coin key lookups whose cached page was older than key_page_ttl_ms (re-read).",
-                k.expired,
-            );
-            counter(
-                "raida_keystore_disk_reads_total",
-                "Key page files read.",
-                k.disk_reads,
-            );
-            counter(
-                "raida_keystore_pages_absent_total",
-                "Key page reads that found no complete page.",
-                k.pages_absent,
-            );
-            counter(
-                "raida_keystore_cache_evictions_total",
-                "Cached key pages dropped to stay within key_page_cache_pages.",
-                k.evictions,
-            );
-            counter(
-                "raida_keystore_out_of_range_total",
-                "Coin key lookups of a serial at or above 2^26 (never a coin).",
-                k.out_of_range,
-            );
+            }
+            for (name, help, value) in [
+                (
+                    "raida_store_cached_pages",
+                    "Pages in memory.",
+                    k.cached_pages,
+                ),
+                (
+                    "raida_store_absent_pages",
+                    "Pages known to be absent, remembered apart from real ones.",
+                    k.absent_pages,
+                ),
+            ] {
+                metric_head(&mut out, name, help, "gauge");
+                let _ = writeln!(out, "{name} {value}");
+            }
         }
         out
     }
@@ -428,7 +452,7 @@ mod tests {
             open_connections: 2,
             jobs_in_flight: 1,
             jobs_waiting: 0,
-            keys: Some(KeyStoreStats::default()),
+            keys: Some(StoreStats::default()),
             udp_send_dropped: 0,
         };
         let text = snapshot.render();
@@ -445,7 +469,8 @@ mod tests {
             "raida_response_latency_seconds_bucket{transport=\"tcp\",le=\"+Inf\"} 1",
             "raida_response_latency_seconds_sum{transport=\"tcp\"} 0.0003",
             "raida_response_latency_seconds_count{transport=\"udp\"} 0",
-            "raida_keystore_cache_hits_total 0",
+            "raida_store_lookup_hits_total 0",
+            "raida_store_cached_pages 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -609,11 +609,7 @@ fn responses_and_latency_are_counted_by_transport() {
     assert_eq!((tcp.count(), tcp.sum_micros()), (1, 1234), "from accept");
     assert_eq!((udp.count(), udp.sum_micros()), (2, 0), "from receipt");
     // The type-4 echo looked its coin up once; type 0 and the bad header did not.
-    let stats = h
-        .engine
-        .keys()
-        .cache_stats()
-        .expect("the memory store counts");
+    let stats = h.engine.keys().stats().expect("the memory store counts");
     assert_eq!((stats.lookups, stats.hits), (1, 1));
 }
 

@@ -742,6 +742,7 @@ impl World {
         match origin {
             Origin::Tcp(id) => self.by_conn.get(&id).map(|&sid| self.pipes[sid].cid),
             Origin::Udp(peer) => udp_cid(peer),
+            _ => None,
         }
     }
 
@@ -1225,6 +1226,7 @@ impl World {
                 Some(cid) => (cid, false),
                 None => return self.violate(format!("job for unknown peer {peer}")),
             },
+            other => return self.violate(format!("a job of origin {other:?}")),
         };
         let random = request::job_random(self.knobs.seed, cid);
         let completion = job.run(self.ts(), &random, &mut self.scratch);

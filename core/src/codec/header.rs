@@ -6,7 +6,7 @@ use super::reply::ReplyContext;
 use super::{Encryption, LONG_HEADER_LEN, PREFIX_LEN, SHORT_HEADER_LEN};
 use crate::command::{Command, CommandRegistry, KeyId, MAX_COMMAND_GROUP};
 use crate::crypto;
-use crate::keys::{An, CoinId, KeyStore};
+use crate::keys::{An, CoinId, KeyStore, Lookup, PageId};
 use crate::status::Status;
 use crate::Timestamp;
 
@@ -145,15 +145,6 @@ impl RequestHeader {
         self.bytes[i]
     }
 
-    fn be_u32(&self, at: usize) -> u32 {
-        u32::from_be_bytes([
-            self.bytes[at],
-            self.bytes[at + 1],
-            self.bytes[at + 2],
-            self.bytes[at + 3],
-        ])
-    }
-
     fn array<const N: usize>(&self, at: usize) -> [u8; N] {
         let mut out = [0u8; N];
         out.copy_from_slice(&self.bytes[at..at + N]);
@@ -220,10 +211,40 @@ pub struct Rejected {
     pub reply: ReplyContext,
 }
 
+/// What the header-time checks decided.
+#[derive(Debug)]
+pub(crate) enum HeaderCheck {
+    /// Every check passed.
+    Admitted(Admitted),
+    /// A check failed: answer its status.
+    Rejected(Rejected),
+    /// A key's page is not in memory: park the request until it is loaded, then check
+    /// again.
+    Park(PageId),
+}
+
 /// Runs the header-time checks of PROTOCOL.md section 2 in their order (routing 255,
 /// split 2, raida 3, group 5, shard 4, command 6, coin id 7, encryption type 27, key
 /// lookup 34/25, declared body length 16) and resolves the key. The first failing
-/// rule wins. Runs on the event-loop thread, before any body byte is read.
+/// rule wins. Runs on the event-loop thread, before any body byte is read; a key
+/// whose page is not in memory parks the request (the engine loads it off the loop).
+pub(crate) fn check_header_or_park(
+    h: &RequestHeader,
+    rules: &HeaderRules,
+    commands: &CommandRegistry,
+    keys: &dyn KeyStore,
+    now: Timestamp,
+) -> HeaderCheck {
+    match check(h, rules, commands, keys, now) {
+        Ok(admitted) => HeaderCheck::Admitted(admitted),
+        Err(Fail::Rejected(rejected)) => HeaderCheck::Rejected(rejected),
+        Err(Fail::Park(page)) => HeaderCheck::Park(page),
+    }
+}
+
+/// The header-time checks of [`check_header_or_park`], for callers off the event loop
+/// (clients, tests, models): a key whose page is not in memory is loaded here, blocking
+/// on the store; a page that cannot be read is answered 252 INTERNAL.
 pub fn check_header(
     h: &RequestHeader,
     rules: &HeaderRules,
@@ -231,8 +252,49 @@ pub fn check_header(
     keys: &dyn KeyStore,
     now: Timestamp,
 ) -> Result<Admitted, Rejected> {
+    // A page evicted again between its load and the check is loaded again; a bound
+    // keeps a pathological store from looping.
+    for _ in 0..4 {
+        match check(h, rules, commands, keys, now) {
+            Ok(admitted) => return Ok(admitted),
+            Err(Fail::Rejected(rejected)) => return Err(rejected),
+            Err(Fail::Park(page)) => {
+                if keys.load(page, now).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    Err(unreadable_key(h))
+}
+
+/// The answer to a request whose key's page cannot be read: 252 INTERNAL, with what
+/// the response carries once the rules up to the key lookup have passed.
+pub(crate) fn unreadable_key(h: &RequestHeader) -> Rejected {
     let mut reply = ReplyContext::early(h);
-    let reject = |status, reply| Err(Rejected { status, reply });
+    reply.group = h.group();
+    reply.coins_parsed(h);
+    Rejected {
+        status: Status::Internal,
+        reply,
+    }
+}
+
+/// Why the checks did not admit a header.
+enum Fail {
+    Rejected(Rejected),
+    Park(PageId),
+}
+
+fn check(
+    h: &RequestHeader,
+    rules: &HeaderRules,
+    commands: &CommandRegistry,
+    keys: &dyn KeyStore,
+    now: Timestamp,
+) -> Result<Admitted, Fail> {
+    let mut reply = ReplyContext::early(h);
+    let reject = |status, reply| Err(Fail::Rejected(Rejected { status, reply }));
     if h.byte(0) != 1 {
         return reject(Status::InvalidRouting, reply);
     }
@@ -264,7 +326,8 @@ pub fn check_header(
     reply.coins_parsed(h);
     let key = match resolve_key(h, encryption, keys, now) {
         Ok(key) => key,
-        Err(status) => return reject(status, reply),
+        Err(KeyFail::Status(status)) => return reject(status, reply),
+        Err(KeyFail::Park(page)) => return Err(Fail::Park(page)),
     };
     let body_len = h.declared_body_len();
     if body_len > rules.max_body_size {
@@ -280,12 +343,38 @@ pub fn check_header(
     })
 }
 
+/// Why a key could not be resolved.
+enum KeyFail {
+    /// Answer this status (unknown coin or locker; a page that cannot be read).
+    Status(Status),
+    /// The coin's page is not in memory.
+    Park(PageId),
+}
+
+/// The AN of the coin named by the 5 bytes at `at`; `unknown` is the status of an
+/// unknown coin (34 for types 1, 2; 25 for types 4, 5).
+fn coin_an(
+    h: &RequestHeader,
+    at: usize,
+    unknown: Status,
+    keys: &dyn KeyStore,
+    now: Timestamp,
+) -> Result<An, KeyFail> {
+    let coin = CoinId::from_bytes(h.array::<5>(at));
+    match keys.lookup(coin, now) {
+        Lookup::Found(an) => Ok(an),
+        Lookup::Unknown => Err(KeyFail::Status(unknown)),
+        Lookup::NotInMemory(page) => Err(KeyFail::Park(page)),
+        Lookup::Unreadable(_) => Err(KeyFail::Status(Status::Internal)),
+    }
+}
+
 fn resolve_key(
     h: &RequestHeader,
     encryption: Encryption,
     keys: &dyn KeyStore,
     now: Timestamp,
-) -> Result<RequestKey, Status> {
+) -> Result<RequestKey, KeyFail> {
     let short_iv = || {
         let mut iv = [0u8; 16];
         iv[..8].copy_from_slice(&h.bytes[24..32]);
@@ -294,33 +383,25 @@ fn resolve_key(
     match encryption {
         Encryption::None => Ok(RequestKey::None),
         Encryption::CoinAes128 => {
-            let an = keys
-                .coin_an(h.byte(17) as i8, h.be_u32(18), now)
-                .ok_or(Status::InvalidEncryption)?;
+            let an = coin_an(h, 17, Status::InvalidEncryption, keys, now)?;
             Ok(RequestKey::Aes128 { an, iv: short_iv() })
         }
         Encryption::LockerAes128 => {
             let an = keys
                 .locker_an(&h.array::<5>(17), now)
-                .ok_or(Status::InvalidEncryption)?;
+                .ok_or(KeyFail::Status(Status::InvalidEncryption))?;
             Ok(RequestKey::Aes128 { an, iv: short_iv() })
         }
         Encryption::CoinAes256 => {
-            let an = keys
-                .coin_an(h.byte(19) as i8, h.be_u32(20), now)
-                .ok_or(Status::EncryptionCoinNotFound)?;
+            let an = coin_an(h, 19, Status::EncryptionCoinNotFound, keys, now)?;
             Ok(RequestKey::Aes256 {
                 key: crypto::sha256(&[&an]),
                 iv: h.array::<16>(24),
             })
         }
         Encryption::TwoCoinAes256 => {
-            let an1 = keys
-                .coin_an(h.byte(19) as i8, h.be_u32(20), now)
-                .ok_or(Status::EncryptionCoinNotFound)?;
-            let an2 = keys
-                .coin_an(h.byte(24) as i8, h.be_u32(25), now)
-                .ok_or(Status::EncryptionCoinNotFound)?;
+            let an1 = coin_an(h, 19, Status::EncryptionCoinNotFound, keys, now)?;
+            let an2 = coin_an(h, 24, Status::EncryptionCoinNotFound, keys, now)?;
             Ok(RequestKey::Aes256 {
                 key: crypto::sha256(&[&an1, &an2]),
                 iv: h.array::<16>(24),

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use crate::codec::{Admitted, LONG_HEADER_LEN};
+use crate::codec::{Admitted, RequestHeader, LONG_HEADER_LEN};
 use crate::Timestamp;
 
 /// Where a connection is in its one request's life.
@@ -13,6 +13,8 @@ pub(crate) enum State {
         buf: [u8; LONG_HEADER_LEN],
         filled: usize,
     },
+    /// Header in, its key's page being loaded: nothing is read until it is.
+    Parked { header: RequestHeader },
     /// Header admitted; reading exactly the declared body.
     ReadBody {
         admitted: Admitted,

@@ -4,19 +4,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::codec::{self, Admitted, Arrival, Rejected, RANDOM_LEN};
-use crate::keys::KeyStore;
-use crate::status::StatusByte;
+use crate::keys::{KeyStore, PageId};
+use crate::status::{Status, StatusByte};
 use crate::Timestamp;
 
 use super::ConnId;
 
 /// Where a job's response goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Origin {
     /// A TCP connection, named by slab index and generation.
     Tcp(ConnId),
     /// A UDP peer.
     Udp(SocketAddr),
+    /// No response: the job loads a page of the store for the requests that wait
+    /// for it.
+    Load(PageId),
 }
 
 /// Which admission bound a job counts against.
@@ -41,6 +45,11 @@ pub(crate) enum Work {
     },
     /// A header-time rejection whose response needs fresh random bytes (48-byte layout).
     Reject(Rejected),
+    /// Loading a page of the store (off the event loop: it may block on the disk).
+    Load {
+        page: PageId,
+        store: Arc<dyn KeyStore>,
+    },
 }
 
 /// A request ready to run, owned and `Send`: it carries everything the worker needs
@@ -113,6 +122,17 @@ impl Job {
             Work::Reject(rejected) => {
                 codec::write_rejection(&mut out, raida_id, &rejected, elapsed, random);
                 (rejected.status.into(), Vec::new())
+            }
+            Work::Load { page, store } => {
+                // A panicking store is a failed load, not a dead worker.
+                let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    store.load(page, now)
+                }));
+                let status = match loaded {
+                    Ok(Ok(())) => Status::Success,
+                    _ => Status::Internal,
+                };
+                (status.into(), Vec::new())
             }
         };
         Completion {

@@ -6,21 +6,21 @@ mod job;
 mod service;
 mod timers;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use slab::Slab;
 
 use crate::codec::{
-    self, check_header, header_len, Admitted, HeaderRules, Rejected, RequestHeader,
-    LONG_HEADER_LEN, PREFIX_LEN, SHORT_HEADER_LEN,
+    self, check_header_or_park, header_len, Admitted, HeaderCheck, HeaderRules, Rejected,
+    RequestHeader, LONG_HEADER_LEN, PREFIX_LEN, SHORT_HEADER_LEN,
 };
 use std::sync::Arc;
 
 use crate::codec::Arrival;
 use crate::command::{CommandRegistry, Runs};
-use crate::keys::KeyStore;
+use crate::keys::{KeyStore, PageId};
 use crate::metrics::{LatencyHistogram, Transport};
 use crate::status::{Status, StatusByte};
 use crate::Timestamp;
@@ -81,6 +81,11 @@ pub struct EngineConfig {
     /// How long accepting pauses when the process is out of descriptors; pending
     /// connections wait in the kernel's backlog meanwhile.
     pub accept_backoff: Duration,
+    /// Datagrams whose key's page is being loaded, held at most (each a copy of at
+    /// most `udp_payload_threshold` bytes). When full, UDP reading pauses until a load
+    /// completes (the kernel's buffer holds the rest). A TCP request waiting for a page
+    /// holds only its header, and its connection's deadline goes on.
+    pub max_parked_datagrams: usize,
 }
 
 impl Default for EngineConfig {
@@ -101,6 +106,7 @@ impl Default for EngineConfig {
             reads_per_service: 16,
             turn_budget: 256,
             accept_backoff: Duration::from_millis(100),
+            max_parked_datagrams: 1024,
         }
     }
 }
@@ -201,6 +207,15 @@ pub struct Counters {
     pub admission_waits: u64,
     /// Times accepting paused because the process was out of descriptors.
     pub accept_pauses: u64,
+    /// Page loads started (one per page however many requests wait for it).
+    pub page_loads: u64,
+    /// Page loads that failed (their requests were answered 252).
+    pub page_load_failures: u64,
+    /// Requests that waited for their key's page.
+    pub parked: u64,
+    /// Page load latency, from the first request that needed the page to the load's
+    /// completion.
+    pub load_latency: LatencyHistogram,
 }
 
 impl Counters {
@@ -226,6 +241,10 @@ impl Default for Counters {
             late_completions_dropped: 0,
             admission_waits: 0,
             accept_pauses: 0,
+            page_loads: 0,
+            page_load_failures: 0,
+            parked: 0,
+            load_latency: LatencyHistogram::new(),
         }
     }
 }
@@ -298,6 +317,34 @@ pub struct Engine {
     accept_paused_until: Option<Timestamp>,
     /// When the driver was last told to warn about a pause.
     accept_warned_at: Option<Timestamp>,
+    /// Pages being loaded, and the requests waiting for each (one load per page).
+    loads: BTreeMap<PageId, PageLoad>,
+    /// Datagrams waiting for their key's page (`max_parked_datagrams`).
+    parked_datagrams: Slab<ParkedDatagram>,
+}
+
+/// A page being loaded: since when, and who waits for it.
+#[derive(Debug)]
+struct PageLoad {
+    started: Timestamp,
+    waiters: Vec<Waiter>,
+}
+
+/// A request waiting for its key's page.
+#[derive(Clone, Copy, Debug)]
+enum Waiter {
+    /// A connection in [`State::Parked`].
+    Tcp(ConnId),
+    /// A datagram in `parked_datagrams`.
+    Udp(usize),
+}
+
+/// A datagram whose key's page is being loaded.
+#[derive(Debug)]
+struct ParkedDatagram {
+    peer: SocketAddr,
+    bytes: Vec<u8>,
+    arrived: Timestamp,
 }
 
 impl Engine {
@@ -332,6 +379,8 @@ impl Engine {
             servicing: None,
             accept_paused_until: None,
             accept_warned_at: None,
+            loads: BTreeMap::new(),
+            parked_datagrams: Slab::new(),
         }
     }
 
@@ -378,6 +427,8 @@ impl Engine {
             && self.waiting.is_empty()
             && self.long_in_flight == 0
             && self.long_waiting.is_empty()
+            && self.loads.is_empty()
+            && self.parked_datagrams.is_empty()
             && self.timers.live() == 0
             && self.outputs.is_empty()
             && self.accept_paused_until.is_none()
@@ -387,7 +438,7 @@ impl Engine {
     /// so that the kernel's socket buffer, not the engine, holds the excess. An
     /// [`Output::ResumeDatagrams`] follows when room frees.
     pub fn wants_datagrams(&self) -> bool {
-        self.in_flight < self.config.mod_queue_size
+        self.datagram_room() > 0
     }
 
     /// How many datagrams the driver may read now: each makes at most one job, so
@@ -396,7 +447,22 @@ impl Engine {
     ///
     /// [`wants_datagrams`]: Self::wants_datagrams
     pub fn datagram_room(&self) -> usize {
-        self.config.mod_queue_size.saturating_sub(self.in_flight)
+        let jobs = self.config.mod_queue_size.saturating_sub(self.in_flight);
+        let parked = self
+            .config
+            .max_parked_datagrams
+            .saturating_sub(self.parked_datagrams.len());
+        jobs.min(parked)
+    }
+
+    /// Pages being loaded now.
+    pub fn loads_in_flight(&self) -> usize {
+        self.loads.len()
+    }
+
+    /// Requests waiting for their key's page now (connections and datagrams).
+    pub fn parked(&self) -> usize {
+        self.loads.values().map(|l| l.waiters.len()).sum()
     }
 
     /// Whether the engine would use more random bytes ([`handle_random`]): it runs
@@ -482,7 +548,7 @@ impl Engine {
             }
             State::ReadBody { body, filled, .. } => body.get_mut(*filled..),
             State::Closing => Some(&mut self.discard[..]),
-            State::Processing | State::Writing { .. } => None,
+            State::Parked { .. } | State::Processing | State::Writing { .. } => None,
         }
     }
 
@@ -500,7 +566,7 @@ impl Engine {
                 }
                 let header = RequestHeader::parse(&buf[..*filled]);
                 if let Some(header) = header {
-                    self.header_complete(id, header, now);
+                    self.header_complete(id, header, now, None);
                 }
             }
             State::ReadBody { body, filled, .. } => {
@@ -509,7 +575,7 @@ impl Engine {
                     self.body_complete(id, now);
                 }
             }
-            State::Closing | State::Processing | State::Writing { .. } => {}
+            State::Parked { .. } | State::Closing | State::Processing | State::Writing { .. } => {}
         }
     }
 
@@ -526,8 +592,9 @@ impl Engine {
             }
             State::Closing => self.close(id),
             // A half-close after a complete request: the peer still waits for its
-            // response. Nothing to do.
-            State::Processing | State::Writing { .. } => {}
+            // response. Nothing to do. (A parked request reads nothing, so it sees no
+            // end of stream.)
+            State::Parked { .. } | State::Processing | State::Writing { .. } => {}
         }
     }
 
@@ -578,14 +645,41 @@ impl Engine {
     /// count (the driver may pass more or fewer).
     pub fn handle_datagram(&mut self, peer: SocketAddr, datagram: &[u8], now: Timestamp) {
         let kept = &datagram[..datagram.len().min(self.config.udp_payload_threshold)];
+        self.datagram(peer, kept, now, now, None);
+    }
+
+    /// A datagram's request (received at `arrived`; `failed`: its key's page failed to
+    /// load). A key whose page is not in memory parks a copy of the datagram.
+    fn datagram(
+        &mut self,
+        peer: SocketAddr,
+        kept: &[u8],
+        now: Timestamp,
+        arrived: Timestamp,
+        failed: Option<PageId>,
+    ) {
         let Some(header) = RequestHeader::parse(kept) else {
             self.counters.udp_dropped += 1;
             return;
         };
         let origin = Origin::Udp(peer);
-        match check_header(&header, &self.rules, &self.commands, &*self.keys, now) {
-            Err(rejected) => self.reject(origin, now, rejected),
-            Ok(admitted) => {
+        match self.check(&header, now, failed) {
+            HeaderCheck::Park(page) => {
+                let mut bytes = take_buffer(&mut self.pool, kept.len());
+                bytes.extend_from_slice(kept);
+                let slot = self.parked_datagrams.insert(ParkedDatagram {
+                    peer,
+                    bytes,
+                    arrived,
+                });
+                self.park(page, Waiter::Udp(slot), now);
+                if !self.wants_datagrams() {
+                    // Full: the kernel's buffer holds the rest until a load completes.
+                    self.udp_paused = true;
+                }
+            }
+            HeaderCheck::Rejected(rejected) => self.reject(origin, now, arrived, rejected),
+            HeaderCheck::Admitted(admitted) => {
                 let rest = &kept[header.len()..];
                 match rest.get(..admitted.body_len) {
                     None => {
@@ -593,12 +687,12 @@ impl Engine {
                             status: Status::InvalidPacketLength,
                             reply: admitted.reply,
                         };
-                        self.reject(origin, now, short);
+                        self.reject(origin, now, arrived, short);
                     }
                     Some(bytes) => {
                         let mut body = take_buffer(&mut self.pool, bytes.len());
                         body.extend_from_slice(bytes);
-                        self.dispatch(origin, now, admitted, body);
+                        self.dispatch(origin, now, arrived, admitted, body);
                     }
                 }
             }
@@ -614,6 +708,11 @@ impl Engine {
             Lane::Long => self.long_in_flight = self.long_in_flight.saturating_sub(1),
         }
         self.admit_waiting();
+        if let Origin::Load(page) = completion.origin {
+            let loaded = completion.status == StatusByte::from(Status::Success);
+            recycle(&mut self.pool, &self.config, completion.response);
+            return self.page_loaded(page, loaded, now);
+        }
         self.finish(completion, now);
     }
 
@@ -671,6 +770,94 @@ impl Engine {
 
     // ----- internals ----------------------------------------------------------------
 
+    /// The header-time checks; when the key's page `failed` to load, a request that
+    /// would wait for it again is answered 252 INTERNAL instead (a page that cannot be
+    /// read is never "unknown coin").
+    fn check(&self, header: &RequestHeader, now: Timestamp, failed: Option<PageId>) -> HeaderCheck {
+        match check_header_or_park(header, &self.rules, &self.commands, &*self.keys, now) {
+            HeaderCheck::Park(page) if Some(page) == failed => {
+                HeaderCheck::Rejected(codec::unreadable_key(header))
+            }
+            other => other,
+        }
+    }
+
+    /// `waiter` waits for `page`: the first to wait starts its load (a job on the
+    /// workers, admitted like any other).
+    fn park(&mut self, page: PageId, waiter: Waiter, now: Timestamp) {
+        self.counters.parked += 1;
+        if let Some(load) = self.loads.get_mut(&page) {
+            load.waiters.push(waiter);
+            return;
+        }
+        self.loads.insert(
+            page,
+            PageLoad {
+                started: now,
+                waiters: vec![waiter],
+            },
+        );
+        self.counters.page_loads += 1;
+        let job = Job {
+            origin: Origin::Load(page),
+            lane: Lane::Short,
+            raida_id: self.config.raida_id,
+            started: now,
+            work: Work::Load {
+                page,
+                store: Arc::clone(&self.keys),
+            },
+            out: Vec::new(),
+        };
+        self.submit(job);
+    }
+
+    /// `page` is in memory now (or `loaded` is false: its load failed): its waiters
+    /// resume, in the order they came.
+    fn page_loaded(&mut self, page: PageId, loaded: bool, now: Timestamp) {
+        let Some(load) = self.loads.remove(&page) else {
+            return;
+        };
+        self.counters
+            .load_latency
+            .observe(now.saturating_since(load.started));
+        if !loaded {
+            self.counters.page_load_failures += 1;
+        }
+        let failed = (!loaded).then_some(page);
+        for waiter in load.waiters {
+            match waiter {
+                Waiter::Tcp(id) => {
+                    let Some(conn) = live_mut(&mut self.conns, id) else {
+                        // Closed while it waited (timeout, reset).
+                        continue;
+                    };
+                    let State::Parked { header } = conn.state else {
+                        continue;
+                    };
+                    self.header_complete(id, header, now, failed);
+                    // Its body (or end of stream) may be in the socket already: the edge
+                    // came while it waited.
+                    if self.wants_read(id) {
+                        self.wake(id);
+                    }
+                }
+                Waiter::Udp(slot) => {
+                    if !self.parked_datagrams.contains(slot) {
+                        continue;
+                    }
+                    let parked = self.parked_datagrams.remove(slot);
+                    self.datagram(parked.peer, &parked.bytes, now, parked.arrived, failed);
+                    recycle(&mut self.pool, &self.config, parked.bytes);
+                }
+            }
+        }
+        if self.udp_paused && self.wants_datagrams() {
+            self.udp_paused = false;
+            self.outputs.push_back(Output::ResumeDatagrams);
+        }
+    }
+
     /// Whether `id` names a connection that is open now.
     fn is_live(&self, id: ConnId) -> bool {
         self.conns
@@ -725,18 +912,31 @@ impl Engine {
         !quiet
     }
 
-    fn header_complete(&mut self, id: ConnId, header: RequestHeader, now: Timestamp) {
-        let checked = check_header(&header, &self.rules, &self.commands, &*self.keys, now);
-        match checked {
-            Err(rejected) => {
+    /// A TCP request's header is in (or its key's page was just loaded: `failed` names
+    /// the page when that load failed).
+    fn header_complete(
+        &mut self,
+        id: ConnId,
+        header: RequestHeader,
+        now: Timestamp,
+        failed: Option<PageId>,
+    ) {
+        match self.check(&header, now, failed) {
+            HeaderCheck::Park(page) => {
+                // The key's page is not in memory: wait for it (the socket timeout goes
+                // on), without reading the body.
+                self.set_state(id, State::Parked { header });
+                self.park(page, Waiter::Tcp(id), now);
+            }
+            HeaderCheck::Rejected(rejected) => {
                 // Answer at once: an unknown key or a bad header never waits for a body.
                 self.set_state(id, State::Processing);
-                self.reject(Origin::Tcp(id), now, rejected);
+                self.reject(Origin::Tcp(id), now, now, rejected);
             }
-            Ok(admitted) => {
+            HeaderCheck::Admitted(admitted) => {
                 if admitted.body_len == 0 {
                     self.set_state(id, State::Processing);
-                    self.dispatch(Origin::Tcp(id), now, admitted, Vec::new());
+                    self.dispatch(Origin::Tcp(id), now, now, admitted, Vec::new());
                 } else {
                     // The size was checked against max_body_size before this allocation.
                     let mut body = take_buffer(&mut self.pool, admitted.body_len);
@@ -766,13 +966,22 @@ impl Engine {
         // The request is complete: the socket timeout stops until the response is
         // ready to write (a slow worker is not the peer's fault).
         self.set_deadline(id, None);
-        self.dispatch(Origin::Tcp(id), now, admitted, body);
+        self.dispatch(Origin::Tcp(id), now, now, admitted, body);
     }
 
     /// A complete request: run it inline when cheap, else hand it out as a job (or
     /// queue it when admission is full).
-    fn dispatch(&mut self, origin: Origin, now: Timestamp, admitted: Admitted, body: Vec<u8>) {
-        let started = self.started(origin, now);
+    /// `arrived`: when the request arrived whole (TCP: now; UDP: the datagram's receipt,
+    /// earlier when it waited for a page load).
+    fn dispatch(
+        &mut self,
+        origin: Origin,
+        now: Timestamp,
+        arrived: Timestamp,
+        admitted: Admitted,
+        body: Vec<u8>,
+    ) {
+        let started = self.started(origin, arrived);
         let runs = admitted.handler.runs();
         let lane = if runs == Runs::Long {
             Lane::Long
@@ -791,15 +1000,15 @@ impl Engine {
                 status: Status::RequestRate,
                 reply: admitted.reply,
             };
-            return self.reject(origin, now, busy);
+            return self.reject(origin, now, arrived, busy);
         }
         let arrival = Arrival {
             peer: self.peer_of(origin),
             transport: match origin {
-                Origin::Tcp(_) => Transport::Tcp,
                 Origin::Udp(_) => Transport::Udp,
+                _ => Transport::Tcp,
             },
-            at: now,
+            at: arrived,
         };
         // Cheap commands run on this thread: unencrypted ones always; encrypted ones
         // with a small body when random bytes for a 48-byte response are at hand.
@@ -840,8 +1049,8 @@ impl Engine {
 
     /// A header-time rejection: built here for the 32-byte layout, and for the 48-byte
     /// layout when the engine holds random bytes for it; else a job's runner builds it.
-    fn reject(&mut self, origin: Origin, now: Timestamp, rejected: Rejected) {
-        let started = self.started(origin, now);
+    fn reject(&mut self, origin: Origin, now: Timestamp, arrived: Timestamp, rejected: Rejected) {
+        let started = self.started(origin, arrived);
         if rejected.reply.header_len == LONG_HEADER_LEN {
             if let Some(random) = self.take_random() {
                 // Random bytes at hand: no need for a worker.
@@ -932,6 +1141,8 @@ impl Engine {
                     recycle(&mut self.pool, &self.config, response);
                 }
             }
+            // Handled by `page_loaded`; a load has no response.
+            Origin::Load(_) => recycle(&mut self.pool, &self.config, response),
         }
     }
 
@@ -1029,13 +1240,16 @@ impl Engine {
                 .get(id.index())
                 .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.peer),
             Origin::Udp(peer) => peer,
+            Origin::Load(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
         }
     }
 
-    fn started(&self, origin: Origin, now: Timestamp) -> Timestamp {
+    /// When the response's clock starts: the accept (TCP), the datagram's receipt
+    /// (`arrived`, UDP).
+    fn started(&self, origin: Origin, arrived: Timestamp) -> Timestamp {
         match origin {
-            Origin::Tcp(id) => self.conns.get(id.index()).map_or(now, |c| c.accepted),
-            Origin::Udp(_) => now,
+            Origin::Tcp(id) => self.conns.get(id.index()).map_or(arrived, |c| c.accepted),
+            _ => arrived,
         }
     }
 

@@ -6,8 +6,9 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use super::disk::{coin_page_path, PAGE_BYTES, RECORDS_PER_PAGE, RECORD_BYTES};
+use super::disk::coin_page_path;
 use super::An;
+use super::{PAGE_BYTES, RECORDS_PER_PAGE, RECORD_BYTES};
 use crate::crypto::sha256;
 
 /// Denominations the demo store writes.

@@ -8,17 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::{An, KeyStore, LockerIndex, SERIAL_LIMIT};
+use super::{
+    An, CoinId, KeyStore, LockerIndex, Lookup, Record, StoreError, StoreStats, PAGE_BYTES,
+    RECORDS_PER_PAGE, RECORD_BYTES, SERIAL_LIMIT,
+};
 use crate::Timestamp;
-
-/// Bytes in one coin record: the 16-byte AN, then one status byte.
-pub const RECORD_BYTES: usize = 17;
-
-/// Records in one page file; a coin's record index is `serial % RECORDS_PER_PAGE`.
-pub const RECORDS_PER_PAGE: u32 = 1024;
-
-/// Bytes in a complete page file (17408). A shorter file holds no known coin.
-pub const PAGE_BYTES: usize = RECORD_BYTES * RECORDS_PER_PAGE as usize;
 
 /// Default bound on cached pages, positive and negative together: 1024 pages are
 /// about 17 MiB, enough for every page a busy server touches within one TTL while a
@@ -280,6 +274,11 @@ impl DiskKeyStore {
         self.lock().stats
     }
 
+    /// The counters since the store was opened.
+    pub fn cache_stats(&self) -> Option<KeyStoreStats> {
+        Some(self.lock().stats)
+    }
+
     /// Registers a locker, indexed by the first 5 bytes of its AN (the prefix type-2
     /// requests carry). A later locker with the same prefix replaces this one.
     pub fn insert_locker(&self, an: An) {
@@ -360,8 +359,9 @@ impl Cache {
     }
 }
 
-impl KeyStore for DiskKeyStore {
-    fn coin_an(&self, denomination: i8, serial: u32, now: Timestamp) -> Option<An> {
+impl DiskKeyStore {
+    /// The AN of coin (`denomination`, `serial`), reading its page on a miss.
+    pub fn coin_an(&self, denomination: i8, serial: u32, now: Timestamp) -> Option<An> {
         let mut cache = self.lock();
         cache.stats.lookups += 1;
         let Some((key, record)) = locate(denomination, serial) else {
@@ -370,13 +370,48 @@ impl KeyStore for DiskKeyStore {
         };
         cache.lookup(key, record, now)
     }
+}
+
+impl KeyStore for DiskKeyStore {
+    fn lookup(&self, coin: CoinId, now: Timestamp) -> Lookup {
+        match self.coin_an(coin.denomination, coin.serial, now) {
+            Some(an) => Lookup::Found(an),
+            None => Lookup::Unknown,
+        }
+    }
 
     fn locker_an(&self, prefix: &[u8; 5], _now: Timestamp) -> Option<An> {
         self.lock().lockers.get(prefix)
     }
 
-    fn cache_stats(&self) -> Option<KeyStoreStats> {
-        Some(self.lock().stats)
+    fn record(&self, coin: CoinId, now: Timestamp) -> Result<Option<Record>, StoreError> {
+        Ok(self
+            .coin_an(coin.denomination, coin.serial, now)
+            .map(|an| Record { an, status: 0 }))
+    }
+
+    fn modify(
+        &self,
+        _coins: &[CoinId],
+        _now: Timestamp,
+        _change: &mut dyn FnMut(&[Option<Record>], &mut [Option<Record>]),
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Write(io::Error::other(
+            "this key store is read-only",
+        )))
+    }
+
+    fn stats(&self) -> Option<StoreStats> {
+        let s = self.lock().stats;
+        let mut stats = StoreStats::default();
+        stats.lookups = s.lookups;
+        stats.out_of_range = s.out_of_range;
+        stats.hits = s.hits;
+        stats.misses = s.misses + s.expired;
+        stats.loads = s.disk_reads;
+        stats.pages_absent = s.pages_absent;
+        stats.evictions = s.evictions;
+        Some(stats)
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{An, KeyStore, KeyStoreStats, LockerIndex, SERIAL_LIMIT};
+use super::{An, CoinId, KeyStore, LockerIndex, Lookup, PageId, Record, StoreError, StoreStats};
 use crate::Timestamp;
 
 /// A [`KeyStore`] whose coins and lockers are all in memory, inserted by the caller.
@@ -23,9 +23,9 @@ pub struct MemoryKeyStore {
 
 #[derive(Default, Clone)]
 struct State {
-    coins: BTreeMap<(i8, u32), An>,
+    coins: BTreeMap<CoinId, Record>,
     lockers: LockerIndex,
-    stats: KeyStoreStats,
+    stats: StoreStats,
 }
 
 impl Clone for MemoryKeyStore {
@@ -58,19 +58,28 @@ impl MemoryKeyStore {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Makes coin (`denomination`, `serial`) known with `an`, replacing any earlier AN.
+    /// Makes coin (`denomination`, `serial`) known with `an` (status byte 0),
+    /// replacing any earlier record.
     ///
-    /// A serial at or above [`SERIAL_LIMIT`] is not a coin: the call does nothing, and
-    /// lookups of it stay unknown.
+    /// A coin that can never be known (a denomination outside -8..=6, a serial at or
+    /// above 2^26) is not stored: the call does nothing, and lookups stay unknown.
     pub fn insert_coin(&self, denomination: i8, serial: u32, an: An) {
-        if serial < SERIAL_LIMIT {
-            self.lock().coins.insert((denomination, serial), an);
+        self.insert_record(CoinId::new(denomination, serial), Record { an, status: 0 });
+    }
+
+    /// Makes `coin` known with `record` (see [`insert_coin`](Self::insert_coin)).
+    pub fn insert_record(&self, coin: CoinId, record: Record) {
+        if PageId::of(coin).is_some() {
+            self.lock().coins.insert(coin, record);
         }
     }
 
     /// Forgets coin (`denomination`, `serial`), returning its AN if it was known.
     pub fn remove_coin(&self, denomination: i8, serial: u32) -> Option<An> {
-        self.lock().coins.remove(&(denomination, serial))
+        self.lock()
+            .coins
+            .remove(&CoinId::new(denomination, serial))
+            .map(|r| r.an)
     }
 
     /// Registers a locker, indexed by the first 5 bytes of its AN (the prefix type-2
@@ -96,23 +105,54 @@ impl MemoryKeyStore {
 }
 
 impl KeyStore for MemoryKeyStore {
-    fn coin_an(&self, denomination: i8, serial: u32, _now: Timestamp) -> Option<An> {
+    fn lookup(&self, coin: CoinId, _now: Timestamp) -> Lookup {
         let mut state = self.lock();
         state.stats.lookups += 1;
-        if serial >= SERIAL_LIMIT {
+        if PageId::of(coin).is_none() {
             state.stats.out_of_range += 1;
-            return None;
+            return Lookup::Unknown;
         }
         state.stats.hits += 1;
-        state.coins.get(&(denomination, serial)).copied()
+        match state.coins.get(&coin) {
+            Some(record) => Lookup::Found(record.an),
+            None => Lookup::Unknown,
+        }
     }
 
     fn locker_an(&self, prefix: &[u8; 5], _now: Timestamp) -> Option<An> {
         self.lock().lockers.get(prefix)
     }
 
-    fn cache_stats(&self) -> Option<KeyStoreStats> {
-        Some(self.lock().stats)
+    fn record(&self, coin: CoinId, _now: Timestamp) -> Result<Option<Record>, StoreError> {
+        Ok(self.lock().coins.get(&coin).copied())
+    }
+
+    fn modify(
+        &self,
+        coins: &[CoinId],
+        _now: Timestamp,
+        change: &mut dyn FnMut(&[Option<Record>], &mut [Option<Record>]),
+    ) -> Result<(), StoreError> {
+        // One lock over the whole change: atomic against every other writer.
+        let mut state = self.lock();
+        let current: Vec<Option<Record>> =
+            coins.iter().map(|c| state.coins.get(c).copied()).collect();
+        let mut new = vec![None; coins.len()];
+        change(&current, &mut new);
+        for ((coin, old), new) in coins.iter().zip(&current).zip(new) {
+            if let (Some(_), Some(record)) = (old, new) {
+                state.coins.insert(*coin, record);
+                state.stats.records_written += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> Option<StoreStats> {
+        let state = self.lock();
+        let mut stats = state.stats;
+        stats.cached_pages = state.coins.len() as u64;
+        Some(stats)
     }
 }
 
@@ -121,6 +161,14 @@ mod tests {
     use super::*;
 
     const NOW: Timestamp = Timestamp::ZERO;
+    use crate::keys::SERIAL_LIMIT;
+
+    fn an_of(store: &MemoryKeyStore, denomination: i8, serial: u32) -> Option<An> {
+        match store.lookup(CoinId::new(denomination, serial), NOW) {
+            Lookup::Found(an) => Some(an),
+            _ => None,
+        }
+    }
 
     fn an(fill: u8) -> An {
         [fill; 16]
@@ -130,15 +178,15 @@ mod tests {
     fn finds_inserted_coin() {
         let store = MemoryKeyStore::new();
         store.insert_coin(-1, 7, an(0xAB));
-        assert_eq!(store.coin_an(-1, 7, NOW), Some(an(0xAB)));
+        assert_eq!(an_of(&store, -1, 7), Some(an(0xAB)));
     }
 
     #[test]
     fn other_denomination_or_serial_is_unknown() {
         let store = MemoryKeyStore::new();
         store.insert_coin(1, 7, an(1));
-        assert_eq!(store.coin_an(0, 7, NOW), None);
-        assert_eq!(store.coin_an(1, 8, NOW), None);
+        assert_eq!(an_of(&store, 0, 7), None);
+        assert_eq!(an_of(&store, 1, 8), None);
     }
 
     #[test]
@@ -146,7 +194,7 @@ mod tests {
         let store = MemoryKeyStore::new();
         store.insert_coin(2, 9, an(1));
         store.insert_coin(2, 9, an(2));
-        assert_eq!(store.coin_an(2, 9, NOW), Some(an(2)));
+        assert_eq!(an_of(&store, 2, 9), Some(an(2)));
         assert_eq!(store.coin_count(), 1);
     }
 
@@ -156,12 +204,12 @@ mod tests {
         store.insert_coin(0, SERIAL_LIMIT, an(3));
         store.insert_coin(0, u32::MAX, an(4));
         assert_eq!(store.coin_count(), 0);
-        assert_eq!(store.coin_an(0, SERIAL_LIMIT, NOW), None);
-        assert_eq!(store.coin_an(0, u32::MAX, NOW), None);
+        assert_eq!(an_of(&store, 0, SERIAL_LIMIT), None);
+        assert_eq!(an_of(&store, 0, u32::MAX), None);
         // The coin such a serial would alias in the deployed server stays distinct.
         store.insert_coin(0, 5, an(5));
-        assert_eq!(store.coin_an(0, SERIAL_LIMIT + 5, NOW), None);
-        assert_eq!(store.coin_an(0, SERIAL_LIMIT - 1, NOW), None);
+        assert_eq!(an_of(&store, 0, SERIAL_LIMIT + 5), None);
+        assert_eq!(an_of(&store, 0, SERIAL_LIMIT - 1), None);
     }
 
     #[test]
@@ -169,19 +217,20 @@ mod tests {
         let store = MemoryKeyStore::new();
         store.insert_coin(3, 1, an(9));
         assert_eq!(store.remove_coin(3, 1), Some(an(9)));
-        assert_eq!(store.coin_an(3, 1, NOW), None);
+        assert_eq!(an_of(&store, 3, 1), None);
     }
 
     #[test]
-    fn cache_stats_count_every_lookup_as_a_hit() {
+    fn stats_count_every_lookup_as_a_hit_and_out_of_range_apart() {
         let store = MemoryKeyStore::new();
         store.insert_coin(1, 1, an(1));
-        let _ = store.coin_an(1, 1, NOW);
-        let _ = store.coin_an(1, 2, NOW);
-        let _ = store.coin_an(1, SERIAL_LIMIT, NOW);
-        let stats = store.cache_stats().expect("counts");
-        assert_eq!((stats.lookups, stats.hits, stats.out_of_range), (3, 2, 1));
-        assert_eq!((stats.misses, stats.expired, stats.disk_reads), (0, 0, 0));
+        let _ = an_of(&store, 1, 1);
+        let _ = an_of(&store, 1, 2);
+        let _ = an_of(&store, 1, SERIAL_LIMIT);
+        let _ = an_of(&store, 7, 1);
+        let stats = store.stats().expect("counts");
+        assert_eq!((stats.lookups, stats.hits, stats.out_of_range), (4, 2, 2));
+        assert_eq!((stats.misses, stats.loads), (0, 0));
     }
 
     #[test]
@@ -194,5 +243,57 @@ mod tests {
         assert_eq!(store.locker_an(b"ABCDF", NOW), None);
         assert_eq!(store.remove_locker(b"ABCDE"), Some(locker));
         assert_eq!(store.locker_an(b"ABCDE", NOW), None);
+    }
+}
+
+#[cfg(test)]
+mod modify_tests {
+    use super::*;
+    use crate::Timestamp;
+
+    #[test]
+    fn modify_writes_what_change_fills_in_and_never_an_unknown_coin() {
+        let store = MemoryKeyStore::new();
+        store.insert_coin(1, 5, [1; 16]);
+        let coins = [CoinId::new(1, 5), CoinId::new(1, 6)];
+        let new = Record {
+            an: [9; 16],
+            status: 3,
+        };
+        store
+            .modify(&coins, Timestamp::ZERO, &mut |current, out| {
+                assert_eq!(current[0].map(|r| r.an), Some([1; 16]));
+                assert!(current[1].is_none());
+                out[0] = Some(new);
+                out[1] = Some(new);
+            })
+            .expect("modify");
+        assert_eq!(
+            store.record(coins[0], Timestamp::ZERO).ok().flatten(),
+            Some(new)
+        );
+        assert_eq!(store.record(coins[1], Timestamp::ZERO).ok().flatten(), None);
+        assert_eq!(
+            store.lookup(coins[0], Timestamp::ZERO),
+            Lookup::Found([9; 16])
+        );
+    }
+
+    #[test]
+    fn denominations_outside_minus_8_to_6_are_never_known() {
+        let store = MemoryKeyStore::new();
+        store.insert_coin(7, 1, [1; 16]);
+        store.insert_coin(-9, 1, [1; 16]);
+        store.insert_coin(6, 1, [2; 16]);
+        store.insert_coin(-8, 1, [3; 16]);
+        assert_eq!(store.coin_count(), 2);
+        assert_eq!(
+            store.lookup(CoinId::new(7, 1), Timestamp::ZERO),
+            Lookup::Unknown
+        );
+        assert_eq!(
+            store.lookup(CoinId::new(6, 1), Timestamp::ZERO),
+            Lookup::Found([2; 16])
+        );
     }
 }

@@ -21,7 +21,7 @@ mod memory;
 pub use demo::{demo_coin_an, demo_locker_an, write_demo_store, DemoCoin};
 pub use disk::{
     coin_page_path, DiskKeyStore, KeyStoreError, KeyStoreStats, DEFAULT_PAGE_CACHE_PAGES,
-    DEFAULT_PAGE_TTL, PAGE_BYTES, RECORDS_PER_PAGE, RECORD_BYTES,
+    DEFAULT_PAGE_TTL,
 };
 pub use memory::MemoryKeyStore;
 
@@ -63,59 +63,250 @@ impl CoinId {
     }
 }
 
-/// The key store, shared by every event loop and every handler (through the request
-/// context): header validation looks keys up in it on the event-loop thread, and
-/// commands reach it from their workers. Every method takes `&self`, so one store
-/// behind an `Arc` serves them all; implementations synchronise inside.
+/// Denominations a deployed RAIDA has (PROTOCOL.md section 10): a coin of any other
+/// denomination is unknown without any lookup.
+pub const DENOMINATIONS: std::ops::RangeInclusive<i8> = -8..=6;
+
+/// Records (coins) in one page.
+pub const RECORDS_PER_PAGE: u32 = 1024;
+/// Bytes in one record: the 16-byte AN, then one status byte.
+pub const RECORD_BYTES: usize = 17;
+/// Bytes in a complete page file (17,408). A shorter file holds no known coin.
+pub const PAGE_BYTES: usize = RECORD_BYTES * RECORDS_PER_PAGE as usize;
+
+/// One page of the store: denomination and page number (serial / 1024), the unit the
+/// store reads, caches and names files by (`Data/<dd>/<pp>/<pppp>.bin`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PageId {
+    /// The denomination (-8..=6).
+    pub denomination: i8,
+    /// The page number (serial / 1024; below 2^16 since serials are below 2^26).
+    pub number: u16,
+}
+
+impl PageId {
+    /// The page holding `coin` and the record's index in it, or `None` when the coin
+    /// can never be known (a denomination outside -8..=6, a serial at or above 2^26).
+    pub fn of(coin: CoinId) -> Option<(PageId, usize)> {
+        if !DENOMINATIONS.contains(&coin.denomination) || coin.serial >= SERIAL_LIMIT {
+            return None;
+        }
+        let number = u16::try_from(coin.serial / RECORDS_PER_PAGE).ok()?;
+        let index = usize::try_from(coin.serial % RECORDS_PER_PAGE).ok()?;
+        Some((
+            PageId {
+                denomination: coin.denomination,
+                number,
+            },
+            index,
+        ))
+    }
+}
+
+/// One coin's record: its AN and the status byte after it (PROTOCOL.md section 10;
+/// pown writes the months since February 2023 there, section 8a).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Record {
+    /// The authenticity number.
+    pub an: An,
+    /// The status byte.
+    pub status: u8,
+}
+
+/// Never prints an AN.
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a header-time lookup found, from memory only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Lookup {
+    /// The coin is known: its AN.
+    Found(An),
+    /// The coin is not known (its page is absent or short, or the coin can never be).
+    Unknown,
+    /// The coin's page is not in memory: load it off the event loop
+    /// ([`KeyStore::load`]) and look again.
+    NotInMemory(PageId),
+    /// The coin's page could not be read (an I/O error, not an absent file): the
+    /// request is answered 252 INTERNAL, never "unknown coin".
+    Unreadable(PageId),
+}
+
+/// Why a store operation failed. Commands answer 252 INTERNAL; nothing changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A page could not be read (an I/O error, not an absent file).
+    #[error("page {page:?} cannot be read: {source}")]
+    Unreadable {
+        /// The page.
+        page: PageId,
+        /// What the file system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A write or its sync failed; the change was not made.
+    #[error("write failed: {0}")]
+    Write(#[source] std::io::Error),
+    /// The store stopped accepting writes after an earlier failure it could not undo
+    /// (a restart recovers it from its log).
+    #[error("the store accepts no more writes after an earlier failure")]
+    Failed,
+}
+
+/// The store seam: where the keys of encrypted requests come from, and what commands
+/// read and change (PROTOCOL.md sections 2, 3, 8a and 10).
 ///
-/// Lookups run on the event-loop thread when a header is complete, so an
-/// implementation answers from memory in the common case. `now` lets a caching store
-/// decide when a cached page is too old to trust; it never goes backwards between
-/// calls from one thread.
+/// One store behind an `Arc` serves every event loop and every handler: every method
+/// takes `&self`, implementations synchronise inside.
+///
+/// - [`lookup`](Self::lookup) and [`locker_an`](Self::locker_an) run on the event-loop
+///   thread when a header is complete: they answer from memory and never block on
+///   I/O. A coin whose page is not in memory is [`Lookup::NotInMemory`]: the engine
+///   parks the request, a worker calls [`load`](Self::load), and the request resumes.
+/// - [`load`](Self::load), [`record`](Self::record) and [`modify`](Self::modify) run on
+///   worker threads: they may block on the disk.
+/// - A change made by [`modify`](Self::modify) is durable when it returns, and every
+///   later lookup sees it.
+///
+/// `now` lets a store decide when to look at its files again; it never goes
+/// backwards between calls from one thread.
 pub trait KeyStore: Send + Sync + std::fmt::Debug {
-    /// The AN of coin (`denomination`, `serial`), or `None` when the coin is unknown.
-    fn coin_an(&self, denomination: i8, serial: u32, now: Timestamp) -> Option<An>;
+    /// The coin's AN, from memory only.
+    fn lookup(&self, coin: CoinId, now: Timestamp) -> Lookup;
 
     /// The AN of the locker whose AN starts with `prefix`, or `None`.
     fn locker_an(&self, prefix: &[u8; 5], now: Timestamp) -> Option<An>;
 
-    /// What the store's lookups and cache have done so far (for metrics), or `None`
-    /// when the store keeps no statistics.
-    fn cache_stats(&self) -> Option<KeyStoreStats> {
+    /// Brings `page` into memory, or learns that it is absent; blocks on the disk.
+    /// A store that holds everything in memory has nothing to do.
+    fn load(&self, page: PageId, now: Timestamp) -> Result<(), StoreError> {
+        let _ = (page, now);
+        Ok(())
+    }
+
+    /// The coin's record, loading its page when needed (off the event loop); `None`
+    /// when the coin is unknown.
+    fn record(&self, coin: CoinId, now: Timestamp) -> Result<Option<Record>, StoreError>;
+
+    /// Changes the records of `coins` atomically and durably: `change` sees their
+    /// current records (`None`: unknown coin) and fills in, in `new` (which arrives
+    /// all `None`), the records to write; unknown coins cannot be written. While
+    /// `change` runs and until the write is durable no other `modify` of any of these
+    /// coins runs, so a compare-and-set over them is atomic. Every record written is
+    /// durable when this returns `Ok`; on `Err` nothing was written.
+    fn modify(
+        &self,
+        coins: &[CoinId],
+        now: Timestamp,
+        change: &mut dyn FnMut(&[Option<Record>], &mut [Option<Record>]),
+    ) -> Result<(), StoreError>;
+
+    /// What the store has done so far (for metrics), or `None` when it counts nothing.
+    fn stats(&self) -> Option<StoreStats> {
         None
     }
 }
 
-/// The locker index both stores share: locker ANs keyed by their first 5 bytes.
+/// A coin's AN, blocking on the disk when its page is not in memory (for the
+/// single-call answer and other callers off the event loop): `Ok(None)` when unknown.
+pub fn lookup_blocking(
+    store: &dyn KeyStore,
+    coin: CoinId,
+    now: Timestamp,
+) -> Result<Option<An>, StoreError> {
+    // A page a concurrent eviction drops between the load and the lookup is loaded
+    // again; a bound keeps a pathological store from looping.
+    for _ in 0..4 {
+        match store.lookup(coin, now) {
+            Lookup::Found(an) => return Ok(Some(an)),
+            Lookup::Unknown => return Ok(None),
+            Lookup::NotInMemory(page) | Lookup::Unreadable(page) => store.load(page, now)?,
+        }
+    }
+    Ok(store.record(coin, now)?.map(|r| r.an))
+}
+
+/// What a store has done since it was opened, for metrics and tests. A store fills in
+/// what it keeps; the rest stays 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// Header-time lookups.
+    pub lookups: u64,
+    /// Lookups answered from memory (known or unknown coin).
+    pub hits: u64,
+    /// Lookups whose page was not in memory (a load followed).
+    pub misses: u64,
+    /// Lookups of a coin that can never be known (no lookup was made).
+    pub out_of_range: u64,
+    /// Page files read.
+    pub loads: u64,
+    /// Page reads that failed with an I/O error.
+    pub read_errors: u64,
+    /// Page reads that found no complete page (remembered apart from real pages).
+    pub pages_absent: u64,
+    /// Pages in memory now.
+    pub cached_pages: u64,
+    /// Pages known to be absent now.
+    pub absent_pages: u64,
+    /// Pages evicted to stay within the cache's bound.
+    pub evictions: u64,
+    /// Pages read again because their file changed on disk.
+    pub reloads: u64,
+    /// Durable syncs of the log (group commits).
+    pub syncs: u64,
+    /// Records written (every sync covers one or more).
+    pub records_written: u64,
+    /// Writes (or syncs) that failed.
+    pub write_errors: u64,
+}
+
+/// The locker index every store keeps: locker ANs keyed by their first 5 bytes.
 ///
 /// Commands outside the network layer maintain it; like a freshly deployed server's,
 /// it starts empty. Two lockers with the same prefix cannot both be addressed by a
 /// type-2 request, so the later insert replaces the earlier one.
 #[derive(Default, Clone)]
-struct LockerIndex {
+pub struct LockerIndex {
     by_prefix: BTreeMap<[u8; 5], An>,
 }
 
 impl LockerIndex {
     /// The 5-byte prefix a type-2 request uses to name `an`.
-    fn prefix(an: &An) -> [u8; 5] {
+    pub fn prefix(an: &An) -> [u8; 5] {
         [an[0], an[1], an[2], an[3], an[4]]
     }
 
-    fn insert(&mut self, an: An) {
+    /// Registers a locker (a later one with the same prefix replaces it).
+    pub fn insert(&mut self, an: An) {
         self.by_prefix.insert(Self::prefix(&an), an);
     }
 
-    fn remove(&mut self, prefix: &[u8; 5]) -> Option<An> {
+    /// Forgets the locker with this prefix, returning its AN.
+    pub fn remove(&mut self, prefix: &[u8; 5]) -> Option<An> {
         self.by_prefix.remove(prefix)
     }
 
-    fn get(&self, prefix: &[u8; 5]) -> Option<An> {
+    /// The locker with this prefix.
+    pub fn get(&self, prefix: &[u8; 5]) -> Option<An> {
         self.by_prefix.get(prefix).copied()
     }
 
-    fn len(&self) -> usize {
+    /// How many lockers there are.
+    pub fn len(&self) -> usize {
         self.by_prefix.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.by_prefix.is_empty()
     }
 }
 
