@@ -64,6 +64,26 @@ pub const MAX_THREADS: usize = 1024;
 /// nothing.
 pub const MAX_BODY_SIZE_LIMIT: usize = 65_536;
 
+/// Upper bound for `max_connections`: 1,048,576 (2^20), the kernel's default
+/// `fs.nr_open`, which caps the descriptors a process may be allowed at all. Every
+/// connection holds one descriptor, so a larger value could never be reached on a stock
+/// kernel; it also keeps connection indices far inside the `u32` the engine names them
+/// by.
+pub const MAX_CONNECTIONS_LIMIT: usize = 1 << 20;
+
+/// Upper bound for `mod_queue_size`: 65,536. Each event loop's completion channel is
+/// allocated whole at start, one slot (a completion of about 100 bytes) per job, so
+/// this is at most about 6.5 MB in all; without a bound, a value typed with a few
+/// digits too many would abort the server at start on the allocation instead of being
+/// refused with a message. More jobs in flight than that would not help either: they
+/// wait for at most [`MAX_THREADS`] workers.
+pub const MAX_MOD_QUEUE_SIZE: usize = 65_536;
+
+/// Upper bound for `key_page_cache_pages`: 16,384 pages of 17 KiB (`PAGE_BYTES`), about
+/// 285 MB, room for a whole store (about 15,000 pages); a larger cache could only fill
+/// up with absences, at memory a small machine does not have.
+pub const MAX_KEY_PAGE_CACHE_PAGES: usize = 16_384;
+
 /// Name of the deployed server's key for [`ServerConfig::udp_payload_threshold`].
 const UDP_KEY: &str = "udp_effective_payload";
 /// Another accepted name for [`UDP_KEY`].
@@ -91,19 +111,21 @@ pub struct ServerConfig {
     /// Default 0 (the deployed server requires the key).
     pub raida_id: u8,
     /// Key `coin_id`: the coin id requests must carry (else 7 INVALID_COIN_ID),
-    /// 0..=65535. Default 0 (the deployed server requires the key; its sample file
-    /// has 6).
+    /// 0..=65535 (the wire's two bytes). Default 0 (the deployed server requires the
+    /// key; its sample file has 6).
     pub coin_id: u16,
-    /// Key `port`: the TCP and UDP port. `None` (key absent) means 50000 + raida id,
-    /// see [`ServerConfig::effective_port`]. 0 asks the OS for a free port (tests).
+    /// Key `port`: the TCP and UDP port, 0..=65535. `None` (key absent) means 50000 +
+    /// raida id, see [`ServerConfig::effective_port`]. 0 asks the OS for a free port
+    /// (tests).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
-    /// Key `threads`: command worker threads, 0..=[`MAX_THREADS`]; 0 (the default)
-    /// means max(8, cores), see [`ServerConfig::effective_threads`].
+    /// Key `threads`: command worker threads, 0..=[`MAX_THREADS`] (each is an OS thread
+    /// with its own stack; more than that only adds switching); 0 (the default) means
+    /// max(8, cores), see [`ServerConfig::effective_threads`].
     pub threads: usize,
     /// Key `udp_effective_payload` (also accepted as `udp_payload_threshold`): the UDP
     /// receive buffer; only this many bytes of a datagram are kept (PROTOCOL.md
-    /// section 7). 32..=[`MAX_UDP_PAYLOAD`], default 1024.
+    /// section 7). 32..=[`MAX_UDP_PAYLOAD`] (no datagram is larger), default 1024.
     #[serde(rename = "udp_effective_payload")]
     pub udp_payload_threshold: usize,
 }
@@ -140,41 +162,49 @@ impl ServerConfig {
 /// Table `[network]`: every bound of the network layer, with DESIGN.md's defaults.
 ///
 /// Unknown keys in this table are errors. Durations are integers in the unit their
-/// name ends with; each `*_ms` value is at most [`MAX_MILLIS`].
+/// name ends with; each `*_ms` value is at most [`MAX_MILLIS`]. Every number has an
+/// upper bound any machine can honour, so a typo is refused with a message instead of
+/// failing (or allocating) at start.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NetworkConfig {
     /// Address the TCP and UDP sockets bind to. Default `0.0.0.0`.
     pub bind: IpAddr,
     /// Most TCP connections open at once; one more is refused with 160 REQUEST_RATE.
-    /// At least 1, default 65535.
+    /// 1..=[`MAX_CONNECTIONS_LIMIT`] (one descriptor each, see there), default 65535.
     pub max_connections: usize,
     /// Largest declared request body; larger ones get 16 INVALID_PACKET_LENGTH.
     /// 2..=[`MAX_BODY_SIZE_LIMIT`], default 65536.
     pub max_body_size: usize,
     /// A TCP connection without a complete request this long after accept is closed.
-    /// At least 1, default 2000.
+    /// 1..=[`MAX_MILLIS`], default 2000.
     pub socket_timeout_ms: u64,
-    /// Capacity of the queue of commands handed to the worker threads. At least 1,
-    /// default 1024.
+    /// Capacity of the queue of commands handed to the worker threads.
+    /// 1..=[`MAX_MOD_QUEUE_SIZE`] (allocated at start, see there), default 1024.
     pub mod_queue_size: usize,
-    /// Longest wait for events (shorter when a deadline is nearer). At least 1,
-    /// default 10000.
+    /// Longest wait for events (shorter when a deadline is nearer).
+    /// 1..=[`MAX_MILLIS`], default 10000.
     pub epoll_timeout_ms: u64,
-    /// Most events taken from one wait. 1..=1000000, default 10000.
+    /// Most events taken from one wait. 1..=1000000: the event buffer is allocated at
+    /// start (an epoll event is 12 bytes, so at most 12 MB per loop), and a million ready sockets
+    /// in one wait is already about every descriptor a process can hold
+    /// ([`MAX_CONNECTIONS_LIMIT`]). Default 10000.
     pub events_per_wait: usize,
-    /// TCP keep-alive idle time before the first probe. 1..=32767, default 60.
+    /// TCP keep-alive idle time before the first probe. 1..=32767 (Linux's
+    /// `TCP_KEEPIDLE` maximum), default 60.
     pub keepalive_idle_s: u64,
-    /// TCP keep-alive interval between probes. 1..=32767, default 10.
+    /// TCP keep-alive interval between probes. 1..=32767 (Linux's `TCP_KEEPINTVL`
+    /// maximum), default 10.
     pub keepalive_interval_s: u64,
-    /// TCP keep-alive probes before the connection is dropped. 1..=127, default 5.
+    /// TCP keep-alive probes before the connection is dropped. 1..=127 (Linux's
+    /// `TCP_KEEPCNT` maximum), default 5.
     pub keepalive_probes: u32,
     /// After a response is written and the write side shut down, how long the
     /// connection goes on reading and discarding client bytes before it closes, so
-    /// unread input does not turn the close into a reset. 0 closes at once; default
-    /// 500.
+    /// unread input does not turn the close into a reset. 0 closes at once; at most
+    /// [`MAX_MILLIS`]; default 500.
     pub linger_ms: u64,
     /// Graceful shutdown: how long in-flight requests may take to finish before the
-    /// server exits anyway. 0 exits at once; default 5000.
+    /// server exits anyway. 0 exits at once; at most [`MAX_MILLIS`]; default 5000.
     pub drain_timeout_ms: u64,
     /// Event-loop threads. 1..=[`MAX_THREADS`], default 1.
     pub io_threads: usize,
@@ -182,21 +212,23 @@ pub struct NetworkConfig {
     /// many microseconds. Under load that keeps it awake between bursts, which saves
     /// the wake-up of a sleeping thread per burst (on the sending side too: that is
     /// what raised loopback throughput in bench/RESULTS.md); it costs up to this much
-    /// CPU per idle gap (at 1,000 requests/s, at most 2% of a core). 0..=1000 (0:
-    /// block at once), default 20.
+    /// CPU per idle gap (at 1,000 requests/s, at most 2% of a core). 0..=1000 (a
+    /// millisecond of spinning is already far past any burst gap; 0: block at once),
+    /// default 20.
     pub busy_poll_us: u64,
     /// Most connections an event loop accepts, and most datagrams it reads, in one
     /// turn before it serves everything else (open connections, completions, timers,
     /// signals) and comes back: without it a steady stream of new connections or
-    /// datagrams would keep the loop accepting or reading for ever. 1..=1000000,
-    /// default 256.
+    /// datagrams would keep the loop accepting or reading for ever. 1..=1000000 (a
+    /// count, nothing is allocated for it; beyond that the bound would no longer bound
+    /// a turn in practice), default 256.
     pub turn_budget: usize,
-    /// Key pages (PROTOCOL.md section 10) the key store keeps in memory. At least 1,
-    /// default 1024 (about 17 MB).
+    /// Key pages (PROTOCOL.md section 10) the key store keeps in memory.
+    /// 1..=[`MAX_KEY_PAGE_CACHE_PAGES`] (see there), default 1024 (about 17 MB).
     pub key_page_cache_pages: usize,
     /// How long a cached key page is trusted before it is read again, since other
-    /// modules change pages while the server runs. 0 reads on every lookup; default
-    /// 1000.
+    /// modules change pages while the server runs. 0 reads on every lookup; at most
+    /// [`MAX_MILLIS`]; default 1000.
     pub key_page_ttl_ms: u64,
     /// Directory holding `Data/`. `None` (the default) means the config file's
     /// directory; a relative path is taken relative to it. See [`Config::data_root`].
@@ -667,18 +699,12 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Integer key in `min..=max` (`max == u64::MAX`: no upper bound), `None` if absent.
+    /// Integer key in `min..=max`, `None` if absent.
     fn uint(&self, key: &'static str, min: u64, max: u64) -> Result<Option<u64>, ConfigError> {
         let Some(value) = self.table.get(key) else {
             return Ok(None);
         };
-        let expected = || {
-            if max == u64::MAX {
-                format!("an integer >= {min}")
-            } else {
-                format!("an integer {min}..={max}")
-            }
-        };
+        let expected = || format!("an integer {min}..={max}");
         match value {
             Value::Integer(i) => match u64::try_from(*i) {
                 Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
@@ -790,7 +816,6 @@ impl<'a> Reader<'a> {
                 suggestion: suggest(key, NETWORK_KEYS),
             });
         }
-        const ANY: u64 = u64::MAX;
         let mut n = NetworkConfig::default();
         if let Some(bind) =
             self.parsed("bind", "an IP address such as \"0.0.0.0\" or \"::\"", |s| {
@@ -799,7 +824,12 @@ impl<'a> Reader<'a> {
         {
             n.bind = bind;
         }
-        self.set(&mut n.max_connections, "max_connections", 1, ANY)?;
+        self.set(
+            &mut n.max_connections,
+            "max_connections",
+            1,
+            MAX_CONNECTIONS_LIMIT as u64,
+        )?;
         self.set(
             &mut n.max_body_size,
             "max_body_size",
@@ -807,7 +837,12 @@ impl<'a> Reader<'a> {
             MAX_BODY_SIZE_LIMIT as u64,
         )?;
         self.set(&mut n.socket_timeout_ms, "socket_timeout_ms", 1, MAX_MILLIS)?;
-        self.set(&mut n.mod_queue_size, "mod_queue_size", 1, ANY)?;
+        self.set(
+            &mut n.mod_queue_size,
+            "mod_queue_size",
+            1,
+            MAX_MOD_QUEUE_SIZE as u64,
+        )?;
         self.set(&mut n.epoll_timeout_ms, "epoll_timeout_ms", 1, MAX_MILLIS)?;
         self.set(&mut n.events_per_wait, "events_per_wait", 1, 1_000_000)?;
         self.set(&mut n.keepalive_idle_s, "keepalive_idle_s", 1, 32_767)?;
@@ -823,7 +858,12 @@ impl<'a> Reader<'a> {
         self.set(&mut n.io_threads, "io_threads", 1, MAX_THREADS as u64)?;
         self.set(&mut n.busy_poll_us, "busy_poll_us", 0, 1_000)?;
         self.set(&mut n.turn_budget, "turn_budget", 1, 1_000_000)?;
-        self.set(&mut n.key_page_cache_pages, "key_page_cache_pages", 1, ANY)?;
+        self.set(
+            &mut n.key_page_cache_pages,
+            "key_page_cache_pages",
+            1,
+            MAX_KEY_PAGE_CACHE_PAGES as u64,
+        )?;
         self.set(&mut n.key_page_ttl_ms, "key_page_ttl_ms", 0, MAX_MILLIS)?;
         n.data_root = self.parsed("data_root", "a non-empty path", |s| {
             (!s.is_empty()).then(|| PathBuf::from(s))
@@ -900,7 +940,7 @@ mod tests {
         );
         assert_eq!(
             error("[network]\nmax_connections = 0\n"),
-            "config.toml: [network] max_connections: expected an integer >= 1, found 0"
+            "config.toml: [network] max_connections: expected an integer 1..=1048576, found 0"
         );
         assert_eq!(
             error("[network]\nmax_conections = 10\n"),
@@ -986,5 +1026,37 @@ mod tests {
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("bind", "bind"), 0);
+    }
+
+    #[test]
+    fn every_number_has_an_upper_bound_a_machine_can_honour() {
+        for (text, expected) in [
+            (
+                "[network]\nmax_connections = 1048577\n",
+                "config.toml: [network] max_connections: expected an integer 1..=1048576, \
+                 found 1048577",
+            ),
+            (
+                "[network]\nmod_queue_size = 10000000000\n",
+                "config.toml: [network] mod_queue_size: expected an integer 1..=65536, \
+                 found 10000000000",
+            ),
+            (
+                "[network]\nkey_page_cache_pages = 16385\n",
+                "config.toml: [network] key_page_cache_pages: expected an integer 1..=16384, \
+                 found 16385",
+            ),
+        ] {
+            assert_eq!(error(text), expected);
+        }
+        let top = parse(
+            "[network]\nmax_connections = 1048576\nmod_queue_size = 65536\n\
+             key_page_cache_pages = 16384\n",
+        )
+        .map(|c| c.network);
+        assert_eq!(
+            top.map(|n| (n.max_connections, n.mod_queue_size, n.key_page_cache_pages)),
+            Ok((1 << 20, 65_536, 16_384))
+        );
     }
 }

@@ -322,7 +322,15 @@ fn each_bound_is_checked_and_named() {
             "[network]\nsocket_timeout_ms = 0",
             "[network] socket_timeout_ms",
         ),
+        (
+            "[network]\nmax_connections = 1048577",
+            "[network] max_connections",
+        ),
         ("[network]\nmod_queue_size = 0", "[network] mod_queue_size"),
+        (
+            "[network]\nmod_queue_size = 65537",
+            "[network] mod_queue_size",
+        ),
         (
             "[network]\nepoll_timeout_ms = 0",
             "[network] epoll_timeout_ms",
@@ -351,6 +359,10 @@ fn each_bound_is_checked_and_named() {
         ("[network]\nio_threads = 0", "[network] io_threads"),
         (
             "[network]\nkey_page_cache_pages = 0",
+            "[network] key_page_cache_pages",
+        ),
+        (
+            "[network]\nkey_page_cache_pages = 16385",
             "[network] key_page_cache_pages",
         ),
         (
