@@ -206,7 +206,9 @@ pub struct NetworkConfig {
     /// Graceful shutdown: how long in-flight requests may take to finish before the
     /// server exits anyway. 0 exits at once; at most [`MAX_MILLIS`]; default 5000.
     pub drain_timeout_ms: u64,
-    /// Event-loop threads. 1..=[`MAX_THREADS`], default 1.
+    /// Event-loop threads. 1..=[`MAX_THREADS`], and at most `max_connections` and
+    /// `mod_queue_size`: each loop serves a [`share`] of both, and a loop whose share
+    /// is 0 could never serve. Default 1.
     pub io_threads: usize,
     /// Before an event loop blocks for events, it polls without blocking for up to this
     /// many microseconds. Under load that keeps it awake between bursts, which saves
@@ -307,6 +309,21 @@ impl NetworkConfig {
     }
 }
 
+/// Part `index` of `total` split into `parts` shares: the shares differ by at most 1
+/// (the first `total % parts` get one more) and add up to exactly `total`.
+///
+/// With `io_threads` = N each event loop gets `share(total, N, loop index)` of
+/// `max_connections` and `mod_queue_size`, so the loops together never exceed the
+/// configured totals (descriptors, memory), which rounding every share up would.
+/// `parts == 0` is taken as 1; an `index` at or past `parts` names no part and gets 0.
+pub fn share(total: usize, parts: usize, index: usize) -> usize {
+    let parts = parts.max(1);
+    if index >= parts {
+        return 0;
+    }
+    total / parts + usize::from(index < total % parts)
+}
+
 /// Why a configuration file was rejected. Its `Display` names the file and, when the
 /// problem is one key, the table and the key.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -379,6 +396,27 @@ pub enum ConfigError {
         /// Its value.
         other_value: usize,
     },
+    /// A key's value is more than another key's value allows.
+    #[error(
+        "{}: [{table}] {key} = {value} is more than {limit} = {limit_value}: {reason}",
+        .file.display()
+    )]
+    Exceeds {
+        /// The configuration file.
+        file: PathBuf,
+        /// The table holding both keys.
+        table: &'static str,
+        /// The bounded key.
+        key: &'static str,
+        /// Its value.
+        value: u64,
+        /// The key that bounds it.
+        limit: &'static str,
+        /// Its value.
+        limit_value: u64,
+        /// Why the one bounds the other.
+        reason: &'static str,
+    },
 }
 
 impl ConfigError {
@@ -389,7 +427,8 @@ impl ConfigError {
             | ConfigError::NotATable { file, .. }
             | ConfigError::InvalidValue { file, .. }
             | ConfigError::UnknownKey { file, .. }
-            | ConfigError::Conflict { file, .. } => file,
+            | ConfigError::Conflict { file, .. }
+            | ConfigError::Exceeds { file, .. } => file,
         }
     }
 
@@ -399,7 +438,8 @@ impl ConfigError {
             ConfigError::Syntax { .. } => None,
             ConfigError::NotATable { key, .. }
             | ConfigError::InvalidValue { key, .. }
-            | ConfigError::Conflict { key, .. } => Some(key),
+            | ConfigError::Conflict { key, .. }
+            | ConfigError::Exceeds { key, .. } => Some(key),
             ConfigError::UnknownKey { key, .. } => Some(key),
         }
     }
@@ -530,6 +570,7 @@ impl Config {
                 }),
             }
         }
+        check_shares(&config.network, file)?;
         warnings.sort();
         Ok((config, warnings))
     }
@@ -608,6 +649,29 @@ impl Config {
         }
         out
     }
+}
+
+/// Each event loop gets a [`share`] of `max_connections` and `mod_queue_size`: none may
+/// be 0, so `io_threads` is at most both.
+fn check_shares(n: &NetworkConfig, file: &Path) -> Result<(), ConfigError> {
+    for (limit, limit_value) in [
+        ("max_connections", n.max_connections),
+        ("mod_queue_size", n.mod_queue_size),
+    ] {
+        if n.io_threads > limit_value {
+            return Err(ConfigError::Exceeds {
+                file: file.to_path_buf(),
+                table: "network",
+                key: "io_threads",
+                value: n.io_threads as u64,
+                limit,
+                limit_value: limit_value as u64,
+                reason: "each event loop gets a share of it, and a loop whose share is 0 \
+                         could never serve",
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `s` as a TOML basic string.
@@ -1058,5 +1122,67 @@ mod tests {
             top.map(|n| (n.max_connections, n.mod_queue_size, n.key_page_cache_pages)),
             Ok((1 << 20, 65_536, 16_384))
         );
+    }
+
+    #[test]
+    fn io_threads_may_not_exceed_the_totals_they_share() {
+        assert_eq!(
+            error("[network]\nio_threads = 4\nmax_connections = 3\n"),
+            "config.toml: [network] io_threads = 4 is more than max_connections = 3: each \
+             event loop gets a share of it, and a loop whose share is 0 could never serve"
+        );
+        assert_eq!(
+            error("[network]\nio_threads = 4\nmod_queue_size = 2\n"),
+            "config.toml: [network] io_threads = 4 is more than mod_queue_size = 2: each \
+             event loop gets a share of it, and a loop whose share is 0 could never serve"
+        );
+        let c = parse("[network]\nio_threads = 4\nmax_connections = 4\nmod_queue_size = 4\n");
+        assert_eq!(c.map(|c| c.network.io_threads), Ok(4));
+        match parse("[network]\nio_threads = 2\nmax_connections = 1\n") {
+            Err(e) => assert_eq!(e.key(), Some("io_threads")),
+            Ok(c) => panic!("accepted: {c:?}"),
+        }
+    }
+
+    #[test]
+    fn shares_differ_by_at_most_one_and_sum_to_the_total() {
+        fn check(total: usize, parts: usize) {
+            let shares: Vec<usize> = (0..parts).map(|i| share(total, parts, i)).collect();
+            assert_eq!(shares.iter().sum::<usize>(), total, "{total} / {parts}");
+            for (i, s) in shares.iter().enumerate() {
+                assert!(
+                    *s == total / parts || *s == total / parts + 1,
+                    "{total} / {parts}: share {i} is {s}"
+                );
+            }
+            // The first loop has the largest share (io-epoll sizes channels by it).
+            assert_eq!(shares.iter().max(), shares.first());
+            assert_eq!(share(total, parts, parts), 0, "no part past the last");
+        }
+        for total in 0..300 {
+            for parts in 1..40 {
+                check(total, parts);
+            }
+        }
+        for (total, parts) in [
+            (65_535, 3),
+            (1 << 20, 1024),
+            (MAX_MOD_QUEUE_SIZE, 7),
+            (usize::MAX, 1024),
+            (usize::MAX, 1),
+        ] {
+            check(total, parts);
+        }
+        assert_eq!(share(10, 0, 0), 10, "0 parts is one part");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn shares_sum_to_the_total(total in 0usize..(1 << 40), parts in 1usize..=1024) {
+            let shares: Vec<usize> = (0..parts).map(|i| share(total, parts, i)).collect();
+            proptest::prop_assert_eq!(shares.iter().sum::<usize>(), total);
+            let low = total / parts;
+            proptest::prop_assert!(shares.iter().all(|s| *s == low || *s == low + 1));
+        }
     }
 }

@@ -332,6 +332,14 @@ fn each_bound_is_checked_and_named() {
             "[network] mod_queue_size",
         ),
         (
+            "[network]\nio_threads = 3\nmod_queue_size = 2",
+            "[network] io_threads = 3 is more than mod_queue_size = 2",
+        ),
+        (
+            "[network]\nio_threads = 3\nmax_connections = 2",
+            "[network] io_threads = 3 is more than max_connections = 2",
+        ),
+        (
             "[network]\nepoll_timeout_ms = 0",
             "[network] epoll_timeout_ms",
         ),

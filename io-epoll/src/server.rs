@@ -230,7 +230,8 @@ fn serve(settings: &Settings) -> Result<(), String> {
     let threads = config.server.effective_threads(cores);
     let pool = workers::spawn(
         threads,
-        per_loop(EngineConfig::from_config(config), io_threads).mod_queue_size,
+        // Every loop's completion channel holds loop 0's share, the largest.
+        per_loop(EngineConfig::from_config(config), io_threads, 0).mod_queue_size,
         &pollers,
         epoch,
     )
@@ -248,7 +249,7 @@ fn serve(settings: &Settings) -> Result<(), String> {
     for (index, (((((listener, udp), keys), completions), snapshots), poller)) in parts.enumerate()
     {
         let engine = Engine::new(
-            per_loop(EngineConfig::from_config(config), io_threads),
+            per_loop(EngineConfig::from_config(config), io_threads, index),
             CommandRegistry::with_builtins(),
             keys,
         );
@@ -357,12 +358,15 @@ fn log_totals(total: &MetricsSnapshot, exit: Exit) {
     );
 }
 
-/// One loop's share of the bounds when `loops` loops share the server: the open
-/// connections and the jobs in flight are split evenly (rounded up), so the server as
-/// a whole keeps to the configured totals (descriptors, memory).
-fn per_loop(mut config: EngineConfig, loops: usize) -> EngineConfig {
-    let loops = loops.max(1);
-    config.max_connections = config.max_connections.div_ceil(loops).max(1);
-    config.mod_queue_size = config.mod_queue_size.div_ceil(loops).max(1);
+/// Loop `index`'s share of the bounds when `loops` loops share the server: the open
+/// connections and the jobs in flight are split by [`share`](raida_core::config::share)
+/// (shares differ by at most one and add up to exactly the configured totals, so the
+/// server as a whole keeps to them: descriptors, memory). Configuration validation
+/// keeps `io_threads` at most both totals, so no share is 0. Loop 0's share is the
+/// largest.
+fn per_loop(mut config: EngineConfig, loops: usize, index: usize) -> EngineConfig {
+    use raida_core::config::share;
+    config.max_connections = share(config.max_connections, loops, index);
+    config.mod_queue_size = share(config.mod_queue_size, loops, index);
     config
 }
