@@ -7,6 +7,13 @@
 //! their type and never required. Every limit of the network layer is a field of our
 //! own `[network]` table, defaulting to the values of DESIGN.md ("Defaults").
 //!
+//! **One table.** [`FIELDS`] lists every key once: its table, what it accepts (type
+//! and range), its flag, a one-line doc, and where it lives in [`Config`]. The parser,
+//! [`Config::to_toml_string`] (`--print-config`), the `Serialize` form, the flags of
+//! `raida-server` and the test of README.md's tables all read that list, so adding a
+//! field is one entry there plus its struct field (and its value in `Default`, which
+//! is where every default lives: the table reads it back rather than repeating it).
+//!
 //! Core reads no files: the driver reads the text and hands it to
 //! [`Config::from_toml_str`] together with the file's path, which every
 //! [`ConfigError`] names, e.g.
@@ -64,18 +71,35 @@ pub const MAX_THREADS: usize = 1024;
 /// nothing.
 pub const MAX_BODY_SIZE_LIMIT: usize = 65_536;
 
-/// Name of the deployed server's key for [`ServerConfig::udp_payload_threshold`].
-const UDP_KEY: &str = "udp_effective_payload";
-/// Another accepted name for [`UDP_KEY`].
-const UDP_ALIAS: &str = "udp_payload_threshold";
+/// Upper bound for `max_connections`: 1,048,576 (2^20), the kernel's default
+/// `fs.nr_open`, which caps the descriptors a process may be allowed at all. Every
+/// connection holds one descriptor, so a larger value could never be reached on a stock
+/// kernel; it also keeps connection indices far inside the `u32` the engine names them
+/// by.
+pub const MAX_CONNECTIONS_LIMIT: usize = 1 << 20;
+
+/// Upper bound for `mod_queue_size`: 65,536. Each event loop's completion channel is
+/// allocated whole at start, one slot (a completion of about 100 bytes) per job, so
+/// this is at most about 6.5 MB in all; without a bound, a value typed with a few
+/// digits too many would abort the server at start on the allocation instead of being
+/// refused with a message. More jobs in flight than that would not help either: they
+/// wait for at most [`MAX_THREADS`] workers.
+pub const MAX_MOD_QUEUE_SIZE: usize = 65_536;
+
+/// Upper bound for `key_page_cache_pages`: 16,384 pages of 17 KiB (`PAGE_BYTES`), about
+/// 285 MB, room for a whole store (about 15,000 pages); a larger cache could only fill
+/// up with absences, at memory a small machine does not have.
+pub const MAX_KEY_PAGE_CACHE_PAGES: usize = 16_384;
 
 /// The whole configuration: the deployed server's `[server]` table and our `[network]`
 /// table.
 ///
-/// `Serialize` writes keys [`Config::from_toml_str`] reads back (unset optional values
-/// are left out); [`Config::to_toml_string`] is the annotated form for
-/// `--print-config`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+/// `Serialize` writes the keys of [`FIELDS`] that are set, in the form
+/// [`Config::from_toml_str`] reads back; [`Config::to_toml_string`] is the annotated
+/// form for `--print-config`. Non-exhaustive: build one with `Default` and assign
+/// fields.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// Table `[server]`: the deployed server's keys.
     pub server: ServerConfig,
@@ -84,27 +108,31 @@ pub struct Config {
 }
 
 /// Table `[server]`, the deployed server's keys with their meaning unchanged.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+///
+/// Non-exhaustive (other keys may become ours): build one with `Default` and assign
+/// fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// Key `raida_id`: this server's place in the RAIDA, `0..RAIDA_COUNT` (0..=24).
     /// Requests must carry it (else 3 INVALID_RAIDA_ID) and responses start with it.
     /// Default 0 (the deployed server requires the key).
     pub raida_id: u8,
     /// Key `coin_id`: the coin id requests must carry (else 7 INVALID_COIN_ID),
-    /// 0..=65535. Default 0 (the deployed server requires the key; its sample file
-    /// has 6).
+    /// 0..=65535 (the wire's two bytes). Default 0 (the deployed server requires the
+    /// key; its sample file has 6).
     pub coin_id: u16,
-    /// Key `port`: the TCP and UDP port. `None` (key absent) means 50000 + raida id,
-    /// see [`ServerConfig::effective_port`]. 0 asks the OS for a free port (tests).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Key `port`: the TCP and UDP port, 0..=65535. `None` (key absent) means 50000 +
+    /// raida id, see [`ServerConfig::effective_port`]. 0 asks the OS for a free port
+    /// (tests).
     pub port: Option<u16>,
-    /// Key `threads`: command worker threads, 0..=[`MAX_THREADS`]; 0 (the default)
-    /// means max(8, cores), see [`ServerConfig::effective_threads`].
+    /// Key `threads`: command worker threads, 0..=[`MAX_THREADS`] (each is an OS thread
+    /// with its own stack; more than that only adds switching); 0 (the default) means
+    /// max(8, cores), see [`ServerConfig::effective_threads`].
     pub threads: usize,
     /// Key `udp_effective_payload` (also accepted as `udp_payload_threshold`): the UDP
     /// receive buffer; only this many bytes of a datagram are kept (PROTOCOL.md
-    /// section 7). 32..=[`MAX_UDP_PAYLOAD`], default 1024.
-    #[serde(rename = "udp_effective_payload")]
+    /// section 7). 32..=[`MAX_UDP_PAYLOAD`] (no datagram is larger), default 1024.
     pub udp_payload_threshold: usize,
 }
 
@@ -140,74 +168,85 @@ impl ServerConfig {
 /// Table `[network]`: every bound of the network layer, with DESIGN.md's defaults.
 ///
 /// Unknown keys in this table are errors. Durations are integers in the unit their
-/// name ends with; each `*_ms` value is at most [`MAX_MILLIS`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// name ends with; each `*_ms` value is at most [`MAX_MILLIS`]. Every number has an
+/// upper bound any machine can honour, so a typo is refused with a message instead of
+/// failing (or allocating) at start. Non-exhaustive (it grows): build one with
+/// `Default` and assign fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NetworkConfig {
     /// Address the TCP and UDP sockets bind to. Default `0.0.0.0`.
     pub bind: IpAddr,
     /// Most TCP connections open at once; one more is refused with 160 REQUEST_RATE.
-    /// At least 1, default 65535.
+    /// 1..=[`MAX_CONNECTIONS_LIMIT`] (one descriptor each, see there), default 65535.
     pub max_connections: usize,
     /// Largest declared request body; larger ones get 16 INVALID_PACKET_LENGTH.
     /// 2..=[`MAX_BODY_SIZE_LIMIT`], default 65536.
     pub max_body_size: usize,
     /// A TCP connection without a complete request this long after accept is closed.
-    /// At least 1, default 2000.
+    /// 1..=[`MAX_MILLIS`], default 2000.
     pub socket_timeout_ms: u64,
-    /// Capacity of the queue of commands handed to the worker threads. At least 1,
-    /// default 1024.
+    /// Capacity of the queue of commands handed to the worker threads.
+    /// 1..=[`MAX_MOD_QUEUE_SIZE`] (allocated at start, see there), default 1024.
     pub mod_queue_size: usize,
-    /// Longest wait for events (shorter when a deadline is nearer). At least 1,
-    /// default 10000.
+    /// Longest wait for events (shorter when a deadline is nearer).
+    /// 1..=[`MAX_MILLIS`], default 10000.
     pub epoll_timeout_ms: u64,
-    /// Most events taken from one wait. 1..=1000000, default 10000.
+    /// Most events taken from one wait. 1..=1000000: the event buffer is allocated at
+    /// start (an epoll event is 12 bytes, so at most 12 MB per loop), and a million ready sockets
+    /// in one wait is already about every descriptor a process can hold
+    /// ([`MAX_CONNECTIONS_LIMIT`]). Default 10000.
     pub events_per_wait: usize,
-    /// TCP keep-alive idle time before the first probe. 1..=32767, default 60.
+    /// TCP keep-alive idle time before the first probe. 1..=32767 (Linux's
+    /// `TCP_KEEPIDLE` maximum), default 60.
     pub keepalive_idle_s: u64,
-    /// TCP keep-alive interval between probes. 1..=32767, default 10.
+    /// TCP keep-alive interval between probes. 1..=32767 (Linux's `TCP_KEEPINTVL`
+    /// maximum), default 10.
     pub keepalive_interval_s: u64,
-    /// TCP keep-alive probes before the connection is dropped. 1..=127, default 5.
+    /// TCP keep-alive probes before the connection is dropped. 1..=127 (Linux's
+    /// `TCP_KEEPCNT` maximum), default 5.
     pub keepalive_probes: u32,
     /// After a response is written and the write side shut down, how long the
     /// connection goes on reading and discarding client bytes before it closes, so
-    /// unread input does not turn the close into a reset. 0 closes at once; default
-    /// 500.
+    /// unread input does not turn the close into a reset. 0 closes at once; at most
+    /// [`MAX_MILLIS`]; default 500.
     pub linger_ms: u64,
     /// Graceful shutdown: how long in-flight requests may take to finish before the
-    /// server exits anyway. 0 exits at once; default 5000.
+    /// server exits anyway. 0 exits at once; at most [`MAX_MILLIS`]; default 5000.
     pub drain_timeout_ms: u64,
-    /// Event-loop threads. 1..=[`MAX_THREADS`], default 1.
+    /// Event-loop threads. 1..=[`MAX_THREADS`], and at most `max_connections` and
+    /// `mod_queue_size`: each loop serves a [`share`] of both, and a loop whose share
+    /// is 0 could never serve. Default 1.
     pub io_threads: usize,
     /// Before an event loop blocks for events, it polls without blocking for up to this
     /// many microseconds. Under load that keeps it awake between bursts, which saves
     /// the wake-up of a sleeping thread per burst (on the sending side too: that is
     /// what raised loopback throughput in bench/RESULTS.md); it costs up to this much
-    /// CPU per idle gap (at 1,000 requests/s, at most 2% of a core). 0..=1000 (0:
-    /// block at once), default 20.
+    /// CPU per idle gap (at 1,000 requests/s, at most 2% of a core). 0..=1000 (a
+    /// millisecond of spinning is already far past any burst gap; 0: block at once),
+    /// default 20.
     pub busy_poll_us: u64,
     /// Most connections an event loop accepts, and most datagrams it reads, in one
     /// turn before it serves everything else (open connections, completions, timers,
     /// signals) and comes back: without it a steady stream of new connections or
-    /// datagrams would keep the loop accepting or reading for ever. 1..=1000000,
-    /// default 256.
+    /// datagrams would keep the loop accepting or reading for ever. 1..=1000000 (a
+    /// count, nothing is allocated for it; beyond that the bound would no longer bound
+    /// a turn in practice), default 256.
     pub turn_budget: usize,
-    /// Key pages (PROTOCOL.md section 10) the key store keeps in memory. At least 1,
-    /// default 1024 (about 17 MB).
+    /// Key pages (PROTOCOL.md section 10) the key store keeps in memory.
+    /// 1..=[`MAX_KEY_PAGE_CACHE_PAGES`] (see there), default 1024 (about 17 MB).
     pub key_page_cache_pages: usize,
     /// How long a cached key page is trusted before it is read again, since other
-    /// modules change pages while the server runs. 0 reads on every lookup; default
-    /// 1000.
+    /// modules change pages while the server runs. 0 reads on every lookup; at most
+    /// [`MAX_MILLIS`]; default 1000.
     pub key_page_ttl_ms: u64,
     /// Directory holding `Data/`. `None` (the default) means the config file's
     /// directory; a relative path is taken relative to it. See [`Config::data_root`].
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub data_root: Option<PathBuf>,
     /// Address of the metrics endpoint; `None` (the default) serves none.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_addr: Option<SocketAddr>,
     /// A `tracing` filter (e.g. `"info,raida_core=debug"`); `None` (the default) means
     /// `RUST_LOG`, else `info`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
 }
 
@@ -275,6 +314,680 @@ impl NetworkConfig {
     }
 }
 
+/// Part `index` of `total` split into `parts` shares: the shares differ by at most 1
+/// (the first `total % parts` get one more) and add up to exactly `total`.
+///
+/// With `io_threads` = N each event loop gets `share(total, N, loop index)` of
+/// `max_connections` and `mod_queue_size`, so the loops together never exceed the
+/// configured totals (descriptors, memory), which rounding every share up would.
+/// `parts == 0` is taken as 1; an `index` at or past `parts` names no part and gets 0.
+pub fn share(total: usize, parts: usize, index: usize) -> usize {
+    let parts = parts.max(1);
+    if index >= parts {
+        return 0;
+    }
+    total / parts + usize::from(index < total % parts)
+}
+
+/// A table of the configuration file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Section {
+    /// `[server]`: the deployed server's table. Unknown keys are warnings (other modules
+    /// of the deployed server add keys there), [`IGNORED_SERVER_KEYS`] are accepted
+    /// silently.
+    Server,
+    /// `[network]`: our own table. Unknown keys are errors (a typo must not pass
+    /// silently for a bound).
+    Network,
+}
+
+impl Section {
+    /// Every table, in the order the file (and `--print-config`) lists them.
+    pub const ALL: [Section; 2] = [Section::Server, Section::Network];
+
+    /// The table's name in the file: `server` or `network`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Section::Server => "server",
+            Section::Network => "network",
+        }
+    }
+}
+
+impl fmt::Display for Section {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a field accepts: how the file's value is checked and what an error says it
+/// expected.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum Kind {
+    /// An integer in `min..=max`.
+    Int {
+        /// Smallest accepted value.
+        min: u64,
+        /// Largest accepted value: every number has one a machine can honour.
+        max: u64,
+    },
+    /// An IP address string, IPv4 or IPv6.
+    IpAddr,
+    /// A socket address string (`address:port`).
+    SocketAddr,
+    /// A non-empty path string. A driver takes a relative path given as a flag from
+    /// its current directory (a file's from the file's directory).
+    Path,
+    /// A non-empty string.
+    Text {
+        /// What it is, for errors, e.g. `a non-empty tracing filter such as "info"`.
+        expected: &'static str,
+    },
+    /// An array of strings (possibly empty), each accepted by `check`, e.g. CIDR
+    /// networks.
+    Strings {
+        /// What one item is, for errors, e.g. `a CIDR network such as "10.0.0.0/8"`.
+        item: &'static str,
+        /// Whether one item is acceptable.
+        check: fn(&str) -> bool,
+    },
+}
+
+impl Kind {
+    /// An integer in `min..=max`.
+    pub const fn int(min: u64, max: u64) -> Kind {
+        Kind::Int { min, max }
+    }
+
+    /// The range of an integer kind.
+    pub fn range(&self) -> Option<(u64, u64)> {
+        match *self {
+            Kind::Int { min, max } => Some((min, max)),
+            _ => None,
+        }
+    }
+
+    /// What the kind accepts, as error messages say it: `an integer 0..=24`.
+    pub fn expected(&self) -> String {
+        match self {
+            Kind::Int { min, max } => format!("an integer {min}..={max}"),
+            Kind::IpAddr => "an IP address such as \"0.0.0.0\" or \"::\"".into(),
+            Kind::SocketAddr => "a socket address such as \"127.0.0.1:9100\"".into(),
+            Kind::Path => "a non-empty path".into(),
+            Kind::Text { expected } => (*expected).into(),
+            Kind::Strings { item, .. } => format!("an array of strings, each {item}"),
+        }
+    }
+
+    /// Checks a value of the file. The error is what was found, as error messages show
+    /// it (the offending item of an array, with its place).
+    pub fn parse(&self, value: &Value) -> Result<FieldValue, String> {
+        let bad = || show(value);
+        match (self, value) {
+            (Kind::Int { min, max }, Value::Integer(i)) => match u64::try_from(*i) {
+                Ok(n) if (*min..=*max).contains(&n) => Ok(FieldValue::Int(n)),
+                _ => Err(bad()),
+            },
+            (Kind::IpAddr, Value::String(s)) => s.parse().map(FieldValue::Ip).map_err(|_| bad()),
+            (Kind::SocketAddr, Value::String(s)) => {
+                s.parse().map(FieldValue::Socket).map_err(|_| bad())
+            }
+            (Kind::Path, Value::String(s)) if !s.is_empty() => Ok(FieldValue::Path(s.into())),
+            (Kind::Text { .. }, Value::String(s)) if !s.is_empty() => {
+                Ok(FieldValue::Text(s.clone()))
+            }
+            (Kind::Strings { check, .. }, Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| match item {
+                    Value::String(s) if check(s) => Ok(s.clone()),
+                    other => Err(format!("{} (item {})", show(other), i + 1)),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(FieldValue::Strings),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// A field's value, checked against its [`Kind`], on its way into or out of
+/// [`Config`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FieldValue {
+    /// For [`Kind::Int`].
+    Int(u64),
+    /// For [`Kind::IpAddr`].
+    Ip(IpAddr),
+    /// For [`Kind::SocketAddr`].
+    Socket(SocketAddr),
+    /// For [`Kind::Path`].
+    Path(PathBuf),
+    /// For [`Kind::Text`].
+    Text(String),
+    /// For [`Kind::Strings`].
+    Strings(Vec<String>),
+}
+
+impl FieldValue {
+    /// The value as the file writes it (a path that is not UTF-8, lossily).
+    pub fn to_toml(&self) -> Value {
+        match self {
+            // Every bound is far below i64::MAX (a unit test checks), so this never
+            // saturates.
+            FieldValue::Int(n) => Value::Integer(i64::try_from(*n).unwrap_or(i64::MAX)),
+            FieldValue::Ip(a) => Value::String(a.to_string()),
+            FieldValue::Socket(a) => Value::String(a.to_string()),
+            FieldValue::Path(p) => Value::String(p.to_string_lossy().into_owned()),
+            FieldValue::Text(s) => Value::String(s.clone()),
+            FieldValue::Strings(v) => Value::Array(v.iter().cloned().map(Value::String).collect()),
+        }
+    }
+}
+
+/// The command-line flag of a field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flag {
+    /// The flag without its dashes, e.g. `raida-id` for `--raida-id`.
+    pub long: &'static str,
+    /// The placeholder of its value in `--help`, e.g. `N`.
+    pub value_name: &'static str,
+    /// What the flag adds to the field's doc, if anything.
+    pub note: Option<&'static str>,
+}
+
+impl Flag {
+    /// The flag as typed, e.g. `--raida-id`; errors about its value name it so.
+    pub fn name(&self) -> String {
+        format!("--{}", self.long)
+    }
+}
+
+/// Where a field lives in [`Config`]: read it, and store a checked value (`false` when
+/// the value does not fit the field's type, only possible where `usize` is narrower
+/// than a range).
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    get: fn(&Config) -> Option<FieldValue>,
+    set: fn(&mut Config, FieldValue) -> bool,
+}
+
+/// The [`Slot`] of `config.$section.$field`, through [`Stored`].
+macro_rules! slot {
+    ($section:ident . $field:ident) => {
+        Slot {
+            get: |c| Stored::to_value(&c.$section.$field),
+            set: |c, v| match Stored::from_value(v) {
+                Some(v) => {
+                    c.$section.$field = v;
+                    true
+                }
+                None => false,
+            },
+        }
+    };
+}
+
+/// A Rust type a field of [`Config`] can have, as a [`FieldValue`]. `Option<T>` is an
+/// optional field: `None` is unset, and never written.
+trait Stored: Sized {
+    fn to_value(&self) -> Option<FieldValue>;
+    fn from_value(value: FieldValue) -> Option<Self>;
+}
+
+macro_rules! stored_int {
+    ($($t:ty),*) => {$(
+        impl Stored for $t {
+            fn to_value(&self) -> Option<FieldValue> {
+                u64::try_from(*self).ok().map(FieldValue::Int)
+            }
+            fn from_value(value: FieldValue) -> Option<Self> {
+                match value {
+                    FieldValue::Int(n) => Self::try_from(n).ok(),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+stored_int!(u8, u16, u32, u64, usize);
+
+macro_rules! stored_as {
+    ($t:ty, $variant:ident) => {
+        impl Stored for $t {
+            fn to_value(&self) -> Option<FieldValue> {
+                Some(FieldValue::$variant(self.clone()))
+            }
+            fn from_value(value: FieldValue) -> Option<Self> {
+                match value {
+                    FieldValue::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+stored_as!(IpAddr, Ip);
+stored_as!(SocketAddr, Socket);
+stored_as!(PathBuf, Path);
+stored_as!(String, Text);
+stored_as!(Vec<String>, Strings);
+
+impl<T: Stored> Stored for Option<T> {
+    fn to_value(&self) -> Option<FieldValue> {
+        self.as_ref().and_then(T::to_value)
+    }
+    fn from_value(value: FieldValue) -> Option<Self> {
+        T::from_value(value).map(Some)
+    }
+}
+
+/// One configuration field: everything the parser, `--print-config`, the command line
+/// and the README's tables know about it. [`FIELDS`] lists them all.
+///
+/// Its default is not repeated here: it is the field's value in `Config::default()`
+/// ([`Field::default_value`]), so the two cannot disagree.
+#[derive(Clone, Copy, Debug)]
+pub struct Field {
+    /// The key, as the file writes it.
+    pub name: &'static str,
+    /// The table holding it.
+    pub section: Section,
+    /// What it accepts.
+    pub kind: Kind,
+    /// Another accepted name of the key (deployed files use both); both given with
+    /// different values is an error ([`ConfigError::Conflict`]).
+    pub alias: Option<&'static str>,
+    /// For an optional field (absent means unset): what applies when it is unset, e.g.
+    /// `50000 + raida_id`. `None` for a field that always has a value.
+    pub unset: Option<&'static str>,
+    /// A remark `--print-config` writes after the value, e.g. `0 = max(8, cores)`.
+    pub note: Option<&'static str>,
+    /// The command-line flag that sets it, if it has one.
+    pub flag: Option<Flag>,
+    /// What it is, in one line (for `--help`).
+    pub doc: &'static str,
+    slot: Slot,
+    /// For an optional field whose unset value is still a value (`port`): that value,
+    /// which `--print-config` shows.
+    effective: Option<fn(&Config) -> FieldValue>,
+}
+
+/// The builder steps [`FIELDS`] is written with: `Field::new(..)` and then only what
+/// the field has (`.flag(..)`, `.alias(..)`, `.unset(..)`, ...).
+impl Field {
+    const fn new(
+        name: &'static str,
+        section: Section,
+        kind: Kind,
+        slot: Slot,
+        doc: &'static str,
+    ) -> Field {
+        Field {
+            name,
+            section,
+            kind,
+            alias: None,
+            unset: None,
+            note: None,
+            flag: None,
+            doc,
+            slot,
+            effective: None,
+        }
+    }
+
+    const fn flag(mut self, long: &'static str, value_name: &'static str) -> Field {
+        self.flag = Some(Flag {
+            long,
+            value_name,
+            note: None,
+        });
+        self
+    }
+
+    const fn flag_note(mut self, note: &'static str) -> Field {
+        self.flag = match self.flag {
+            Some(f) => Some(Flag {
+                note: Some(note),
+                ..f
+            }),
+            None => None,
+        };
+        self
+    }
+
+    const fn alias(mut self, alias: &'static str) -> Field {
+        self.alias = Some(alias);
+        self
+    }
+
+    const fn unset(mut self, unset: &'static str) -> Field {
+        self.unset = Some(unset);
+        self
+    }
+
+    const fn effective(mut self, effective: fn(&Config) -> FieldValue) -> Field {
+        self.effective = Some(effective);
+        self
+    }
+
+    const fn note(mut self, note: &'static str) -> Field {
+        self.note = Some(note);
+        self
+    }
+
+    /// Its value in `config`; `None` when an optional field is unset.
+    pub fn value(&self, config: &Config) -> Option<FieldValue> {
+        (self.slot.get)(config)
+    }
+
+    /// Its default: its value in `Config::default()`.
+    pub fn default_value(&self) -> Option<FieldValue> {
+        self.value(&Config::default())
+    }
+
+    /// Its default as README.md's tables write it: the TOML value (`65535`,
+    /// `"0.0.0.0"`), or for an optional field unset by default, what applies then.
+    pub fn default_text(&self) -> String {
+        match self.default_value() {
+            Some(v) => v.to_toml().to_string(),
+            None => self.unset.unwrap_or("unset").to_string(),
+        }
+    }
+
+    /// A flag's text as the TOML value a file would hold, for the same checks: an
+    /// integer when the field is one and the text reads as one (else the text, so the
+    /// error shows what was given, e.g. `found "abc"`), an array for
+    /// [`Kind::Strings`] (one item per value), else the text.
+    pub fn flag_value(&self, values: &[String]) -> Value {
+        let last = values.last().map_or("", String::as_str);
+        match self.kind {
+            Kind::Int { .. } => match last.trim().parse::<i64>() {
+                Ok(n) => Value::Integer(n),
+                Err(_) => Value::String(last.to_string()),
+            },
+            Kind::Strings { .. } => {
+                Value::Array(values.iter().cloned().map(Value::String).collect())
+            }
+            _ => Value::String(last.to_string()),
+        }
+    }
+
+    /// Stores a checked value; `false` if it does not fit the field's type.
+    fn store(&self, config: &mut Config, value: FieldValue) -> bool {
+        (self.slot.set)(config, value)
+    }
+
+    /// Its line of `--print-config`.
+    fn toml_line(&self, config: &Config) -> String {
+        match (self.value(config), self.effective) {
+            (Some(v), _) => match self.note {
+                Some(note) => format!("{} = {}  # {note}", self.name, v.to_toml()),
+                None => format!("{} = {}", self.name, v.to_toml()),
+            },
+            (None, Some(effective)) => format!(
+                "# {} = {}  (unset: {})",
+                self.name,
+                effective(config).to_toml(),
+                self.unset.unwrap_or("no value")
+            ),
+            (None, None) => format!(
+                "# {} unset: {}",
+                self.name,
+                self.unset.unwrap_or("no value")
+            ),
+        }
+    }
+}
+
+/// The field named `name` in `section`, if there is one (aliases are not names).
+pub fn field(section: Section, name: &str) -> Option<&'static Field> {
+    FIELDS
+        .iter()
+        .find(|f| f.section == section && f.name == name)
+}
+
+/// Every configuration field, in the order `--print-config` lists them: `[server]`
+/// first, then `[network]`.
+pub static FIELDS: &[Field] = {
+    use Section::{Network, Server};
+    &[
+        Field::new(
+            "raida_id",
+            Server,
+            Kind::int(0, RAIDA_COUNT as u64 - 1),
+            slot!(server.raida_id),
+            "This server's raida id; requests must carry it (else 3)",
+        )
+        .flag("raida-id", "N"),
+        Field::new(
+            "coin_id",
+            Server,
+            Kind::int(0, u16::MAX as u64),
+            slot!(server.coin_id),
+            "The coin id requests must carry (else 7)",
+        )
+        .flag("coin-id", "N"),
+        Field::new(
+            "port",
+            Server,
+            Kind::int(0, u16::MAX as u64),
+            slot!(server.port),
+            "TCP and UDP port; 0 picks a free port on which both bind",
+        )
+        .unset("50000 + raida_id")
+        .effective(|c| FieldValue::Int(u64::from(c.server.effective_port())))
+        .flag("port", "N"),
+        Field::new(
+            "threads",
+            Server,
+            Kind::int(0, MAX_THREADS as u64),
+            slot!(server.threads),
+            "Worker threads; 0 = max(8, cores)",
+        )
+        .note("0 = max(8, cores)")
+        .flag("threads", "N"),
+        Field::new(
+            "udp_effective_payload",
+            Server,
+            Kind::int(32, MAX_UDP_PAYLOAD as u64),
+            slot!(server.udp_payload_threshold),
+            "UDP receive buffer: only this many bytes of a datagram are kept",
+        )
+        .alias("udp_payload_threshold")
+        .flag("udp-payload-threshold", "N"),
+        Field::new(
+            "bind",
+            Network,
+            Kind::IpAddr,
+            slot!(network.bind),
+            "Address of both sockets, IPv4 or IPv6",
+        )
+        .flag("bind", "ADDR"),
+        Field::new(
+            "max_connections",
+            Network,
+            Kind::int(1, MAX_CONNECTIONS_LIMIT as u64),
+            slot!(network.max_connections),
+            "Most open TCP connections; one more is answered 160 and closed",
+        )
+        .flag("max-connections", "N"),
+        Field::new(
+            "max_body_size",
+            Network,
+            Kind::int(2, MAX_BODY_SIZE_LIMIT as u64),
+            slot!(network.max_body_size),
+            "Largest declared request body; a larger one is answered 16",
+        )
+        .flag("max-body-size", "N"),
+        Field::new(
+            "socket_timeout_ms",
+            Network,
+            Kind::int(1, MAX_MILLIS),
+            slot!(network.socket_timeout_ms),
+            "Close a connection without a complete request (or response) after this long",
+        )
+        .flag("socket-timeout-ms", "N"),
+        Field::new(
+            "mod_queue_size",
+            Network,
+            Kind::int(1, MAX_MOD_QUEUE_SIZE as u64),
+            slot!(network.mod_queue_size),
+            "Jobs in flight at most; further requests wait in arrival order",
+        )
+        .flag("mod-queue-size", "N"),
+        Field::new(
+            "epoll_timeout_ms",
+            Network,
+            Kind::int(1, MAX_MILLIS),
+            slot!(network.epoll_timeout_ms),
+            "Longest wait for events (shorter when a deadline is nearer)",
+        ),
+        Field::new(
+            "events_per_wait",
+            Network,
+            Kind::int(1, 1_000_000),
+            slot!(network.events_per_wait),
+            "Events taken from one wait",
+        ),
+        Field::new(
+            "keepalive_idle_s",
+            Network,
+            Kind::int(1, 32_767),
+            slot!(network.keepalive_idle_s),
+            "TCP keep-alive: idle time before the first probe",
+        ),
+        Field::new(
+            "keepalive_interval_s",
+            Network,
+            Kind::int(1, 32_767),
+            slot!(network.keepalive_interval_s),
+            "TCP keep-alive: time between probes",
+        ),
+        Field::new(
+            "keepalive_probes",
+            Network,
+            Kind::int(1, 127),
+            slot!(network.keepalive_probes),
+            "TCP keep-alive: probes before the connection is dropped",
+        ),
+        Field::new(
+            "linger_ms",
+            Network,
+            Kind::int(0, MAX_MILLIS),
+            slot!(network.linger_ms),
+            "After the response, how long unread client bytes are read and discarded before closing",
+        ),
+        Field::new(
+            "drain_timeout_ms",
+            Network,
+            Kind::int(0, MAX_MILLIS),
+            slot!(network.drain_timeout_ms),
+            "On SIGINT/SIGTERM, how long requests in flight may take before the server exits anyway",
+        ),
+        Field::new(
+            "io_threads",
+            Network,
+            Kind::int(1, MAX_THREADS as u64),
+            slot!(network.io_threads),
+            "Event-loop threads, each with its own sockets on the port (SO_REUSEPORT) and its \
+             own engine, sharing the workers and the key store",
+        )
+        .flag("io-threads", "N"),
+        Field::new(
+            "busy_poll_us",
+            Network,
+            Kind::int(0, 1_000),
+            slot!(network.busy_poll_us),
+            "Microseconds an event loop polls for events without blocking before it sleeps; 0 blocks at once",
+        )
+        .flag("busy-poll-us", "US"),
+        Field::new(
+            "turn_budget",
+            Network,
+            Kind::int(1, 1_000_000),
+            slot!(network.turn_budget),
+            "Most connections accepted, and most datagrams read, per event-loop turn",
+        )
+        .flag("turn-budget", "N"),
+        Field::new(
+            "key_page_cache_pages",
+            Network,
+            Kind::int(1, MAX_KEY_PAGE_CACHE_PAGES as u64),
+            slot!(network.key_page_cache_pages),
+            "Key pages kept in memory (17 KB each)",
+        ),
+        Field::new(
+            "key_page_ttl_ms",
+            Network,
+            Kind::int(0, MAX_MILLIS),
+            slot!(network.key_page_ttl_ms),
+            "How long a cached key page is trusted before it is read again",
+        ),
+        Field::new(
+            "data_root",
+            Network,
+            Kind::Path,
+            slot!(network.data_root),
+            "Directory holding Data/; a relative one in a file is taken from the file's directory",
+        )
+        .unset("the config file's directory")
+        .flag("data-root", "DIR"),
+        Field::new(
+            "metrics_addr",
+            Network,
+            Kind::SocketAddr,
+            slot!(network.metrics_addr),
+            "Serve metrics (Prometheus text format, /metrics) and a liveness check \
+             (/healthz, /live) over HTTP on this address",
+        )
+        .unset("no metrics endpoint")
+        .flag("metrics-addr", "ADDR")
+        .flag_note("port 0 = a free port, printed on a second stdout line"),
+        Field::new(
+            "log",
+            Network,
+            Kind::Text {
+                expected: "a non-empty tracing filter such as \"info\"",
+            },
+            slot!(network.log),
+            "A tracing filter, e.g. \"info,raida_core=debug\"",
+        )
+        .unset("RUST_LOG, else \"info\""),
+    ]
+};
+
+/// A bound one field of a table puts on another: `key` may not exceed `limit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AtMost {
+    /// The table holding both keys.
+    pub section: Section,
+    /// The bounded key.
+    pub key: &'static str,
+    /// The key whose value bounds it.
+    pub limit: &'static str,
+    /// Why, for the error message.
+    pub reason: &'static str,
+}
+
+/// Every bound between fields, checked once the whole file is read.
+pub static AT_MOST: &[AtMost] = &[
+    AtMost {
+        section: Section::Network,
+        key: "io_threads",
+        limit: "max_connections",
+        reason: "each event loop gets a share of it, and a loop whose share is 0 could never serve",
+    },
+    AtMost {
+        section: Section::Network,
+        key: "io_threads",
+        limit: "mod_queue_size",
+        reason: "each event loop gets a share of it, and a loop whose share is 0 could never serve",
+    },
+];
+
 /// Why a configuration file was rejected. Its `Display` names the file and, when the
 /// problem is one key, the table and the key.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -340,12 +1053,33 @@ pub enum ConfigError {
         table: &'static str,
         /// The first name.
         key: &'static str,
-        /// Its value.
-        value: usize,
+        /// Its value, as TOML.
+        value: String,
         /// The other name.
         other_key: &'static str,
+        /// Its value, as TOML.
+        other_value: String,
+    },
+    /// A key's value is more than another key's value allows ([`AT_MOST`]).
+    #[error(
+        "{}: [{table}] {key} = {value} is more than {limit} = {limit_value}: {reason}",
+        .file.display()
+    )]
+    Exceeds {
+        /// The configuration file.
+        file: PathBuf,
+        /// The table holding both keys.
+        table: &'static str,
+        /// The bounded key.
+        key: &'static str,
         /// Its value.
-        other_value: usize,
+        value: u64,
+        /// The key that bounds it.
+        limit: &'static str,
+        /// Its value.
+        limit_value: u64,
+        /// Why the one bounds the other.
+        reason: &'static str,
     },
 }
 
@@ -357,7 +1091,8 @@ impl ConfigError {
             | ConfigError::NotATable { file, .. }
             | ConfigError::InvalidValue { file, .. }
             | ConfigError::UnknownKey { file, .. }
-            | ConfigError::Conflict { file, .. } => file,
+            | ConfigError::Conflict { file, .. }
+            | ConfigError::Exceeds { file, .. } => file,
         }
     }
 
@@ -367,7 +1102,8 @@ impl ConfigError {
             ConfigError::Syntax { .. } => None,
             ConfigError::NotATable { key, .. }
             | ConfigError::InvalidValue { key, .. }
-            | ConfigError::Conflict { key, .. } => Some(key),
+            | ConfigError::Conflict { key, .. }
+            | ConfigError::Exceeds { key, .. } => Some(key),
             ConfigError::UnknownKey { key, .. } => Some(key),
         }
     }
@@ -416,33 +1152,6 @@ impl fmt::Display for ConfigWarning {
     }
 }
 
-/// Keys of `[network]`, in declaration order.
-const NETWORK_KEYS: &[&str] = &[
-    "bind",
-    "max_connections",
-    "max_body_size",
-    "socket_timeout_ms",
-    "mod_queue_size",
-    "epoll_timeout_ms",
-    "events_per_wait",
-    "keepalive_idle_s",
-    "keepalive_interval_s",
-    "keepalive_probes",
-    "linger_ms",
-    "drain_timeout_ms",
-    "io_threads",
-    "busy_poll_us",
-    "turn_budget",
-    "key_page_cache_pages",
-    "key_page_ttl_ms",
-    "data_root",
-    "metrics_addr",
-    "log",
-];
-
-/// Keys of `[server]` this module honours.
-const SERVER_KEYS: &[&str] = &["raida_id", "coin_id", "port", "threads", UDP_KEY, UDP_ALIAS];
-
 impl Config {
     /// Parses the text of a configuration file; `file` is its path, used in error
     /// messages and nothing else. Absent keys and tables take their defaults.
@@ -482,22 +1191,18 @@ impl Config {
         let mut warnings = Vec::new();
         let mut config = Config::default();
         for (key, value) in &root {
-            match key.as_str() {
-                "server" => {
-                    let t = Reader::table(file, "server", value)?;
-                    config.server = t.server(&mut warnings)?;
+            match Section::ALL.into_iter().find(|s| s.name() == key) {
+                Some(section) => {
+                    Reader::table(file, section, value)?.read(&mut config, &mut warnings)?
                 }
-                "network" => {
-                    let t = Reader::table(file, "network", value)?;
-                    config.network = t.network()?;
-                }
-                _ => warnings.push(ConfigWarning {
+                None => warnings.push(ConfigWarning {
                     file: file.to_path_buf(),
                     table: None,
                     key: key.clone(),
                 }),
             }
         }
+        check_at_most(&config, file)?;
         warnings.sort();
         Ok((config, warnings))
     }
@@ -519,68 +1224,72 @@ impl Config {
 
     /// The effective configuration as an annotated TOML file, for `--print-config`.
     ///
-    /// Every key is listed; unset optional keys appear as comments stating what
-    /// applies instead (an unset `port` as `# port = <effective port>`). The output
-    /// parses back to an equal `Config` (a `data_root` that is not UTF-8 is written
-    /// lossily).
+    /// Every key of [`FIELDS`] is listed, in its order; unset optional keys appear as
+    /// comments stating what applies instead (an unset `port` as `# port = <effective
+    /// port>`). The output parses back to an equal `Config` (a `data_root` that is not
+    /// UTF-8 is written lossily).
     pub fn to_toml_string(&self) -> String {
-        let s = &self.server;
-        let n = &self.network;
         let mut out = String::new();
-        let mut line = |text: String| {
-            out.push_str(&text);
-            out.push('\n');
-        };
-        line("[server]".into());
-        line(format!("raida_id = {}", s.raida_id));
-        line(format!("coin_id = {}", s.coin_id));
-        match s.port {
-            Some(p) => line(format!("port = {p}")),
-            None => line(format!(
-                "# port = {}  (unset: 50000 + raida_id)",
-                s.effective_port()
-            )),
-        }
-        line(format!("threads = {}  # 0 = max(8, cores)", s.threads));
-        line(format!("{UDP_KEY} = {}", s.udp_payload_threshold));
-        line(String::new());
-        line("[network]".into());
-        line(format!("bind = {}", quote(&n.bind.to_string())));
-        line(format!("max_connections = {}", n.max_connections));
-        line(format!("max_body_size = {}", n.max_body_size));
-        line(format!("socket_timeout_ms = {}", n.socket_timeout_ms));
-        line(format!("mod_queue_size = {}", n.mod_queue_size));
-        line(format!("epoll_timeout_ms = {}", n.epoll_timeout_ms));
-        line(format!("events_per_wait = {}", n.events_per_wait));
-        line(format!("keepalive_idle_s = {}", n.keepalive_idle_s));
-        line(format!("keepalive_interval_s = {}", n.keepalive_interval_s));
-        line(format!("keepalive_probes = {}", n.keepalive_probes));
-        line(format!("linger_ms = {}", n.linger_ms));
-        line(format!("drain_timeout_ms = {}", n.drain_timeout_ms));
-        line(format!("io_threads = {}", n.io_threads));
-        line(format!("busy_poll_us = {}", n.busy_poll_us));
-        line(format!("turn_budget = {}", n.turn_budget));
-        line(format!("key_page_cache_pages = {}", n.key_page_cache_pages));
-        line(format!("key_page_ttl_ms = {}", n.key_page_ttl_ms));
-        match &n.data_root {
-            Some(p) => line(format!("data_root = {}", quote(&p.to_string_lossy()))),
-            None => line("# data_root unset: the config file's directory".into()),
-        }
-        match &n.metrics_addr {
-            Some(a) => line(format!("metrics_addr = {}", quote(&a.to_string()))),
-            None => line("# metrics_addr unset: no metrics endpoint".into()),
-        }
-        match &n.log {
-            Some(f) => line(format!("log = {}", quote(f))),
-            None => line("# log unset: RUST_LOG, else \"info\"".into()),
+        for (i, section) in Section::ALL.into_iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            out.push_str(&format!("[{section}]\n"));
+            for field in FIELDS.iter().filter(|f| f.section == section) {
+                out.push_str(&field.toml_line(self));
+                out.push('\n');
+            }
         }
         out
     }
+
+    /// The keys that are set, as TOML tables (the `Serialize` form).
+    fn to_toml_table(&self) -> Table {
+        let mut root = Table::new();
+        for section in Section::ALL {
+            let table: Table = FIELDS
+                .iter()
+                .filter(|f| f.section == section)
+                .filter_map(|f| Some((f.name.to_string(), f.value(self)?.to_toml())))
+                .collect();
+            root.insert(section.name().to_string(), Value::Table(table));
+        }
+        root
+    }
 }
 
-/// `s` as a TOML basic string.
-fn quote(s: &str) -> String {
-    Value::String(s.to_string()).to_string()
+/// The keys of [`FIELDS`] that are set, as `[server]` and `[network]` tables: what
+/// [`Config::from_toml_str`] reads back.
+impl Serialize for Config {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_toml_table().serialize(serializer)
+    }
+}
+
+/// Checks [`AT_MOST`] over a whole configuration.
+fn check_at_most(config: &Config, file: &Path) -> Result<(), ConfigError> {
+    let int = |section, name| match field(section, name).and_then(|f| f.value(config)) {
+        Some(FieldValue::Int(n)) => Some(n),
+        _ => None,
+    };
+    for rule in AT_MOST {
+        if let (Some(value), Some(limit_value)) =
+            (int(rule.section, rule.key), int(rule.section, rule.limit))
+        {
+            if value > limit_value {
+                return Err(ConfigError::Exceeds {
+                    file: file.to_path_buf(),
+                    table: rule.section.name(),
+                    key: rule.key,
+                    value,
+                    limit: rule.limit,
+                    limit_value,
+                    reason: rule.reason,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// 1-based line and column (in characters) of byte `offset` of `text`.
@@ -636,207 +1345,123 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// One table of the file, with the path for error messages.
 struct Reader<'a> {
     file: &'a Path,
-    name: &'static str,
+    section: Section,
     table: &'a Table,
 }
 
 impl<'a> Reader<'a> {
-    fn table(file: &'a Path, name: &'static str, value: &'a Value) -> Result<Self, ConfigError> {
+    fn table(file: &'a Path, section: Section, value: &'a Value) -> Result<Self, ConfigError> {
         match value {
-            Value::Table(table) => Ok(Reader { file, name, table }),
+            Value::Table(table) => Ok(Reader {
+                file,
+                section,
+                table,
+            }),
             other => Err(ConfigError::NotATable {
                 file: file.to_path_buf(),
-                key: name,
+                key: section.name(),
                 found: show(other),
             }),
         }
     }
 
-    fn invalid(
-        &self,
-        key: &'static str,
-        expected: impl Into<String>,
-        found: &Value,
-    ) -> ConfigError {
+    fn invalid(&self, key: &'static str, expected: String, found: String) -> ConfigError {
         ConfigError::InvalidValue {
             file: self.file.to_path_buf(),
-            table: self.name,
+            table: self.section.name(),
             key,
-            expected: expected.into(),
-            found: show(found),
+            expected,
+            found,
         }
     }
 
-    /// Integer key in `min..=max` (`max == u64::MAX`: no upper bound), `None` if absent.
-    fn uint(&self, key: &'static str, min: u64, max: u64) -> Result<Option<u64>, ConfigError> {
-        let Some(value) = self.table.get(key) else {
-            return Ok(None);
-        };
-        let expected = || {
-            if max == u64::MAX {
-                format!("an integer >= {min}")
-            } else {
-                format!("an integer {min}..={max}")
-            }
-        };
-        match value {
-            Value::Integer(i) => match u64::try_from(*i) {
-                Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
-                _ => Err(self.invalid(key, expected(), value)),
-            },
-            _ => Err(self.invalid(key, expected(), value)),
-        }
+    /// The fields of this table.
+    fn fields(&self) -> impl Iterator<Item = &'static Field> + '_ {
+        FIELDS.iter().filter(move |f| f.section == self.section)
     }
 
-    /// As [`Reader::uint`], converted to `T` (whose range must hold `min..=max`).
-    fn get<T: TryFrom<u64>>(
+    /// Reads every field of this table into `config`; unknown keys are errors in
+    /// `[network]`, warnings in `[server]` (except [`IGNORED_SERVER_KEYS`]).
+    fn read(
         &self,
-        key: &'static str,
-        min: u64,
-        max: u64,
-    ) -> Result<Option<T>, ConfigError> {
-        match self.uint(key, min, max)? {
-            None => Ok(None),
-            Some(n) => match T::try_from(n) {
-                Ok(v) => Ok(Some(v)),
-                // Only reachable where usize is narrower than the range asked for.
-                Err(_) => {
-                    let found = Value::Integer(i64::try_from(n).unwrap_or(i64::MAX));
-                    Err(self.invalid(key, "an integer this platform can hold", &found))
-                }
-            },
-        }
-    }
-
-    /// Sets `*field` from integer key `key` in `min..=max`, if present.
-    fn set<T: TryFrom<u64>>(
-        &self,
-        field: &mut T,
-        key: &'static str,
-        min: u64,
-        max: u64,
+        config: &mut Config,
+        warnings: &mut Vec<ConfigWarning>,
     ) -> Result<(), ConfigError> {
-        if let Some(v) = self.get(key, min, max)? {
-            *field = v;
+        for key in self.table.keys() {
+            let known = self
+                .fields()
+                .any(|f| f.name == key || f.alias == Some(key.as_str()));
+            if known {
+                continue;
+            }
+            match self.section {
+                Section::Network => {
+                    let names: Vec<&'static str> = self
+                        .fields()
+                        .flat_map(|f| std::iter::once(f.name).chain(f.alias))
+                        .collect();
+                    return Err(ConfigError::UnknownKey {
+                        file: self.file.to_path_buf(),
+                        table: self.section.name(),
+                        key: key.clone(),
+                        suggestion: suggest(key, &names),
+                    });
+                }
+                Section::Server => {
+                    if !IGNORED_SERVER_KEYS.contains(&key.as_str()) {
+                        warnings.push(ConfigWarning {
+                            file: self.file.to_path_buf(),
+                            table: Some(self.section.name()),
+                            key: key.clone(),
+                        });
+                    }
+                }
+            }
+        }
+
+        for field in self.fields() {
+            let primary = self.value(field, field.name)?;
+            let alias = match field.alias {
+                Some(alias) => self.value(field, alias)?.map(|v| (alias, v)),
+                None => None,
+            };
+            let value = match (primary, alias) {
+                (Some(a), Some((alias, b))) if a != b => {
+                    return Err(ConfigError::Conflict {
+                        file: self.file.to_path_buf(),
+                        table: self.section.name(),
+                        key: field.name,
+                        value: a.to_toml().to_string(),
+                        other_key: alias,
+                        other_value: b.to_toml().to_string(),
+                    })
+                }
+                (Some(v), _) | (None, Some((_, v))) => v,
+                (None, None) => continue,
+            };
+            let shown = value.to_toml();
+            if !field.store(config, value) {
+                // Only reachable where usize is narrower than the range asked for.
+                return Err(self.invalid(
+                    field.name,
+                    "an integer this platform can hold".into(),
+                    show(&shown),
+                ));
+            }
         }
         Ok(())
     }
 
-    /// String key parsed by `parse`, `None` if absent.
-    fn parsed<T>(
-        &self,
-        key: &'static str,
-        expected: &str,
-        parse: impl Fn(&str) -> Option<T>,
-    ) -> Result<Option<T>, ConfigError> {
+    /// The value of `key` (the field's name or its alias), checked; `None` if absent.
+    fn value(&self, field: &Field, key: &'static str) -> Result<Option<FieldValue>, ConfigError> {
         match self.table.get(key) {
             None => Ok(None),
-            Some(value @ Value::String(s)) => match parse(s) {
-                Some(v) => Ok(Some(v)),
-                None => Err(self.invalid(key, expected, value)),
-            },
-            Some(value) => Err(self.invalid(key, expected, value)),
+            Some(value) => field
+                .kind
+                .parse(value)
+                .map(Some)
+                .map_err(|found| self.invalid(key, field.kind.expected(), found)),
         }
-    }
-
-    fn server(&self, warnings: &mut Vec<ConfigWarning>) -> Result<ServerConfig, ConfigError> {
-        let mut s = ServerConfig::default();
-        self.set(&mut s.raida_id, "raida_id", 0, u64::from(RAIDA_COUNT) - 1)?;
-        self.set(&mut s.coin_id, "coin_id", 0, u64::from(u16::MAX))?;
-        s.port = self.get("port", 0, u64::from(u16::MAX))?;
-        self.set(&mut s.threads, "threads", 0, MAX_THREADS as u64)?;
-
-        let udp_range = (32, MAX_UDP_PAYLOAD as u64);
-        let primary: Option<usize> = self.get(UDP_KEY, udp_range.0, udp_range.1)?;
-        let alias: Option<usize> = self.get(UDP_ALIAS, udp_range.0, udp_range.1)?;
-        match (primary, alias) {
-            (Some(a), Some(b)) if a != b => {
-                return Err(ConfigError::Conflict {
-                    file: self.file.to_path_buf(),
-                    table: self.name,
-                    key: UDP_KEY,
-                    value: a,
-                    other_key: UDP_ALIAS,
-                    other_value: b,
-                })
-            }
-            (Some(v), _) | (None, Some(v)) => s.udp_payload_threshold = v,
-            (None, None) => {}
-        }
-
-        for key in self.table.keys() {
-            if !SERVER_KEYS.contains(&key.as_str()) && !IGNORED_SERVER_KEYS.contains(&key.as_str())
-            {
-                warnings.push(ConfigWarning {
-                    file: self.file.to_path_buf(),
-                    table: Some(self.name),
-                    key: key.clone(),
-                });
-            }
-        }
-        Ok(s)
-    }
-
-    fn network(&self) -> Result<NetworkConfig, ConfigError> {
-        if let Some(key) = self
-            .table
-            .keys()
-            .find(|k| !NETWORK_KEYS.contains(&k.as_str()))
-        {
-            return Err(ConfigError::UnknownKey {
-                file: self.file.to_path_buf(),
-                table: self.name,
-                key: key.clone(),
-                suggestion: suggest(key, NETWORK_KEYS),
-            });
-        }
-        const ANY: u64 = u64::MAX;
-        let mut n = NetworkConfig::default();
-        if let Some(bind) =
-            self.parsed("bind", "an IP address such as \"0.0.0.0\" or \"::\"", |s| {
-                s.parse().ok()
-            })?
-        {
-            n.bind = bind;
-        }
-        self.set(&mut n.max_connections, "max_connections", 1, ANY)?;
-        self.set(
-            &mut n.max_body_size,
-            "max_body_size",
-            2,
-            MAX_BODY_SIZE_LIMIT as u64,
-        )?;
-        self.set(&mut n.socket_timeout_ms, "socket_timeout_ms", 1, MAX_MILLIS)?;
-        self.set(&mut n.mod_queue_size, "mod_queue_size", 1, ANY)?;
-        self.set(&mut n.epoll_timeout_ms, "epoll_timeout_ms", 1, MAX_MILLIS)?;
-        self.set(&mut n.events_per_wait, "events_per_wait", 1, 1_000_000)?;
-        self.set(&mut n.keepalive_idle_s, "keepalive_idle_s", 1, 32_767)?;
-        self.set(
-            &mut n.keepalive_interval_s,
-            "keepalive_interval_s",
-            1,
-            32_767,
-        )?;
-        self.set(&mut n.keepalive_probes, "keepalive_probes", 1, 127)?;
-        self.set(&mut n.linger_ms, "linger_ms", 0, MAX_MILLIS)?;
-        self.set(&mut n.drain_timeout_ms, "drain_timeout_ms", 0, MAX_MILLIS)?;
-        self.set(&mut n.io_threads, "io_threads", 1, MAX_THREADS as u64)?;
-        self.set(&mut n.busy_poll_us, "busy_poll_us", 0, 1_000)?;
-        self.set(&mut n.turn_budget, "turn_budget", 1, 1_000_000)?;
-        self.set(&mut n.key_page_cache_pages, "key_page_cache_pages", 1, ANY)?;
-        self.set(&mut n.key_page_ttl_ms, "key_page_ttl_ms", 0, MAX_MILLIS)?;
-        n.data_root = self.parsed("data_root", "a non-empty path", |s| {
-            (!s.is_empty()).then(|| PathBuf::from(s))
-        })?;
-        n.metrics_addr = self.parsed(
-            "metrics_addr",
-            "a socket address such as \"127.0.0.1:9100\"",
-            |s| s.parse().ok(),
-        )?;
-        n.log = self.parsed("log", "a non-empty tracing filter such as \"info\"", |s| {
-            (!s.is_empty()).then(|| s.to_string())
-        })?;
-        Ok(n)
     }
 }
 
@@ -900,7 +1525,7 @@ mod tests {
         );
         assert_eq!(
             error("[network]\nmax_connections = 0\n"),
-            "config.toml: [network] max_connections: expected an integer >= 1, found 0"
+            "config.toml: [network] max_connections: expected an integer 1..=1048576, found 0"
         );
         assert_eq!(
             error("[network]\nmax_conections = 10\n"),
@@ -986,5 +1611,323 @@ mod tests {
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("bind", "bind"), 0);
+    }
+
+    #[test]
+    fn every_number_has_an_upper_bound_a_machine_can_honour() {
+        for (text, expected) in [
+            (
+                "[network]\nmax_connections = 1048577\n",
+                "config.toml: [network] max_connections: expected an integer 1..=1048576, \
+                 found 1048577",
+            ),
+            (
+                "[network]\nmod_queue_size = 10000000000\n",
+                "config.toml: [network] mod_queue_size: expected an integer 1..=65536, \
+                 found 10000000000",
+            ),
+            (
+                "[network]\nkey_page_cache_pages = 16385\n",
+                "config.toml: [network] key_page_cache_pages: expected an integer 1..=16384, \
+                 found 16385",
+            ),
+        ] {
+            assert_eq!(error(text), expected);
+        }
+        let top = parse(
+            "[network]\nmax_connections = 1048576\nmod_queue_size = 65536\n\
+             key_page_cache_pages = 16384\n",
+        )
+        .map(|c| c.network);
+        assert_eq!(
+            top.map(|n| (n.max_connections, n.mod_queue_size, n.key_page_cache_pages)),
+            Ok((1 << 20, 65_536, 16_384))
+        );
+        for f in FIELDS {
+            if let Kind::Int { min, max } = f.kind {
+                assert!(min <= max, "{}", f.name);
+                // TOML integers are i64; and the bound is something a machine can honour.
+                assert!(max <= 1 << 40, "{} has no real upper bound", f.name);
+            }
+        }
+    }
+
+    #[test]
+    fn io_threads_may_not_exceed_the_totals_they_share() {
+        assert_eq!(
+            error("[network]\nio_threads = 4\nmax_connections = 3\n"),
+            "config.toml: [network] io_threads = 4 is more than max_connections = 3: each \
+             event loop gets a share of it, and a loop whose share is 0 could never serve"
+        );
+        assert_eq!(
+            error("[network]\nio_threads = 4\nmod_queue_size = 2\n"),
+            "config.toml: [network] io_threads = 4 is more than mod_queue_size = 2: each \
+             event loop gets a share of it, and a loop whose share is 0 could never serve"
+        );
+        let c = parse("[network]\nio_threads = 4\nmax_connections = 4\nmod_queue_size = 4\n");
+        assert_eq!(c.map(|c| c.network.io_threads), Ok(4));
+        match parse("[network]\nio_threads = 2\nmax_connections = 1\n") {
+            Err(e) => assert_eq!(e.key(), Some("io_threads")),
+            Ok(c) => panic!("accepted: {c:?}"),
+        }
+    }
+
+    #[test]
+    fn shares_differ_by_at_most_one_and_sum_to_the_total() {
+        fn check(total: usize, parts: usize) {
+            let shares: Vec<usize> = (0..parts).map(|i| share(total, parts, i)).collect();
+            assert_eq!(shares.iter().sum::<usize>(), total, "{total} / {parts}");
+            for (i, s) in shares.iter().enumerate() {
+                assert!(
+                    *s == total / parts || *s == total / parts + 1,
+                    "{total} / {parts}: share {i} is {s}"
+                );
+            }
+            // The first loop has the largest share (io-epoll sizes channels by it).
+            assert_eq!(shares.iter().max(), shares.first());
+            assert_eq!(share(total, parts, parts), 0, "no part past the last");
+        }
+        for total in 0..300 {
+            for parts in 1..40 {
+                check(total, parts);
+            }
+        }
+        for (total, parts) in [
+            (65_535, 3),
+            (1 << 20, 1024),
+            (MAX_MOD_QUEUE_SIZE, 7),
+            (usize::MAX, 1024),
+            (usize::MAX, 1),
+        ] {
+            check(total, parts);
+        }
+        assert_eq!(share(10, 0, 0), 10, "0 parts is one part");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn shares_sum_to_the_total(total in 0usize..(1 << 40), parts in 1usize..=1024) {
+            let shares: Vec<usize> = (0..parts).map(|i| share(total, parts, i)).collect();
+            proptest::prop_assert_eq!(shares.iter().sum::<usize>(), total);
+            let low = total / parts;
+            proptest::prop_assert!(shares.iter().all(|s| *s == low || *s == low + 1));
+        }
+    }
+
+    #[test]
+    fn the_table_is_consistent() {
+        for section in Section::ALL {
+            let mut names: Vec<&str> = FIELDS
+                .iter()
+                .filter(|f| f.section == section)
+                .flat_map(|f| std::iter::once(f.name).chain(f.alias))
+                .collect();
+            let count = names.len();
+            names.sort_unstable();
+            names.dedup();
+            assert_eq!(names.len(), count, "a name twice in [{section}]");
+            assert!(
+                !names.iter().any(|n| IGNORED_SERVER_KEYS.contains(n)),
+                "an ignored key is also a field"
+            );
+        }
+        let mut flags: Vec<&str> = FIELDS
+            .iter()
+            .filter_map(|f| f.flag.map(|f| f.long))
+            .collect();
+        let count = flags.len();
+        flags.sort_unstable();
+        flags.dedup();
+        assert_eq!(flags.len(), count, "a flag twice");
+        for f in FIELDS {
+            // The default fits the kind (it parses back), and an optional field says what
+            // applies when it is unset.
+            match f.default_value() {
+                Some(v) => assert_eq!(f.kind.parse(&v.to_toml()), Ok(v), "{}", f.name),
+                None => assert!(f.unset.is_some(), "{} is unset by default", f.name),
+            }
+            assert!(
+                !f.doc.is_empty() && !f.doc.contains('\n'),
+                "{}: one line",
+                f.name
+            );
+        }
+        for rule in AT_MOST {
+            for name in [rule.key, rule.limit] {
+                let f = field(rule.section, name).unwrap_or_else(|| panic!("no field {name}"));
+                assert!(f.kind.range().is_some(), "{name} is not an integer");
+            }
+        }
+    }
+
+    /// A valid value of `f` other than its default: the top of an integer's range (its
+    /// bottom when that is the default, which also proves the type holds the range).
+    fn other_value(f: &Field) -> FieldValue {
+        match f.kind {
+            Kind::Int { min, max } => {
+                if f.default_value() == Some(FieldValue::Int(max)) {
+                    FieldValue::Int(min)
+                } else {
+                    FieldValue::Int(max)
+                }
+            }
+            Kind::IpAddr => FieldValue::Ip(IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])),
+            Kind::SocketAddr => FieldValue::Socket(SocketAddr::from(([127, 0, 0, 1], 9100))),
+            Kind::Path => FieldValue::Path(PathBuf::from("elsewhere")),
+            Kind::Text { .. } => FieldValue::Text("debug".into()),
+            Kind::Strings { .. } => FieldValue::Strings(Vec::new()),
+        }
+    }
+
+    #[test]
+    fn every_field_is_read_printed_and_serialized() {
+        // A file setting every field to a value other than its default.
+        let mut text = String::new();
+        for section in Section::ALL {
+            text.push_str(&format!("[{section}]\n"));
+            for f in FIELDS.iter().filter(|f| f.section == section) {
+                text.push_str(&format!("{} = {}\n", f.name, other_value(f).to_toml()));
+            }
+        }
+        let c = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        for f in FIELDS {
+            assert_eq!(f.value(&c), Some(other_value(f)), "{} was not read", f.name);
+            assert_ne!(f.value(&c), f.default_value(), "{}", f.name);
+        }
+        for config in [c, Config::default()] {
+            let printed = config.to_toml_string();
+            assert_eq!(parse(&printed).as_ref(), Ok(&config), "{printed}");
+            let serialized = toml::to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(parse(&serialized).as_ref(), Ok(&config), "{serialized}");
+            for f in FIELDS {
+                assert!(
+                    printed.contains(f.name),
+                    "{} not printed:\n{printed}",
+                    f.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn printed_config_keeps_its_shape() {
+        let mut c = parse("[server]\nraida_id = 9\n").unwrap_or_else(|e| panic!("{e}"));
+        c.network.log = Some("debug".into());
+        let printed = c.to_toml_string();
+        let lines: Vec<&str> = printed.lines().collect();
+        assert_eq!(
+            lines.get(..6),
+            Some(
+                &[
+                    "[server]",
+                    "raida_id = 9",
+                    "coin_id = 0",
+                    "# port = 50009  (unset: 50000 + raida_id)",
+                    "threads = 0  # 0 = max(8, cores)",
+                    "udp_effective_payload = 1024",
+                ][..]
+            )
+        );
+        assert_eq!(
+            lines.get(6..9),
+            Some(&["", "[network]", "bind = \"0.0.0.0\""][..])
+        );
+        assert!(lines.contains(&"# data_root unset: the config file's directory"));
+        assert!(lines.contains(&"# metrics_addr unset: no metrics endpoint"));
+        assert_eq!(lines.last(), Some(&"log = \"debug\""));
+        assert!(printed.ends_with("\"debug\"\n"));
+    }
+
+    /// A CIDR-ish check for the list tests: `address/prefix`.
+    fn cidr(s: &str) -> bool {
+        match s.split_once('/') {
+            Some((addr, prefix)) => match (addr.parse::<IpAddr>(), prefix.parse::<u8>()) {
+                (Ok(IpAddr::V4(_)), Ok(p)) => p <= 32,
+                (Ok(IpAddr::V6(_)), Ok(p)) => p <= 128,
+                _ => false,
+            },
+            None => false,
+        }
+    }
+
+    #[test]
+    fn a_list_of_strings_is_parsed_and_checked_item_by_item() {
+        let kind = Kind::Strings {
+            item: "a CIDR network such as \"10.0.0.0/8\"",
+            check: cidr,
+        };
+        let value = |text: &str| -> Value {
+            let t: Table = format!("v = {text}")
+                .parse()
+                .unwrap_or_else(|e| panic!("{e}"));
+            t.get("v").cloned().unwrap_or_else(|| panic!("no v"))
+        };
+        let ok = kind.parse(&value("[\"10.0.0.0/8\", \"::1/128\"]"));
+        assert_eq!(
+            ok,
+            Ok(FieldValue::Strings(vec![
+                "10.0.0.0/8".into(),
+                "::1/128".into()
+            ]))
+        );
+        assert_eq!(
+            kind.parse(&value("[]")),
+            Ok(FieldValue::Strings(Vec::new()))
+        );
+        assert_eq!(
+            kind.parse(&value("[\"10.0.0.0/8\", \"10.0.0.0/33\"]")),
+            Err("\"10.0.0.0/33\" (item 2)".into())
+        );
+        assert_eq!(
+            kind.parse(&value("[\"::1/128\", 7]")),
+            Err("7 (item 2)".into())
+        );
+        assert_eq!(
+            kind.parse(&value("\"10.0.0.0/8\"")),
+            Err("\"10.0.0.0/8\"".into())
+        );
+        assert_eq!(
+            kind.expected(),
+            "an array of strings, each a CIDR network such as \"10.0.0.0/8\""
+        );
+        // Back to TOML, and in and out of a `Vec<String>` field.
+        let list = FieldValue::Strings(vec!["10.0.0.0/8".into()]);
+        assert_eq!(list.to_toml().to_string(), "[\"10.0.0.0/8\"]");
+        assert_eq!(kind.parse(&list.to_toml()), Ok(list.clone()));
+        let stored: Option<Vec<String>> = Stored::from_value(list.clone());
+        assert_eq!(stored.as_ref().and_then(Stored::to_value), Some(list));
+        assert_eq!(
+            <Vec<String> as Stored>::from_value(FieldValue::Int(1)),
+            None
+        );
+        // A flag given twice is two items.
+        let f = Field::new(
+            "trusted_networks",
+            Section::Network,
+            kind,
+            Slot {
+                get: |_| None,
+                set: |_, _| false,
+            },
+            "test only",
+        );
+        assert_eq!(
+            f.flag_value(&["10.0.0.0/8".into(), "::1/128".into()])
+                .to_string(),
+            "[\"10.0.0.0/8\", \"::1/128\"]"
+        );
+    }
+
+    #[test]
+    fn flag_values_become_what_a_file_would_hold() {
+        let port = field(Section::Server, "port").unwrap_or_else(|| panic!("port"));
+        assert_eq!(port.flag_value(&["70000".into()]), Value::Integer(70_000));
+        assert_eq!(port.flag_value(&[" 5 ".into()]), Value::Integer(5));
+        assert_eq!(
+            port.flag_value(&["abc".into()]),
+            Value::String("abc".into())
+        );
+        let bind = field(Section::Network, "bind").unwrap_or_else(|| panic!("bind"));
+        assert_eq!(bind.flag_value(&["7".into()]), Value::String("7".into()));
     }
 }

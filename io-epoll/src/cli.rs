@@ -2,6 +2,11 @@
 //! validated by `raida_core::config`), our `[network]` table, and flags that override
 //! both.
 //!
+//! The override flags are not written out here: they are generated from core's table
+//! of fields ([`FIELDS`], each entry with a [`Flag`](raida_core::config::Flag)), so a
+//! field with a flag is one entry there. Only `--config`, `--print-config` and
+//! `--check-config` are this crate's own.
+//!
 //! Every flag value goes through core's validation, exactly like a file value: each
 //! flag is first checked alone as a one-key TOML document whose "file" is the flag's
 //! name (so a bad value is reported as e.g. `--port: [server] port: expected an integer
@@ -10,8 +15,8 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
-use raida_core::config::{Config, ConfigWarning};
+use clap::{Arg, ArgAction, ArgMatches, Command, FromArgMatches, Parser};
+use raida_core::config::{Config, ConfigWarning, Field, Kind, FIELDS};
 use toml::{Table, Value};
 
 /// `raida-server`: the RAIDA network layer over epoll.
@@ -23,59 +28,9 @@ pub struct Args {
     /// a demo key store under ./raida-data.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// TCP and UDP port ([server] port; default 50000 + raida id; 0 = a free port).
-    #[arg(long, value_name = "N")]
-    pub port: Option<String>,
-    /// Address to bind, IPv4 or IPv6 ([network] bind; default 0.0.0.0).
-    #[arg(long, value_name = "ADDR")]
-    pub bind: Option<String>,
-    /// This server's raida id, 0..=24 ([server] raida_id).
-    #[arg(long, value_name = "N")]
-    pub raida_id: Option<String>,
-    /// The coin id requests must carry ([server] coin_id).
-    #[arg(long, value_name = "N")]
-    pub coin_id: Option<String>,
-    /// Directory that holds Data/ ([network] data_root; default: the config file's
-    /// directory). A relative path is taken from the current directory.
-    #[arg(long, value_name = "DIR")]
-    pub data_root: Option<String>,
-    /// Worker threads ([server] threads; 0 = max(8, cores)).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<String>,
-    /// Event-loop threads, each with its own TCP and UDP socket on the port
-    /// (SO_REUSEPORT) and its own engine, sharing the workers and the key store
-    /// ([network] io_threads; default 1).
-    #[arg(long, value_name = "N")]
-    pub io_threads: Option<String>,
-    /// Poll for events without blocking this many microseconds before an event loop
-    /// sleeps ([network] busy_poll_us; default 20; 0 blocks at once).
-    #[arg(long, value_name = "US")]
-    pub busy_poll_us: Option<String>,
-    /// Most connections accepted, and most datagrams read, per event-loop turn
-    /// ([network] turn_budget; default 256).
-    #[arg(long, value_name = "N")]
-    pub turn_budget: Option<String>,
-    /// Most open TCP connections; one more is answered 160 ([network] max_connections).
-    #[arg(long, value_name = "N")]
-    pub max_connections: Option<String>,
-    /// Close a connection without a complete request after this long
-    /// ([network] socket_timeout_ms).
-    #[arg(long, value_name = "N")]
-    pub socket_timeout_ms: Option<String>,
-    /// Largest declared request body ([network] max_body_size).
-    #[arg(long, value_name = "N")]
-    pub max_body_size: Option<String>,
-    /// UDP receive buffer ([server] udp_effective_payload).
-    #[arg(long, value_name = "N")]
-    pub udp_payload_threshold: Option<String>,
-    /// Jobs in flight at most ([network] mod_queue_size).
-    #[arg(long, value_name = "N")]
-    pub mod_queue_size: Option<String>,
-    /// Serve metrics (Prometheus text format, /metrics) and a liveness check
-    /// (/healthz, /live) over HTTP on this address ([network] metrics_addr; default
-    /// none; port 0 = a free port, printed on a second stdout line).
-    #[arg(long, value_name = "ADDR")]
-    pub metrics_addr: Option<String>,
+    /// The flags of core's table of fields that were given.
+    #[command(flatten)]
+    pub overrides: Overrides,
     /// Print the effective configuration as TOML and exit.
     #[arg(long, conflicts_with = "check_config")]
     pub print_config: bool,
@@ -84,6 +39,107 @@ pub struct Args {
     /// well, 2 naming what is wrong. Binds no socket.
     #[arg(long)]
     pub check_config: bool,
+}
+
+/// The flags generated from [`FIELDS`] that were given, in the table's order.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    given: Vec<Override>,
+}
+
+/// One flag that was given: its field, and its value (several for a list field, one
+/// per occurrence or comma-separated item).
+#[derive(Debug, Clone)]
+pub struct Override {
+    /// The field the flag sets.
+    pub field: &'static Field,
+    /// The flag's text, as given.
+    pub values: Vec<String>,
+}
+
+impl Overrides {
+    /// The flags given, in the order of [`FIELDS`].
+    pub fn given(&self) -> &[Override] {
+        &self.given
+    }
+}
+
+/// The clap argument of a field's flag: its id is the field's key (clap's debug
+/// assertions, run by every test that parses, would catch two tables sharing a key
+/// with a flag), its help the field's doc, table, key, range and default.
+fn flag_arg(field: &'static Field) -> Option<Arg> {
+    let flag = field.flag?;
+    let default = match (field.default_value(), field.unset) {
+        (Some(v), _) => format!("default {}", v.to_toml()),
+        (None, Some(unset)) => format!("unset: {unset}"),
+        (None, None) => "no default".to_string(),
+    };
+    let range = field
+        .kind
+        .range()
+        .map_or_else(String::new, |(min, max)| format!(" {min}..={max}"));
+    let mut help = format!(
+        "{} ([{}] {}{range}; {default})",
+        field.doc, field.section, field.name
+    );
+    if matches!(field.kind, Kind::Path) {
+        help.push_str(". A relative path is taken from the current directory");
+    }
+    if let Some(note) = flag.note {
+        help.push_str(&format!("; {note}"));
+    }
+    let arg = Arg::new(field.name)
+        .long(flag.long)
+        .value_name(flag.value_name)
+        .value_parser(clap::value_parser!(String))
+        .help(help);
+    Some(match field.kind {
+        Kind::Strings { .. } => arg.action(ArgAction::Append).value_delimiter(','),
+        _ => arg.action(ArgAction::Set),
+    })
+}
+
+impl clap::Args for Overrides {
+    fn augment_args(mut cmd: Command) -> Command {
+        for field in FIELDS {
+            if let Some(arg) = flag_arg(field) {
+                cmd = cmd.arg(arg);
+            }
+        }
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl FromArgMatches for Overrides {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut overrides = Overrides::default();
+        overrides.update_from_arg_matches(matches)?;
+        Ok(overrides)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        for field in FIELDS.iter().filter(|f| f.flag.is_some()) {
+            let given = matches
+                .try_get_many::<String>(field.name)
+                .map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, e))?;
+            if let Some(values) = given {
+                let values: Vec<String> = values.cloned().collect();
+                self.given.retain(|o| !std::ptr::eq(o.field, field));
+                self.given.push(Override { field, values });
+            }
+        }
+        self.given.sort_by_key(|o| {
+            FIELDS
+                .iter()
+                .position(|f| std::ptr::eq(f, o.field))
+                .unwrap_or(usize::MAX)
+        });
+        Ok(())
+    }
 }
 
 /// The effective settings the server runs with.
@@ -104,75 +160,6 @@ pub struct Settings {
 
 /// Where the embedded default keeps its demo store.
 pub const EMBEDDED_DATA_ROOT: &str = "raida-data";
-
-/// The overrides, as (flag, table, key, value).
-fn overrides(args: &Args) -> Vec<(&'static str, &'static str, &'static str, &str)> {
-    let all = [
-        ("--port", "server", "port", &args.port),
-        ("--raida-id", "server", "raida_id", &args.raida_id),
-        ("--coin-id", "server", "coin_id", &args.coin_id),
-        ("--threads", "server", "threads", &args.threads),
-        (
-            "--udp-payload-threshold",
-            "server",
-            "udp_effective_payload",
-            &args.udp_payload_threshold,
-        ),
-        ("--bind", "network", "bind", &args.bind),
-        ("--io-threads", "network", "io_threads", &args.io_threads),
-        (
-            "--busy-poll-us",
-            "network",
-            "busy_poll_us",
-            &args.busy_poll_us,
-        ),
-        ("--turn-budget", "network", "turn_budget", &args.turn_budget),
-        ("--data-root", "network", "data_root", &args.data_root),
-        (
-            "--max-connections",
-            "network",
-            "max_connections",
-            &args.max_connections,
-        ),
-        (
-            "--socket-timeout-ms",
-            "network",
-            "socket_timeout_ms",
-            &args.socket_timeout_ms,
-        ),
-        (
-            "--max-body-size",
-            "network",
-            "max_body_size",
-            &args.max_body_size,
-        ),
-        (
-            "--mod-queue-size",
-            "network",
-            "mod_queue_size",
-            &args.mod_queue_size,
-        ),
-        (
-            "--metrics-addr",
-            "network",
-            "metrics_addr",
-            &args.metrics_addr,
-        ),
-    ];
-    all.into_iter()
-        .filter_map(|(flag, table, key, v)| v.as_deref().map(|v| (flag, table, key, v)))
-        .collect()
-}
-
-/// A flag's text as a TOML value: an integer when it reads as one, else a string (so
-/// core's validation reports what was given, e.g. `found "abc"`).
-fn flag_value(key: &str, text: &str) -> Value {
-    let numeric = !matches!(key, "bind" | "data_root" | "metrics_addr");
-    match text.trim().parse::<i64>() {
-        Ok(n) if numeric => Value::Integer(n),
-        _ => Value::String(text.to_string()),
-    }
-}
 
 fn table_mut<'a>(root: &'a mut Table, name: &str) -> Result<&'a mut Table, String> {
     let entry = root
@@ -204,41 +191,52 @@ pub fn load(args: &Args) -> Result<Settings, String> {
     let (_, mut warnings) =
         Config::from_toml_str_with_warnings(&text, &file).map_err(|e| e.to_string())?;
 
-    let overrides = overrides(args);
+    let overrides = args.overrides.given();
     // Each flag alone, so a bad value names the flag.
-    for &(flag, table, key, value) in &overrides {
-        let mut one = Table::new();
+    for o in overrides {
+        let Some(flag) = o.field.flag else { continue };
         let mut inner = Table::new();
-        inner.insert(key.to_string(), flag_value(key, value));
-        one.insert(table.to_string(), Value::Table(inner));
-        Config::from_toml_str(&one.to_string(), Path::new(flag)).map_err(|e| e.to_string())?;
+        inner.insert(o.field.name.to_string(), o.field.flag_value(&o.values));
+        let mut one = Table::new();
+        one.insert(o.field.section.name().to_string(), Value::Table(inner));
+        Config::from_toml_str(&one.to_string(), Path::new(&flag.name()))
+            .map_err(|e| e.to_string())?;
     }
 
     // Merge and parse again.
     let mut root: Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
-    for &(_, table, key, value) in &overrides {
-        let t = table_mut(&mut root, table)?;
-        if key == "udp_effective_payload" {
+    for o in overrides {
+        let field = o.field;
+        let t = table_mut(&mut root, field.section.name())?;
+        if let Some(alias) = field.alias {
             // The flag replaces both of the file's names for this setting.
-            t.remove("udp_payload_threshold");
+            t.remove(alias);
         }
-        let v = match key {
-            // A relative --data-root is relative to the current directory, not to the
+        let v = match field.kind {
+            // A relative path flag is relative to the current directory, not to the
             // configuration file's directory.
-            "data_root" => Value::String(
-                std::path::absolute(value)
-                    .map_err(|e| format!("--data-root: {value}: {e}"))?
-                    .to_string_lossy()
-                    .into_owned(),
-            ),
-            _ => flag_value(key, value),
+            Kind::Path => {
+                let name = field.flag.map_or_else(String::new, |f| f.name());
+                let value = o.values.last().map_or("", String::as_str);
+                let absolute =
+                    std::path::absolute(value).map_err(|e| format!("{name}: {value}: {e}"))?;
+                Value::String(absolute.to_string_lossy().into_owned())
+            }
+            _ => field.flag_value(&o.values),
         };
-        t.insert(key.to_string(), v);
+        t.insert(field.name.to_string(), v);
     }
     let config = if overrides.is_empty() {
         Config::from_toml_str(&text, &file)
     } else {
-        Config::from_toml_str(&root.to_string(), &file)
+        // Every value was checked above; what can still fail is a bound between keys
+        // (io_threads against max_connections), which the file and the flags may share.
+        let flags: Vec<String> = overrides
+            .iter()
+            .filter_map(|o| o.field.flag.map(|f| f.name()))
+            .collect();
+        let merged = format!("{} with {}", file.display(), flags.join(" "));
+        Config::from_toml_str(&root.to_string(), Path::new(&merged))
     }
     .map_err(|e| e.to_string())?;
     warnings.dedup();
@@ -304,6 +302,102 @@ mod tests {
             e.starts_with("--metrics-addr: [network] metrics_addr:"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn every_field_with_a_flag_is_a_flag_and_nothing_else_is() {
+        let cmd = <Args as clap::CommandFactory>::command();
+        let mut longs: Vec<String> = cmd
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(str::to_string))
+            .collect();
+        longs.sort();
+        let mut expected: Vec<String> = FIELDS
+            .iter()
+            .filter_map(|f| f.flag.map(|f| f.long.to_string()))
+            .chain(["config", "print-config", "check-config"].map(String::from))
+            .collect();
+        expected.sort();
+        assert_eq!(longs, expected);
+        // The flags operators know (README.md "Flags").
+        for long in [
+            "port",
+            "bind",
+            "raida-id",
+            "coin-id",
+            "data-root",
+            "threads",
+            "max-connections",
+            "socket-timeout-ms",
+            "max-body-size",
+            "udp-payload-threshold",
+            "mod-queue-size",
+            "io-threads",
+            "busy-poll-us",
+            "turn-budget",
+            "metrics-addr",
+        ] {
+            assert!(longs.iter().any(|l| l == long), "--{long}");
+        }
+    }
+
+    #[test]
+    fn every_flag_is_validated_by_core_naming_the_flag() {
+        // A value no field accepts: not a number, not an address, and empty for paths.
+        for field in FIELDS {
+            let Some(flag) = field.flag else { continue };
+            let bad = if matches!(field.kind, raida_core::config::Kind::Path) {
+                ""
+            } else {
+                "x-y"
+            };
+            let name = flag.name();
+            let e = load(&args(&[&name, bad])).expect_err("rejected");
+            assert!(
+                e.starts_with(&format!("{name}: [{}] {}: ", field.section, field.name)),
+                "{e}"
+            );
+        }
+        let e = load(&args(&["--port", "70000"])).expect_err("rejected");
+        assert_eq!(
+            e,
+            "--port: [server] port: expected an integer 0..=65535, found 70000"
+        );
+    }
+
+    #[test]
+    fn the_udp_flag_replaces_both_names_in_the_file() {
+        let dir = std::env::temp_dir().join(format!("raida-cli-udp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("config.toml");
+        std::fs::write(&file, "[server]\nudp_payload_threshold = 1200\n").expect("write");
+        let path = file.to_str().expect("utf-8");
+        let s = load(&args(&["--config", path])).expect("ok");
+        assert_eq!(s.config.server.udp_payload_threshold, 1200);
+        let s = load(&args(&[
+            "--config",
+            path,
+            "--udp-payload-threshold",
+            "1400",
+        ]))
+        .expect("ok");
+        assert_eq!(s.config.server.udp_payload_threshold, 1400);
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn bounds_between_keys_hold_for_flags_too() {
+        let e = load(&args(&["--io-threads", "4", "--max-connections", "3"])).expect_err("no");
+        assert!(
+            e.starts_with(
+                "(no configuration file) with --max-connections --io-threads: [network] \
+                 io_threads = 4 is more than max_connections = 3"
+            ),
+            "{e}"
+        );
+        let s = load(&args(&["--io-threads", "3", "--mod-queue-size", "3"])).expect("ok");
+        assert_eq!(s.config.network.io_threads, 3);
+        assert_eq!(s.config.network.mod_queue_size, 3);
     }
 
     #[test]

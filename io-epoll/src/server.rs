@@ -282,13 +282,15 @@ fn log_totals(total: &MetricsSnapshot, served: Served) {
     );
 }
 
-/// One loop's share of the bounds when `loops` loops share the server: the open
-/// connections and the jobs in flight are split evenly (rounded up), so the server as
-/// a whole keeps to the configured totals (descriptors, memory).
-fn per_loop(mut config: EngineConfig, loops: usize, _index: usize) -> EngineConfig {
-    let loops = loops.max(1);
-    config.max_connections = config.max_connections.div_ceil(loops).max(1);
-    config.mod_queue_size = config.mod_queue_size.div_ceil(loops).max(1);
-    config.long_jobs = config.long_jobs.div_ceil(loops).max(1);
+/// Loop `index`'s share of the bounds when `loops` loops share the server: the open
+/// connections and the jobs in flight are split by [`share`](raida_core::config::share)
+/// (shares differ by at most one and add up to exactly the configured totals, so the
+/// server as a whole keeps to them: descriptors, memory). Configuration validation
+/// keeps `io_threads` at most both totals, so no share is 0. Loop 0's share is the
+/// largest. Long-running jobs are bounded per loop (`long_jobs`).
+fn per_loop(mut config: EngineConfig, loops: usize, index: usize) -> EngineConfig {
+    use raida_core::config::share;
+    config.max_connections = share(config.max_connections, loops, index);
+    config.mod_queue_size = share(config.mod_queue_size, loops, index);
     config
 }

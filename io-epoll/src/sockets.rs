@@ -175,12 +175,10 @@ mod tests {
     /// makes them non-blocking: nothing is set per connection.
     #[test]
     fn accepted_sockets_inherit_keepalive_and_are_nonblocking() {
-        let network = NetworkConfig {
-            keepalive_idle_s: 77,
-            keepalive_interval_s: 11,
-            keepalive_probes: 4,
-            ..NetworkConfig::default()
-        };
+        let mut network = NetworkConfig::default();
+        network.keepalive_idle_s = 77;
+        network.keepalive_interval_s = 11;
+        network.keepalive_probes = 4;
         let pairs = bind_pairs(IpAddr::V4(Ipv4Addr::LOCALHOST), 0, 1, &network).expect("bind");
         let (listener, _udp) = &pairs[0];
         let addr = local_addr(listener).expect("addr");

@@ -167,15 +167,11 @@ fn counters_move_by_exactly_the_requests_sent() {
         );
     }
     // Only the type-4 request looked a coin up.
-    assert_eq!(delta("raida_keystore_lookups_total"), 1.0);
-    let cache = delta("raida_keystore_cache_hits_total")
-        + delta("raida_keystore_cache_misses_total")
-        + delta("raida_keystore_cache_expired_total")
-        + delta("raida_keystore_out_of_range_total");
-    assert_eq!(
-        cache, 1.0,
-        "every lookup is a hit, a miss, an expiry or out of range"
-    );
+    assert_eq!(delta("raida_store_lookups_total"), 1.0);
+    let cache = delta("raida_store_lookup_hits_total")
+        + delta("raida_store_lookup_misses_total")
+        + delta("raida_store_out_of_range_total");
+    assert_eq!(cache, 1.0, "every lookup is a hit, a miss or out of range");
     assert_eq!(delta("raida_late_completions_dropped_total"), 0.0);
     for gauge in [
         "raida_connections_open",

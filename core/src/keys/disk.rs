@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::{
-    An, CoinId, KeyStore, LockerIndex, Lookup, Record, StoreError, StoreStats, PAGE_BYTES,
+    An, Change, CoinId, KeyStore, LockerIndex, Lookup, Record, StoreError, StoreStats, PAGE_BYTES,
     RECORDS_PER_PAGE, RECORD_BYTES, SERIAL_LIMIT,
 };
 use crate::Timestamp;
@@ -394,7 +394,7 @@ impl KeyStore for DiskKeyStore {
         &self,
         _coins: &[CoinId],
         _now: Timestamp,
-        _change: &mut dyn FnMut(&[Option<Record>], &mut [Option<Record>]),
+        _change: &mut Change<'_>,
     ) -> Result<(), StoreError> {
         Err(StoreError::Write(io::Error::other(
             "this key store is read-only",
@@ -403,15 +403,16 @@ impl KeyStore for DiskKeyStore {
 
     fn stats(&self) -> Option<StoreStats> {
         let s = self.lock().stats;
-        let mut stats = StoreStats::default();
-        stats.lookups = s.lookups;
-        stats.out_of_range = s.out_of_range;
-        stats.hits = s.hits;
-        stats.misses = s.misses + s.expired;
-        stats.loads = s.disk_reads;
-        stats.pages_absent = s.pages_absent;
-        stats.evictions = s.evictions;
-        Some(stats)
+        Some(StoreStats {
+            lookups: s.lookups,
+            out_of_range: s.out_of_range,
+            hits: s.hits,
+            misses: s.misses + s.expired,
+            loads: s.disk_reads,
+            pages_absent: s.pages_absent,
+            evictions: s.evictions,
+            ..StoreStats::default()
+        })
     }
 }
 

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{An, CoinId, KeyStore, LockerIndex, Lookup, PageId, Record, StoreError, StoreStats};
+use super::{
+    An, Change, CoinId, KeyStore, LockerIndex, Lookup, PageId, Record, StoreError, StoreStats,
+};
 use crate::Timestamp;
 
 /// A [`KeyStore`] whose coins and lockers are all in memory, inserted by the caller.
@@ -131,7 +133,7 @@ impl KeyStore for MemoryKeyStore {
         &self,
         coins: &[CoinId],
         _now: Timestamp,
-        change: &mut dyn FnMut(&[Option<Record>], &mut [Option<Record>]),
+        change: &mut Change<'_>,
     ) -> Result<(), StoreError> {
         // One lock over the whole change: atomic against every other writer.
         let mut state = self.lock();

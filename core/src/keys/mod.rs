@@ -160,6 +160,10 @@ pub enum StoreError {
     Failed,
 }
 
+/// What a [`KeyStore::modify`] caller decides: given the current records of its coins
+/// (`None`: unknown), fill in the records to write (`None`: leave as it is).
+pub type Change<'a> = dyn FnMut(&[Option<Record>], &mut [Option<Record>]) + 'a;
+
 /// The store seam: where the keys of encrypted requests come from, and what commands
 /// read and change (PROTOCOL.md sections 2, 3, 8a and 10).
 ///
@@ -205,7 +209,7 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
         &self,
         coins: &[CoinId],
         now: Timestamp,
-        change: &mut dyn FnMut(&[Option<Record>], &mut [Option<Record>]),
+        change: &mut Change<'_>,
     ) -> Result<(), StoreError>;
 
     /// What the store has done so far (for metrics), or `None` when it counts nothing.
