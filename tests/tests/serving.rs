@@ -7,7 +7,7 @@ use std::time::Duration;
 use raida_client::{exchange, BuiltRequest, Request, Timeouts, Transport};
 use raida_core::Status;
 use raida_core::VERSION_BYTES;
-use raida_tests::{demo_keys, demo_root, raise_nofile, read_to_eof, Server, GENEROUS};
+use raida_tests::{demo_keys, demo_root, http_get, raise_nofile, read_to_eof, Server, GENEROUS};
 
 const TYPES: [u8; 4] = [0, 1, 4, 5];
 
@@ -184,22 +184,40 @@ fn reset_while_the_job_runs_then_the_server_still_serves() {
 
 /// A client over the limit that sends its whole request at once (as clients do, before
 /// reading) still reads the 160 and a clean end of stream: the refusal must not turn
-/// into a reset that destroys the answer (PROTOCOL.md section 7).
+/// into a reset that destroys the answer (PROTOCOL.md section 7). Each round reads only
+/// once the server's metrics show it refused that connection (refused, written,
+/// closed: the metrics answer after the loop's turn), so the read sees the close
+/// whatever the timing.
 #[test]
 fn a_refused_connection_that_sent_its_request_reads_160_then_eof() {
     const N: usize = 2;
     let root = demo_root();
     let server = Server::start(
         root.path(),
-        &["--max-connections", "2", "--socket-timeout-ms", "60000"],
+        &[
+            "--max-connections",
+            "2",
+            "--socket-timeout-ms",
+            "60000",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ],
     );
+    let metrics = server.metrics_addr();
     let _open: Vec<TcpStream> = (0..N).map(|_| connect(&server)).collect();
-    for round in 0..20 {
+    for round in 0..20u32 {
         let mut extra = connect(&server);
         let req = version(0);
         // The write may race the refusal; a refused socket may already be closed.
         let _ = extra.write_all(req.bytes());
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        let end = std::time::Instant::now() + GENEROUS;
+        while counter(metrics, "raida_connections_refused_total") < u64::from(round) + 1 {
+            assert!(
+                std::time::Instant::now() < end,
+                "round {round}: never refused"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
         let got = read_to_eof(&mut extra)
             .unwrap_or_else(|e| panic!("round {round}: the refusal was reset: {e}"));
         assert_eq!(got.len(), 32, "round {round}: one 32-byte header, then EOF");
@@ -209,6 +227,14 @@ fn a_refused_connection_that_sent_its_request_reads_160_then_eof() {
             "round {round}: status 160"
         );
     }
+}
+
+/// A counter of the metrics endpoint.
+fn counter(metrics: std::net::SocketAddr, name: &str) -> u64 {
+    let body = http_get(metrics, "/metrics").body;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {body}"))
 }
 
 /// At `--max-connections` N, the N+1-th connection is answered with a 32-byte header,

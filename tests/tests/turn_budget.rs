@@ -3,9 +3,10 @@
 //! and bursts of connections and datagrams, every request must still be answered
 //! exactly once: the loop has to come back for a backlog by itself, since
 //! edge-triggered readiness reports a burst once. (Checked by mutation: without the
-//! accept continuation the TCP half times out. On UDP the write-readiness edge of each
-//! reply also reports the socket readable, so that half passes either way; it checks
-//! that the budget loses and duplicates nothing.)
+//! accept continuation the TCP test times out; without the datagram continuation the
+//! silent-burst test does. Replies raise write-readiness edges that also report the
+//! UDP socket readable, so a burst of answered requests alone could not tell; the
+//! silent burst is answered by nothing but its last datagram.)
 
 use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
@@ -72,13 +73,56 @@ fn a_burst_larger_than_the_turn_budget_is_served_whole() {
     assert!(sock.recv(&mut buf).is_err(), "an extra UDP reply");
 }
 
+#[test]
+fn a_silent_burst_of_datagrams_is_read_to_its_end() {
+    // BURST - 1 datagrams shorter than any header (dropped unanswered: no reply, so no
+    // write edge wakes the loop), then one request, all in the socket before the loop
+    // reads. With a budget of 1 the loop reads one per turn and must come back for the
+    // rest by itself, or the request at the end is never answered.
+    let root = demo_root();
+    let server = Server::start(root.path(), &["--turn-budget", "1"]);
+    let mut request = Request::echo(0, demo_keys(0));
+    request.randomize().expect("random bytes");
+    let built = request.build().expect("request builds");
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.connect(server.udp).expect("connect");
+    sock.set_read_timeout(Some(GENEROUS)).expect("timeout");
+    let short = [1u8; 10];
+    let mut burst: Vec<&[u8]> = vec![&short; BURST - 1];
+    burst.push(built.bytes());
+    assert_eq!(send_burst(&sock, &burst), BURST, "sendmmsg");
+    let mut buf = [0u8; 2048];
+    let n = sock
+        .recv(&mut buf)
+        .expect("the request at the end of the burst is answered");
+    let mut body = Vec::new();
+    let header = built
+        .expect()
+        .check_into(&buf[..n], &mut body)
+        .expect("a reply that verifies");
+    assert_eq!(header.status, Status::Success.into());
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    assert!(
+        sock.recv(&mut buf).is_err(),
+        "a reply to a dropped datagram"
+    );
+}
+
 /// Sends `count` copies of `datagram` on the connected `sock` in one `sendmmsg`, so
 /// they reach the server's socket together; returns how many were sent.
 fn send_all_at_once(sock: &UdpSocket, datagram: &[u8], count: usize) -> usize {
-    let mut iovs: Vec<libc::iovec> = (0..count)
-        .map(|_| libc::iovec {
-            iov_base: datagram.as_ptr() as *mut libc::c_void,
-            iov_len: datagram.len(),
+    send_burst(sock, &vec![datagram; count])
+}
+
+/// Sends `datagrams` on the connected `sock` in one `sendmmsg`, so they reach the
+/// server's socket together; returns how many were sent.
+fn send_burst(sock: &UdpSocket, datagrams: &[&[u8]]) -> usize {
+    let mut iovs: Vec<libc::iovec> = datagrams
+        .iter()
+        .map(|d| libc::iovec {
+            iov_base: d.as_ptr() as *mut libc::c_void,
+            iov_len: d.len(),
         })
         .collect();
     let mut msgs: Vec<libc::mmsghdr> = iovs
@@ -95,7 +139,7 @@ fn send_all_at_once(sock: &UdpSocket, datagram: &[u8], count: usize) -> usize {
         })
         .collect();
     let n = u32::try_from(msgs.len()).unwrap_or(u32::MAX);
-    // SAFETY: `msgs` holds `n` headers whose iovecs point into `datagram`, all alive
+    // SAFETY: `msgs` holds `n` headers whose iovecs point into `datagrams`, all alive
     // for the call; the kernel only reads them (and writes `msg_len`).
     let sent = unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), n, 0) };
     usize::try_from(sent).unwrap_or(0)

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use raida_client::crypto;
+use raida_client::{Coin, Faults, Keys, Request};
 use raida_core::codec::RANDOM_LEN;
 use raida_core::keys::MemoryKeyStore;
 use raida_core::{
@@ -316,7 +316,9 @@ impl Harness {
 
 // ----- requests built from named fields -----------------------------------------------
 
-/// A request header's named fields (PROTOCOL.md sections 2 and 3).
+/// A request's named fields (PROTOCOL.md sections 2 and 3), built into bytes by the
+/// one request builder, the client's (`raida_client::Request`, with `Faults` for the
+/// fields a well-formed request cannot have).
 #[derive(Clone, Debug)]
 pub struct Req {
     pub routing: u8,
@@ -329,7 +331,7 @@ pub struct Req {
     pub encryption: u8,
     pub echo: [u8; 2],
     pub nonce: [u8; 24],
-    /// (denomination, serial) of the key coin for types 1 and 4.
+    /// (denomination, serial) of the key coin for types 1 and 4 (its AN is [`AN1`]).
     pub coin: (i8, u32),
     pub payload: Vec<u8>,
     /// Override of the declared body length.
@@ -362,64 +364,31 @@ impl Req {
         }
     }
 
-    /// The request bytes: header, body (challenge with CRC, payload, encryption, HMAC,
-    /// trailer), as a client builds them.
+    /// The request bytes, as a client builds them.
     pub fn bytes(&self) -> Vec<u8> {
-        let mut h = vec![0u8; if self.encryption <= 2 { 32 } else { 48 }];
-        h[0] = self.routing;
-        h[1] = self.split;
-        h[2] = self.raida;
-        h[3] = self.shard;
-        h[4] = self.group;
-        h[5] = self.command;
-        h[6..8].copy_from_slice(&self.coin_id.to_be_bytes());
-        h[16] = self.encryption;
-        if self.encryption <= 2 {
-            h[17] = self.coin.0 as u8;
-            h[18..22].copy_from_slice(&self.coin.1.to_be_bytes());
-            // Bytes 24..31 are the nonce and 30..31 also the echo bytes: one field.
-            h[24..30].copy_from_slice(&self.nonce[..6]);
-            h[30..32].copy_from_slice(&self.echo);
-        } else {
-            h[19] = self.coin.0 as u8;
-            h[20..24].copy_from_slice(&self.coin.1.to_be_bytes());
-            h[24..48].copy_from_slice(&self.nonce);
+        let coin = Coin::new(self.coin.0, self.coin.1);
+        let keys = match self.encryption {
+            1 => Keys::Coin { coin, an: AN1 },
+            4 => Keys::Coin256 { coin, an: AN1 },
+            _ => Keys::None,
+        };
+        let mut req = Request::new(self.raida, self.group, self.command, keys);
+        req.shard = self.shard;
+        req.coin_id = self.coin_id;
+        req.echo = self.echo;
+        req.nonce = self.nonce;
+        req.challenge = [0x5C; 12];
+        req.payload = self.payload.clone();
+        let mut faults = Faults::default();
+        faults.routing = (self.routing != 1).then_some(self.routing);
+        faults.split_id = (self.split != 0).then_some(self.split);
+        faults.encryption_byte = (!matches!(self.encryption, 0 | 1 | 4)).then_some(self.encryption);
+        faults.declared_body_len = self.declared;
+        req.faults = faults;
+        match req.build() {
+            Ok(built) => built.bytes().to_vec(),
+            Err(e) => panic!("a test request does not build: {e}"),
         }
-        let mut body = Vec::new();
-        match self.encryption {
-            0..=2 => {
-                let mut challenge = [0x5Cu8; 16];
-                let crc = crypto::crc32(&challenge[..12]).to_be_bytes();
-                challenge[12..].copy_from_slice(&crc);
-                body.extend_from_slice(&challenge);
-                body.extend_from_slice(&self.payload);
-                if self.encryption != 0 {
-                    let mut iv = [0u8; 16];
-                    iv[..8].copy_from_slice(&h[24..32]);
-                    crypto::aes128_ctr(&AN1, &iv, &mut body);
-                }
-                body.extend_from_slice(&[0x3E, 0x3E]);
-            }
-            _ => {
-                let key = crypto::sha256(&[&AN1]);
-                let mut iv = [0u8; 16];
-                iv.copy_from_slice(&h[24..40]);
-                let mut ct = self.payload.clone();
-                crypto::aes256_ctr(&key, &iv, &mut ct);
-                let mac = crypto::hmac_sha256(&key, &ct);
-                body.extend_from_slice(&ct);
-                body.extend_from_slice(&mac);
-                body.extend_from_slice(&[0x3E, 0x3E]);
-            }
-        }
-        let len = self.declared.unwrap_or(body.len() as u16).to_be_bytes();
-        if self.encryption <= 2 {
-            h[22..24].copy_from_slice(&len);
-        } else {
-            h[17..19].copy_from_slice(&len);
-        }
-        h.extend_from_slice(&body);
-        h
     }
 }
 
