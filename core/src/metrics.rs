@@ -136,6 +136,10 @@ pub struct MetricsSnapshot {
     pub jobs_in_flight: usize,
     /// Jobs waiting for admission.
     pub jobs_waiting: usize,
+    /// Page loads running.
+    pub loads_in_flight: usize,
+    /// Requests waiting for their key's page.
+    pub parked: usize,
     /// The key store's cache statistics, when it keeps any.
     pub keys: Option<StoreStats>,
     /// Response datagrams the driver dropped because the UDP socket's send buffer
@@ -172,6 +176,12 @@ impl MetricsSnapshot {
         self.open_connections += other.open_connections;
         self.jobs_in_flight += other.jobs_in_flight;
         self.jobs_waiting += other.jobs_waiting;
+        self.loads_in_flight += other.loads_in_flight;
+        self.parked += other.parked;
+        a.page_loads += b.page_loads;
+        a.page_load_failures += b.page_load_failures;
+        a.parked += b.parked;
+        a.load_latency.merge(&b.load_latency);
         if self.keys.is_none() {
             self.keys = other.keys;
         }
@@ -185,6 +195,8 @@ impl MetricsSnapshot {
             open_connections: engine.connection_count(),
             jobs_in_flight: engine.in_flight() + engine.long_in_flight(),
             jobs_waiting: engine.waiting(),
+            loads_in_flight: engine.loads_in_flight(),
+            parked: engine.parked(),
             keys: engine.keys().stats(),
             udp_send_dropped: 0,
         }
@@ -246,6 +258,26 @@ impl MetricsSnapshot {
             "Requests that found the job queue (mod_queue_size) full and waited.",
             c.admission_waits,
         );
+        counter(
+            "raida_accept_pauses_total",
+            "Times accepting paused because the process was out of descriptors.",
+            c.accept_pauses,
+        );
+        counter(
+            "raida_store_loads_total",
+            "Page loads started for requests whose key's page was not in memory (one per page however many waited).",
+            c.page_loads,
+        );
+        counter(
+            "raida_store_load_failures_total",
+            "Page loads that failed (their requests were answered 252).",
+            c.page_load_failures,
+        );
+        counter(
+            "raida_parked_requests_total",
+            "Requests that waited for their key's page.",
+            c.parked,
+        );
 
         let mut gauge = |name: &str, help: &str, value: usize| {
             metric_head(&mut out, name, help, "gauge");
@@ -265,6 +297,16 @@ impl MetricsSnapshot {
             "raida_jobs_waiting",
             "Jobs waiting for room in the job queue.",
             self.jobs_waiting,
+        );
+        gauge(
+            "raida_store_loads_in_flight",
+            "Page loads running on the workers.",
+            self.loads_in_flight,
+        );
+        gauge(
+            "raida_parked_requests",
+            "Requests waiting for their key's page now.",
+            self.parked,
         );
 
         metric_head(
@@ -316,6 +358,13 @@ impl MetricsSnapshot {
                 h.count()
             );
         }
+
+        histogram(
+            &mut out,
+            "raida_store_load_latency_seconds",
+            "From the first request that needed a page to its load's completion.",
+            &c.load_latency,
+        );
 
         if let Some(k) = &self.keys {
             for (name, help, value) in [
@@ -391,6 +440,17 @@ impl MetricsSnapshot {
     }
 }
 
+/// A histogram without labels: buckets, sum and count.
+fn histogram(out: &mut String, name: &str, help: &str, h: &LatencyHistogram) {
+    metric_head(out, name, help, "histogram");
+    for (bound, n) in h.cumulative() {
+        let le = bound.map_or_else(|| "+Inf".to_string(), seconds);
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_sum {}", seconds(h.sum_micros()));
+    let _ = writeln!(out, "{name}_count {}", h.count());
+}
+
 fn metric_head(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -452,6 +512,8 @@ mod tests {
             open_connections: 2,
             jobs_in_flight: 1,
             jobs_waiting: 0,
+            loads_in_flight: 0,
+            parked: 0,
             keys: Some(StoreStats::default()),
             udp_send_dropped: 0,
         };

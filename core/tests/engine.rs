@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use raida_core::codec::{answer_datagram, HeaderRules};
-use raida_core::keys::MemoryKeyStore;
+use raida_core::keys::{MemoryKeyStore, PageId};
 use raida_core::{
     Accept, Command, CommandRegistry, EngineConfig, RequestContext, Status, StatusByte, Timestamp,
 };
@@ -683,4 +683,110 @@ fn unfed_or_disabled_encrypted_requests_become_jobs() {
     config.inline_crypto_max_body = 0;
     let h = Harness::with(config, CommandRegistry::with_builtins());
     assert!(!h.engine.wants_random());
+}
+
+// ----- keys whose page is not in memory ------------------------------------------------
+
+fn lazy_harness(config: EngineConfig) -> (Harness, Arc<LazyStore>) {
+    let store = Arc::new(LazyStore::new());
+    let h = Harness::with_store(config, CommandRegistry::with_builtins(), store.clone());
+    (h, store)
+}
+
+/// The event loop never reads a page: a request whose key's page is not in memory
+/// waits for one load on the workers, shared by every request that needs the page,
+/// then gets exactly the answer it would have got at once.
+#[test]
+fn requests_whose_page_is_not_in_memory_share_one_load_then_resume() {
+    let (mut h, store) = lazy_harness(config());
+    h.auto_run = false;
+    let type1 = Req::version(1).bytes();
+    let type4 = Req::echo(4).bytes();
+    let a = h.accept();
+    h.send(a, &type1);
+    let b = h.accept();
+    h.send(b, &type4);
+    h.datagram(peer(7), &type1);
+    assert_eq!(h.engine.loads_in_flight(), 1, "one load for the page");
+    assert_eq!(h.engine.parked(), 3);
+    assert_eq!(h.jobs.len(), 1, "the load is the only job");
+    assert!(h.out(a).is_empty() && h.out(b).is_empty() && h.datagrams.is_empty());
+    h.complete_all();
+    assert_eq!(store.loads.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(h.out(a), codec_answer(&type1));
+    assert_eq!(h.out(b), codec_answer(&type4));
+    assert_eq!(h.datagrams.len(), 1);
+    assert_eq!(h.datagrams[0].1, codec_answer(&type1));
+    assert_eq!(h.engine.counters().page_loads, 1);
+    assert_eq!(h.engine.counters().parked, 3);
+    h.client_shutdown(a);
+    h.client_shutdown(b);
+    h.assert_drained();
+}
+
+/// A page that cannot be read answers 252 INTERNAL, never "unknown coin".
+#[test]
+fn a_page_that_cannot_be_read_answers_252() {
+    let (mut h, store) = lazy_harness(config());
+    let page = PageId {
+        denomination: 1,
+        number: 0,
+    };
+    store.failing.lock().expect("lock").insert(page);
+    let req = Req::version(1).bytes();
+    let id = h.accept();
+    h.send(id, &req);
+    let out = h.out(id).to_vec();
+    assert_eq!(status_of(&out), Status::Internal.code());
+    assert_eq!(h.engine.counters().page_load_failures, 1);
+    h.datagram(peer(3), &Req::version(4).bytes());
+    assert_eq!(status_of(&h.datagrams[0].1), Status::Internal.code());
+    h.client_shutdown(id);
+    h.assert_drained();
+}
+
+/// A parked request keeps its connection's deadline: a load slower than the socket
+/// timeout closes the connection, and the late load harms nothing.
+#[test]
+fn a_parked_request_keeps_its_deadline() {
+    let (mut h, _store) = lazy_harness(config());
+    h.auto_run = false;
+    let id = h.accept();
+    h.send(id, &Req::version(1).bytes());
+    assert_eq!(h.engine.parked(), 1);
+    h.advance(Duration::from_secs(3));
+    assert!(
+        h.sock(id).closed,
+        "closed by the socket timeout while parked"
+    );
+    assert_eq!(h.engine.counters().timed_out, 1);
+    h.complete_all();
+    assert!(h.out(id).is_empty());
+    h.assert_drained();
+}
+
+/// Parked datagrams are bounded: when `max_parked_datagrams` wait, the engine wants no
+/// more datagrams until a load completes (the kernel's buffer holds the rest).
+#[test]
+fn parked_datagrams_are_bounded_and_reading_resumes() {
+    let mut config = config();
+    config.max_parked_datagrams = 2;
+    let (mut h, _store) = lazy_harness(config);
+    h.auto_run = false;
+    let req = Req::version(1).bytes();
+    h.datagram(peer(1), &req);
+    assert!(h.engine.wants_datagrams());
+    h.datagram(peer(2), &req);
+    assert!(!h.engine.wants_datagrams(), "two parked: full");
+    assert_eq!(h.engine.datagram_room(), 0);
+    let resumes = h.resumes;
+    h.complete_all();
+    assert_eq!(
+        h.resumes,
+        resumes + 1,
+        "ResumeDatagrams once the load is in"
+    );
+    assert!(h.engine.wants_datagrams());
+    assert_eq!(h.datagrams.len(), 2);
+    h.assert_drained();
 }

@@ -3,13 +3,17 @@
 //! drain-after-every-input discipline of the engine contract.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use raida_client::{Coin, Faults, Keys, Request};
 use raida_core::codec::RANDOM_LEN;
-use raida_core::keys::MemoryKeyStore;
+use raida_core::keys::{
+    An, Change, CoinId, KeyStore, Lookup, MemoryKeyStore, PageId, Record, StoreError,
+};
 use raida_core::{
     Accept, CommandRegistry, Completion, ConnId, ConnSocket, Engine, EngineConfig, Io, Job, Output,
     Timestamp,
@@ -59,6 +63,78 @@ pub struct Sock {
     pub closed: bool,
     /// The largest buffer the engine lent for one read, and the request bytes left then.
     pub overlend: bool,
+}
+
+/// A store whose pages are not in memory until loaded: the coins of [`keys`], each
+/// page answering `NotInMemory` until [`KeyStore::load`] brings it in (or fails, for
+/// the pages in `failing`). Counts the loads.
+#[derive(Debug, Default)]
+pub struct LazyStore {
+    pub inner: MemoryKeyStore,
+    pub loaded: Mutex<BTreeSet<PageId>>,
+    pub failing: Mutex<BTreeSet<PageId>>,
+    pub loads: AtomicUsize,
+}
+
+impl LazyStore {
+    pub fn new() -> LazyStore {
+        LazyStore {
+            inner: keys(),
+            ..LazyStore::default()
+        }
+    }
+
+    fn is_loaded(&self, page: PageId) -> bool {
+        self.loaded
+            .lock()
+            .map(|l| l.contains(&page))
+            .unwrap_or(false)
+    }
+}
+
+impl KeyStore for LazyStore {
+    fn lookup(&self, coin: CoinId, now: Timestamp) -> Lookup {
+        match PageId::of(coin) {
+            Some((page, _)) if !self.is_loaded(page) => Lookup::NotInMemory(page),
+            _ => self.inner.lookup(coin, now),
+        }
+    }
+
+    fn locker_an(&self, prefix: &[u8; 5], now: Timestamp) -> Option<An> {
+        self.inner.locker_an(prefix, now)
+    }
+
+    fn load(&self, page: PageId, _now: Timestamp) -> Result<(), StoreError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        if self
+            .failing
+            .lock()
+            .map(|f| f.contains(&page))
+            .unwrap_or(false)
+        {
+            return Err(StoreError::Unreadable {
+                page,
+                source: std::io::Error::other("injected read error"),
+            });
+        }
+        if let Ok(mut loaded) = self.loaded.lock() {
+            loaded.insert(page);
+        }
+        Ok(())
+    }
+
+    fn record(&self, coin: CoinId, now: Timestamp) -> Result<Option<Record>, StoreError> {
+        self.inner.record(coin, now)
+    }
+
+    fn modify(
+        &self,
+        coins: &[CoinId],
+        now: Timestamp,
+        change: &mut Change<'_>,
+    ) -> Result<(), StoreError> {
+        self.inner.modify(coins, now, change)
+    }
 }
 
 /// A [`Sock`] as the engine's service loop sees it; `limit` is the request's length,
@@ -134,8 +210,16 @@ impl Harness {
     }
 
     pub fn with(config: EngineConfig, commands: CommandRegistry) -> Harness {
+        Self::with_store(config, commands, std::sync::Arc::new(keys()))
+    }
+
+    pub fn with_store(
+        config: EngineConfig,
+        commands: CommandRegistry,
+        store: std::sync::Arc<dyn KeyStore>,
+    ) -> Harness {
         Harness {
-            engine: Engine::new(config, commands, std::sync::Arc::new(keys())),
+            engine: Engine::new(config, commands, store),
             now: Timestamp::from_micros(1_000_000),
             socks: BTreeMap::new(),
             jobs: VecDeque::new(),
