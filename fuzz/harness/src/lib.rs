@@ -13,7 +13,8 @@
 //! PROTOCOL.md or of the engine's calling contract. The oracles are independent of
 //! the code under test where that is cheap: [`model`] is written from PROTOCOL.md
 //! (header rules, body checks, a response reader), its crypto is the client's
-//! (`raida_client::crypto`, over RustCrypto). The engine targets are also compared with the single-call
+//! (`raida_client::crypto`, over RustCrypto), and requests are built by the client's
+//! builder ([`request`]). The engine targets are also compared with the single-call
 //! codec `raida_core::codec::answer_datagram`.
 //!
 //! Modules: [`world`] (the fixed server every target runs: ids, coins, locker,

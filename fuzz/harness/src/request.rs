@@ -1,14 +1,27 @@
 //! The faulty-request builder of the `request` target (and of the seed corpora).
 //!
 //! A [`RequestCase`] names an encryption type, a [`Fault`], a command, the key coins,
-//! the request's free bytes and [`Mutation`]s to make after building.
+//! the request's free bytes and [`Mutation`]s to make after building. The request is
+//! built by the client's builder, [`raida_client::Request`]: a wrong raida id, shard,
+//! group, command or coin id is a plain field of the request, an unknown key is a coin
+//! or locker the fuzzed store does not hold, and routing, split id, an invalid
+//! encryption type, a bad CRC or HMAC, a bad trailer, a truncated or missing body and a
+//! wrong declared length are the client's [`Faults`](raida_client::Faults). What
+//! those cannot express (a 1-byte body) is a [`Mutation`] of the built bytes.
 
 use arbitrary::Arbitrary;
-use raida_client::crypto;
-use raida_core::codec::{LONG_HEADER_LEN, RANDOM_LEN, SHORT_HEADER_LEN, TRAILER};
+use raida_client::{BuildError, Coin, Expect, Keys, Request};
+use raida_core::codec::{header_len, Encryption, RANDOM_LEN};
+use raida_core::keys::An;
 use raida_core::Status;
 
+use crate::model;
 use crate::world::{COINS, COIN_ID, LOCKER, MAX_BODY_SIZE, MIRROR, RAIDA_ID};
+
+/// A coin the fuzzed store does not hold (`Fault::UnknownKey`).
+pub const UNKNOWN_COIN: (i8, u32, An) = (2, 999, [0; 16]);
+/// A locker the fuzzed store does not hold: its 5-byte prefix is not [`LOCKER`]'s.
+pub const UNKNOWN_LOCKER: An = *b"XXXXXno-such-lkr";
 
 /// A deliberate fault the request builder puts in (selector `fault % 16`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,13 +179,19 @@ pub struct RequestCase {
     pub mutations: Vec<Mutation>,
 }
 
-/// A request as built, before mutations, with the status the builder intends.
+/// A request as built, before the case's mutations, with the status the builder
+/// intends.
 #[derive(Clone, Debug)]
 pub struct Built {
-    /// The request bytes.
+    /// The request bytes (the client's, and for [`Fault::OneByte`] cut to a 1-byte
+    /// body).
     pub bytes: Vec<u8>,
     /// The status the request must get (before mutations).
     pub status: Status,
+    /// What the client's response reader accepts, when `bytes` are exactly what the
+    /// client built for a request it can read the answer to (a valid encryption type,
+    /// a body when one was built, no mutation of the fault's own).
+    pub expect: Option<Expect>,
 }
 
 impl RequestCase {
@@ -194,130 +213,120 @@ impl RequestCase {
         Fault::from_selector(self.fault)
     }
 
-    /// Builds the request bytes as a client would, with the fault put in.
-    pub fn build(&self) -> Built {
+    /// The key material: the selected coins of [`COINS`] (or [`LOCKER`]), one of them
+    /// replaced by [`UNKNOWN_COIN`] (or [`UNKNOWN_LOCKER`]) for [`Fault::UnknownKey`].
+    /// An invalid encryption type is sent with a type 4 request's 48-byte header.
+    fn keys(&self) -> Keys {
+        let unknown = self.fault() == Fault::UnknownKey;
         let enc = self.encryption_byte();
-        let fault = self.fault();
-        let long = enc > 2;
-        let mut h = vec![
-            0u8;
-            if long {
-                LONG_HEADER_LEN
+        let mut first = COINS[usize::from(self.coin % 3)];
+        let mut second = COINS[usize::from(self.coin / 3 % 3)];
+        if unknown {
+            if enc == 5 {
+                second = UNKNOWN_COIN;
             } else {
-                SHORT_HEADER_LEN
+                first = UNKNOWN_COIN;
             }
-        ];
+        }
+        let coin = |c: (i8, u32, An)| Coin::new(c.0, c.1);
+        match enc {
+            0 => Keys::None,
+            1 => Keys::Coin {
+                coin: coin(first),
+                an: first.2,
+            },
+            2 => Keys::Locker {
+                an: if unknown { UNKNOWN_LOCKER } else { LOCKER },
+            },
+            5 => Keys::TwoCoins256 {
+                first: coin(first),
+                first_an: first.2,
+                second: coin(second),
+                second_an: second.2,
+            },
+            _ => Keys::Coin256 {
+                coin: coin(first),
+                an: first.2,
+            },
+        }
+    }
+
+    /// The request as the client's builder takes it: named fields, and the fault as a
+    /// field or as the client's [`Faults`](raida_client::Faults).
+    pub fn client_request(&self) -> Request {
         let (group, command) = match self.command % 3 {
             0 => (0, 0),
             1 => (0, 1),
             _ => MIRROR,
         };
-        h[0] = 1;
-        h[2] = RAIDA_ID;
-        h[4] = group;
-        h[5] = command;
-        h[6..8].copy_from_slice(&COIN_ID.to_be_bytes());
-        h[16] = enc;
-        let coin = COINS[usize::from(self.coin % 3)];
-        let mut second = COINS[usize::from(self.coin / 3 % 3)];
-        let unknown = fault == Fault::UnknownKey;
-        let mut first = coin;
-        if unknown {
-            if enc == 5 {
-                second = (2, 999, [0; 16]);
-            } else {
-                first = (2, 999, [0; 16]);
+        let mut r = Request::new(RAIDA_ID, group, command, self.keys());
+        r.coin_id = COIN_ID;
+        r.payload.clone_from(&self.payload);
+        r.echo = self.echo;
+        r.nonce = self.nonce;
+        r.challenge = self.challenge;
+        let enc = self.encryption_byte();
+        if Encryption::from_byte(enc).is_none() {
+            r.faults.encryption_byte = Some(enc);
+        }
+        let aes256 = r.encryption().is_aes256();
+        let f = &mut r.faults;
+        match self.fault() {
+            Fault::None | Fault::UnknownKey => {}
+            Fault::Routing => f.routing = Some(2),
+            Fault::Split => f.split_id = Some(1),
+            Fault::Integrity if aes256 => f.bad_hmac = true,
+            Fault::Integrity => f.bad_crc = true,
+            Fault::Trailer => f.bad_trailer = true,
+            Fault::ShortBody => {
+                // Five bytes more than the well-formed body that is sent.
+                let declared = r.body_len() + 5;
+                r.faults.declared_body_len = Some(u16::try_from(declared).unwrap_or(u16::MAX));
             }
-        }
-        if long {
-            h[19] = first.0 as u8;
-            h[20..24].copy_from_slice(&first.1.to_be_bytes());
-            h[24..48].copy_from_slice(&self.nonce);
-            h[46..48].copy_from_slice(&self.echo);
-            if enc == 5 {
-                h[24] = second.0 as u8;
-                h[25..29].copy_from_slice(&second.1.to_be_bytes());
+            Fault::TooLong => {
+                f.declared_body_len = u16::try_from(MAX_BODY_SIZE + 1).ok();
             }
-        } else {
-            if enc == 2 {
-                let prefix: &[u8] = if unknown { b"XXXXX" } else { &LOCKER[..5] };
-                h[17..22].copy_from_slice(prefix);
-            } else {
-                h[17] = first.0 as u8;
-                h[18..22].copy_from_slice(&first.1.to_be_bytes());
+            // Two bytes `3E 3E` declared as one; `build` cuts the second.
+            Fault::OneByte => {
+                f.truncate_body = Some(0);
+                f.declared_body_len = Some(1);
             }
-            h[24..30].copy_from_slice(&self.nonce[..6]);
-            h[30..32].copy_from_slice(&self.echo);
+            Fault::Truncated => f.truncate_body = Some(2),
+            Fault::Empty => f.no_body = true,
+            Fault::Raida => r.raida_id = RAIDA_ID.wrapping_add(1),
+            Fault::Shard => r.shard = 4,
+            Fault::Group => r.group = 16,
+            Fault::Command => (r.group, r.command) = (0, 9),
+            Fault::CoinId => r.coin_id = COIN_ID ^ 0x8000,
         }
-        let an = if enc == 2 { LOCKER } else { first.2 };
-        let mut body = Vec::new();
-        match enc {
-            0..=2 => {
-                let mut challenge = [0u8; 16];
-                challenge[..12].copy_from_slice(&self.challenge);
-                let mut crc = crypto::crc32(&self.challenge).to_be_bytes();
-                if fault == Fault::Integrity {
-                    crc[3] ^= 1;
-                }
-                challenge[12..].copy_from_slice(&crc);
-                body.extend_from_slice(&challenge);
-                body.extend_from_slice(&self.payload);
-                if enc != 0 {
-                    let mut iv = [0u8; 16];
-                    iv[..8].copy_from_slice(&h[24..32]);
-                    crypto::aes128_ctr(&an, &iv, &mut body);
-                }
-            }
-            _ => {
-                let key = if enc == 5 {
-                    crypto::sha256(&[&first.2, &second.2])
-                } else {
-                    crypto::sha256(&[&first.2])
-                };
-                let mut iv = [0u8; 16];
-                iv.copy_from_slice(&h[24..40]);
-                let mut ct = self.payload.clone();
-                crypto::aes256_ctr(&key, &iv, &mut ct);
-                let mut mac = crypto::hmac_sha256(&key, &ct);
-                if fault == Fault::Integrity {
-                    mac[0] ^= 1;
-                }
-                body.extend_from_slice(&ct);
-                body.extend_from_slice(&mac);
-            }
+        r
+    }
+
+    /// The mutations the fault itself needs after the client built the request.
+    fn fault_mutations(&self, built_len: usize) -> Vec<Mutation> {
+        match self.fault() {
+            // The body `3E 3E` declared as 1 byte, cut to that byte.
+            Fault::OneByte => vec![Mutation::Truncate {
+                len: u16::try_from(built_len.saturating_sub(1)).unwrap_or(u16::MAX),
+            }],
+            _ => Vec::new(),
         }
-        body.extend_from_slice(&TRAILER);
-        match fault {
-            Fault::Trailer => {
-                let n = body.len();
-                body[n - 1] = 0x3F;
-            }
-            Fault::OneByte => body = vec![0x3E],
-            Fault::Truncated => body = vec![0x11, 0x22, 0x3E, 0x3E],
-            Fault::Empty => body.clear(),
-            _ => {}
+    }
+
+    /// Builds the request bytes with the client's builder, with the fault put in.
+    /// Fails only when the payload does not fit the 2-byte body length.
+    pub fn build(&self) -> Result<Built, BuildError> {
+        let request = self.client_request();
+        let client = request.build()?;
+        let mut bytes = client.bytes().to_vec();
+        let fixes = self.fault_mutations(bytes.len());
+        for m in &fixes {
+            m.apply(&mut bytes);
         }
-        let mut declared = body.len();
-        if fault == Fault::ShortBody {
-            declared += 5;
-        }
-        if fault == Fault::TooLong {
-            declared = MAX_BODY_SIZE + 1;
-        }
-        let declared16 = u16::try_from(declared).unwrap_or(u16::MAX);
-        let at = if long { 17 } else { 22 };
-        h[at..at + 2].copy_from_slice(&declared16.to_be_bytes());
-        // Header faults last, so they win over everything else.
-        match fault {
-            Fault::Routing => h[0] = 2,
-            Fault::Split => h[1] = 1,
-            Fault::Raida => h[2] = RAIDA_ID.wrapping_add(1),
-            Fault::Shard => h[3] = 4,
-            Fault::Group => h[4] = 16,
-            Fault::Command => (h[4], h[5]) = (0, 9),
-            Fault::CoinId => h[6] ^= 0x80,
-            _ => {}
-        }
+        let enc = self.encryption_byte();
+        let fault = self.fault();
+        let hlen = header_len(enc);
+        let declared = bytes.get(..hlen).map_or(0, model::declared_body_len);
         let aes256 = enc == 4 || enc == 5;
         let status = match fault {
             Fault::Routing => Status::InvalidRouting,
@@ -340,7 +349,14 @@ impl RequestCase {
             Fault::Empty if aes256 => Status::InvalidPacketLength,
             Fault::None | Fault::UnknownKey | Fault::Empty => Status::Success,
         };
-        h.extend_from_slice(&body);
-        Built { bytes: h, status }
+        // The client's reader expects the keys' type in a 48-byte response and the
+        // challenge in the signature of a success (a body-less request gets zeros).
+        let readable =
+            request.faults.encryption_byte.is_none() && fixes.is_empty() && !request.faults.no_body;
+        Ok(Built {
+            bytes,
+            status,
+            expect: readable.then(|| client.expect().clone()),
+        })
     }
 }

@@ -40,7 +40,9 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
                     .unwrap_or_else(|e| panic!("seed {name} does not decode: {e}"));
                 assert!(case.mutations.is_empty(), "seed {name} decodes mutations");
                 assert_eq!(case.fault(), *fault);
-                let built = case.build();
+                let built = case
+                    .build()
+                    .unwrap_or_else(|e| panic!("seed {name} does not build: {e}"));
                 out.push(("request", name.clone(), input));
 
                 let bytes = built.bytes;
@@ -79,7 +81,9 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     }
     // Transport cases.
     let valid = RequestCase::arbitrary_take_rest(Unstructured::new(&[1, 0, 1, 0]))
-        .map(|c| c.build().bytes)
+        .ok()
+        .and_then(|c| c.build().ok())
+        .map(|b| b.bytes)
         .unwrap_or_default();
     let len = u16::try_from(valid.len()).unwrap_or(u16::MAX).to_be_bytes();
     let with = |ops: &[u8]| {
