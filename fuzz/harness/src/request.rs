@@ -360,3 +360,109 @@ impl RequestCase {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use raida_core::codec::{answer_datagram, SHORT_HEADER_LEN};
+    use raida_core::Timestamp;
+
+    use super::*;
+    use crate::world::{commands, keys, rules, RANDOM};
+
+    fn case(encryption: u8, fault: Fault, command: u8) -> RequestCase {
+        RequestCase {
+            encryption,
+            fault: Fault::ALL
+                .iter()
+                .position(|f| *f == fault)
+                .map_or(0, |i| i as u8),
+            command,
+            coin: 4,
+            nonce: [7; 24],
+            echo: [0xAB, 0xCD],
+            challenge: [9; 12],
+            elapsed: 0,
+            random: [0x5A; RANDOM_LEN],
+            payload: b"payload".to_vec(),
+            mutations: Vec::new(),
+        }
+    }
+
+    fn answer(bytes: &[u8]) -> Vec<u8> {
+        let store = keys();
+        let rules = rules();
+        answer_datagram(
+            bytes,
+            &rules,
+            &commands(),
+            &store,
+            Timestamp::ZERO,
+            0,
+            &RANDOM,
+        )
+        .expect("a whole request is answered")
+    }
+
+    /// Every fault of every encryption type and command gets the status the builder
+    /// intends, from the server's codec and from the model alike.
+    #[test]
+    fn every_fault_gets_its_status() {
+        for encryption in 0..6 {
+            for fault in Fault::ALL {
+                for command in 0..3 {
+                    let case = case(encryption, fault, command);
+                    let built = case.build().expect("builds");
+                    let response = answer(&built.bytes);
+                    let name = format!("type {} {fault:?}", case.encryption_byte());
+                    assert_eq!(response[2], built.status.code(), "{name}");
+                    let model = model::answer(&built.bytes).expect("the model answers");
+                    assert_eq!(model.status, built.status.code(), "{name}: the model");
+                }
+            }
+        }
+    }
+
+    /// The fault that is no client fault: a body of one byte, declared as one.
+    #[test]
+    fn one_byte_body_is_one_byte() {
+        for encryption in 0..6 {
+            let built = case(encryption, Fault::OneByte, 0).build().expect("builds");
+            let hlen = header_len(built.bytes[16]);
+            assert_eq!(built.bytes.len(), hlen + 1);
+            assert_eq!(built.bytes[hlen], 0x3E);
+            assert_eq!(model::declared_body_len(&built.bytes[..hlen]), 1);
+            assert!(
+                built.expect.is_none(),
+                "a mutated request is not the client's"
+            );
+        }
+    }
+
+    /// An unknown key is a coin or locker the store does not hold, named by the
+    /// client's builder in the header bytes of its type.
+    #[test]
+    fn unknown_keys_are_named_in_the_header() {
+        let built = |e| case(e, Fault::UnknownKey, 0).build().expect("builds").bytes;
+        let coin = [2, 0, 0, 3, 0xE7]; // (2, 999)
+        assert_eq!(built(1)[17..22], coin);
+        assert_eq!(built(2)[17..22], UNKNOWN_LOCKER[..5]);
+        assert_eq!(built(3)[19..24], coin);
+        assert_eq!(built(4)[24..29], coin);
+        assert_eq!(built(0).len(), SHORT_HEADER_LEN + 16 + 7 + 2);
+    }
+
+    /// The client's reader accepts the server's answer to every request it built
+    /// unchanged, and decrypts the mirrored payload.
+    #[test]
+    fn the_client_reads_its_answers() {
+        for encryption in 0..5 {
+            let built = case(encryption, Fault::None, 2).build().expect("builds");
+            let expect = built.expect.expect("readable");
+            let mut output = Vec::new();
+            expect
+                .check_into(&answer(&built.bytes), &mut output)
+                .expect("the client accepts the response");
+            assert_eq!(output, b"payload");
+        }
+    }
+}

@@ -139,3 +139,34 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     out.push(("header", "short-16".into(), vec![1; 16]));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn every_seed_passes_its_target_and_names_are_unique() {
+        let mut names = BTreeSet::new();
+        for (target, name, bytes) in seeds() {
+            assert!(
+                names.insert((target, name.clone())),
+                "{target}/{name} twice"
+            );
+            match target {
+                "header" => crate::header(&bytes),
+                "request" => crate::request(&bytes),
+                "tcp_stream" => crate::tcp_stream(&bytes),
+                "udp_datagram" => crate::udp_datagram(&bytes),
+                other => panic!("seed for an unknown target {other}"),
+            }
+        }
+        for target in ["header", "request", "tcp_stream", "udp_datagram"] {
+            assert!(
+                names.iter().any(|(t, _)| *t == target),
+                "no seed for {target}"
+            );
+        }
+    }
+}
