@@ -29,7 +29,8 @@ use crate::world::{commands, engine_config, keys, rules, RANDOM};
 ///
 /// After every operation the connection is serviced as the contract says (read while
 /// the engine lends and bytes are there, write while it has bytes and the socket has
-/// room, outputs drained after every input; jobs run inline at once). At the end the
+/// room, outputs drained after every input, serviced again on `Output::Wake`; jobs run
+/// inline at once). At the end the
 /// rest of the stream arrives, writes are unlimited, the client shuts its side and time
 /// runs on: the connection must then be closed and the engine idle.
 ///
@@ -240,7 +241,9 @@ impl<'a> TcpRun<'a> {
         }
     }
 
-    fn drain(&mut self) {
+    /// Every output; whether one was a [`Output::Wake`] (the connection wants service).
+    fn drain(&mut self) -> bool {
+        let mut woken = false;
         while let Some(o) = self.engine.poll_output() {
             match o {
                 Output::Job(job) => {
@@ -251,6 +254,7 @@ impl<'a> TcpRun<'a> {
                 Output::Wake(id) => {
                     assert_eq!(id, self.id);
                     assert!(!self.closed, "woke a closed connection");
+                    woken = true;
                 }
                 Output::Close(id) => {
                     assert_eq!(id, self.id);
@@ -261,23 +265,28 @@ impl<'a> TcpRun<'a> {
                 Output::ResumeDatagrams | Output::ResumeAccepting => {}
             }
         }
+        woken
     }
 
-    /// The engine's own service loop, then every output.
+    /// The engine's own service loop, then every output; again while the engine asks
+    /// (a used-up budget, or an [`Output::Wake`]: a job's response is ready to write),
+    /// as a driver does.
     fn service(&mut self) {
-        if self.closed {
-            return;
-        }
-        self.sock.now = self.now;
-        let serviced = self.engine.service(self.id, &mut self.sock, self.now);
-        self.drain();
-        if self.sock.eof_delivered {
-            // End of stream is only read while the engine reads: the request is
-            // incomplete, or the response is written.
-            assert!(self.closed, "end of stream while reading left it open");
-        }
-        if serviced == Serviced::Budget {
-            self.service();
+        loop {
+            if self.closed {
+                return;
+            }
+            self.sock.now = self.now;
+            let serviced = self.engine.service(self.id, &mut self.sock, self.now);
+            let woken = self.drain();
+            if self.sock.eof_delivered {
+                // End of stream is only read while the engine reads: the request is
+                // incomplete, or the response is written.
+                assert!(self.closed, "end of stream while reading left it open");
+            }
+            if serviced != Serviced::Budget && !woken {
+                return;
+            }
         }
     }
 
