@@ -14,12 +14,12 @@
 //! the code under test where that is cheap: [`model`] is written from PROTOCOL.md
 //! (header rules, body checks, a response reader), its crypto is the client's
 //! (`raida_client::crypto`, over RustCrypto), and requests are built by the client's
-//! builder ([`request`]). The engine targets are also compared with the single-call
+//! builder ([`request`](mod@request)). The engine targets are also compared with the single-call
 //! codec `raida_core::codec::answer_datagram`.
 //!
 //! Modules: [`world`] (the fixed server every target runs: ids, coins, locker,
-//! commands), [`model`], [`request`] (the faulty-request builder), [`targets`] (one
-//! module per harness) and [`seeds`] (the seed corpora).
+//! commands), [`model`], [`request`](mod@request) (the faulty-request builder), [`targets`] (one
+//! module per harness) and [`seeds`](mod@seeds) (the seed corpora).
 //!
 //! # Input layouts
 //!

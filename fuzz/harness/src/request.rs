@@ -151,7 +151,7 @@ impl Mutation {
     }
 }
 
-/// The structured input of the [`request`] target. The first four fields are selector
+/// The structured input of the [`request`](crate::request()) target. The first four fields are selector
 /// bytes, so a seed is four chosen bytes followed by anything.
 #[derive(Arbitrary, Clone, Debug)]
 pub struct RequestCase {
@@ -159,7 +159,7 @@ pub struct RequestCase {
     pub encryption: u8,
     /// `% 16`: the [`Fault`] built in.
     pub fault: u8,
-    /// `% 3`: echo, version, [`Mirror`].
+    /// `% 3`: echo, version, [`Mirror`](crate::world::Mirror).
     pub command: u8,
     /// `% 3`: the key coin (index into [`COINS`]); `/ 3 % 3`: type 5's second coin.
     pub coin: u8,
