@@ -14,8 +14,6 @@
 mod command;
 mod crypto;
 mod engine;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 mod status;
 mod time;
 

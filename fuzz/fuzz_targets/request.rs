@@ -1,7 +1,7 @@
 #![no_main]
-//! cargo-fuzz target `request`: the body is `raida_core::fuzzing::request` (documented there),
-//! which `cargo test -p raida-tests --test fuzz_replay` also replays on stable.
+//! cargo-fuzz target `request`: the body is `raida_fuzz_harness::request` (fuzz/harness,
+//! documented there), which `cargo test -p raida-tests --test fuzz_replay` also replays on stable.
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| raida_core::fuzzing::request(data));
+fuzz_target!(|data: &[u8]| raida_fuzz_harness::request(data));

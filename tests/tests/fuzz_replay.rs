@@ -1,7 +1,7 @@
 //! Replays every committed fuzz input on the stable toolchain, without cargo-fuzz.
 //!
 //! Each file under `fuzz/corpus/<target>/` and `fuzz/regressions/<target>/` goes through
-//! the same function the cargo-fuzz target calls (`raida_core::fuzzing::<target>`); a
+//! the same function the cargo-fuzz target calls (`raida_fuzz_harness::<target>`); a
 //! panic is the bug the fuzzer found, so a regression file that panics fails this test.
 //! Every target must have replayed at least one file, so an emptied or misplaced corpus
 //! cannot pass silently.
@@ -9,15 +9,15 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use raida_core::fuzzing;
+use raida_fuzz_harness as harness;
 
 type Target = fn(&[u8]);
 
 const TARGETS: [(&str, Target); 4] = [
-    ("header", fuzzing::header),
-    ("tcp_stream", fuzzing::tcp_stream),
-    ("udp_datagram", fuzzing::udp_datagram),
-    ("request", fuzzing::request),
+    ("header", harness::header),
+    ("tcp_stream", harness::tcp_stream),
+    ("udp_datagram", harness::udp_datagram),
+    ("request", harness::request),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -74,11 +74,11 @@ fn every_regression_file_replays_clean() {
     replay("regressions", 0);
 }
 
-/// The seeds written to the corpora are exactly what `fuzzing::seeds` generates, so a
-/// change to a target's input layout shows up here.
+/// The seeds written to the corpora are exactly what `raida_fuzz_harness::seeds`
+/// generates, so a change to a target's input layout shows up here.
 #[test]
 fn the_committed_seeds_are_current() {
-    for (target, name, bytes) in fuzzing::seeds() {
+    for (target, name, bytes) in harness::seeds() {
         let path = fuzz_dir().join("corpus").join(target).join(&name);
         let committed = fs::read(&path).unwrap_or_else(|e| {
             panic!(
@@ -90,11 +90,12 @@ fn the_committed_seeds_are_current() {
     }
 }
 
-/// Writes the seed corpora (`fuzz/corpus/<target>/<name>`) from `fuzzing::seeds`.
+/// Writes the seed corpora (`fuzz/corpus/<target>/<name>`) from
+/// `raida_fuzz_harness::seeds`.
 #[test]
 #[ignore = "writes files; run by hand when a target's input layout changes"]
 fn write_seed_corpora() {
-    for (target, name, bytes) in fuzzing::seeds() {
+    for (target, name, bytes) in harness::seeds() {
         let dir = fuzz_dir().join("corpus").join(target);
         fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         let path = dir.join(name);
@@ -106,7 +107,7 @@ fn write_seed_corpora() {
 /// before they are written.
 #[test]
 fn every_generated_seed_passes_its_target() {
-    let seeds = fuzzing::seeds();
+    let seeds = harness::seeds();
     for (name, target) in TARGETS {
         let mine: Vec<_> = seeds.iter().filter(|s| s.0 == name).collect();
         assert!(!mine.is_empty(), "no seed for {name}");

@@ -1,0 +1,150 @@
+//! The `udp_datagram` target: datagrams of any length through the engine's UDP path.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use raida_core::codec::answer_datagram;
+use raida_core::{Engine, Job, Origin, Output, Timestamp};
+
+use crate::model;
+use crate::targets::feed_random;
+use crate::world::{commands, engine_config, keys, rules, RANDOM};
+
+/// The engine's UDP path. Layout: one mode byte (`% 4 + 1` = `mod_queue_size`; bit 2:
+/// hold jobs and run them only when admission is full or at the end; bit 3: run held
+/// jobs newest first; bit 4: random bytes at hand, so cheap requests are answered
+/// inline), then datagrams, each a 2-byte big-endian length and that many
+/// bytes (the last one cut short by the end of the input). Every datagram comes from
+/// its own peer; its response must equal [`answer_datagram`] on the bytes the engine
+/// keeps (`udp_payload_threshold`), exactly once, or nothing when that is `None`.
+pub fn udp_datagram(data: &[u8]) {
+    let Some((&mode, mut rest)) = data.split_first() else {
+        return;
+    };
+    let mut config = engine_config();
+    config.mod_queue_size = usize::from(mode % 4) + 1;
+    let threshold = config.udp_payload_threshold;
+    let queue = config.mod_queue_size;
+    let hold = mode & 4 != 0;
+    let newest_first = mode & 8 != 0;
+    let random_at_hand = mode & 16 != 0;
+    let mut engine = Engine::new(config, commands(), Arc::new(keys()));
+    let now = Timestamp::from_micros(5_000_000);
+    let mut held = VecDeque::new();
+    let mut got: BTreeMap<SocketAddr, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut sent: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+    let mut scratch = Vec::new();
+
+    let mut paused = false;
+    let mut drain = |engine: &mut Engine,
+                     held: &mut VecDeque<Job>,
+                     got: &mut BTreeMap<SocketAddr, Vec<Vec<u8>>>,
+                     run_all: bool| {
+        loop {
+            while let Some(o) = engine.poll_output() {
+                match o {
+                    Output::Job(job) => held.push_back(job),
+                    Output::Datagram { peer, bytes } => got.entry(peer).or_default().push(bytes),
+                    Output::ResumeDatagrams => paused = false,
+                    other => panic!("a UDP-only engine emitted {other:?}"),
+                }
+            }
+            // Bounds: jobs out never exceed mod_queue_size; every one is held here.
+            assert_eq!(held.len(), engine.in_flight(), "jobs out vs. in flight");
+            assert!(
+                engine.in_flight() <= queue,
+                "more jobs out than mod_queue_size"
+            );
+            // A driver stops reading while wants_datagrams is false and starts again
+            // only on ResumeDatagrams: room must never free without one.
+            if engine.wants_datagrams() {
+                assert!(
+                    !paused,
+                    "admission has room again but no ResumeDatagrams came"
+                );
+            } else {
+                paused = true;
+            }
+            let must_run = run_all || !hold || !engine.wants_datagrams();
+            if !must_run {
+                return;
+            }
+            let next = if newest_first {
+                held.pop_back()
+            } else {
+                held.pop_front()
+            };
+            let Some(job) = next else { return };
+            assert!(matches!(job.origin(), Origin::Udp(_)));
+            let c = job.run(now, &RANDOM, &mut scratch);
+            engine.handle_completion(c, now);
+        }
+    };
+
+    let mut index: u16 = 0;
+    while !rest.is_empty() {
+        // A 2-byte length and the datagram; a last lone byte is a 1-byte datagram.
+        let (datagram, tail) = match rest {
+            [a, b, body @ ..] => {
+                let len = usize::from(u16::from_be_bytes([*a, *b])).min(body.len());
+                body.split_at(len)
+            }
+            _ => (rest, &[][..]),
+        };
+        rest = tail;
+        let peer = SocketAddr::from(([10, 0, 0, 1], index));
+        index = index.wrapping_add(1);
+        if index == 0 {
+            break;
+        }
+        assert!(
+            engine.wants_datagrams(),
+            "the driver reads only while wanted"
+        );
+        if random_at_hand {
+            feed_random(&mut engine);
+        }
+        engine.handle_datagram(peer, datagram, now);
+        drain(&mut engine, &mut held, &mut got, false);
+        sent.push((peer, datagram.to_vec()));
+    }
+    drain(&mut engine, &mut held, &mut got, true);
+    assert!(held.is_empty());
+    assert!(
+        engine.is_idle(),
+        "engine not idle after every job completed"
+    );
+    assert!(engine.wants_datagrams());
+
+    let mut dropped = 0;
+    let (rules, commands, store) = (rules(), commands(), keys());
+    for (peer, datagram) in &sent {
+        let kept = &datagram[..datagram.len().min(threshold)];
+        let expected = answer_datagram(kept, &rules, &commands, &store, now, 0, &RANDOM);
+        let responses = got.remove(peer).unwrap_or_default();
+        match expected {
+            None => {
+                dropped += 1;
+                assert!(
+                    responses.is_empty(),
+                    "answered a datagram that must be dropped"
+                );
+            }
+            Some(expected) => {
+                assert_eq!(responses.len(), 1, "one datagram in, one out");
+                assert_eq!(responses[0], expected, "engine and codec disagree");
+            }
+        }
+        model::check(kept, got_first(&responses), 0, &RANDOM);
+    }
+    assert!(
+        got.is_empty(),
+        "a response went to a peer that sent nothing"
+    );
+    assert_eq!(engine.counters().udp_dropped, dropped);
+}
+
+fn got_first(responses: &[Vec<u8>]) -> Option<&[u8]> {
+    responses.first().map(Vec::as_slice)
+}
