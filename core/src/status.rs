@@ -1,4 +1,5 @@
-//! The one-byte status codes the network layer emits (PROTOCOL.md section 9).
+//! The one-byte status codes the network layer emits (PROTOCOL.md section 9), and those
+//! of the authentication commands (section 8a), so metrics and clients name them.
 
 use std::fmt;
 
@@ -20,6 +21,9 @@ pub enum Status {
     InvalidCoinId = 7,
     /// 16: a length is wrong (body too short, too long, or shorter than declared).
     InvalidPacketLength = 16,
+    /// 20 (authentication commands, PROTOCOL.md 8a): shards 1 and 2 live in other
+    /// systems.
+    ShardNotAvailable = 20,
     /// 25: a coin named by a type 4 or 5 request is not in the key store.
     EncryptionCoinNotFound = 25,
     /// 27: request byte 16 is not an encryption type this server speaks.
@@ -28,12 +32,24 @@ pub enum Status {
     InvalidEof = 33,
     /// 34: the key of a type 1 or 2 request is not in the key store.
     InvalidEncryption = 34,
+    /// 36 (8a): a command that needs a payload got a request with no body at all.
+    EmptyRequest = 36,
     /// 37: the CRC-32 in the body does not match.
     InvalidCrc = 37,
+    /// 39 (8a): the payload's length is not a whole number of coin entries.
+    CoinsNotDiv = 39,
+    /// 40 (8a): a coin of a sum command is not known.
+    InvalidSnOrDenomination = 40,
     /// 160: the connection limit was hit; the connection is refused.
     RequestRate = 160,
     /// 204: the HMAC of a type 4 or 5 body does not match.
     InvalidHmac = 204,
+    /// 241 (8a): every coin passed.
+    AllPass = 241,
+    /// 242 (8a): no coin passed.
+    AllFail = 242,
+    /// 243 (8a): some coins passed: the body is a bitmap of which.
+    Mixed = 243,
     /// 250: the command ran.
     Success = 250,
     /// 252: the command failed inside the server.
@@ -45,8 +61,9 @@ pub enum Status {
 }
 
 impl Status {
-    /// Every status the network layer emits, in code order.
-    pub const ALL: [Status; 18] = [
+    /// Every status the network layer and the authentication commands emit, in code
+    /// order.
+    pub const ALL: [Status; 25] = [
         Status::InvalidSplitId,
         Status::InvalidRaidaId,
         Status::InvalidShardId,
@@ -54,13 +71,20 @@ impl Status {
         Status::InvalidCommand,
         Status::InvalidCoinId,
         Status::InvalidPacketLength,
+        Status::ShardNotAvailable,
         Status::EncryptionCoinNotFound,
         Status::InvalidEncryptionCode,
         Status::InvalidEof,
         Status::InvalidEncryption,
+        Status::EmptyRequest,
         Status::InvalidCrc,
+        Status::CoinsNotDiv,
+        Status::InvalidSnOrDenomination,
         Status::RequestRate,
         Status::InvalidHmac,
+        Status::AllPass,
+        Status::AllFail,
+        Status::Mixed,
         Status::Success,
         Status::Internal,
         Status::MemoryAlloc,
@@ -88,13 +112,20 @@ impl Status {
             Status::InvalidCommand => "INVALID_COMMAND",
             Status::InvalidCoinId => "INVALID_COIN_ID",
             Status::InvalidPacketLength => "INVALID_PACKET_LENGTH",
+            Status::ShardNotAvailable => "SHARD_NOT_AVAILABLE",
             Status::EncryptionCoinNotFound => "ENCRYPTION_COIN_NOT_FOUND",
             Status::InvalidEncryptionCode => "INVALID_ENCRYPTION_CODE",
             Status::InvalidEof => "INVALID_EOF",
             Status::InvalidEncryption => "INVALID_ENCRYPTION",
+            Status::EmptyRequest => "EMPTY_REQUEST",
             Status::InvalidCrc => "INVALID_CRC",
+            Status::CoinsNotDiv => "COINS_NOT_DIV",
+            Status::InvalidSnOrDenomination => "INVALID_SN_OR_DENOMINATION",
             Status::RequestRate => "REQUEST_RATE",
             Status::InvalidHmac => "INVALID_HMAC",
+            Status::AllPass => "ALL_PASS",
+            Status::AllFail => "ALL_FAIL",
+            Status::Mixed => "MIXED",
             Status::Success => "SUCCESS",
             Status::Internal => "INTERNAL",
             Status::MemoryAlloc => "MEMORY_ALLOC",
@@ -163,5 +194,29 @@ mod tests {
         }
         assert_eq!(Status::from_code(1), None);
         assert_eq!(Status::from_code(251), None);
+    }
+
+    #[test]
+    fn codes_match_protocol_section_8a() {
+        // The statuses PROTOCOL.md section 8a names, transcribed by hand (the names are
+        // the deployed server's, protocol.h).
+        let table: [(u8, &str); 7] = [
+            (20, "SHARD_NOT_AVAILABLE"),
+            (36, "EMPTY_REQUEST"),
+            (39, "COINS_NOT_DIV"),
+            (40, "INVALID_SN_OR_DENOMINATION"),
+            (241, "ALL_PASS"),
+            (242, "ALL_FAIL"),
+            (243, "MIXED"),
+        ];
+        for (code, name) in table {
+            let s = Status::from_code(code).expect("every code of section 8a is known");
+            assert_eq!((s.code(), s.name()), (code, name));
+        }
+        assert_eq!(Status::ALL.len(), 25);
+        assert!(
+            Status::ALL.windows(2).all(|w| w[0].code() < w[1].code()),
+            "in code order"
+        );
     }
 }

@@ -51,10 +51,11 @@ use crate::server::Server;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
-/// By default the server registers the built-in commands (echo 0/0, version 0/1),
-/// serves the on-disk key store under the data root (`<data root>/Data`, PROTOCOL.md
-/// section 10), and installs handlers for SIGINT and SIGTERM (the first drains, the
-/// second exits at once).
+/// By default the server registers the built-in commands (echo 0/0, version 0/1) and
+/// the authentication commands (detect 1/10, detect_sum 1/11, pown 1/20, pown_sum 1/21,
+/// PROTOCOL.md section 8a: `raida_commands`), serves the on-disk key store under the
+/// data root (`<data root>/Data`, section 10), and installs handlers for SIGINT and
+/// SIGTERM (the first drains, the second exits at once).
 #[must_use]
 pub struct ServerBuilder {
     config: Config,
@@ -62,6 +63,7 @@ pub struct ServerBuilder {
     commands: Vec<(u8, u8, Arc<dyn Command>)>,
     store: Option<Arc<dyn KeyStore>>,
     signals: bool,
+    auth_commands: bool,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -72,6 +74,7 @@ impl std::fmt::Debug for ServerBuilder {
             .field("commands", &commands)
             .field("store", &self.store.is_some())
             .field("signals", &self.signals)
+            .field("auth_commands", &self.auth_commands)
             .finish_non_exhaustive()
     }
 }
@@ -123,6 +126,7 @@ impl ServerBuilder {
             commands: Vec::new(),
             store: None,
             signals: true,
+            auth_commands: true,
         }
     }
 
@@ -155,11 +159,24 @@ impl ServerBuilder {
         self
     }
 
-    /// The commands the server will serve: the built-ins (echo, version), then what
-    /// was registered, in order.
+    /// Whether to serve the authentication commands of `raida_commands` (default true):
+    /// a server that is not a coin RAIDA, or registers its own, says false.
+    pub fn auth_commands(mut self, serve: bool) -> ServerBuilder {
+        self.auth_commands = serve;
+        self
+    }
+
+    /// The commands the server will serve: the built-ins (echo, version), the
+    /// authentication commands (unless told not to), then what was registered, in
+    /// order.
     fn registry(&self) -> Result<CommandRegistry, BuildError> {
         let mut registry = CommandRegistry::with_builtins();
-        for (group, command, handler) in &self.commands {
+        let auth = if self.auth_commands {
+            raida_commands::all(Arc::new(raida_commands::SystemClock))
+        } else {
+            Vec::new()
+        };
+        for (group, command, handler) in auth.iter().chain(&self.commands) {
             registry
                 .register(*group, *command, Arc::clone(handler))
                 .map_err(|source| BuildError::Command {

@@ -102,7 +102,10 @@ fn write_requests(
         pages.truncate(limit);
     }
     if pages.is_empty() {
-        return Err(io::Error::other(format!("no store under {}", root.display())));
+        return Err(io::Error::other(format!(
+            "no store under {}",
+            root.display()
+        )));
     }
     let mut seed = 0x5EED_u64;
     let mut used = std::collections::BTreeSet::new();
@@ -120,7 +123,13 @@ fn write_requests(
         let mut req = match kind {
             "echo1" => {
                 let coin = draw(false);
-                Request::echo(0, Keys::Coin { coin, an: an_of(coin.denomination, coin.serial) })
+                Request::echo(
+                    0,
+                    Keys::Coin {
+                        coin,
+                        an: an_of(coin.denomination, coin.serial),
+                    },
+                )
             }
             "detect1" | "detect40" => {
                 let n = if kind == "detect1" { 1 } else { 40 };
@@ -128,7 +137,8 @@ fn write_requests(
                 for _ in 0..n {
                     let coin = draw(false);
                     req.payload.extend_from_slice(&coin_ref(coin));
-                    req.payload.extend_from_slice(&an_of(coin.denomination, coin.serial));
+                    req.payload
+                        .extend_from_slice(&an_of(coin.denomination, coin.serial));
                 }
                 req
             }
@@ -136,10 +146,13 @@ fn write_requests(
                 let coin = draw(true);
                 let mut req = Request::new(0, 1, 20, Keys::None);
                 req.payload.extend_from_slice(&coin_ref(coin));
-                req.payload.extend_from_slice(&an_of(coin.denomination, coin.serial));
+                req.payload
+                    .extend_from_slice(&an_of(coin.denomination, coin.serial));
                 let mut s = i as u64 ^ 0xFEED;
-                req.payload.extend_from_slice(&splitmix(&mut s).to_le_bytes());
-                req.payload.extend_from_slice(&splitmix(&mut s).to_le_bytes());
+                req.payload
+                    .extend_from_slice(&splitmix(&mut s).to_le_bytes());
+                req.payload
+                    .extend_from_slice(&splitmix(&mut s).to_le_bytes());
                 req
             }
             other => return Err(io::Error::other(format!("unknown kind {other}"))),
@@ -159,7 +172,12 @@ fn write_requests(
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["store", root] => write_store(Path::new(root), 1000),
         ["store", root, pages] => match pages.parse() {
             Ok(p) => write_store(Path::new(root), p),
@@ -167,14 +185,19 @@ fn main() -> ExitCode {
         },
         ["requests", root, kind, count, out, rest @ ..] => {
             let count = count.parse().map_err(io::Error::other);
-            let limit = rest.first().map(|p| p.parse().map_err(io::Error::other)).transpose();
+            let limit = rest
+                .first()
+                .map(|p| p.parse().map_err(io::Error::other))
+                .transpose();
             match (count, limit) {
                 (Ok(c), Ok(l)) => write_requests(Path::new(root), kind, c, Path::new(out), l),
                 (Err(e), _) | (_, Err(e)) => Err(e),
             }
         }
         _ => {
-            eprintln!("usage: store_bench store ROOT [PAGES] | requests ROOT KIND COUNT OUT [PAGES]");
+            eprintln!(
+                "usage: store_bench store ROOT [PAGES] | requests ROOT KIND COUNT OUT [PAGES]"
+            );
             return ExitCode::from(2);
         }
     };

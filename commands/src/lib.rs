@@ -1,0 +1,62 @@
+//! raida-commands: the RAIDA authentication commands (PROTOCOL.md section 8a) over the
+//! store seam of raida-core ([`raida_core::KeyStore`], reached through each request's
+//! context): detect (1/10), detect_sum (1/11), pown (1/20) and pown_sum (1/21).
+//!
+//! The network layer knows nothing about coins; these commands do. They run on worker
+//! threads ([`raida_core::Runs::Worker`]): they read records (loading pages when needed)
+//! and write them through [`raida_core::KeyStore::modify`], which is durable before it
+//! returns, so a pown is answered only once its new ANs would survive a crash.
+//!
+//! **Checks, in order** (every command): a request with no body at all is 36
+//! EMPTY_REQUEST; a payload shorter than one coin entry is 16; a payload that is not a
+//! whole number of entries is 39; shards 1 and 2 (legacy CloudCoin and CloudCoin 2.0,
+//! served elsewhere) are 20; then the sum commands answer 40 for an unknown coin. A
+//! store that cannot read or write answers 252 INTERNAL, and a failed write changes
+//! nothing. Coins of a denomination outside -8..=6 or with a serial at or above 2^26
+//! are never known.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use raida_core::CommandRegistry;
+//!
+//! let mut registry = CommandRegistry::with_builtins();
+//! for (group, command, handler) in raida_commands::all(Arc::new(raida_commands::SystemClock)) {
+//!     registry.register(group, command, handler).expect("free");
+//! }
+//! assert!(registry.get(1, 20).is_some());
+//! ```
+
+mod clock;
+mod detect;
+mod payload;
+mod pown;
+
+use std::sync::Arc;
+
+use raida_core::Command;
+
+pub use clock::{mfs, Clock, FixedClock, SystemClock};
+pub use detect::{Detect, DetectSum};
+pub use pown::{Pown, PownSum};
+
+/// The command group of the authentication commands.
+pub const GROUP: u8 = 1;
+/// detect: `n x [coin, AN]`.
+pub const DETECT: u8 = 10;
+/// detect_sum: `n x [coin] + XOR of the ANs`.
+pub const DETECT_SUM: u8 = 11;
+/// pown: `n x [coin, AN, PAN]`.
+pub const POWN: u8 = 20;
+/// pown_sum: `n x [coin] + XOR of the ANs + delta`.
+pub const POWN_SUM: u8 = 21;
+
+/// The four commands with their (group, command), the powns stamping records with the
+/// months since February 2023 that `clock` tells.
+pub fn all(clock: Arc<dyn Clock>) -> Vec<(u8, u8, Arc<dyn Command>)> {
+    vec![
+        (GROUP, DETECT, Arc::new(Detect) as Arc<dyn Command>),
+        (GROUP, DETECT_SUM, Arc::new(DetectSum)),
+        (GROUP, POWN, Arc::new(Pown::new(Arc::clone(&clock)))),
+        (GROUP, POWN_SUM, Arc::new(PownSum::new(clock))),
+    ]
+}
