@@ -790,3 +790,116 @@ fn parked_datagrams_are_bounded_and_reading_resumes() {
     assert_eq!(h.datagrams.len(), 2);
     h.assert_drained();
 }
+
+// ----- the budget for buffered request bytes ---------------------------------------------
+
+/// A type-0 echo declaring `declared` body bytes (of which a request sends what it
+/// likes): the header alone.
+fn header_declaring(declared: u16) -> Vec<u8> {
+    let mut req = Req::echo(0);
+    req.declared = Some(declared);
+    req.bytes()[..32].to_vec()
+}
+
+#[test]
+fn a_body_grows_as_its_bytes_arrive_instead_of_at_its_declared_size() {
+    let mut h = Harness::new();
+    let id = h.accept();
+    h.send(id, &header_declaring(65_000));
+    assert!(
+        h.engine.buffered_bytes() <= 4096,
+        "one chunk to read into, not the declared 65,000: {}",
+        h.engine.buffered_bytes()
+    );
+    h.send(id, &[7; 100]);
+    assert_eq!(h.engine.buffered_bytes(), 4096, "one chunk for 100 bytes");
+    h.send(id, &[7; 5000]);
+    assert!(
+        h.engine.buffered_bytes() <= 16_384,
+        "{}",
+        h.engine.buffered_bytes()
+    );
+    h.reset(id);
+    assert_eq!(h.engine.buffered_bytes(), 0, "released at the close");
+    h.assert_drained();
+}
+
+#[test]
+fn when_the_budget_is_spent_large_bodies_wait_and_small_requests_still_get_through() {
+    let mut config = config();
+    config.max_buffered_bytes = 16_384;
+    config.small_reserve = 4096;
+    config.small_body = 100;
+    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    // Three large bodies (12,000 bytes each: at most 12,288 could fit), each sending
+    // 5,000 bytes: 12,288 bytes is all they may hold together.
+    let large: Vec<_> = (0..3)
+        .map(|_| {
+            let id = h.accept();
+            h.send(id, &header_declaring(12_000));
+            h.send(id, &[1; 5000]);
+            id
+        })
+        .collect();
+    assert_eq!(h.engine.buffered_bytes(), 12_288);
+    assert!(
+        h.engine.budget_waiting() >= 1,
+        "a large body waits for room"
+    );
+    assert!(h.engine.counters().budget_waits >= 1);
+    // A small request is served from the reserve.
+    let req = Req::echo(0).bytes();
+    let small = h.accept();
+    h.send(small, &req);
+    assert_eq!(h.out(small), codec_answer(&req));
+    // A large body gives up: the waiting one is woken and reads on.
+    let before = h.sock(large[2]).read_total;
+    h.reset(large[0]);
+    assert!(h.sock(large[2]).read_total > before || h.sock(large[1]).read_total > 4096);
+    for id in &large[1..] {
+        h.reset(*id);
+    }
+    h.client_shutdown(small);
+    assert_eq!(h.engine.buffered_bytes(), 0);
+    h.assert_drained();
+}
+
+#[test]
+fn a_declared_body_that_could_never_fit_is_answered_16_before_anything_is_allocated() {
+    let mut config = config();
+    config.max_buffered_bytes = 16_384;
+    config.small_reserve = 4096;
+    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    let id = h.accept();
+    h.send(id, &header_declaring(12_289));
+    assert_eq!(status_of(h.out(id)), Status::InvalidPacketLength.code());
+    assert_eq!(h.engine.buffered_bytes(), 0);
+    h.client_shutdown(id);
+    // 12,288 fits.
+    let ok = h.accept();
+    h.send(ok, &header_declaring(12_288));
+    assert!(h.out(ok).is_empty(), "reading its body");
+    h.reset(ok);
+    h.assert_drained();
+}
+
+#[test]
+fn the_discard_after_a_response_is_bounded_in_bytes() {
+    let mut config = config();
+    config.discard_limit = 10_000;
+    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    let id = h.accept();
+    let req = Req::echo(0).bytes();
+    h.send(id, &req);
+    assert!(h.sock(id).shutdown, "response written, write side shut");
+    assert!(!h.sock(id).closed);
+    h.send(id, &[9; 6000]);
+    assert!(
+        !h.sock(id).closed,
+        "6,000 discarded bytes are within the limit"
+    );
+    h.send(id, &[9; 6000]);
+    assert!(h.sock(id).closed, "closed past 10,000 discarded bytes");
+    assert_eq!(h.engine.counters().discard_limit_closes, 1);
+    h.assert_drained();
+}

@@ -15,7 +15,9 @@ pub(crate) enum State {
     },
     /// Header in, its key's page being loaded: nothing is read until it is.
     Parked { header: RequestHeader },
-    /// Header admitted; reading exactly the declared body.
+    /// Header admitted; reading exactly the declared body (`admitted.body_len`), into
+    /// a buffer that grows as its bytes arrive (within the budget): `body.len()` bytes
+    /// are allocated, `filled` of them read.
     ReadBody {
         admitted: Admitted,
         body: Vec<u8>,
@@ -26,9 +28,9 @@ pub(crate) enum State {
     /// Writing the response.
     Writing { response: Vec<u8>, written: usize },
     /// Response written and the write side shut: reading and discarding until the
-    /// peer's end of stream or the linger deadline, so unread client bytes never turn
-    /// the close into a reset that destroys the response.
-    Closing,
+    /// peer's end of stream, the linger deadline, or `discard_limit` bytes, so unread
+    /// client bytes never turn the close into a reset that destroys the response.
+    Closing { discarded: usize },
 }
 
 #[derive(Debug)]
@@ -41,6 +43,8 @@ pub(crate) struct Conn {
     /// The one deadline this connection has in its current state, if any (also an
     /// entry of the engine's timer set).
     pub(crate) deadline: Option<Timestamp>,
+    /// Waiting for room in the buffered-bytes budget (in its queue once).
+    pub(crate) budget_wait: bool,
 }
 
 impl Conn {
@@ -54,6 +58,7 @@ impl Conn {
                 filled: 0,
             },
             deadline: None,
+            budget_wait: false,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The engine: one sans-IO state machine that owns every connection and decides
 //! everything. Drivers (`io-epoll`, the simulator, the fuzzers) only do syscalls.
 
+mod budget;
 mod conn;
 mod job;
 mod service;
@@ -25,6 +26,7 @@ use crate::metrics::{LatencyHistogram, Transport};
 use crate::status::{Status, StatusByte};
 use crate::Timestamp;
 
+use budget::Budget;
 use conn::{Conn, State};
 use job::{elapsed_micros, Lane, Work};
 pub use job::{Completion, Job, Origin};
@@ -81,6 +83,22 @@ pub struct EngineConfig {
     /// How long accepting pauses when the process is out of descriptors; pending
     /// connections wait in the kernel's backlog meanwhile.
     pub accept_backoff: Duration,
+    /// Request body bytes buffered at most, over every connection: bodies grow as
+    /// their bytes arrive, and a connection that finds the budget spent stops reading
+    /// until room frees (the kernel's buffers and TCP flow control hold the rest). A
+    /// declared body that could never fit is answered 16 before anything is allocated.
+    pub max_buffered_bytes: usize,
+    /// The part of `max_buffered_bytes` that only bodies of at most `small_body`
+    /// bytes may use, so small requests get through while large stalled bodies hold
+    /// the rest.
+    pub small_reserve: usize,
+    /// See `small_reserve`.
+    pub small_body: usize,
+    /// A body grows by this many bytes at least (then doubling), as its bytes arrive.
+    pub body_chunk: usize,
+    /// After the response, at most this many client bytes are read and discarded
+    /// before the connection is closed anyway (the linger deadline bounds the time).
+    pub discard_limit: usize,
     /// Datagrams whose key's page is being loaded, held at most (each a copy of at
     /// most `udp_payload_threshold` bytes). When full, UDP reading pauses until a load
     /// completes (the kernel's buffer holds the rest). A TCP request waiting for a page
@@ -107,6 +125,11 @@ impl Default for EngineConfig {
             turn_budget: 256,
             accept_backoff: Duration::from_millis(100),
             max_parked_datagrams: 1024,
+            max_buffered_bytes: 64 << 20,
+            small_reserve: 8 << 20,
+            small_body: 4096,
+            body_chunk: 4096,
+            discard_limit: 64 << 10,
         }
     }
 }
@@ -213,6 +236,11 @@ pub struct Counters {
     pub page_load_failures: u64,
     /// Requests that waited for their key's page.
     pub parked: u64,
+    /// Connections that found the buffered-bytes budget spent and waited for room.
+    pub budget_waits: u64,
+    /// Connections closed because they sent more than `discard_limit` bytes after
+    /// their response.
+    pub discard_limit_closes: u64,
     /// Page load latency, from the first request that needed the page to the load's
     /// completion.
     pub load_latency: LatencyHistogram,
@@ -244,6 +272,8 @@ impl Default for Counters {
             page_loads: 0,
             page_load_failures: 0,
             parked: 0,
+            budget_waits: 0,
+            discard_limit_closes: 0,
             load_latency: LatencyHistogram::new(),
         }
     }
@@ -321,6 +351,8 @@ pub struct Engine {
     loads: BTreeMap<PageId, PageLoad>,
     /// Datagrams waiting for their key's page (`max_parked_datagrams`).
     parked_datagrams: Slab<ParkedDatagram>,
+    /// Request body bytes buffered (`max_buffered_bytes`).
+    budget: Budget,
 }
 
 /// A page being loaded: since when, and who waits for it.
@@ -357,6 +389,12 @@ impl Engine {
             coin_id: config.coin_id,
             max_body_size: config.max_body_size,
         };
+        let budget = Budget::new(
+            config.max_buffered_bytes,
+            config.small_reserve,
+            config.small_body,
+            config.body_chunk,
+        );
         Engine {
             config,
             rules,
@@ -381,6 +419,7 @@ impl Engine {
             accept_warned_at: None,
             loads: BTreeMap::new(),
             parked_datagrams: Slab::new(),
+            budget,
         }
     }
 
@@ -453,6 +492,16 @@ impl Engine {
             .max_parked_datagrams
             .saturating_sub(self.parked_datagrams.len());
         jobs.min(parked)
+    }
+
+    /// Request body bytes buffered now (against `max_buffered_bytes`).
+    pub fn buffered_bytes(&self) -> usize {
+        self.budget.used()
+    }
+
+    /// Connections waiting for room in the buffered-bytes budget now.
+    pub fn budget_waiting(&self) -> usize {
+        self.budget.waiting()
     }
 
     /// Pages being loaded now.
@@ -546,8 +595,28 @@ impl Engine {
                 }
                 buf.get_mut(*filled..want)
             }
-            State::ReadBody { body, filled, .. } => body.get_mut(*filled..),
-            State::Closing => Some(&mut self.discard[..]),
+            State::ReadBody {
+                admitted,
+                body,
+                filled,
+            } => {
+                if *filled == body.len() {
+                    // The body grows as its bytes arrive, within the budget.
+                    match self.budget.grow(admitted.body_len, body.len()) {
+                        Some(n) => body.resize(body.len() + n, 0),
+                        None => {
+                            if !conn.budget_wait {
+                                conn.budget_wait = true;
+                                self.counters.budget_waits += 1;
+                                self.budget.wait(id);
+                            }
+                            return None;
+                        }
+                    }
+                }
+                body.get_mut(*filled..)
+            }
+            State::Closing { .. } => Some(&mut self.discard[..]),
             State::Parked { .. } | State::Processing | State::Writing { .. } => None,
         }
     }
@@ -569,13 +638,25 @@ impl Engine {
                     self.header_complete(id, header, now, None);
                 }
             }
-            State::ReadBody { body, filled, .. } => {
+            State::ReadBody {
+                admitted,
+                body,
+                filled,
+            } => {
                 *filled = (*filled + n).min(body.len());
-                if *filled == body.len() {
+                if *filled == admitted.body_len {
                     self.body_complete(id, now);
                 }
             }
-            State::Parked { .. } | State::Closing | State::Processing | State::Writing { .. } => {}
+            State::Closing { discarded } => {
+                *discarded += n;
+                if *discarded >= self.config.discard_limit {
+                    // A peer that keeps sending after its response gets no more reads.
+                    self.counters.discard_limit_closes += 1;
+                    self.close(id);
+                }
+            }
+            State::Parked { .. } | State::Processing | State::Writing { .. } => {}
         }
     }
 
@@ -590,7 +671,7 @@ impl Engine {
                 self.counters.abandoned += 1;
                 self.close(id);
             }
-            State::Closing => self.close(id),
+            State::Closing { .. } => self.close(id),
             // A half-close after a complete request: the peer still waits for its
             // response. Nothing to do. (A parked request reads nothing, so it sees no
             // end of stream.)
@@ -632,7 +713,7 @@ impl Engine {
         if *written < response.len() {
             return false;
         }
-        let done = std::mem::replace(&mut conn.state, State::Closing);
+        let done = std::mem::replace(&mut conn.state, State::Closing { discarded: 0 });
         if let State::Writing { response, .. } = done {
             recycle(&mut self.pool, &self.config, response);
         }
@@ -738,12 +819,12 @@ impl Engine {
             // timeout is not enforced.
             #[cfg(raida_mutants)]
             if crate::mutants::active(crate::mutants::Mutant::NoTimeout)
-                && !matches!(conn.state, State::Closing)
+                && !matches!(conn.state, State::Closing { .. })
             {
                 continue;
             }
             match conn.state {
-                State::Closing => {}
+                State::Closing { .. } => {}
                 _ => self.counters.timed_out += 1,
             }
             self.close(id);
@@ -873,7 +954,7 @@ impl Engine {
             .is_some_and(|c| {
                 matches!(
                     c.state,
-                    State::ReadHeader { .. } | State::ReadBody { .. } | State::Closing
+                    State::ReadHeader { .. } | State::ReadBody { .. } | State::Closing { .. }
                 )
             })
     }
@@ -937,10 +1018,17 @@ impl Engine {
                 if admitted.body_len == 0 {
                     self.set_state(id, State::Processing);
                     self.dispatch(Origin::Tcp(id), now, now, admitted, Vec::new());
+                } else if !self.budget.could_fit(admitted.body_len) {
+                    // It could never be buffered: answered before anything is allocated.
+                    self.set_state(id, State::Processing);
+                    let too_long = Rejected {
+                        status: Status::InvalidPacketLength,
+                        reply: admitted.reply,
+                    };
+                    self.reject(Origin::Tcp(id), now, now, too_long);
                 } else {
-                    // The size was checked against max_body_size before this allocation.
-                    let mut body = take_buffer(&mut self.pool, admitted.body_len);
-                    body.resize(admitted.body_len, 0);
+                    // Nothing is allocated yet: the body grows as its bytes arrive.
+                    let body = take_buffer(&mut self.pool, 0);
                     self.set_state(
                         id,
                         State::ReadBody {
@@ -963,6 +1051,8 @@ impl Engine {
         else {
             return;
         };
+        // The body leaves the budget with its job (jobs are bounded by admission).
+        self.release_budget(body.len());
         // The request is complete: the socket timeout stops until the response is
         // ready to write (a slow worker is not the peer's fault).
         self.set_deadline(id, None);
@@ -1277,9 +1367,29 @@ impl Engine {
         if let Some(conn) = live_mut(&mut self.conns, id) {
             let old = std::mem::replace(&mut conn.state, state);
             if let State::ReadBody { body, .. } = old {
+                self.release_budget(body.len());
                 recycle(&mut self.pool, &self.config, body);
             }
         }
+    }
+
+    /// `n` body bytes left the budget: wake connections that wait for room.
+    fn release_budget(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.budget.release(n);
+        let (conns, outputs, servicing) = (&mut self.conns, &mut self.outputs, self.servicing);
+        self.budget.wake(|id| match live_mut(conns, id) {
+            Some(conn) if conn.budget_wait => {
+                conn.budget_wait = false;
+                if servicing != Some(id) {
+                    outputs.push_back(Output::Wake(id));
+                }
+                true
+            }
+            _ => false,
+        });
     }
 
     /// Sets (or clears) the connection's one deadline; `kind` names the fixed
@@ -1319,7 +1429,10 @@ impl Engine {
         }
         let conn = self.conns.remove(id.index());
         match conn.state {
-            State::ReadBody { body, .. } => recycle(&mut self.pool, &self.config, body),
+            State::ReadBody { body, .. } => {
+                self.release_budget(body.len());
+                recycle(&mut self.pool, &self.config, body);
+            }
             State::Writing { response, .. } => recycle(&mut self.pool, &self.config, response),
             _ => {}
         }
