@@ -248,6 +248,31 @@ pub struct NetworkConfig {
     /// A `tracing` filter (e.g. `"info,raida_core=debug"`); `None` (the default) means
     /// `RUST_LOG`, else `info`.
     pub log: Option<String>,
+    /// Request body bytes buffered at most over every connection: bodies grow as their
+    /// bytes arrive, and when the budget is spent, body reads pause until room frees
+    /// (the kernel's buffers and TCP flow control hold the rest); the last eighth is
+    /// kept for bodies of at most 4 KiB, so small requests get through. 1 MiB..=64 GiB
+    /// (more than a machine would give a front door), default 64 MiB.
+    pub max_buffered_bytes: u64,
+    /// Open connections one client (an IPv4 address, an IPv6 /64) holds at most; one
+    /// more is answered 160 and closed. 0 = no limit; at most [`MAX_CONNECTIONS_LIMIT`];
+    /// default 256 (a NAT'd office of wallets: dozens of wallets, each with a few
+    /// requests in flight to one RAIDA).
+    pub max_connections_per_ip: usize,
+    /// Networks exempt from the per-client limits (CIDR, e.g. `"10.0.0.0/8"`). Default
+    /// loopback (`127.0.0.0/8`, `::1/128`): local processes are the operator's own.
+    pub trusted_networks: Vec<String>,
+    /// Requests a second one client may make on average (TCP connections and UDP
+    /// datagrams); over it they are answered 160, and over UDP the 160s themselves are
+    /// capped (1,000 a second server-wide). 0 (the default) = no rate limit;
+    /// at most 1,000,000.
+    pub rate_limit_per_s: u32,
+    /// The burst a client may make at once under `rate_limit_per_s`. 1..=1,000,000,
+    /// default 100.
+    pub rate_limit_burst: u32,
+    /// Jobs of long-running commands one event loop runs at once, on threads of their
+    /// own apart from the workers (see `Runs::Long`). 1..=1024, default 16.
+    pub long_jobs: usize,
 }
 
 impl Default for NetworkConfig {
@@ -273,6 +298,12 @@ impl Default for NetworkConfig {
             data_root: None,
             metrics_addr: None,
             log: None,
+            max_buffered_bytes: 64 << 20,
+            max_connections_per_ip: 256,
+            trusted_networks: vec!["127.0.0.0/8".to_string(), "::1/128".to_string()],
+            rate_limit_per_s: 0,
+            rate_limit_burst: 100,
+            long_jobs: 16,
         }
     }
 }
@@ -956,6 +987,60 @@ pub static FIELDS: &[Field] = {
             "A tracing filter, e.g. \"info,raida_core=debug\"",
         )
         .unset("RUST_LOG, else \"info\""),
+        Field::new(
+            "max_buffered_bytes",
+            Network,
+            Kind::int(1 << 20, 64 << 30),
+            slot!(network.max_buffered_bytes),
+            "Request body bytes buffered at most over every connection; body reads pause \
+             when it is spent",
+        )
+        .flag("max-buffered-bytes", "BYTES"),
+        Field::new(
+            "max_connections_per_ip",
+            Network,
+            Kind::int(0, MAX_CONNECTIONS_LIMIT as u64),
+            slot!(network.max_connections_per_ip),
+            "Open connections one client (IPv4 address, IPv6 /64) holds at most; one more \
+             is answered 160; 0 = no limit",
+        )
+        .flag("max-connections-per-ip", "N"),
+        Field::new(
+            "trusted_networks",
+            Network,
+            Kind::Strings {
+                item: "a CIDR network such as \"10.0.0.0/8\"",
+                check: |s| crate::Cidr::parse(s).is_some(),
+            },
+            slot!(network.trusted_networks),
+            "Networks exempt from the per-client limits (CIDR)",
+        )
+        .flag("trusted-networks", "CIDR"),
+        Field::new(
+            "rate_limit_per_s",
+            Network,
+            Kind::int(0, 1_000_000),
+            slot!(network.rate_limit_per_s),
+            "Requests a second one client may make; over it they are answered 160; 0 = no \
+             rate limit",
+        )
+        .flag("rate-limit", "N"),
+        Field::new(
+            "rate_limit_burst",
+            Network,
+            Kind::int(1, 1_000_000),
+            slot!(network.rate_limit_burst),
+            "Requests one client may make at once under rate_limit_per_s",
+        )
+        .flag("rate-burst", "N"),
+        Field::new(
+            "long_jobs",
+            Network,
+            Kind::int(1, 1024),
+            slot!(network.long_jobs),
+            "Jobs of long-running commands one event loop runs at once, on threads of \
+             their own",
+        ),
     ]
 };
 

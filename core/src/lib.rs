@@ -44,8 +44,9 @@ pub use command::{
     MAX_COMMAND_GROUP, VERSION_BYTES,
 };
 pub use engine::{
-    Accept, AcceptStop, Accepting, Completion, ConnId, ConnSocket, Counters, Engine, EngineConfig,
-    Io, Job, Listener, Origin, Output, Serviced, RANDOM_LOW_WATER, RANDOM_RESERVOIR,
+    Accept, AcceptStop, Accepting, Cidr, Completion, ConnId, ConnSocket, Counters, Engine,
+    EngineConfig, Io, Job, Listener, Origin, Output, Rate, Serviced, ShutdownStatus,
+    RANDOM_LOW_WATER, RANDOM_RESERVOIR,
 };
 pub use keys::{CoinId, KeyStore};
 pub use metrics::Transport;

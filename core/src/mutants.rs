@@ -22,16 +22,19 @@ pub enum Mutant {
     Overread,
     /// One accept per listener readiness edge (the deployed server's bug).
     AcceptOnce,
+    /// Connections are still accepted after the shutdown.
+    AcceptAfterShutdown,
 }
 
 impl Mutant {
     /// Every planted bug of core, in a fixed order.
-    pub const ALL: [Mutant; 5] = [
+    pub const ALL: [Mutant; 6] = [
         Mutant::ReusedSlot,
         Mutant::AdmissionOverflow,
         Mutant::NoTimeout,
         Mutant::Overread,
         Mutant::AcceptOnce,
+        Mutant::AcceptAfterShutdown,
     ];
 
     /// Its name on the runner's command line.
@@ -42,6 +45,7 @@ impl Mutant {
             Mutant::NoTimeout => "no-timeout",
             Mutant::Overread => "overread",
             Mutant::AcceptOnce => "accept-once",
+            Mutant::AcceptAfterShutdown => "accept-after-shutdown",
         }
     }
 
@@ -57,6 +61,7 @@ impl Mutant {
             Mutant::NoTimeout => 3,
             Mutant::Overread => 4,
             Mutant::AcceptOnce => 5,
+            Mutant::AcceptAfterShutdown => 6,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,8 @@ use proptest::prelude::*;
 use raida_core::codec::{answer_datagram, HeaderRules};
 use raida_core::keys::{MemoryKeyStore, PageId};
 use raida_core::{
-    Accept, Command, CommandRegistry, EngineConfig, RequestContext, Status, StatusByte, Timestamp,
+    Accept, Command, CommandRegistry, EngineConfig, RequestContext, ShutdownStatus, Status,
+    StatusByte, Timestamp,
 };
 use support::*;
 
@@ -902,4 +904,143 @@ fn the_discard_after_a_response_is_bounded_in_bytes() {
     assert!(h.sock(id).closed, "closed past 10,000 discarded bytes");
     assert_eq!(h.engine.counters().discard_limit_closes, 1);
     h.assert_drained();
+}
+
+// ----- per-client limits and the shutdown -------------------------------------------------
+
+fn untrusted(config: &mut EngineConfig) {
+    config.trusted = Vec::new();
+}
+
+fn client(a: u8, port: u16) -> SocketAddr {
+    SocketAddr::from(([198, 51, 100, a], port))
+}
+
+#[test]
+fn one_client_over_its_connection_limit_is_refused_160_and_others_are_not() {
+    let mut config = config();
+    untrusted(&mut config);
+    config.max_connections_per_client = 2;
+    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    let a = h.accept_from(client(1, 1));
+    let b = h.accept_from(client(1, 2));
+    assert!(matches!((a, b), (Accept::Accepted(_), Accept::Accepted(_))));
+    let Accept::Refused(bytes) = h.accept_from(client(1, 3)) else {
+        panic!("a third connection from one client is refused");
+    };
+    assert_eq!(bytes[2], Status::RequestRate.code());
+    assert!(matches!(h.accept_from(client(2, 1)), Accept::Accepted(_)));
+    let c = h.engine.counters();
+    assert_eq!(
+        (c.refused, c.refused_per_client, c.refused_global),
+        (1, 1, 0)
+    );
+    // A closed connection frees its place.
+    if let Accept::Accepted(id) = a {
+        h.reset(id);
+    }
+    assert!(matches!(h.accept_from(client(1, 4)), Accept::Accepted(_)));
+}
+
+#[test]
+fn trusted_networks_are_exempt() {
+    let mut config = config();
+    config.max_connections_per_client = 1;
+    config.trusted = vec![raida_core::Cidr::parse("198.51.100.0/24").expect("cidr")];
+    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    for port in 0..5 {
+        assert!(matches!(
+            h.accept_from(client(7, port)),
+            Accept::Accepted(_)
+        ));
+    }
+    let outside = SocketAddr::from(([203, 0, 113, 9], 1));
+    assert!(matches!(h.accept_from(outside), Accept::Accepted(_)));
+    assert!(matches!(h.accept_from(outside), Accept::Refused(_)));
+}
+
+#[test]
+fn over_its_rate_a_client_is_answered_160_over_tcp_and_udp_and_the_udp_160s_are_capped() {
+    let mut config = config();
+    untrusted(&mut config);
+    config.rate = Some(raida_core::Rate {
+        per_s: 10,
+        burst: 2,
+    });
+    config.udp_refusals_per_s = 3;
+    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    let req = Req::echo(0).bytes();
+    // TCP: two connections, then refused.
+    assert!(matches!(h.accept_from(client(1, 1)), Accept::Accepted(_)));
+    assert!(matches!(h.accept_from(client(1, 2)), Accept::Accepted(_)));
+    assert!(matches!(h.accept_from(client(1, 3)), Accept::Refused(_)));
+    assert_eq!(h.engine.counters().refused_rate, 1);
+    // UDP, another client: two answered, then 160s, at most 3 of them.
+    for port in 0..10 {
+        h.datagram(client(2, port), &req);
+    }
+    let statuses: Vec<u8> = h.datagrams.iter().map(|(_, b)| status_of(b)).collect();
+    assert_eq!(statuses[..2], [Status::Success.code(); 2]);
+    assert_eq!(
+        statuses[2..],
+        [Status::RequestRate.code(); 3],
+        "{statuses:?}"
+    );
+    let echo = &h.datagrams[2].1[6..8];
+    assert_eq!(echo, &req[30..32], "a 160 carries the request's echo bytes");
+    let c = h.engine.counters();
+    assert_eq!((c.udp_rate_limited, c.udp_refusals), (8, 3));
+    // A tenth of a second later: one more token.
+    h.datagrams.clear();
+    h.advance(Duration::from_millis(100));
+    h.datagram(client(2, 99), &req);
+    assert_eq!(status_of(&h.datagrams[0].1), Status::Success.code());
+}
+
+#[test]
+fn after_a_shutdown_nothing_new_is_accepted_and_what_was_accepted_is_answered() {
+    let mut h = Harness::new();
+    h.auto_run = false;
+    let req = Req::version(4).bytes();
+    let id = h.accept();
+    h.send(id, &req);
+    assert_eq!(h.jobs.len(), 1);
+    h.engine.handle_shutdown(h.now);
+    h.settle();
+    assert_eq!(h.stopped_listening, 1);
+    assert_eq!(h.engine.shutdown_status(h.now), ShutdownStatus::Draining);
+    // The listener is closed; a datagram read already is dropped.
+    assert!(!h.engine.wants_datagrams());
+    h.datagram(peer(5), &Req::echo(0).bytes());
+    assert!(h.datagrams.is_empty());
+    h.complete_all();
+    assert_eq!(h.out(id), codec_answer(&req));
+    h.client_shutdown(id);
+    assert_eq!(h.engine.shutdown_status(h.now), ShutdownStatus::Drained);
+    // Asking again changes nothing.
+    h.engine.handle_shutdown(h.now);
+    h.settle();
+    assert_eq!(h.stopped_listening, 1);
+}
+
+#[test]
+fn a_drain_that_outlives_its_timeout_is_cut_short() {
+    let mut config = config();
+    config.drain_timeout = Duration::from_secs(1);
+    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    h.auto_run = false;
+    let id = h.accept();
+    h.send(id, &Req::version(4).bytes());
+    h.engine.handle_shutdown(h.now);
+    h.settle();
+    assert_eq!(
+        h.engine.poll_timeout(),
+        Some(h.now.saturating_add(Duration::from_secs(1)))
+    );
+    h.advance(Duration::from_millis(999));
+    assert_eq!(h.engine.shutdown_status(h.now), ShutdownStatus::Draining);
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.engine.shutdown_status(h.now), ShutdownStatus::TimedOut);
+    h.complete_all();
+    h.client_shutdown(id);
 }

@@ -28,7 +28,7 @@ use raida_core::config::NetworkConfig;
 use raida_core::metrics::MetricsSnapshot;
 use raida_core::{
     Accept, AcceptStop, Accepting, Completion, ConnId, ConnSocket, Engine, Io, Listener, Output,
-    Timestamp,
+    ShutdownStatus, Timestamp,
 };
 use socket2::Socket;
 
@@ -124,7 +124,6 @@ pub struct EventLoop {
     completions: Receiver<Completion>,
     stop: Arc<AtomicBool>,
     network: NetworkConfig,
-    drain_deadline: Option<Instant>,
     snapshots: Option<SnapshotRequests>,
 }
 
@@ -145,7 +144,7 @@ impl EventLoop {
     pub fn new(engine: Engine, parts: Parts) -> io::Result<EventLoop> {
         // The listener and the UDP socket are owned by the returned EventLoop and
         // deleted from the poller before they are dropped (the listener in
-        // `stop_accepting`, the UDP socket in `Drop`).
+        // `stop_listening`, the UDP socket in `Drop`).
         // SAFETY: see above.
         unsafe {
             parts
@@ -174,7 +173,6 @@ impl EventLoop {
             completions: parts.completions,
             stop: parts.stop,
             network: parts.network,
-            drain_deadline: None,
             snapshots: parts.snapshots,
         })
     }
@@ -258,15 +256,18 @@ impl EventLoop {
                 requests.answer(|| self.snapshot());
             }
 
-            if self.stop.load(Ordering::SeqCst) && self.drain_deadline.is_none() {
-                self.stop_accepting();
+            // The shutdown is the engine's: it stops listening, drains, and says when
+            // the drain is over.
+            if self.stop.load(Ordering::SeqCst) {
+                let now = self.now();
+                self.engine.handle_shutdown(now);
+                self.drain();
             }
-            if let Some(deadline) = self.drain_deadline {
-                if self.drained() {
-                    self.udp.flush(&mut self.engine);
-                    return Ok(Exit::Drained);
-                }
-                if Instant::now() >= deadline {
+            match self.engine.shutdown_status(self.now()) {
+                ShutdownStatus::Running | ShutdownStatus::Draining => {}
+                ShutdownStatus::Drained if self.udp.is_flushed() => return Ok(Exit::Drained),
+                ShutdownStatus::Drained => self.udp.flush(&mut self.engine),
+                ShutdownStatus::TimedOut => {
                     self.udp.flush(&mut self.engine);
                     tracing::warn!(
                         connections = self.engine.connection_count(),
@@ -279,13 +280,6 @@ impl EventLoop {
         }
     }
 
-    fn drained(&self) -> bool {
-        self.engine.connection_count() == 0
-            && self.engine.in_flight() == 0
-            && self.engine.waiting() == 0
-            && self.udp.is_flushed()
-    }
-
     fn next_deadline(&self) -> Instant {
         let now = Instant::now();
         if !self.wakes.is_empty() || self.udp_resume || self.accept_more {
@@ -295,28 +289,25 @@ impl EventLoop {
         if let Some(t) = self.engine.poll_timeout().and_then(|t| self.instant_of(t)) {
             deadline = deadline.min(t);
         }
-        if let Some(t) = self.drain_deadline {
-            deadline = deadline.min(t);
-        }
         deadline
     }
 
-    /// Stops accepting: the listener leaves the poller and is closed; UDP stops being
-    /// read. In-flight work goes on until drained or the drain timeout.
-    fn stop_accepting(&mut self) {
+    /// The engine is shutting down: the listener leaves the poller and is closed (UDP
+    /// is no longer read: the engine wants no datagrams). In-flight work goes on until
+    /// the engine says the drain is over.
+    fn stop_listening(&mut self) {
         if let Some(listener) = self.listener.take() {
             if let Err(e) = self.poller.delete(&listener) {
                 tracing::warn!("cannot deregister the listener: {e}");
             }
             drop(listener);
+            tracing::info!(
+                connections = self.engine.connection_count(),
+                jobs = self.engine.in_flight() + self.engine.waiting(),
+                "stopping: no longer accepting; finishing requests in flight (at most {} ms)",
+                self.network.drain_timeout_ms
+            );
         }
-        self.drain_deadline = Some(Instant::now() + self.network.drain_timeout());
-        tracing::info!(
-            connections = self.engine.connection_count(),
-            jobs = self.engine.in_flight() + self.engine.waiting(),
-            "stopping: no longer accepting; finishing requests in flight (at most {} ms)",
-            self.network.drain_timeout_ms
-        );
     }
 
     // ----- outputs ------------------------------------------------------------------
@@ -344,6 +335,7 @@ impl EventLoop {
                 Output::Datagram { peer, bytes } => self.udp.queue(&mut self.engine, peer, bytes),
                 Output::ResumeDatagrams => self.udp_resume = true,
                 Output::ResumeAccepting => self.accept_more = true,
+                Output::StopListening => self.stop_listening(),
             }
         }
     }
@@ -436,10 +428,6 @@ impl EventLoop {
     /// room (the kernel's buffer holds the rest until `ResumeDatagrams`), or the turn's
     /// budget is spent; every datagram's outputs are drained before the next.
     fn read_datagrams(&mut self) {
-        if self.drain_deadline.is_some() {
-            // Stopping: no new requests.
-            return;
-        }
         let mut budget = self.network.turn_budget;
         loop {
             let room = self.engine.datagram_room();

@@ -735,6 +735,7 @@ impl World {
                 self.log(None, || "listener: accept again".into());
                 self.accept_loop();
             }
+            Output::StopListening => self.violate("StopListening with no shutdown asked".into()),
         }
     }
 

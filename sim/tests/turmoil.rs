@@ -205,6 +205,7 @@ async fn serve(report: Arc<Mutex<Report>>, worker_delay: Duration) -> TestResult
                     // The select guard reads `wants_datagrams()` again on the next turn;
                     // this driver accepts without the engine's accept loop.
                     Output::ResumeDatagrams | Output::ResumeAccepting => {}
+                    Output::StopListening => {}
                 }
             }
             let Some(id) = wakes.pop_front() else { break };

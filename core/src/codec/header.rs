@@ -268,6 +268,15 @@ pub fn check_header(
     Err(unreadable_key(h))
 }
 
+/// The answer to a request refused for its client's rate: 160 REQUEST_RATE, with what
+/// the response carries before any rule is checked (its echo bytes, its layout).
+pub(crate) fn busy(h: &RequestHeader) -> Rejected {
+    Rejected {
+        status: Status::RequestRate,
+        reply: ReplyContext::early(h),
+    }
+}
+
 /// The answer to a request whose key's page cannot be read: 252 INTERNAL, with what
 /// the response carries once the rules up to the key lookup have passed.
 pub(crate) fn unreadable_key(h: &RequestHeader) -> Rejected {

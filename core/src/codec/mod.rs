@@ -8,10 +8,10 @@ mod reply;
 
 pub(crate) use body::open_body;
 pub use body::CHALLENGE_LEN;
+pub(crate) use header::{busy, check_header_or_park, unreadable_key, HeaderCheck};
 pub use header::{
     check_header, header_len, Admitted, HeaderRules, Rejected, RequestHeader, RequestKey, MAX_SHARD,
 };
-pub(crate) use header::{check_header_or_park, unreadable_key, HeaderCheck};
 pub(crate) use reply::{write_response, ResponseParts};
 pub use reply::{ReplyContext, MAX_RESPONSE_BODY};
 

@@ -2,6 +2,7 @@
 //! everything. Drivers (`io-epoll`, the simulator, the fuzzers) only do syscalls.
 
 mod budget;
+mod clients;
 mod conn;
 mod job;
 mod service;
@@ -27,6 +28,8 @@ use crate::status::{Status, StatusByte};
 use crate::Timestamp;
 
 use budget::Budget;
+pub use clients::{loopback, Cidr, Rate};
+use clients::{Clients, Refusal};
 use conn::{Conn, State};
 use job::{elapsed_micros, Lane, Work};
 pub use job::{Completion, Job, Origin};
@@ -99,6 +102,22 @@ pub struct EngineConfig {
     /// After the response, at most this many client bytes are read and discarded
     /// before the connection is closed anyway (the linger deadline bounds the time).
     pub discard_limit: usize,
+    /// Open connections one client holds at most (an IPv4 address, an IPv6 /64): one
+    /// more is refused with 160, like the global limit. 0: no limit.
+    pub max_connections_per_client: usize,
+    /// Networks exempt from the per-client limits (connections and rate).
+    pub trusted: Vec<Cidr>,
+    /// The request rate one client may use (TCP connections and UDP datagrams), or
+    /// none. Over it, requests are answered 160.
+    pub rate: Option<Rate>,
+    /// Clients whose rate the engine remembers at most (the table's bound).
+    pub max_tracked_clients: usize,
+    /// 160s the server sends a second at most for rate-limited datagrams (server-wide):
+    /// past it they are dropped unanswered, so the server is no amplifier.
+    pub udp_refusals_per_s: u32,
+    /// After [`Engine::handle_shutdown`]: how long requests in flight may take before
+    /// the driver stops anyway.
+    pub drain_timeout: Duration,
     /// Datagrams whose key's page is being loaded, held at most (each a copy of at
     /// most `udp_payload_threshold` bytes). When full, UDP reading pauses until a load
     /// completes (the kernel's buffer holds the rest). A TCP request waiting for a page
@@ -130,6 +149,12 @@ impl Default for EngineConfig {
             small_body: 4096,
             body_chunk: 4096,
             discard_limit: 64 << 10,
+            max_connections_per_client: 256,
+            trusted: loopback(),
+            rate: None,
+            max_tracked_clients: 65_536,
+            udp_refusals_per_s: 1000,
+            drain_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -194,6 +219,10 @@ pub enum Output {
     /// The pause after running out of descriptors is over: accept again
     /// ([`Engine::accept_from`]); the backlog raised no new edge meanwhile.
     ResumeAccepting,
+    /// Shutting down ([`Engine::handle_shutdown`]): close the listener and stop reading
+    /// datagrams; keep serving the connections and jobs there are until
+    /// [`Engine::shutdown_status`] says the drain is over.
+    StopListening,
 }
 
 /// The engine's counters, for metrics and tests.
@@ -202,8 +231,18 @@ pub enum Output {
 pub struct Counters {
     /// TCP connections accepted.
     pub accepted: u64,
-    /// TCP connections refused at `max_connections` (answered 160).
+    /// TCP connections refused (answered 160), for any reason below.
     pub refused: u64,
+    /// ... at `max_connections`.
+    pub refused_global: u64,
+    /// ... at `max_connections_per_client`.
+    pub refused_per_client: u64,
+    /// ... over the client's request rate.
+    pub refused_rate: u64,
+    /// Datagrams over their client's request rate.
+    pub udp_rate_limited: u64,
+    /// Of those, answered 160 (within `udp_refusals_per_s`); the rest were dropped.
+    pub udp_refusals: u64,
     /// Connections closed by the socket timeout (reading or writing).
     pub timed_out: u64,
     /// Connections closed by a socket error (reset, broken pipe).
@@ -258,6 +297,11 @@ impl Default for Counters {
         Counters {
             accepted: 0,
             refused: 0,
+            refused_global: 0,
+            refused_per_client: 0,
+            refused_rate: 0,
+            udp_rate_limited: 0,
+            udp_refusals: 0,
             timed_out: 0,
             reset: 0,
             abandoned: 0,
@@ -353,6 +397,24 @@ pub struct Engine {
     parked_datagrams: Slab<ParkedDatagram>,
     /// Request body bytes buffered (`max_buffered_bytes`).
     budget: Budget,
+    /// Connections and request rates per client.
+    clients: Clients,
+    /// Shutting down ([`Engine::handle_shutdown`]): until when requests in flight may
+    /// take.
+    drain_until: Option<Timestamp>,
+}
+
+/// Where a shutdown stands ([`Engine::shutdown_status`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownStatus {
+    /// Serving (no shutdown asked).
+    Running,
+    /// Shutting down: requests in flight are being finished.
+    Draining,
+    /// Shut down: everything accepted was answered or closed; the driver may stop.
+    Drained,
+    /// The drain timeout passed with work still open; the driver stops anyway.
+    TimedOut,
 }
 
 /// A page being loaded: since when, and who waits for it.
@@ -389,6 +451,13 @@ impl Engine {
             coin_id: config.coin_id,
             max_body_size: config.max_body_size,
         };
+        let clients = Clients::new(
+            config.max_connections_per_client,
+            config.trusted.clone(),
+            config.rate,
+            config.max_tracked_clients,
+            config.udp_refusals_per_s,
+        );
         let budget = Budget::new(
             config.max_buffered_bytes,
             config.small_reserve,
@@ -420,6 +489,8 @@ impl Engine {
             loads: BTreeMap::new(),
             parked_datagrams: Slab::new(),
             budget,
+            clients,
+            drain_until: None,
         }
     }
 
@@ -474,10 +545,46 @@ impl Engine {
     }
 
     /// Whether the driver should read datagrams now: false while admission is full,
-    /// so that the kernel's socket buffer, not the engine, holds the excess. An
-    /// [`Output::ResumeDatagrams`] follows when room frees.
+    /// so that the kernel's socket buffer, not the engine, holds the excess (an
+    /// [`Output::ResumeDatagrams`] follows when room frees), and once shutting down.
     pub fn wants_datagrams(&self) -> bool {
         self.datagram_room() > 0
+    }
+
+    /// Shutting down: stop accepting and reading datagrams ([`Output::StopListening`]),
+    /// finish the requests already accepted and write their responses, at most
+    /// `drain_timeout` from now. The same drain whatever asked for it (a signal, an
+    /// embedder's handle). Asking again changes nothing.
+    pub fn handle_shutdown(&mut self, now: Timestamp) {
+        if self.drain_until.is_some() {
+            return;
+        }
+        self.drain_until = Some(now.saturating_add(self.config.drain_timeout));
+        self.accept_paused_until = None;
+        self.outputs.push_back(Output::StopListening);
+    }
+
+    /// Where a shutdown stands at `now`: running, draining, drained (nothing accepted is
+    /// left: every connection answered or closed, no job, no load), or timed out.
+    pub fn shutdown_status(&self, now: Timestamp) -> ShutdownStatus {
+        let Some(until) = self.drain_until else {
+            return ShutdownStatus::Running;
+        };
+        let drained = self.conns.is_empty()
+            && self.in_flight == 0
+            && self.long_in_flight == 0
+            && self.waiting.is_empty()
+            && self.long_waiting.is_empty()
+            && self.loads.is_empty()
+            && self.parked_datagrams.is_empty()
+            && self.outputs.is_empty();
+        if drained {
+            ShutdownStatus::Drained
+        } else if now >= until {
+            ShutdownStatus::TimedOut
+        } else {
+            ShutdownStatus::Draining
+        }
     }
 
     /// How many datagrams the driver may read now: each makes at most one job, so
@@ -486,6 +593,9 @@ impl Engine {
     ///
     /// [`wants_datagrams`]: Self::wants_datagrams
     pub fn datagram_room(&self) -> usize {
+        if self.drain_until.is_some() {
+            return 0;
+        }
         let jobs = self.config.mod_queue_size.saturating_sub(self.in_flight);
         let parked = self
             .config
@@ -560,7 +670,17 @@ impl Engine {
 
     /// A connection was accepted from `peer`.
     pub fn handle_accept(&mut self, peer: SocketAddr, now: Timestamp) -> Accept {
-        if self.conns.len() >= self.config.max_connections {
+        let refused = if self.conns.len() >= self.config.max_connections {
+            Some(&mut self.counters.refused_global)
+        } else {
+            match self.clients.connect(peer.ip(), now) {
+                Ok(()) => None,
+                Err(Refusal::PerClient) => Some(&mut self.counters.refused_per_client),
+                Err(Refusal::Rate) => Some(&mut self.counters.refused_rate),
+            }
+        };
+        if let Some(reason) = refused {
+            *reason += 1;
             self.counters.refused += 1;
             self.count_response(Status::RequestRate.into(), Transport::Tcp, now, now);
             return Accept::Refused(refusal(self.config.raida_id));
@@ -725,7 +845,24 @@ impl Engine {
     /// A datagram arrived from `peer`. Only the first `udp_payload_threshold` bytes
     /// count (the driver may pass more or fewer).
     pub fn handle_datagram(&mut self, peer: SocketAddr, datagram: &[u8], now: Timestamp) {
+        if self.drain_until.is_some() {
+            // Shutting down: no new requests (the driver stopped reading; a datagram
+            // it had read already is dropped).
+            return;
+        }
         let kept = &datagram[..datagram.len().min(self.config.udp_payload_threshold)];
+        if self.clients.request(peer.ip(), now).is_err() {
+            self.counters.udp_rate_limited += 1;
+            // A 160 answers it while the server-wide cap allows; past it, nothing.
+            if let Some(header) = RequestHeader::parse(kept) {
+                if self.clients.udp_refusal(now) {
+                    self.counters.udp_refusals += 1;
+                    let busy = codec::busy(&header);
+                    self.reject(Origin::Udp(peer), now, now, busy);
+                }
+            }
+            return;
+        }
         self.datagram(peer, kept, now, now, None);
     }
 
@@ -843,10 +980,10 @@ impl Engine {
     /// [`handle_timeout`](Self::handle_timeout) when it passes.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let conn = self.timers.first().map(|(when, _, _)| when);
-        match (conn, self.accept_paused_until) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [conn, self.accept_paused_until, self.drain_until]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     // ----- internals ----------------------------------------------------------------
@@ -966,8 +1103,19 @@ impl Engine {
         }
     }
 
-    /// Whether connections may be accepted now (no pause in force).
+    /// Whether connections may be accepted now (not shutting down, no pause in force).
     fn accepting(&mut self, now: Timestamp) -> bool {
+        #[allow(unused_mut)]
+        let mut stopping = self.drain_until.is_some();
+        // Planted bug for the mutant runner (never in a normal build): accepting after
+        // the shutdown.
+        #[cfg(raida_mutants)]
+        if crate::mutants::active(crate::mutants::Mutant::AcceptAfterShutdown) {
+            stopping = false;
+        }
+        if stopping {
+            return false;
+        }
         match self.accept_paused_until {
             Some(until) if now < until => false,
             Some(_) => {
@@ -1428,6 +1576,7 @@ impl Engine {
             return;
         }
         let conn = self.conns.remove(id.index());
+        self.clients.closed(conn.peer.ip());
         match conn.state {
             State::ReadBody { body, .. } => {
                 self.release_budget(body.len());
@@ -1497,6 +1646,7 @@ fn recycle(pool: &mut Vec<Vec<u8>>, config: &EngineConfig, buf: Vec<u8>) {
 impl EngineConfig {
     /// The engine's share of a loaded configuration.
     pub fn from_config(config: &crate::config::Config) -> EngineConfig {
+        let n = &config.network;
         EngineConfig {
             raida_id: config.server.raida_id,
             coin_id: config.server.coin_id,
@@ -1507,6 +1657,20 @@ impl EngineConfig {
             udp_payload_threshold: config.server.udp_payload_threshold,
             linger: config.network.linger(),
             turn_budget: config.network.turn_budget,
+            drain_timeout: config.network.drain_timeout(),
+            max_buffered_bytes: usize::try_from(n.max_buffered_bytes).unwrap_or(usize::MAX),
+            small_reserve: usize::try_from(n.max_buffered_bytes / 8).unwrap_or(usize::MAX),
+            max_connections_per_client: n.max_connections_per_ip,
+            trusted: n
+                .trusted_networks
+                .iter()
+                .filter_map(|c| Cidr::parse(c))
+                .collect(),
+            rate: (n.rate_limit_per_s > 0).then_some(Rate {
+                per_s: n.rate_limit_per_s,
+                burst: n.rate_limit_burst,
+            }),
+            long_jobs: n.long_jobs,
             ..EngineConfig::default()
         }
     }

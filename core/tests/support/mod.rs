@@ -198,6 +198,8 @@ pub struct Harness {
     pub datagrams: Vec<(SocketAddr, Vec<u8>)>,
     pub closes: Vec<ConnId>,
     pub resumes: usize,
+    /// `Output::StopListening`s seen.
+    pub stopped_listening: usize,
     /// Request length per connection, to check the engine never lends past it.
     pub request_len: BTreeMap<ConnId, usize>,
     wake: VecDeque<ConnId>,
@@ -227,6 +229,7 @@ impl Harness {
             datagrams: Vec::new(),
             closes: Vec::new(),
             resumes: 0,
+            stopped_listening: 0,
             request_len: BTreeMap::new(),
             wake: VecDeque::new(),
             scratch: Vec::new(),
@@ -252,7 +255,12 @@ impl Harness {
     }
 
     pub fn accept_raw(&mut self) -> Accept {
-        let a = self.engine.handle_accept(peer(0), self.now);
+        self.accept_from(peer(0))
+    }
+
+    /// Accepts a connection from `from` (its id, or the refusal).
+    pub fn accept_from(&mut self, from: SocketAddr) -> Accept {
+        let a = self.engine.handle_accept(from, self.now);
         if let Accept::Accepted(id) = a {
             self.socks.insert(
                 id,
@@ -363,6 +371,7 @@ impl Harness {
             Output::Datagram { peer, bytes } => self.datagrams.push((peer, bytes)),
             Output::ResumeDatagrams => self.resumes += 1,
             Output::ResumeAccepting => {}
+            Output::StopListening => self.stopped_listening += 1,
         }
     }
 

@@ -263,6 +263,7 @@ impl<'a> TcpRun<'a> {
                 }
                 Output::Datagram { .. } => panic!("a TCP connection produced a datagram"),
                 Output::ResumeDatagrams | Output::ResumeAccepting => {}
+                Output::StopListening => panic!("the harness never shuts the engine down"),
             }
         }
         woken
