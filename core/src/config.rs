@@ -739,9 +739,15 @@ impl Field {
                 Ok(n) => Value::Integer(n),
                 Err(_) => Value::String(last.to_string()),
             },
-            Kind::Strings { .. } => {
-                Value::Array(values.iter().cloned().map(Value::String).collect())
-            }
+            // An empty value is an empty list (e.g. `--trusted-networks ""`).
+            Kind::Strings { .. } => Value::Array(
+                values
+                    .iter()
+                    .filter(|v| !v.trim().is_empty())
+                    .cloned()
+                    .map(Value::String)
+                    .collect(),
+            ),
             _ => Value::String(last.to_string()),
         }
     }

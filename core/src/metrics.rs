@@ -138,6 +138,8 @@ pub struct MetricsSnapshot {
     pub jobs_waiting: usize,
     /// Page loads running.
     pub loads_in_flight: usize,
+    /// Request body bytes buffered.
+    pub buffered_bytes: usize,
     /// Requests waiting for their key's page.
     pub parked: usize,
     /// The key store's cache statistics, when it keeps any.
@@ -177,6 +179,14 @@ impl MetricsSnapshot {
         self.jobs_in_flight += other.jobs_in_flight;
         self.jobs_waiting += other.jobs_waiting;
         self.loads_in_flight += other.loads_in_flight;
+        self.buffered_bytes += other.buffered_bytes;
+        a.refused_global += b.refused_global;
+        a.refused_per_client += b.refused_per_client;
+        a.refused_rate += b.refused_rate;
+        a.udp_rate_limited += b.udp_rate_limited;
+        a.udp_refusals += b.udp_refusals;
+        a.budget_waits += b.budget_waits;
+        a.discard_limit_closes += b.discard_limit_closes;
         self.parked += other.parked;
         a.page_loads += b.page_loads;
         a.page_load_failures += b.page_load_failures;
@@ -196,6 +206,7 @@ impl MetricsSnapshot {
             jobs_in_flight: engine.in_flight() + engine.long_in_flight(),
             jobs_waiting: engine.waiting(),
             loads_in_flight: engine.loads_in_flight(),
+            buffered_bytes: engine.buffered_bytes(),
             parked: engine.parked(),
             keys: engine.keys().stats(),
             udp_send_dropped: 0,
@@ -258,6 +269,39 @@ impl MetricsSnapshot {
             "Requests that found the job queue (mod_queue_size) full and waited.",
             c.admission_waits,
         );
+        metric_head(
+            &mut out,
+            "raida_refusals_total",
+            "TCP connections refused with 160, by reason: the global limit (max_connections), the per-client limit (max_connections_per_ip), the client's request rate.",
+            "counter",
+        );
+        for (reason, n) in [
+            ("global", c.refused_global),
+            ("per_client", c.refused_per_client),
+            ("rate", c.refused_rate),
+        ] {
+            let _ = writeln!(out, "raida_refusals_total{{reason=\"{reason}\"}} {n}");
+        }
+        counter(
+            "raida_udp_rate_limited_total",
+            "Datagrams over their client's request rate (answered 160 within the server-wide cap, else dropped).",
+            c.udp_rate_limited,
+        );
+        counter(
+            "raida_udp_refusals_total",
+            "Rate-limited datagrams answered 160.",
+            c.udp_refusals,
+        );
+        counter(
+            "raida_budget_waits_total",
+            "Connections that found the buffered-bytes budget (max_buffered_bytes) spent and waited for room.",
+            c.budget_waits,
+        );
+        counter(
+            "raida_discard_limit_closes_total",
+            "Connections closed for sending more than the discard limit after their response.",
+            c.discard_limit_closes,
+        );
         counter(
             "raida_accept_pauses_total",
             "Times accepting paused because the process was out of descriptors.",
@@ -297,6 +341,11 @@ impl MetricsSnapshot {
             "raida_jobs_waiting",
             "Jobs waiting for room in the job queue.",
             self.jobs_waiting,
+        );
+        gauge(
+            "raida_buffered_bytes",
+            "Request body bytes buffered now (against max_buffered_bytes).",
+            self.buffered_bytes,
         );
         gauge(
             "raida_store_loads_in_flight",
@@ -513,6 +562,7 @@ mod tests {
             jobs_in_flight: 1,
             jobs_waiting: 0,
             loads_in_flight: 0,
+            buffered_bytes: 0,
             parked: 0,
             keys: Some(StoreStats::default()),
             udp_send_dropped: 0,
