@@ -269,19 +269,6 @@ impl MetricsSnapshot {
             "Requests that found the job queue (mod_queue_size) full and waited.",
             c.admission_waits,
         );
-        metric_head(
-            &mut out,
-            "raida_refusals_total",
-            "TCP connections refused with 160, by reason: the global limit (max_connections), the per-client limit (max_connections_per_ip), the client's request rate.",
-            "counter",
-        );
-        for (reason, n) in [
-            ("global", c.refused_global),
-            ("per_client", c.refused_per_client),
-            ("rate", c.refused_rate),
-        ] {
-            let _ = writeln!(out, "raida_refusals_total{{reason=\"{reason}\"}} {n}");
-        }
         counter(
             "raida_udp_rate_limited_total",
             "Datagrams over their client's request rate (answered 160 within the server-wide cap, else dropped).",
@@ -323,6 +310,19 @@ impl MetricsSnapshot {
             c.parked,
         );
 
+        metric_head(
+            &mut out,
+            "raida_refusals_total",
+            "TCP connections refused with 160, by reason: the global limit (max_connections), the per-client limit (max_connections_per_ip), the client's request rate.",
+            "counter",
+        );
+        for (reason, n) in [
+            ("global", c.refused_global),
+            ("per_client", c.refused_per_client),
+            ("rate", c.refused_rate),
+        ] {
+            let _ = writeln!(out, "raida_refusals_total{{reason=\"{reason}\"}} {n}");
+        }
         let mut gauge = |name: &str, help: &str, value: usize| {
             metric_head(&mut out, name, help, "gauge");
             let _ = writeln!(out, "{name} {value}");
