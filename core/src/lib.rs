@@ -45,7 +45,7 @@ pub use command::{
 };
 pub use engine::{
     Accept, AcceptStop, Accepting, Cidr, Completion, ConnId, ConnSocket, Counters, Engine,
-    EngineConfig, Io, Job, Listener, Origin, Output, Rate, Serviced, ShutdownStatus,
+    EngineConfig, Fallback, Io, Job, Listener, Origin, Output, Rate, Serviced, ShutdownStatus,
     RANDOM_LOW_WATER, RANDOM_RESERVOIR,
 };
 pub use keys::{CoinId, KeyStore};

@@ -85,7 +85,18 @@ fn worker(
     // Ends when every event loop has dropped its job sender.
     while let Ok((index, job)) = jobs.recv() {
         let bytes = random.next();
-        let completion = job.run(timestamp(epoch), &bytes, &mut scratch);
+        // `Job::run` answers 252 to a panic inside it; should one escape anyway, the
+        // job is still answered (its fallback) and this worker goes on serving: no job
+        // is lost and the engine's count of jobs in flight stays right.
+        let fallback = job.fallback();
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            job.run(timestamp(epoch), &bytes, &mut scratch)
+        }));
+        let completion = ran.unwrap_or_else(|_| {
+            tracing::error!("worker {n}: a job panicked; answered 252");
+            scratch = Vec::new();
+            fallback.complete(timestamp(epoch), &bytes)
+        });
         let Some((done, poller)) = loops.get(index) else {
             tracing::error!("worker {n}: a job from unknown event loop {index}");
             continue;

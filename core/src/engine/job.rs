@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::codec::{self, Admitted, Arrival, Rejected, RANDOM_LEN};
+use crate::codec::{self, Admitted, Arrival, Rejected, ReplyContext, RANDOM_LEN};
 use crate::keys::{KeyStore, PageId};
 use crate::status::{Status, StatusByte};
 use crate::Timestamp;
@@ -81,10 +81,50 @@ impl Job {
         self.lane == Lane::Long
     }
 
+    /// What answers this job if running it fails: taken before it runs (no
+    /// allocation), so a driver that catches a panic escaping [`Job::run`] still hands
+    /// the engine a completion and its count of jobs in flight stays right.
+    pub fn fallback(&self) -> Fallback {
+        let reply = match &self.work {
+            Work::Serve { admitted, .. } => Some(admitted.reply),
+            Work::Reject(rejected) => Some(rejected.reply),
+            Work::Load { .. } => None,
+        };
+        Fallback {
+            origin: self.origin,
+            lane: self.lane,
+            raida_id: self.raida_id,
+            started: self.started,
+            reply,
+        }
+    }
+
     /// Runs the job: body checks and decryption, the command, the response. `now` is
     /// when the response is built (for its microseconds field), `random` the fresh
     /// bytes of a 48-byte response, `scratch` a reusable buffer for the command output.
+    ///
+    /// Never panics: a panic anywhere in it (body decryption, the command, response
+    /// encryption, a store's load) is answered 252 INTERNAL.
     pub fn run(
+        self,
+        now: Timestamp,
+        random: &[u8; RANDOM_LEN],
+        scratch: &mut Vec<u8>,
+    ) -> Completion {
+        let fallback = self.fallback();
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.run_inner(now, random, scratch)
+        }));
+        match ran {
+            Ok(completion) => completion,
+            Err(_) => {
+                scratch.clear();
+                fallback.complete(now, random)
+            }
+        }
+    }
+
+    fn run_inner(
         self,
         now: Timestamp,
         random: &[u8; RANDOM_LEN],
@@ -106,6 +146,8 @@ impl Job {
                 arrival,
                 store,
             } => {
+                #[cfg(test)]
+                inject::maybe_panic();
                 let status = codec::serve_admitted(
                     raida_id,
                     &admitted,
@@ -124,13 +166,9 @@ impl Job {
                 (rejected.status.into(), Vec::new())
             }
             Work::Load { page, store } => {
-                // A panicking store is a failed load, not a dead worker.
-                let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    store.load(page, now)
-                }));
-                let status = match loaded {
-                    Ok(Ok(())) => Status::Success,
-                    _ => Status::Internal,
+                let status = match store.load(page, now) {
+                    Ok(()) => Status::Success,
+                    Err(_) => Status::Internal,
                 };
                 (status.into(), Vec::new())
             }
@@ -142,6 +180,61 @@ impl Job {
             started,
             response: out,
             spent: body,
+        }
+    }
+}
+
+/// What answers a job whose run failed ([`Job::fallback`]): 252 INTERNAL to its
+/// request, or a failed page load.
+#[derive(Clone, Copy, Debug)]
+pub struct Fallback {
+    origin: Origin,
+    lane: Lane,
+    raida_id: u8,
+    started: Timestamp,
+    reply: Option<ReplyContext>,
+}
+
+impl Fallback {
+    /// The completion of the failed job, built now.
+    pub fn complete(self, now: Timestamp, random: &[u8; RANDOM_LEN]) -> Completion {
+        let mut response = Vec::new();
+        if let Some(reply) = self.reply {
+            let internal = Rejected {
+                status: Status::Internal,
+                reply,
+            };
+            let elapsed = elapsed_micros(self.started, now);
+            codec::write_rejection(&mut response, self.raida_id, &internal, elapsed, random);
+        }
+        Completion {
+            origin: self.origin,
+            lane: self.lane,
+            status: Status::Internal.into(),
+            started: self.started,
+            response,
+            spent: Vec::new(),
+        }
+    }
+}
+
+/// A fault injected into the next job's run, outside the handler (tests only).
+#[cfg(test)]
+pub(crate) mod inject {
+    use std::cell::Cell;
+
+    thread_local! {
+        static PANIC_NEXT: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// The next job run on this thread panics before its body is opened.
+    pub(crate) fn panic_next_job() {
+        PANIC_NEXT.with(|p| p.set(true));
+    }
+
+    pub(super) fn maybe_panic() {
+        if PANIC_NEXT.with(|p| p.replace(false)) {
+            panic!("injected fault in a job, outside the handler");
         }
     }
 }

@@ -32,7 +32,7 @@ pub use clients::{loopback, Cidr, Rate};
 use clients::{Clients, Refusal};
 use conn::{Conn, State};
 use job::{elapsed_micros, Lane, Work};
-pub use job::{Completion, Job, Origin};
+pub use job::{Completion, Fallback, Job, Origin};
 pub use service::{AcceptStop, Accepting, ConnSocket, Io, Listener, Serviced};
 use timers::{Deadline, Timers};
 
@@ -1673,5 +1673,70 @@ impl EngineConfig {
             long_jobs: n.long_jobs,
             ..EngineConfig::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod fault_tests {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::keys::MemoryKeyStore;
+
+    /// A type-0 version request.
+    fn version_request() -> Vec<u8> {
+        let mut r = vec![0u8; 32];
+        r[0] = 1;
+        r[5] = 1;
+        r[23] = 18;
+        r[30] = 0xAB;
+        let mut challenge = [0x42u8; 16];
+        let crc = crate::crypto::crc32(&challenge[..12]).to_be_bytes();
+        challenge[12..].copy_from_slice(&crc);
+        r.extend_from_slice(&challenge);
+        r.extend_from_slice(&[0x3E, 0x3E]);
+        r
+    }
+
+    /// A job that panics outside its handler (an injected fault before its body is
+    /// opened) is answered 252, and the engine's count of jobs in flight comes back to
+    /// zero: nothing leaks.
+    #[test]
+    fn a_job_that_panics_outside_its_handler_is_answered_252() {
+        let mut config = EngineConfig::default();
+        // Run the version job on a "worker", not inline.
+        config.inline_crypto_max_body = 0;
+        let commands = {
+            #[derive(Debug)]
+            struct OnWorker;
+            impl crate::Command for OnWorker {
+                fn run(&self, _: &crate::RequestContext<'_>, _: &mut Vec<u8>) -> StatusByte {
+                    Status::Success.into()
+                }
+            }
+            let mut r = CommandRegistry::empty();
+            r.register(0, 1, Arc::new(OnWorker)).expect("free");
+            r
+        };
+        let mut engine = Engine::new(config, commands, Arc::new(MemoryKeyStore::new()));
+        let now = Timestamp::from_micros(10);
+        let peer = SocketAddr::from(([10, 0, 0, 1], 9));
+        engine.handle_datagram(peer, &version_request(), now);
+        let Some(Output::Job(job)) = engine.poll_output() else {
+            panic!("a job");
+        };
+        assert_eq!(engine.in_flight(), 1);
+        job::inject::panic_next_job();
+        let completion = job.run(now, &[0; codec::RANDOM_LEN], &mut Vec::new());
+        assert_eq!(completion.status(), Status::Internal.into());
+        engine.handle_completion(completion, now);
+        assert_eq!(engine.in_flight(), 0);
+        let Some(Output::Datagram { bytes, .. }) = engine.poll_output() else {
+            panic!("the 252 goes out");
+        };
+        assert_eq!(bytes[2], Status::Internal.code());
+        assert_eq!(bytes[6..8], [0xAB, 0], "its own echo bytes");
+        assert!(engine.is_idle());
     }
 }
