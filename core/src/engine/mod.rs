@@ -1704,9 +1704,11 @@ mod fault_tests {
     /// zero: nothing leaks.
     #[test]
     fn a_job_that_panics_outside_its_handler_is_answered_252() {
-        let mut config = EngineConfig::default();
         // Run the version job on a "worker", not inline.
-        config.inline_crypto_max_body = 0;
+        let config = EngineConfig {
+            inline_crypto_max_body: 0,
+            ..EngineConfig::default()
+        };
         let commands = {
             #[derive(Debug)]
             struct OnWorker;
