@@ -1044,3 +1044,19 @@ fn a_drain_that_outlives_its_timeout_is_cut_short() {
     h.complete_all();
     h.client_shutdown(id);
 }
+
+#[test]
+fn a_connection_whose_response_is_out_no_longer_counts_against_its_client() {
+    let mut config = config();
+    untrusted(&mut config);
+    config.max_connections_per_client = 1;
+    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    let Accept::Accepted(a) = h.accept_from(client(1, 1)) else {
+        panic!("the first is accepted");
+    };
+    assert!(matches!(h.accept_from(client(1, 2)), Accept::Refused(_)));
+    // Its response written, it only lingers for the peer's end of stream.
+    h.send(a, &Req::echo(0).bytes());
+    assert!(h.sock(a).shutdown && !h.sock(a).closed);
+    assert!(matches!(h.accept_from(client(1, 3)), Accept::Accepted(_)));
+}

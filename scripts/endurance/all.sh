@@ -3,7 +3,7 @@
 # scripts/test: they are long and load the machine.
 set -euo pipefail
 here=$(dirname "$0")
-for run in many slowloris flood limits; do
+for run in many slowloris flood limits budget perip; do
   echo "== $run"
   bash "$here/$run.sh"
 done

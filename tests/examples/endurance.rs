@@ -10,13 +10,15 @@
 //! endurance flood     --addr A --pid P --secs 60 [--max-body 1024]
 //! endurance limits    --addr A --max-connections 100 [--extra 50]
 //! endurance fdlimit   --addr A --hold 300 [--waiting 50]
+//! endurance bodies    --addr A --pid P --connections 10000 --budget BYTES [--source 127.0.0.2] [--secs 10]
+//! endurance perip     --addr A --connections 1000 --limit 100 [--source 127.0.0.2] [--secs 5]
 //! ```
 //!
 //! Requests are unencrypted echoes for raida id 0, coin id 0 (the embedded default).
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -43,6 +45,8 @@ fn main() -> ExitCode {
         "flood" => flood(&opts),
         "limits" => limits(&opts),
         "fdlimit" => fdlimit(&opts),
+        "bodies" => bodies(&opts),
+        "perip" => perip(&opts),
         other => Err(format!("unknown run {other:?}")),
     };
     match result {
@@ -147,8 +151,18 @@ impl Mux {
 
     /// Opens a connection that will send `out` (possibly nothing yet).
     fn open(&mut self, addr: SocketAddr, out: Vec<u8>) -> Res<usize> {
+        self.open_from(None, addr, out)
+    }
+
+    /// [`Mux::open`] from source address `from` (any of 127.0.0.0/8 is local).
+    fn open_from(&mut self, from: Option<IpAddr>, addr: SocketAddr, out: Vec<u8>) -> Res<usize> {
         let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
             .map_err(|e| format!("socket: {e}"))?;
+        if let Some(from) = from {
+            socket
+                .bind(&SocketAddr::new(from, 0).into())
+                .map_err(|e| format!("bind {from}: {e}"))?;
+        }
         socket
             .set_nonblocking(true)
             .map_err(|e| format!("nonblocking: {e}"))?;
@@ -851,6 +865,131 @@ fn fdlimit(o: &Opts) -> Res<()> {
     if ok_after != waiting {
         return Err(format!(
             "{ok_after} of {waiting} waiting requests answered after release"
+        ));
+    }
+    Ok(())
+}
+
+/// The source address of the attacking connections (`--source`, default 127.0.0.2).
+fn source(o: &Opts) -> Res<IpAddr> {
+    o.0.get("source")
+        .map_or("127.0.0.2", String::as_str)
+        .parse()
+        .map_err(|e| format!("--source: {e}"))
+}
+
+/// Runs the normal echo load (from 127.0.0.1) on its own thread for `secs`.
+fn normal_load_thread(
+    addr: SocketAddr,
+    conc: usize,
+    secs: u64,
+) -> std::thread::JoinHandle<Res<(u64, u64)>> {
+    std::thread::spawn(move || normal_load(addr, conc, Instant::now() + Duration::from_secs(secs)))
+}
+
+/// The memory attack of issue 18: `connections` connections from `--source`, each a
+/// type-0 header declaring 65,535 body bytes, then 65,000 of them, then nothing. The
+/// server's RSS must stay within `--budget` (its max_buffered_bytes) + 64 MB, while a
+/// normal echo load from 127.0.0.1 runs (its rate alone first, then under the attack).
+fn bodies(o: &Opts) -> Res<()> {
+    let addr = o.addr();
+    let pid = o.num("pid", 0);
+    let n = o.num("connections", 10_000) as usize;
+    let budget_kib = o.num("budget", 64 << 20) / 1024;
+    let secs = o.num("secs", 10);
+    let load = o.num("load", 64) as usize;
+    let from = source(o)?;
+    let rss_before = rss_kib(pid)?;
+    let (alone, alone_err) = normal_load_thread(addr, load, secs)
+        .join()
+        .map_err(|_| "the load thread panicked".to_string())??;
+    // The attack: header declaring 65,535, then 65,000 body bytes.
+    let mut header = echo_request(0x7777).bytes()[..32].to_vec();
+    header[22..24].copy_from_slice(&65_535u16.to_be_bytes());
+    let mut out = header;
+    out.extend(std::iter::repeat_n(0x41u8, 65_000));
+    let mut mux = Mux::new()?;
+    for _ in 0..n {
+        mux.open_from(Some(from), addr, out.clone())?;
+    }
+    let under = normal_load_thread(addr, load, secs);
+    let until = Instant::now() + Duration::from_secs(secs);
+    let mut peak = rss_before;
+    let mut ended = 0usize;
+    while Instant::now() < until {
+        ended += mux.step(Duration::from_millis(20)).len();
+        peak = peak.max(rss_kib(pid)?);
+    }
+    let (with_attack, attack_err) = under
+        .join()
+        .map_err(|_| "the load thread panicked".to_string())??;
+    let sent: usize = mux.conns.iter().flatten().map(|c| c.sent).sum();
+    drop(mux);
+    let ratio = with_attack as f64 / alone.max(1) as f64;
+    println!(
+        "run=bodies connections={n} source={from} body_bytes_sent={sent} closed_by_server={ended} \
+         rss_before_kib={rss_before} rss_peak_kib={peak} budget_kib={budget_kib} \
+         bound_kib={} echo_alone={alone} echo_under_attack={with_attack} ratio={ratio:.3} \
+         errors_alone={alone_err} errors_under_attack={attack_err}",
+        budget_kib + 64 * 1024,
+    );
+    still_answers(addr)?;
+    if peak > budget_kib + 64 * 1024 {
+        return Err(format!(
+            "RSS peaked at {peak} KiB, over max_buffered_bytes + 64 MB ({} KiB)",
+            budget_kib + 64 * 1024
+        ));
+    }
+    Ok(())
+}
+
+/// The fairness run of issue 18: with `--limit` connections per client and no trusted
+/// network, `connections` connections from `--source` get exactly `connections -
+/// limit` refusals with 160, while a normal echo load from 127.0.0.1 goes on.
+fn perip(o: &Opts) -> Res<()> {
+    let addr = o.addr();
+    let n = o.num("connections", 1000) as usize;
+    let limit = o.num("limit", 100) as usize;
+    let secs = o.num("secs", 5);
+    let load = o.num("load", 64) as usize;
+    let from = source(o)?;
+    let (alone, alone_err) = normal_load_thread(addr, load, secs)
+        .join()
+        .map_err(|_| "the load thread panicked".to_string())??;
+    let under = normal_load_thread(addr, load, secs);
+    let mut mux = Mux::new()?;
+    let idx: Vec<usize> = (0..n)
+        .map(|_| mux.open_from(Some(from), addr, Vec::new()))
+        .collect::<Res<_>>()?;
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        mux.step(Duration::from_millis(10));
+    }
+    let (with_attack, attack_err) = under
+        .join()
+        .map_err(|_| "the load thread panicked".to_string())??;
+    let refused = idx
+        .iter()
+        .filter(|&&i| {
+            mux.conns[i].as_ref().is_some_and(|c| {
+                c.ended.map(|e| e.0) == Some(End::Eof) && c.got.len() == 32 && c.got[2] == 160
+            })
+        })
+        .count();
+    let open = idx
+        .iter()
+        .filter(|&&i| mux.conns[i].as_ref().is_some_and(|c| c.ended.is_none()))
+        .count();
+    drop(mux);
+    let ratio = with_attack as f64 / alone.max(1) as f64;
+    println!(
+        "run=perip connections={n} source={from} limit={limit} refused_with_160={refused} \
+         held_open={open} echo_alone={alone} echo_under_attack={with_attack} ratio={ratio:.3} \
+         errors_alone={alone_err} errors_under_attack={attack_err}"
+    );
+    if refused != n - limit || open != limit {
+        return Err(format!(
+            "{refused} refusals with 160 and {open} open, for {n} connections at {limit} a client"
         ));
     }
     Ok(())

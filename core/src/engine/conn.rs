@@ -45,6 +45,8 @@ pub(crate) struct Conn {
     pub(crate) deadline: Option<Timestamp>,
     /// Waiting for room in the buffered-bytes budget (in its queue once).
     pub(crate) budget_wait: bool,
+    /// Counted against its client's connection limit (until its response is out).
+    pub(crate) counted: bool,
 }
 
 impl Conn {
@@ -59,6 +61,7 @@ impl Conn {
             },
             deadline: None,
             budget_wait: false,
+            counted: true,
         }
     }
 }

@@ -834,6 +834,11 @@ impl Engine {
             return false;
         }
         let done = std::mem::replace(&mut conn.state, State::Closing { discarded: 0 });
+        // Its response is out: it no longer counts against its client's limit (it only
+        // waits for the peer's end of stream).
+        if std::mem::take(&mut conn.counted) {
+            self.clients.closed(conn.peer.ip());
+        }
         if let State::Writing { response, .. } = done {
             recycle(&mut self.pool, &self.config, response);
         }
@@ -1576,7 +1581,9 @@ impl Engine {
             return;
         }
         let conn = self.conns.remove(id.index());
-        self.clients.closed(conn.peer.ip());
+        if conn.counted {
+            self.clients.closed(conn.peer.ip());
+        }
         match conn.state {
             State::ReadBody { body, .. } => {
                 self.release_budget(body.len());
