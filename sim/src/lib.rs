@@ -3,13 +3,17 @@
 //! sequences, and a small async driver over turmoil's simulated sockets (in the tests).
 //! Every seed replays exactly; invariants are checked after every step.
 
+mod clients;
+mod invariants;
+mod kernel;
 pub mod knobs;
 pub mod request;
 pub mod rng;
-pub mod world;
+mod world;
 
+pub use invariants::Violation;
 pub use knobs::Knobs;
-pub use world::{Stats, Violation, World};
+pub use world::{Stats, World};
 
 /// The planted bugs of the mutant runner: (name, what it breaks). They exist only in
 /// the `--cfg raida_mutants` build `raida-sim mutants` makes (core/src/mutants.rs and

@@ -1,0 +1,342 @@
+//! The invariants (DESIGN.md): the safety checks after every step, the judgement of
+//! every close and every response against the codec's independent answer, and the
+//! liveness checks after the heal-and-drain. The first violation stops the run.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use crate::kernel::udp_cid;
+use crate::request;
+use crate::world::World;
+
+/// The first broken invariant of a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Simulated time, microseconds.
+    pub at: u64,
+    /// What broke.
+    pub what: String,
+}
+
+/// Why the engine closed a connection, as the world judges it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer reset it (the engine was told of the error).
+    PeerReset,
+    /// The peer closed before its request was complete.
+    Abandoned,
+    /// The response was out and the peer closed its side.
+    AfterEof,
+    /// The response was out and the linger deadline passed.
+    Linger,
+    /// The request did not arrive within the socket timeout.
+    ReadTimeout,
+    /// The response was not written within the socket timeout.
+    WriteTimeout,
+}
+
+impl CloseReason {
+    /// Its name in the trace and the totals.
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseReason::PeerReset => "peer reset",
+            CloseReason::Abandoned => "abandoned",
+            CloseReason::AfterEof => "after eof",
+            CloseReason::Linger => "linger",
+            CloseReason::ReadTimeout => "read timeout",
+            CloseReason::WriteTimeout => "write timeout",
+        }
+    }
+}
+
+/// Bytes as lowercase hex, for messages.
+pub fn hex(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        let _ = write!(s, "{x:02x}");
+    }
+    s
+}
+
+impl World {
+    /// Records the first violation (later ones are consequences).
+    pub(crate) fn violate(&mut self, what: String) {
+        if self.violation.is_none() {
+            self.log(None, || format!("VIOLATION {what}"));
+            self.violation = Some(Violation { at: self.now, what });
+        }
+    }
+
+    /// The safety checks after every step: jobs in flight within `mod_queue_size`
+    /// and equal to what the workers hold, connections within `max_connections` and
+    /// equal to what the kernel has open.
+    pub(crate) fn check(&mut self) {
+        let e = &self.engine;
+        let (in_flight, conns) = (e.in_flight(), e.connection_count());
+        if in_flight > self.knobs.mod_queue_size {
+            self.violate(format!(
+                "in-flight bound: {in_flight} jobs in flight, mod_queue_size {}",
+                self.knobs.mod_queue_size
+            ));
+        } else if in_flight != self.jobs.len() {
+            self.violate(format!(
+                "the engine counts {in_flight} jobs in flight, the workers hold {}",
+                self.jobs.len()
+            ));
+        } else if conns > self.knobs.max_connections {
+            self.violate(format!(
+                "{conns} connections open, max_connections {}",
+                self.knobs.max_connections
+            ));
+        } else if conns != self.kernel.open {
+            self.violate(format!(
+                "the engine holds {conns} connections, the kernel has {} open",
+                self.kernel.open
+            ));
+        }
+    }
+
+    /// A job was handed out: admission must still be within `mod_queue_size`.
+    pub(crate) fn check_job_started(&mut self) {
+        if self.engine.in_flight() > self.knobs.mod_queue_size {
+            let n = self.engine.in_flight();
+            self.violate(format!(
+                "in-flight bound: a job started with {n} in flight, mod_queue_size {}",
+                self.knobs.mod_queue_size
+            ));
+        }
+    }
+
+    /// A refusal (160) must come only at `max_connections`, with the refusal's bytes.
+    pub(crate) fn check_refusal(&mut self, bytes: &[u8], open_then: usize) {
+        if open_then < self.knobs.max_connections {
+            self.violate(format!("refused with only {open_then} connections open"));
+        }
+        if bytes != request::refusal() {
+            self.violate(format!("refusal bytes {}", hex(bytes)));
+        }
+    }
+
+    /// The response written so far on socket `sid` must be a prefix of the codec's
+    /// answer to its request, and may only start once the request is complete.
+    pub(crate) fn check_written(&mut self, sid: usize) {
+        if self.kernel.pipes[sid].expected.is_none() {
+            let p = &self.kernel.pipes[sid];
+            let cid = p.cid;
+            let (Some(done), Some(len)) = (p.done_at, p.req_len) else {
+                let what = format!(
+                    "client {cid}: response written before the request was complete \
+                     ({} bytes read)",
+                    p.read_total
+                );
+                return self.violate(what);
+            };
+            let built = p.job_run_at.unwrap_or(done);
+            let elapsed = request::elapsed(p.accepted_at, built);
+            let random = request::job_random(self.knobs.seed, cid);
+            let stream = &self.clients[cid as usize].stream;
+            let expected = request::expected_answer(
+                &stream[..len],
+                self.knobs.max_body_size,
+                elapsed,
+                &random,
+            );
+            self.kernel.pipes[sid].expected = Some(expected.unwrap_or_default());
+        }
+        let p = &self.kernel.pipes[sid];
+        let expected = p.expected.as_deref().unwrap_or(&[]);
+        if !expected.starts_with(&p.written) {
+            let what = format!(
+                "client {}: response differs from the codec's answer\n  request  {}\n  \
+                 written  {}\n  expected {}",
+                p.cid,
+                hex(&self.clients[p.cid as usize].stream[..p.req_len.unwrap_or(0)]),
+                hex(&p.written),
+                hex(expected)
+            );
+            self.violate(what);
+        }
+    }
+
+    /// The engine shuts down the write side of socket `sid`: once, before the close,
+    /// and only after the whole response. False when that broke an invariant.
+    pub(crate) fn check_shutdown(&mut self, sid: usize) -> bool {
+        let p = &self.kernel.pipes[sid];
+        let cid = p.cid;
+        if p.server_closed {
+            self.violate(format!("client {cid}: shutdown after close"));
+            return false;
+        }
+        if p.shutdown_at.is_some() {
+            self.violate(format!("client {cid}: write side shut down twice"));
+            return false;
+        }
+        if p.expected.as_deref() != Some(&p.written[..]) {
+            let what = format!(
+                "client {cid}: shut down after {} bytes, the response has {}",
+                p.written.len(),
+                p.expected.as_ref().map_or(0, Vec::len)
+            );
+            self.violate(what);
+            return false;
+        }
+        true
+    }
+
+    /// Why the engine may close socket `sid` now; `None` (after a violation) when it
+    /// may not: closed twice, or before the peer, a deadline or the response allow it.
+    pub(crate) fn judge_close(&mut self, sid: usize) -> Option<CloseReason> {
+        let timeout = self.knobs.socket_timeout_us;
+        let p = &self.kernel.pipes[sid];
+        let cid = p.cid;
+        if p.server_closed {
+            self.violate(format!("client {cid}: connection closed twice"));
+            return None;
+        }
+        let now = self.now;
+        let reason = if p.error_delivered {
+            Ok(CloseReason::PeerReset)
+        } else if let Some(shut) = p.shutdown_at {
+            if p.eof_delivered {
+                Ok(CloseReason::AfterEof)
+            } else if now >= shut + self.knobs.linger_us {
+                Ok(CloseReason::Linger)
+            } else {
+                Err("closed while lingering, before the peer's eof or the linger deadline")
+            }
+        } else if p.done_at.is_none() {
+            if p.eof_delivered {
+                Ok(CloseReason::Abandoned)
+            } else if now >= p.accepted_at + timeout {
+                Ok(CloseReason::ReadTimeout)
+            } else {
+                Err("closed before the socket timeout while reading the request")
+            }
+        } else if let Some(ready) = p.ready_at {
+            if now >= ready + timeout {
+                Ok(CloseReason::WriteTimeout)
+            } else {
+                Err("closed before the whole response was written or the write timeout")
+            }
+        } else {
+            Err("closed a complete request before its response (the job's time is not the peer's)")
+        };
+        match reason {
+            Ok(r) => Some(r),
+            Err(what) => {
+                let what = format!(
+                    "client {cid}: {what} (accepted at {}, read {} of {:?}, done {:?}, \
+                     ready {:?}, eof {}, timeout {timeout})",
+                    p.accepted_at, p.read_total, p.req_len, p.done_at, p.ready_at, p.eof_delivered
+                );
+                self.violate(what);
+                None
+            }
+        }
+    }
+
+    /// A completion for a closed connection must be dropped by the engine.
+    pub(crate) fn check_late_dropped(&mut self, cid: u32, before: u64) {
+        if self.engine.counters().late_completions_dropped == before {
+            self.violate(format!(
+                "client {cid}: a completion for a closed connection was not dropped"
+            ));
+        }
+    }
+
+    /// A response datagram to `peer` must be the codec's answer to one of the
+    /// datagrams `peer` sent that are still unanswered; that one is answered now.
+    /// Returns the client.
+    pub(crate) fn match_datagram(&mut self, peer: SocketAddr, bytes: &[u8]) -> Option<u32> {
+        let Some(cid) = udp_cid(peer) else {
+            self.violate(format!("datagram to unknown peer {peer}"));
+            return None;
+        };
+        let random = request::job_random(self.knobs.seed, cid);
+        let pending = self.udp_pending.get(&peer).cloned().unwrap_or_default();
+        let found = pending.iter().position(|(kept, at)| {
+            let elapsed = request::elapsed(*at, self.now);
+            request::expected_answer(kept, self.knobs.max_body_size, elapsed, &random).as_deref()
+                == Some(bytes)
+        });
+        match found {
+            Some(i) => {
+                if let Some(list) = self.udp_pending.get_mut(&peer) {
+                    list.remove(i);
+                }
+                Some(cid)
+            }
+            None => {
+                let what = format!(
+                    "client {cid}: datagram response matches no request of its peer \
+                     ({} pending)\n  response {}\n  first request {}",
+                    pending.len(),
+                    hex(bytes),
+                    pending.first().map_or(String::new(), |(k, _)| hex(k))
+                );
+                self.violate(what);
+                None
+            }
+        }
+    }
+
+    /// The liveness checks after the heal-and-drain: the engine is idle, the
+    /// listener's and the UDP socket's queues are empty, every datagram was answered,
+    /// every connection closed, and every reading client read its whole response.
+    pub(crate) fn final_checks(&mut self) {
+        if !self.engine.is_idle() {
+            let e = &self.engine;
+            let what = format!(
+                "liveness: engine not idle after the drain: {} connections, {} in flight, \
+                 {} waiting, next deadline {:?}",
+                e.connection_count(),
+                e.in_flight(),
+                e.waiting(),
+                e.poll_timeout()
+            );
+            return self.violate(what);
+        }
+        if !self.kernel.backlog.is_empty() {
+            let n = self.kernel.backlog.len();
+            return self.violate(format!(
+                "liveness: {n} connections never accepted from the listener's queue"
+            ));
+        }
+        if !self.kernel.udp_queue.is_empty() {
+            let n = self.kernel.udp_queue.len();
+            return self.violate(format!("liveness: {n} datagrams never read"));
+        }
+        if let Some((peer, list)) = self.udp_pending.iter().find(|(_, l)| !l.is_empty()) {
+            let what = format!(
+                "liveness: {} datagram(s) from {peer} never answered (first: {})",
+                list.len(),
+                hex(&list[0].0)
+            );
+            return self.violate(what);
+        }
+        for (sid, p) in self.kernel.pipes.iter().enumerate() {
+            let c = &self.clients[p.cid as usize];
+            if p.conn.is_some() && !p.server_closed {
+                let what = format!(
+                    "liveness: connection of client {} (socket {sid}) never closed",
+                    p.cid
+                );
+                return self.violate(what);
+            }
+            if c.behaviour.reads
+                && !c.reset
+                && p.shutdown_at.is_some()
+                && !p.rst_destroyed
+                && c.received != p.written
+            {
+                let what = format!(
+                    "client {} read {} of the {} response bytes written",
+                    p.cid,
+                    c.received.len(),
+                    p.written.len()
+                );
+                return self.violate(what);
+            }
+        }
+    }
+}
