@@ -3,8 +3,9 @@
 //! dribbles its bytes past the socket timeout), and what it does to the kernel when
 //! its events fire: connect, send, FIN, reset, read.
 
+use crate::kernel::Pipe;
 use crate::knobs::Knobs;
-use crate::request::{self, Req};
+use crate::request::Req;
 use crate::rng::Rng;
 use crate::world::{Ev, World, START_US};
 
@@ -129,10 +130,10 @@ impl World {
         }
         let stream = &self.clients[cid as usize].stream;
         let sid = self.kernel.pipes.len();
-        self.kernel.pipes.push(crate::kernel::Pipe {
+        self.kernel.pipes.push(Pipe {
             cid,
-            req_len: request::request_len(stream, self.knobs.max_body_size),
-            ..Default::default()
+            extent: self.oracle.extent(stream),
+            ..Pipe::default()
         });
         self.clients[cid as usize].sid = Some(sid);
         self.log(Some(cid), || format!("connect: socket {sid} queued"));

@@ -5,8 +5,12 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use crate::kernel::udp_cid;
-use crate::request;
+use raida_core::codec::Arrival;
+use raida_core::{Timestamp, Transport};
+
+use crate::kernel::{tcp_peer, udp_cid};
+use crate::oracle::elapsed;
+use crate::server;
 use crate::world::World;
 
 /// The first broken invariant of a run.
@@ -112,7 +116,7 @@ impl World {
         if open_then < self.knobs.max_connections {
             self.violate(format!("refused with only {open_then} connections open"));
         }
-        if bytes != request::refusal() {
+        if bytes != server::refusal() {
             self.violate(format!("refusal bytes {}", hex(bytes)));
         }
     }
@@ -123,7 +127,7 @@ impl World {
         if self.kernel.pipes[sid].expected.is_none() {
             let p = &self.kernel.pipes[sid];
             let cid = p.cid;
-            let (Some(done), Some(len)) = (p.done_at, p.req_len) else {
+            let (Some(done), Some(len)) = (p.done_at, p.extent.request) else {
                 let what = format!(
                     "client {cid}: response written before the request was complete \
                      ({} bytes read)",
@@ -132,15 +136,17 @@ impl World {
                 return self.violate(what);
             };
             let built = p.job_run_at.unwrap_or(done);
-            let elapsed = request::elapsed(p.accepted_at, built);
-            let random = request::job_random(self.knobs.seed, cid);
+            let elapsed = elapsed(p.accepted_at, built);
+            let random = server::job_random(self.knobs.seed, cid);
+            let arrival = Arrival {
+                peer: tcp_peer(cid),
+                transport: Transport::Tcp,
+                at: Timestamp::from_micros(done),
+            };
             let stream = &self.clients[cid as usize].stream;
-            let expected = request::expected_answer(
-                &stream[..len],
-                self.knobs.max_body_size,
-                elapsed,
-                &random,
-            );
+            let expected = self
+                .oracle
+                .answer(&stream[..len], &arrival, elapsed, &random);
             self.kernel.pipes[sid].expected = Some(expected.unwrap_or_default());
         }
         let p = &self.kernel.pipes[sid];
@@ -150,7 +156,7 @@ impl World {
                 "client {}: response differs from the codec's answer\n  request  {}\n  \
                  written  {}\n  expected {}",
                 p.cid,
-                hex(&self.clients[p.cid as usize].stream[..p.req_len.unwrap_or(0)]),
+                hex(&self.clients[p.cid as usize].stream[..p.extent.request.unwrap_or(0)]),
                 hex(&p.written),
                 hex(expected)
             );
@@ -227,7 +233,12 @@ impl World {
                 let what = format!(
                     "client {cid}: {what} (accepted at {}, read {} of {:?}, done {:?}, \
                      ready {:?}, eof {}, timeout {timeout})",
-                    p.accepted_at, p.read_total, p.req_len, p.done_at, p.ready_at, p.eof_delivered
+                    p.accepted_at,
+                    p.read_total,
+                    p.extent.request,
+                    p.done_at,
+                    p.ready_at,
+                    p.eof_delivered
                 );
                 self.violate(what);
                 None
@@ -252,11 +263,18 @@ impl World {
             self.violate(format!("datagram to unknown peer {peer}"));
             return None;
         };
-        let random = request::job_random(self.knobs.seed, cid);
-        let pending = self.udp_pending.get(&peer).cloned().unwrap_or_default();
+        let random = server::job_random(self.knobs.seed, cid);
+        let pending = self.udp_pending.get(&peer).map_or(&[][..], Vec::as_slice);
         let found = pending.iter().position(|(kept, at)| {
-            let elapsed = request::elapsed(*at, self.now);
-            request::expected_answer(kept, self.knobs.max_body_size, elapsed, &random).as_deref()
+            let arrival = Arrival {
+                peer,
+                transport: Transport::Udp,
+                at: Timestamp::from_micros(*at),
+            };
+            let elapsed = elapsed(*at, self.now);
+            self.oracle
+                .answer(kept, &arrival, elapsed, &random)
+                .as_deref()
                 == Some(bytes)
         });
         match found {
@@ -267,6 +285,7 @@ impl World {
                 Some(cid)
             }
             None => {
+                let pending = self.udp_pending.get(&peer).map_or(&[][..], Vec::as_slice);
                 let what = format!(
                     "client {cid}: datagram response matches no request of its peer \
                      ({} pending)\n  response {}\n  first request {}",

@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use raida_core::{Accepting, ConnId, ConnSocket, Io, Listener};
 
 use crate::knobs::Knobs;
-use crate::request;
+use crate::oracle::Extent;
 use crate::rng::Rng;
 
 /// The port every simulated TCP client connects from.
@@ -82,8 +82,8 @@ pub struct Pipe {
     /// The server closed it (or it never got past the listener).
     pub server_closed: bool,
     // ----- what the world saw -----
-    /// The request's length as the engine must read it (None: shorter than a header).
-    pub req_len: Option<usize>,
+    /// How far the engine may read of what its client sends.
+    pub extent: Extent,
     /// When the engine accepted it.
     pub accepted_at: u64,
     /// Bytes the server read.
@@ -128,8 +128,6 @@ pub enum Seen {
 pub struct PipeIo<'a> {
     /// The connection.
     pub pipe: &'a mut Pipe,
-    /// The bytes its client means to send (for the read bound).
-    pub stream: &'a [u8],
     /// The world's generator (read and write sizes).
     pub rng: &'a mut Rng,
     /// The world's knobs.
@@ -138,19 +136,22 @@ pub struct PipeIo<'a> {
     pub now: u64,
     /// The client, for messages.
     pub cid: u32,
-    /// What happened, in order.
-    pub seen: Vec<Seen>,
+    /// What happened, in order (the world's buffer, empty at the start).
+    pub seen: &'a mut Vec<Seen>,
     /// The first read lent past the request, if any.
     pub bad: Option<String>,
+    /// The engine shut down the write side during this call (reads after it are the
+    /// discard, which may lend any size).
+    pub shut: bool,
 }
 
 impl ConnSocket for PipeIo<'_> {
     fn read(&mut self, buf: &mut [u8]) -> Io {
         let p = &mut *self.pipe;
         let lent = buf.len();
-        let shut = p.shutdown_at.is_some() || self.seen.iter().any(|e| matches!(e, Seen::Shutdown));
+        let shut = p.shutdown_at.is_some() || self.shut;
         if !shut && self.bad.is_none() {
-            let bound = request::read_bound(self.stream, p.read_total, self.knobs.max_body_size);
+            let bound = p.extent.bound(p.read_total);
             if p.read_total + lent > bound {
                 self.bad = Some(format!(
                     "client {}: the engine lent {lent} bytes at offset {}, past the request's {bound}",
@@ -166,11 +167,13 @@ impl ConnSocket for PipeIo<'_> {
         let chunk = self.rng.range_usize(1, self.knobs.read_chunk_max);
         let n = lent.min(p.c2s.len()).min(chunk);
         if n > 0 {
-            for (dst, src) in buf.iter_mut().zip(p.c2s.drain(..n)) {
-                *dst = src;
-            }
+            let (front, back) = p.c2s.as_slices();
+            let k = front.len().min(n);
+            buf[..k].copy_from_slice(&front[..k]);
+            buf[k..n].copy_from_slice(&back[..n - k]);
+            p.c2s.drain(..n);
             p.read_total += n;
-            if p.done_at.is_none() && p.req_len.is_some_and(|l| p.read_total >= l) {
+            if p.done_at.is_none() && p.extent.request.is_some_and(|l| p.read_total >= l) {
                 p.done_at = Some(self.now);
             }
             self.seen.push(Seen::Read(n));
@@ -202,6 +205,7 @@ impl ConnSocket for PipeIo<'_> {
     }
 
     fn shutdown_write(&mut self) {
+        self.shut = true;
         self.seen.push(Seen::Shutdown);
     }
 }

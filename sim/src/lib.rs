@@ -7,8 +7,10 @@ mod clients;
 mod invariants;
 mod kernel;
 pub mod knobs;
+pub mod oracle;
 pub mod request;
 pub mod rng;
+pub mod server;
 mod world;
 
 pub use invariants::Violation;

@@ -1,42 +1,11 @@
-//! Requests built from named fields (PROTOCOL.md sections 2 to 4), the key store the
-//! simulated server holds, a seeded generator of valid and invalid requests of every
-//! encryption type, and the independent expected answer to each.
+//! Requests built from named fields (PROTOCOL.md sections 2 to 4) and a seeded
+//! generator of valid and invalid requests of every encryption type.
 
 use raida_client::crypto;
-use raida_core::codec::{
-    answer_datagram, check_header, header_len, HeaderRules, RequestHeader, PREFIX_LEN, RANDOM_LEN,
-    SHORT_HEADER_LEN,
-};
-use raida_core::keys::{An, MemoryKeyStore};
-use raida_core::{CommandRegistry, Timestamp};
+use raida_core::keys::An;
 
 use crate::rng::Rng;
-
-/// The simulated server's raida id.
-pub const RAIDA_ID: u8 = 7;
-/// The simulated server's coin id.
-pub const COIN_ID: u16 = 6;
-
-/// Coins the server knows: (denomination, serial, AN).
-pub const COINS: [(i8, u32, An); 3] = [
-    (1, 1, *b"0123456789abcdef"),
-    (2, 500, *b"fedcba9876543210"),
-    (-1, 70_000, *b"ANANANANANANANAN"),
-];
-/// The one locker the server knows (type 2 names it by its first 5 bytes).
-pub const LOCKER: An = *b"LOCKER-AN-16byte";
-/// A coin no store holds.
-pub const UNKNOWN_COIN: (i8, u32) = (3, 999_999);
-
-/// The key store of every simulated server.
-pub fn key_store() -> MemoryKeyStore {
-    let k = MemoryKeyStore::new();
-    for (d, s, an) in COINS {
-        k.insert_coin(d, s, an);
-    }
-    k.insert_locker(LOCKER);
-    k
-}
+use crate::server::{COINS, COIN_ID, LOCKER, RAIDA_ID, UNKNOWN_COIN};
 
 fn coin_an(coin: (i8, u32)) -> An {
     COINS
@@ -286,89 +255,4 @@ impl Req {
         }
         r
     }
-}
-
-/// The rules the simulated server enforces.
-pub fn rules(max_body_size: usize) -> HeaderRules {
-    HeaderRules {
-        raida_id: RAIDA_ID,
-        coin_id: COIN_ID,
-        max_body_size,
-    }
-}
-
-/// How far the engine may read of a TCP stream that begins with `stream` before it
-/// must answer: 32 bytes (the shorter header; no request is shorter) until it has the
-/// 17-byte prefix that says which header it is, then the header, then (when the
-/// header passes) the declared body. Independent of the engine: from the codec's
-/// header rules alone. `read` is how many bytes were read so far.
-pub fn read_bound(stream: &[u8], read: usize, max_body_size: usize) -> usize {
-    if read < PREFIX_LEN || stream.len() < PREFIX_LEN {
-        return SHORT_HEADER_LEN;
-    }
-    let hlen = header_len(stream[PREFIX_LEN - 1]);
-    if read < hlen || stream.len() < hlen {
-        return hlen;
-    }
-    request_len(stream, max_body_size).unwrap_or(hlen)
-}
-
-/// The length of the request at the start of `stream` as the TCP engine reads it: the
-/// header alone when it is rejected at header time, else header and declared body.
-/// `None` when `stream` is shorter than its header.
-pub fn request_len(stream: &[u8], max_body_size: usize) -> Option<usize> {
-    let header = RequestHeader::parse(stream)?;
-    let keys = key_store();
-    let commands = CommandRegistry::with_builtins();
-    match check_header(
-        &header,
-        &rules(max_body_size),
-        &commands,
-        &keys,
-        Timestamp::ZERO,
-    ) {
-        Err(_) => Some(header.len()),
-        Ok(admitted) => Some(header.len() + admitted.body_len),
-    }
-}
-
-/// The codec's answer to a whole request (the independent expected response).
-pub fn expected_answer(
-    request: &[u8],
-    max_body_size: usize,
-    elapsed_micros: u32,
-    random: &[u8; RANDOM_LEN],
-) -> Option<Vec<u8>> {
-    let keys = key_store();
-    answer_datagram(
-        request,
-        &rules(max_body_size),
-        &CommandRegistry::with_builtins(),
-        &keys,
-        Timestamp::ZERO,
-        elapsed_micros,
-        random,
-    )
-}
-
-/// The 32-byte answer to a connection refused at `max_connections` (status 160).
-pub fn refusal() -> [u8; 32] {
-    let mut r = [0u8; 32];
-    r[0] = RAIDA_ID;
-    r[2] = 160;
-    r[5] = 1;
-    r
-}
-
-/// The random bytes the simulated workers give the job of client `client`.
-pub fn job_random(seed: u64, client: u32) -> [u8; RANDOM_LEN] {
-    let mut r = Rng::new(seed ^ 0x5EED_0000_0000_0000).fork(u64::from(client));
-    let mut out = [0u8; RANDOM_LEN];
-    r.fill(&mut out);
-    out
-}
-
-/// Microseconds between two simulated instants, as the 4-byte field holds them.
-pub fn elapsed(from: u64, to: u64) -> u32 {
-    u32::try_from(to.saturating_sub(from)).unwrap_or(u32::MAX)
 }

@@ -11,20 +11,18 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
 
 use raida_core::codec::RequestHeader;
-use raida_core::{
-    Accept, AcceptStop, CommandRegistry, ConnId, Engine, EngineConfig, Job, Origin, Output,
-    Timestamp,
-};
+use raida_core::{Accept, AcceptStop, ConnId, Engine, Job, Origin, Output, Timestamp};
 
 use crate::clients::{Behaviour, Client};
 use crate::invariants::Violation;
 use crate::kernel::{udp_cid, udp_peer, Backlog, Kernel, PipeIo, Queue, Seen};
 use crate::knobs::Knobs;
-use crate::request;
+use crate::oracle::Oracle;
 use crate::rng::{Fnv64, Rng};
+use crate::server;
 
 /// Steps (engine inputs and simulated events) after which a run counts as livelocked.
 const MAX_STEPS: u64 = 2_000_000;
@@ -106,6 +104,8 @@ pub struct World {
     /// The knobs it was built from.
     pub knobs: Knobs,
     pub(crate) engine: Engine,
+    /// The independent expected answers.
+    pub(crate) oracle: Oracle,
     pub(crate) rng: Rng,
     pub(crate) now: u64,
     seq: u64,
@@ -127,7 +127,10 @@ pub struct World {
     pub(crate) violation: Option<Violation>,
     pub(crate) tracing: bool,
     hash: Fnv64,
+    /// The workers' buffer for command output.
     scratch: Vec<u8>,
+    /// The socket's record of one service call, reused.
+    seen: Vec<Seen>,
     /// What the run did.
     pub stats: Stats,
 }
@@ -135,25 +138,15 @@ pub struct World {
 impl World {
     /// An empty world with these knobs: no clients yet (see [`World::swarm`]).
     pub fn new(knobs: Knobs, tracing: bool) -> World {
-        let mut config = EngineConfig::default();
-        config.raida_id = request::RAIDA_ID;
-        config.coin_id = request::COIN_ID;
-        config.max_connections = knobs.max_connections;
-        config.max_body_size = knobs.max_body_size;
-        config.socket_timeout = Duration::from_micros(knobs.socket_timeout_us);
-        config.mod_queue_size = knobs.mod_queue_size;
-        config.udp_payload_threshold = knobs.udp_payload_threshold;
-        config.linger = Duration::from_micros(knobs.linger_us);
-        config.buffer_pool = knobs.buffer_pool;
-        config.max_pooled_capacity = knobs.max_pooled_capacity;
         // The simulated driver feeds no random bytes, so encrypted requests always
         // go to its workers, whose random bytes the oracle knows.
         let engine = Engine::new(
-            config,
-            CommandRegistry::with_builtins(),
-            std::sync::Arc::new(request::key_store()),
+            server::config(&knobs),
+            server::commands(),
+            Arc::new(server::key_store()),
         );
         World {
+            oracle: Oracle::new(knobs.max_body_size),
             rng: Rng::new(knobs.seed).fork(0x0057_4F52_4C44),
             knobs,
             engine,
@@ -173,6 +166,7 @@ impl World {
             tracing,
             hash: Fnv64::default(),
             scratch: Vec::new(),
+            seen: Vec::new(),
             stats: Stats::default(),
         }
     }
@@ -544,22 +538,22 @@ impl World {
             return;
         }
         let now = self.ts();
+        let mut seen = std::mem::take(&mut self.seen);
         let mut io = PipeIo {
             pipe: &mut self.kernel.pipes[sid],
-            stream: &self.clients[cid as usize].stream,
             rng: &mut self.rng,
             knobs: &self.knobs,
             now: self.now,
             cid,
-            seen: Vec::new(),
+            seen: &mut seen,
             bad: None,
+            shut: false,
         };
         let _ = self.engine.service(id, &mut io, now);
-        let (seen, bad) = (io.seen, io.bad);
-        if let Some(b) = bad {
+        if let Some(b) = io.bad {
             return self.violate(b);
         }
-        for event in seen {
+        for event in seen.drain(..) {
             match event {
                 Seen::Read(n) => self.log(Some(cid), || format!("server: read {n}")),
                 Seen::Eof => self.log(Some(cid), || "server: read eof".into()),
@@ -571,6 +565,7 @@ impl World {
                 Seen::Shutdown => self.shutdown_write(sid),
             }
         }
+        self.seen = seen;
         self.drain();
     }
 
@@ -646,7 +641,7 @@ impl World {
                 None => return self.violate(format!("job for unknown peer {peer}")),
             },
         };
-        let random = request::job_random(self.knobs.seed, cid);
+        let random = server::job_random(self.knobs.seed, cid);
         let completion = job.run(self.ts(), &random, &mut self.scratch);
         let before = self.engine.counters().late_completions_dropped;
         self.log(Some(cid), || {

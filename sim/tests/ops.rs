@@ -5,7 +5,8 @@
 //! sequence.
 
 use proptest::prelude::*;
-use raida_sim::request::{Req, Spoil, UNKNOWN_COIN};
+use raida_sim::request::{Req, Spoil};
+use raida_sim::server::UNKNOWN_COIN;
 use raida_sim::{Knobs, World};
 
 /// Requests of every encryption type, valid and not.

@@ -16,13 +16,15 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use raida_core::codec::RANDOM_LEN;
+use raida_core::codec::{Arrival, RANDOM_LEN};
 use raida_core::{
     Accept, CommandRegistry, Completion, ConnId, ConnSocket, Engine, EngineConfig, Io, Job, Output,
-    Timestamp,
+    Timestamp, Transport,
 };
-use raida_sim::request::{self, Req};
+use raida_sim::oracle::Oracle;
+use raida_sim::request::Req;
 use raida_sim::rng::Rng;
+use raida_sim::server;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use tokio::sync::Notify;
@@ -124,8 +126,8 @@ impl ConnSocket for TurmoilSocket<'_> {
 
 fn config() -> EngineConfig {
     let mut config = EngineConfig::default();
-    config.raida_id = request::RAIDA_ID;
-    config.coin_id = request::COIN_ID;
+    config.raida_id = server::RAIDA_ID;
+    config.coin_id = server::COIN_ID;
     config.socket_timeout = TIMEOUT;
     config.mod_queue_size = 4;
     config
@@ -148,7 +150,7 @@ async fn serve(report: Arc<Mutex<Report>>, worker_delay: Duration) -> TestResult
     let mut engine = Engine::new(
         config(),
         CommandRegistry::with_builtins(),
-        Arc::new(request::key_store()),
+        Arc::new(server::key_store()),
     );
     let epoch = Instant::now();
     let (done_tx, mut done_rx) = unbounded_channel::<Done>();
@@ -254,7 +256,15 @@ fn expected(request: &[u8], response: &[u8]) -> Vec<u8> {
     let elapsed = response
         .get(at..at + 4)
         .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-    request::expected_answer(request, 65_536, elapsed, &RANDOM).unwrap_or_default()
+    // Echo and version do not read the arrival.
+    let arrival = Arrival {
+        peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+        transport: Transport::Tcp,
+        at: Timestamp::ZERO,
+    };
+    Oracle::new(65_536)
+        .answer(request, &arrival, elapsed, &RANDOM)
+        .unwrap_or_default()
 }
 
 fn request(i: u32) -> Vec<u8> {
