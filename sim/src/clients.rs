@@ -5,7 +5,7 @@
 
 use crate::kernel::Pipe;
 use crate::knobs::Knobs;
-use crate::request::Req;
+use crate::request::{self, ClientRequest};
 use crate::rng::Rng;
 use crate::world::{Ev, World, START_US};
 
@@ -29,6 +29,8 @@ pub struct Behaviour {
 /// One simulated client (TCP or UDP) and what it has done so far.
 #[derive(Debug)]
 pub struct Client {
+    /// Its request, as the client library built it.
+    pub request: ClientRequest,
     /// TCP: the stream it means to send (request and any garbage after it); UDP: the
     /// datagram as sent (after in-flight truncation).
     pub stream: Vec<u8>,
@@ -63,17 +65,18 @@ impl World {
         let timeout = k.socket_timeout_us;
         for _ in 0..k.tcp_clients {
             let at = START_US + r.range(0, k.arrival_window_us);
-            let (stream, b) = tcp_client(&mut r, &k, at);
-            let cid = self.add_client(true, stream, b);
+            let (req, stream, b) = tcp_client(&mut r, &k, at);
+            let cid = self.add_client(true, req, stream, b);
             self.schedule(at, Ev::Connect(cid));
         }
         for _ in 0..k.udp_clients {
             let at = START_US + r.range(0, k.arrival_window_us);
-            let mut bytes = Req::generate(&mut r, k.invalid_pm, k.max_payload).bytes();
+            let req = ClientRequest::new(request::generate(&mut r, k.invalid_pm, k.max_payload));
+            let mut bytes = req.bytes().to_vec();
             if r.chance(k.udp_trunc_pm) {
                 bytes.truncate(r.range_usize(0, bytes.len()));
             }
-            let cid = self.add_client(false, bytes, Behaviour::default());
+            let cid = self.add_client(false, req, bytes, Behaviour::default());
             let copies = if r.chance(k.udp_drop_pm) {
                 0
             } else if r.chance(k.udp_dup_pm) {
@@ -94,7 +97,15 @@ impl World {
         self.schedule(heal, Ev::Heal);
     }
 
-    pub(crate) fn add_client(&mut self, tcp: bool, stream: Vec<u8>, behaviour: Behaviour) -> u32 {
+    /// A client that sends `request` as `stream` (TCP: the request and any garbage
+    /// after it; UDP: the datagram, perhaps truncated).
+    pub(crate) fn add_client(
+        &mut self,
+        tcp: bool,
+        request: ClientRequest,
+        stream: Vec<u8>,
+        behaviour: Behaviour,
+    ) -> u32 {
         let cid = self.clients.len() as u32;
         let span = self.tracing.then(|| {
             if tcp {
@@ -104,6 +115,7 @@ impl World {
             }
         });
         self.clients.push(Client {
+            request,
             stream,
             behaviour,
             next_chunk: 0,
@@ -289,9 +301,10 @@ impl World {
 
 /// A TCP client of the swarm arriving at `at`: the stream it means to send and how it
 /// behaves.
-fn tcp_client(r: &mut Rng, k: &Knobs, at: u64) -> (Vec<u8>, Behaviour) {
+fn tcp_client(r: &mut Rng, k: &Knobs, at: u64) -> (ClientRequest, Vec<u8>, Behaviour) {
     let timeout = k.socket_timeout_us;
-    let mut stream = Req::generate(r, k.invalid_pm, k.max_payload).bytes();
+    let req = ClientRequest::new(request::generate(r, k.invalid_pm, k.max_payload));
+    let mut stream = req.bytes().to_vec();
     if r.chance(k.garbage_pm) {
         let mut g = vec![0u8; r.range_usize(1, 100)];
         r.fill(&mut g);
@@ -329,5 +342,5 @@ fn tcp_client(r: &mut Rng, k: &Knobs, at: u64) -> (Vec<u8>, Behaviour) {
         b.chunks.push(n);
         left -= n;
     }
-    (stream, b)
+    (req, stream, b)
 }

@@ -153,9 +153,10 @@ impl World {
         let expected = p.expected.as_deref().unwrap_or(&[]);
         if !expected.starts_with(&p.written) {
             let what = format!(
-                "client {}: response differs from the codec's answer\n  request  {}\n  \
-                 written  {}\n  expected {}",
+                "client {}: response differs from the codec's answer\n  fields   {:?}\n  \
+                 request  {}\n  written  {}\n  expected {}",
                 p.cid,
+                self.clients[p.cid as usize].request.request,
                 hex(&self.clients[p.cid as usize].stream[..p.extent.request.unwrap_or(0)]),
                 hex(&p.written),
                 hex(expected)
@@ -288,8 +289,9 @@ impl World {
                 let pending = self.udp_pending.get(&peer).map_or(&[][..], Vec::as_slice);
                 let what = format!(
                     "client {cid}: datagram response matches no request of its peer \
-                     ({} pending)\n  response {}\n  first request {}",
+                     ({} pending)\n  fields   {:?}\n  response {}\n  first request {}",
                     pending.len(),
+                    self.clients[cid as usize].request.request,
                     hex(bytes),
                     pending.first().map_or(String::new(), |(k, _)| hex(k))
                 );

@@ -37,7 +37,7 @@ pub fn key_store() -> MemoryKeyStore {
     k
 }
 
-/// The commands the simulated server serves.
+/// The commands the simulated server serves: echo and version.
 pub fn commands() -> CommandRegistry {
     CommandRegistry::with_builtins()
 }

@@ -21,6 +21,7 @@ use crate::invariants::Violation;
 use crate::kernel::{udp_cid, udp_peer, Backlog, Kernel, PipeIo, Queue, Seen};
 use crate::knobs::Knobs;
 use crate::oracle::Oracle;
+use crate::request::ClientRequest;
 use crate::rng::{Fnv64, Rng};
 use crate::server;
 
@@ -266,10 +267,7 @@ impl World {
             }
             Ev::Fin(cid) => self.fin(cid),
             Ev::Reset(cid) => self.reset(cid),
-            Ev::Udp(cid) => {
-                let bytes = self.clients[cid as usize].stream.clone();
-                self.udp_send(cid, bytes);
-            }
+            Ev::Udp(cid) => self.udp_send(cid),
             Ev::ListenerRetry => {
                 self.log(None, || "listener: accept the rest".into());
                 self.accept_loop();
@@ -660,8 +658,9 @@ impl World {
 
     // ----- UDP ---------------------------------------------------------------------------
 
-    /// Client `cid` sends one datagram (it arrives in the UDP socket's queue).
-    pub fn udp_send(&mut self, cid: u32, bytes: Vec<u8>) {
+    /// UDP client `cid` sends its datagram (it arrives in the UDP socket's queue).
+    pub fn udp_send(&mut self, cid: u32) {
+        let bytes = self.clients[cid as usize].stream.clone();
         let peer = udp_peer(cid);
         if self.kernel.udp_queue.len() >= self.knobs.udp_queue_cap {
             self.log(Some(cid), || {
@@ -707,21 +706,29 @@ impl World {
 
     // ----- scripted runs (proptest) -------------------------------------------------------
 
-    /// Adds a TCP client that will send `stream`, reads everything, and connects now.
-    pub fn connect_scripted(&mut self, stream: Vec<u8>) -> u32 {
+    /// Adds a TCP client that will send `request` and then `garbage`, reads
+    /// everything, and connects now.
+    pub fn connect_scripted(&mut self, request: ClientRequest, garbage: &[u8]) -> u32 {
         let behaviour = Behaviour {
             reads: true,
             ..Behaviour::default()
         };
-        let cid = self.add_client(true, stream, behaviour);
+        let mut stream = request.bytes().to_vec();
+        stream.extend_from_slice(garbage);
+        let cid = self.add_client(true, request, stream, behaviour);
         self.connect(cid);
         self.check();
         cid
     }
 
-    /// A UDP client with these bytes (for scripted runs).
-    pub fn add_udp_client(&mut self, bytes: Vec<u8>) -> u32 {
-        self.add_client(false, bytes, Behaviour::default())
+    /// A UDP client whose datagram is `request`, cut to `cut` bytes if given (send it
+    /// with [`World::udp_send`]).
+    pub fn add_udp_client(&mut self, request: ClientRequest, cut: Option<usize>) -> u32 {
+        let mut bytes = request.bytes().to_vec();
+        if let Some(n) = cut {
+            bytes.truncate(n);
+        }
+        self.add_client(false, request, bytes, Behaviour::default())
     }
 
     /// Moves the clock forward by `us` and runs what falls due.

@@ -22,7 +22,7 @@ use raida_core::{
     Timestamp, Transport,
 };
 use raida_sim::oracle::Oracle;
-use raida_sim::request::Req;
+use raida_sim::request::{self, ClientRequest};
 use raida_sim::rng::Rng;
 use raida_sim::server;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -267,13 +267,14 @@ fn expected(request: &[u8], response: &[u8]) -> Vec<u8> {
         .unwrap_or_default()
 }
 
+/// Echo or version, of every encryption type in turn, told apart by echo and nonce
+/// bytes, with a payload of 0 to 6 bytes.
 fn request(i: u32) -> Vec<u8> {
-    let mut r = Req::echo([0u8, 1, 2, 4, 5][i as usize % 5]);
-    r.command = (i % 2) as u8;
+    let mut r = request::for_command(0, (i % 2) as u8, [0u8, 1, 2, 4, 5][i as usize % 5]);
     r.echo = [i as u8, (i >> 8) as u8];
     r.nonce[7] = i as u8;
     r.payload = vec![i as u8; (i % 7) as usize];
-    r.bytes()
+    ClientRequest::new(r).bytes().to_vec()
 }
 
 async fn tcp_exchange(req: &[u8]) -> Result<Vec<u8>, std::io::Error> {
