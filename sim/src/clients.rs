@@ -34,6 +34,8 @@ pub struct Client {
     /// TCP: the stream it means to send (request and any garbage after it); UDP: the
     /// datagram as sent (after in-flight truncation).
     pub stream: Vec<u8>,
+    /// The stream carries the whole request as built (UDP: not truncated in flight).
+    pub intact: bool,
     /// How it behaves (TCP).
     pub behaviour: Behaviour,
     /// The next chunk it sends.
@@ -114,9 +116,15 @@ impl World {
                 tracing::info_span!("peer", client = cid, proto = "udp")
             }
         });
+        let intact = if tcp {
+            stream.starts_with(request.bytes())
+        } else {
+            stream == request.bytes()
+        };
         self.clients.push(Client {
             request,
             stream,
+            intact,
             behaviour,
             next_chunk: 0,
             sent: 0,

@@ -11,6 +11,7 @@ use raida_core::{Timestamp, Transport};
 use crate::kernel::{tcp_peer, udp_cid};
 use crate::oracle::elapsed;
 use crate::server;
+use crate::witness::{self, Context};
 use crate::world::World;
 
 /// The first broken invariant of a run.
@@ -152,6 +153,19 @@ impl World {
         let p = &self.kernel.pipes[sid];
         let expected = p.expected.as_deref().unwrap_or(&[]);
         if !expected.starts_with(&p.written) {
+            let hlen = self.clients[p.cid as usize]
+                .request
+                .built
+                .response_header_len();
+            if is_whole_response(&p.written, hlen) {
+                // A wrong context names the bug better than the bytes do.
+                self.check_context_tcp(sid);
+                if self.violation.is_some() {
+                    return;
+                }
+            }
+            let p = &self.kernel.pipes[sid];
+            let expected = p.expected.as_deref().unwrap_or(&[]);
             let what = format!(
                 "client {}: response differs from the codec's answer\n  fields   {:?}\n  \
                  request  {}\n  written  {}\n  expected {}",
@@ -254,6 +268,123 @@ impl World {
                 "client {cid}: a completion for a closed connection was not dropped"
             ));
         }
+    }
+
+    /// Invariant 6 for the whole response written on socket `sid`.
+    pub(crate) fn check_context_tcp(&mut self, sid: usize) {
+        let p = &self.kernel.pipes[sid];
+        let (cid, Some(done)) = (p.cid, p.done_at) else {
+            return;
+        };
+        let written = std::mem::take(&mut self.kernel.pipes[sid].written);
+        self.check_context(cid, &written, tcp_peer(cid), Transport::Tcp, &[done]);
+        self.kernel.pipes[sid].written = written;
+    }
+
+    /// Invariant 6 for a response datagram to `peer`, before it is matched to one of
+    /// the datagrams `peer` sent.
+    pub(crate) fn check_context_udp(&mut self, peer: SocketAddr, bytes: &[u8]) {
+        let Some(cid) = udp_cid(peer) else {
+            return;
+        };
+        let arrivals: Vec<u64> = self
+            .udp_pending
+            .get(&peer)
+            .map_or(Vec::new(), |l| l.iter().map(|(_, at)| *at).collect());
+        self.check_context(cid, bytes, peer, Transport::Udp, &arrivals);
+    }
+
+    /// Invariant 6: every handler sees exactly its own request's context. For a
+    /// client whose request the server got as built (without faults, or with no body
+    /// at all), its response must pass the client library's verifier; when it answers
+    /// a witness with SUCCESS, the context the handler wrote down must be exactly the
+    /// one the client's own fields, its address, the transport and the arrival time
+    /// (one of `arrivals`, the times the world delivered the request whole) predict.
+    /// Independent of core's code: the expectation comes from the client's side alone.
+    fn check_context(
+        &mut self,
+        cid: u32,
+        bytes: &[u8],
+        peer: SocketAddr,
+        transport: Transport,
+        arrivals: &[u64],
+    ) {
+        let c = &self.clients[cid as usize];
+        let req = &c.request;
+        let mut faults = req.request.faults;
+        let no_body = std::mem::take(&mut faults.no_body);
+        if !c.intact || faults != raida_client::Faults::default() {
+            return;
+        }
+        let who = format!(
+            "client {cid} ({transport:?}, type {}, {:?})",
+            req.request.encryption().byte(),
+            (req.request.group, req.request.command)
+        );
+        let mut patched;
+        let mut bytes = bytes;
+        if no_body && bytes.len() >= 32 && bytes[2] == 250 && !req.request.encryption().is_aes256()
+        {
+            // Without a body there is no challenge: a 32-byte SUCCESS carries a zero
+            // signature (PROTOCOL.md section 5), which the client's verifier does not
+            // expect (its Expect is the well-formed request's). Check that here and
+            // verify the rest with it.
+            if bytes[16..32] != [0; 16] {
+                let what = format!(
+                    "context: {who}: a request without a body answered with signature {}",
+                    hex(&bytes[16..32])
+                );
+                return self.violate(what);
+            }
+            patched = bytes.to_vec();
+            patched[16..32].copy_from_slice(&signature(&req.request));
+            bytes = &patched;
+        }
+        let response = match req.built.parse_response(bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                let what = format!(
+                    "context: {who}: the client's verifier rejects its response: {e}\n  \
+                     response {}",
+                    hex(bytes)
+                );
+                return self.violate(what);
+            }
+        };
+        if !response.header.is_success()
+            || !witness::is_witness(req.request.group, req.request.command)
+        {
+            return;
+        }
+        let Some(saw) = Context::decode(&response.body) else {
+            let what = format!(
+                "context: {who}: the witness's output does not decode: {}",
+                hex(&response.body)
+            );
+            return self.violate(what);
+        };
+        let Some(&first) = arrivals.first() else {
+            // No datagram of this peer awaits an answer: the oracle's match says so.
+            return;
+        };
+        let arrived = if arrivals.contains(&saw.arrived_us) {
+            saw.arrived_us
+        } else {
+            first
+        };
+        let Some(own) = Context::expected(&req.request, peer, transport, arrived) else {
+            let what = format!("context: {who}: a witness ran for a request without a body");
+            return self.violate(what);
+        };
+        let diffs = saw.differences(&own);
+        if !diffs.is_empty() {
+            let what = format!(
+                "context: {who}: its handler saw another request's context\n  {}",
+                diffs.join("\n  ")
+            );
+            return self.violate(what);
+        }
+        self.stats.contexts_checked += 1;
     }
 
     /// A response datagram to `peer` must be the codec's answer to one of the
@@ -360,4 +491,24 @@ impl World {
             }
         }
     }
+}
+
+/// Whether `bytes` is one whole response with a header of `header_len` bytes: the
+/// header and the body it declares.
+fn is_whole_response(bytes: &[u8], header_len: usize) -> bool {
+    bytes.len() >= header_len && bytes.len() == header_len + raida_client::declared_body_len(bytes)
+}
+
+/// The signature a well-formed type 0, 1 or 2 request's SUCCESS carries (PROTOCOL.md
+/// section 5): its challenge (12 bytes and their CRC-32), XOR the AN for types 1, 2.
+fn signature(request: &raida_client::Request) -> [u8; 16] {
+    let mut s = [0u8; 16];
+    s[..12].copy_from_slice(&request.challenge);
+    s[12..].copy_from_slice(&raida_client::crypto::crc32(&request.challenge).to_be_bytes());
+    if let raida_client::Keys::Coin { an, .. } | raida_client::Keys::Locker { an } = &request.keys {
+        for (x, a) in s.iter_mut().zip(an) {
+            *x ^= a;
+        }
+    }
+    s
 }

@@ -11,6 +11,7 @@ pub mod oracle;
 pub mod request;
 pub mod rng;
 pub mod server;
+pub mod witness;
 mod world;
 
 pub use invariants::Violation;

@@ -1,13 +1,14 @@
 //! The simulated clients' requests, built with the client library's builder
 //! ([`raida_client::Request`], its [`raida_client::Faults`] for the malformed ones), and a seeded
 //! generator of them: valid in most draws, invalid in a way drawn from the seed in the
-//! rest, of every encryption type.
+//! rest, of every encryption type, for echo, version and the witnesses.
 
 use raida_client::{BuiltRequest, Coin, Keys, Request};
 use raida_core::keys::An;
 
 use crate::rng::Rng;
 use crate::server::{COINS, COIN_ID, LOCKER, RAIDA_ID, UNKNOWN_COIN};
+use crate::witness;
 
 /// A locker no store holds (its prefix, `nokey`, names none).
 pub const UNKNOWN_LOCKER: An = *b"nokey-locker-AN!";
@@ -125,11 +126,16 @@ pub fn echo(encryption: u8) -> Request {
 }
 
 /// A seeded request: valid in most draws, invalid in a way drawn from `rng` in
-/// `invalid_pm` per mille of them, of every encryption type; echo and version in equal
-/// shares.
+/// `invalid_pm` per mille of them, of every encryption type; echo, version and the
+/// two witnesses in equal shares.
 pub fn generate(rng: &mut Rng, invalid_pm: u32, max_payload: usize) -> Request {
     let encryption = rng.pick(&[0u8, 0, 1, 2, 4, 5]).unwrap_or(0);
-    let (group, command) = (0, u8::from(rng.chance(500)));
+    let (group, command) = match rng.below(4) {
+        0 => (0, 0),
+        1 => (0, 1),
+        2 => (witness::GROUP, witness::ON_WORKER),
+        _ => (witness::GROUP, witness::INLINE),
+    };
     let first = rng.below(COINS.len() as u64) as usize;
     let second = rng.below(COINS.len() as u64) as usize;
     let mut r = Request::new(RAIDA_ID, group, command, keys(encryption, first, second));
@@ -151,8 +157,8 @@ pub fn generate(rng: &mut Rng, invalid_pm: u32, max_payload: usize) -> Request {
         2 => r.raida_id = RAIDA_ID ^ (1 + rng.below(200) as u8),
         3 => r.group = 16 + rng.below(200) as u8,
         4 => r.shard = 4 + rng.below(200) as u8,
-        // Registered are (0, 0) and (0, 1).
-        5 => r.command = 2 + rng.below(200) as u8,
+        // Registered are (0, 0), (0, 1), (15, 2) and (15, 3).
+        5 => r.command = 4 + rng.below(200) as u8,
         6 => r.coin_id = COIN_ID ^ (1 + rng.below(1000) as u16),
         7 => f.encryption_byte = Some(rng.pick(&[3u8, 6, 9, 200, 255]).unwrap_or(3)),
         8 => {

@@ -10,6 +10,7 @@ use raida_core::{CommandRegistry, EngineConfig};
 
 use crate::knobs::Knobs;
 use crate::rng::Rng;
+use crate::witness;
 
 /// The simulated server's raida id.
 pub const RAIDA_ID: u8 = 7;
@@ -37,9 +38,11 @@ pub fn key_store() -> MemoryKeyStore {
     k
 }
 
-/// The commands the simulated server serves: echo and version.
+/// The commands the simulated server serves: echo, version and the two witnesses.
 pub fn commands() -> CommandRegistry {
-    CommandRegistry::with_builtins()
+    let mut r = CommandRegistry::with_builtins();
+    witness::register(&mut r);
+    r
 }
 
 /// The engine configuration of the world with `knobs`.

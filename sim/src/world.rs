@@ -46,6 +46,8 @@ pub struct Stats {
     pub jobs: u64,
     /// Completions for connections already closed.
     pub late_completions: u64,
+    /// Witness responses whose handler's context was checked against its request.
+    pub contexts_checked: u64,
     /// Closes by reason.
     pub closes: BTreeMap<&'static str, u64>,
     /// Steps taken.
@@ -63,6 +65,7 @@ impl Stats {
         self.udp_responses += o.udp_responses;
         self.jobs += o.jobs;
         self.late_completions += o.late_completions;
+        self.contexts_checked += o.contexts_checked;
         for (k, v) in &o.closes {
             *self.closes.entry(k).or_default() += v;
         }
@@ -578,6 +581,7 @@ impl World {
         p.s2c_fin = true;
         self.stats.tcp_responses += 1;
         self.log(Some(cid), || "server: shutdown(write)".into());
+        self.check_context_tcp(sid);
         self.schedule_read(cid);
     }
 
@@ -698,6 +702,10 @@ impl World {
     }
 
     fn datagram_out(&mut self, peer: SocketAddr, bytes: Vec<u8>) {
+        self.check_context_udp(peer, &bytes);
+        if self.violation.is_some() {
+            return;
+        }
         if let Some(cid) = self.match_datagram(peer, &bytes) {
             self.stats.udp_responses += 1;
             self.log(Some(cid), || format!("udp: response {} bytes", bytes.len()));

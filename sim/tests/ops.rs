@@ -8,18 +8,26 @@ use proptest::prelude::*;
 use raida_client::{Coin, Keys};
 use raida_sim::request::{self, ClientRequest};
 use raida_sim::server::UNKNOWN_COIN;
-use raida_sim::{Knobs, Stats, World};
+use raida_sim::{witness, Knobs, Stats, World};
 
 /// Requests of every encryption type, valid and not. The first two run on the
-/// workers (the simulated driver feeds the engine no random bytes, so a 48-byte
-/// response is built by a worker).
+/// workers whatever the knobs (the witness on its worker, types 0 and 1).
 fn requests() -> Vec<ClientRequest> {
-    let mut v = vec![request::echo(4), request::echo(5)];
+    let worker = |enc| {
+        let mut r = request::for_command(witness::GROUP, witness::ON_WORKER, enc);
+        r.payload = vec![7; 5];
+        r
+    };
+    let mut v = vec![worker(0), worker(1)];
     for enc in [0u8, 1, 2, 4, 5] {
         v.push(request::echo(enc));
         let mut version = request::for_command(0, 1, enc);
         version.payload = vec![9; 20];
         v.push(version);
+        if enc > 1 {
+            v.push(worker(enc));
+        }
+        v.push(request::for_command(witness::GROUP, witness::INLINE, enc));
     }
     let unknown = Coin::new(UNKNOWN_COIN.0, UNKNOWN_COIN.1);
     let mut bad = request::echo(0);
@@ -49,7 +57,7 @@ fn requests() -> Vec<ClientRequest> {
     let mut routed = request::echo(4);
     routed.faults.routing = Some(9);
     v.push(routed);
-    let mut empty = request::echo(2);
+    let mut empty = worker(2);
     empty.faults.no_body = true;
     v.push(empty);
     v.into_iter().map(ClientRequest::new).collect()
