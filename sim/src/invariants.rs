@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use raida_core::codec::Arrival;
-use raida_core::{Timestamp, Transport};
+use raida_core::{AcceptStop, Timestamp, Transport};
 
-use crate::kernel::{tcp_peer, udp_cid};
+use crate::kernel::{tcp_peer, udp_cid, Accepted};
 use crate::oracle::elapsed;
 use crate::server;
 use crate::witness::{self, Context};
@@ -98,6 +98,69 @@ impl World {
                 "the engine holds {conns} connections, the kernel has {} open",
                 self.kernel.open
             ));
+        } else if (e.counters().accepted, e.counters().refused)
+            != (self.stats.accepted, self.stats.refused)
+        {
+            let c = e.counters();
+            self.violate(format!(
+                "the engine counts {} accepted and {} refused, the driver was handed {} and {}",
+                c.accepted, c.refused, self.stats.accepted, self.stats.refused
+            ));
+        }
+    }
+
+    /// The accounting of one run of the engine's accept loop over the simulated
+    /// listener: every connection the listener gave up reached the driver, at most
+    /// `turn_budget` of them; the loop's reason to stop is what the listener last said
+    /// (drained: the queue was empty; paused: EMFILE, and every EMFILE so far made
+    /// one pause; budget: exactly `turn_budget` accepted); not accepting means paused,
+    /// with the listener untouched and the pause's end among the engine's deadlines.
+    pub(crate) fn check_accept_loop(
+        &mut self,
+        stop: AcceptStop,
+        calls: usize,
+        conns: usize,
+        last: Option<Accepted>,
+        handed: usize,
+    ) {
+        let budget = self.knobs.turn_budget;
+        let pauses = self.engine.counters().accept_pauses;
+        let queued = self.kernel.backlog.len();
+        let wrong = if handed != conns {
+            Some(format!(
+                "the listener gave up {conns} connections, the driver was handed {handed}"
+            ))
+        } else if conns > budget {
+            Some(format!(
+                "{conns} accepted in one loop, turn_budget {budget}"
+            ))
+        } else if pauses != self.kernel.exhaustions {
+            Some(format!(
+                "{} EMFILE reports from the listener, {pauses} accept pauses",
+                self.kernel.exhaustions
+            ))
+        } else {
+            match stop {
+                AcceptStop::Drained if last != Some(Accepted::WouldBlock) => Some(format!(
+                    "stopped as drained after {last:?}, {queued} connections still queued"
+                )),
+                AcceptStop::Paused { .. } if last != Some(Accepted::Exhausted) => {
+                    Some(format!("paused after {last:?}"))
+                }
+                AcceptStop::Budget if conns != budget => Some(format!(
+                    "stopped at the budget after {conns} of {budget} accepts"
+                )),
+                AcceptStop::NotAccepting if calls > 0 || self.engine.poll_timeout().is_none() => {
+                    Some(format!(
+                        "not accepting, after {calls} accepts, next deadline {:?}",
+                        self.engine.poll_timeout()
+                    ))
+                }
+                _ => None,
+            }
+        };
+        if let Some(what) = wrong {
+            self.violate(format!("accept loop: {what}"));
         }
     }
 

@@ -56,6 +56,8 @@ pub struct Kernel {
     pub udp_queue: VecDeque<(SocketAddr, Vec<u8>)>,
     /// Connections the server holds open (accepted, not yet closed).
     pub open: usize,
+    /// Times the listener reported the process out of descriptors.
+    pub exhaustions: u64,
 }
 
 /// One simulated TCP connection: the kernel's buffers and flags, and what the world
@@ -219,6 +221,19 @@ pub enum Queue {
     Aborted(u32),
 }
 
+/// What one accept on the simulated listener returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accepted {
+    /// A connection.
+    Conn,
+    /// The queue is empty.
+    WouldBlock,
+    /// A connection aborted in the queue.
+    Skip,
+    /// EMFILE.
+    Exhausted,
+}
+
 /// The listener's accept queue as the engine's accept loop sees it.
 pub struct Backlog<'a> {
     /// The queue.
@@ -237,12 +252,18 @@ pub struct Backlog<'a> {
     pub blocked_until: &'a mut u64,
     /// What happened, in order.
     pub seen: Vec<Queue>,
+    /// Accepts the engine made (calls of [`Listener::accept`]).
+    pub calls: usize,
+    /// Connections handed to the engine.
+    pub conns: usize,
+    /// What the last accept returned.
+    pub last: Option<Accepted>,
+    /// The kernel's count of EMFILE reports.
+    pub exhaustions: &'a mut u64,
 }
 
-impl Listener for Backlog<'_> {
-    type Socket = usize;
-
-    fn accept(&mut self) -> Accepting<usize> {
+impl Backlog<'_> {
+    fn accept_one(&mut self) -> Accepting<usize> {
         let Some(&sid) = self.backlog.front() else {
             return Accepting::WouldBlock;
         };
@@ -264,5 +285,27 @@ impl Listener for Backlog<'_> {
             return Accepting::Skip;
         }
         Accepting::Conn(sid, tcp_peer(p.cid))
+    }
+}
+
+impl Listener for Backlog<'_> {
+    type Socket = usize;
+
+    fn accept(&mut self) -> Accepting<usize> {
+        let a = self.accept_one();
+        self.calls += 1;
+        self.last = Some(match a {
+            Accepting::Conn(..) => {
+                self.conns += 1;
+                Accepted::Conn
+            }
+            Accepting::WouldBlock => Accepted::WouldBlock,
+            Accepting::Skip => Accepted::Skip,
+            Accepting::Exhausted => {
+                *self.exhaustions += 1;
+                Accepted::Exhausted
+            }
+        });
+        a
     }
 }

@@ -58,6 +58,8 @@ pub fn config(knobs: &Knobs) -> EngineConfig {
     config.linger = Duration::from_micros(knobs.linger_us);
     config.buffer_pool = knobs.buffer_pool;
     config.max_pooled_capacity = knobs.max_pooled_capacity;
+    config.turn_budget = knobs.turn_budget;
+    config.accept_backoff = Duration::from_micros(knobs.accept_backoff_us);
     config
 }
 

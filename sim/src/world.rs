@@ -127,6 +127,8 @@ pub struct World {
     next_job: u64,
     /// Sockets to service, in order.
     wakes: VecDeque<usize>,
+    /// An [`Ev::ListenerRetry`] is scheduled.
+    listener_retry: bool,
     pub(crate) healed: bool,
     pub(crate) violation: Option<Violation>,
     pub(crate) tracing: bool,
@@ -165,6 +167,7 @@ impl World {
             jobs: BTreeMap::new(),
             next_job: 0,
             wakes: VecDeque::new(),
+            listener_retry: false,
             healed: false,
             violation: None,
             tracing,
@@ -272,6 +275,7 @@ impl World {
             Ev::Reset(cid) => self.reset(cid),
             Ev::Udp(cid) => self.udp_send(cid),
             Ev::ListenerRetry => {
+                self.listener_retry = false;
                 self.log(None, || "listener: accept the rest".into());
                 self.accept_loop();
                 self.settle();
@@ -432,6 +436,10 @@ impl World {
             now: self.now,
             blocked_until: &mut self.kernel.accept_blocked_until,
             seen: Vec::new(),
+            calls: 0,
+            conns: 0,
+            last: None,
+            exhaustions: &mut self.kernel.exhaustions,
         };
         let mut answers = Vec::new();
         let stop = self
@@ -439,7 +447,12 @@ impl World {
             .accept_from(&mut listener, now, |engine, sid, answer| {
                 answers.push((sid, answer, engine.connection_count()));
             });
-        let seen = std::mem::take(&mut listener.seen);
+        let (seen, calls, conns, last) = (
+            std::mem::take(&mut listener.seen),
+            listener.calls,
+            listener.conns,
+            listener.last,
+        );
         for line in seen {
             match line {
                 Queue::Emfile(until) => self.log(None, || format!("accept: EMFILE until {until}")),
@@ -451,11 +464,14 @@ impl World {
         if let AcceptStop::Paused { .. } = stop {
             self.log(None, || "accept: paused".into());
         }
+        self.check_accept_loop(stop, calls, conns, last, answers.len());
         for (sid, answer, open_then) in answers {
             self.accepted(sid, answer, open_then);
         }
-        if stop == AcceptStop::Budget {
-            // The driver accepts again after serving everything else.
+        if stop == AcceptStop::Budget && !self.listener_retry {
+            // The driver accepts again after serving everything else (one retry
+            // pending at a time: it accepts the rest, up to the budget again).
+            self.listener_retry = true;
             self.schedule(self.now, Ev::ListenerRetry);
         }
     }
