@@ -111,8 +111,8 @@ impl World {
 
     /// The accounting of one run of the engine's accept loop over the simulated
     /// listener: every connection the listener gave up reached the driver, at most
-    /// `turn_budget` of them; the loop's reason to stop is what the listener last said
-    /// (drained: the queue was empty; paused: EMFILE, and every EMFILE so far made
+    /// `turn_budget` of them; the loop's reason to stop is true (drained: the queue is
+    /// empty; paused: the listener said EMFILE, and every EMFILE so far made
     /// one pause; budget: exactly `turn_budget` accepted); not accepting means paused,
     /// with the listener untouched and the pause's end among the engine's deadlines.
     pub(crate) fn check_accept_loop(
@@ -141,8 +141,9 @@ impl World {
             ))
         } else {
             match stop {
-                AcceptStop::Drained if last != Some(Accepted::WouldBlock) => Some(format!(
-                    "stopped as drained after {last:?}, {queued} connections still queued"
+                AcceptStop::Drained if queued > 0 => Some(format!(
+                    "stopped as drained with {queued} connections still queued (the listener \
+                     last said {last:?})"
                 )),
                 AcceptStop::Paused { .. } if last != Some(Accepted::Exhausted) => {
                     Some(format!("paused after {last:?}"))
