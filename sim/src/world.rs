@@ -768,14 +768,4 @@ impl World {
         self.run(Some(self.now));
         self.check();
     }
-
-    /// The engine, for its counters.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
-    /// Simulated time, microseconds.
-    pub fn now(&self) -> u64 {
-        self.now
-    }
 }
