@@ -380,11 +380,14 @@ impl World {
         if !c.intact || faults != raida_client::Faults::default() {
             return;
         }
-        let who = format!(
-            "client {cid} ({transport:?}, type {}, {:?})",
-            req.request.encryption().byte(),
-            (req.request.group, req.request.command)
-        );
+        // Only printed when something is wrong.
+        let who = || {
+            format!(
+                "client {cid} ({transport:?}, type {}, {:?})",
+                req.request.encryption().byte(),
+                (req.request.group, req.request.command)
+            )
+        };
         let mut patched;
         let mut bytes = bytes;
         if no_body && bytes.len() >= 32 && bytes[2] == 250 && !req.request.encryption().is_aes256()
@@ -395,7 +398,8 @@ impl World {
             // verify the rest with it.
             if bytes[16..32] != [0; 16] {
                 let what = format!(
-                    "context: {who}: a request without a body answered with signature {}",
+                    "context: {}: a request without a body answered with signature {}",
+                    who(),
                     hex(&bytes[16..32])
                 );
                 return self.violate(what);
@@ -408,8 +412,9 @@ impl World {
             Ok(r) => r,
             Err(e) => {
                 let what = format!(
-                    "context: {who}: the client's verifier rejects its response: {e}\n  \
+                    "context: {}: the client's verifier rejects its response: {e}\n  \
                      response {}",
+                    who(),
                     hex(bytes)
                 );
                 return self.violate(what);
@@ -422,7 +427,8 @@ impl World {
         }
         let Some(saw) = Context::decode(&response.body) else {
             let what = format!(
-                "context: {who}: the witness's output does not decode: {}",
+                "context: {}: the witness's output does not decode: {}",
+                who(),
                 hex(&response.body)
             );
             return self.violate(what);
@@ -437,13 +443,17 @@ impl World {
             first
         };
         let Some(own) = Context::expected(&req.request, peer, transport, arrived) else {
-            let what = format!("context: {who}: a witness ran for a request without a body");
+            let what = format!(
+                "context: {}: a witness ran for a request without a body",
+                who()
+            );
             return self.violate(what);
         };
         let diffs = saw.differences(&own);
         if !diffs.is_empty() {
             let what = format!(
-                "context: {who}: its handler saw another request's context\n  {}",
+                "context: {}: its handler saw another request's context\n  {}",
+                who(),
                 diffs.join("\n  ")
             );
             return self.violate(what);

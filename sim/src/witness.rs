@@ -208,6 +208,10 @@ impl Context {
     /// request's), one line each.
     pub fn differences(&self, own: &Context) -> Vec<String> {
         let mut out = Vec::new();
+        if self == own {
+            // The common case: nothing to print.
+            return out;
+        }
         let mut field = |name: &str, saw: &dyn fmt::Debug, sent: &dyn fmt::Debug| {
             let (saw, sent) = (format!("{saw:?}"), format!("{sent:?}"));
             if saw != sent {
