@@ -98,6 +98,12 @@ pub struct Knobs {
     pub udp_queue_cap: usize,
     /// Jobs are held until the caller completes them (proptest), not run by workers.
     pub hold_jobs: bool,
+    /// `EngineConfig::turn_budget`: accepts per accept loop (small in some seeds, so
+    /// the driver's retry after the budget runs).
+    pub turn_budget: usize,
+    /// `EngineConfig::accept_backoff`, in microseconds: how long accepting pauses
+    /// after an EMFILE.
+    pub accept_backoff_us: u64,
 }
 
 impl Knobs {
@@ -185,6 +191,12 @@ impl Knobs {
             udp_drop_pm: r.range(0, 300) as u32,
             udp_queue_cap: r.range_usize(1, 64),
             hold_jobs: false,
+            turn_budget: if r.chance(400) {
+                r.range_usize(1, 8)
+            } else {
+                256
+            },
+            accept_backoff_us: r.range(1_000, 500_000),
         }
     }
 
@@ -235,6 +247,8 @@ impl Knobs {
             udp_drop_pm: 0,
             udp_queue_cap: 1024,
             hold_jobs: true,
+            turn_budget: 256,
+            accept_backoff_us: 100_000,
         }
     }
 }

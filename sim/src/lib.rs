@@ -2,14 +2,30 @@
 //! in-memory world (a simulated kernel, clients, workers and clock), proptest operation
 //! sequences, and a small async driver over turmoil's simulated sockets (in the tests).
 //! Every seed replays exactly; invariants are checked after every step.
+//!
+//! One module per concept: [`knobs`] (everything a seed decides), [`rng`] (the one
+//! source of randomness), [`server`] (the simulated server: identity, keys, commands,
+//! configuration), [`witness`] (the commands that write down their request context),
+//! [`request`] (the clients' requests, built with `raida_client::Request`), [`oracle`]
+//! (the independent expected answers), and, private, `kernel` (pipes, the listener's
+//! backlog, the UDP queue and the engine's socket and listener seams over them),
+//! `clients` (behaviours and their actions), `invariants` (safety, liveness and the
+//! oracle comparisons) and `world` (the event loop that ties them together).
 
+mod clients;
+mod invariants;
+mod kernel;
 pub mod knobs;
+pub mod oracle;
 pub mod request;
 pub mod rng;
-pub mod world;
+pub mod server;
+pub mod witness;
+mod world;
 
+pub use invariants::Violation;
 pub use knobs::Knobs;
-pub use world::{Stats, Violation, World};
+pub use world::{Stats, World};
 
 /// The planted bugs of the mutant runner: (name, what it breaks). They exist only in
 /// the `--cfg raida_mutants` build `raida-sim mutants` makes (core/src/mutants.rs and

@@ -134,13 +134,14 @@ fn swarm(seeds: u64, start: u64, stop_first: bool, threads: Option<usize>) -> Ex
         let _ = writeln!(
             out,
             "totals: {} accepted, {} refused, {} tcp responses, {} udp responses, {} jobs, \
-             {} late completions, closes {:?}, {} steps",
+             {} late completions, {} contexts checked, closes {:?}, {} steps",
             t.accepted,
             t.refused,
             t.tcp_responses,
             t.udp_responses,
             t.jobs,
             t.late_completions,
+            t.contexts_checked,
             t.closes,
             t.steps
         );

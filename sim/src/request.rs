@@ -1,374 +1,188 @@
-//! Requests built from named fields (PROTOCOL.md sections 2 to 4), the key store the
-//! simulated server holds, a seeded generator of valid and invalid requests of every
-//! encryption type, and the independent expected answer to each.
+//! The simulated clients' requests, built with the client library's builder
+//! ([`raida_client::Request`], its [`raida_client::Faults`] for the malformed ones), and a seeded
+//! generator of them: valid in most draws, invalid in a way drawn from the seed in the
+//! rest, of every encryption type, for echo, version and the witnesses.
 
-use raida_client::crypto;
-use raida_core::codec::{
-    answer_datagram, check_header, header_len, HeaderRules, RequestHeader, PREFIX_LEN, RANDOM_LEN,
-    SHORT_HEADER_LEN,
-};
-use raida_core::keys::{An, MemoryKeyStore};
-use raida_core::{CommandRegistry, Timestamp};
+use raida_client::{BuiltRequest, Coin, Keys, Request};
+use raida_core::keys::An;
 
 use crate::rng::Rng;
+use crate::server::{COINS, COIN_ID, LOCKER, RAIDA_ID, UNKNOWN_COIN};
+use crate::witness;
 
-/// The simulated server's raida id.
-pub const RAIDA_ID: u8 = 7;
-/// The simulated server's coin id.
-pub const COIN_ID: u16 = 6;
+/// A locker no store holds (its prefix, `nokey`, names none).
+pub const UNKNOWN_LOCKER: An = *b"nokey-locker-AN!";
+/// The AN a client uses for a coin the server does not hold.
+const UNKNOWN_AN: An = [0x77; 16];
 
-/// Coins the server knows: (denomination, serial, AN).
-pub const COINS: [(i8, u32, An); 3] = [
-    (1, 1, *b"0123456789abcdef"),
-    (2, 500, *b"fedcba9876543210"),
-    (-1, 70_000, *b"ANANANANANANANAN"),
-];
-/// The one locker the server knows (type 2 names it by its first 5 bytes).
-pub const LOCKER: An = *b"LOCKER-AN-16byte";
-/// A coin no store holds.
-pub const UNKNOWN_COIN: (i8, u32) = (3, 999_999);
-
-/// The key store of every simulated server.
-pub fn key_store() -> MemoryKeyStore {
-    let k = MemoryKeyStore::new();
-    for (d, s, an) in COINS {
-        k.insert_coin(d, s, an);
-    }
-    k.insert_locker(LOCKER);
-    k
-}
-
-fn coin_an(coin: (i8, u32)) -> An {
-    COINS
-        .iter()
-        .find(|(d, s, _)| (*d, *s) == coin)
-        .map_or([0x77; 16], |(_, _, an)| *an)
-}
-
-/// How a request's body is spoiled, if at all.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Spoil {
-    /// A correct body.
-    None,
-    /// The trailer is not `3E 3E` (33).
-    Trailer,
-    /// The challenge's CRC is wrong (37, types 0..2).
-    Crc,
-    /// The HMAC tag is wrong (204, types 4, 5).
-    Hmac,
-    /// The body is cut to this many bytes before the trailer (16).
-    Short(usize),
-    /// No body at all (declared length 0).
-    Empty,
-}
-
-/// A request's named fields.
+/// A request as a client sends it: its named fields and what the client library built
+/// from them (the bytes, and what a valid response must look like).
 #[derive(Clone, Debug)]
-pub struct Req {
-    /// Byte 0 (must be 1).
-    pub routing: u8,
-    /// Byte 1 (must be 0).
-    pub split: u8,
-    /// Byte 2 (must be the raida id).
-    pub raida: u8,
-    /// Byte 3 (<= 3).
-    pub shard: u8,
-    /// Byte 4 (<= 15).
-    pub group: u8,
-    /// Byte 5.
-    pub command: u8,
-    /// Bytes 6..7.
-    pub coin_id: u16,
-    /// Byte 16.
-    pub encryption: u8,
-    /// Nonce bytes (types 1, 2: the first 6 go to bytes 24..29; types 4, 5: 24..47).
-    pub nonce: [u8; 24],
-    /// Bytes 30..31 of a 32-byte header.
-    pub echo: [u8; 2],
-    /// The key coin (types 1, 4, 5).
-    pub coin: (i8, u32),
-    /// The second coin (type 5; written into nonce bytes 24..28).
-    pub coin2: (i8, u32),
-    /// Type 2: whether the locker prefix names the known locker.
-    pub known_locker: bool,
-    /// The first 12 challenge bytes (the CRC follows).
-    pub challenge: [u8; 12],
-    /// The command payload.
-    pub payload: Vec<u8>,
-    /// How the body is spoiled.
-    pub spoil: Spoil,
-    /// Override of the declared body length.
-    pub declared: Option<u16>,
+pub struct ClientRequest {
+    /// The named fields.
+    pub request: Request,
+    /// The bytes and the response's verifier.
+    pub built: BuiltRequest,
 }
 
-impl Req {
-    /// A valid echo request of `encryption` type.
-    pub fn echo(encryption: u8) -> Req {
-        Req {
-            routing: 1,
-            split: 0,
-            raida: RAIDA_ID,
-            shard: 0,
-            group: 0,
-            command: 0,
-            coin_id: COIN_ID,
-            encryption,
-            nonce: [0x11; 24],
-            echo: [0xAB, 0xCD],
-            coin: (COINS[0].0, COINS[0].1),
-            coin2: (COINS[1].0, COINS[1].1),
-            known_locker: true,
-            challenge: [0x5C; 12],
-            payload: Vec::new(),
-            spoil: Spoil::None,
-            declared: None,
-        }
+impl ClientRequest {
+    /// Builds `request`.
+    pub fn new(request: Request) -> ClientRequest {
+        // The simulator's payloads are at most a few hundred bytes, far below the
+        // 65,535 the body length field holds: building cannot fail.
+        let built = request
+            .build()
+            .expect("a simulated request's body fits its length field");
+        ClientRequest { request, built }
     }
 
-    /// The request bytes, as a client builds them.
-    pub fn bytes(&self) -> Vec<u8> {
-        let long = self.encryption > 2;
-        let mut h = vec![0u8; if long { 48 } else { 32 }];
-        h[0] = self.routing;
-        h[1] = self.split;
-        h[2] = self.raida;
-        h[3] = self.shard;
-        h[4] = self.group;
-        h[5] = self.command;
-        h[6..8].copy_from_slice(&self.coin_id.to_be_bytes());
-        h[16] = self.encryption;
-        let mut nonce = self.nonce;
-        if self.encryption == 5 {
-            nonce[0] = self.coin2.0 as u8;
-            nonce[1..5].copy_from_slice(&self.coin2.1.to_be_bytes());
+    /// The bytes on the wire.
+    pub fn bytes(&self) -> &[u8] {
+        self.built.bytes()
+    }
+}
+
+/// Coin `i` of the server's store.
+fn coin(i: usize) -> (Coin, An) {
+    let (d, s, an) = COINS[i % COINS.len()];
+    (Coin::new(d, s), an)
+}
+
+/// The keys of `encryption` type that name the server's coins `first` and `second`
+/// (type 2: its locker).
+pub fn keys(encryption: u8, first: usize, second: usize) -> Keys {
+    let (coin, an) = coin(first);
+    match encryption {
+        1 => Keys::Coin { coin, an },
+        2 => Keys::Locker { an: LOCKER },
+        4 => Keys::Coin256 { coin, an },
+        5 => {
+            let (second, second_an) = self::coin(second);
+            Keys::TwoCoins256 {
+                first: coin,
+                first_an: an,
+                second,
+                second_an,
+            }
         }
-        if long {
-            h[19] = self.coin.0 as u8;
-            h[20..24].copy_from_slice(&self.coin.1.to_be_bytes());
-            h[24..48].copy_from_slice(&nonce);
-        } else {
-            if self.encryption == 2 {
-                let prefix = if self.known_locker {
-                    [LOCKER[0], LOCKER[1], LOCKER[2], LOCKER[3], LOCKER[4]]
-                } else {
-                    *b"nokey"
-                };
-                h[17..22].copy_from_slice(&prefix);
+        _ => Keys::None,
+    }
+}
+
+/// `keys` with the coin (or locker) the server does not hold; type 5: the `second`
+/// coin when asked, else the first.
+fn unknown(keys: &Keys, second: bool) -> Keys {
+    let coin = Coin::new(UNKNOWN_COIN.0, UNKNOWN_COIN.1);
+    match keys.clone() {
+        Keys::None => Keys::None,
+        Keys::Coin { .. } => Keys::Coin {
+            coin,
+            an: UNKNOWN_AN,
+        },
+        Keys::Locker { .. } => Keys::Locker { an: UNKNOWN_LOCKER },
+        Keys::Coin256 { .. } => Keys::Coin256 {
+            coin,
+            an: UNKNOWN_AN,
+        },
+        Keys::TwoCoins256 {
+            first,
+            first_an,
+            second: s,
+            second_an,
+        } => {
+            if second {
+                Keys::TwoCoins256 {
+                    first,
+                    first_an,
+                    second: coin,
+                    second_an: UNKNOWN_AN,
+                }
             } else {
-                h[17] = self.coin.0 as u8;
-                h[18..22].copy_from_slice(&self.coin.1.to_be_bytes());
-            }
-            // Bytes 24..31 are the nonce and 30..31 also the echo bytes: one field.
-            h[24..30].copy_from_slice(&nonce[..6]);
-            h[30..32].copy_from_slice(&self.echo);
-        }
-        let an = match self.encryption {
-            2 if self.known_locker => LOCKER,
-            _ => coin_an(self.coin),
-        };
-        let mut body = Vec::new();
-        match self.encryption {
-            0..=2 => {
-                let mut challenge = [0u8; 16];
-                challenge[..12].copy_from_slice(&self.challenge);
-                let mut crc = crypto::crc32(&challenge[..12]).to_be_bytes();
-                if self.spoil == Spoil::Crc {
-                    crc[0] ^= 0x01;
-                }
-                challenge[12..].copy_from_slice(&crc);
-                body.extend_from_slice(&challenge);
-                body.extend_from_slice(&self.payload);
-                if self.encryption != 0 {
-                    let mut iv = [0u8; 16];
-                    iv[..8].copy_from_slice(&h[24..32]);
-                    crypto::aes128_ctr(&an, &iv, &mut body);
+                Keys::TwoCoins256 {
+                    first: coin,
+                    first_an: UNKNOWN_AN,
+                    second: s,
+                    second_an,
                 }
             }
-            _ => {
-                let key = if self.encryption == 5 {
-                    crypto::sha256(&[&an, &coin_an(self.coin2)])
-                } else {
-                    crypto::sha256(&[&an])
-                };
-                let mut iv = [0u8; 16];
-                iv.copy_from_slice(&h[24..40]);
-                let mut ct = self.payload.clone();
-                crypto::aes256_ctr(&key, &iv, &mut ct);
-                let mut mac = crypto::hmac_sha256(&key, &ct);
-                if self.spoil == Spoil::Hmac {
-                    mac[31] ^= 0x80;
-                }
-                body.extend_from_slice(&ct);
-                body.extend_from_slice(&mac);
-            }
         }
-        match self.spoil {
-            Spoil::Short(n) => body.truncate(n),
-            Spoil::Empty => body.clear(),
-            _ => {}
-        }
-        if self.spoil != Spoil::Empty {
-            if self.spoil == Spoil::Trailer {
-                body.extend_from_slice(&[0x3E, 0x3F]);
-            } else {
-                body.extend_from_slice(&[0x3E, 0x3E]);
-            }
-        }
-        let len = self
-            .declared
-            .unwrap_or(u16::try_from(body.len()).unwrap_or(u16::MAX))
-            .to_be_bytes();
-        if long {
-            h[17..19].copy_from_slice(&len);
-        } else {
-            h[22..24].copy_from_slice(&len);
-        }
-        h.extend_from_slice(&body);
-        h
-    }
-
-    /// A seeded request: valid in most draws, invalid in a way drawn from `rng` in
-    /// `invalid_pm` per mille of them, of every encryption type.
-    pub fn generate(rng: &mut Rng, invalid_pm: u32, max_payload: usize) -> Req {
-        let encryption = rng.pick(&[0u8, 0, 1, 2, 4, 5]).unwrap_or(0);
-        let mut r = Req::echo(encryption);
-        r.command = if rng.chance(500) { 1 } else { 0 };
-        rng.fill(&mut r.nonce);
-        rng.fill(&mut r.echo);
-        rng.fill(&mut r.challenge);
-        let c = rng.below(COINS.len() as u64) as usize;
-        r.coin = (COINS[c].0, COINS[c].1);
-        let c2 = rng.below(COINS.len() as u64) as usize;
-        r.coin2 = (COINS[c2].0, COINS[c2].1);
-        r.shard = rng.below(4) as u8;
-        let n = rng.range_usize(0, max_payload);
-        r.payload = vec![0; n];
-        rng.fill(&mut r.payload);
-        if !rng.chance(invalid_pm) {
-            return r;
-        }
-        match rng.below(16) {
-            0 => r.routing = rng.pick(&[0u8, 2, 255]).unwrap_or(0),
-            1 => r.split = 1 + rng.below(254) as u8,
-            2 => r.raida = RAIDA_ID ^ (1 + rng.below(200) as u8),
-            3 => r.group = 16 + rng.below(200) as u8,
-            4 => r.shard = 4 + rng.below(200) as u8,
-            5 => r.command = 2 + rng.below(200) as u8,
-            6 => r.coin_id = COIN_ID ^ (1 + rng.below(1000) as u16),
-            7 => r.encryption = rng.pick(&[3u8, 6, 9, 200, 255]).unwrap_or(3),
-            8 => {
-                if encryption == 2 {
-                    r.known_locker = false;
-                } else if rng.chance(500) && encryption == 5 {
-                    r.coin2 = UNKNOWN_COIN;
-                } else {
-                    r.coin = UNKNOWN_COIN;
-                }
-            }
-            9 => r.spoil = Spoil::Trailer,
-            10 => {
-                r.spoil = if encryption <= 2 {
-                    Spoil::Crc
-                } else {
-                    Spoil::Hmac
-                }
-            }
-            11 => r.spoil = Spoil::Short(rng.range_usize(0, 33)),
-            12 => r.spoil = Spoil::Empty,
-            13 => r.declared = Some(rng.range(0, 2000) as u16),
-            14 => r.declared = Some(u16::MAX - rng.below(100) as u16),
-            _ => {
-                // Several faults at once: the first failing rule must win.
-                r.split = 1;
-                r.shard = 9;
-                r.spoil = Spoil::Trailer;
-            }
-        }
-        r
     }
 }
 
-/// The rules the simulated server enforces.
-pub fn rules(max_body_size: usize) -> HeaderRules {
-    HeaderRules {
-        raida_id: RAIDA_ID,
-        coin_id: COIN_ID,
-        max_body_size,
-    }
-}
-
-/// How far the engine may read of a TCP stream that begins with `stream` before it
-/// must answer: 32 bytes (the shorter header; no request is shorter) until it has the
-/// 17-byte prefix that says which header it is, then the header, then (when the
-/// header passes) the declared body. Independent of the engine: from the codec's
-/// header rules alone. `read` is how many bytes were read so far.
-pub fn read_bound(stream: &[u8], read: usize, max_body_size: usize) -> usize {
-    if read < PREFIX_LEN || stream.len() < PREFIX_LEN {
-        return SHORT_HEADER_LEN;
-    }
-    let hlen = header_len(stream[PREFIX_LEN - 1]);
-    if read < hlen || stream.len() < hlen {
-        return hlen;
-    }
-    request_len(stream, max_body_size).unwrap_or(hlen)
-}
-
-/// The length of the request at the start of `stream` as the TCP engine reads it: the
-/// header alone when it is rejected at header time, else header and declared body.
-/// `None` when `stream` is shorter than its header.
-pub fn request_len(stream: &[u8], max_body_size: usize) -> Option<usize> {
-    let header = RequestHeader::parse(stream)?;
-    let keys = key_store();
-    let commands = CommandRegistry::with_builtins();
-    match check_header(
-        &header,
-        &rules(max_body_size),
-        &commands,
-        &keys,
-        Timestamp::ZERO,
-    ) {
-        Err(_) => Some(header.len()),
-        Ok(admitted) => Some(header.len() + admitted.body_len),
-    }
-}
-
-/// The codec's answer to a whole request (the independent expected response).
-pub fn expected_answer(
-    request: &[u8],
-    max_body_size: usize,
-    elapsed_micros: u32,
-    random: &[u8; RANDOM_LEN],
-) -> Option<Vec<u8>> {
-    let keys = key_store();
-    answer_datagram(
-        request,
-        &rules(max_body_size),
-        &CommandRegistry::with_builtins(),
-        &keys,
-        Timestamp::ZERO,
-        elapsed_micros,
-        random,
-    )
-}
-
-/// The 32-byte answer to a connection refused at `max_connections` (status 160).
-pub fn refusal() -> [u8; 32] {
-    let mut r = [0u8; 32];
-    r[0] = RAIDA_ID;
-    r[2] = 160;
-    r[5] = 1;
+/// A well-formed request for (`group`, `command`) of `encryption` type to the
+/// simulated server, keyed by its first coins, with fixed nonce, echo and challenge.
+pub fn for_command(group: u8, command: u8, encryption: u8) -> Request {
+    let mut r = Request::new(RAIDA_ID, group, command, keys(encryption, 0, 1));
+    r.coin_id = COIN_ID;
+    r.nonce = [0x11; 24];
+    r.echo = [0xAB, 0xCD];
+    r.challenge = [0x5C; 12];
     r
 }
 
-/// The random bytes the simulated workers give the job of client `client`.
-pub fn job_random(seed: u64, client: u32) -> [u8; RANDOM_LEN] {
-    let mut r = Rng::new(seed ^ 0x5EED_0000_0000_0000).fork(u64::from(client));
-    let mut out = [0u8; RANDOM_LEN];
-    r.fill(&mut out);
-    out
+/// A well-formed echo request of `encryption` type.
+pub fn echo(encryption: u8) -> Request {
+    for_command(0, 0, encryption)
 }
 
-/// Microseconds between two simulated instants, as the 4-byte field holds them.
-pub fn elapsed(from: u64, to: u64) -> u32 {
-    u32::try_from(to.saturating_sub(from)).unwrap_or(u32::MAX)
+/// A seeded request: valid in most draws, invalid in a way drawn from `rng` in
+/// `invalid_pm` per mille of them, of every encryption type; echo, version and the
+/// two witnesses in equal shares.
+pub fn generate(rng: &mut Rng, invalid_pm: u32, max_payload: usize) -> Request {
+    let encryption = rng.pick(&[0u8, 0, 1, 2, 4, 5]).unwrap_or(0);
+    let (group, command) = match rng.below(4) {
+        0 => (0, 0),
+        1 => (0, 1),
+        2 => (witness::GROUP, witness::ON_WORKER),
+        _ => (witness::GROUP, witness::INLINE),
+    };
+    let first = rng.below(COINS.len() as u64) as usize;
+    let second = rng.below(COINS.len() as u64) as usize;
+    let mut r = Request::new(RAIDA_ID, group, command, keys(encryption, first, second));
+    r.coin_id = COIN_ID;
+    r.shard = rng.below(4) as u8;
+    rng.fill(&mut r.presentation);
+    rng.fill(&mut r.nonce);
+    rng.fill(&mut r.echo);
+    rng.fill(&mut r.challenge);
+    r.payload = vec![0; rng.range_usize(0, max_payload)];
+    rng.fill(&mut r.payload);
+    if !rng.chance(invalid_pm) {
+        return r;
+    }
+    let f = &mut r.faults;
+    match rng.below(16) {
+        0 => f.routing = Some(rng.pick(&[0u8, 2, 255]).unwrap_or(0)),
+        1 => f.split_id = Some(1 + rng.below(254) as u8),
+        2 => r.raida_id = RAIDA_ID ^ (1 + rng.below(200) as u8),
+        3 => r.group = 16 + rng.below(200) as u8,
+        4 => r.shard = 4 + rng.below(200) as u8,
+        // Registered are (0, 0), (0, 1), (15, 2) and (15, 3).
+        5 => r.command = 4 + rng.below(200) as u8,
+        6 => r.coin_id = COIN_ID ^ (1 + rng.below(1000) as u16),
+        7 => f.encryption_byte = Some(rng.pick(&[3u8, 6, 9, 200, 255]).unwrap_or(3)),
+        8 => {
+            let second = rng.chance(500);
+            r.keys = unknown(&r.keys, second);
+        }
+        9 => f.bad_trailer = true,
+        10 => {
+            if encryption <= 2 {
+                f.bad_crc = true;
+            } else {
+                f.bad_hmac = true;
+            }
+        }
+        11 => f.truncate_body = Some(rng.range_usize(0, 33)),
+        12 => f.no_body = true,
+        13 => f.declared_body_len = Some(rng.range(0, 2000) as u16),
+        14 => f.declared_body_len = Some(u16::MAX - rng.below(100) as u16),
+        _ => {
+            // Several faults at once: the first failing rule must win.
+            f.split_id = Some(1);
+            f.bad_trailer = true;
+            r.shard = 9;
+        }
+    }
+    r
 }

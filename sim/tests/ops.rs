@@ -5,41 +5,67 @@
 //! sequence.
 
 use proptest::prelude::*;
-use raida_sim::request::{Req, Spoil, UNKNOWN_COIN};
-use raida_sim::{Knobs, World};
+use raida_client::{Coin, Keys};
+use raida_sim::request::{self, ClientRequest};
+use raida_sim::server::UNKNOWN_COIN;
+use raida_sim::{witness, Knobs, Stats, World};
 
-/// Requests of every encryption type, valid and not.
-fn requests() -> Vec<Vec<u8>> {
-    let mut v = Vec::new();
+/// Requests of every encryption type, valid and not. The first two run on the
+/// workers whatever the knobs (the witness on its worker, types 0 and 1).
+fn requests() -> Vec<ClientRequest> {
+    let worker = |enc| {
+        let mut r = request::for_command(witness::GROUP, witness::ON_WORKER, enc);
+        r.payload = vec![7; 5];
+        r
+    };
+    let mut v = vec![worker(0), worker(1)];
     for enc in [0u8, 1, 2, 4, 5] {
-        v.push(Req::echo(enc).bytes());
-        let mut r = Req::echo(enc);
-        r.command = 1;
-        r.payload = vec![9; 20];
-        v.push(r.bytes());
+        v.push(request::echo(enc));
+        let mut version = request::for_command(0, 1, enc);
+        version.payload = vec![9; 20];
+        v.push(version);
+        if enc > 1 {
+            v.push(worker(enc));
+        }
+        v.push(request::for_command(witness::GROUP, witness::INLINE, enc));
     }
-    let mut bad = Req::echo(0);
-    bad.split = 1;
-    v.push(bad.bytes());
-    let mut unknown = Req::echo(1);
-    unknown.coin = UNKNOWN_COIN;
-    v.push(unknown.bytes());
-    let mut unknown4 = Req::echo(4);
-    unknown4.coin = UNKNOWN_COIN;
-    v.push(unknown4.bytes());
-    let mut hmac = Req::echo(5);
-    hmac.spoil = Spoil::Hmac;
-    v.push(hmac.bytes());
-    let mut trailer = Req::echo(2);
-    trailer.spoil = Spoil::Trailer;
-    v.push(trailer.bytes());
-    let mut code = Req::echo(3);
-    code.encryption = 3;
-    v.push(code.bytes());
-    let mut routed = Req::echo(4);
-    routed.routing = 9;
-    v.push(routed.bytes());
-    v
+    let unknown = Coin::new(UNKNOWN_COIN.0, UNKNOWN_COIN.1);
+    let mut bad = request::echo(0);
+    bad.faults.split_id = Some(1);
+    v.push(bad);
+    let mut unknown1 = request::echo(1);
+    unknown1.keys = Keys::Coin {
+        coin: unknown,
+        an: [0x77; 16],
+    };
+    v.push(unknown1);
+    let mut unknown4 = request::echo(4);
+    unknown4.keys = Keys::Coin256 {
+        coin: unknown,
+        an: [0x77; 16],
+    };
+    v.push(unknown4);
+    let mut hmac = request::echo(5);
+    hmac.faults.bad_hmac = true;
+    v.push(hmac);
+    let mut trailer = request::echo(2);
+    trailer.faults.bad_trailer = true;
+    v.push(trailer);
+    let mut code = request::echo(0);
+    code.faults.encryption_byte = Some(3);
+    v.push(code);
+    let mut routed = request::echo(4);
+    routed.faults.routing = Some(9);
+    v.push(routed);
+    let mut empty = worker(2);
+    empty.faults.no_body = true;
+    v.push(empty);
+    v.into_iter().map(ClientRequest::new).collect()
+}
+
+/// A request by its index in [`requests`].
+fn nth(reqs: &[ClientRequest], i: usize) -> ClientRequest {
+    reqs[i % reqs.len()].clone()
 }
 
 #[derive(Clone, Debug)]
@@ -68,18 +94,15 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// Applies `ops` to a quiet world (no faults of its own: the operations are the
 /// faults); returns the first violation.
-fn run(ops: &[Op], knobs: Knobs) -> Result<(), String> {
+fn run(ops: &[Op], knobs: Knobs) -> Result<Stats, String> {
     let reqs = requests();
     let mut w = World::new(knobs, false);
     let mut tcp: Vec<u32> = Vec::new();
     for op in ops {
         match *op {
             Op::Connect { request, garbage } => {
-                let mut stream = reqs[request % reqs.len()].clone();
-                if garbage {
-                    stream.extend_from_slice(&[0xEE; 30]);
-                }
-                tcp.push(w.connect_scripted(stream));
+                let garbage: &[u8] = if garbage { &[0xEE; 30] } else { &[] };
+                tcp.push(w.connect_scripted(nth(&reqs, request), garbage));
             }
             Op::Send { client, bytes } if !tcp.is_empty() => {
                 w.send(tcp[client % tcp.len()], bytes);
@@ -89,12 +112,8 @@ fn run(ops: &[Op], knobs: Knobs) -> Result<(), String> {
             Op::Complete { job } => w.complete_nth(job),
             Op::Advance { us } => w.advance(us),
             Op::Datagram { request, cut } => {
-                let mut d = reqs[request % reqs.len()].clone();
-                if let Some(c) = cut {
-                    d.truncate(c);
-                }
-                let cid = w.add_udp_client(d.clone());
-                w.udp_send(cid, d);
+                let cid = w.add_udp_client(nth(&reqs, request), cut);
+                w.udp_send(cid);
             }
             _ => {}
         }
@@ -103,7 +122,9 @@ fn run(ops: &[Op], knobs: Knobs) -> Result<(), String> {
             return Err(format!("{} (t={})", v.what, v.at));
         }
     }
-    w.finish().map_err(|v| format!("{} (t={})", v.what, v.at))
+    w.finish()
+        .map(|()| w.stats.clone())
+        .map_err(|v| format!("{} (t={})", v.what, v.at))
 }
 
 proptest! {
@@ -137,7 +158,7 @@ fn a_late_completion_for_a_reused_slot_is_dropped() {
     // connection takes the slot and completes its own request, then the old job ends.
     let ops = [
         Op::Connect {
-            request: 5,
+            request: 0,
             garbage: false,
         },
         Op::Send {
@@ -146,7 +167,7 @@ fn a_late_completion_for_a_reused_slot_is_dropped() {
         },
         Op::Reset { client: 0 },
         Op::Connect {
-            request: 6,
+            request: 1,
             garbage: false,
         },
         Op::Send {
@@ -156,5 +177,9 @@ fn a_late_completion_for_a_reused_slot_is_dropped() {
         Op::Complete { job: 0 },
         Op::Complete { job: 0 },
     ];
-    assert_eq!(run(&ops, Knobs::quiet(2)), Ok(()));
+    let stats = run(&ops, Knobs::quiet(2)).map_err(|e| e.to_string());
+    let stats = stats
+        .as_ref()
+        .map(|s| (s.jobs, s.late_completions, s.tcp_responses));
+    assert_eq!(stats, Ok((2, 1, 1)), "(jobs, late completions, responses)");
 }

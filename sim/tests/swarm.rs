@@ -20,6 +20,18 @@ fn three_hundred_seeds_keep_every_invariant() {
 }
 
 #[test]
+fn the_band_checks_the_context_of_witness_handlers() {
+    let start = start();
+    let mut checked = 0;
+    for seed in start..start + 50 {
+        if let Ok(stats) = run_seed(seed) {
+            checked += stats.contexts_checked;
+        }
+    }
+    assert!(checked > 50, "{checked} contexts checked in 50 seeds");
+}
+
+#[test]
 fn one_seed_replays_to_the_same_trace() {
     let seed = start() + 7;
     let hash = |seed| {

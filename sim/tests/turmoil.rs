@@ -16,13 +16,15 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use raida_core::codec::RANDOM_LEN;
+use raida_core::codec::{Arrival, RANDOM_LEN};
 use raida_core::{
     Accept, CommandRegistry, Completion, ConnId, ConnSocket, Engine, EngineConfig, Io, Job, Output,
-    Timestamp,
+    Timestamp, Transport,
 };
-use raida_sim::request::{self, Req};
+use raida_sim::oracle::Oracle;
+use raida_sim::request::{self, ClientRequest};
 use raida_sim::rng::Rng;
+use raida_sim::server;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use tokio::sync::Notify;
@@ -40,6 +42,13 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 #[derive(Debug, Default, Clone)]
 struct Report {
     connections: usize,
+    /// Connections accepted by the engine.
+    accepted: u64,
+    /// Every connection the engine closed, in order: (its place in accept order,
+    /// whether its whole response was written).
+    closed: Vec<(u32, bool)>,
+    /// Sockets the driver still holds (it drops one on the engine's `Close`).
+    sockets: usize,
     in_flight: usize,
     timed_out: u64,
     reset: u64,
@@ -86,6 +95,10 @@ impl Wake for ConnWaker {
 struct Conn {
     stream: TcpStream,
     waker: Waker,
+    /// Its place in accept order (0: the first accepted).
+    nth: u32,
+    /// The engine wrote its whole response and shut down the write side.
+    answered: bool,
 }
 
 /// A turmoil stream as the engine's service loop sees it: non-blocking reads and
@@ -117,6 +130,7 @@ impl ConnSocket for TurmoilSocket<'_> {
     }
 
     fn shutdown_write(&mut self) {
+        self.conn.answered = true;
         let mut cx = Context::from_waker(&self.conn.waker);
         let _ = Pin::new(&mut self.conn.stream).poll_shutdown(&mut cx);
     }
@@ -124,8 +138,8 @@ impl ConnSocket for TurmoilSocket<'_> {
 
 fn config() -> EngineConfig {
     let mut config = EngineConfig::default();
-    config.raida_id = request::RAIDA_ID;
-    config.coin_id = request::COIN_ID;
+    config.raida_id = server::RAIDA_ID;
+    config.coin_id = server::COIN_ID;
     config.socket_timeout = TIMEOUT;
     config.mod_queue_size = 4;
     config
@@ -148,12 +162,14 @@ async fn serve(report: Arc<Mutex<Report>>, worker_delay: Duration) -> TestResult
     let mut engine = Engine::new(
         config(),
         CommandRegistry::with_builtins(),
-        Arc::new(request::key_store()),
+        Arc::new(server::key_store()),
     );
     let epoch = Instant::now();
     let (done_tx, mut done_rx) = unbounded_channel::<Done>();
     let ready = Arc::new(ReadySet::default());
     let mut conns: BTreeMap<ConnId, Conn> = BTreeMap::new();
+    let mut next_nth = 0u32;
+    let mut closed: Vec<(u32, bool)> = Vec::new();
     let mut udp_buf = vec![0u8; 2048];
     loop {
         let deadline = engine
@@ -166,7 +182,8 @@ async fn serve(report: Arc<Mutex<Report>>, worker_delay: Duration) -> TestResult
                 match engine.handle_accept(peer, now(epoch)) {
                     Accept::Accepted(id) => {
                         let waker = Waker::from(Arc::new(ConnWaker { id, ready: Arc::clone(&ready) }));
-                        conns.insert(id, Conn { stream, waker });
+                        conns.insert(id, Conn { stream, waker, nth: next_nth, answered: false });
+                        next_nth += 1;
                         // Try the read right after accepting.
                         wakes.push_back(id);
                     }
@@ -197,7 +214,9 @@ async fn serve(report: Arc<Mutex<Report>>, worker_delay: Duration) -> TestResult
                     Output::Job(job) => spawn_worker(job, worker_delay, epoch, done_tx.clone()),
                     Output::Wake(id) => wakes.push_back(id),
                     Output::Close(id) => {
-                        conns.remove(&id);
+                        if let Some(conn) = conns.remove(&id) {
+                            closed.push((conn.nth, conn.answered));
+                        }
                     }
                     Output::Datagram { peer, bytes } => {
                         let _ = udp.send_to(&bytes, peer).await;
@@ -216,6 +235,9 @@ async fn serve(report: Arc<Mutex<Report>>, worker_delay: Duration) -> TestResult
         if let Ok(mut r) = report.lock() {
             let c = engine.counters();
             r.connections = engine.connection_count();
+            r.accepted = c.accepted;
+            r.closed.clone_from(&closed);
+            r.sockets = conns.len();
             r.in_flight = engine.in_flight();
             r.max_in_flight = r.max_in_flight.max(engine.in_flight());
             r.timed_out = c.timed_out;
@@ -255,16 +277,25 @@ fn expected(request: &[u8], response: &[u8]) -> Vec<u8> {
     let elapsed = response
         .get(at..at + 4)
         .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-    request::expected_answer(request, 65_536, elapsed, &RANDOM).unwrap_or_default()
+    // Echo and version do not read the arrival.
+    let arrival = Arrival {
+        peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+        transport: Transport::Tcp,
+        at: Timestamp::ZERO,
+    };
+    Oracle::new(65_536)
+        .answer(request, &arrival, elapsed, &RANDOM)
+        .unwrap_or_default()
 }
 
+/// Echo or version, of every encryption type in turn, told apart by echo and nonce
+/// bytes, with a payload of 0 to 6 bytes.
 fn request(i: u32) -> Vec<u8> {
-    let mut r = Req::echo([0u8, 1, 2, 4, 5][i as usize % 5]);
-    r.command = (i % 2) as u8;
+    let mut r = request::for_command(0, (i % 2) as u8, [0u8, 1, 2, 4, 5][i as usize % 5]);
     r.echo = [i as u8, (i >> 8) as u8];
     r.nonce[7] = i as u8;
     r.payload = vec![i as u8; (i % 7) as usize];
-    r.bytes()
+    ClientRequest::new(r).bytes().to_vec()
 }
 
 async fn tcp_exchange(req: &[u8]) -> Result<Vec<u8>, std::io::Error> {
@@ -370,13 +401,36 @@ fn a_partition_mid_request_times_the_connection_out_and_the_next_one_works() -> 
         sim.step()?;
     }
     let mid = report(&rep);
+    assert_eq!(mid.accepted, 1, "one connection so far");
     assert_eq!(mid.timed_out, 1, "closed by the socket timeout");
-    assert_eq!(mid.connections, 0);
+    assert_eq!(mid.closed, [(0, false)], "the first connection, unanswered");
+    assert_eq!((mid.connections, mid.sockets), (0, 0), "(engine, driver)");
+    assert_eq!(mid.tcp_responses, 0);
     sim.repair("client", "server");
     sim.run()?;
+    // The client is done once it read the response; the server closes the second
+    // connection when the client's FIN arrives (or at the linger deadline).
+    for _ in 0..1_000 {
+        if report(&rep).idle {
+            break;
+        }
+        sim.step()?;
+    }
     let r = report(&rep);
-    assert_eq!(r.tcp_responses, 1);
-    assert!(r.idle || r.connections <= 1);
+    assert_eq!(
+        r.accepted, 2,
+        "the partitioned connection and the fresh one"
+    );
+    assert_eq!(r.timed_out, 1, "only the partitioned connection timed out");
+    assert_eq!(
+        r.closed,
+        [(0, false), (1, true)],
+        "(accept order, answered)"
+    );
+    assert_eq!(r.tcp_responses, 1, "the fresh connection was answered");
+    assert_eq!((r.abandoned, r.reset, r.late_dropped), (0, 0, 0));
+    assert_eq!((r.connections, r.sockets, r.in_flight), (0, 0, 0));
+    assert!(r.idle, "nothing left in the engine: {r:?}");
     Ok(())
 }
 
