@@ -376,7 +376,8 @@ impl World {
         let c = &self.clients[cid as usize];
         let req = &c.request;
         let mut faults = req.request.faults;
-        let no_body = std::mem::take(&mut faults.no_body);
+        // A request without a body is intact too.
+        faults.no_body = false;
         if !c.intact || faults != raida_client::Faults::default() {
             return;
         }
@@ -388,26 +389,9 @@ impl World {
                 (req.request.group, req.request.command)
             )
         };
-        let mut patched;
-        let mut bytes = bytes;
-        if no_body && bytes.len() >= 32 && bytes[2] == 250 && !req.request.encryption().is_aes256()
-        {
-            // Without a body there is no challenge: a 32-byte SUCCESS carries a zero
-            // signature (PROTOCOL.md section 5), which the client's verifier does not
-            // expect (its Expect is the well-formed request's). Check that here and
-            // verify the rest with it.
-            if bytes[16..32] != [0; 16] {
-                let what = format!(
-                    "context: {}: a request without a body answered with signature {}",
-                    who(),
-                    hex(&bytes[16..32])
-                );
-                return self.violate(what);
-            }
-            patched = bytes.to_vec();
-            patched[16..32].copy_from_slice(&signature(&req.request));
-            bytes = &patched;
-        }
+        // Without a body there is no challenge: a 32-byte SUCCESS carries a zero
+        // signature (PROTOCOL.md section 5); the client's verifier expects exactly that
+        // for a request built with no body.
         let response = match req.built.parse_response(bytes) {
             Ok(r) => r,
             Err(e) => {
@@ -571,18 +555,4 @@ impl World {
 /// header and the body it declares.
 fn is_whole_response(bytes: &[u8], header_len: usize) -> bool {
     bytes.len() >= header_len && bytes.len() == header_len + raida_client::declared_body_len(bytes)
-}
-
-/// The signature a well-formed type 0, 1 or 2 request's SUCCESS carries (PROTOCOL.md
-/// section 5): its challenge (12 bytes and their CRC-32), XOR the AN for types 1, 2.
-fn signature(request: &raida_client::Request) -> [u8; 16] {
-    let mut s = [0u8; 16];
-    s[..12].copy_from_slice(&request.challenge);
-    s[12..].copy_from_slice(&raida_client::crypto::crc32(&request.challenge).to_be_bytes());
-    if let raida_client::Keys::Coin { an, .. } | raida_client::Keys::Locker { an } = &request.keys {
-        for (x, a) in s.iter_mut().zip(an) {
-            *x ^= a;
-        }
-    }
-    s
 }

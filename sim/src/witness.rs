@@ -114,9 +114,10 @@ impl Context {
             KeyId::Locker(prefix) => Key::Locker(prefix),
             KeyId::TwoCoins(a, b) => Key::TwoCoins(coin(a), coin(b)),
         };
-        let store_is_the_servers = COINS
-            .iter()
-            .all(|&(d, s, an)| ctx.store.coin_an(d, s, ctx.arrived) == Some(an));
+        let store_is_the_servers = COINS.iter().all(|&(d, s, an)| {
+            ctx.store.lookup(raida_core::CoinId::new(d, s), ctx.arrived)
+                == raida_core::keys::Lookup::Found(an)
+        });
         Context {
             group: ctx.group,
             command: ctx.command,

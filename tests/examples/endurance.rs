@@ -907,7 +907,7 @@ fn bodies(o: &Opts) -> Res<()> {
     let mut header = echo_request(0x7777).bytes()[..32].to_vec();
     header[22..24].copy_from_slice(&65_535u16.to_be_bytes());
     let mut out = header;
-    out.extend(std::iter::repeat_n(0x41u8, 65_000));
+    out.extend_from_slice(&[0x41u8; 65_000]);
     let mut mux = Mux::new()?;
     for _ in 0..n {
         mux.open_from(Some(from), addr, out.clone())?;

@@ -68,13 +68,33 @@ fn keys(encryption: u8) -> Keys {
     }
 }
 
+/// Where a server listens (a copy, for client threads).
+#[derive(Clone, Copy, Debug)]
+struct At {
+    tcp: SocketAddr,
+    udp: SocketAddr,
+}
+
+fn at(server: &Server) -> At {
+    At {
+        tcp: server.tcp,
+        udp: server.udp,
+    }
+}
+
 /// Sends (group 1, `command`, `payload`) and returns the status and decrypted body.
-fn call(server: &Server, transport: Transport, enc: u8, command: u8, payload: &[u8]) -> (u8, Vec<u8>) {
-    call_shard(server, transport, enc, command, payload, 0)
+fn call(
+    server: &Server,
+    transport: Transport,
+    enc: u8,
+    command: u8,
+    payload: &[u8],
+) -> (u8, Vec<u8>) {
+    call_shard(at(server), transport, enc, command, payload, 0)
 }
 
 fn call_shard(
-    server: &Server,
+    server: At,
     transport: Transport,
     enc: u8,
     command: u8,
@@ -121,7 +141,10 @@ fn every_row_of_section_8a_over_tcp_and_udp_and_types_0_1_4() {
                 (MIXED, vec![0b0010_0100, 0b0000_0001])
             );
             // detect_sum.
-            let mut p: Vec<u8> = [(1, 4), (1, 5)].iter().flat_map(|&(d, s)| coin_ref(d, s)).collect();
+            let mut p: Vec<u8> = [(1, 4), (1, 5)]
+                .iter()
+                .flat_map(|&(d, s)| coin_ref(d, s))
+                .collect();
             p.extend_from_slice(&xor(&[a(4), a(5)]));
             assert_eq!(call(&server, transport, enc, 11, &p).0, PASS);
             let mut p: Vec<u8> = coin_ref(1, 4);
@@ -136,23 +159,40 @@ fn every_row_of_section_8a_over_tcp_and_udp_and_types_0_1_4() {
             let pan = [0x50 + serial as u8; 16];
             let p = pown_payload(&[(1, s, a(s), pan)]);
             assert_eq!(call(&server, transport, enc, 20, &p), (PASS, vec![]));
-            assert_eq!(call(&server, transport, enc, 10, &detect_payload(&[(1, s, pan)])).0, PASS);
-            assert_eq!(call(&server, transport, enc, 10, &detect_payload(&[(1, s, a(s))])).0, FAIL);
+            assert_eq!(
+                call(&server, transport, enc, 10, &detect_payload(&[(1, s, pan)])).0,
+                PASS
+            );
+            assert_eq!(
+                call(
+                    &server,
+                    transport,
+                    enc,
+                    10,
+                    &detect_payload(&[(1, s, a(s))])
+                )
+                .0,
+                FAIL
+            );
             // pown_sum: AN ^= delta on every coin.
             let (s1, s2) = (200 + serial, 300 + serial);
             let delta = [0x0F; 16];
-            let mut p: Vec<u8> = [(1, s1), (1, s2)].iter().flat_map(|&(d, s)| coin_ref(d, s)).collect();
+            let mut p: Vec<u8> = [(1, s1), (1, s2)]
+                .iter()
+                .flat_map(|&(d, s)| coin_ref(d, s))
+                .collect();
             p.extend_from_slice(&xor(&[a(s1), a(s2)]));
             p.extend_from_slice(&delta);
             assert_eq!(call(&server, transport, enc, 21, &p).0, PASS);
-            let moved = detect_payload(&[(1, s1, xor(&[a(s1), delta])), (1, s2, xor(&[a(s2), delta]))]);
+            let moved =
+                detect_payload(&[(1, s1, xor(&[a(s1), delta])), (1, s2, xor(&[a(s2), delta]))]);
             assert_eq!(call(&server, transport, enc, 10, &moved).0, PASS);
             // The checks: 16, 39, 20.
             assert_eq!(call(&server, transport, enc, 10, &[1; 20]).0, 16);
             assert_eq!(call(&server, transport, enc, 10, &[1; 22]).0, 39);
             assert_eq!(call(&server, transport, enc, 20, &[1; 38]).0, 39);
             let p = detect_payload(&[(1, 1, a(1))]);
-            assert_eq!(call_shard(&server, transport, enc, 10, &p, 2).0, 20);
+            assert_eq!(call_shard(at(&server), transport, enc, 10, &p, 2).0, 20);
         }
     }
     // 36: no body at all (type 0 over TCP).
@@ -166,23 +206,32 @@ fn every_row_of_section_8a_over_tcp_and_udp_and_types_0_1_4() {
 #[test]
 fn of_32_concurrent_powns_of_one_coin_with_the_same_an_exactly_one_passes() {
     let root = demo_root();
-    let server = Arc::new(Server::start(root.path(), &[]));
+    let server = Server::start(root.path(), &[]);
+    let addrs = at(&server);
     let barrier = Arc::new(Barrier::new(32));
     let results: Vec<u8> = (0..32u8)
         .map(|i| {
-            let (server, barrier) = (Arc::clone(&server), Arc::clone(&barrier));
+            let barrier = Arc::clone(&barrier);
             std::thread::spawn(move || {
                 let p = pown_payload(&[(1, 7, demo_coin_an(1, 7), [0x80 + i; 16])]);
                 barrier.wait();
-                call(&server, Transport::Tcp, 0, 20, &p).0
+                call_shard(addrs, Transport::Tcp, 0, 20, &p, 0).0
             })
         })
         .collect::<Vec<_>>()
         .into_iter()
         .map(|t| t.join().expect("client"))
         .collect();
-    assert_eq!(results.iter().filter(|&&s| s == PASS).count(), 1, "{results:?}");
-    assert_eq!(results.iter().filter(|&&s| s == FAIL).count(), 31, "{results:?}");
+    assert_eq!(
+        results.iter().filter(|&&s| s == PASS).count(),
+        1,
+        "{results:?}"
+    );
+    assert_eq!(
+        results.iter().filter(|&&s| s == FAIL).count(),
+        31,
+        "{results:?}"
+    );
 }
 
 #[test]
@@ -203,13 +252,26 @@ fn pown_sum_changes_all_of_its_coins_or_none() {
     p.extend_from_slice(&xor(&[ans[0], ans[1]]));
     p.extend_from_slice(&[0x33; 16]);
     assert_eq!(call(&server, Transport::Udp, 0, 21, &p).0, 40);
-    let unchanged: Vec<_> = coins.iter().zip(&ans).map(|(&(d, s), &a)| (d, s, a)).collect();
-    assert_eq!(call(&server, Transport::Tcp, 0, 10, &detect_payload(&unchanged)).0, PASS);
+    let unchanged: Vec<_> = coins
+        .iter()
+        .zip(&ans)
+        .map(|(&(d, s), &a)| (d, s, a))
+        .collect();
+    assert_eq!(
+        call(&server, Transport::Tcp, 0, 10, &detect_payload(&unchanged)).0,
+        PASS
+    );
 }
 
 /// A type-1 echo keyed by coin (1, `serial`) with `an`: its status.
 fn echo_keyed(server: &Server, serial: u32, an: An) -> u8 {
-    let mut req = Request::echo(0, Keys::Coin { coin: Coin::new(1, serial), an });
+    let mut req = Request::echo(
+        0,
+        Keys::Coin {
+            coin: Coin::new(1, serial),
+            an,
+        },
+    );
     req.randomize().expect("random");
     let built: BuiltRequest = req.build().expect("builds");
     let mut stream = TcpStream::connect(server.tcp).expect("connect");
@@ -246,7 +308,17 @@ fn an_answered_pown_survives_a_restart() {
         assert_eq!(server.wait_exit(GENEROUS).and_then(|s| s.code()), Some(0));
     }
     let server = Server::start(root.path(), &[]);
-    assert_eq!(call(&server, Transport::Tcp, 0, 10, &detect_payload(&[(-1, 14, new)])).0, PASS);
+    assert_eq!(
+        call(
+            &server,
+            Transport::Tcp,
+            0,
+            10,
+            &detect_payload(&[(-1, 14, new)])
+        )
+        .0,
+        PASS
+    );
 }
 
 /// Every page file of the store under `root` is exactly 17,408 bytes.
@@ -314,7 +386,9 @@ fn no_answered_pown_is_lost_when_the_server_is_killed() {
     let root = demo_root();
     let pages = pages_whole(root.path()).expect("whole pages");
     let known: Arc<Mutex<Vec<Known>>> = Arc::new(Mutex::new(
-        (0..COINS).map(|s| Known::Is(demo_coin_an(0, 1 + s))).collect(),
+        (0..COINS)
+            .map(|s| Known::Is(demo_coin_an(0, 1 + s)))
+            .collect(),
     ));
     let started = Instant::now();
     for round in 0..ROUNDS {
@@ -343,7 +417,10 @@ fn no_answered_pown_is_lost_when_the_server_is_killed() {
             Ok(pages),
             "round {round}: a page file changed its size (CRASH_SEED={seed})"
         );
-        assert!(started.elapsed() < Duration::from_secs(240), "the crash test took too long");
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "the crash test took too long"
+        );
     }
     let server = Server::start(root.path(), &[]);
     verify(&server, &known, ROUNDS, seed);
@@ -361,7 +438,8 @@ fn pown_load(
 ) {
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
     sock.connect(udp).expect("connect");
-    sock.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
     let mut buf = [0u8; 512];
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         // Client c owns coins c, c + 4, ...: no two clients pown one coin at once.
@@ -407,7 +485,16 @@ fn verify(server: &Server, known: &Mutex<Vec<Known>>, round: usize, seed: u64) {
     };
     for (slot, state) in k.iter_mut().enumerate() {
         let serial = 1 + slot as u32;
-        let holds = |an: An| call(server, Transport::Tcp, 0, 10, &detect_payload(&[(0, serial, an)])).0 == PASS;
+        let holds = |an: An| {
+            call(
+                server,
+                Transport::Tcp,
+                0,
+                10,
+                &detect_payload(&[(0, serial, an)]),
+            )
+            .0 == PASS
+        };
         *state = match *state {
             Known::Is(an) => {
                 assert!(
