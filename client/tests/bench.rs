@@ -7,7 +7,7 @@ mod support;
 use std::net::{TcpListener, UdpSocket};
 use std::time::Duration;
 
-use raida_client::bench::{run, run_with, BenchConfig, Limit, Progress, RequestSource};
+use raida_client::bench::{run, run_with, BenchConfig, Limit, Next, Progress, RequestSource};
 use raida_client::{ErrorKind, Request, Transport};
 use raida_core::Status;
 use support::*;
@@ -206,8 +206,9 @@ struct Alternating {
 }
 
 impl RequestSource for Alternating {
-    fn next(&self, request: &mut raida_client::BuiltRequest, seq: u64) {
+    fn next(&self, request: &mut raida_client::BuiltRequest, seq: u64) -> Next {
         request.clone_from(if seq % 2 == 1 { &self.good } else { &self.bad });
+        Next::Send
     }
 }
 
