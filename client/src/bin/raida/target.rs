@@ -256,3 +256,65 @@ impl<K: KeyOptions> TargetArgs<K> {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_coin_is_denomination_colon_serial() {
+        assert_eq!(parse_coin("1:5"), Ok(Coin::new(1, 5)));
+        assert_eq!(parse_coin("-1:16"), Ok(Coin::new(-1, 16)));
+        assert_eq!(parse_coin("-8:4294967295"), Ok(Coin::new(-8, u32::MAX)));
+        assert_eq!(parse_coin("0:0"), Ok(Coin::new(0, 0)));
+    }
+
+    #[test]
+    fn a_bad_coin_says_which_half_is_wrong() {
+        for (s, says) in [
+            ("15", "expected DEN:SN"),
+            ("", "expected DEN:SN"),
+            ("128:1", "denomination -128..127"),
+            ("x:1", "denomination"),
+            (":1", "denomination"),
+            ("1:", "serial number"),
+            ("1:-1", "serial number"),
+            ("1:4294967296", "serial number"),
+            ("1:2:3", "serial number"),
+        ] {
+            let e = parse_coin(s).expect_err(s);
+            assert!(e.contains(says), "{s:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_an_is_32_hex_digits_of_either_case() {
+        let an = parse_an("00112233445566778899AaBbCcDdEeFf").expect("hex");
+        assert_eq!(
+            an,
+            [
+                0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xAA, 0xBB, 0xCC, 0xDD,
+                0xEE, 0xFF
+            ]
+        );
+        assert_eq!(
+            parse_an(" 000102030405060708090a0b0c0d0e0f\n").map(|a| a[15]),
+            Ok(15)
+        );
+    }
+
+    #[test]
+    fn a_bad_an_says_what_it_got() {
+        for s in [
+            "",
+            "0011",
+            "00112233445566778899aabbccddeeff00",
+            "00112233445566778899aabbccddeefg",
+            "+0112233445566778899aabbccddeeff",
+            "é0112233445566778899aabbccddeef",
+        ] {
+            let e = parse_an(s).expect_err(s);
+            assert!(e.starts_with("expected 32 hex digits"), "{s:?}: {e}");
+        }
+    }
+}
