@@ -1,6 +1,7 @@
 //! raida-client: builds requests of every encryption type from named fields, sends
-//! them over TCP or UDP, verifies and decrypts the response; and the `raida` CLI
-//! (echo, version, bench, keys).
+//! them over TCP or UDP, verifies and decrypts the response; the payloads and per-coin
+//! results of the authentication commands ([`auth`]); and the `raida` CLI (echo,
+//! version, detect, pown, bench, keys).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -18,6 +19,7 @@
 //!
 //! The contract for every byte is `shared/PROTOCOL.md`.
 
+pub mod auth;
 pub mod bench;
 pub mod crypto;
 mod error;

@@ -34,8 +34,8 @@ impl Coin {
         }
     }
 
-    /// The 5 header bytes: denomination, serial big-endian.
-    fn bytes(self) -> [u8; 5] {
+    /// The 5 bytes a header or payload names it by: denomination, serial big-endian.
+    pub const fn to_bytes(self) -> [u8; 5] {
         let s = self.serial.to_be_bytes();
         [self.denomination as u8, s[0], s[1], s[2], s[3]]
     }
@@ -295,7 +295,7 @@ impl Request {
         let len_be = (body_len as u16).to_be_bytes();
         let key = if hlen == SHORT_HEADER_LEN {
             match &self.keys {
-                Keys::Coin { coin, .. } => bytes[17..22].copy_from_slice(&coin.bytes()),
+                Keys::Coin { coin, .. } => bytes[17..22].copy_from_slice(&coin.to_bytes()),
                 Keys::Locker { an } => bytes[17..22].copy_from_slice(&an[..5]),
                 _ => {}
             }
@@ -315,7 +315,7 @@ impl Request {
             bytes[24..48].copy_from_slice(&self.nonce);
             let k = match &self.keys {
                 Keys::Coin256 { coin, an } => {
-                    bytes[19..24].copy_from_slice(&coin.bytes());
+                    bytes[19..24].copy_from_slice(&coin.to_bytes());
                     crypto::sha256(&[an])
                 }
                 Keys::TwoCoins256 {
@@ -324,8 +324,8 @@ impl Request {
                     second,
                     second_an,
                 } => {
-                    bytes[19..24].copy_from_slice(&first.bytes());
-                    bytes[24..29].copy_from_slice(&second.bytes());
+                    bytes[19..24].copy_from_slice(&first.to_bytes());
+                    bytes[24..29].copy_from_slice(&second.to_bytes());
                     crypto::sha256(&[first_an, second_an])
                 }
                 // A 48-byte header only comes from the two AES-256 variants.

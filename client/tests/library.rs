@@ -445,3 +445,69 @@ fn tcp_connect_to_a_closed_port_is_a_connection_error() {
     assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
     assert_eq!(err.kind(), ErrorKind::Connect);
 }
+
+// ---- the authentication commands' payloads, against the real commands ----
+
+#[test]
+fn every_authentication_command_answers_its_payload_for_every_type() {
+    use raida_client::auth::{self, AuthCommand};
+    let good = |d, s| (Coin::new(d, s), demo_coin_an(d, s));
+    let wrong = (Coin::new(1, 2), [0u8; 16]);
+    // (command, payload, the status it answers, what that says of each coin)
+    type Case = (AuthCommand, Vec<u8>, Status, Option<Vec<bool>>);
+    let cases: Vec<Case> = vec![
+        (
+            AuthCommand::Detect,
+            auth::detect_payload(&[good(1, 1), wrong, good(-1, 16)]),
+            Status::Mixed,
+            Some(vec![true, false, true]),
+        ),
+        (
+            AuthCommand::DetectSum,
+            auth::detect_sum_payload(&[good(1, 1), good(1, 2)]),
+            Status::AllPass,
+            Some(vec![true, true]),
+        ),
+        (
+            AuthCommand::DetectSum,
+            auth::detect_sum_payload(&[good(1, 1), wrong]),
+            Status::AllFail,
+            Some(vec![false, false]),
+        ),
+        (
+            AuthCommand::Pown,
+            auth::pown_payload(&[(Coin::new(1, 2), demo_coin_an(1, 2), [7; 16])]),
+            Status::AllPass,
+            Some(vec![true]),
+        ),
+        (
+            AuthCommand::PownSum,
+            auth::pown_sum_payload(&[good(1, 1), good(-1, 16)], &[9; 16]),
+            Status::AllPass,
+            Some(vec![true, true]),
+        ),
+        (
+            AuthCommand::PownSum,
+            auth::pown_sum_payload(&[good(1, 1), (Coin::new(4, 4), [0; 16])], &[9; 16]),
+            Status::InvalidSnOrDenomination,
+            None,
+        ),
+    ];
+    for t in TYPES {
+        for (command, payload, status, results) in &cases {
+            let mut r = Request::new(RAIDA_ID, auth::GROUP, command.code(), keys_of_type(t));
+            r.coin_id = COIN_ID;
+            r.randomize().expect("OS random");
+            r.payload = payload.clone();
+            let built = r.build().expect("build");
+            let response = built
+                .parse_response(&answer(built.bytes()))
+                .expect("verifies");
+            let what = format!("type {t} {}", command.name());
+            assert_eq!(response.header.status, StatusByte::from(*status), "{what}");
+            let n = results.as_ref().map_or(0, Vec::len);
+            let decoded = auth::coin_results(*command, response.header.status, &response.body, n);
+            assert_eq!(decoded.as_ref(), Ok(results), "{what}");
+        }
+    }
+}

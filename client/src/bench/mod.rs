@@ -11,7 +11,12 @@
 //! TCP: one request per connection, as the protocol says: connect, send, read until
 //! the server closes, close. UDP: each slot owns a connected socket and sends one
 //! datagram at a time.
+//!
+//! What counts as a success is the source's ([`RequestSource::success`]): 250 SUCCESS
+//! for echo and version, 241 ALL_PASS for the detect and pown loads of [`CoinLoad`],
+//! which name the coins of a store directory ([`StoreCoins`]).
 
+mod coins;
 mod report;
 mod tcp;
 mod udp;
@@ -24,7 +29,9 @@ use std::time::{Duration, Instant};
 
 use crate::request::BuiltRequest;
 use crate::transport::Transport;
+use crate::{Status, StatusByte};
 
+pub use coins::{CoinCommand, CoinLoad, CoinLoadError, Skipped, StoreCoins, StoreReadError};
 pub use report::BenchReport;
 
 use worker::{Tickets, Worker};
@@ -75,17 +82,35 @@ pub struct Progress {
     pub stop: AtomicBool,
 }
 
+/// What a [`RequestSource`] made of a slot's next request.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// The request is ready: send it.
+    Send,
+    /// The source has nothing more to send (a pown load has used every coin): the slot
+    /// sends nothing more, the run ends once no request is under way, and its report
+    /// says so ([`BenchReport::source_stopped`]).
+    Stop,
+}
+
 /// Where each request of a run comes from: a run asks once per request, before
 /// sending it, so requests can differ (other coins, other payloads) as well as their
 /// echo bytes. Every thread asks the same source, hence `Sync`: a source that hands
 /// out coins keeps its own lock or atomic cursor.
 pub trait RequestSource: Sync {
-    /// Turns `request` into the next request of one slot. `request` is that slot's
-    /// previous request (at its first, a copy of [`BenchConfig::request`]) and what
-    /// its response is verified against; `seq` counts the slot's requests from 1.
-    /// This runs once per request: reuse `request`'s buffers where possible (as
-    /// [`BuiltRequest::set_echo`] does).
-    fn next(&self, request: &mut BuiltRequest, seq: u64);
+    /// Turns `request` into the next request of one slot, or says there is none.
+    /// `request` is that slot's previous request (at its first, a copy of
+    /// [`BenchConfig::request`]) and what its response is verified against; `seq`
+    /// counts the slot's requests from 1. This runs once per request: reuse
+    /// `request`'s buffers where possible (as [`BuiltRequest::set_echo`] does).
+    fn next(&self, request: &mut BuiltRequest, seq: u64) -> Next;
+
+    /// The status a response must carry to count as a success ([`BenchReport::ok`]):
+    /// 250 SUCCESS unless the source says otherwise.
+    fn success(&self) -> StatusByte {
+        Status::Success.into()
+    }
 }
 
 /// What [`run`] sends: [`BenchConfig::request`] every time, over UDP with the slot's
@@ -99,11 +124,12 @@ struct SameRequest {
 }
 
 impl RequestSource for SameRequest {
-    fn next(&self, request: &mut BuiltRequest, seq: u64) {
+    fn next(&self, request: &mut BuiltRequest, seq: u64) -> Next {
         if self.vary_echo {
             // The low 16 bits: the count wraps, as the 2 echo bytes do.
             request.set_echo((seq as u16).to_be_bytes());
         }
+        Next::Send
     }
 }
 
@@ -163,5 +189,6 @@ pub fn run_with(
         report.merge(&r?);
     }
     report.elapsed = start.elapsed();
+    report.success = requests.success();
     Ok(report)
 }

@@ -28,6 +28,12 @@ pub struct BenchReport {
     pub stale: u64,
     /// Round-trip latency of every verified response, in microseconds.
     pub latency: Histogram<u64>,
+    /// The status that counts as a success ([`ok`](Self::ok)): the request source's
+    /// (250 SUCCESS for echo and version, 241 ALL_PASS for detect and pown).
+    pub success: StatusByte,
+    /// The request source ran out (a pown load used every coin of its store) and the
+    /// run ended before its limit.
+    pub source_stopped: bool,
 }
 
 impl BenchReport {
@@ -39,6 +45,8 @@ impl BenchReport {
             errors: [0; ErrorKind::ALL.len()],
             stale: 0,
             latency: new_histogram(),
+            success: crate::Status::Success.into(),
+            source_stopped: false,
         }
     }
 
@@ -47,9 +55,9 @@ impl BenchReport {
         self.statuses.iter().sum()
     }
 
-    /// Verified responses with status 250 SUCCESS.
+    /// Verified responses with the success status ([`success`](Self::success)).
     pub fn ok(&self) -> u64 {
-        self.statuses[usize::from(crate::Status::Success.code())]
+        self.statuses[usize::from(self.success.0)]
     }
 
     /// Requests that ended in an error.
@@ -57,7 +65,7 @@ impl BenchReport {
         self.errors.iter().sum()
     }
 
-    /// Successful (250) responses per second.
+    /// Successful responses ([`ok`](Self::ok)) per second.
     pub fn ok_per_sec(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 {
@@ -93,6 +101,7 @@ impl BenchReport {
             *a += b;
         }
         self.stale += other.stale;
+        self.source_stopped |= other.source_stopped;
         // Both histograms have the same bounds, so adding cannot fail.
         let _ = self.latency.add(&other.latency);
     }
@@ -147,6 +156,8 @@ impl BenchReport {
             "elapsed_s": self.elapsed.as_secs_f64(),
             "requests_per_s": self.ok_per_sec(),
             "ok": self.ok(),
+            "success_status": self.success.0,
+            "source_stopped": self.source_stopped,
             "responses": self.responses(),
             "errors": errors,
             "error_count": self.error_count(),
@@ -182,7 +193,8 @@ impl BenchReport {
             )?;
         }
         writeln!(out, "  {:<14}{:>12.0}", "requests/s", self.ok_per_sec())?;
-        writeln!(out, "  {:<14}{:>12}", "ok (250)", self.ok())?;
+        let ok = format!("ok ({})", self.success.0);
+        writeln!(out, "  {ok:<14}{:>12}", self.ok())?;
         writeln!(
             out,
             "  {:<14}{:>12}",
@@ -211,6 +223,12 @@ impl BenchReport {
         }
         if self.stale > 0 {
             writeln!(out, "  {:<14}{:>12}", "late replies", self.stale)?;
+        }
+        if self.source_stopped {
+            writeln!(
+                out,
+                "  (the request source ran out before the limit: pown used every coin of the store)"
+            )?;
         }
         Ok(())
     }

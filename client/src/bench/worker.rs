@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use polling::{Events, Poller};
 
 use super::report::BenchReport;
-use super::{BenchConfig, Progress, RequestSource};
+use super::{BenchConfig, Next, Progress, RequestSource};
 use crate::error::ErrorKind;
 use crate::request::BuiltRequest;
 
@@ -123,6 +123,8 @@ pub(super) struct Worker<'a, L> {
     /// Slots whose request ended and that start the next one from the main loop (not
     /// from inside `finish`, which would recurse when requests end synchronously).
     pending: Vec<usize>,
+    /// The source said [`Next::Stop`] to one of this thread's slots.
+    stopped: bool,
 }
 
 impl<'a, L: Link> Worker<'a, L> {
@@ -146,6 +148,7 @@ impl<'a, L: Link> Worker<'a, L> {
             stats: BenchReport::empty(),
             published: (0, 0),
             pending: Vec::with_capacity(share),
+            stopped: false,
         })
     }
 
@@ -162,9 +165,12 @@ impl<'a, L: Link> Worker<'a, L> {
             if end.is_some_and(|e| now >= e) || self.shared.progress.stop.load(Ordering::Relaxed) {
                 break;
             }
+            // Every slot idle and none about to start: out of tickets, or (a slot that
+            // neither has a request under way nor waits for one stopped) the source
+            // stopped.
             if self.pending.is_empty()
                 && self.slots.iter().all(|s| !s.in_flight && !s.retry)
-                && self.shared.tickets.exhausted()
+                && (self.shared.tickets.exhausted() || self.stopped)
             {
                 break;
             }
@@ -202,6 +208,7 @@ impl<'a, L: Link> Worker<'a, L> {
             }
         }
         self.publish();
+        self.stats.source_stopped = self.stopped;
         Ok(self.stats)
     }
 
@@ -254,7 +261,11 @@ impl<'a, L: Link> Worker<'a, L> {
         }
         let slot = &mut self.slots[idx];
         slot.seq += 1;
-        self.shared.requests.next(&mut slot.request, slot.seq);
+        if self.shared.requests.next(&mut slot.request, slot.seq) == Next::Stop {
+            // The slot stays idle: the run ends once the others are.
+            self.stopped = true;
+            return;
+        }
         let started = Instant::now();
         slot.started = started;
         match self.link.start(idx, &slot.request) {

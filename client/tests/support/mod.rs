@@ -1,10 +1,12 @@
 //! Shared test fixtures: a server-side codec setup (core's `answer_datagram` over a
-//! memory key store), and tiny in-process TCP and UDP servers on 127.0.0.1 that use
-//! it. Every loop here is bounded in count and time.
+//! memory key store, with the real authentication commands of raida-commands), and
+//! tiny in-process TCP and UDP servers on 127.0.0.1 that use it; and small store
+//! directories on disk. Every loop here is bounded in count and time.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -15,7 +17,10 @@ use raida_core::codec::{
     answer_datagram, header_len, HeaderRules, LONG_HEADER_LEN, PREFIX_LEN, RANDOM_LEN,
     SHORT_HEADER_LEN,
 };
-use raida_core::keys::{demo_coin_an, demo_locker_an, MemoryKeyStore};
+use raida_core::keys::{
+    coin_page_path, demo_coin_an, demo_locker_an, MemoryKeyStore, PAGE_BYTES, RECORDS_PER_PAGE,
+    RECORD_BYTES,
+};
 use raida_core::Command;
 use raida_core::{CommandRegistry, Status, StatusByte, Timestamp};
 
@@ -45,10 +50,18 @@ pub fn rules() -> HeaderRules {
     }
 }
 
+/// The MFS byte the test servers' powns stamp.
+pub const MFS: u8 = 46;
+
+/// echo and version, [`PayloadEcho`], and detect, detect_sum, pown and pown_sum.
 pub fn commands() -> CommandRegistry {
     let mut c = CommandRegistry::with_builtins();
     c.register(PAYLOAD_ECHO.0, PAYLOAD_ECHO.1, Arc::new(PayloadEcho))
         .expect("group 1 is in range");
+    for (group, command, handler) in raida_commands::all(Arc::new(raida_commands::FixedClock(MFS)))
+    {
+        c.register(group, command, handler).expect("free");
+    }
     c
 }
 
@@ -123,7 +136,17 @@ pub struct TcpServer {
 }
 
 impl TcpServer {
+    /// A server over [`keys`].
     pub fn start(mode: TcpMode, max_connections: usize) -> TcpServer {
+        TcpServer::start_with_keys(mode, max_connections, Arc::new(keys()))
+    }
+
+    /// A server over `store` (the test can look at it afterwards).
+    pub fn start_with_keys(
+        mode: TcpMode,
+        max_connections: usize,
+        store: Arc<MemoryKeyStore>,
+    ) -> TcpServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let stop = Arc::new(AtomicBool::new(false));
@@ -132,7 +155,6 @@ impl TcpServer {
         let handle = std::thread::spawn(move || {
             let rules = rules();
             let commands = commands();
-            let mut k = keys();
             for _ in 0..max_connections {
                 let Ok((stream, _)) = listener.accept() else {
                     break;
@@ -140,7 +162,7 @@ impl TcpServer {
                 if stop2.load(Ordering::SeqCst) {
                     break;
                 }
-                serve_one(stream, mode, &rules, &commands, &mut k);
+                serve_one(stream, mode, &rules, &commands, &store);
                 served2.fetch_add(1, Ordering::SeqCst);
             }
         });
@@ -169,7 +191,7 @@ fn serve_one(
     mode: TcpMode,
     rules: &HeaderRules,
     commands: &CommandRegistry,
-    keys: &mut MemoryKeyStore,
+    keys: &MemoryKeyStore,
 ) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
@@ -216,7 +238,13 @@ pub struct UdpServer {
 }
 
 impl UdpServer {
+    /// A server over [`keys`].
     pub fn start() -> UdpServer {
+        UdpServer::start_with_keys(Arc::new(keys()))
+    }
+
+    /// A server over `store` (the test can look at it afterwards).
+    pub fn start_with_keys(store: Arc<MemoryKeyStore>) -> UdpServer {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         socket
             .set_read_timeout(Some(Duration::from_millis(20)))
@@ -227,8 +255,8 @@ impl UdpServer {
         let handle = std::thread::spawn(move || {
             let rules = rules();
             let commands = commands();
-            let k = keys();
-            let mut buf = vec![0u8; 2048];
+            let k = store;
+            let mut buf = vec![0u8; 4096];
             // Bounded: 60 s at most, and the flag ends it sooner.
             let deadline = Instant::now() + Duration::from_secs(60);
             while Instant::now() < deadline {
@@ -242,7 +270,7 @@ impl UdpServer {
                     &buf[..n],
                     &rules,
                     &commands,
-                    &k,
+                    &*k,
                     Timestamp::from_micros(1_000_000),
                     ELAPSED_MICROS,
                     &RANDOM,
@@ -266,4 +294,33 @@ impl Drop for UdpServer {
             let _ = h.join();
         }
     }
+}
+
+/// The AN a test store gives coin (`denomination`, `serial`): its demo AN, so a
+/// store's pages and a memory store agree without sharing state.
+pub fn store_an(denomination: i8, serial: u32) -> [u8; 16] {
+    demo_coin_an(denomination, serial)
+}
+
+/// Writes complete pages (denomination, page number) under `root/Data` in the layout
+/// of PROTOCOL.md section 10, every record holding [`store_an`] and status byte 0,
+/// and returns a memory store that knows the same coins, and the key coins and locker
+/// of [`keys`] (so every encryption type works).
+pub fn write_store(root: &Path, pages: &[(i8, u32)]) -> Arc<MemoryKeyStore> {
+    let store = keys();
+    for &(den, page) in pages {
+        let first = page * RECORDS_PER_PAGE;
+        let path = coin_page_path(root, den, first).expect("page in range");
+        std::fs::create_dir_all(path.parent().expect("page dir")).expect("mkdir");
+        let mut bytes = Vec::with_capacity(PAGE_BYTES);
+        for serial in first..first + RECORDS_PER_PAGE {
+            let an = store_an(den, serial);
+            bytes.extend_from_slice(&an);
+            bytes.push(0);
+            store.insert_coin(den, serial, an);
+        }
+        assert_eq!(bytes.len(), RECORDS_PER_PAGE as usize * RECORD_BYTES);
+        std::fs::write(&path, bytes).expect("write page");
+    }
+    Arc::new(store)
 }

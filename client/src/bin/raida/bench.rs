@@ -2,13 +2,18 @@
 //! terminal, then its report.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
 
-use raida_client::bench::{self, BenchConfig, BenchReport, Limit, Progress};
+use raida_client::bench::{
+    self, BenchConfig, BenchReport, CoinCommand, CoinLoad, Limit, Progress, RequestSource,
+    StoreCoins,
+};
 
 use crate::exit::{usage_error, Exit};
 use crate::output::out;
@@ -19,6 +24,16 @@ Examples:
   raida bench --connections 64 --duration 10
   raida bench --udp --connections 128 --requests 1000000
   raida bench --enc 4 --coin 1:1 --an <AN> --command version --json
+  raida bench --command detect --coins-from ./raida-data --coins-per-request 40 --udp
+  raida bench --command pown --coins-from ./copy-of-a-store --requests 10000
+
+detect and pown name the coins of the store directory --coins-from (read once, at
+start: 16 bytes per coin in memory, 250 MB for a full store), drawn from --seed, so
+the load covers the whole store: detect draws every coin uniformly, pown uses each coin
+at most once, with a fresh random PAN, and stops when the store has no unused coins
+left. pown rewrites the server's ANs and keeps no PAN: run it against a server on a
+throwaway copy of a store (and --coins-from that copy), and do not key --enc with a
+coin it may pown. Both count 241 ALL_PASS as success.
 
 Exit status: 0 = at least one SUCCESS response; 1 = responses, but none SUCCESS;
 3 = no response at all (every request failed); 2 = bad command line.";
@@ -54,6 +69,17 @@ pub(crate) struct Bench {
     /// as the null server of shared/bench.
     #[arg(long)]
     no_verify: bool,
+    /// detect, pown: the store directory (holding Data/, PROTOCOL.md section 10) whose
+    /// coins the requests name, with the ANs its page files hold at start.
+    #[arg(long, value_name = "DIR")]
+    coins_from: Option<PathBuf>,
+    /// detect, pown: coins named by each request.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    coins_per_request: usize,
+    /// detect, pown: the seed of the coin draws (the same seed and store name the same
+    /// coins in the same order).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    seed: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -62,6 +88,11 @@ enum BenchCommand {
     Echo,
     /// (0, 1): an 8-byte body.
     Version,
+    /// (1, 10): --coins-per-request coins of --coins-from with their ANs; 241 expected.
+    Detect,
+    /// (1, 20): --coins-per-request unused coins of --coins-from, fresh PANs; 241
+    /// expected.
+    Pown,
 }
 
 impl BenchCommand {
@@ -70,6 +101,8 @@ impl BenchCommand {
         match self {
             BenchCommand::Echo => (0, 0),
             BenchCommand::Version => (0, 1),
+            BenchCommand::Detect => (1, 10),
+            BenchCommand::Pown => (1, 20),
         }
     }
 
@@ -78,6 +111,17 @@ impl BenchCommand {
         match self {
             BenchCommand::Echo => "echo",
             BenchCommand::Version => "version",
+            BenchCommand::Detect => "detect",
+            BenchCommand::Pown => "pown",
+        }
+    }
+
+    /// The load over a store's coins, for detect and pown.
+    fn coin_command(self) -> Option<CoinCommand> {
+        match self {
+            BenchCommand::Echo | BenchCommand::Version => None,
+            BenchCommand::Detect => Some(CoinCommand::Detect),
+            BenchCommand::Pown => Some(CoinCommand::Pown),
         }
     }
 }
@@ -88,7 +132,9 @@ impl Bench {
         let addr = t.addr();
         let transport = t.transport();
         let (group, command) = self.command.group_and_command();
-        let built = match t.request(group, command).build() {
+        let request = t.request(group, command);
+        let load = self.coin_load(&request);
+        let built = match request.build() {
             Ok(b) => b,
             Err(e) => usage_error(e.to_string()),
         };
@@ -117,7 +163,7 @@ impl Bench {
             timeout: Duration::from_millis(t.timeout_ms.unwrap_or(default_timeout).max(1)),
             verify: !self.no_verify,
         };
-        let report = match run_showing_progress(&config, !t.json) {
+        let report = match run_showing_progress(&config, load.as_ref(), !t.json) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("raida bench: expected to set up sockets and threads, got: {e}");
@@ -126,10 +172,32 @@ impl Bench {
         };
         let name = self.command.name();
         if t.json {
-            out!("{}", report.to_json(&config, name));
+            let mut v = report.to_json(&config, name);
+            if let (Some(load), Some(o)) = (&load, v.as_object_mut()) {
+                o.insert(
+                    "coins".into(),
+                    json!({
+                        "store_coins": load.coins().len(),
+                        "store_pages": load.coins().pages(),
+                        "per_request": load.per_request(),
+                        "seed": load.seed(),
+                        "requests_made": load.requests_made(),
+                    }),
+                );
+            }
+            out!("{v}");
         } else {
             // Like `out!`: a closed stdout is not an error of the run.
             let _ = report.write_text(&mut std::io::stdout().lock(), &config, name);
+            if let Some(load) = &load {
+                out!(
+                    "  coins: {} per request, seed {}, from {} coins on {} pages",
+                    load.per_request(),
+                    load.seed(),
+                    load.coins().len(),
+                    load.coins().pages()
+                );
+            }
         }
         if report.ok() > 0 {
             Exit::Success
@@ -141,9 +209,56 @@ impl Bench {
     }
 }
 
-/// Runs `config`, with a progress bar on a terminal when `show` (the JSON report
-/// keeps the terminal clean).
-fn run_showing_progress(config: &BenchConfig, show: bool) -> std::io::Result<BenchReport> {
+impl Bench {
+    /// The coin load of detect and pown over --coins-from (usage errors for a store
+    /// that has no coins, options that do not fit the command); `None` for the others.
+    fn coin_load(&self, request: &raida_client::Request) -> Option<CoinLoad> {
+        let Some(command) = self.command.coin_command() else {
+            if self.coins_from.is_some() {
+                usage_error(format!(
+                    "--coins-from: expected --command detect or pown, got --command {}",
+                    self.command.name()
+                ));
+            }
+            return None;
+        };
+        let Some(dir) = &self.coins_from else {
+            usage_error(format!(
+                "--command {}: expected --coins-from DIR (a store directory holding Data/)",
+                self.command.name()
+            ));
+        };
+        let coins = match StoreCoins::read(dir) {
+            Ok(c) => c,
+            Err(e) => usage_error(format!("--coins-from: {e}")),
+        };
+        if let Some(first) = coins.skipped().first() {
+            eprintln!(
+                "raida bench: --coins-from: skipped {} entries under {} that hold no coins                  (first: {}: {})",
+                coins.skipped().len(),
+                dir.join("Data").display(),
+                first.path.display(),
+                first.reason
+            );
+        }
+        match CoinLoad::new(request, command, coins, self.coins_per_request, self.seed) {
+            Ok(load) => Some(load),
+            Err(raida_client::bench::CoinLoadError::Random(e)) => {
+                eprintln!("raida bench: {e}");
+                Exit::Transport.now()
+            }
+            Err(e) => usage_error(format!("--coins-from {}: {e}", dir.display())),
+        }
+    }
+}
+
+/// Runs `config` (its requests from `load` when there is one), with a progress bar on
+/// a terminal when `show` (the JSON report keeps the terminal clean).
+fn run_showing_progress(
+    config: &BenchConfig,
+    load: Option<&CoinLoad>,
+    show: bool,
+) -> std::io::Result<BenchReport> {
     let limit = config.limit;
     let progress = Progress::default();
     let bar = match limit {
@@ -161,7 +276,10 @@ fn run_showing_progress(config: &BenchConfig, show: bool) -> std::io::Result<Ben
         bar.set_style(style.progress_chars("=> "));
     }
     let result = std::thread::scope(|s| {
-        let handle = s.spawn(|| bench::run(config, &progress));
+        let handle = s.spawn(|| match load {
+            Some(load) => bench::run_with(config, load as &dyn RequestSource, &progress),
+            None => bench::run(config, &progress),
+        });
         let start = Instant::now();
         while !handle.is_finished() {
             std::thread::sleep(Duration::from_millis(100));

@@ -50,7 +50,7 @@ impl Call {
                     o.insert("command".into(), json!(name));
                     o.insert("addr".into(), json!(addr.to_string()));
                     o.insert("transport".into(), json!(transport.name()));
-                    o.insert("enc".into(), json!(t.enc));
+                    o.insert("enc".into(), json!(t.enc()));
                     o.insert("status".into(), json!(h.status.0));
                     o.insert("status_name".into(), json!(status_name(h.status)));
                     o.insert("round_trip_us".into(), json!(rtt_us));
@@ -91,7 +91,7 @@ impl Call {
                             "command": name,
                             "addr": addr.to_string(),
                             "transport": transport.name(),
-                            "enc": t.enc,
+                            "enc": t.enc(),
                             "error": e.to_string(),
                             "error_kind": e.kind().name(),
                         })

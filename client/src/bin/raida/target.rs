@@ -9,9 +9,12 @@ use raida_client::{An, Coin, Keys, Request, Transport};
 
 use crate::exit::{usage_error, Exit};
 
-/// Where to send, and how to encrypt.
+/// Where to send, and how to encrypt. `K` is how the request's key options are named:
+/// [`KeyArgs`] (`--coin`, `--an`) for echo, version and bench; [`KeyCoinArgs`]
+/// (`--key-coin`, `--key-an`) for detect and pown, whose `--coin` and `--an` name the
+/// coins checked.
 #[derive(Debug, Args)]
-pub(crate) struct TargetArgs {
+pub(crate) struct TargetArgs<K: KeyOptions = KeyArgs> {
     /// Server host name or address.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
@@ -27,18 +30,8 @@ pub(crate) struct TargetArgs {
     /// Coin id (request bytes 6..7); must match the server's.
     #[arg(long, default_value_t = 0)]
     coin_id: u16,
-    /// Encryption type: 0 none; 1 AES-128 under a coin's AN (--coin, --an);
-    /// 2 AES-128 under a locker's AN (--an); 4 AES-256 + HMAC under one coin (--coin,
-    /// --an); 5 AES-256 + HMAC under two coins (--coin and --an twice, same order).
-    #[arg(long, default_value_t = 0, value_name = "0|1|2|4|5", value_parser = parse_enc)]
-    pub(crate) enc: u8,
-    /// A key coin as DENOMINATION:SERIAL, e.g. 1:1 or -1:16 (twice for --enc 5).
-    #[arg(long, value_name = "DEN:SN", value_parser = parse_coin, allow_hyphen_values = true)]
-    coin: Vec<Coin>,
-    /// The AN (32 hex digits) of each --coin, in the same order; for --enc 2 the
-    /// locker's AN.
-    #[arg(long, value_name = "HEX", value_parser = parse_an)]
-    an: Vec<An>,
+    #[command(flatten)]
+    key: K,
     /// Timeout for connect, write and the whole response, in milliseconds
     /// [default: 2000; bench over UDP: 200].
     #[arg(long, value_name = "MS")]
@@ -48,6 +41,85 @@ pub(crate) struct TargetArgs {
     pub(crate) json: bool,
 }
 
+/// The encryption options of a request, whatever their flags are called.
+pub(crate) trait KeyOptions: Args {
+    /// The flag naming a key coin, e.g. `--coin`.
+    const COIN_FLAG: &'static str;
+    /// The flag naming a key AN, e.g. `--an`.
+    const AN_FLAG: &'static str;
+    /// The encryption type.
+    fn enc(&self) -> u8;
+    /// The key coins, in order.
+    fn coins(&self) -> &[Coin];
+    /// Their ANs, in the same order (type 2: the locker's).
+    fn ans(&self) -> &[An];
+}
+
+/// The encryption options of echo, version and bench: --enc, --coin, --an.
+#[derive(Debug, Args)]
+pub(crate) struct KeyArgs {
+    /// Encryption type: 0 none; 1 AES-128 under a coin's AN (--coin, --an);
+    /// 2 AES-128 under a locker's AN (--an); 4 AES-256 + HMAC under one coin (--coin,
+    /// --an); 5 AES-256 + HMAC under two coins (--coin and --an twice, same order).
+    #[arg(long, default_value_t = 0, value_name = "0|1|2|4|5", value_parser = parse_enc)]
+    enc: u8,
+    /// A key coin as DENOMINATION:SERIAL, e.g. 1:1 or -1:16 (twice for --enc 5).
+    #[arg(long, value_name = "DEN:SN", value_parser = parse_coin, allow_hyphen_values = true)]
+    coin: Vec<Coin>,
+    /// The AN (32 hex digits) of each --coin, in the same order; for --enc 2 the
+    /// locker's AN.
+    #[arg(long, value_name = "HEX", value_parser = parse_an)]
+    an: Vec<An>,
+}
+
+impl KeyOptions for KeyArgs {
+    const COIN_FLAG: &'static str = "--coin";
+    const AN_FLAG: &'static str = "--an";
+    fn enc(&self) -> u8 {
+        self.enc
+    }
+    fn coins(&self) -> &[Coin] {
+        &self.coin
+    }
+    fn ans(&self) -> &[An] {
+        &self.an
+    }
+}
+
+/// The encryption options of detect and pown: --enc, --key-coin, --key-an (their
+/// --coin and --an are the coins checked, not keys).
+#[derive(Debug, Args)]
+pub(crate) struct KeyCoinArgs {
+    /// Encryption type of the request: 0 none; 1 AES-128 under a coin's AN (--key-coin,
+    /// --key-an); 2 AES-128 under a locker's AN (--key-an); 4 AES-256 + HMAC under one
+    /// coin (--key-coin, --key-an); 5 AES-256 + HMAC under two coins (--key-coin and
+    /// --key-an twice, same order).
+    #[arg(long, default_value_t = 0, value_name = "0|1|2|4|5", value_parser = parse_enc)]
+    enc: u8,
+    /// A coin whose AN encrypts the request (not one of the coins checked), as
+    /// DENOMINATION:SERIAL (twice for --enc 5).
+    #[arg(long, value_name = "DEN:SN", value_parser = parse_coin, allow_hyphen_values = true)]
+    key_coin: Vec<Coin>,
+    /// The AN (32 hex digits) of each --key-coin, in the same order; for --enc 2 the
+    /// locker's AN.
+    #[arg(long, value_name = "HEX", value_parser = parse_an)]
+    key_an: Vec<An>,
+}
+
+impl KeyOptions for KeyCoinArgs {
+    const COIN_FLAG: &'static str = "--key-coin";
+    const AN_FLAG: &'static str = "--key-an";
+    fn enc(&self) -> u8 {
+        self.enc
+    }
+    fn coins(&self) -> &[Coin] {
+        &self.key_coin
+    }
+    fn ans(&self) -> &[An] {
+        &self.key_an
+    }
+}
+
 fn parse_enc(s: &str) -> Result<u8, String> {
     match s.parse::<u8>() {
         Ok(t @ (0 | 1 | 2 | 4 | 5)) => Ok(t),
@@ -55,7 +127,7 @@ fn parse_enc(s: &str) -> Result<u8, String> {
     }
 }
 
-fn parse_coin(s: &str) -> Result<Coin, String> {
+pub(crate) fn parse_coin(s: &str) -> Result<Coin, String> {
     let (d, n) = s
         .split_once(':')
         .ok_or_else(|| format!("expected DEN:SN (e.g. 1:1), got {s:?}"))?;
@@ -68,7 +140,7 @@ fn parse_coin(s: &str) -> Result<Coin, String> {
     Ok(Coin::new(denomination, serial))
 }
 
-fn parse_an(s: &str) -> Result<An, String> {
+pub(crate) fn parse_an(s: &str) -> Result<An, String> {
     let s = s.trim();
     if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!(
@@ -84,46 +156,52 @@ fn parse_an(s: &str) -> Result<An, String> {
     Ok(an)
 }
 
-impl TargetArgs {
-    /// The key material --enc, --coin and --an describe (a usage error when they do
-    /// not fit together).
+impl<K: KeyOptions> TargetArgs<K> {
+    /// The encryption type (--enc).
+    pub(crate) fn enc(&self) -> u8 {
+        self.key.enc()
+    }
+
+    /// The key material --enc and the key coin and AN options describe (a usage error
+    /// when they do not fit together).
     fn keys(&self) -> Keys {
-        let (coins, ans) = (&self.coin, &self.an);
+        let (coins, ans) = (self.key.coins(), self.key.ans());
+        let enc = self.key.enc();
+        let (c, a) = (K::COIN_FLAG, K::AN_FLAG);
         let want = |n_coins: usize, n_ans: usize, what: &str| {
             if coins.len() != n_coins || ans.len() != n_ans {
                 usage_error(format!(
-                    "--enc {} expects {what}; got {} --coin and {} --an",
-                    self.enc,
+                    "--enc {enc} expects {what}; got {} {c} and {} {a}",
                     coins.len(),
                     ans.len()
                 ));
             }
         };
-        match self.enc {
+        match enc {
             0 => {
-                want(0, 0, "no --coin and no --an");
+                want(0, 0, &format!("no {c} and no {a}"));
                 Keys::None
             }
             1 => {
-                want(1, 1, "one --coin and one --an");
+                want(1, 1, &format!("one {c} and one {a}"));
                 Keys::Coin {
                     coin: coins[0],
                     an: ans[0],
                 }
             }
             2 => {
-                want(0, 1, "one --an (the locker's AN) and no --coin");
+                want(0, 1, &format!("one {a} (the locker's AN) and no {c}"));
                 Keys::Locker { an: ans[0] }
             }
             4 => {
-                want(1, 1, "one --coin and one --an");
+                want(1, 1, &format!("one {c} and one {a}"));
                 Keys::Coin256 {
                     coin: coins[0],
                     an: ans[0],
                 }
             }
             5 => {
-                want(2, 2, "two --coin and two --an, in the same order");
+                want(2, 2, &format!("two {c} and two {a}, in the same order"));
                 Keys::TwoCoins256 {
                     first: coins[0],
                     first_an: ans[0],
@@ -176,5 +254,67 @@ impl TargetArgs {
             Exit::Transport.now();
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_coin_is_denomination_colon_serial() {
+        assert_eq!(parse_coin("1:5"), Ok(Coin::new(1, 5)));
+        assert_eq!(parse_coin("-1:16"), Ok(Coin::new(-1, 16)));
+        assert_eq!(parse_coin("-8:4294967295"), Ok(Coin::new(-8, u32::MAX)));
+        assert_eq!(parse_coin("0:0"), Ok(Coin::new(0, 0)));
+    }
+
+    #[test]
+    fn a_bad_coin_says_which_half_is_wrong() {
+        for (s, says) in [
+            ("15", "expected DEN:SN"),
+            ("", "expected DEN:SN"),
+            ("128:1", "denomination -128..127"),
+            ("x:1", "denomination"),
+            (":1", "denomination"),
+            ("1:", "serial number"),
+            ("1:-1", "serial number"),
+            ("1:4294967296", "serial number"),
+            ("1:2:3", "serial number"),
+        ] {
+            let e = parse_coin(s).expect_err(s);
+            assert!(e.contains(says), "{s:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_an_is_32_hex_digits_of_either_case() {
+        let an = parse_an("00112233445566778899AaBbCcDdEeFf").expect("hex");
+        assert_eq!(
+            an,
+            [
+                0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xAA, 0xBB, 0xCC, 0xDD,
+                0xEE, 0xFF
+            ]
+        );
+        assert_eq!(
+            parse_an(" 000102030405060708090a0b0c0d0e0f\n").map(|a| a[15]),
+            Ok(15)
+        );
+    }
+
+    #[test]
+    fn a_bad_an_says_what_it_got() {
+        for s in [
+            "",
+            "0011",
+            "00112233445566778899aabbccddeeff00",
+            "00112233445566778899aabbccddeefg",
+            "+0112233445566778899aabbccddeeff",
+            "é0112233445566778899aabbccddeef",
+        ] {
+            let e = parse_an(s).expect_err(s);
+            assert!(e.starts_with("expected 32 hex digits"), "{s:?}: {e}");
+        }
     }
 }
