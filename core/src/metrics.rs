@@ -221,8 +221,7 @@ impl MetricsSnapshot {
         let mut out = String::with_capacity(8 * 1024);
         let c = &self.counters;
         let mut counter = |name: &str, help: &str, value: u64| {
-            metric_head(&mut out, name, help, "counter");
-            let _ = writeln!(out, "{name} {value}");
+            sample(&mut out, "counter", name, help, value);
         };
         counter(
             "raida_connections_accepted_total",
@@ -231,7 +230,7 @@ impl MetricsSnapshot {
         );
         counter(
             "raida_connections_refused_total",
-            "TCP connections refused at max_connections (answered 160 REQUEST_RATE).",
+            "TCP connections refused with 160 REQUEST_RATE (see raida_refusals_total for why).",
             c.refused,
         );
         counter(
@@ -324,8 +323,7 @@ impl MetricsSnapshot {
             let _ = writeln!(out, "raida_refusals_total{{reason=\"{reason}\"}} {n}");
         }
         let mut gauge = |name: &str, help: &str, value: usize| {
-            metric_head(&mut out, name, help, "gauge");
-            let _ = writeln!(out, "{name} {value}");
+            sample(&mut out, "gauge", name, help, value as u64);
         };
         gauge(
             "raida_connections_open",
@@ -466,8 +464,7 @@ impl MetricsSnapshot {
                     k.write_errors,
                 ),
             ] {
-                metric_head(&mut out, name, help, "counter");
-                let _ = writeln!(out, "{name} {value}");
+                sample(&mut out, "counter", name, help, value);
             }
             for (name, help, value) in [
                 (
@@ -481,12 +478,17 @@ impl MetricsSnapshot {
                     k.absent_pages,
                 ),
             ] {
-                metric_head(&mut out, name, help, "gauge");
-                let _ = writeln!(out, "{name} {value}");
+                sample(&mut out, "gauge", name, help, value);
             }
         }
         out
     }
+}
+
+/// One metric without labels: its head and its one sample.
+fn sample(out: &mut String, kind: &str, name: &str, help: &str, value: u64) {
+    metric_head(out, name, help, kind);
+    let _ = writeln!(out, "{name} {value}");
 }
 
 /// A histogram without labels: buckets, sum and count.
