@@ -22,16 +22,22 @@ pub enum Mutant {
     Overread,
     /// One accept per listener readiness edge (the deployed server's bug).
     AcceptOnce,
+    /// The store acknowledges a write before the log sync that makes it durable
+    /// (raida-store: a writer that finds a sync running returns once its entry is
+    /// queued, instead of waiting for the next sync; that sync's leader writes it in
+    /// place afterwards).
+    AckBeforeSync,
 }
 
 impl Mutant {
     /// Every planted bug of core, in a fixed order.
-    pub const ALL: [Mutant; 5] = [
+    pub const ALL: [Mutant; 6] = [
         Mutant::ReusedSlot,
         Mutant::AdmissionOverflow,
         Mutant::NoTimeout,
         Mutant::Overread,
         Mutant::AcceptOnce,
+        Mutant::AckBeforeSync,
     ];
 
     /// Its name on the runner's command line.
@@ -42,6 +48,7 @@ impl Mutant {
             Mutant::NoTimeout => "no-timeout",
             Mutant::Overread => "overread",
             Mutant::AcceptOnce => "accept-once",
+            Mutant::AckBeforeSync => "ack-before-sync",
         }
     }
 
@@ -57,6 +64,7 @@ impl Mutant {
             Mutant::NoTimeout => 3,
             Mutant::Overread => 4,
             Mutant::AcceptOnce => 5,
+            Mutant::AckBeforeSync => 6,
         }
     }
 }
@@ -74,7 +82,7 @@ pub fn activate(mutant: Option<Mutant>) {
     std::hint::black_box(MARKER);
 }
 
-/// Whether `mutant` is on.
-pub(crate) fn active(mutant: Mutant) -> bool {
+/// Whether `mutant` is on (public: raida-store plants one too).
+pub fn active(mutant: Mutant) -> bool {
     ACTIVE.load(Ordering::Relaxed) == mutant.code()
 }
