@@ -15,9 +15,10 @@ use raida_core::codec::{
     answer_datagram, header_len, HeaderRules, LONG_HEADER_LEN, PREFIX_LEN, RANDOM_LEN,
     SHORT_HEADER_LEN,
 };
-use raida_core::keys::{demo_coin_an, demo_locker_an, MemoryKeyStore};
+use raida_core::keys::MemoryKeyStore;
 use raida_core::Command;
 use raida_core::{CommandRegistry, Status, StatusByte, Timestamp};
+use raida_store::{demo_coin_an, demo_locker_an};
 
 pub const RAIDA_ID: u8 = 3;
 pub const COIN_ID: u16 = 6;
