@@ -11,8 +11,16 @@ use raida_core::keys::PageId;
 
 #[derive(Debug, Default)]
 pub(crate) struct PageLocks {
-    held: Mutex<BTreeSet<PageId>>,
+    held: Mutex<Held>,
     released: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    pages: BTreeSet<PageId>,
+    /// Callers waiting for some page: a release wakes them only when there are any
+    /// (a wake-up is a system call).
+    waiting: usize,
 }
 
 /// Intents on some pages, released when dropped.
@@ -24,7 +32,7 @@ pub(crate) struct Intents<'a> {
 }
 
 impl PageLocks {
-    fn held(&self) -> MutexGuard<'_, BTreeSet<PageId>> {
+    fn held(&self) -> MutexGuard<'_, Held> {
         // Insert and remove only: a panic elsewhere never leaves the set half changed.
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -37,13 +45,15 @@ impl PageLocks {
         sorted.dedup();
         let mut held = self.held();
         for page in &sorted {
-            while held.contains(page) {
+            while held.pages.contains(page) {
+                held.waiting += 1;
                 held = self
                     .released
                     .wait(held)
                     .unwrap_or_else(PoisonError::into_inner);
+                held.waiting -= 1;
             }
-            held.insert(*page);
+            held.pages.insert(*page);
         }
         Intents {
             locks: self,
@@ -54,7 +64,7 @@ impl PageLocks {
     /// Whether someone holds the intent on `page` now.
     #[cfg(test)]
     pub(crate) fn is_held(&self, page: PageId) -> bool {
-        self.held().contains(&page)
+        self.held().pages.contains(&page)
     }
 }
 
@@ -62,10 +72,13 @@ impl Drop for Intents<'_> {
     fn drop(&mut self) {
         let mut held = self.locks.held();
         for page in &self.pages {
-            held.remove(page);
+            held.pages.remove(page);
         }
+        let waiting = held.waiting > 0;
         drop(held);
-        self.locks.released.notify_all();
+        if waiting {
+            self.locks.released.notify_all();
+        }
     }
 }
 

@@ -67,6 +67,11 @@ struct State {
     #[cfg(raida_mutants)]
     pending_early: Vec<(PageId, Vec<RecordWrite>)>,
     syncing: bool,
+    /// The batch that pending entries go into (batches are numbered as leaders take
+    /// them): its writers wait on `resolved[batch % 2]`.
+    batch: u64,
+    /// Writers waiting on `resolved[0]` and `resolved[1]`.
+    waiting: [u32; 2],
     /// Every entry below this sequence number has its answer.
     resolved_below: u64,
     failures: Vec<Failure>,
@@ -121,7 +126,9 @@ pub(crate) struct LogCounters {
 #[derive(Debug)]
 pub(crate) struct Log {
     state: Mutex<State>,
-    resolved: Condvar,
+    /// Writers of even and of odd batches wait apart: a leader wakes the writers of its
+    /// own batch and one writer of the next (to lead it), not every writer there is.
+    resolved: [Condvar; 2],
     segment_bytes: u64,
     failed: AtomicBool,
     pub(crate) counters: LogCounters,
@@ -148,13 +155,15 @@ impl Log {
                 #[cfg(raida_mutants)]
                 pending_early: Vec::new(),
                 syncing: false,
+                batch: 0,
+                waiting: [0, 0],
                 resolved_below: next_seq,
                 failures: Vec::new(),
                 active,
                 active_len: 0,
                 segments,
             }),
-            resolved: Condvar::new(),
+            resolved: [Condvar::new(), Condvar::new()],
             segment_bytes: segment_bytes.max(1),
             failed: AtomicBool::new(false),
             counters: LogCounters::default(),
@@ -192,6 +201,7 @@ impl Log {
         entry::encode(seq, writes, &mut st.pending);
         st.pending_pages.extend(writes.iter().map(|(p, _)| *p));
         st.pending_entries += 1;
+        let batch = st.batch;
         // The planted bug: a writer that finds a sync running does not wait for the
         // next one; the leader that syncs its entry applies it in place.
         #[cfg(raida_mutants)]
@@ -212,10 +222,12 @@ impl Log {
                 return Err(StoreError::Failed);
             }
             if st.syncing {
-                st = self
-                    .resolved
+                let parity = (batch % 2) as usize;
+                st.waiting[parity] += 1;
+                st = self.resolved[parity]
                     .wait(st)
                     .unwrap_or_else(PoisonError::into_inner);
+                st.waiting[parity] -= 1;
             } else {
                 st = self.lead(st, disk);
             }
@@ -239,6 +251,8 @@ impl Log {
         disk: &D,
     ) -> MutexGuard<'a, State> {
         st.syncing = true;
+        let number = st.batch;
+        st.batch += 1;
         let batch = std::mem::take(&mut st.pending);
         let pages = std::mem::take(&mut st.pending_pages);
         let entries = std::mem::take(&mut st.pending_entries);
@@ -334,7 +348,14 @@ impl Log {
             }
         }
         st.syncing = false;
-        self.resolved.notify_all();
+        let (own, next) = ((number % 2) as usize, ((number + 1) % 2) as usize);
+        if st.waiting[own] > 0 {
+            self.resolved[own].notify_all();
+        }
+        if !st.pending.is_empty() && st.waiting[next] > 0 {
+            // Someone of the next batch leads it.
+            self.resolved[next].notify_one();
+        }
         st
     }
 

@@ -16,7 +16,7 @@
 //!
 //! Seeded: the seed is printed first; `RAIDA_CRASH_SEED=<seed>` replays its choices
 //! (kill times are real time, so a replay is close, not exact). `RAIDA_CRASH_ROUNDS`
-//! changes the number of rounds (default 80). `RAIDA_CRASH_MUTANT=ack-before-sync`
+//! changes the number of rounds (default 150). `RAIDA_CRASH_MUTANT=ack-before-sync`
 //! runs the writer with that planted bug on (a `--cfg raida_mutants` build): the test
 //! must then fail.
 //!
@@ -242,7 +242,7 @@ fn every_acknowledged_write_survives_sigkill() {
     let rounds: usize = std::env::var("RAIDA_CRASH_ROUNDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(80);
+        .unwrap_or(150);
     let mutant = std::env::var("RAIDA_CRASH_MUTANT").ok();
     println!(
         "crash test seed {seed} ({rounds} rounds{}): replay with RAIDA_CRASH_SEED={seed} \

@@ -35,7 +35,7 @@ const COINS_PER_PAGE: u32 = 32;
 /// The status byte every write sets.
 const STATUS: u8 = 7;
 /// Small segments: rollovers and checkpoints happen during the test.
-const SEGMENT_BYTES: u64 = 16 << 10;
+const SEGMENT_BYTES: u64 = 256;
 
 /// splitmix64.
 struct Rng(u64);
@@ -166,7 +166,7 @@ fn main() -> ExitCode {
     std::thread::spawn(move || loop {
         let now = Timestamp::from_micros(epoch.elapsed().as_micros() as u64);
         store_bg.maintain(now);
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(2));
     });
     std::thread::sleep(Duration::from_secs(60));
     ExitCode::SUCCESS
