@@ -74,6 +74,9 @@ struct State {
     waiting: [u32; 2],
     /// Every entry below this sequence number has its answer.
     resolved_below: u64,
+    /// Every entry below this sequence number was taken by a leader (written, being
+    /// written, or failed); the ones from here on are still pending.
+    taken_below: u64,
     failures: Vec<Failure>,
     active: Segment,
     active_len: u64,
@@ -158,6 +161,7 @@ impl Log {
                 batch: 0,
                 waiting: [0, 0],
                 resolved_below: next_seq,
+                taken_below: next_seq,
                 failures: Vec::new(),
                 active,
                 active_len: 0,
@@ -218,7 +222,9 @@ impl Log {
                     None => Ok(Committed::Durable(st.segment_of(seq))),
                 };
             }
-            if self.is_failed() {
+            // Failed meanwhile: an entry no leader took is never written; one being
+            // written waits for its leader's answer.
+            if self.is_failed() && seq >= st.taken_below {
                 return Err(StoreError::Failed);
             }
             if st.syncing {
@@ -258,8 +264,9 @@ impl Log {
         let entries = std::mem::take(&mut st.pending_entries);
         #[cfg(raida_mutants)]
         let early = std::mem::take(&mut st.pending_early);
-        let first = st.resolved_below;
+        let first = st.taken_below;
         let end = st.next_seq;
+        st.taken_below = end;
         let mut segment = st.active;
         let mut offset = st.active_len;
         let rotate = offset >= self.segment_bytes;

@@ -39,6 +39,8 @@ pub struct Faults {
     pub page_syncs: bool,
     /// Pages whose reads (and metadata) fail.
     pub unreadable: BTreeSet<PageId>,
+    /// How long every log sync takes (a slow disk), slept without the disk's lock.
+    pub log_sync_delay: std::time::Duration,
 }
 
 #[derive(Debug, Default)]
@@ -281,6 +283,10 @@ impl Disk for MemDisk {
     }
 
     fn log_sync(&self, segment: Segment) -> io::Result<()> {
+        let delay = self.lock().faults.log_sync_delay;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         let mut st = self.lock();
         if st.faults.log_syncs > 0 {
             st.faults.log_syncs -= 1;

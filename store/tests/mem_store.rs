@@ -274,3 +274,38 @@ fn modify_of_a_page_that_went_away_from_outside_writes_nothing_in_place() {
     assert_eq!(an(&store, 0, 1, T0), None);
     assert_eq!(disk.log_segments().expect("segments").len(), 1);
 }
+
+#[test]
+fn writers_that_arrive_during_a_sync_share_the_next_one() {
+    let pages: Vec<(i8, u32)> = (0..16).map(|p| (0, p)).collect();
+    let disk = disk_with_pages(&pages);
+    disk.faults(|f| f.log_sync_delay = Duration::from_millis(5));
+    let store = Arc::new(open(&disk));
+    let threads: Vec<_> = (0..16u32)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                for i in 0..10u32 {
+                    write(&store, CoinId::new(0, t * 1024 + i), [i as u8 + 1; 16]).expect("write");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("no panic");
+    }
+    let s = store.stats().expect("counts");
+    assert_eq!(s.records_written, 160);
+    // Alone, every write would take its own 5 ms sync; sixteen at a time share them.
+    println!("{} syncs for 160 writes", s.syncs);
+    assert!(s.syncs <= 60, "{} syncs for 160 writes", s.syncs);
+    assert_eq!(disk.log_syncs(), s.syncs);
+    drop(store);
+    disk.crash();
+    let store = open(&disk);
+    for t in 0..16u32 {
+        for i in 0..10u32 {
+            assert_eq!(an(&store, 0, t * 1024 + i, T0), Some([i as u8 + 1; 16]));
+        }
+    }
+}
