@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use raida_client::{BuiltRequest, Coin, Keys, Request};
 use raida_core::Status;
 use raida_store::demo_coin_an;
-use raida_tests::{demo_root, read_to_eof, Server, GENEROUS};
+use raida_tests::{demo_root, read_to_eof, run_to_exit, Server, GENEROUS};
 
 /// The status byte of a type-4 echo keyed by `coin` with `an`.
 fn echo_status(server: &Server, coin: Coin, an: [u8; 16]) -> u8 {
@@ -84,4 +84,34 @@ fn the_server_runs_its_store_watch_thread_and_keeps_the_log_beside_data() {
         ["00", "01", "ff"],
         "nothing of the store's own in Data/"
     );
+}
+
+#[test]
+fn check_config_creates_no_log_and_counts_the_segments_a_start_would_replay() {
+    let root = demo_root();
+    let data_root = root.path().to_str().expect("utf-8 temp path");
+    let check = || run_to_exit(&["--data-root", data_root, "--check-config"], None);
+    let out = check();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!out.stdout.contains("log segment"), "{}", out.stdout);
+    assert!(
+        !root.path().join("raida-store.wal").exists(),
+        "a check creates nothing"
+    );
+    // A server that ran (and was killed) leaves its log; the check says a start replays
+    // it, and replays nothing itself.
+    drop(Server::start(root.path(), &[]));
+    let log = root.path().join("raida-store.wal");
+    let before: Vec<_> = std::fs::read_dir(&log)
+        .expect("log")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    let out = check();
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.contains("1 log segment(s)"), "{}", out.stdout);
+    let after: Vec<_> = std::fs::read_dir(&log)
+        .expect("log")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(before, after);
 }
