@@ -107,6 +107,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // real threads, to race for real
     fn crossing_orders_do_not_deadlock() {
         let locks = Arc::new(PageLocks::default());
         let threads: Vec<_> = (0..8)

@@ -285,6 +285,8 @@ impl Disk for MemDisk {
     fn log_sync(&self, segment: Segment) -> io::Result<()> {
         let delay = self.lock().faults.log_sync_delay;
         if !delay.is_zero() {
+            // A test's slow disk, for threads that really wait; off unless a test asks.
+            #[allow(clippy::disallowed_methods)]
             std::thread::sleep(delay);
         }
         let mut st = self.lock();

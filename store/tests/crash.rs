@@ -27,6 +27,9 @@
 //! writes lost, writes torn) is the simulator's to model (and `MemDisk::crash` in
 //! tests/mem_store.rs).
 
+// Drives the store from real threads and clocks (store/clippy.toml bans them in the store).
+#![allow(clippy::disallowed_methods)]
+
 mod support;
 
 use std::collections::BTreeMap;

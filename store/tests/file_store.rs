@@ -2,6 +2,9 @@
 //! loads, absent pages, the cache's bound, freshness, writes, recovery and
 //! checkpoints, against page files written byte by byte (tests/support).
 
+// Drives the store from real threads and clocks (store/clippy.toml bans them in the store).
+#![allow(clippy::disallowed_methods)]
+
 mod support;
 
 use std::fs;

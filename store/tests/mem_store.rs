@@ -2,6 +2,9 @@
 //! append, sync, truncation or in-place write, read errors) and power loss (every
 //! unsynced write lost).
 
+// Drives the store from real threads and clocks (store/clippy.toml bans them in the store).
+#![allow(clippy::disallowed_methods)]
+
 mod support;
 
 use std::sync::Arc;
