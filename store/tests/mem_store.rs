@@ -79,6 +79,39 @@ fn a_failed_sync_fails_the_call_and_changes_nothing() {
 }
 
 #[test]
+fn a_failed_sync_of_a_batch_over_two_pages_changes_none_of_it() {
+    let disk = disk_with_pages(&[(0, 0), (3, 7)]);
+    let store = open(&disk);
+    let coins = [CoinId::new(0, 4), CoinId::new(3, 7 * 1024 + 1)];
+    disk.faults(|f| f.log_syncs = 1);
+    let err = store
+        .modify(&coins, T0, &mut |_, new| {
+            new[0] = Some(Record {
+                an: [1; 16],
+                status: 2,
+            });
+            new[1] = Some(Record {
+                an: [2; 16],
+                status: 2,
+            });
+        })
+        .expect_err("sync fails");
+    assert!(matches!(err, StoreError::Write(_)), "{err:?}");
+    assert_eq!(an(&store, 0, 4, T0), Some(an_of(0, 4, 1)));
+    assert_eq!(
+        an(&store, 3, 7 * 1024 + 1, T0),
+        Some(an_of(3, 7 * 1024 + 1, 1))
+    );
+    assert_eq!(
+        record_on_disk(&disk, 3, 7 * 1024 + 1)[..16],
+        an_of(3, 7 * 1024 + 1, 1)
+    );
+    drop(store);
+    let store = open(&disk);
+    assert_eq!(store.recovery().entries, 0);
+}
+
+#[test]
 fn a_failed_append_fails_the_call_and_changes_nothing() {
     let disk = disk_with_pages(&[(0, 0)]);
     let store = open(&disk);
