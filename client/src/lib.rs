@@ -7,7 +7,7 @@
 //! use std::time::Duration;
 //! use raida_client::{exchange, Coin, Keys, Request, Timeouts, Transport};
 //!
-//! let an = raida_core::keys::demo_coin_an(1, 1);
+//! let an = raida_store::demo_coin_an(1, 1);
 //! let mut req = Request::version(0, Keys::Coin256 { coin: Coin::new(1, 1), an });
 //! req.randomize()?;
 //! let built = req.build()?;

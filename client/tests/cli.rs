@@ -6,7 +6,7 @@ mod support;
 use std::net::TcpListener;
 use std::process::{Command, Output};
 
-use raida_core::keys::{demo_coin_an, demo_locker_an};
+use raida_store::{demo_coin_an, demo_locker_an};
 use support::*;
 
 fn raida(args: &[&str]) -> Output {

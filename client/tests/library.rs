@@ -12,9 +12,9 @@ use raida_client::{
     exchange, exchange_tcp, exchange_udp, BuildError, ClientError, Coin, ErrorKind, Keys, Request,
     ResponseError, Timeouts, Transport,
 };
-use raida_core::keys::{demo_coin_an, demo_locker_an};
 use raida_core::VERSION_BYTES;
 use raida_core::{Status, StatusByte};
+use raida_store::{demo_coin_an, demo_locker_an};
 use support::*;
 
 /// A request with fixed, recognisable field values.

@@ -86,10 +86,16 @@ pub const MAX_CONNECTIONS_LIMIT: usize = 1 << 20;
 /// wait for at most [`MAX_THREADS`] workers.
 pub const MAX_MOD_QUEUE_SIZE: usize = 65_536;
 
-/// Upper bound for `key_page_cache_pages`: 16,384 pages of 17 KiB (`PAGE_BYTES`), about
-/// 285 MB, room for a whole store (about 15,000 pages); a larger cache could only fill
-/// up with absences, at memory a small machine does not have.
+/// Upper bound (and default) for `key_page_cache_pages`: 16,384 pages of 17 KiB
+/// (`PAGE_BYTES`), about 285 MB, room for a whole store (15 denominations × 1,000 pages
+/// = 15,000 pages, 261 MB). The store fills its cache lazily, so memory grows only with
+/// the pages looked up; absent pages are remembered apart and never take room here.
 pub const MAX_KEY_PAGE_CACHE_PAGES: usize = 16_384;
+
+/// Bounds of `store_refresh_ms`: at least 10 ms (each pass looks at the metadata of
+/// every cached page file), at most a minute (an outside change is served within about
+/// one interval).
+pub const STORE_REFRESH_MS: std::ops::RangeInclusive<u64> = 10..=60_000;
 
 /// The whole configuration: the deployed server's `[server]` table and our `[network]`
 /// table.
@@ -233,13 +239,16 @@ pub struct NetworkConfig {
     /// count, nothing is allocated for it; beyond that the bound would no longer bound
     /// a turn in practice), default 256.
     pub turn_budget: usize,
-    /// Key pages (PROTOCOL.md section 10) the key store keeps in memory.
-    /// 1..=[`MAX_KEY_PAGE_CACHE_PAGES`] (see there), default 1024 (about 17 MB).
+    /// Key pages (PROTOCOL.md section 10) the key store keeps in memory at most.
+    /// 1..=[`MAX_KEY_PAGE_CACHE_PAGES`], default [`MAX_KEY_PAGE_CACHE_PAGES`] (a whole
+    /// store; see there).
     pub key_page_cache_pages: usize,
-    /// How long a cached key page is trusted before it is read again, since other
-    /// modules change pages while the server runs. 0 reads on every lookup; at most
-    /// [`MAX_MILLIS`]; default 1000.
-    pub key_page_ttl_ms: u64,
+    /// How often the key store compares the metadata of its cached page files (and of
+    /// the directories of absent pages) with what it last saw, and reads a changed page
+    /// again: other modules rewrite pages while the server runs, and such a change is
+    /// served within about this long. An unchanged page is never read again.
+    /// [`STORE_REFRESH_MS`], default 1000.
+    pub store_refresh_ms: u64,
     /// Directory holding `Data/`. `None` (the default) means the config file's
     /// directory; a relative path is taken relative to it. See [`Config::data_root`].
     pub data_root: Option<PathBuf>,
@@ -293,8 +302,8 @@ impl Default for NetworkConfig {
             io_threads: 1,
             busy_poll_us: 20,
             turn_budget: 256,
-            key_page_cache_pages: 1_024,
-            key_page_ttl_ms: 1_000,
+            key_page_cache_pages: MAX_KEY_PAGE_CACHE_PAGES,
+            store_refresh_ms: 1_000,
             data_root: None,
             metrics_addr: None,
             log: None,
@@ -339,9 +348,9 @@ impl NetworkConfig {
         Duration::from_millis(self.drain_timeout_ms)
     }
 
-    /// `key_page_ttl_ms` as a duration.
-    pub fn key_page_ttl(&self) -> Duration {
-        Duration::from_millis(self.key_page_ttl_ms)
+    /// `store_refresh_ms` as a duration.
+    pub fn store_refresh(&self) -> Duration {
+        Duration::from_millis(self.store_refresh_ms)
     }
 }
 
@@ -954,14 +963,14 @@ pub static FIELDS: &[Field] = {
             Network,
             Kind::int(1, MAX_KEY_PAGE_CACHE_PAGES as u64),
             slot!(network.key_page_cache_pages),
-            "Key pages kept in memory (17 KB each)",
+            "Key pages kept in memory at most (17 KB each; filled as pages are looked up)",
         ),
         Field::new(
-            "key_page_ttl_ms",
+            "store_refresh_ms",
             Network,
-            Kind::int(0, MAX_MILLIS),
-            slot!(network.key_page_ttl_ms),
-            "How long a cached key page is trusted before it is read again",
+            Kind::int(*STORE_REFRESH_MS.start(), *STORE_REFRESH_MS.end()),
+            slot!(network.store_refresh_ms),
+            "How often the key store checks its cached page files for outside changes",
         ),
         Field::new(
             "data_root",
@@ -983,16 +992,6 @@ pub static FIELDS: &[Field] = {
         .unset("no metrics endpoint")
         .flag("metrics-addr", "ADDR")
         .flag_note("port 0 = a free port, printed on a second stdout line"),
-        Field::new(
-            "log",
-            Network,
-            Kind::Text {
-                expected: "a non-empty tracing filter such as \"info\"",
-            },
-            slot!(network.log),
-            "A tracing filter, e.g. \"info,raida_core=debug\"",
-        )
-        .unset("RUST_LOG, else \"info\""),
         Field::new(
             "max_buffered_bytes",
             Network,
@@ -1047,6 +1046,16 @@ pub static FIELDS: &[Field] = {
             "Jobs of long-running commands one event loop runs at once, on threads of \
              their own",
         ),
+        Field::new(
+            "log",
+            Network,
+            Kind::Text {
+                expected: "a non-empty tracing filter such as \"info\"",
+            },
+            slot!(network.log),
+            "A tracing filter, e.g. \"info,raida_core=debug\"",
+        )
+        .unset("RUST_LOG, else \"info\""),
     ]
 };
 

@@ -27,8 +27,9 @@ pub mod codec;
 /// hands core the text.
 pub mod config;
 /// Where the keys of encrypted requests come from: the key store seam the engine
-/// calls, the in-memory store, the deployed `Data/` layout and the demo store.
-/// Public because a server is built with a store of its embedder's choosing.
+/// and the commands call, and the in-memory store (the deployed `Data/` store is
+/// `raida-store`'s). Public because a server is built with a store of its embedder's
+/// choosing.
 pub mod keys;
 /// The engine's counters as a snapshot and their Prometheus rendering. Public
 /// because drivers serve them however they like.

@@ -24,17 +24,23 @@ pub enum Mutant {
     AcceptOnce,
     /// Connections are still accepted after the shutdown.
     AcceptAfterShutdown,
+    /// The store acknowledges a write before the log sync that makes it durable
+    /// (raida-store: a writer that finds a sync running returns once its entry is
+    /// queued, instead of waiting for the next sync; that sync's leader writes it in
+    /// place afterwards).
+    AckBeforeSync,
 }
 
 impl Mutant {
     /// Every planted bug of core, in a fixed order.
-    pub const ALL: [Mutant; 6] = [
+    pub const ALL: [Mutant; 7] = [
         Mutant::ReusedSlot,
         Mutant::AdmissionOverflow,
         Mutant::NoTimeout,
         Mutant::Overread,
         Mutant::AcceptOnce,
         Mutant::AcceptAfterShutdown,
+        Mutant::AckBeforeSync,
     ];
 
     /// Its name on the runner's command line.
@@ -46,6 +52,7 @@ impl Mutant {
             Mutant::Overread => "overread",
             Mutant::AcceptOnce => "accept-once",
             Mutant::AcceptAfterShutdown => "accept-after-shutdown",
+            Mutant::AckBeforeSync => "ack-before-sync",
         }
     }
 
@@ -62,6 +69,7 @@ impl Mutant {
             Mutant::Overread => 4,
             Mutant::AcceptOnce => 5,
             Mutant::AcceptAfterShutdown => 6,
+            Mutant::AckBeforeSync => 7,
         }
     }
 }
@@ -79,7 +87,7 @@ pub fn activate(mutant: Option<Mutant>) {
     std::hint::black_box(MARKER);
 }
 
-/// Whether `mutant` is on.
-pub(crate) fn active(mutant: Mutant) -> bool {
+/// Whether `mutant` is on (public: raida-store plants one too).
+pub fn active(mutant: Mutant) -> bool {
     ACTIVE.load(Ordering::Relaxed) == mutant.code()
 }

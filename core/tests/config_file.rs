@@ -140,8 +140,8 @@ fn defaults_are_designs_table() {
     assert_eq!(c.network.linger_ms, 500);
     assert_eq!(c.network.drain_timeout_ms, 5_000);
     assert_eq!(c.network.io_threads, 1);
-    assert_eq!(c.network.key_page_cache_pages, 1024);
-    assert_eq!(c.network.key_page_ttl_ms, 1_000);
+    assert_eq!(c.network.key_page_cache_pages, 16_384);
+    assert_eq!(c.network.store_refresh_ms, 1_000);
     assert_eq!(c.network.data_root, None);
     assert_eq!(c.network.metrics_addr, None);
     assert_eq!(c.network.log, None);
@@ -171,7 +171,7 @@ io_threads = 2
 busy_poll_us = 0
 turn_budget = 8
 key_page_cache_pages = 32
-key_page_ttl_ms = 0
+store_refresh_ms = 250
 data_root = "store"
 metrics_addr = "127.0.0.1:9100"
 log = "info,raida_core=debug"
@@ -197,7 +197,7 @@ fn network_table_overrides_every_default() {
     expected.busy_poll_us = 0;
     expected.turn_budget = 8;
     expected.key_page_cache_pages = 32;
-    expected.key_page_ttl_ms = 0;
+    expected.store_refresh_ms = 250;
     expected.data_root = Some(PathBuf::from("store"));
     expected.metrics_addr = Some(SocketAddr::from(([127, 0, 0, 1], 9100)));
     expected.log = Some("info,raida_core=debug".into());
@@ -353,8 +353,12 @@ fn each_bound_is_checked_and_named() {
             "[network] key_page_cache_pages",
         ),
         (
-            "[network]\nkey_page_ttl_ms = 86400001",
-            "[network] key_page_ttl_ms",
+            "[network]\nstore_refresh_ms = 60001",
+            "[network] store_refresh_ms",
+        ),
+        (
+            "[network]\nstore_refresh_ms = 0",
+            "[network] store_refresh_ms",
         ),
         ("[network]\ndata_root = \"\"", "[network] data_root"),
         (

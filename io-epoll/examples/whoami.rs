@@ -17,9 +17,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use raida_core::config::Config;
-use raida_core::keys::{demo_locker_an, write_demo_store, DiskKeyStore};
 use raida_core::{Command, RequestContext, Status, StatusByte};
 use raida_io_epoll::ServerBuilder;
+use raida_store::{demo_locker_an, write_demo_store, DiskStore, StoreConfig};
 
 /// Group 15, command 0: the client's address as the server saw it, and the shard.
 #[derive(Debug)]
@@ -79,7 +79,7 @@ fn main() -> ExitCode {
     raida_io_epoll::init_logging(None);
     let data = std::env::temp_dir().join(format!("raida-whoami-{}", std::process::id()));
     let store = match write_demo_store(&data)
-        .and_then(|_| DiskKeyStore::open_with_defaults(&data).map_err(std::io::Error::other))
+        .and_then(|_| DiskStore::open(&data, StoreConfig::default()).map_err(std::io::Error::other))
     {
         Ok(store) => store,
         Err(e) => {
@@ -89,7 +89,7 @@ fn main() -> ExitCode {
     };
     store.insert_locker(demo_locker_an());
     let server = match ServerBuilder::new(config)
-        .store(Arc::new(store))
+        .disk_store(Arc::new(store))
         .command(15, 0, Arc::new(WhoAmI))
         .bind()
     {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use raida_core::keys::{demo_locker_an, write_demo_store, DiskKeyStore};
+use raida_store::{demo_locker_an, write_demo_store};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{self, Args, Settings};
@@ -93,8 +93,9 @@ fn check_config(settings: &Settings) -> ExitCode {
     }
 }
 
-/// The key store's root as a start would open it (without creating anything): the
-/// `Data/` path, or what is wrong with it.
+/// The key store's root as a start would open it, without creating anything (not
+/// even the log's directory) and without replaying the log: the `Data/` path, and the
+/// log's segments a start would replay; or what is wrong with them.
 fn check_key_store(settings: &Settings) -> Result<String, String> {
     let data = settings.data_root.join("Data");
     if settings.embedded_default && !data.exists() {
@@ -103,13 +104,15 @@ fn check_key_store(settings: &Settings) -> Result<String, String> {
             data.display()
         ));
     }
-    let network = &settings.config.network;
-    match DiskKeyStore::open(
-        &settings.data_root,
-        network.key_page_cache_pages,
-        network.key_page_ttl(),
-    ) {
-        Ok(store) => Ok(store.data_dir().display().to_string()),
+    match raida_store::check_root(&settings.data_root) {
+        Ok(check) => Ok(match check.segments {
+            0 => check.data_dir.display().to_string(),
+            n => format!(
+                "{} ({n} log segment(s) in {} to replay at start)",
+                check.data_dir.display(),
+                check.log_dir.display()
+            ),
+        }),
         Err(e) => Err(match std::error::Error::source(&e) {
             Some(source) => format!("key store: {e}: {source}"),
             None => format!("key store: {e}"),
@@ -160,18 +163,13 @@ fn serve(settings: &Settings) -> ExitCode {
             );
             return ExitCode::from(EXIT_CONFIG);
         }
-        let network = &config.network;
-        match DiskKeyStore::open(
-            &settings.data_root,
-            network.key_page_cache_pages,
-            network.key_page_ttl(),
-        ) {
+        match crate::builder::open_disk_store(config, &settings.data_root) {
             Ok(store) => {
                 store.insert_locker(demo_locker_an());
-                builder = builder.store(Arc::new(store));
+                builder = builder.disk_store(Arc::new(store));
             }
             Err(e) => {
-                tracing::error!("key store: {e}");
+                tracing::error!("{e}");
                 return ExitCode::from(EXIT_CONFIG);
             }
         }

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use raida_core::config::Config;
-use raida_core::keys::DiskKeyStore;
 use raida_core::{Command, CommandRegistry, KeyStore, RegisterError, Runs};
+use raida_store::{DiskStore, StoreConfig};
 
 use crate::server::Server;
 
@@ -54,16 +54,26 @@ use crate::server::Server;
 /// By default the server registers the built-in commands (echo 0/0, version 0/1) and
 /// the authentication commands (detect 1/10, detect_sum 1/11, pown 1/20, pown_sum 1/21,
 /// PROTOCOL.md section 8a: `raida_commands`), serves the on-disk key store under the
-/// data root (`<data root>/Data`, section 10), and installs handlers for SIGINT and
-/// SIGTERM (the first drains, the second exits at once).
+/// data root (`<data root>/Data`, section 10; [`raida_store::DiskStore`], its log in
+/// `<data root>/raida-store.wal`, recovered when the server starts, its freshness check
+/// on a thread named `raida-store-watch`), and installs handlers for SIGINT and SIGTERM
+/// (the first drains, the second exits at once).
 #[must_use]
 pub struct ServerBuilder {
     config: Config,
     data_root: PathBuf,
     commands: Vec<(u8, u8, Arc<dyn Command>)>,
-    store: Option<Arc<dyn KeyStore>>,
+    store: Option<Store>,
     signals: bool,
     auth_commands: bool,
+}
+
+/// The store a builder was given.
+enum Store {
+    /// Any store; nothing runs beside it.
+    Any(Arc<dyn KeyStore>),
+    /// A disk store, whose background steps the server runs.
+    Disk(Arc<DiskStore>),
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -97,7 +107,7 @@ pub enum BuildError {
     },
     /// The default key store could not be opened.
     #[error("key store: {0}")]
-    Store(#[source] raida_core::keys::KeyStoreError),
+    Store(#[source] raida_store::OpenError),
     /// A socket, the poller, a thread or the signal handlers could not be set up.
     #[error("{what}: {source}")]
     Io {
@@ -147,7 +157,16 @@ impl ServerBuilder {
     /// Serves keys from `store` (shared by every event loop and every handler) instead
     /// of the disk store under the data root.
     pub fn store(mut self, store: Arc<dyn KeyStore>) -> ServerBuilder {
-        self.store = Some(store);
+        self.store = Some(Store::Any(store));
+        self
+    }
+
+    /// Serves keys from a disk store the caller opened (e.g. to register lockers in
+    /// it first) instead of opening the one under the data root; the server runs its
+    /// background steps (freshness, checkpoints) on a thread named `raida-store-watch`,
+    /// as for the default store.
+    pub fn disk_store(mut self, store: Arc<DiskStore>) -> ServerBuilder {
+        self.store = Some(Store::Disk(store));
         self
     }
 
@@ -196,19 +215,25 @@ impl ServerBuilder {
             .commands
             .iter()
             .any(|(_, _, handler)| handler.runs() == Runs::Long);
-        let store = match self.store {
-            Some(store) => store,
+        let (store, watched): (Arc<dyn KeyStore>, _) = match self.store {
+            Some(Store::Any(store)) => (store, None),
+            Some(Store::Disk(disk)) => (Arc::clone(&disk) as Arc<dyn KeyStore>, Some(disk)),
             None => {
-                let network = &self.config.network;
-                let disk = DiskKeyStore::open(
-                    &self.data_root,
-                    network.key_page_cache_pages,
-                    network.key_page_ttl(),
-                )
-                .map_err(BuildError::Store)?;
-                Arc::new(disk)
+                let disk = Arc::new(open_disk_store(&self.config, &self.data_root)?);
+                (Arc::clone(&disk) as Arc<dyn KeyStore>, Some(disk))
             }
         };
-        Server::bind(self.config, registry, store, long, self.signals)
+        Server::bind(self.config, registry, store, watched, long, self.signals)
     }
+}
+
+/// The disk store under `data_root` as `config` sizes it: `[network]
+/// key_page_cache_pages` and `store_refresh_ms`. Replays its log first.
+pub(crate) fn open_disk_store(
+    config: &Config,
+    data_root: &std::path::Path,
+) -> Result<DiskStore, BuildError> {
+    let network = &config.network;
+    let store_config = StoreConfig::new(network.key_page_cache_pages, network.store_refresh());
+    DiskStore::open(data_root, store_config).map_err(BuildError::Store)
 }

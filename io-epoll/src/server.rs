@@ -3,12 +3,14 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use raida_core::config::Config;
 use raida_core::metrics::MetricsSnapshot;
-use raida_core::{CommandRegistry, Engine, EngineConfig, KeyStore};
+use raida_core::{CommandRegistry, Engine, EngineConfig, KeyStore, Timestamp};
+use raida_store::DiskStore;
 
 use crate::builder::BuildError;
 use crate::event_loop::{EventLoop, Exit, Parts};
@@ -78,6 +80,65 @@ pub struct Server {
     handle: ShutdownHandle,
     store: Arc<dyn KeyStore>,
     threads: usize,
+    /// The disk store's background thread; stopped when the server is.
+    watch: Option<StoreWatch>,
+}
+
+/// The thread `raida-store-watch`: calls the disk store's background step
+/// ([`DiskStore::maintain`]: the freshness check, at most once per
+/// `store_refresh_ms`, and checkpoints of its log) every [`WATCH_TICK`] or sooner.
+/// Stopped and joined when dropped.
+#[derive(Debug)]
+struct StoreWatch {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The watch thread's longest sleep between two steps.
+const WATCH_TICK: Duration = Duration::from_millis(100);
+
+impl StoreWatch {
+    fn spawn(store: Arc<DiskStore>, epoch: Instant) -> std::io::Result<StoreWatch> {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let tick = store.config().refresh_interval.min(WATCH_TICK);
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("raida-store-watch".into())
+            .spawn(move || {
+                let (lock, wake) = &*flag;
+                let mut stopped = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                while !*stopped {
+                    drop(stopped);
+                    let micros = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    store.maintain(Timestamp::from_micros(micros));
+                    stopped = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                    if *stopped {
+                        break;
+                    }
+                    stopped = wake
+                        .wait_timeout(stopped, tick)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+            })?;
+        Ok(StoreWatch {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for StoreWatch {
+    fn drop(&mut self) {
+        let (lock, wake) = &*self.stop;
+        *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the raida-store-watch thread panicked");
+            }
+        }
+    }
 }
 
 impl Server {
@@ -85,6 +146,7 @@ impl Server {
         config: Config,
         commands: CommandRegistry,
         store: Arc<dyn KeyStore>,
+        watched: Option<Arc<DiskStore>>,
         long_commands: bool,
         install_signals: bool,
     ) -> Result<Server, BuildError> {
@@ -126,6 +188,10 @@ impl Server {
             .map(|i| per_loop(EngineConfig::from_config(&config), io_threads, i))
             .collect();
         let epoch = Instant::now();
+        let watch = watched
+            .map(|disk| StoreWatch::spawn(disk, epoch))
+            .transpose()
+            .map_err(BuildError::io("cannot start the raida-store-watch thread"))?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = config.server.effective_threads(cores);
         let long_threads = if long_commands {
@@ -186,6 +252,7 @@ impl Server {
             handle,
             store,
             threads,
+            watch,
         })
     }
 
@@ -222,6 +289,7 @@ impl Server {
             metrics,
             loops,
             threads,
+            watch,
             ..
         } = self;
         tracing::info!(threads, io_threads = loops.len(), "serving");
@@ -259,6 +327,7 @@ impl Server {
         }
         log_totals(&total, served);
         drop(metrics);
+        drop(watch);
         Ok(served)
     }
 }

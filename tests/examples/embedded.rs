@@ -18,9 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use raida_core::config::Config;
-use raida_core::keys::{demo_coin_an, MemoryKeyStore};
+use raida_core::keys::MemoryKeyStore;
 use raida_core::{Command, RequestContext, Runs, Status, StatusByte};
 use raida_io_epoll::{Served, ServerBuilder};
+use raida_store::demo_coin_an;
 
 /// Sleeps payload[0] × 100 ms on a worker, then answers the payload.
 #[derive(Debug)]

@@ -23,7 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use raida_client::{Coin, Keys};
-use raida_core::keys::{demo_coin_an, write_demo_store};
+use raida_store::{demo_coin_an, write_demo_store};
 
 /// How long a server may take to print its `listening` line (a debug build may be
 /// compiling in parallel with other tests).

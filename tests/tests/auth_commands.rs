@@ -13,8 +13,9 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use raida_client::{exchange, BuiltRequest, Coin, Keys, Request, Timeouts, Transport};
-use raida_core::keys::{demo_coin_an, An};
+use raida_core::keys::An;
 use raida_core::Status;
+use raida_store::demo_coin_an;
 use raida_tests::{demo_root, Server, GENEROUS};
 
 fn timeouts() -> Timeouts {

@@ -6,8 +6,8 @@ use std::net::{TcpListener, UdpSocket};
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use raida_core::keys::{demo_coin_an, demo_locker_an};
 use raida_core::VERSION_BYTES;
+use raida_store::{demo_coin_an, demo_locker_an};
 use raida_tests::{cli_binary, Server, GENEROUS};
 
 fn hex(bytes: &[u8]) -> String {

@@ -17,12 +17,10 @@ use raida_core::codec::{
     answer_datagram, header_len, HeaderRules, LONG_HEADER_LEN, PREFIX_LEN, RANDOM_LEN,
     SHORT_HEADER_LEN,
 };
-use raida_core::keys::{
-    coin_page_path, demo_coin_an, demo_locker_an, MemoryKeyStore, PAGE_BYTES, RECORDS_PER_PAGE,
-    RECORD_BYTES,
-};
+use raida_core::keys::{CoinId, MemoryKeyStore, PAGE_BYTES, RECORDS_PER_PAGE, RECORD_BYTES};
 use raida_core::Command;
 use raida_core::{CommandRegistry, Status, StatusByte, Timestamp};
+use raida_store::{coin_page_path, demo_coin_an, demo_locker_an};
 
 pub const RAIDA_ID: u8 = 3;
 pub const COIN_ID: u16 = 6;
@@ -310,7 +308,7 @@ pub fn write_store(root: &Path, pages: &[(i8, u32)]) -> Arc<MemoryKeyStore> {
     let store = keys();
     for &(den, page) in pages {
         let first = page * RECORDS_PER_PAGE;
-        let path = coin_page_path(root, den, first).expect("page in range");
+        let path = coin_page_path(root, CoinId::new(den, first)).expect("page in range");
         std::fs::create_dir_all(path.parent().expect("page dir")).expect("mkdir");
         let mut bytes = Vec::with_capacity(PAGE_BYTES);
         for serial in first..first + RECORDS_PER_PAGE {

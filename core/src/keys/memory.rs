@@ -11,13 +11,14 @@ use crate::Timestamp;
 /// A [`KeyStore`] whose coins and lockers are all in memory, inserted by the caller.
 ///
 /// For tests, the simulator and demos: nothing expires and nothing is read from disk,
-/// so `now` is ignored. Serials at or above [`SERIAL_LIMIT`] are always unknown, even
-/// if inserted (PROTOCOL.md section 11), so this store answers exactly like
-/// [`DiskKeyStore`](super::DiskKeyStore) over the same coins.
+/// so `now` is ignored. Coins that can never be known (a denomination outside -8..=6, a
+/// serial at or above [`SERIAL_LIMIT`](super::SERIAL_LIMIT)) are always unknown, even
+/// if inserted (PROTOCOL.md section 11), so this store answers exactly like the disk
+/// store (`raida_store::DiskStore`) over the same coins.
 ///
-/// Its [`cache_stats`](KeyStore::cache_stats) count lookups the way the disk store's
-/// do, with everything in memory: every lookup below [`SERIAL_LIMIT`] is a hit, known
-/// coin or not, and there are no misses, expiries or disk reads.
+/// Its [`stats`](KeyStore::stats) count lookups the way the disk store's do, with
+/// everything in memory: every lookup of a coin that can be known is a hit, known coin
+/// or not, and there are no misses or disk reads.
 #[derive(Default)]
 pub struct MemoryKeyStore {
     state: Mutex<State>,

@@ -1,28 +1,18 @@
 //! Where the network layer finds the keys that encrypted requests name
-//! (PROTOCOL.md sections 2, 3 and 10).
+//! (PROTOCOL.md sections 2, 3 and 10), and what commands read and change.
 //!
-//! Two stores implement [`KeyStore`]:
-//! - [`MemoryKeyStore`]: everything in memory, filled by the caller (tests, the
-//!   simulator, small demos);
-//! - [`DiskKeyStore`]: the deployed server's on-disk layout (section 10), read lazily
-//!   one page at a time through a bounded cache whose pages expire after a TTL.
-//!
-//! [`write_demo_store`] writes a small deterministic store in that layout so a demo
-//! server has coins to answer for.
+//! [`KeyStore`] is the seam. core holds it and one store, [`MemoryKeyStore`]
+//! (everything in memory, filled by the caller: tests, the simulator, small demos);
+//! core does no file I/O (its `clippy.toml` bans `std::fs`). The deployed `Data/`
+//! layout, its page cache, its durable writes and the demo store live in the
+//! `raida-store` crate (`DiskStore`).
 
 use std::collections::BTreeMap;
 
 use crate::Timestamp;
 
-mod demo;
-mod disk;
 mod memory;
 
-pub use demo::{demo_coin_an, demo_locker_an, write_demo_store, DemoCoin};
-pub use disk::{
-    coin_page_path, DiskKeyStore, KeyStoreError, KeyStoreStats, DEFAULT_PAGE_CACHE_PAGES,
-    DEFAULT_PAGE_TTL,
-};
 pub use memory::MemoryKeyStore;
 
 /// An authenticity number: the 16-byte secret of one coin or locker.

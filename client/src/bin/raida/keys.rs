@@ -39,7 +39,7 @@ impl Keys {
 /// `raida keys demo`: writes the demo store unless one is there, and lists its coins.
 fn demo(data_root: &Path) -> Exit {
     let existed = data_root.join("Data").exists();
-    match raida_core::keys::write_demo_store(data_root) {
+    match raida_store::write_demo_store(data_root) {
         Ok(coins) => {
             if existed {
                 eprintln!(
@@ -56,7 +56,7 @@ fn demo(data_root: &Path) -> Exit {
             for coin in coins {
                 out!("{coin}");
             }
-            out!("locker {}", hex(&raida_core::keys::demo_locker_an()));
+            out!("locker {}", hex(&raida_store::demo_locker_an()));
             Exit::Success
         }
         Err(e) => {

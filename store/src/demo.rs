@@ -6,10 +6,9 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use super::disk::coin_page_path;
-use super::An;
-use super::{PAGE_BYTES, RECORDS_PER_PAGE, RECORD_BYTES};
-use crate::crypto::sha256;
+use raida_core::keys::{An, CoinId, PAGE_BYTES, RECORDS_PER_PAGE, RECORD_BYTES};
+
+use crate::file_disk::coin_page_path;
 
 /// Denominations the demo store writes.
 const DEMO_DENOMINATIONS: [i8; 3] = [0, 1, -1];
@@ -62,6 +61,16 @@ pub fn demo_coin_an(denomination: i8, serial: u32) -> An {
 /// first 5 bytes.
 pub fn demo_locker_an() -> An {
     first_16(&sha256(&[b"raida-net demo locker"]))
+}
+
+/// SHA-256 of the concatenation of `parts`.
+fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    hasher.finalize().into()
 }
 
 fn first_16(digest: &[u8; 32]) -> An {
@@ -131,7 +140,8 @@ pub fn write_demo_store(root: &Path) -> io::Result<Vec<DemoCoin>> {
     for denomination in DEMO_DENOMINATIONS {
         for page in DEMO_PAGES {
             // `coin_page_path` puts the page under `<staging_root>/Data`.
-            let path = coin_page_path(&staging_root, denomination, page * RECORDS_PER_PAGE)
+            let first = CoinId::new(denomination, page * RECORDS_PER_PAGE);
+            let path = coin_page_path(&staging_root, first)
                 .ok_or_else(|| io::Error::other("demo page out of range"))?;
             if let Some(dir) = path.parent() {
                 fs::create_dir_all(dir)?;

@@ -1,0 +1,566 @@
+//! The page cache: pages read from disk, kept in memory within a bound, looked up by
+//! every event loop at once.
+//!
+//! 64 shards, each a `RwLock` over a `BTreeMap` (deterministic order, nothing hashed
+//! with a random seed): a lookup takes one shard's read lock for a map probe and a
+//! 16-byte copy. Writers take a shard's write lock only to insert a page read
+//! beforehand, to remove one, or to copy a few 17-byte records into one: never across
+//! disk I/O and never for a page copy.
+//!
+//! Eviction is CLOCK: a ring of the cached pages, each with a reference bit that a
+//! lookup sets; the hand (a mutex only workers take) clears set bits and evicts the
+//! first page whose bit is clear. Pages pinned after a failed in-place write are never
+//! evicted.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use raida_core::keys::{An, Lookup, PageId, Record, PAGE_BYTES, RECORD_BYTES};
+use raida_core::Timestamp;
+
+use crate::disk::{FileMeta, RecordWrite};
+
+/// Shards of the cache: enough that event loops on different pages rarely share one.
+const SHARDS: usize = 64;
+
+/// Most pages remembered as unreadable at once (each costs a map entry); beyond it an
+/// unreadable page is simply read again on the next miss.
+const MAX_UNREADABLE: usize = 4096;
+
+/// One page in memory.
+pub(crate) struct CachedPage {
+    bytes: Box<[u8; PAGE_BYTES]>,
+    /// The file's metadata as of the store's last read or write of it.
+    meta: FileMeta,
+    /// Set by lookups, cleared by the CLOCK hand.
+    referenced: AtomicBool,
+    /// Tells this insertion apart from an earlier one of the same page in the ring.
+    generation: u64,
+    /// An in-place write failed after its log entry was durable: the page in memory is
+    /// the truth until a restart replays the log, so it is never evicted nor reloaded.
+    pinned: bool,
+    /// The file changed from outside between the store's read and its own write: the
+    /// next refresh reads it again whatever its metadata says.
+    stale: bool,
+}
+
+impl CachedPage {
+    fn record(&self, index: usize) -> Option<Record> {
+        let start = index.checked_mul(RECORD_BYTES)?;
+        let bytes = self.bytes.get(start..start.checked_add(RECORD_BYTES)?)?;
+        let an: An = bytes.get(..16)?.try_into().ok()?;
+        Some(Record {
+            an,
+            status: bytes[16],
+        })
+    }
+
+    fn write(&mut self, writes: &[RecordWrite]) {
+        for w in writes {
+            let start = usize::from(w.index) * RECORD_BYTES;
+            if let Some(slot) = self.bytes.get_mut(start..start + RECORD_BYTES) {
+                slot.copy_from_slice(&w.bytes);
+            }
+        }
+    }
+}
+
+enum Slot {
+    Page(CachedPage),
+    /// Reading the page failed: lookups answer `Unreadable` until `until`.
+    Unreadable {
+        until: Timestamp,
+    },
+}
+
+/// One shard, on a cache line of its own with its counters.
+#[repr(align(64))]
+struct Shard {
+    map: RwLock<BTreeMap<PageId, Slot>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    out_of_range: AtomicU64,
+}
+
+/// What a refresh needs to know of one cached page.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cached {
+    pub page: PageId,
+    pub meta: FileMeta,
+    pub stale: bool,
+}
+
+pub(crate) struct Cache {
+    shards: Box<[Shard]>,
+    capacity: usize,
+    cached: AtomicUsize,
+    unreadable: AtomicUsize,
+    clock: Mutex<VecDeque<(PageId, u64)>>,
+    next_generation: AtomicU64,
+    evictions: AtomicU64,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("capacity", &self.capacity)
+            .field("cached", &self.cached_pages())
+            .finish_non_exhaustive()
+    }
+}
+
+fn shard_index(page: PageId) -> usize {
+    let key = (u32::from(page.denomination.to_ne_bytes()[0]) << 16) | u32::from(page.number);
+    // Fibonacci hashing: consecutive pages land on different shards.
+    (key.wrapping_mul(0x9E37_79B1) >> 26) as usize % SHARDS
+}
+
+impl Cache {
+    /// A cache of at most `capacity` pages (at least 1).
+    pub(crate) fn new(capacity: usize) -> Cache {
+        Cache {
+            shards: (0..SHARDS)
+                .map(|_| Shard {
+                    map: RwLock::new(BTreeMap::new()),
+                    hits: AtomicU64::new(0),
+                    misses: AtomicU64::new(0),
+                    out_of_range: AtomicU64::new(0),
+                })
+                .collect(),
+            capacity: capacity.max(1),
+            cached: AtomicUsize::new(0),
+            unreadable: AtomicUsize::new(0),
+            clock: Mutex::new(VecDeque::new()),
+            next_generation: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+        }
+    }
+
+    fn shard(&self, page: PageId) -> &Shard {
+        &self.shards[shard_index(page)]
+    }
+
+    fn read(&self, page: PageId) -> RwLockReadGuard<'_, BTreeMap<PageId, Slot>> {
+        // Every change under the lock is one map operation or a byte copy: a panic
+        // elsewhere never leaves a shard half changed.
+        self.shard(page)
+            .map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self, page: PageId) -> RwLockWriteGuard<'_, BTreeMap<PageId, Slot>> {
+        self.shard(page)
+            .map
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The header-time lookup of record `index` of `page` (known not to be absent).
+    pub(crate) fn lookup(&self, page: PageId, index: usize, now: Timestamp) -> Lookup {
+        let shard = self.shard(page);
+        let map = shard.map.read().unwrap_or_else(PoisonError::into_inner);
+        let found = match map.get(&page) {
+            Some(Slot::Page(p)) => {
+                // Read before writing: a hot page's bit stays set without a store to
+                // its cache line on every lookup.
+                if !p.referenced.load(Ordering::Relaxed) {
+                    p.referenced.store(true, Ordering::Relaxed);
+                }
+                match p.record(index) {
+                    Some(record) => Lookup::Found(record.an),
+                    None => Lookup::Unknown,
+                }
+            }
+            Some(Slot::Unreadable { until }) if now < *until => Lookup::Unreadable(page),
+            _ => Lookup::NotInMemory(page),
+        };
+        drop(map);
+        let counter = if matches!(found, Lookup::NotInMemory(_)) {
+            &shard.misses
+        } else {
+            &shard.hits
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Counts a lookup answered without the cache (an absent page).
+    pub(crate) fn count_hit(&self, page: PageId) {
+        self.shard(page).hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a lookup of a coin that can never be known.
+    pub(crate) fn count_out_of_range(&self, serial: u32) {
+        self.shards[serial as usize % SHARDS]
+            .out_of_range
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (hits, misses, out of range) over every shard.
+    pub(crate) fn lookup_counts(&self) -> (u64, u64, u64) {
+        self.shards.iter().fold((0, 0, 0), |(h, m, o), s| {
+            (
+                h + s.hits.load(Ordering::Relaxed),
+                m + s.misses.load(Ordering::Relaxed),
+                o + s.out_of_range.load(Ordering::Relaxed),
+            )
+        })
+    }
+
+    /// Whether `page` is in memory.
+    pub(crate) fn has_page(&self, page: PageId) -> bool {
+        matches!(self.read(page).get(&page), Some(Slot::Page(_)))
+    }
+
+    /// The records at `indices` of `page`, if it is in memory.
+    pub(crate) fn records(&self, page: PageId, indices: &[usize]) -> Option<Vec<Record>> {
+        match self.read(page).get(&page) {
+            Some(Slot::Page(p)) => indices.iter().map(|&i| p.record(i)).collect(),
+            _ => None,
+        }
+    }
+
+    /// What a refresh compares for `page`: `None` when it is not in memory or pinned.
+    pub(crate) fn cached(&self, page: PageId) -> Option<Cached> {
+        match self.read(page).get(&page) {
+            Some(Slot::Page(p)) if !p.pinned => Some(Cached {
+                page,
+                meta: p.meta,
+                stale: p.stale,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Every page in memory that a refresh may reload (pinned ones are not).
+    pub(crate) fn snapshot(&self) -> Vec<Cached> {
+        let mut out = Vec::with_capacity(self.cached_pages());
+        for shard in self.shards.iter() {
+            let map = shard.map.read().unwrap_or_else(PoisonError::into_inner);
+            out.extend(map.iter().filter_map(|(page, slot)| match slot {
+                Slot::Page(p) if !p.pinned => Some(Cached {
+                    page: *page,
+                    meta: p.meta,
+                    stale: p.stale,
+                }),
+                _ => None,
+            }));
+        }
+        out
+    }
+
+    /// Puts `page` in memory (replacing what was there), then evicts to stay within
+    /// the bound. The caller holds the page's intent.
+    pub(crate) fn insert(&self, page: PageId, bytes: Box<[u8; PAGE_BYTES]>, meta: FileMeta) {
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let old = {
+            let mut map = self.write(page);
+            map.insert(
+                page,
+                Slot::Page(CachedPage {
+                    bytes,
+                    meta,
+                    referenced: AtomicBool::new(true),
+                    generation,
+                    pinned: false,
+                    stale: false,
+                }),
+            )
+        };
+        match &old {
+            Some(Slot::Page(_)) => {}
+            Some(Slot::Unreadable { .. }) => {
+                self.unreadable.fetch_sub(1, Ordering::Relaxed);
+                self.cached.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                self.cached.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        // The old page (17 KB) is freed outside the shard lock.
+        drop(old);
+        let mut clock = self.clock.lock().unwrap_or_else(PoisonError::into_inner);
+        clock.push_back((page, generation));
+        self.evict(&mut clock);
+    }
+
+    /// Forgets `page` (its file went away or became short). Pinned pages stay.
+    pub(crate) fn remove(&self, page: PageId) {
+        let old = {
+            let mut map = self.write(page);
+            match map.get(&page) {
+                Some(Slot::Page(p)) if p.pinned => None,
+                Some(_) => map.remove(&page),
+                None => None,
+            }
+        };
+        self.account_removed(old.as_ref());
+    }
+
+    fn account_removed(&self, old: Option<&Slot>) {
+        match old {
+            Some(Slot::Page(_)) => {
+                self.cached.fetch_sub(1, Ordering::Relaxed);
+            }
+            Some(Slot::Unreadable { .. }) => {
+                self.unreadable.fetch_sub(1, Ordering::Relaxed);
+            }
+            None => {}
+        }
+    }
+
+    /// Remembers that `page` cannot be read until `until` (replacing a page in memory:
+    /// after a failed reload, stale bytes are not served). Pinned pages stay.
+    pub(crate) fn set_unreadable(&self, page: PageId, until: Timestamp) {
+        let old = {
+            let mut map = self.write(page);
+            match map.get_mut(&page) {
+                Some(Slot::Page(p)) if p.pinned => return,
+                Some(Slot::Unreadable { until: u }) => {
+                    *u = until;
+                    return;
+                }
+                Some(_) => map.insert(page, Slot::Unreadable { until }),
+                None => {
+                    if self.unreadable.load(Ordering::Relaxed) >= MAX_UNREADABLE {
+                        return;
+                    }
+                    map.insert(page, Slot::Unreadable { until })
+                }
+            }
+        };
+        self.account_removed(old.as_ref());
+        self.unreadable.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Copies `writes` into `page` if it is in memory. `before` and `after` are the
+    /// file's metadata around the store's own write: when `before` is what the cache
+    /// last saw, `after` becomes it (the write is no outside change); otherwise the
+    /// file changed from outside meanwhile and the page is marked for a reload.
+    /// Returns whether the page was in memory.
+    pub(crate) fn apply(
+        &self,
+        page: PageId,
+        writes: &[RecordWrite],
+        written: Option<(FileMeta, FileMeta)>,
+    ) -> bool {
+        let mut map = self.write(page);
+        let Some(Slot::Page(p)) = map.get_mut(&page) else {
+            return false;
+        };
+        p.write(writes);
+        if let Some((before, after)) = written {
+            if p.meta == before && !p.stale {
+                p.meta = after;
+            } else {
+                p.stale = true;
+            }
+        }
+        true
+    }
+
+    /// Puts `page` in memory pinned, with `writes` applied: after a failed in-place
+    /// write, memory is the only place the records are until a restart replays them.
+    pub(crate) fn pin(
+        &self,
+        page: PageId,
+        bytes: Option<Box<[u8; PAGE_BYTES]>>,
+        writes: &[RecordWrite],
+    ) -> bool {
+        let mut map = self.write(page);
+        match map.get_mut(&page) {
+            Some(Slot::Page(p)) => {
+                p.write(writes);
+                p.pinned = true;
+                true
+            }
+            _ => {
+                let Some(bytes) = bytes else {
+                    return false;
+                };
+                let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+                let mut p = CachedPage {
+                    bytes,
+                    meta: FileMeta::default(),
+                    referenced: AtomicBool::new(true),
+                    generation,
+                    pinned: true,
+                    stale: false,
+                };
+                p.write(writes);
+                let old = map.insert(page, Slot::Page(p));
+                drop(map);
+                self.account_removed(old.as_ref());
+                self.cached.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+        }
+    }
+
+    /// CLOCK: evicts until the cache is within its bound (or only pinned or
+    /// just-referenced pages are left after two sweeps).
+    fn evict(&self, ring: &mut VecDeque<(PageId, u64)>) {
+        enum Seen {
+            Gone,
+            Keep,
+            Evict,
+        }
+        let mut budget = ring.len().saturating_mul(2).saturating_add(1);
+        while self.cached.load(Ordering::Relaxed) > self.capacity && budget > 0 {
+            budget -= 1;
+            let Some((page, generation)) = ring.pop_front() else {
+                break;
+            };
+            let seen = match self.read(page).get(&page) {
+                Some(Slot::Page(p)) if p.generation == generation => {
+                    if p.pinned || p.referenced.swap(false, Ordering::Relaxed) {
+                        Seen::Keep
+                    } else {
+                        Seen::Evict
+                    }
+                }
+                _ => Seen::Gone,
+            };
+            match seen {
+                Seen::Gone => {}
+                Seen::Keep => ring.push_back((page, generation)),
+                Seen::Evict => {
+                    let old = {
+                        let mut map = self.write(page);
+                        match map.get(&page) {
+                            Some(Slot::Page(p)) if p.generation == generation && !p.pinned => {
+                                map.remove(&page)
+                            }
+                            _ => None,
+                        }
+                    };
+                    if old.is_some() {
+                        self.cached.fetch_sub(1, Ordering::Relaxed);
+                        self.evictions.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // Freed here, outside the shard lock.
+                    drop(old);
+                }
+            }
+        }
+        // Entries of pages removed otherwise (reloads, deletions) are dropped as the
+        // hand passes; without evictions nothing passes, so compact now and then.
+        let live = self.cached.load(Ordering::Relaxed);
+        if ring.len() > live.saturating_mul(2).max(64) {
+            ring.retain(|&(page, generation)| {
+                matches!(self.read(page).get(&page),
+                    Some(Slot::Page(p)) if p.generation == generation)
+            });
+        }
+    }
+
+    /// Pages in memory now.
+    pub(crate) fn cached_pages(&self) -> usize {
+        self.cached.load(Ordering::Relaxed)
+    }
+
+    /// Pages evicted so far.
+    pub(crate) fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
+    /// The bound.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(n: u16) -> PageId {
+        PageId {
+            denomination: 1,
+            number: n,
+        }
+    }
+
+    fn bytes(fill: u8) -> Box<[u8; PAGE_BYTES]> {
+        Box::new([fill; PAGE_BYTES])
+    }
+
+    #[test]
+    fn consecutive_pages_spread_over_the_shards() {
+        let mut counts = [0usize; SHARDS];
+        for den in -8..=6i8 {
+            for number in 0..1000u16 {
+                counts[shard_index(PageId {
+                    denomination: den,
+                    number,
+                })] += 1;
+            }
+        }
+        let (min, max) = (counts.iter().min(), counts.iter().max());
+        assert!(min.zip(max).is_some_and(|(a, b)| b - a < 60), "{counts:?}");
+    }
+
+    #[test]
+    fn clock_keeps_referenced_pages_and_stays_within_the_bound() {
+        let cache = Cache::new(2);
+        cache.insert(page(0), bytes(0), FileMeta::default());
+        cache.insert(page(1), bytes(1), FileMeta::default());
+        // Both were inserted referenced; a third insert sweeps, clears, evicts page 0.
+        cache.insert(page(2), bytes(2), FileMeta::default());
+        assert_eq!(cache.cached_pages(), 2);
+        assert_eq!(cache.evictions(), 1);
+        assert!(!cache.has_page(page(0)));
+        // Page 1's bit was cleared by the sweep; a lookup sets it again, so page 2 goes.
+        let _ = cache.lookup(page(1), 0, Timestamp::ZERO);
+        cache.insert(page(3), bytes(3), FileMeta::default());
+        assert!(cache.has_page(page(1)) && cache.has_page(page(3)));
+        assert!(!cache.has_page(page(2)));
+    }
+
+    #[test]
+    fn pinned_pages_are_never_evicted() {
+        let cache = Cache::new(1);
+        cache.insert(page(0), bytes(0), FileMeta::default());
+        assert!(cache.pin(page(0), None, &[]));
+        for n in 1..10 {
+            cache.insert(page(n), bytes(1), FileMeta::default());
+        }
+        assert!(cache.has_page(page(0)));
+        assert!(cache.cached_pages() <= 2);
+    }
+
+    #[test]
+    fn own_write_moves_the_metadata_an_outside_one_marks_stale() {
+        let cache = Cache::new(4);
+        let m = |len| FileMeta {
+            len,
+            ..FileMeta::default()
+        };
+        cache.insert(page(0), bytes(0), m(1));
+        let w = [RecordWrite {
+            index: 3,
+            bytes: [9; RECORD_BYTES],
+        }];
+        assert!(cache.apply(page(0), &w, Some((m(1), m(2)))));
+        let c = cache.cached(page(0)).expect("cached");
+        assert_eq!((c.meta, c.stale), (m(2), false));
+        assert_eq!(cache.records(page(0), &[3]).map(|r| r[0].an), Some([9; 16]));
+        // The file was m(5) before this write: someone else wrote it.
+        assert!(cache.apply(page(0), &w, Some((m(5), m(6)))));
+        assert!(cache.cached(page(0)).is_some_and(|c| c.stale));
+    }
+
+    #[test]
+    fn unreadable_pages_answer_until_their_time_then_miss() {
+        let cache = Cache::new(4);
+        let t = |s: u64| Timestamp::from_micros(s * 1_000_000);
+        cache.set_unreadable(page(0), t(2));
+        assert_eq!(cache.lookup(page(0), 0, t(1)), Lookup::Unreadable(page(0)));
+        assert_eq!(cache.lookup(page(0), 0, t(2)), Lookup::NotInMemory(page(0)));
+        cache.insert(page(0), bytes(7), FileMeta::default());
+        assert_eq!(cache.lookup(page(0), 0, t(1)), Lookup::Found([7; 16]));
+        assert_eq!(cache.cached_pages(), 1);
+    }
+}

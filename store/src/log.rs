@@ -1,0 +1,496 @@
+//! The write-ahead log: group commit, failure, segments, and recovery at open.
+//!
+//! **Group commit** (leader and followers, as PostgreSQL flushes its WAL): a writer
+//! encodes its entry into the log's buffer under the log's mutex and waits. The first
+//! writer that finds no sync running becomes the leader: it takes everything buffered
+//! so far (its own entry and every one queued before it), appends it to the segment
+//! with one write, syncs it with one `fdatasync`, and wakes everyone. Writers that
+//! queue while a sync runs go into the next batch, which the next leader (one of them)
+//! writes. A writer returns once a sync covered its entry. Alone, a writer is its own
+//! leader: no thread of the log's own, so the simulator runs it step by step.
+//!
+//! **Failure**: a failed append or sync fails every writer of that batch
+//! (`StoreError::Write`) and the segment is cut back to where the batch began, then
+//! synced; if even that fails, the log (and the store) fails: every later write is
+//! `StoreError::Failed` until a restart replays the log.
+//!
+//! **Segments**: when the segment being written passes a size bound, the next leader
+//! starts a new one. An older segment is removed by [`Log::checkpoint_candidate`] /
+//! [`Log::checkpointed`] only once every write of it was applied in place and the
+//! page files it touched were synced, oldest first (replaying an old segment after a
+//! newer one was removed would bring old records back).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+use raida_core::keys::{PageId, StoreError};
+
+use crate::disk::{Disk, RecordWrite, Segment, Written};
+use crate::entry;
+
+/// A log that passes this many bytes starts a new segment (4 MiB: about 100,000
+/// one-coin writes).
+pub const DEFAULT_SEGMENT_BYTES: u64 = 4 << 20;
+
+/// What the log knows of one segment.
+#[derive(Debug)]
+struct SegmentState {
+    /// The first sequence number written to it.
+    first_seq: u64,
+    /// The pages its entries write.
+    pages: BTreeSet<PageId>,
+    /// Its entries that are durable but not yet applied in place.
+    unapplied: u64,
+}
+
+/// A failed batch whose writers have not all heard of it yet.
+#[derive(Debug)]
+struct Failure {
+    lo: u64,
+    hi: u64,
+    kind: io::ErrorKind,
+    message: String,
+    waiting: u64,
+}
+
+#[derive(Debug)]
+struct State {
+    next_seq: u64,
+    /// Encoded entries waiting for a leader.
+    pending: Vec<u8>,
+    pending_pages: BTreeSet<PageId>,
+    pending_entries: u64,
+    /// Writes of entries acknowledged before their sync (the planted bug): the leader
+    /// that syncs them applies them in place.
+    #[cfg(raida_mutants)]
+    pending_early: Vec<(PageId, Vec<RecordWrite>)>,
+    syncing: bool,
+    /// The batch that pending entries go into (batches are numbered as leaders take
+    /// them): its writers wait on `resolved[batch % 2]`.
+    batch: u64,
+    /// Writers waiting on `resolved[0]` and `resolved[1]`.
+    waiting: [u32; 2],
+    /// Every entry below this sequence number has its answer.
+    resolved_below: u64,
+    /// Every entry below this sequence number was taken by a leader (written, being
+    /// written, or failed); the ones from here on are still pending.
+    taken_below: u64,
+    failures: Vec<Failure>,
+    active: Segment,
+    active_len: u64,
+    segments: BTreeMap<Segment, SegmentState>,
+}
+
+impl State {
+    fn segment_of(&self, seq: u64) -> Segment {
+        self.segments
+            .iter()
+            .rev()
+            .find(|(_, s)| s.first_seq <= seq)
+            .map_or(self.active, |(n, _)| *n)
+    }
+
+    fn take_failure(&mut self, seq: u64) -> Option<io::Error> {
+        let i = self
+            .failures
+            .iter()
+            .position(|f| f.lo <= seq && seq < f.hi)?;
+        let f = &mut self.failures[i];
+        let err = io::Error::new(f.kind, f.message.clone());
+        f.waiting = f.waiting.saturating_sub(1);
+        if f.waiting == 0 {
+            self.failures.remove(i);
+        }
+        Some(err)
+    }
+}
+
+/// A durable entry, to be applied in place and then reported with [`Log::applied`].
+#[derive(Debug)]
+#[must_use]
+pub(crate) enum Committed {
+    /// Durable, in this segment.
+    Durable(Segment),
+    /// Acknowledged before its sync (the planted bug `ack-before-sync`): the leader
+    /// that syncs it applies it in place.
+    #[cfg(raida_mutants)]
+    Early,
+}
+
+/// Counters the log keeps.
+#[derive(Debug, Default)]
+pub(crate) struct LogCounters {
+    pub syncs: AtomicU64,
+    pub write_errors: AtomicU64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Log {
+    state: Mutex<State>,
+    /// Writers of even and of odd batches wait apart: a leader wakes the writers of its
+    /// own batch and one writer of the next (to lead it), not every writer there is.
+    resolved: [Condvar; 2],
+    segment_bytes: u64,
+    failed: AtomicBool,
+    pub(crate) counters: LogCounters,
+}
+
+impl Log {
+    /// A log writing segment `active` (created and empty), starting at `next_seq`.
+    pub(crate) fn new(active: Segment, next_seq: u64, segment_bytes: u64) -> Log {
+        let mut segments = BTreeMap::new();
+        segments.insert(
+            active,
+            SegmentState {
+                first_seq: next_seq,
+                pages: BTreeSet::new(),
+                unapplied: 0,
+            },
+        );
+        Log {
+            state: Mutex::new(State {
+                next_seq,
+                pending: Vec::new(),
+                pending_pages: BTreeSet::new(),
+                pending_entries: 0,
+                #[cfg(raida_mutants)]
+                pending_early: Vec::new(),
+                syncing: false,
+                batch: 0,
+                waiting: [0, 0],
+                resolved_below: next_seq,
+                taken_below: next_seq,
+                failures: Vec::new(),
+                active,
+                active_len: 0,
+                segments,
+            }),
+            resolved: [Condvar::new(), Condvar::new()],
+            segment_bytes: segment_bytes.max(1),
+            failed: AtomicBool::new(false),
+            counters: LogCounters::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is changed only in short, panic-free sections.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the log failed (every later write is refused until a restart).
+    pub(crate) fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    /// Fails the log: an in-place write failed after its entry was durable, so the
+    /// segment must stay until a restart replays it.
+    pub(crate) fn fail(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    /// Appends one entry of `writes` and returns once it is durable (or failed).
+    pub(crate) fn commit<D: Disk>(
+        &self,
+        disk: &D,
+        writes: &[(PageId, RecordWrite)],
+    ) -> Result<Committed, StoreError> {
+        let mut st = self.lock();
+        if self.is_failed() {
+            return Err(StoreError::Failed);
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        entry::encode(seq, writes, &mut st.pending);
+        st.pending_pages.extend(writes.iter().map(|(p, _)| *p));
+        st.pending_entries += 1;
+        let batch = st.batch;
+        // The planted bug: a writer that finds a sync running does not wait for the
+        // next one; the leader that syncs its entry applies it in place.
+        #[cfg(raida_mutants)]
+        if st.syncing && raida_core::mutants::active(raida_core::mutants::Mutant::AckBeforeSync) {
+            for (page, write) in writes {
+                st.pending_early.push((*page, vec![*write]));
+            }
+            return Ok(Committed::Early);
+        }
+        loop {
+            if seq < st.resolved_below {
+                return match st.take_failure(seq) {
+                    Some(e) => Err(StoreError::Write(e)),
+                    None => Ok(Committed::Durable(st.segment_of(seq))),
+                };
+            }
+            // Failed meanwhile: an entry no leader took is never written; one being
+            // written waits for its leader's answer.
+            if self.is_failed() && seq >= st.taken_below {
+                return Err(StoreError::Failed);
+            }
+            if st.syncing {
+                let parity = (batch % 2) as usize;
+                st.waiting[parity] += 1;
+                st = self.resolved[parity]
+                    .wait(st)
+                    .unwrap_or_else(PoisonError::into_inner);
+                st.waiting[parity] -= 1;
+            } else {
+                st = self.lead(st, disk);
+            }
+        }
+    }
+
+    /// Writes and syncs everything pending (a leader's turn), if anything is and no
+    /// sync runs: a step the server's background thread (or the simulator) may call.
+    pub(crate) fn flush<D: Disk>(&self, disk: &D) {
+        let st = self.lock();
+        if !st.syncing && !st.pending.is_empty() && !self.is_failed() {
+            drop(self.lead(st, disk));
+        }
+    }
+
+    /// One leader's turn: takes the batch, writes and syncs it without the mutex,
+    /// records the outcome and wakes every writer.
+    fn lead<'a, D: Disk>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        disk: &D,
+    ) -> MutexGuard<'a, State> {
+        st.syncing = true;
+        let number = st.batch;
+        st.batch += 1;
+        let batch = std::mem::take(&mut st.pending);
+        let pages = std::mem::take(&mut st.pending_pages);
+        let entries = std::mem::take(&mut st.pending_entries);
+        #[cfg(raida_mutants)]
+        let early = std::mem::take(&mut st.pending_early);
+        let first = st.taken_below;
+        let end = st.next_seq;
+        st.taken_below = end;
+        let mut segment = st.active;
+        let mut offset = st.active_len;
+        let rotate = offset >= self.segment_bytes;
+        drop(st);
+
+        // Only the leader writes the log, so the segment is its own while it leads.
+        let mut rotated = false;
+        if rotate {
+            match disk.log_create(segment + 1) {
+                Ok(()) => {
+                    segment += 1;
+                    offset = 0;
+                    rotated = true;
+                }
+                Err(e) => tracing::warn!(
+                    "raida-store: cannot start log segment {}: {e}; segment {segment} grows",
+                    segment + 1
+                ),
+            }
+        }
+        let result = disk
+            .log_append(segment, &batch)
+            .and_then(|()| disk.log_sync(segment));
+
+        let mut st = self.lock();
+        if rotated {
+            st.segments.insert(
+                segment,
+                SegmentState {
+                    first_seq: first,
+                    pages: BTreeSet::new(),
+                    unapplied: 0,
+                },
+            );
+            st.active = segment;
+            st.active_len = 0;
+        }
+        match result {
+            Ok(()) => {
+                self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+                st.active_len = offset + batch.len() as u64;
+                if let Some(s) = st.segments.get_mut(&segment) {
+                    s.pages.extend(pages);
+                    s.unapplied += entries;
+                }
+                st.resolved_below = end;
+                #[cfg(raida_mutants)]
+                {
+                    // The planted bug's writers did not wait: apply their writes now.
+                    drop(st);
+                    for (page, writes) in &early {
+                        let _ = disk.write_records(*page, writes);
+                    }
+                    st = self.lock();
+                    if let Some(s) = st.segments.get_mut(&segment) {
+                        s.unapplied = s.unapplied.saturating_sub(early.len() as u64);
+                    }
+                }
+            }
+            Err(e) => {
+                self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    "raida-store: log write failed: {e}; {} write(s) refused",
+                    end - first
+                );
+                st.failures.push(Failure {
+                    lo: first,
+                    hi: end,
+                    kind: e.kind(),
+                    message: e.to_string(),
+                    waiting: end - first,
+                });
+                st.resolved_below = end;
+                // Cut the batch off again so that no later entry follows bytes nobody
+                // was told are durable.
+                let undo = disk
+                    .log_truncate(segment, offset)
+                    .and_then(|()| disk.log_sync(segment));
+                if let Err(undo) = undo {
+                    tracing::error!(
+                        "raida-store: cannot cut log segment {segment} back after a failed \
+                         write: {undo}; the store takes no more writes until a restart"
+                    );
+                    self.fail();
+                }
+            }
+        }
+        st.syncing = false;
+        let (own, next) = ((number % 2) as usize, ((number + 1) % 2) as usize);
+        if st.waiting[own] > 0 {
+            self.resolved[own].notify_all();
+        }
+        if !st.pending.is_empty() && st.waiting[next] > 0 {
+            // Someone of the next batch leads it.
+            self.resolved[next].notify_one();
+        }
+        st
+    }
+
+    /// A durable entry of `committed` was applied in place.
+    pub(crate) fn applied(&self, committed: &Committed) {
+        match committed {
+            Committed::Durable(segment) => {
+                let mut st = self.lock();
+                if let Some(s) = st.segments.get_mut(segment) {
+                    s.unapplied = s.unapplied.saturating_sub(1);
+                }
+            }
+            #[cfg(raida_mutants)]
+            Committed::Early => {}
+        }
+    }
+
+    /// The oldest segment, if it may go now: not the one being written, every write
+    /// of it applied in place. The caller syncs its pages, removes it, and reports
+    /// [`checkpointed`](Self::checkpointed).
+    pub(crate) fn checkpoint_candidate(&self) -> Option<(Segment, Vec<PageId>)> {
+        if self.is_failed() {
+            return None;
+        }
+        let st = self.lock();
+        let (&oldest, state) = st.segments.iter().next()?;
+        if oldest == st.active || state.unapplied > 0 {
+            return None;
+        }
+        Some((oldest, state.pages.iter().copied().collect()))
+    }
+
+    /// Segment `segment` was removed.
+    pub(crate) fn checkpointed(&self, segment: Segment) {
+        self.lock().segments.remove(&segment);
+    }
+
+    /// Segments the log holds now (the one being written included).
+    pub(crate) fn segments(&self) -> usize {
+        self.lock().segments.len()
+    }
+}
+
+/// What recovery found and did at open.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recovery {
+    /// Segments read.
+    pub segments: usize,
+    /// Entries replayed (their CRC checked).
+    pub entries: u64,
+    /// Records written in place.
+    pub records: u64,
+    /// Records of pages whose file is missing or short (not written).
+    pub skipped: u64,
+    /// Bytes dropped: a torn tail entry and everything after it.
+    pub dropped_bytes: u64,
+}
+
+/// Replays every segment into the page files, syncs them, removes the segments, and
+/// creates a fresh one. Returns what it did, the segment to write next and the next
+/// sequence number. Idempotent: a crash anywhere in it, then recovery again, gives the
+/// same pages.
+pub(crate) fn recover<D: Disk>(disk: &D) -> io::Result<(Recovery, Segment, u64)> {
+    let segments = disk.log_segments()?;
+    let mut report = Recovery {
+        segments: segments.len(),
+        ..Recovery::default()
+    };
+    // The last write of each record wins: one write per record, one pass per page.
+    let mut pages: BTreeMap<PageId, BTreeMap<u16, RecordWrite>> = BTreeMap::new();
+    let mut last_seq = None;
+    let mut torn = false;
+    for &segment in &segments {
+        let bytes = disk.log_read(segment)?;
+        if torn {
+            report.dropped_bytes += bytes.len() as u64;
+            continue;
+        }
+        let decoded = entry::decode(&bytes, last_seq);
+        for e in &decoded.entries {
+            report.entries += 1;
+            last_seq = Some(e.seq);
+            for (page, write) in &e.writes {
+                pages.entry(*page).or_default().insert(write.index, *write);
+            }
+        }
+        if let Some(stop) = decoded.stop {
+            torn = true;
+            let dropped = bytes.len() - decoded.valid;
+            report.dropped_bytes += dropped as u64;
+            tracing::warn!(
+                "raida-store: log segment {segment}: {dropped} byte(s) from offset {} dropped \
+                 ({stop:?}): a write that was never acknowledged",
+                decoded.valid
+            );
+        }
+    }
+    for (page, writes) in &pages {
+        let writes: Vec<RecordWrite> = writes.values().copied().collect();
+        match disk.write_records(*page, &writes)? {
+            Written::Done { .. } => report.records += writes.len() as u64,
+            Written::NotAPage => {
+                report.skipped += writes.len() as u64;
+                tracing::warn!(
+                    "raida-store: recovery: page {page:?} is missing or short; {} logged \
+                     record(s) not written",
+                    writes.len()
+                );
+            }
+        }
+    }
+    for page in pages.keys() {
+        disk.sync_page(*page)?;
+    }
+    for &segment in &segments {
+        disk.log_remove(segment)?;
+    }
+    let next_segment = segments.last().map_or(1, |s| s + 1);
+    disk.log_create(next_segment)?;
+    let next_seq = last_seq.map_or(1, |s| s + 1);
+    if report.entries > 0 || report.dropped_bytes > 0 {
+        tracing::info!(
+            "raida-store: recovery replayed {} entr(ies), {} record(s) from {} segment(s)",
+            report.entries,
+            report.records,
+            report.segments
+        );
+    }
+    Ok((report, next_segment, next_seq))
+}

@@ -1,0 +1,627 @@
+//! [`DiskStore`]: the [`KeyStore`] over a [`Disk`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use raida_core::keys::{
+    An, Change, CoinId, KeyStore, LockerIndex, Lookup, PageId, Record, StoreError, StoreStats,
+    PAGE_BYTES, RECORD_BYTES,
+};
+use raida_core::Timestamp;
+
+use crate::absent::{Absent, DirState};
+use crate::cache::Cache;
+use crate::disk::{DirId, Disk, FileMeta, PageRead, RecordWrite, Written};
+use crate::file_disk::FileDisk;
+#[cfg(raida_mutants)]
+use crate::log::Committed;
+use crate::log::{self, Log, Recovery};
+use crate::OpenError;
+
+/// Default bound on pages in memory: 16,384 pages of 17,408 bytes (285 MB), more than
+/// a full store (15 denominations × 1,000 pages = 15,000 pages, 261 MB). The cache
+/// fills lazily, so memory grows only with the pages actually looked up.
+pub const DEFAULT_CACHE_PAGES: usize = 16_384;
+
+/// Default interval between two metadata checks of the cached page files (and of the
+/// directories of absent pages): an outside change is served within about this long.
+pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a page that could not be read (an I/O error) answers `Unreadable` (252)
+/// before a lookup tries it again.
+pub const UNREADABLE_FOR: Duration = Duration::from_secs(1);
+
+/// How often an unreadable page is logged at most.
+const READ_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How a [`DiskStore`] is sized and paced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreConfig {
+    /// Most pages in memory (at least 1). Default [`DEFAULT_CACHE_PAGES`].
+    pub cache_pages: usize,
+    /// Least time between two [`DiskStore::refresh`] passes. Default
+    /// [`DEFAULT_REFRESH_INTERVAL`].
+    pub refresh_interval: Duration,
+    /// A log segment past this many bytes is followed by a new one; the old one goes at
+    /// the next checkpoint. Default [`DEFAULT_SEGMENT_BYTES`](crate::DEFAULT_SEGMENT_BYTES).
+    pub segment_bytes: u64,
+    /// How long an unreadable page answers 252 before it is read again. Default
+    /// [`UNREADABLE_FOR`].
+    pub unreadable_for: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            cache_pages: DEFAULT_CACHE_PAGES,
+            refresh_interval: DEFAULT_REFRESH_INTERVAL,
+            segment_bytes: log::DEFAULT_SEGMENT_BYTES,
+            unreadable_for: UNREADABLE_FOR,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The defaults with `cache_pages` and `refresh_interval`.
+    pub fn new(cache_pages: usize, refresh_interval: Duration) -> StoreConfig {
+        StoreConfig {
+            cache_pages,
+            refresh_interval,
+            ..StoreConfig::default()
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    loads: AtomicU64,
+    read_errors: AtomicU64,
+    pages_absent: AtomicU64,
+    reloads: AtomicU64,
+    records_written: AtomicU64,
+    write_errors: AtomicU64,
+}
+
+/// What one [`DiskStore::refresh`] pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Refreshed {
+    /// Whether it ran (at most once per interval).
+    pub ran: bool,
+    /// Page files and directories whose metadata it looked at.
+    pub checked: u64,
+    /// Pages read again because their file changed.
+    pub reloaded: u64,
+    /// Absences forgotten because their directory or short file changed.
+    pub forgotten: u64,
+}
+
+/// The coin store over `Data/` (PROTOCOL.md section 10), shared by every event loop and
+/// every worker: a [`KeyStore`].
+///
+/// - **Lookups** ([`KeyStore::lookup`], on the event loops) answer from memory only:
+///   a sharded page cache, and a bitmap of absent pages. Nothing on that path touches
+///   the disk or a lock held across disk I/O.
+/// - **Loads** ([`KeyStore::load`], on workers) read one page file; an I/O error
+///   answers `Unreadable` (252) for [`StoreConfig::unreadable_for`] and is logged at
+///   most once per page per minute.
+/// - **Writes** ([`KeyStore::modify`], on workers) take intents on their pages, read
+///   the current records, let the caller decide, append one log entry and wait for a
+///   group commit to make it durable; then they write the records in place (unsynced),
+///   update the cache and return. Durable when `Ok`; nothing written when `Err`.
+/// - **Background steps** ([`maintain`](Self::maintain): [`refresh`](Self::refresh)
+///   and [`checkpoint`](Self::checkpoint)) are functions a thread of the server calls,
+///   or the simulator: the store has no thread of its own.
+/// - **Recovery** runs in [`open`](Self::open): the log is replayed into the page
+///   files, which are synced before the log goes.
+pub struct DiskStore<D: Disk = FileDisk> {
+    disk: D,
+    config: StoreConfig,
+    cache: Cache,
+    absent: Absent,
+    locks: crate::locks::PageLocks,
+    log: Log,
+    lockers: RwLock<LockerIndex>,
+    counters: Counters,
+    last_refresh: Mutex<Option<Timestamp>>,
+    read_error_logged: Mutex<BTreeMap<PageId, Timestamp>>,
+    recovery: Recovery,
+}
+
+/// Counts only: a key store's `Debug` output must never put an AN into a log.
+impl<D: Disk> fmt::Debug for DiskStore<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiskStore")
+            .field("disk", &self.disk)
+            .field("cache", &self.cache)
+            .field("absent", &self.absent)
+            .field("failed", &self.log.is_failed())
+            .field(
+                "lockers",
+                &self.lockers.read().unwrap_or_else(PoisonError::into_inner),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl DiskStore<FileDisk> {
+    /// The store rooted at `root` (`<root>/Data` and the log in
+    /// `<root>/raida-store.wal`): replays the log, if one is there, first.
+    pub fn open(root: &Path, config: StoreConfig) -> Result<Self, OpenError> {
+        let disk = FileDisk::open(root)?;
+        DiskStore::with_disk(disk, config)
+    }
+}
+
+fn record_of(bytes: &[u8; PAGE_BYTES], index: usize) -> Option<Record> {
+    let start = index.checked_mul(RECORD_BYTES)?;
+    let r = bytes.get(start..start.checked_add(RECORD_BYTES)?)?;
+    Some(Record {
+        an: r.get(..16)?.try_into().ok()?,
+        status: r[16],
+    })
+}
+
+impl<D: Disk> DiskStore<D> {
+    /// The store over `disk`: replays its log first (see [`Recovery`]).
+    pub fn with_disk(disk: D, config: StoreConfig) -> Result<Self, OpenError> {
+        let (recovery, segment, next_seq) = log::recover(&disk).map_err(OpenError::Recovery)?;
+        Ok(DiskStore {
+            log: Log::new(segment, next_seq, config.segment_bytes),
+            cache: Cache::new(config.cache_pages),
+            absent: Absent::new(),
+            locks: crate::locks::PageLocks::default(),
+            lockers: RwLock::new(LockerIndex::default()),
+            counters: Counters::default(),
+            last_refresh: Mutex::new(None),
+            read_error_logged: Mutex::new(BTreeMap::new()),
+            recovery,
+            config,
+            disk,
+        })
+    }
+
+    /// The disk under the store.
+    pub fn disk(&self) -> &D {
+        &self.disk
+    }
+
+    /// How the store was configured.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// What recovery did when the store was opened.
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
+    }
+
+    /// Whether the store stopped taking writes after a failure it could not undo.
+    pub fn is_failed(&self) -> bool {
+        self.log.is_failed()
+    }
+
+    /// Log segments held now (the one being written included).
+    pub fn log_segments(&self) -> usize {
+        self.log.segments()
+    }
+
+    /// Registers a locker, indexed by the first 5 bytes of its AN (the prefix type-2
+    /// requests carry). A later locker with the same prefix replaces this one.
+    pub fn insert_locker(&self, an: An) {
+        self.lockers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(an);
+    }
+
+    /// Forgets the locker with AN prefix `prefix`, returning its AN if there was one.
+    pub fn remove_locker(&self, prefix: &[u8; 5]) -> Option<An> {
+        self.lockers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(prefix)
+    }
+
+    /// How many lockers are registered.
+    pub fn locker_count(&self) -> usize {
+        self.lockers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Reads `page` into memory (or learns it is absent, short or unreadable). The
+    /// caller holds its intent. With `reload`, reads it even when it is in memory.
+    fn load_locked(&self, page: PageId, now: Timestamp, reload: bool) -> Result<(), StoreError> {
+        if !reload && (self.cache.has_page(page) || self.absent.contains(page)) {
+            return Ok(());
+        }
+        // The directory is looked at before the read: a file created after this look
+        // changes the directory's metadata, which the next refresh sees.
+        let dir = DirId::of(page);
+        let dir_before =
+            (!self.absent.watches(dir)).then(|| DirState::from_meta(self.disk.dir_meta(dir)));
+        self.counters.loads.fetch_add(1, Ordering::Relaxed);
+        match self.disk.read_page(page) {
+            Ok(PageRead::Page { bytes, meta }) => {
+                self.absent.clear(page);
+                self.cache.insert(page, bytes, meta);
+                Ok(())
+            }
+            Ok(PageRead::Absent) => {
+                self.counters.pages_absent.fetch_add(1, Ordering::Relaxed);
+                self.cache.remove(page);
+                self.absent.mark_missing(page, dir_before);
+                Ok(())
+            }
+            Ok(PageRead::Short { meta }) => {
+                self.counters.pages_absent.fetch_add(1, Ordering::Relaxed);
+                self.cache.remove(page);
+                self.absent.mark_short(page, meta);
+                Ok(())
+            }
+            Err(source) => {
+                self.counters.read_errors.fetch_add(1, Ordering::Relaxed);
+                self.log_read_error(page, &source, now);
+                self.cache
+                    .set_unreadable(page, now.saturating_add(self.config.unreadable_for));
+                Err(StoreError::Unreadable { page, source })
+            }
+        }
+    }
+
+    fn log_read_error(&self, page: PageId, e: &std::io::Error, now: Timestamp) {
+        let mut logged = self
+            .read_error_logged
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let due = logged.get(&page).map_or(true, |&at| {
+            now.saturating_since(at) >= READ_ERROR_LOG_INTERVAL
+        });
+        if due {
+            tracing::error!(
+                "raida-store: page {:02x}/{:04x} cannot be read: {e} (answered 252; logged \
+                 at most once a minute per page)",
+                page.denomination.to_ne_bytes()[0],
+                page.number
+            );
+            if logged.len() >= 1024 {
+                logged.retain(|_, at| now.saturating_since(*at) < READ_ERROR_LOG_INTERVAL);
+            }
+            logged.insert(page, now);
+        }
+    }
+
+    /// The records at `indices` of `page`, `None` when the page is absent or short.
+    /// The caller holds the page's intent.
+    fn records_locked(
+        &self,
+        page: PageId,
+        indices: &[usize],
+        now: Timestamp,
+    ) -> Result<Option<Vec<Record>>, StoreError> {
+        for _ in 0..2 {
+            if let Some(records) = self.cache.records(page, indices) {
+                return Ok(Some(records));
+            }
+            if self.absent.contains(page) {
+                return Ok(None);
+            }
+            self.load_locked(page, now, false)?;
+        }
+        // Evicted again at once (a cache of a page or two): read it without caching.
+        match self.disk.read_page(page) {
+            Ok(PageRead::Page { bytes, .. }) => {
+                Ok(indices.iter().map(|&i| record_of(&bytes, i)).collect())
+            }
+            Ok(PageRead::Absent | PageRead::Short { .. }) => Ok(None),
+            Err(source) => Err(StoreError::Unreadable { page, source }),
+        }
+    }
+
+    /// Writes one page's records in place after their entry is durable, and updates
+    /// the cache. The caller holds the page's intent.
+    fn apply_in_place(&self, page: PageId, writes: &[RecordWrite]) -> bool {
+        match self.disk.write_records(page, writes) {
+            Ok(Written::Done { before, after }) => {
+                self.cache.apply(page, writes, Some((before, after)));
+                true
+            }
+            Ok(Written::NotAPage) => {
+                // Removed or cut short from outside since it was read: the outside
+                // change wins, as for any page; its absence is learned on the next load.
+                tracing::warn!(
+                    "raida-store: page {page:?} went away while being written; its new \
+                     records are only in the log"
+                );
+                self.cache.remove(page);
+                true
+            }
+            Err(e) => {
+                self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    "raida-store: writing page {page:?} in place failed after its log entry \
+                     was durable: {e}; the page is kept in memory, the store takes no more \
+                     writes until a restart replays the log"
+                );
+                if !self.cache.pin(page, None, writes) {
+                    let bytes = match self.disk.read_page(page) {
+                        Ok(PageRead::Page { bytes, .. }) => Some(bytes),
+                        _ => None,
+                    };
+                    self.cache.pin(page, bytes, writes);
+                }
+                self.log.fail();
+                false
+            }
+        }
+    }
+
+    /// The background steps, for the server's thread (or the simulator) to call often
+    /// (every few hundred milliseconds): [`refresh`](Self::refresh) (which runs at
+    /// most once per interval), a flush of anything queued, and
+    /// [`checkpoint`](Self::checkpoint).
+    pub fn maintain(&self, now: Timestamp) -> Refreshed {
+        let refreshed = self.refresh(now);
+        self.log.flush(&self.disk);
+        self.checkpoint();
+        refreshed
+    }
+
+    /// The freshness check, at most once per [`StoreConfig::refresh_interval`]: the
+    /// metadata (size, mtime, ctime, inode) of every cached page file is compared with
+    /// what the store saw when it last read or wrote it, and a page whose file changed
+    /// is read again; every directory holding absent pages, and every short page file,
+    /// is compared likewise, and the absences under a changed one are forgotten. An
+    /// unchanged page costs one `statx`, no read.
+    pub fn refresh(&self, now: Timestamp) -> Refreshed {
+        {
+            let mut last = self
+                .last_refresh
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if last.is_some_and(|t| now.saturating_since(t) < self.config.refresh_interval) {
+                return Refreshed::default();
+            }
+            *last = Some(now);
+        }
+        let mut done = Refreshed {
+            ran: true,
+            ..Refreshed::default()
+        };
+        for cached in self.cache.snapshot() {
+            done.checked += 1;
+            if !cached.stale && self.disk.page_meta(cached.page).ok().flatten() == Some(cached.meta)
+            {
+                continue;
+            }
+            let _intent = self.locks.lock(&[cached.page]);
+            // Written (or reloaded) meanwhile? Look again under the intent.
+            let Some(now_cached) = self.cache.cached(cached.page) else {
+                continue;
+            };
+            let current = self.disk.page_meta(cached.page).ok().flatten();
+            if !now_cached.stale && current == Some(now_cached.meta) {
+                continue;
+            }
+            done.reloaded += 1;
+            self.counters.reloads.fetch_add(1, Ordering::Relaxed);
+            // An error is remembered (252 for a while) and logged by the load.
+            let _ = self.load_locked(cached.page, now, true);
+        }
+        for (page, meta) in self.absent.shorts() {
+            done.checked += 1;
+            if self.disk.page_meta(page).ok().flatten() != Some(meta) {
+                self.absent.clear(page);
+                done.forgotten += 1;
+            }
+        }
+        for (dir, was) in self.absent.dirs() {
+            done.checked += 1;
+            let now_state = DirState::from_meta(self.disk.dir_meta(dir));
+            if !now_state.same(&was) {
+                done.forgotten += self.absent.dir_changed(dir, was, now_state);
+            }
+        }
+        done
+    }
+
+    /// Removes log segments that are no longer needed, oldest first: a segment that is
+    /// not the one being written and whose writes were all applied in place goes once
+    /// the page files it touched are synced. Returns how many went. A failure is
+    /// logged and tried again on the next call.
+    pub fn checkpoint(&self) -> usize {
+        let mut removed = 0;
+        while let Some((segment, pages)) = self.log.checkpoint_candidate() {
+            for page in &pages {
+                if let Err(e) = self.disk.sync_page(*page) {
+                    self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        "raida-store: checkpoint: cannot sync page {page:?}: {e}; log segment \
+                         {segment} stays"
+                    );
+                    return removed;
+                }
+            }
+            if let Err(e) = self.disk.log_remove(segment) {
+                tracing::warn!("raida-store: checkpoint: cannot remove log segment {segment}: {e}");
+                return removed;
+            }
+            self.log.checkpointed(segment);
+            removed += 1;
+        }
+        removed
+    }
+
+    /// Pages in memory now.
+    pub fn cached_pages(&self) -> usize {
+        self.cache.cached_pages()
+    }
+
+    /// The bound on pages in memory.
+    pub fn cache_capacity(&self) -> usize {
+        self.cache.capacity()
+    }
+
+    /// The metadata the store holds for a cached `page` (for tests of freshness).
+    pub fn cached_meta(&self, page: PageId) -> Option<FileMeta> {
+        self.cache.cached(page).map(|c| c.meta)
+    }
+}
+
+impl<D: Disk> KeyStore for DiskStore<D> {
+    fn lookup(&self, coin: CoinId, now: Timestamp) -> Lookup {
+        let Some((page, index)) = PageId::of(coin) else {
+            self.cache.count_out_of_range(coin.serial);
+            return Lookup::Unknown;
+        };
+        if self.absent.contains(page) {
+            self.cache.count_hit(page);
+            return Lookup::Unknown;
+        }
+        self.cache.lookup(page, index, now)
+    }
+
+    fn locker_an(&self, prefix: &[u8; 5], _now: Timestamp) -> Option<An> {
+        self.lockers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(prefix)
+    }
+
+    fn load(&self, page: PageId, now: Timestamp) -> Result<(), StoreError> {
+        if self.cache.has_page(page) || self.absent.contains(page) {
+            return Ok(());
+        }
+        let _intent = self.locks.lock(&[page]);
+        self.load_locked(page, now, false)
+    }
+
+    fn record(&self, coin: CoinId, now: Timestamp) -> Result<Option<Record>, StoreError> {
+        let Some((page, index)) = PageId::of(coin) else {
+            return Ok(None);
+        };
+        if let Some(records) = self.cache.records(page, &[index]) {
+            return Ok(records.first().copied());
+        }
+        let _intent = self.locks.lock(&[page]);
+        Ok(self
+            .records_locked(page, &[index], now)?
+            .and_then(|r| r.first().copied()))
+    }
+
+    fn modify(
+        &self,
+        coins: &[CoinId],
+        now: Timestamp,
+        change: &mut Change<'_>,
+    ) -> Result<(), StoreError> {
+        if self.log.is_failed() {
+            return Err(StoreError::Failed);
+        }
+        let located: Vec<Option<(PageId, usize)>> = coins.iter().map(|c| PageId::of(*c)).collect();
+        let mut by_page: BTreeMap<PageId, Vec<usize>> = BTreeMap::new();
+        for (i, at) in located.iter().enumerate() {
+            if let Some((page, _)) = at {
+                by_page.entry(*page).or_default().push(i);
+            }
+        }
+        let pages: Vec<PageId> = by_page.keys().copied().collect();
+        let intents = self.locks.lock(&pages);
+
+        let mut current: Vec<Option<Record>> = vec![None; coins.len()];
+        for (page, members) in &by_page {
+            let indices: Vec<usize> = members
+                .iter()
+                .filter_map(|&i| located[i].map(|(_, index)| index))
+                .collect();
+            if let Some(records) = self.records_locked(*page, &indices, now)? {
+                for (&i, record) in members.iter().zip(records) {
+                    current[i] = Some(record);
+                }
+            }
+        }
+        let mut new: Vec<Option<Record>> = vec![None; coins.len()];
+        change(&current, &mut new);
+
+        // In coin order: a coin named twice ends with its last record, in memory, in
+        // the log and in place alike.
+        let mut writes: Vec<(PageId, RecordWrite)> = Vec::new();
+        for i in 0..coins.len() {
+            if let (Some((page, index)), Some(_), Some(record)) = (located[i], current[i], new[i]) {
+                let mut bytes = [0u8; RECORD_BYTES];
+                bytes[..16].copy_from_slice(&record.an);
+                bytes[16] = record.status;
+                // `index` < 1024: it came from `PageId::of`.
+                let index = u16::try_from(index).unwrap_or(u16::MAX);
+                writes.push((page, RecordWrite { index, bytes }));
+            }
+        }
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let committed = match self.log.commit(&self.disk, &writes) {
+            Ok(c) => c,
+            Err(e) => {
+                return Err(e);
+            }
+        };
+        let mut per_page: BTreeMap<PageId, Vec<RecordWrite>> = BTreeMap::new();
+        for (page, write) in &writes {
+            per_page.entry(*page).or_default().push(*write);
+        }
+        #[cfg(raida_mutants)]
+        if matches!(committed, Committed::Early) {
+            // The planted bug: acknowledged before the sync; memory only, the leader
+            // that syncs the entry writes it in place.
+            for (page, recs) in &per_page {
+                self.cache.apply(*page, recs, None);
+            }
+            self.counters
+                .records_written
+                .fetch_add(writes.len() as u64, Ordering::Relaxed);
+            drop(intents);
+            return Ok(());
+        }
+        let mut all_applied = true;
+        for (page, recs) in &per_page {
+            all_applied &= self.apply_in_place(*page, recs);
+        }
+        if all_applied {
+            self.log.applied(&committed);
+        }
+        self.counters
+            .records_written
+            .fetch_add(writes.len() as u64, Ordering::Relaxed);
+        drop(intents);
+        Ok(())
+    }
+
+    fn stats(&self) -> Option<StoreStats> {
+        let (hits, misses, out_of_range) = self.cache.lookup_counts();
+        let c = &self.counters;
+        let mut s = StoreStats::default();
+        s.lookups = hits + misses + out_of_range;
+        s.hits = hits;
+        s.misses = misses;
+        s.out_of_range = out_of_range;
+        s.loads = c.loads.load(Ordering::Relaxed);
+        s.read_errors = c.read_errors.load(Ordering::Relaxed);
+        s.pages_absent = c.pages_absent.load(Ordering::Relaxed);
+        s.cached_pages = self.cache.cached_pages() as u64;
+        s.absent_pages = self.absent.count();
+        s.evictions = self.cache.evictions();
+        s.reloads = c.reloads.load(Ordering::Relaxed);
+        s.syncs = self.log.counters.syncs.load(Ordering::Relaxed);
+        s.records_written = c.records_written.load(Ordering::Relaxed);
+        s.write_errors = c.write_errors.load(Ordering::Relaxed)
+            + self.log.counters.write_errors.load(Ordering::Relaxed);
+        Some(s)
+    }
+}

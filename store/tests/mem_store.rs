@@ -1,0 +1,347 @@
+//! `DiskStore` over `MemDisk`: faults a real disk rarely shows on demand (a failed
+//! append, sync, truncation or in-place write, read errors) and power loss (every
+//! unsynced write lost).
+
+// Drives the store from real threads and clocks (store/clippy.toml bans them in the store).
+#![allow(clippy::disallowed_methods)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use raida_core::keys::{CoinId, KeyStore, Lookup, Record, StoreError};
+use raida_store::{Disk, DiskStore, MemDisk, StoreConfig};
+use support::*;
+
+fn disk_with_pages(pages: &[(i8, u32)]) -> Arc<MemDisk> {
+    let disk = Arc::new(MemDisk::new());
+    for &(den, page) in pages {
+        disk.put_page(page_id(den, page as u16), &page_bytes(den, page, 1));
+    }
+    disk
+}
+
+fn open(disk: &Arc<MemDisk>) -> DiskStore<Arc<MemDisk>> {
+    DiskStore::with_disk(
+        Arc::clone(disk),
+        StoreConfig::new(64, Duration::from_secs(1)),
+    )
+    .expect("open")
+}
+
+fn write(store: &DiskStore<Arc<MemDisk>>, coin: CoinId, an: [u8; 16]) -> Result<(), StoreError> {
+    store.modify(&[coin], T0, &mut |current, new| {
+        if current[0].is_some() {
+            new[0] = Some(Record { an, status: 2 });
+        }
+    })
+}
+
+fn record_on_disk(disk: &MemDisk, den: i8, serial: u32) -> Vec<u8> {
+    let bytes = disk
+        .page_bytes(page_id(den, (serial / 1024) as u16))
+        .expect("page");
+    let at = (serial % 1024) as usize * 17;
+    bytes[at..at + 17].to_vec()
+}
+
+#[test]
+fn a_failed_sync_fails_the_call_and_changes_nothing() {
+    let disk = disk_with_pages(&[(0, 0)]);
+    let store = open(&disk);
+    let coin = CoinId::new(0, 4);
+    assert_eq!(an(&store, 0, 4, T0), Some(an_of(0, 4, 1)));
+    disk.faults(|f| f.log_syncs = 1);
+    let err = write(&store, coin, [9; 16]).expect_err("sync fails");
+    assert!(matches!(err, StoreError::Write(_)), "{err:?}");
+    assert_eq!(store.lookup(coin, T0), Lookup::Found(an_of(0, 4, 1)));
+    assert_eq!(
+        store.record(coin, T0).expect("read").map(|r| r.an),
+        Some(an_of(0, 4, 1))
+    );
+    assert_eq!(record_on_disk(&disk, 0, 4)[..16], an_of(0, 4, 1));
+    // The log was cut back: nothing of the failed write is left to replay.
+    assert!(disk
+        .log_contents()
+        .iter()
+        .all(|(_, bytes)| bytes.is_empty()));
+    let s = store.stats().expect("counts");
+    assert_eq!((s.write_errors, s.records_written, s.syncs), (1, 0, 0));
+    assert!(!store.is_failed());
+    // The next write goes through.
+    write(&store, coin, [8; 16]).expect("write");
+    assert_eq!(store.lookup(coin, T0), Lookup::Found([8; 16]));
+    drop(store);
+    disk.crash();
+    let store = open(&disk);
+    assert_eq!(an(&store, 0, 4, T0), Some([8; 16]));
+}
+
+#[test]
+fn a_failed_sync_of_a_batch_over_two_pages_changes_none_of_it() {
+    let disk = disk_with_pages(&[(0, 0), (3, 7)]);
+    let store = open(&disk);
+    let coins = [CoinId::new(0, 4), CoinId::new(3, 7 * 1024 + 1)];
+    disk.faults(|f| f.log_syncs = 1);
+    let err = store
+        .modify(&coins, T0, &mut |_, new| {
+            new[0] = Some(Record {
+                an: [1; 16],
+                status: 2,
+            });
+            new[1] = Some(Record {
+                an: [2; 16],
+                status: 2,
+            });
+        })
+        .expect_err("sync fails");
+    assert!(matches!(err, StoreError::Write(_)), "{err:?}");
+    assert_eq!(an(&store, 0, 4, T0), Some(an_of(0, 4, 1)));
+    assert_eq!(
+        an(&store, 3, 7 * 1024 + 1, T0),
+        Some(an_of(3, 7 * 1024 + 1, 1))
+    );
+    assert_eq!(
+        record_on_disk(&disk, 3, 7 * 1024 + 1)[..16],
+        an_of(3, 7 * 1024 + 1, 1)
+    );
+    drop(store);
+    let store = open(&disk);
+    assert_eq!(store.recovery().entries, 0);
+}
+
+#[test]
+fn a_failed_append_fails_the_call_and_changes_nothing() {
+    let disk = disk_with_pages(&[(0, 0)]);
+    let store = open(&disk);
+    let coin = CoinId::new(0, 4);
+    disk.faults(|f| f.log_appends = 1);
+    assert!(matches!(
+        write(&store, coin, [9; 16]),
+        Err(StoreError::Write(_))
+    ));
+    assert_eq!(an(&store, 0, 4, T0), Some(an_of(0, 4, 1)));
+    write(&store, coin, [7; 16]).expect("write");
+    assert_eq!(an(&store, 0, 4, T0), Some([7; 16]));
+}
+
+#[test]
+fn when_even_the_undo_fails_the_store_takes_no_more_writes_but_reads_go_on() {
+    let disk = disk_with_pages(&[(0, 0)]);
+    let store = open(&disk);
+    let coin = CoinId::new(0, 4);
+    disk.faults(|f| {
+        f.log_syncs = 1;
+        f.log_truncate = true;
+    });
+    assert!(matches!(
+        write(&store, coin, [9; 16]),
+        Err(StoreError::Write(_))
+    ));
+    assert!(store.is_failed());
+    assert!(matches!(
+        write(&store, coin, [8; 16]),
+        Err(StoreError::Failed)
+    ));
+    assert_eq!(store.lookup(coin, T0), Lookup::Found(an_of(0, 4, 1)));
+    assert_eq!(an(&store, 0, 5, T0), Some(an_of(0, 5, 1)));
+    // A restart recovers: the failed entry's bytes may have reached the log (the sync
+    // said no, not that nothing was written), so the coin holds one of the two ANs
+    // anyone wrote, never anything else.
+    drop(store);
+    disk.faults(|f| *f = Default::default());
+    let store = open(&disk);
+    let now = an(&store, 0, 4, T0);
+    assert!(
+        now == Some(an_of(0, 4, 1)) || now == Some([9; 16]),
+        "{now:?}"
+    );
+    write(&store, coin, [6; 16]).expect("writes again");
+}
+
+#[test]
+fn a_failed_in_place_write_keeps_the_acknowledged_record_in_memory_until_a_restart() {
+    let disk = disk_with_pages(&[(0, 0)]);
+    let store = open(&disk);
+    let coin = CoinId::new(0, 4);
+    assert_eq!(an(&store, 0, 4, T0), Some(an_of(0, 4, 1)));
+    disk.faults(|f| f.page_writes = true);
+    // Durable in the log: acknowledged.
+    write(&store, coin, [9; 16]).expect("durable");
+    assert_eq!(store.lookup(coin, T0), Lookup::Found([9; 16]));
+    assert!(store.is_failed());
+    assert!(matches!(
+        write(&store, coin, [8; 16]),
+        Err(StoreError::Failed)
+    ));
+    // Pinned: an outside change does not replace the page, nor does eviction.
+    disk.put_page(page_id(0, 0), &page_bytes(0, 0, 5));
+    assert_eq!(store.refresh(at_ms(1000)).reloaded, 0);
+    assert_eq!(store.lookup(coin, at_ms(1000)), Lookup::Found([9; 16]));
+    assert_eq!(store.checkpoint(), 0, "the segment stays");
+    drop(store);
+    disk.faults(|f| f.page_writes = false);
+    let store = open(&disk);
+    assert_eq!(store.recovery().records, 1);
+    assert_eq!(an(&store, 0, 4, T0), Some([9; 16]));
+    assert_eq!(record_on_disk(&disk, 0, 4)[16], 2);
+}
+
+#[test]
+fn a_power_loss_keeps_every_acknowledged_write() {
+    let disk = disk_with_pages(&[(0, 0), (0, 1), (-8, 0xffff)]);
+    let coins = [
+        CoinId::new(0, 1),
+        CoinId::new(0, 1024 + 1),
+        CoinId::new(-8, 0xffff * 1024 + 1023),
+    ];
+    let mut expected: Vec<[u8; 16]> = coins
+        .iter()
+        .map(|c| an_of(c.denomination, c.serial, 1))
+        .collect();
+    let mut version = 10u8;
+    for round in 0..20 {
+        let store = open(&disk);
+        for (i, coin) in coins.iter().enumerate() {
+            assert_eq!(
+                an(&store, coin.denomination, coin.serial, T0),
+                Some(expected[i]),
+                "round {round}"
+            );
+        }
+        for _ in 0..round % 4 {
+            version = version.wrapping_add(1);
+            let i = usize::from(version) % coins.len();
+            write(&store, coins[i], [version; 16]).expect("write");
+            expected[i] = [version; 16];
+        }
+        if round % 5 == 4 {
+            store.checkpoint();
+        }
+        // Power goes: the in-place writes (never synced before a checkpoint) are lost;
+        // the log is not.
+        drop(store);
+        disk.crash();
+    }
+}
+
+#[test]
+fn an_unchanged_page_costs_no_read() {
+    let disk = disk_with_pages(&[(1, 0)]);
+    let store = open(&disk);
+    assert_eq!(an(&store, 1, 3, T0), Some(an_of(1, 3, 1)));
+    for second in 0..10 {
+        store.refresh(at_ms(second * 1000));
+    }
+    assert_eq!(disk.page_reads(page_id(1, 0)), 1);
+    disk.put_page(page_id(1, 0), &page_bytes(1, 0, 2));
+    assert_eq!(store.refresh(at_ms(10_000)).reloaded, 1);
+    assert_eq!(
+        store.lookup(CoinId::new(1, 3), at_ms(10_000)),
+        Lookup::Found(an_of(1, 3, 2))
+    );
+    assert_eq!(disk.page_reads(page_id(1, 0)), 2);
+}
+
+#[test]
+fn a_read_error_answers_unreadable_for_a_second_then_tries_again() {
+    let disk = disk_with_pages(&[(1, 0)]);
+    let store = open(&disk);
+    let page = page_id(1, 0);
+    disk.faults(|f| {
+        f.unreadable.insert(page);
+    });
+    assert!(store.load(page, T0).is_err());
+    assert_eq!(
+        store.lookup(CoinId::new(1, 1), at_ms(500)),
+        Lookup::Unreadable(page)
+    );
+    assert_eq!(disk.page_reads(page), 1);
+    disk.faults(|f| f.unreadable.clear());
+    assert_eq!(
+        store.lookup(CoinId::new(1, 1), at_ms(1000)),
+        Lookup::NotInMemory(page)
+    );
+    store.load(page, at_ms(1000)).expect("load");
+    assert_eq!(
+        store.lookup(CoinId::new(1, 1), at_ms(1000)),
+        Lookup::Found(an_of(1, 1, 1))
+    );
+}
+
+#[test]
+fn a_page_sync_failure_keeps_the_segment_for_the_next_checkpoint() {
+    let disk = disk_with_pages(&[(0, 0)]);
+    let mut config = StoreConfig::new(8, Duration::from_secs(1));
+    config.segment_bytes = 1;
+    let store = DiskStore::with_disk(Arc::clone(&disk), config).expect("open");
+    write(&store, CoinId::new(0, 1), [1; 16]).expect("write");
+    write(&store, CoinId::new(0, 2), [2; 16]).expect("write");
+    assert_eq!(store.log_segments(), 2);
+    disk.faults(|f| f.page_syncs = true);
+    assert_eq!(store.checkpoint(), 0);
+    assert_eq!(store.log_segments(), 2);
+    disk.faults(|f| f.page_syncs = false);
+    assert_eq!(store.checkpoint(), 1);
+    assert_eq!(store.log_segments(), 1);
+    // Checkpointed: the first write survives a power loss without its segment.
+    drop(store);
+    disk.crash();
+    let store = DiskStore::with_disk(Arc::clone(&disk), StoreConfig::default()).expect("open");
+    assert_eq!(an(&store, 0, 1, T0), Some([1; 16]));
+    assert_eq!(an(&store, 0, 2, T0), Some([2; 16]));
+}
+
+#[test]
+fn modify_of_a_page_that_went_away_from_outside_writes_nothing_in_place() {
+    let disk = disk_with_pages(&[(0, 0)]);
+    let store = open(&disk);
+    assert_eq!(an(&store, 0, 1, T0), Some(an_of(0, 1, 1)));
+    disk.remove_page(page_id(0, 0));
+    // The store still has the page in memory (until the next refresh); the write is
+    // logged, but no page file is created.
+    write(&store, CoinId::new(0, 1), [3; 16]).expect("write");
+    assert!(disk.page_bytes(page_id(0, 0)).is_none());
+    assert_eq!(
+        store.lookup(CoinId::new(0, 1), T0),
+        Lookup::NotInMemory(page_id(0, 0))
+    );
+    assert_eq!(an(&store, 0, 1, T0), None);
+    assert_eq!(disk.log_segments().expect("segments").len(), 1);
+}
+
+#[test]
+fn writers_that_arrive_during_a_sync_share_the_next_one() {
+    let pages: Vec<(i8, u32)> = (0..16).map(|p| (0, p)).collect();
+    let disk = disk_with_pages(&pages);
+    disk.faults(|f| f.log_sync_delay = Duration::from_millis(5));
+    let store = Arc::new(open(&disk));
+    let threads: Vec<_> = (0..16u32)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                for i in 0..10u32 {
+                    write(&store, CoinId::new(0, t * 1024 + i), [i as u8 + 1; 16]).expect("write");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("no panic");
+    }
+    let s = store.stats().expect("counts");
+    assert_eq!(s.records_written, 160);
+    // Alone, every write would take its own 5 ms sync; sixteen at a time share them.
+    println!("{} syncs for 160 writes", s.syncs);
+    assert!(s.syncs <= 60, "{} syncs for 160 writes", s.syncs);
+    assert_eq!(disk.log_syncs(), s.syncs);
+    drop(store);
+    disk.crash();
+    let store = open(&disk);
+    for t in 0..16u32 {
+        for i in 0..10u32 {
+            assert_eq!(an(&store, 0, t * 1024 + i, T0), Some([i as u8 + 1; 16]));
+        }
+    }
+}
