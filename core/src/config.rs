@@ -24,6 +24,9 @@
 //! table is not (other modules of the deployed server add keys there), but it is
 //! reported as a [`ConfigWarning`] by [`Config::from_toml_str_with_warnings`] so the
 //! driver can log it.
+//!
+//! Public because every driver and embedder loads it, and core reads no files: the
+//! driver hands core the text.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

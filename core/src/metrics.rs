@@ -9,6 +9,8 @@
 //! Every metric name starts with `raida_`. Counters end in `_total`; responses carry the
 //! labels `transport` (`tcp`, `udp`), `status` (the byte, decimal) and `name` (the name
 //! PROTOCOL.md section 9 gives it, `UNKNOWN` for a code outside the network layer's).
+//!
+//! Public because drivers serve them however they like.
 
 use std::fmt::Write as _;
 use std::time::Duration;

@@ -23,8 +23,8 @@ use toml::{Table, Value};
 #[derive(Debug, Clone, Default, Parser)]
 #[command(name = "raida-server", version, about)]
 pub struct Args {
-    /// The deployed server's config.toml (table [server]) with an optional [network]
-    /// table. Without it the server runs the embedded default: raida id 0, port 50000,
+    /// The deployed server's config.toml (its server table, and optionally a network
+    /// table). Without it the server runs the embedded default: raida id 0, port 50000,
     /// a demo key store under ./raida-data.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -242,9 +242,9 @@ pub(crate) fn check_header_or_park(
     }
 }
 
-/// The header-time checks of [`check_header_or_park`], for callers off the event loop
-/// (clients, tests, models): a key whose page is not in memory is loaded here, blocking
-/// on the store; a page that cannot be read is answered 252 INTERNAL.
+/// The event loop's header-time checks, for callers off the event loop (clients,
+/// tests, models): a key whose page is not in memory is loaded here, blocking on the
+/// store; a page that cannot be read is answered 252 INTERNAL.
 pub fn check_header(
     h: &RequestHeader,
     rules: &HeaderRules,

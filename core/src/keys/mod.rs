@@ -6,6 +6,8 @@
 //! core does no file I/O (its `clippy.toml` bans `std::fs`). The deployed `Data/`
 //! layout, its page cache, its durable writes and the demo store live in the
 //! `raida-store` crate (`DiskStore`).
+//!
+//! Public because a server is built with a store of its embedder's choosing.
 
 use std::collections::BTreeMap;
 
