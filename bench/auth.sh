@@ -12,16 +12,7 @@
 # Environment: STORE_DIR (default /tmp/raida-store-bench, shared with bench/store.sh),
 # EXTRA (more server flags).
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
-shared=${SHARED:-$repo/../shared}
-port=$1; secs=${2:-5}; conc=${3:-64}
-dir=${STORE_DIR:-/tmp/raida-store-bench}
-bin=${TMPDIR:-/tmp}/raida-bench-bin
-mkdir -p "$bin" "$dir"
-gcc -O2 -o "$bin/loadgen" "$shared/bench/loadgen.c" -lz
-cargo build --release -q -p raida-io-epoll --bin raida-server
-cargo build --release -q -p raida-tests --example store_bench
-gen=$repo/target/release/examples/store_bench
+source "$(dirname "$0")/common.sh"
 [ -d "$dir/store/Data" ] || "$gen" store "$dir/store" 1000
 for kind in detect1 detect40; do
   [ -f "$dir/$kind.reqs" ] || "$gen" requests "$dir/store" "$kind" 400000 "$dir/$kind.reqs"

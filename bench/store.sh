@@ -12,16 +12,7 @@
 # uniform UDP run and count page-file accesses by thread name), DROP_CACHES=1 (drop the
 # OS page cache before the uniform runs; needs root), EXTRA (more server flags).
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
-shared=${SHARED:-$repo/../shared}
-port=$1; secs=${2:-5}; conc=${3:-64}
-dir=${STORE_DIR:-/tmp/raida-store-bench}
-bin=${TMPDIR:-/tmp}/raida-bench-bin
-mkdir -p "$bin" "$dir"
-gcc -O2 -o "$bin/loadgen" "$shared/bench/loadgen.c" -lz
-cargo build --release -q -p raida-io-epoll --bin raida-server
-cargo build --release -q -p raida-tests --example store_bench
-gen=$repo/target/release/examples/store_bench
+source "$(dirname "$0")/common.sh"
 if [ ! -d "$dir/store/Data" ]; then
   echo "making a full-size store under $dir/store"
   "$gen" store "$dir/store" 1000
