@@ -25,8 +25,15 @@
 //! reported as a [`ConfigWarning`] by [`Config::from_toml_str_with_warnings`] so the
 //! driver can log it.
 //!
-//! Public because every driver and embedder loads it, and core reads no files: the
-//! driver hands core the text.
+//! [`IGNORED_SERVER_KEYS`]: crate::config::IGNORED_SERVER_KEYS
+//! [`FIELDS`]: crate::config::FIELDS
+//! [`Config`]: crate::config::Config
+//! [`Config::to_toml_string`]: crate::config::Config::to_toml_string
+//! [`Config::from_toml_str`]: crate::config::Config::from_toml_str
+//! [`ConfigError`]: crate::config::ConfigError
+//! [`ConfigError::UnknownKey`]: crate::config::ConfigError::UnknownKey
+//! [`ConfigWarning`]: crate::config::ConfigWarning
+//! [`Config::from_toml_str_with_warnings`]: crate::config::Config::from_toml_str_with_warnings
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

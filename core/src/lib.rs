@@ -17,10 +17,25 @@ mod engine;
 mod status;
 mod time;
 
+/// The wire format (PROTOCOL.md sections 1 to 6): header lengths, the header-time
+/// checks and the one-call answer to a datagram. Public because client authors,
+/// the simulator's oracle and the fuzzers read and check frames with exactly these
+/// rules; the body and response internals stay private.
 pub mod codec;
+/// The configuration file and its validation (PROTOCOL.md section 10a). Public
+/// because every driver and embedder loads it, and core reads no files: the driver
+/// hands core the text.
 pub mod config;
+/// Where the keys of encrypted requests come from: the key store seam the engine
+/// and the commands call, and the in-memory store (the deployed `Data/` store is
+/// `raida-store`'s). Public because a server is built with a store of its embedder's
+/// choosing.
 pub mod keys;
+/// The engine's counters as a snapshot and their Prometheus rendering. Public
+/// because drivers serve them however they like.
 pub mod metrics;
+/// The planted bugs of the simulator's mutant runner: public to that runner, which
+/// switches them on; this module exists only in its `--cfg raida_mutants` build.
 #[cfg(raida_mutants)]
 pub mod mutants;
 

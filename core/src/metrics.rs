@@ -10,7 +10,8 @@
 //! labels `transport` (`tcp`, `udp`), `status` (the byte, decimal) and `name` (the name
 //! PROTOCOL.md section 9 gives it, `UNKNOWN` for a code outside the network layer's).
 //!
-//! Public because drivers serve them however they like.
+//! [`MetricsSnapshot`]: crate::metrics::MetricsSnapshot
+//! [`MetricsSnapshot::render`]: crate::metrics::MetricsSnapshot::render
 
 use std::fmt::Write as _;
 use std::time::Duration;

@@ -5,9 +5,6 @@
 //!
 //! One build holds every planted bug, each off until [`activate`] turns one on: the
 //! runner builds once and checks that the swarm catches each in turn.
-//!
-//! Public to the runner, which switches them on; the module exists only in its
-//! `--cfg raida_mutants` build.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 

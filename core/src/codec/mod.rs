@@ -1,9 +1,6 @@
 //! The wire codec: request headers, header-time checks, bodies, responses
 //! (PROTOCOL.md sections 1 to 6). Every function here is pure: buffers are the
 //! caller's, time and random bytes are arguments.
-//!
-//! Public because client authors, the simulator's oracle and the fuzzers read and check
-//! frames with exactly these rules; the body and response internals stay private.
 
 mod body;
 mod header;

@@ -7,7 +7,7 @@
 //! layout, its page cache, its durable writes and the demo store live in the
 //! `raida-store` crate (`DiskStore`).
 //!
-//! Public because a server is built with a store of its embedder's choosing.
+//! [`MemoryKeyStore`]: crate::keys::MemoryKeyStore
 
 use std::collections::BTreeMap;
 
