@@ -43,10 +43,31 @@ pub(crate) struct Conn {
     /// The one deadline this connection has in its current state, if any (also an
     /// entry of the engine's timer set).
     pub(crate) deadline: Option<Timestamp>,
-    /// Waiting for room in the buffered-bytes budget (in its queue once).
-    pub(crate) budget_wait: bool,
+    /// Where it stands with the buffered-bytes budget.
+    pub(crate) budget: BudgetWait,
     /// Counted against its client's connection limit (until its response is out).
     pub(crate) counted: bool,
+}
+
+/// Where a connection reading a body stands with the buffered-bytes budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BudgetWait {
+    /// Not waiting.
+    No,
+    /// In the budget's queue once, waiting for room.
+    Queued,
+    /// Woken with this much room claimed for it, not yet back for it.
+    Woken(usize),
+}
+
+impl BudgetWait {
+    /// The room claimed for it (0 unless woken).
+    pub(crate) fn claim(self) -> usize {
+        match self {
+            BudgetWait::Woken(claim) => claim,
+            BudgetWait::No | BudgetWait::Queued => 0,
+        }
+    }
 }
 
 impl Conn {
@@ -60,7 +81,7 @@ impl Conn {
                 filled: 0,
             },
             deadline: None,
-            budget_wait: false,
+            budget: BudgetWait::No,
             counted: true,
         }
     }

@@ -27,10 +27,10 @@ use crate::metrics::{LatencyHistogram, Transport};
 use crate::status::{Status, StatusByte};
 use crate::Timestamp;
 
-use budget::Budget;
+use budget::{Budget, Visit};
 pub use clients::{loopback, Cidr, Rate};
 use clients::{Clients, Refusal};
-use conn::{Conn, State};
+use conn::{BudgetWait, Conn, State};
 use job::{elapsed_micros, Lane, Work};
 pub use job::{Completion, Fallback, Job, Origin};
 pub use service::{AcceptStop, Accepting, ConnSocket, Io, Listener, Serviced};
@@ -702,6 +702,9 @@ impl Engine {
     /// needs, or a discard buffer while closing. `None` when the connection wants no
     /// read now (or is dead).
     pub(crate) fn recv_buf(&mut self, id: ConnId) -> Option<&mut [u8]> {
+        if !self.grow_body(id) {
+            return None;
+        }
         let conn = live_mut(&mut self.conns, id)?;
         match &mut conn.state {
             State::ReadHeader { buf, filled } => {
@@ -715,30 +718,46 @@ impl Engine {
                 }
                 buf.get_mut(*filled..want)
             }
-            State::ReadBody {
-                admitted,
-                body,
-                filled,
-            } => {
-                if *filled == body.len() {
-                    // The body grows as its bytes arrive, within the budget.
-                    match self.budget.grow(admitted.body_len, body.len()) {
-                        Some(n) => body.resize(body.len() + n, 0),
-                        None => {
-                            if !conn.budget_wait {
-                                conn.budget_wait = true;
-                                self.counters.budget_waits += 1;
-                                self.budget.wait(id);
-                            }
-                            return None;
-                        }
-                    }
-                }
-                body.get_mut(*filled..)
-            }
+            State::ReadBody { body, filled, .. } => body.get_mut(*filled..),
             State::Closing { .. } => Some(&mut self.discard[..]),
             State::Parked { .. } | State::Processing | State::Writing { .. } => None,
         }
+    }
+
+    /// Before a body read: a body whose buffer is full grows as its bytes arrive,
+    /// within the budget. `false` when there is no room (it waits for some, woken when
+    /// room frees).
+    fn grow_body(&mut self, id: ConnId) -> bool {
+        let Some(conn) = live_mut(&mut self.conns, id) else {
+            return true;
+        };
+        let State::ReadBody {
+            admitted,
+            body,
+            filled,
+        } = &mut conn.state
+        else {
+            return true;
+        };
+        if *filled < body.len() {
+            return true;
+        }
+        let claim = conn.budget.claim();
+        if let Some(n) = self.budget.grow(admitted.body_len, body.len(), claim) {
+            conn.budget = BudgetWait::No;
+            body.resize(body.len() + n, 0);
+            return true;
+        }
+        if conn.budget != BudgetWait::Queued {
+            conn.budget = BudgetWait::Queued;
+            self.counters.budget_waits += 1;
+            self.budget.wait(id, admitted.body_len, body.len());
+        }
+        if claim > 0 {
+            // Woken for room that went elsewhere: pass on what it was promised.
+            self.release_budget(0, 0);
+        }
+        false
     }
 
     /// `n` bytes were read into the buffer [`recv_buf`](Self::recv_buf) lent for `id`.
@@ -1204,8 +1223,9 @@ impl Engine {
         else {
             return;
         };
+        let claim = std::mem::replace(&mut conn.budget, BudgetWait::No).claim();
         // The body leaves the budget with its job (jobs are bounded by admission).
-        self.release_budget(body.len());
+        self.release_budget(body.len(), claim);
         // The request is complete: the socket timeout stops until the response is
         // ready to write (a slow worker is not the peer's fault).
         self.set_deadline(id, None);
@@ -1520,28 +1540,35 @@ impl Engine {
         if let Some(conn) = live_mut(&mut self.conns, id) {
             let old = std::mem::replace(&mut conn.state, state);
             if let State::ReadBody { body, .. } = old {
-                self.release_budget(body.len());
+                let claim = std::mem::replace(&mut conn.budget, BudgetWait::No).claim();
+                self.release_budget(body.len(), claim);
                 recycle(&mut self.pool, &self.config, body);
             }
         }
     }
 
-    /// `n` body bytes left the budget: wake connections that wait for room.
-    fn release_budget(&mut self, n: usize) {
-        if n == 0 {
+    /// `n` body bytes left the budget, and `claim` bytes claimed for a woken
+    /// connection that will not take them: wake the connections that now have room.
+    fn release_budget(&mut self, n: usize, claim: usize) {
+        self.budget.release(n, claim);
+        if self.budget.waiting() == 0 {
             return;
         }
-        self.budget.release(n);
         let (conns, outputs, servicing) = (&mut self.conns, &mut self.outputs, self.servicing);
-        self.budget.wake(|id| match live_mut(conns, id) {
-            Some(conn) if conn.budget_wait => {
-                conn.budget_wait = false;
+        self.budget.wake(|id, visit| {
+            let Some(conn) = live_mut(conns, id) else {
+                return false;
+            };
+            if conn.budget != BudgetWait::Queued {
+                return false;
+            }
+            if let Visit::Wake(claim) = visit {
+                conn.budget = BudgetWait::Woken(claim);
                 if servicing != Some(id) {
                     outputs.push_back(Output::Wake(id));
                 }
-                true
             }
-            _ => false,
+            true
         });
     }
 
@@ -1586,7 +1613,7 @@ impl Engine {
         }
         match conn.state {
             State::ReadBody { body, .. } => {
-                self.release_budget(body.len());
+                self.release_budget(body.len(), conn.budget.claim());
                 recycle(&mut self.pool, &self.config, body);
             }
             State::Writing { response, .. } => recycle(&mut self.pool, &self.config, response),
