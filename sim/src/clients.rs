@@ -97,6 +97,9 @@ impl World {
         }
         let heal = START_US + k.arrival_window_us + r.range(0, timeout * 2);
         self.schedule(heal, Ev::Heal);
+        if let Some(at) = k.shutdown_at_us {
+            self.schedule(START_US + at, Ev::Shutdown);
+        }
     }
 
     /// A client that sends `request` as `stream` (TCP: the request and any garbage
@@ -142,6 +145,14 @@ impl World {
     /// Client `cid` connects: its socket joins the listener's queue (or the kernel
     /// refuses it when the queue is full), and its first events are scheduled.
     pub(crate) fn connect(&mut self, cid: u32) {
+        if !self.listening {
+            // No listener (the server shut down): the kernel answers with a reset.
+            self.stats.kernel_resets += 1;
+            self.log(Some(cid), || {
+                "connect: refused by the kernel (no listener)".into()
+            });
+            return;
+        }
         if self.kernel.backlog.len() >= self.knobs.backlog {
             self.log(Some(cid), || {
                 "connect: refused by the kernel (backlog full)".into()

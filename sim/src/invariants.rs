@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use raida_core::codec::Arrival;
-use raida_core::{AcceptStop, Timestamp, Transport};
+use raida_core::{AcceptStop, ShutdownStatus, Timestamp, Transport};
 
 use crate::kernel::{tcp_peer, udp_cid, Accepted};
 use crate::oracle::elapsed;
@@ -74,8 +74,19 @@ impl World {
 
     /// The safety checks after every step: jobs in flight within `mod_queue_size`
     /// and equal to what the workers hold, connections within `max_connections` and
-    /// equal to what the kernel has open.
+    /// equal to what the kernel has open; after a shutdown, the drain's status.
     pub(crate) fn check(&mut self) {
+        if self.stopped.is_some() {
+            // The driver has stopped: the engine is frozen, the kernel is not.
+            return;
+        }
+        self.check_counts();
+        if self.violation.is_none() {
+            self.check_drain();
+        }
+    }
+
+    fn check_counts(&mut self) {
         let e = &self.engine;
         let (in_flight, conns) = (e.in_flight(), e.connection_count());
         if in_flight > self.knobs.mod_queue_size {
@@ -126,7 +137,13 @@ impl World {
         let budget = self.knobs.turn_budget;
         let pauses = self.engine.counters().accept_pauses;
         let queued = self.kernel.backlog.len();
-        let wrong = if handed != conns {
+        let wrong = if self.shutdown.is_some()
+            && (calls > 0 || handed > 0 || stop != AcceptStop::NotAccepting)
+        {
+            Some(format!(
+                "after the shutdown: {calls} accepts, {handed} connections, stopped {stop:?}"
+            ))
+        } else if handed != conns {
             Some(format!(
                 "the listener gave up {conns} connections, the driver was handed {handed}"
             ))
@@ -162,6 +179,76 @@ impl World {
         };
         if let Some(what) = wrong {
             self.violate(format!("accept loop: {what}"));
+        }
+    }
+
+    /// Invariant 8, after every step once the shutdown is asked: the engine reports
+    /// `Drained` exactly when it holds nothing (no connection, job, waiting job, load
+    /// or parked request) and the world agrees (no connection open in the kernel, no
+    /// job at the workers, no datagram read before the shutdown still unanswered);
+    /// `TimedOut` only from the drain deadline on, and from then on whenever something
+    /// is left; while draining, the deadline is among the engine's deadlines. Before
+    /// the shutdown: `Running`. `Drained` and `TimedOut` stop the driver.
+    fn check_drain(&mut self) {
+        let status = self.engine.shutdown_status(self.ts());
+        let Some(shutdown) = self.shutdown else {
+            if status != ShutdownStatus::Running {
+                self.violate(format!("shutdown status {status:?} with no shutdown asked"));
+            }
+            return;
+        };
+        let e = &self.engine;
+        let held = [
+            ("connections", e.connection_count()),
+            ("jobs in flight", e.in_flight()),
+            ("waiting jobs", e.waiting()),
+            ("long jobs", e.long_in_flight()),
+            ("page loads", e.loads_in_flight()),
+            ("parked requests", e.parked()),
+            ("kernel connections", self.kernel.open),
+            ("worker jobs", self.jobs.len()),
+            (
+                "unanswered datagrams",
+                self.udp_pending.values().map(Vec::len).sum(),
+            ),
+        ];
+        let holds: Vec<String> = held
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(what, n)| format!("{n} {what}"))
+            .collect();
+        let timer = e.poll_timeout().map(Timestamp::as_micros);
+        let (now, deadline) = (self.now, shutdown.deadline);
+        let wrong = match status {
+            ShutdownStatus::Running => Some("running after the shutdown".to_string()),
+            ShutdownStatus::Drained if !holds.is_empty() => {
+                Some(format!("drained, still holding {}", holds.join(", ")))
+            }
+            ShutdownStatus::TimedOut if now < deadline => {
+                Some(format!("timed out before the deadline {deadline}"))
+            }
+            ShutdownStatus::TimedOut if holds.is_empty() => {
+                Some("timed out holding nothing".to_string())
+            }
+            ShutdownStatus::Draining if holds.is_empty() => {
+                Some("still draining, holding nothing".to_string())
+            }
+            ShutdownStatus::Draining if now >= deadline => {
+                Some(format!("still draining at the deadline {deadline}"))
+            }
+            ShutdownStatus::Draining if timer.map_or(true, |t| t > deadline) => Some(format!(
+                "the drain deadline {deadline} is not among the engine's deadlines (next {timer:?})"
+            )),
+            _ => None,
+        };
+        if let Some(what) = wrong {
+            return self.violate(format!(
+                "shutdown at {}: {what} (status {status:?})",
+                shutdown.at
+            ));
+        }
+        if matches!(status, ShutdownStatus::Drained | ShutdownStatus::TimedOut) {
+            self.stop(status);
         }
     }
 
@@ -493,8 +580,16 @@ impl World {
     /// The liveness checks after the heal-and-drain: the engine is idle, the
     /// listener's and the UDP socket's queues are empty, every datagram was answered,
     /// every connection closed, and every reading client read its whole response.
+    /// After a shutdown the listener's and the UDP socket's queues went with them; a
+    /// drain that timed out leaves what the engine still held to the process's exit
+    /// (the per-step check saw it only at the deadline), so only what was written is
+    /// checked then.
     pub(crate) fn final_checks(&mut self) {
-        if !self.engine.is_idle() {
+        if self.shutdown.is_some() && self.stopped.is_none() {
+            return self.violate("liveness: the shutdown never ended its drain".into());
+        }
+        let timed_out = self.stopped == Some(ShutdownStatus::TimedOut);
+        if !timed_out && !self.engine.is_idle() {
             let e = &self.engine;
             let what = format!(
                 "liveness: engine not idle after the drain: {} connections, {} in flight, \
@@ -506,17 +601,18 @@ impl World {
             );
             return self.violate(what);
         }
-        if !self.kernel.backlog.is_empty() {
+        if !timed_out && !self.kernel.backlog.is_empty() {
             let n = self.kernel.backlog.len();
             return self.violate(format!(
                 "liveness: {n} connections never accepted from the listener's queue"
             ));
         }
-        if !self.kernel.udp_queue.is_empty() {
+        if !timed_out && !self.kernel.udp_queue.is_empty() {
             let n = self.kernel.udp_queue.len();
             return self.violate(format!("liveness: {n} datagrams never read"));
         }
-        if let Some((peer, list)) = self.udp_pending.iter().find(|(_, l)| !l.is_empty()) {
+        let unanswered = self.udp_pending.iter().find(|(_, l)| !l.is_empty());
+        if let Some((peer, list)) = unanswered.filter(|_| !timed_out) {
             let what = format!(
                 "liveness: {} datagram(s) from {peer} never answered (first: {})",
                 list.len(),

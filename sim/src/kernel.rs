@@ -108,6 +108,10 @@ pub struct Pipe {
     pub error_delivered: bool,
     /// A reset destroyed response bytes the client had not read.
     pub rst_destroyed: bool,
+    /// The kernel reset it in the listener's queue when the listener closed.
+    pub kernel_reset: bool,
+    /// The server's exit closed it (its drain timed out).
+    pub closed_by_exit: bool,
 }
 
 /// What the simulated socket saw during one service call, for the trace and the

@@ -104,6 +104,12 @@ pub struct Knobs {
     /// `EngineConfig::accept_backoff`, in microseconds: how long accepting pauses
     /// after an EMFILE.
     pub accept_backoff_us: u64,
+    // ----- shutdown -----
+    /// When the world asks the engine to shut down, microseconds after the start
+    /// (while clients still arrive and requests are in flight); `None`: never.
+    pub shutdown_at_us: Option<u64>,
+    /// `EngineConfig::drain_timeout`, in microseconds.
+    pub drain_timeout_us: u64,
 }
 
 impl Knobs {
@@ -115,7 +121,7 @@ impl Knobs {
         } else {
             r.range(20_000, 3_000_000)
         };
-        Knobs {
+        let mut k = Knobs {
             seed,
             max_connections: if r.chance(300) {
                 r.range_usize(1, 8)
@@ -197,7 +203,19 @@ impl Knobs {
                 256
             },
             accept_backoff_us: r.range(1_000, 500_000),
-        }
+            // Drawn after everything else, so the knobs above keep their values.
+            shutdown_at_us: None,
+            drain_timeout_us: 0,
+        };
+        k.shutdown_at_us = r
+            .chance(300)
+            .then(|| r.range(0, k.arrival_window_us + 200_000));
+        k.drain_timeout_us = match r.below(3) {
+            0 => r.range(1_000, 100_000),
+            1 => r.range(100_000, 1_000_000),
+            _ => r.range(1_000_000, 6_000_000),
+        };
+        k
     }
 
     /// A world without faults, whose jobs wait for the caller (for proptest sequences:
@@ -249,6 +267,8 @@ impl Knobs {
             hold_jobs: true,
             turn_budget: 256,
             accept_backoff_us: 100_000,
+            shutdown_at_us: None,
+            drain_timeout_us: 5_000_000,
         }
     }
 }

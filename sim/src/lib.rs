@@ -25,12 +25,12 @@ mod world;
 
 pub use invariants::Violation;
 pub use knobs::Knobs;
-pub use world::{Stats, World};
+pub use world::{Stats, World, START_US};
 
 /// The planted bugs of the mutant runner: (name, what it breaks). They exist only in
 /// the `--cfg raida_mutants` build `raida-sim mutants` makes (core/src/mutants.rs and
 /// the store's), never behind a Cargo feature.
-pub const MUTANTS: [(&str, &str); 5] = [
+pub const MUTANTS: [(&str, &str); 6] = [
     (
         "reused-slot",
         "a completion applied to a reused slot (generation check skipped)",
@@ -47,6 +47,10 @@ pub const MUTANTS: [(&str, &str); 5] = [
     (
         "accept-once",
         "the accept loop takes one connection per readiness event",
+    ),
+    (
+        "accept-after-shutdown",
+        "connections are still accepted after the shutdown",
     ),
 ];
 

@@ -145,6 +145,12 @@ fn swarm(seeds: u64, start: u64, stop_first: bool, threads: Option<usize>) -> Ex
             t.closes,
             t.steps
         );
+        let _ = writeln!(
+            out,
+            "shutdowns: {} asked, {} drained, {} timed out, {} connections reset or refused \
+             by the kernel, {} datagrams handed in after",
+            t.shutdowns, t.drained, t.drain_timeouts, t.kernel_resets, t.late_datagrams
+        );
     }
     let _ = writeln!(out, "swarm: {seeds} seeds, {} violations", failures.len());
     if failures.is_empty() {

@@ -60,6 +60,7 @@ pub fn config(knobs: &Knobs) -> EngineConfig {
     config.max_pooled_capacity = knobs.max_pooled_capacity;
     config.turn_budget = knobs.turn_budget;
     config.accept_backoff = Duration::from_micros(knobs.accept_backoff_us);
+    config.drain_timeout = Duration::from_micros(knobs.drain_timeout_us);
     config
 }
 

@@ -8,13 +8,23 @@
 //! violation stops the run. A run ends with a heal-and-drain phase (faults stop,
 //! clients finish or give up, time runs past every deadline) after which the engine
 //! must be idle.
+//!
+//! In a share of seeds the world shuts the server down while clients still arrive
+//! (`Knobs::shutdown_at_us`): it calls `Engine::handle_shutdown`, the driver closes its
+//! listener when the engine says so (the kernel resets the connections still queued
+//! and refuses later ones, as Linux does) and stops reading datagrams, and it stops
+//! driving the engine when the engine reports `Drained` or `TimedOut` (after a time
+//! out the process exits and the kernel closes what it held). The clients go on
+//! meanwhile, so what they read is still checked.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use raida_core::codec::RequestHeader;
-use raida_core::{Accept, AcceptStop, ConnId, Engine, Job, Origin, Output, Timestamp};
+use raida_core::{
+    Accept, AcceptStop, ConnId, Engine, Job, Origin, Output, ShutdownStatus, Timestamp,
+};
 
 use crate::clients::{Behaviour, Client};
 use crate::invariants::Violation;
@@ -50,6 +60,17 @@ pub struct Stats {
     pub contexts_checked: u64,
     /// Closes by reason.
     pub closes: BTreeMap<&'static str, u64>,
+    /// Shutdowns asked.
+    pub shutdowns: u64,
+    /// Shutdowns that drained.
+    pub drained: u64,
+    /// Shutdowns whose drain timed out.
+    pub drain_timeouts: u64,
+    /// Queued connections the kernel reset when the listener closed, and connects it
+    /// refused after.
+    pub kernel_resets: u64,
+    /// Datagrams handed to the engine after the shutdown (it must drop them).
+    pub late_datagrams: u64,
     /// Steps taken.
     pub steps: u64,
     /// Simulated time at the end, microseconds.
@@ -69,6 +90,11 @@ impl Stats {
         for (k, v) in &o.closes {
             *self.closes.entry(k).or_default() += v;
         }
+        self.shutdowns += o.shutdowns;
+        self.drained += o.drained;
+        self.drain_timeouts += o.drain_timeouts;
+        self.kernel_resets += o.kernel_resets;
+        self.late_datagrams += o.late_datagrams;
         self.steps += o.steps;
         self.end_us = self.end_us.max(o.end_us);
     }
@@ -100,6 +126,28 @@ pub(crate) enum Ev {
     ClockJump,
     /// Faults stop.
     Heal,
+    /// The server is asked to shut down.
+    Shutdown,
+}
+
+impl Ev {
+    /// Whether the event is the server's (its driver, workers or sockets): once the
+    /// driver has stopped, only the clients' and the kernel's events go on.
+    fn is_server_side(&self) -> bool {
+        matches!(
+            self,
+            Ev::ListenerRetry | Ev::Ready(_) | Ev::Worker(_) | Ev::Shutdown
+        )
+    }
+}
+
+/// The shutdown of a run, once asked.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shutdown {
+    /// When `handle_shutdown` was called.
+    pub at: u64,
+    /// When the drain must be over: `at` + `drain_timeout`.
+    pub deadline: u64,
 }
 
 /// The world of one seed.
@@ -130,6 +178,14 @@ pub struct World {
     /// An [`Ev::ListenerRetry`] is scheduled.
     listener_retry: bool,
     pub(crate) healed: bool,
+    /// The shutdown, once asked.
+    pub(crate) shutdown: Option<Shutdown>,
+    /// The listener (TCP) and the UDP socket are open: until the engine says
+    /// [`Output::StopListening`].
+    pub(crate) listening: bool,
+    /// The driver stopped after the shutdown, with this status (`Drained` or
+    /// `TimedOut`): the engine is driven no more.
+    pub(crate) stopped: Option<ShutdownStatus>,
     pub(crate) violation: Option<Violation>,
     pub(crate) tracing: bool,
     hash: Fnv64,
@@ -169,6 +225,9 @@ impl World {
             wakes: VecDeque::new(),
             listener_retry: false,
             healed: false,
+            shutdown: None,
+            listening: true,
+            stopped: None,
             violation: None,
             tracing,
             hash: Fnv64::default(),
@@ -214,7 +273,7 @@ impl World {
         self.violation.as_ref()
     }
 
-    fn ts(&self) -> Timestamp {
+    pub(crate) fn ts(&self) -> Timestamp {
         Timestamp::from_micros(self.now)
     }
 
@@ -234,7 +293,11 @@ impl World {
                 return;
             }
             let ev_t = self.events.first_key_value().map(|(k, _)| k.0);
-            let timer = self.engine.poll_timeout().map(Timestamp::as_micros);
+            let timer = match self.stopped {
+                None => self.engine.poll_timeout().map(Timestamp::as_micros),
+                // The driver has stopped: it no longer asks the engine for deadlines.
+                Some(_) => None,
+            };
             let next = match (ev_t, timer) {
                 (None, None) => return,
                 (Some(a), None) => a,
@@ -264,6 +327,9 @@ impl World {
     }
 
     fn event(&mut self, ev: Ev) {
+        if self.stopped.is_some() && ev.is_server_side() {
+            return;
+        }
         match ev {
             Ev::Connect(cid) => self.connect(cid),
             Ev::Send(cid) => self.send_next_chunk(cid),
@@ -296,6 +362,93 @@ impl World {
                 self.healed = true;
                 self.log(None, || "heal: faults stop".into());
             }
+            Ev::Shutdown => self.shutdown_now(),
+        }
+    }
+
+    // ----- shutdown ----------------------------------------------------------------------
+
+    /// The server is asked to shut down. The driver's batch of readiness events may
+    /// still hold a listener edge and a datagram it read before it drained the
+    /// engine's outputs (the race every real driver has): it hands both in, and the
+    /// engine must accept nothing and drop the datagram.
+    fn shutdown_now(&mut self) {
+        let at = self.now;
+        self.shutdown = Some(Shutdown {
+            at,
+            deadline: at + self.knobs.drain_timeout_us,
+        });
+        self.stats.shutdowns += 1;
+        self.log(None, || "shutdown: asked".into());
+        self.engine.handle_shutdown(self.ts());
+        self.accept_loop();
+        if let Some((peer, bytes)) = self.kernel.udp_queue.pop_front() {
+            self.stats.late_datagrams += 1;
+            let cid = udp_cid(peer);
+            self.log(cid, || {
+                format!("udp: read {} bytes after the shutdown", bytes.len())
+            });
+            self.engine.handle_datagram(peer, &bytes, self.ts());
+        }
+        self.settle();
+    }
+
+    /// [`Output::StopListening`]: the driver closes the listener and the UDP socket.
+    /// Closing a listening socket resets the connections still in its accept queue
+    /// (Linux); the datagrams in the UDP socket's queue go with it.
+    fn stop_listening(&mut self) {
+        if self.shutdown.is_none() {
+            return self.violate("StopListening with no shutdown asked".into());
+        }
+        if !self.listening {
+            return self.violate("StopListening twice".into());
+        }
+        self.listening = false;
+        self.log(None, || "shutdown: listener and UDP socket closed".into());
+        let queued: Vec<usize> = self.kernel.backlog.drain(..).collect();
+        for sid in queued {
+            let p = &mut self.kernel.pipes[sid];
+            p.server_closed = true;
+            p.kernel_reset = true;
+            p.s2c.clear();
+            p.s2c_fin = true;
+            let cid = p.cid;
+            self.stats.kernel_resets += 1;
+            self.log(Some(cid), || "reset by the kernel (listener closed)".into());
+        }
+        let dropped = self.kernel.udp_queue.len();
+        self.kernel.udp_queue.clear();
+        if dropped > 0 {
+            self.log(None, || format!("udp: {dropped} queued datagrams dropped"));
+        }
+    }
+
+    /// The driver stops after the shutdown (the engine said `status`). After a time
+    /// out the process exits: the kernel closes every socket the server still held
+    /// (a reset where unread bytes remain, else a FIN after what was written).
+    pub(crate) fn stop(&mut self, status: ShutdownStatus) {
+        self.stopped = Some(status);
+        self.log(None, || format!("shutdown: driver stops ({status:?})"));
+        if status == ShutdownStatus::Drained {
+            self.stats.drained += 1;
+            return;
+        }
+        self.stats.drain_timeouts += 1;
+        for sid in 0..self.kernel.pipes.len() {
+            let p = &mut self.kernel.pipes[sid];
+            if p.conn.is_none() || p.server_closed {
+                continue;
+            }
+            p.server_closed = true;
+            p.closed_by_exit = true;
+            if !p.c2s.is_empty() && !p.client_rst {
+                p.rst_destroyed = !p.s2c.is_empty();
+                p.s2c.clear();
+            }
+            p.s2c_fin = true;
+            let cid = p.cid;
+            self.log(Some(cid), || "closed by the exit".into());
+            self.schedule_read(cid);
         }
     }
 
@@ -305,7 +458,7 @@ impl World {
         self.healed = true;
         for _ in 0..10_000 {
             self.run(None);
-            if self.violation.is_some() || self.jobs.is_empty() {
+            if self.violation.is_some() || self.jobs.is_empty() || self.stopped.is_some() {
                 break;
             }
             // Held jobs (proptest): complete them, oldest first.
@@ -407,7 +560,7 @@ impl World {
                 self.log(None, || "listener: accept again".into());
                 self.accept_loop();
             }
-            Output::StopListening => self.violate("StopListening with no shutdown asked".into()),
+            Output::StopListening => self.stop_listening(),
         }
     }
 
@@ -425,7 +578,7 @@ impl World {
     /// over the simulated listener (faults: EMFILE for a while, a connection aborted in
     /// the queue), then each accepted connection is serviced.
     pub(crate) fn accept_loop(&mut self) {
-        if self.violation.is_some() {
+        if self.violation.is_some() || !self.listening {
             return;
         }
         let now = self.ts();
@@ -683,6 +836,13 @@ impl World {
 
     /// UDP client `cid` sends its datagram (it arrives in the UDP socket's queue).
     pub fn udp_send(&mut self, cid: u32) {
+        if !self.listening {
+            // The port is closed: the kernel drops it.
+            self.log(Some(cid), || {
+                "udp: dropped by the kernel (port closed)".into()
+            });
+            return;
+        }
         let bytes = self.clients[cid as usize].stream.clone();
         let peer = udp_peer(cid);
         if self.kernel.udp_queue.len() >= self.knobs.udp_queue_cap {
@@ -702,7 +862,7 @@ impl World {
 
     /// The driver reads the UDP socket while the engine wants datagrams.
     fn read_udp(&mut self) {
-        while self.engine.wants_datagrams() && self.violation.is_none() {
+        while self.listening && self.engine.wants_datagrams() && self.violation.is_none() {
             let Some((peer, bytes)) = self.kernel.udp_queue.pop_front() else {
                 return;
             };
@@ -764,6 +924,14 @@ impl World {
         self.run(Some(until));
         self.now = self.now.max(until);
         self.run(Some(self.now));
+    }
+
+    /// Asks the server to shut down now (scripted runs; the swarm draws the time).
+    pub fn shutdown(&mut self) {
+        if self.shutdown.is_none() {
+            self.shutdown_now();
+            self.check();
+        }
     }
 
     /// Runs what is due now (after a scripted input).
