@@ -3,7 +3,9 @@
 //! dribbles its bytes past the socket timeout), and what it does to the kernel when
 //! its events fire: connect, send, FIN, reset, read.
 
-use crate::kernel::Pipe;
+use std::net::SocketAddr;
+
+use crate::kernel::{client_peer, Pipe, MAX_CLIENTS};
 use crate::knobs::Knobs;
 use crate::request::{self, ClientRequest};
 use crate::rng::Rng;
@@ -36,6 +38,8 @@ pub struct Client {
     pub stream: Vec<u8>,
     /// The stream carries the whole request as built (UDP: not truncated in flight).
     pub intact: bool,
+    /// The address it connects or sends from.
+    pub peer: SocketAddr,
     /// How it behaves (TCP).
     pub behaviour: Behaviour,
     /// The next chunk it sends.
@@ -112,6 +116,15 @@ impl World {
         behaviour: Behaviour,
     ) -> u32 {
         let cid = self.clients.len() as u32;
+        assert!(
+            cid < MAX_CLIENTS,
+            "a world has at most {MAX_CLIENTS} clients"
+        );
+        let host = match self.knobs.hosts {
+            0 => cid,
+            hosts => cid % hosts,
+        };
+        let peer = client_peer(host, cid, tcp);
         let span = self.tracing.then(|| {
             if tcp {
                 tracing::info_span!("peer", client = cid, proto = "tcp")
@@ -128,6 +141,7 @@ impl World {
             request,
             stream,
             intact,
+            peer,
             behaviour,
             next_chunk: 0,
             sent: 0,
@@ -161,8 +175,10 @@ impl World {
         }
         let stream = &self.clients[cid as usize].stream;
         let sid = self.kernel.pipes.len();
+        let peer = self.clients[cid as usize].peer;
         self.kernel.pipes.push(Pipe {
             cid,
+            peer: Some(peer),
             extent: self.oracle.extent(stream),
             ..Pipe::default()
         });

@@ -110,6 +110,29 @@ pub struct Knobs {
     pub shutdown_at_us: Option<u64>,
     /// `EngineConfig::drain_timeout`, in microseconds.
     pub drain_timeout_us: u64,
+    // ----- clients' addresses and the per-client limits -----
+    /// Hosts the clients share (client `c` is on host `c % hosts`); 0: one host per
+    /// client.
+    pub hosts: u32,
+    /// `EngineConfig::trusted`: 0 none, 1 the first host, 2 every host (10.0.0.0/8).
+    pub trusted: u8,
+    /// `EngineConfig::max_connections_per_client` (0: no limit).
+    pub max_connections_per_client: usize,
+    /// `EngineConfig::rate`: (requests a second, burst), or none.
+    pub rate: Option<(u32, u32)>,
+    /// `EngineConfig::udp_refusals_per_s`.
+    pub udp_refusals_per_s: u32,
+    // ----- the buffered-bytes budget and the discard -----
+    /// `EngineConfig::max_buffered_bytes` (small in some seeds: bodies wait for room).
+    pub max_buffered_bytes: usize,
+    /// `EngineConfig::small_reserve`.
+    pub small_reserve: usize,
+    /// `EngineConfig::small_body`.
+    pub small_body: usize,
+    /// `EngineConfig::body_chunk`.
+    pub body_chunk: usize,
+    /// `EngineConfig::discard_limit`.
+    pub discard_limit: usize,
 }
 
 impl Knobs {
@@ -206,6 +229,16 @@ impl Knobs {
             // Drawn after everything else, so the knobs above keep their values.
             shutdown_at_us: None,
             drain_timeout_us: 0,
+            hosts: 0,
+            trusted: 0,
+            max_connections_per_client: 0,
+            rate: None,
+            udp_refusals_per_s: 1000,
+            max_buffered_bytes: 64 << 20,
+            small_reserve: 8 << 20,
+            small_body: 4096,
+            body_chunk: 4096,
+            discard_limit: 64 << 10,
         };
         k.shutdown_at_us = r
             .chance(300)
@@ -215,6 +248,26 @@ impl Knobs {
             1 => r.range(100_000, 1_000_000),
             _ => r.range(1_000_000, 6_000_000),
         };
+        if r.chance(400) {
+            k.hosts = r.range(1, 4) as u32;
+        }
+        k.trusted = r.pick(&[0, 0, 0, 1, 2]).unwrap_or(0);
+        if r.chance(500) {
+            k.max_connections_per_client = r.range_usize(1, 6);
+        }
+        if r.chance(300) {
+            k.rate = Some((r.range(1, 100) as u32, r.range(1, 8) as u32));
+            k.udp_refusals_per_s = r.range(1, 20) as u32;
+        }
+        if r.chance(300) {
+            k.max_buffered_bytes = r.range_usize(64, 3_000);
+            k.small_reserve = r.range_usize(0, k.max_buffered_bytes / 2);
+            k.small_body = r.pick(&[0, 16, 64, 200, 4096]).unwrap_or(0);
+            k.body_chunk = r.range_usize(1, 300);
+        }
+        if r.chance(200) {
+            k.discard_limit = r.range_usize(1, 150);
+        }
         k
     }
 
@@ -269,6 +322,16 @@ impl Knobs {
             accept_backoff_us: 100_000,
             shutdown_at_us: None,
             drain_timeout_us: 5_000_000,
+            hosts: 0,
+            trusted: 0,
+            max_connections_per_client: 0,
+            rate: None,
+            udp_refusals_per_s: 1000,
+            max_buffered_bytes: 64 << 20,
+            small_reserve: 8 << 20,
+            small_body: 4096,
+            body_chunk: 4096,
+            discard_limit: 64 << 10,
         }
     }
 }

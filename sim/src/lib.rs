@@ -13,9 +13,10 @@
 //! oracle comparisons) and `world` (the event loop that ties them together).
 
 mod clients;
-mod invariants;
+pub mod invariants;
 mod kernel;
 pub mod knobs;
+pub mod limits;
 pub mod oracle;
 pub mod request;
 pub mod rng;
@@ -23,7 +24,7 @@ pub mod server;
 pub mod witness;
 mod world;
 
-pub use invariants::Violation;
+pub use invariants::{Violation, BUDGET_WAKE_BUG};
 pub use knobs::Knobs;
 pub use world::{Stats, World, START_US};
 

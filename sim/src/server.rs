@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use raida_core::codec::RANDOM_LEN;
 use raida_core::keys::{An, MemoryKeyStore};
-use raida_core::{CommandRegistry, EngineConfig};
+use raida_core::{Cidr, CommandRegistry, EngineConfig, Rate};
 
 use crate::knobs::Knobs;
+use crate::limits::Limits;
 use crate::rng::Rng;
 use crate::witness;
 
@@ -61,7 +62,36 @@ pub fn config(knobs: &Knobs) -> EngineConfig {
     config.turn_budget = knobs.turn_budget;
     config.accept_backoff = Duration::from_micros(knobs.accept_backoff_us);
     config.drain_timeout = Duration::from_micros(knobs.drain_timeout_us);
+    config.max_connections_per_client = knobs.max_connections_per_client;
+    config.trusted = trusted(knobs);
+    config.rate = knobs.rate.map(|(per_s, burst)| Rate { per_s, burst });
+    config.udp_refusals_per_s = knobs.udp_refusals_per_s;
+    config.max_buffered_bytes = knobs.max_buffered_bytes;
+    config.small_reserve = knobs.small_reserve;
+    config.small_body = knobs.small_body;
+    config.body_chunk = knobs.body_chunk;
+    config.discard_limit = knobs.discard_limit;
     config
+}
+
+/// The networks exempt from the per-client limits in the world with `knobs`.
+pub fn trusted(knobs: &Knobs) -> Vec<Cidr> {
+    let net = match knobs.trusted {
+        1 => crate::kernel::host_ip(0).to_string(),
+        2 => "10.0.0.0/8".to_string(),
+        _ => return Vec::new(),
+    };
+    Cidr::parse(&net).into_iter().collect()
+}
+
+/// The limits the world expects of the engine with `knobs`.
+pub fn limits(knobs: &Knobs) -> Limits {
+    Limits::new(
+        knobs.max_connections_per_client,
+        trusted(knobs),
+        knobs.rate.map(|(per_s, burst)| Rate { per_s, burst }),
+        knobs.udp_refusals_per_s,
+    )
 }
 
 /// The 32-byte answer to a connection refused at `max_connections` (status 160).

@@ -28,9 +28,10 @@ use raida_core::{
 
 use crate::clients::{Behaviour, Client};
 use crate::invariants::Violation;
-use crate::kernel::{udp_cid, udp_peer, Backlog, Kernel, PipeIo, Queue, Seen};
+use crate::kernel::{udp_cid, Backlog, Kernel, PipeIo, Queue, Seen};
 use crate::knobs::Knobs;
-use crate::oracle::Oracle;
+use crate::limits::{self, Limits};
+use crate::oracle::{BodyBudget, Oracle};
 use crate::request::ClientRequest;
 use crate::rng::{Fnv64, Rng};
 use crate::server;
@@ -71,6 +72,23 @@ pub struct Stats {
     pub kernel_resets: u64,
     /// Datagrams handed to the engine after the shutdown (it must drop them).
     pub late_datagrams: u64,
+    /// Connections refused at `max_connections_per_client`.
+    pub refused_per_client: u64,
+    /// Connections refused over their client's rate.
+    pub refused_rate: u64,
+    /// Datagrams over their client's rate.
+    pub udp_rate_limited: u64,
+    /// Of those, answered 160.
+    pub udp_refusals: u64,
+    /// Connections that waited for room in the buffered-bytes budget.
+    pub budget_waits: u64,
+    /// Connections closed at the discard limit.
+    pub discard_limit_closes: u64,
+    /// Steps at which a connection waited for budget room the engine's known lost
+    /// wake-ups kept from it ([`crate::invariants::BUDGET_WAKE_BUG`]).
+    pub budget_lost_wakeups: u64,
+    /// Runs with such a step.
+    pub budget_lost_wakeup_runs: u64,
     /// Steps taken.
     pub steps: u64,
     /// Simulated time at the end, microseconds.
@@ -95,6 +113,14 @@ impl Stats {
         self.drain_timeouts += o.drain_timeouts;
         self.kernel_resets += o.kernel_resets;
         self.late_datagrams += o.late_datagrams;
+        self.refused_per_client += o.refused_per_client;
+        self.refused_rate += o.refused_rate;
+        self.udp_rate_limited += o.udp_rate_limited;
+        self.udp_refusals += o.udp_refusals;
+        self.budget_waits += o.budget_waits;
+        self.discard_limit_closes += o.discard_limit_closes;
+        self.budget_lost_wakeups += o.budget_lost_wakeups;
+        self.budget_lost_wakeup_runs += o.budget_lost_wakeup_runs;
         self.steps += o.steps;
         self.end_us = self.end_us.max(o.end_us);
     }
@@ -141,6 +167,17 @@ impl Ev {
     }
 }
 
+/// A datagram the engine read whose answer is due.
+#[derive(Clone, Debug)]
+pub(crate) struct Pending {
+    /// What the engine kept of it.
+    pub kept: Vec<u8>,
+    /// When it was read.
+    pub at: u64,
+    /// It was over its client's rate: its answer is the 160.
+    pub busy: bool,
+}
+
 /// The shutdown of a run, once asked.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Shutdown {
@@ -166,8 +203,10 @@ pub struct World {
     pub(crate) kernel: Kernel,
     /// The driver's registry: which socket each live connection id names.
     by_conn: BTreeMap<ConnId, usize>,
-    /// Datagrams the engine read whose answer is due: (what it kept, when), by peer.
-    pub(crate) udp_pending: BTreeMap<SocketAddr, Vec<(Vec<u8>, u64)>>,
+    /// Datagrams the engine read whose answer is due, by peer.
+    pub(crate) udp_pending: BTreeMap<SocketAddr, Vec<Pending>>,
+    /// The per-client limits the engine must keep.
+    pub(crate) limits: Limits,
     /// The engine asked for the UDP socket to be read again.
     udp_wake: bool,
     /// Jobs the simulated workers hold, by number.
@@ -208,7 +247,15 @@ impl World {
             Arc::new(server::key_store()),
         );
         World {
-            oracle: Oracle::new(knobs.max_body_size),
+            oracle: Oracle::with_budget(
+                knobs.max_body_size,
+                BodyBudget {
+                    limit: knobs.max_buffered_bytes,
+                    small_reserve: knobs.small_reserve,
+                    small_body: knobs.small_body,
+                },
+            ),
+            limits: server::limits(&knobs),
             rng: Rng::new(knobs.seed).fork(0x0057_4F52_4C44),
             knobs,
             engine,
@@ -347,6 +394,8 @@ impl World {
                 self.settle();
             }
             Ev::Ready(sid) => {
+                // The storm is over (even if a clock jump passed its end already).
+                self.kernel.pipes[sid].storm_until = 0;
                 self.wakes.push_back(sid);
                 self.settle();
             }
@@ -470,6 +519,14 @@ impl World {
         if self.violation.is_none() {
             self.final_checks();
         }
+        let c = self.engine.counters();
+        self.stats.refused_per_client = c.refused_per_client;
+        self.stats.refused_rate = c.refused_rate;
+        self.stats.udp_rate_limited = c.udp_rate_limited;
+        self.stats.udp_refusals = c.udp_refusals;
+        self.stats.budget_waits = c.budget_waits;
+        self.stats.discard_limit_closes = c.discard_limit_closes;
+        self.stats.budget_lost_wakeup_runs = u64::from(self.stats.budget_lost_wakeups > 0);
         self.stats.end_us = self.now;
         if self.tracing {
             let end = format!("end: {:?}", self.stats);
@@ -557,8 +614,12 @@ impl World {
                 self.udp_wake = true;
             }
             Output::ResumeAccepting => {
+                // After the outputs before it: the closes the engine made count.
                 self.log(None, || "listener: accept again".into());
-                self.accept_loop();
+                if !self.listener_retry {
+                    self.listener_retry = true;
+                    self.schedule(self.now, Ev::ListenerRetry);
+                }
             }
             Output::StopListening => self.stop_listening(),
         }
@@ -634,6 +695,17 @@ impl World {
     /// The engine's answer to the connection of socket `sid`.
     fn accepted(&mut self, sid: usize, answer: Accept, open_then: usize) {
         let cid = self.kernel.pipes[sid].cid;
+        let ip = self.clients[cid as usize].peer.ip();
+        let open_before = match answer {
+            Accept::Accepted(_) => open_then.saturating_sub(1),
+            Accept::Refused(_) => open_then,
+        };
+        let max = self.knobs.max_connections;
+        let verdict = self.limits.connect(ip, self.now, open_before, max);
+        self.check_verdict(cid, answer, verdict, open_before);
+        if self.violation.is_some() {
+            return;
+        }
         match answer {
             Accept::Accepted(id) => {
                 if self.by_conn.insert(id, sid).is_some() {
@@ -641,8 +713,10 @@ impl World {
                 }
                 self.stats.accepted += 1;
                 self.kernel.open += 1;
+                let counted = !self.limits.trusted(ip);
                 let p = &mut self.kernel.pipes[sid];
                 p.conn = Some(id);
+                p.counted = counted;
                 p.accepted_at = self.now;
                 self.log(Some(cid), || {
                     format!("accepted as {}:{}", id.index(), id.generation())
@@ -653,7 +727,7 @@ impl World {
             }
             Accept::Refused(bytes) => {
                 self.stats.refused += 1;
-                self.check_refusal(&bytes, open_then);
+                self.check_refusal(&bytes);
                 let p = &mut self.kernel.pipes[sid];
                 let n = bytes.len().min(self.knobs.send_window);
                 p.s2c.extend(&bytes[..n]);
@@ -746,6 +820,7 @@ impl World {
         if !self.check_shutdown(sid) {
             return;
         }
+        self.uncount(sid);
         let p = &mut self.kernel.pipes[sid];
         let cid = p.cid;
         p.shutdown_at = Some(self.now);
@@ -766,6 +841,7 @@ impl World {
         };
         *self.stats.closes.entry(reason.name()).or_default() += 1;
         self.kernel.open -= 1;
+        self.uncount(sid);
         let p = &mut self.kernel.pipes[sid];
         let cid = p.cid;
         p.server_closed = true;
@@ -778,6 +854,15 @@ impl World {
         p.s2c_fin = true;
         self.log(Some(cid), || format!("server: close ({})", reason.name()));
         self.schedule_read(cid);
+    }
+
+    /// The connection of socket `sid` no longer counts against its client's limit.
+    fn uncount(&mut self, sid: usize) {
+        let p = &mut self.kernel.pipes[sid];
+        if std::mem::take(&mut p.counted) {
+            let ip = self.clients[p.cid as usize].peer.ip();
+            self.limits.uncount(ip);
+        }
     }
 
     // ----- workers -----------------------------------------------------------------------
@@ -844,7 +929,7 @@ impl World {
             return;
         }
         let bytes = self.clients[cid as usize].stream.clone();
-        let peer = udp_peer(cid);
+        let peer = self.clients[cid as usize].peer;
         if self.kernel.udp_queue.len() >= self.knobs.udp_queue_cap {
             self.log(Some(cid), || {
                 "udp: dropped by the kernel (queue full)".into()
@@ -867,15 +952,21 @@ impl World {
                 return;
             };
             let kept = &bytes[..bytes.len().min(self.knobs.udp_payload_threshold)];
-            if RequestHeader::parse(kept).is_some() {
-                self.udp_pending
-                    .entry(peer)
-                    .or_default()
-                    .push((kept.to_vec(), self.now));
+            let parses = RequestHeader::parse(kept).is_some();
+            let verdict = self.limits.datagram(peer.ip(), self.now, parses);
+            if parses && verdict != limits::Datagram::Dropped {
+                self.udp_pending.entry(peer).or_default().push(Pending {
+                    kept: kept.to_vec(),
+                    at: self.now,
+                    busy: verdict == limits::Datagram::Refused,
+                });
             }
             let cid = udp_cid(peer);
             self.log(cid, || format!("udp: server reads {} bytes", bytes.len()));
+            let c = self.engine.counters();
+            let before = (c.udp_rate_limited, c.udp_refusals);
             self.engine.handle_datagram(peer, &bytes, self.ts());
+            self.check_datagram_verdict(cid, verdict, before);
             self.drain();
         }
     }
