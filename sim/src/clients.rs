@@ -5,6 +5,9 @@
 
 use std::net::SocketAddr;
 
+use raida_client::Request;
+
+use crate::auth::{self, Op};
 use crate::kernel::{client_peer, Pipe, MAX_CLIENTS};
 use crate::knobs::Knobs;
 use crate::request::{self, ClientRequest};
@@ -60,6 +63,8 @@ pub struct Client {
     pub saw_eof: bool,
     /// Its trace span (replay only).
     pub span: Option<tracing::Span>,
+    /// What it asks, when it sends an authentication command.
+    pub auth: Option<Op>,
 }
 
 impl World {
@@ -69,20 +74,33 @@ impl World {
         let k = self.knobs.clone();
         let mut r = Rng::new(k.seed).fork(0x434C_4945_4E54);
         let timeout = k.socket_timeout_us;
+        let workload = std::mem::take(&mut self.workload);
+        let draw = |r: &mut Rng, at: u64| {
+            if workload.coins.is_empty() || !r.chance(k.auth_pm) {
+                return (request::generate(r, k.invalid_pm, k.max_payload), None);
+            }
+            let progress = (at - START_US) * 1000 / (k.arrival_window_us + 1);
+            let (req, op) = auth::generate(r, &workload, &k, progress);
+            (req, Some(op))
+        };
         for _ in 0..k.tcp_clients {
             let at = START_US + r.range(0, k.arrival_window_us);
-            let (req, stream, b) = tcp_client(&mut r, &k, at);
+            let (req, op) = draw(&mut r, at);
+            let (req, stream, b) = tcp_client(&mut r, &k, at, req);
             let cid = self.add_client(true, req, stream, b);
+            self.clients[cid as usize].auth = op;
             self.schedule(at, Ev::Connect(cid));
         }
         for _ in 0..k.udp_clients {
             let at = START_US + r.range(0, k.arrival_window_us);
-            let req = ClientRequest::new(request::generate(&mut r, k.invalid_pm, k.max_payload));
+            let (req, op) = draw(&mut r, at);
+            let req = ClientRequest::new(req);
             let mut bytes = req.bytes().to_vec();
             if r.chance(k.udp_trunc_pm) {
                 bytes.truncate(r.range_usize(0, bytes.len()));
             }
             let cid = self.add_client(false, req, bytes, Behaviour::default());
+            self.clients[cid as usize].auth = op;
             let copies = if r.chance(k.udp_drop_pm) {
                 0
             } else if r.chance(k.udp_dup_pm) {
@@ -99,6 +117,7 @@ impl World {
             let t = START_US + r.range(0, k.arrival_window_us + timeout);
             self.schedule(t, Ev::ClockJump);
         }
+        self.workload = workload;
         let heal = START_US + k.arrival_window_us + r.range(0, timeout * 2);
         self.schedule(heal, Ev::Heal);
         if let Some(at) = k.shutdown_at_us {
@@ -152,6 +171,7 @@ impl World {
             reset: false,
             saw_eof: false,
             span,
+            auth: None,
         });
         cid
     }
@@ -336,9 +356,14 @@ impl World {
 
 /// A TCP client of the swarm arriving at `at`: the stream it means to send and how it
 /// behaves.
-fn tcp_client(r: &mut Rng, k: &Knobs, at: u64) -> (ClientRequest, Vec<u8>, Behaviour) {
+fn tcp_client(
+    r: &mut Rng,
+    k: &Knobs,
+    at: u64,
+    req: Request,
+) -> (ClientRequest, Vec<u8>, Behaviour) {
     let timeout = k.socket_timeout_us;
-    let req = ClientRequest::new(request::generate(r, k.invalid_pm, k.max_payload));
+    let req = ClientRequest::new(req);
     let mut stream = req.bytes().to_vec();
     if r.chance(k.garbage_pm) {
         let mut g = vec![0u8; r.range_usize(1, 100)];

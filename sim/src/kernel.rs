@@ -5,7 +5,7 @@
 //! and [`Backlog`] (the engine's [`Listener`]: EMFILE for a while, connections aborted
 //! in the queue). Faults are drawn from the world's generator, so a seed decides them.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use raida_core::{Accepting, ConnId, ConnSocket, Io, Listener};
@@ -58,6 +58,8 @@ pub struct Kernel {
     pub udp_queue: VecDeque<(SocketAddr, Vec<u8>)>,
     /// Connections the server holds open (accepted, not yet closed).
     pub open: usize,
+    /// Their sockets.
+    pub open_sids: BTreeSet<usize>,
     /// Times the listener reported the process out of descriptors.
     pub exhaustions: u64,
 }
@@ -119,6 +121,10 @@ pub struct Pipe {
     /// It counts against its client's connection limit (until its response is out
     /// or it closes).
     pub counted: bool,
+    /// Its request's execution, for the authentication model (`World::execs`).
+    pub exec: Option<usize>,
+    /// What its whole response says the command found, once read.
+    pub said: Option<Option<Vec<bool>>>,
 }
 
 /// What the simulated socket saw during one service call, for the trace and the
@@ -133,6 +139,8 @@ pub enum Seen {
     Wrote(usize),
     /// The server shut down its write side.
     Shutdown,
+    /// The server read the request's last byte.
+    Done,
 }
 
 /// One simulated connection as the engine's service loop sees it: reads of random
@@ -188,6 +196,7 @@ impl ConnSocket for PipeIo<'_> {
             p.read_total += n;
             if p.done_at.is_none() && p.extent.request.is_some_and(|l| p.read_total >= l) {
                 p.done_at = Some(self.now);
+                self.seen.push(Seen::Done);
             }
             self.seen.push(Seen::Read(n));
             Io::Done(n)

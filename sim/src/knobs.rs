@@ -133,6 +133,22 @@ pub struct Knobs {
     pub body_chunk: usize,
     /// `EngineConfig::discard_limit`.
     pub discard_limit: usize,
+    // ----- the authentication workload (crate::auth) -----
+    /// Per mille of clients that send detect, detect_sum, pown or pown_sum (0: none,
+    /// and the store holds no workload coins).
+    pub auth_pm: u32,
+    /// Coins of the workload in the store.
+    pub auth_coins: usize,
+    /// Pages (of 1024 serials) the workload's coins lie on.
+    pub auth_pages: u64,
+    /// Versions of each coin's AN the clients expect to pass over the arrival window.
+    pub auth_versions: u32,
+    /// Per mille of entries with a wrong AN.
+    pub auth_wrong_pm: u32,
+    /// Per mille of requests with a malformed payload (or no body, or shard 1 or 2).
+    pub auth_malformed_pm: u32,
+    /// The store holds the group of coins the sums name all at once.
+    pub auth_group: bool,
 }
 
 impl Knobs {
@@ -239,6 +255,13 @@ impl Knobs {
             small_body: 4096,
             body_chunk: 4096,
             discard_limit: 64 << 10,
+            auth_pm: 0,
+            auth_coins: 0,
+            auth_pages: 1,
+            auth_versions: 1,
+            auth_wrong_pm: 0,
+            auth_malformed_pm: 0,
+            auth_group: false,
         };
         k.shutdown_at_us = r
             .chance(300)
@@ -267,6 +290,15 @@ impl Knobs {
         }
         if r.chance(200) {
             k.discard_limit = r.range_usize(1, 150);
+        }
+        if r.chance(600) {
+            k.auth_pm = r.range(100, 900) as u32;
+            k.auth_coins = r.range_usize(1, 6);
+            k.auth_pages = r.range(1, 3);
+            k.auth_versions = r.range(1, 10) as u32;
+            k.auth_wrong_pm = r.range(0, 300) as u32;
+            k.auth_malformed_pm = r.range(0, 150) as u32;
+            k.auth_group = r.chance(600);
         }
         k
     }
@@ -332,6 +364,13 @@ impl Knobs {
             small_body: 4096,
             body_chunk: 4096,
             discard_limit: 64 << 10,
+            auth_pm: 0,
+            auth_coins: 0,
+            auth_pages: 1,
+            auth_versions: 1,
+            auth_wrong_pm: 0,
+            auth_malformed_pm: 0,
+            auth_group: false,
         }
     }
 }

@@ -12,6 +12,7 @@
 //! `clients` (behaviours and their actions), `invariants` (safety, liveness and the
 //! oracle comparisons) and `world` (the event loop that ties them together).
 
+pub mod auth;
 mod clients;
 pub mod invariants;
 mod kernel;

@@ -153,6 +153,12 @@ fn swarm(seeds: u64, start: u64, stop_first: bool, threads: Option<usize>) -> Ex
         );
         let _ = writeln!(
             out,
+            "auth: {} executions ({} never answered), {} pown entries passed, {} detect \
+             entries passed",
+            t.auth_execs, t.auth_unknown, t.powns_passed, t.detects_passed
+        );
+        let _ = writeln!(
+            out,
             "limits: {} refused per client, {} refused over the rate, {} datagrams over the \
              rate ({} answered 160), {} budget waits, {} discard-limit closes; the engine's \
              lost budget wake-ups (BUDGET_WAKE_BUG): {} steps in {} seeds",

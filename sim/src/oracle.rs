@@ -14,6 +14,7 @@ use raida_core::codec::{
 use raida_core::keys::MemoryKeyStore;
 use raida_core::{CommandRegistry, Timestamp, Transport};
 
+use crate::auth::{self, Op};
 use crate::server;
 
 /// The buffered-bytes budget as the header-time rule sees it: a body of `declared`
@@ -70,14 +71,30 @@ impl Oracle {
     /// The oracle of a server whose bodies are at most `max_body_size` bytes, with
     /// `budget` for buffered TCP bodies.
     pub fn with_budget(max_body_size: usize, budget: BodyBudget) -> Oracle {
+        Oracle::of(
+            max_body_size,
+            budget,
+            server::commands(),
+            server::key_store(),
+        )
+    }
+
+    /// The oracle of a server with these bounds serving `commands` over `keys` (its
+    /// own copies: the server's store changes, the oracle's does not).
+    pub fn of(
+        max_body_size: usize,
+        budget: BodyBudget,
+        commands: CommandRegistry,
+        keys: MemoryKeyStore,
+    ) -> Oracle {
         Oracle {
             rules: HeaderRules {
                 raida_id: server::RAIDA_ID,
                 coin_id: server::COIN_ID,
                 max_body_size,
             },
-            commands: server::commands(),
-            keys: server::key_store(),
+            commands,
+            keys,
             budget,
         }
     }
@@ -126,11 +143,39 @@ impl Oracle {
         elapsed_micros: u32,
         random: &[u8; RANDOM_LEN],
     ) -> Option<Vec<u8>> {
+        self.answer_over(request, arrival, elapsed_micros, random, &self.keys)
+    }
+
+    /// The answer to an authentication request asking `op` whose command found what
+    /// `passed` says per entry (`None`: it decided nothing), computed over a store in
+    /// which the coins hold just that ([`auth::store_for`]): everything but what the
+    /// command found is the codec's and the commands' (the status of every malformed
+    /// request, the bitmap's layout, the encryption, the signature).
+    pub fn answer_auth(
+        &self,
+        request: &[u8],
+        arrival: &Arrival,
+        elapsed_micros: u32,
+        random: &[u8; RANDOM_LEN],
+        op: &Op,
+        passed: Option<&[bool]>,
+    ) -> Option<Vec<u8>> {
+        let keys = auth::store_for(&self.keys, op, passed);
+        self.answer_over(request, arrival, elapsed_micros, random, &keys)
+    }
+
+    fn answer_over(
+        &self,
+        request: &[u8],
+        arrival: &Arrival,
+        elapsed_micros: u32,
+        random: &[u8; RANDOM_LEN],
+        keys: &MemoryKeyStore,
+    ) -> Option<Vec<u8>> {
         let header = RequestHeader::parse(request)?;
         let mut rules = self.rules;
         if arrival.transport == Transport::Tcp {
-            let admitted =
-                check_header(&header, &self.rules, &self.commands, &self.keys, arrival.at);
+            let admitted = check_header(&header, &self.rules, &self.commands, keys, arrival.at);
             match admitted {
                 Ok(a) if !self.fits(a.body_len) => {
                     // The budget's rule comes after every header rule, as the
@@ -146,7 +191,7 @@ impl Oracle {
             arrival,
             &rules,
             &self.commands,
-            &self.keys,
+            keys,
             elapsed_micros,
             random,
         )

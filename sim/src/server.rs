@@ -2,12 +2,16 @@
 //! its engine configuration from the knobs. The world's engine and its oracle are both
 //! built from these (each its own instance).
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use raida_commands::FixedClock;
 
 use raida_core::codec::RANDOM_LEN;
 use raida_core::keys::{An, MemoryKeyStore};
 use raida_core::{Cidr, CommandRegistry, EngineConfig, Rate};
 
+use crate::auth::{Workload, MFS};
 use crate::knobs::Knobs;
 use crate::limits::Limits;
 use crate::rng::Rng;
@@ -39,10 +43,27 @@ pub fn key_store() -> MemoryKeyStore {
     k
 }
 
-/// The commands the simulated server serves: echo, version and the two witnesses.
+/// The key store of the simulated server whose authentication workload is `w`: the
+/// keys of [`key_store`] and the workload's coins at their first AN.
+pub fn store(w: &Workload) -> MemoryKeyStore {
+    let k = key_store();
+    w.fill(&k);
+    k
+}
+
+/// The commands the simulated server serves: echo, version, the two witnesses and the
+/// authentication commands (detect, detect_sum, pown, pown_sum), whose powns write
+/// the status byte [`MFS`] (no wall clock).
 pub fn commands() -> CommandRegistry {
     let mut r = CommandRegistry::with_builtins();
     witness::register(&mut r);
+    for (group, command, handler) in raida_commands::all(Arc::new(FixedClock(MFS))) {
+        // (1, 10), (1, 11), (1, 20) and (1, 21) are free in a registry of built-ins
+        // and witnesses: a failure is the simulator's bug, found by its first run.
+        if let Err(e) = r.register(group, command, handler) {
+            panic!("authentication command ({group}, {command}): {e}");
+        }
+    }
     r
 }
 

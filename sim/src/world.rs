@@ -22,10 +22,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use raida_core::codec::RequestHeader;
+use raida_core::keys::MemoryKeyStore;
 use raida_core::{
-    Accept, AcceptStop, ConnId, Engine, Job, Origin, Output, ShutdownStatus, Timestamp,
+    Accept, AcceptStop, ConnId, Engine, Job, KeyStore, Origin, Output, ShutdownStatus, Timestamp,
 };
 
+use crate::auth::{Exec, Workload};
 use crate::clients::{Behaviour, Client};
 use crate::invariants::Violation;
 use crate::kernel::{udp_cid, Backlog, Kernel, PipeIo, Queue, Seen};
@@ -89,6 +91,14 @@ pub struct Stats {
     pub budget_lost_wakeups: u64,
     /// Runs with such a step.
     pub budget_lost_wakeup_runs: u64,
+    /// Executions of authentication requests (each arrived whole at the server).
+    pub auth_execs: u64,
+    /// Of those, never answered (their outcome unknown to the model).
+    pub auth_unknown: u64,
+    /// Pown and pown_sum entries that passed.
+    pub powns_passed: u64,
+    /// Detect and detect_sum entries that passed.
+    pub detects_passed: u64,
     /// Steps taken.
     pub steps: u64,
     /// Simulated time at the end, microseconds.
@@ -121,6 +131,10 @@ impl Stats {
         self.discard_limit_closes += o.discard_limit_closes;
         self.budget_lost_wakeups += o.budget_lost_wakeups;
         self.budget_lost_wakeup_runs += o.budget_lost_wakeup_runs;
+        self.auth_execs += o.auth_execs;
+        self.auth_unknown += o.auth_unknown;
+        self.powns_passed += o.powns_passed;
+        self.detects_passed += o.detects_passed;
         self.steps += o.steps;
         self.end_us = self.end_us.max(o.end_us);
     }
@@ -176,6 +190,8 @@ pub(crate) struct Pending {
     pub at: u64,
     /// It was over its client's rate: its answer is the 160.
     pub busy: bool,
+    /// Its execution, for the authentication model (`World::execs`).
+    pub exec: Option<usize>,
 }
 
 /// The shutdown of a run, once asked.
@@ -207,6 +223,14 @@ pub struct World {
     pub(crate) udp_pending: BTreeMap<SocketAddr, Vec<Pending>>,
     /// The per-client limits the engine must keep.
     pub(crate) limits: Limits,
+    /// The authentication workload's coins.
+    pub(crate) workload: Workload,
+    /// The engine's store (to read the coins' records at the end).
+    pub(crate) store: Arc<MemoryKeyStore>,
+    /// Every execution of an authentication request, in arrival order.
+    pub(crate) execs: Vec<Exec>,
+    /// The order of arrivals and answers of executions (a counter).
+    tick: u64,
     /// The engine asked for the UDP socket to be read again.
     udp_wake: bool,
     /// Jobs the simulated workers hold, by number.
@@ -241,21 +265,31 @@ impl World {
     pub fn new(knobs: Knobs, tracing: bool) -> World {
         // The simulated driver feeds no random bytes, so encrypted requests always
         // go to its workers, whose random bytes the oracle knows.
+        let workload = Workload::from_knobs(&knobs);
+        let keys = server::store(&workload);
+        let commands = server::commands();
+        let store = Arc::new(keys.clone());
         let engine = Engine::new(
             server::config(&knobs),
-            server::commands(),
-            Arc::new(server::key_store()),
+            commands.clone(),
+            Arc::clone(&store) as Arc<dyn KeyStore>,
         );
         World {
-            oracle: Oracle::with_budget(
+            oracle: Oracle::of(
                 knobs.max_body_size,
                 BodyBudget {
                     limit: knobs.max_buffered_bytes,
                     small_reserve: knobs.small_reserve,
                     small_body: knobs.small_body,
                 },
+                commands,
+                keys,
             ),
             limits: server::limits(&knobs),
+            workload,
+            store,
+            execs: Vec::new(),
+            tick: 0,
             rng: Rng::new(knobs.seed).fork(0x0057_4F52_4C44),
             knobs,
             engine,
@@ -483,7 +517,8 @@ impl World {
             return;
         }
         self.stats.drain_timeouts += 1;
-        for sid in 0..self.kernel.pipes.len() {
+        let open = std::mem::take(&mut self.kernel.open_sids);
+        for sid in open {
             let p = &mut self.kernel.pipes[sid];
             if p.conn.is_none() || p.server_closed {
                 continue;
@@ -518,6 +553,9 @@ impl World {
         }
         if self.violation.is_none() {
             self.final_checks();
+        }
+        if self.violation.is_none() {
+            self.check_auth();
         }
         let c = self.engine.counters();
         self.stats.refused_per_client = c.refused_per_client;
@@ -713,6 +751,7 @@ impl World {
                 }
                 self.stats.accepted += 1;
                 self.kernel.open += 1;
+                self.kernel.open_sids.insert(sid);
                 let counted = !self.limits.trusted(ip);
                 let p = &mut self.kernel.pipes[sid];
                 p.conn = Some(id);
@@ -809,10 +848,32 @@ impl World {
                     self.schedule_read(cid);
                 }
                 Seen::Shutdown => self.shutdown_write(sid),
+                Seen::Done => self.arrived_whole(sid),
             }
         }
         self.seen = seen;
         self.drain();
+    }
+
+    /// The next tick of the order of executions' arrivals and answers.
+    pub(crate) fn next_tick(&mut self) -> u64 {
+        self.tick += 1;
+        self.tick
+    }
+
+    /// The server read the last byte of socket `sid`'s request: an execution of it
+    /// when it is an authentication request.
+    fn arrived_whole(&mut self, sid: usize) {
+        let cid = self.kernel.pipes[sid].cid;
+        if self.clients[cid as usize].auth.is_some() {
+            let arrived = self.next_tick();
+            self.kernel.pipes[sid].exec = Some(self.execs.len());
+            self.execs.push(Exec {
+                cid,
+                arrived,
+                answered: None,
+            });
+        }
     }
 
     /// The engine shut down the write side of socket `sid` (its response is out).
@@ -821,6 +882,11 @@ impl World {
             return;
         }
         self.uncount(sid);
+        if let Some(i) = self.kernel.pipes[sid].exec {
+            let said = self.kernel.pipes[sid].said.take().unwrap_or(None);
+            let tick = self.next_tick();
+            self.execs[i].answered = Some((tick, said));
+        }
         let p = &mut self.kernel.pipes[sid];
         let cid = p.cid;
         p.shutdown_at = Some(self.now);
@@ -841,6 +907,7 @@ impl World {
         };
         *self.stats.closes.entry(reason.name()).or_default() += 1;
         self.kernel.open -= 1;
+        self.kernel.open_sids.remove(&sid);
         self.uncount(sid);
         let p = &mut self.kernel.pipes[sid];
         let cid = p.cid;
@@ -954,14 +1021,29 @@ impl World {
             let kept = &bytes[..bytes.len().min(self.knobs.udp_payload_threshold)];
             let parses = RequestHeader::parse(kept).is_some();
             let verdict = self.limits.datagram(peer.ip(), self.now, parses);
+            let cid = udp_cid(peer);
             if parses && verdict != limits::Datagram::Dropped {
+                let busy = verdict == limits::Datagram::Refused;
+                let auth = cid.is_some_and(|c| self.clients[c as usize].auth.is_some());
+                let exec = match (auth && !busy, cid) {
+                    (true, Some(cid)) => {
+                        let arrived = self.next_tick();
+                        self.execs.push(Exec {
+                            cid,
+                            arrived,
+                            answered: None,
+                        });
+                        Some(self.execs.len() - 1)
+                    }
+                    _ => None,
+                };
                 self.udp_pending.entry(peer).or_default().push(Pending {
                     kept: kept.to_vec(),
                     at: self.now,
-                    busy: verdict == limits::Datagram::Refused,
+                    busy,
+                    exec,
                 });
             }
-            let cid = udp_cid(peer);
             self.log(cid, || format!("udp: server reads {} bytes", bytes.len()));
             let c = self.engine.counters();
             let before = (c.udp_rate_limited, c.udp_refusals);
