@@ -7,10 +7,13 @@
 //! source of randomness), [`server`] (the simulated server: identity, keys, commands,
 //! configuration), [`witness`] (the commands that write down their request context),
 //! [`request`] (the clients' requests, built with `raida_client::Request`), [`oracle`]
-//! (the independent expected answers), and, private, `kernel` (pipes, the listener's
-//! backlog, the UDP queue and the engine's socket and listener seams over them),
-//! `clients` (behaviours and their actions), `invariants` (safety, liveness and the
-//! oracle comparisons) and `world` (the event loop that ties them together).
+//! (the independent expected answers), [`auth`] (the detect/pown workload and its
+//! per-coin model), [`limits`] (what the per-client limits must decide),
+//! [`invariants`] (safety, liveness and the oracle comparisons, and the engine's known
+//! lost budget wake-up), and, private, `kernel` (pipes, the listener's backlog, the
+//! UDP queue and the engine's socket and listener seams over them), `clients`
+//! (behaviours and their actions) and `world` (the event loop that ties them together,
+//! its shutdown phase included).
 
 pub mod auth;
 mod clients;
