@@ -3,7 +3,12 @@
 //! dribbles its bytes past the socket timeout), and what it does to the kernel when
 //! its events fire: connect, send, FIN, reset, read.
 
-use crate::kernel::Pipe;
+use std::net::SocketAddr;
+
+use raida_client::Request;
+
+use crate::auth::{self, Op};
+use crate::kernel::{client_peer, Pipe, MAX_CLIENTS};
 use crate::knobs::Knobs;
 use crate::request::{self, ClientRequest};
 use crate::rng::Rng;
@@ -36,6 +41,8 @@ pub struct Client {
     pub stream: Vec<u8>,
     /// The stream carries the whole request as built (UDP: not truncated in flight).
     pub intact: bool,
+    /// The address it connects or sends from.
+    pub peer: SocketAddr,
     /// How it behaves (TCP).
     pub behaviour: Behaviour,
     /// The next chunk it sends.
@@ -56,6 +63,8 @@ pub struct Client {
     pub saw_eof: bool,
     /// Its trace span (replay only).
     pub span: Option<tracing::Span>,
+    /// What it asks, when it sends an authentication command.
+    pub auth: Option<Op>,
 }
 
 impl World {
@@ -65,20 +74,33 @@ impl World {
         let k = self.knobs.clone();
         let mut r = Rng::new(k.seed).fork(0x434C_4945_4E54);
         let timeout = k.socket_timeout_us;
+        let workload = std::mem::take(&mut self.workload);
+        let draw = |r: &mut Rng, at: u64| {
+            if workload.coins.is_empty() || !r.chance(k.auth_pm) {
+                return (request::generate(r, k.invalid_pm, k.max_payload), None);
+            }
+            let progress = (at - START_US) * 1000 / (k.arrival_window_us + 1);
+            let (req, op) = auth::generate(r, &workload, &k, progress);
+            (req, Some(op))
+        };
         for _ in 0..k.tcp_clients {
             let at = START_US + r.range(0, k.arrival_window_us);
-            let (req, stream, b) = tcp_client(&mut r, &k, at);
+            let (req, op) = draw(&mut r, at);
+            let (req, stream, b) = tcp_client(&mut r, &k, at, req);
             let cid = self.add_client(true, req, stream, b);
+            self.clients[cid as usize].auth = op;
             self.schedule(at, Ev::Connect(cid));
         }
         for _ in 0..k.udp_clients {
             let at = START_US + r.range(0, k.arrival_window_us);
-            let req = ClientRequest::new(request::generate(&mut r, k.invalid_pm, k.max_payload));
+            let (req, op) = draw(&mut r, at);
+            let req = ClientRequest::new(req);
             let mut bytes = req.bytes().to_vec();
             if r.chance(k.udp_trunc_pm) {
                 bytes.truncate(r.range_usize(0, bytes.len()));
             }
             let cid = self.add_client(false, req, bytes, Behaviour::default());
+            self.clients[cid as usize].auth = op;
             let copies = if r.chance(k.udp_drop_pm) {
                 0
             } else if r.chance(k.udp_dup_pm) {
@@ -95,8 +117,12 @@ impl World {
             let t = START_US + r.range(0, k.arrival_window_us + timeout);
             self.schedule(t, Ev::ClockJump);
         }
+        self.workload = workload;
         let heal = START_US + k.arrival_window_us + r.range(0, timeout * 2);
         self.schedule(heal, Ev::Heal);
+        if let Some(at) = k.shutdown_at_us {
+            self.schedule(START_US + at, Ev::Shutdown);
+        }
     }
 
     /// A client that sends `request` as `stream` (TCP: the request and any garbage
@@ -109,6 +135,15 @@ impl World {
         behaviour: Behaviour,
     ) -> u32 {
         let cid = self.clients.len() as u32;
+        assert!(
+            cid < MAX_CLIENTS,
+            "a world has at most {MAX_CLIENTS} clients"
+        );
+        let host = match self.knobs.hosts {
+            0 => cid,
+            hosts => cid % hosts,
+        };
+        let peer = client_peer(host, cid, tcp);
         let span = self.tracing.then(|| {
             if tcp {
                 tracing::info_span!("peer", client = cid, proto = "tcp")
@@ -125,6 +160,7 @@ impl World {
             request,
             stream,
             intact,
+            peer,
             behaviour,
             next_chunk: 0,
             sent: 0,
@@ -135,6 +171,7 @@ impl World {
             reset: false,
             saw_eof: false,
             span,
+            auth: None,
         });
         cid
     }
@@ -142,6 +179,14 @@ impl World {
     /// Client `cid` connects: its socket joins the listener's queue (or the kernel
     /// refuses it when the queue is full), and its first events are scheduled.
     pub(crate) fn connect(&mut self, cid: u32) {
+        if !self.listening {
+            // No listener (the server shut down): the kernel answers with a reset.
+            self.stats.kernel_resets += 1;
+            self.log(Some(cid), || {
+                "connect: refused by the kernel (no listener)".into()
+            });
+            return;
+        }
         if self.kernel.backlog.len() >= self.knobs.backlog {
             self.log(Some(cid), || {
                 "connect: refused by the kernel (backlog full)".into()
@@ -150,8 +195,10 @@ impl World {
         }
         let stream = &self.clients[cid as usize].stream;
         let sid = self.kernel.pipes.len();
+        let peer = self.clients[cid as usize].peer;
         self.kernel.pipes.push(Pipe {
             cid,
+            peer: Some(peer),
             extent: self.oracle.extent(stream),
             ..Pipe::default()
         });
@@ -309,9 +356,14 @@ impl World {
 
 /// A TCP client of the swarm arriving at `at`: the stream it means to send and how it
 /// behaves.
-fn tcp_client(r: &mut Rng, k: &Knobs, at: u64) -> (ClientRequest, Vec<u8>, Behaviour) {
+fn tcp_client(
+    r: &mut Rng,
+    k: &Knobs,
+    at: u64,
+    req: Request,
+) -> (ClientRequest, Vec<u8>, Behaviour) {
     let timeout = k.socket_timeout_us;
-    let req = ClientRequest::new(request::generate(r, k.invalid_pm, k.max_payload));
+    let req = ClientRequest::new(req);
     let mut stream = req.bytes().to_vec();
     if r.chance(k.garbage_pm) {
         let mut g = vec![0u8; r.range_usize(1, 100)];

@@ -5,7 +5,7 @@
 //! and [`Backlog`] (the engine's [`Listener`]: EMFILE for a while, connections aborted
 //! in the queue). Faults are drawn from the world's generator, so a seed decides them.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use raida_core::{Accepting, ConnId, ConnSocket, Io, Listener};
@@ -14,32 +14,34 @@ use crate::knobs::Knobs;
 use crate::oracle::Extent;
 use crate::rng::Rng;
 
-/// The port every simulated TCP client connects from.
-const TCP_PORT: u16 = 40_000;
-/// The port every simulated UDP client sends from.
-const UDP_PORT: u16 = 50_000;
+/// TCP client `cid` connects from port `TCP_PORT_BASE + cid`.
+const TCP_PORT_BASE: u16 = 20_000;
+/// UDP client `cid` sends from port `UDP_PORT_BASE + cid`.
+const UDP_PORT_BASE: u16 = 40_000;
+/// The most clients a world has (each has a port of its own on its host).
+pub const MAX_CLIENTS: u32 = 20_000;
 
-/// The address TCP client `cid` connects from (one host per client).
-pub fn tcp_peer(cid: u32) -> SocketAddr {
-    let [_, a, b, c] = cid.to_be_bytes();
-    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, a, b, c), TCP_PORT))
+/// The address of simulated host `host`: 10.0.0.0/8 holds them all.
+pub fn host_ip(host: u32) -> Ipv4Addr {
+    let [_, a, b, c] = host.to_be_bytes();
+    Ipv4Addr::new(10, a, b, c)
 }
 
-/// The address UDP client `cid` sends from (one host per client).
-pub fn udp_peer(cid: u32) -> SocketAddr {
-    let [_, a, b, c] = cid.to_be_bytes();
-    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, a, b, c), UDP_PORT))
+/// The address client `cid` on host `host` uses (TCP or UDP): its host's address and
+/// a port of its own, so clients that share a host stay apart.
+pub fn client_peer(host: u32, cid: u32, tcp: bool) -> SocketAddr {
+    let base = if tcp { TCP_PORT_BASE } else { UDP_PORT_BASE };
+    let port = base + (cid % MAX_CLIENTS) as u16;
+    SocketAddr::V4(SocketAddrV4::new(host_ip(host), port))
 }
 
 /// The UDP client that sends from `peer`, if it is one.
 pub fn udp_cid(peer: SocketAddr) -> Option<u32> {
-    match peer {
-        SocketAddr::V4(v4) if v4.port() == UDP_PORT => {
-            let [_, a, b, c] = v4.ip().octets();
-            Some(u32::from_be_bytes([0, a, b, c]))
-        }
-        _ => None,
-    }
+    let port = u32::from(peer.port());
+    let base = u32::from(UDP_PORT_BASE);
+    (base..base + MAX_CLIENTS)
+        .contains(&port)
+        .then(|| port - base)
 }
 
 /// The kernel's state: every TCP connection ever made, the listener's queue, the UDP
@@ -56,6 +58,8 @@ pub struct Kernel {
     pub udp_queue: VecDeque<(SocketAddr, Vec<u8>)>,
     /// Connections the server holds open (accepted, not yet closed).
     pub open: usize,
+    /// Their sockets.
+    pub open_sids: BTreeSet<usize>,
     /// Times the listener reported the process out of descriptors.
     pub exhaustions: u64,
 }
@@ -66,6 +70,8 @@ pub struct Kernel {
 pub struct Pipe {
     /// The client at the other end.
     pub cid: u32,
+    /// Its address.
+    pub peer: Option<SocketAddr>,
     // ----- the kernel's buffers and flags -----
     /// Bytes the client sent, not yet read by the server.
     pub c2s: VecDeque<u8>,
@@ -108,6 +114,17 @@ pub struct Pipe {
     pub error_delivered: bool,
     /// A reset destroyed response bytes the client had not read.
     pub rst_destroyed: bool,
+    /// The kernel reset it in the listener's queue when the listener closed.
+    pub kernel_reset: bool,
+    /// The server's exit closed it (its drain timed out).
+    pub closed_by_exit: bool,
+    /// It counts against its client's connection limit (until its response is out
+    /// or it closes).
+    pub counted: bool,
+    /// Its request's execution, for the authentication model (`World::execs`).
+    pub exec: Option<usize>,
+    /// What its whole response says the command found, once read.
+    pub said: Option<Option<Vec<bool>>>,
 }
 
 /// What the simulated socket saw during one service call, for the trace and the
@@ -122,6 +139,8 @@ pub enum Seen {
     Wrote(usize),
     /// The server shut down its write side.
     Shutdown,
+    /// The server read the request's last byte.
+    Done,
 }
 
 /// One simulated connection as the engine's service loop sees it: reads of random
@@ -177,6 +196,7 @@ impl ConnSocket for PipeIo<'_> {
             p.read_total += n;
             if p.done_at.is_none() && p.extent.request.is_some_and(|l| p.read_total >= l) {
                 p.done_at = Some(self.now);
+                self.seen.push(Seen::Done);
             }
             self.seen.push(Seen::Read(n));
             Io::Done(n)
@@ -284,7 +304,8 @@ impl Backlog<'_> {
             self.seen.push(Queue::Aborted(p.cid));
             return Accepting::Skip;
         }
-        Accepting::Conn(sid, tcp_peer(p.cid))
+        let peer = p.peer.unwrap_or_else(|| client_peer(p.cid, p.cid, true));
+        Accepting::Conn(sid, peer)
     }
 }
 

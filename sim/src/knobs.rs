@@ -104,6 +104,51 @@ pub struct Knobs {
     /// `EngineConfig::accept_backoff`, in microseconds: how long accepting pauses
     /// after an EMFILE.
     pub accept_backoff_us: u64,
+    // ----- shutdown -----
+    /// When the world asks the engine to shut down, microseconds after the start
+    /// (while clients still arrive and requests are in flight); `None`: never.
+    pub shutdown_at_us: Option<u64>,
+    /// `EngineConfig::drain_timeout`, in microseconds.
+    pub drain_timeout_us: u64,
+    // ----- clients' addresses and the per-client limits -----
+    /// Hosts the clients share (client `c` is on host `c % hosts`); 0: one host per
+    /// client.
+    pub hosts: u32,
+    /// `EngineConfig::trusted`: 0 none, 1 the first host, 2 every host (10.0.0.0/8).
+    pub trusted: u8,
+    /// `EngineConfig::max_connections_per_client` (0: no limit).
+    pub max_connections_per_client: usize,
+    /// `EngineConfig::rate`: (requests a second, burst), or none.
+    pub rate: Option<(u32, u32)>,
+    /// `EngineConfig::udp_refusals_per_s`.
+    pub udp_refusals_per_s: u32,
+    // ----- the buffered-bytes budget and the discard -----
+    /// `EngineConfig::max_buffered_bytes` (small in some seeds: bodies wait for room).
+    pub max_buffered_bytes: usize,
+    /// `EngineConfig::small_reserve`.
+    pub small_reserve: usize,
+    /// `EngineConfig::small_body`.
+    pub small_body: usize,
+    /// `EngineConfig::body_chunk`.
+    pub body_chunk: usize,
+    /// `EngineConfig::discard_limit`.
+    pub discard_limit: usize,
+    // ----- the authentication workload (crate::auth) -----
+    /// Per mille of clients that send detect, detect_sum, pown or pown_sum (0: none,
+    /// and the store holds no workload coins).
+    pub auth_pm: u32,
+    /// Coins of the workload in the store.
+    pub auth_coins: usize,
+    /// Pages (of 1024 serials) the workload's coins lie on.
+    pub auth_pages: u64,
+    /// Versions of each coin's AN the clients expect to pass over the arrival window.
+    pub auth_versions: u32,
+    /// Per mille of entries with a wrong AN.
+    pub auth_wrong_pm: u32,
+    /// Per mille of requests with a malformed payload (or no body, or shard 1 or 2).
+    pub auth_malformed_pm: u32,
+    /// The store holds the group of coins the sums name all at once.
+    pub auth_group: bool,
 }
 
 impl Knobs {
@@ -115,7 +160,7 @@ impl Knobs {
         } else {
             r.range(20_000, 3_000_000)
         };
-        Knobs {
+        let mut k = Knobs {
             seed,
             max_connections: if r.chance(300) {
                 r.range_usize(1, 8)
@@ -197,7 +242,65 @@ impl Knobs {
                 256
             },
             accept_backoff_us: r.range(1_000, 500_000),
+            // Drawn after everything else, so the knobs above keep their values.
+            shutdown_at_us: None,
+            drain_timeout_us: 0,
+            hosts: 0,
+            trusted: 0,
+            max_connections_per_client: 0,
+            rate: None,
+            udp_refusals_per_s: 1000,
+            max_buffered_bytes: 64 << 20,
+            small_reserve: 8 << 20,
+            small_body: 4096,
+            body_chunk: 4096,
+            discard_limit: 64 << 10,
+            auth_pm: 0,
+            auth_coins: 0,
+            auth_pages: 1,
+            auth_versions: 1,
+            auth_wrong_pm: 0,
+            auth_malformed_pm: 0,
+            auth_group: false,
+        };
+        k.shutdown_at_us = r
+            .chance(300)
+            .then(|| r.range(0, k.arrival_window_us + 200_000));
+        k.drain_timeout_us = match r.below(3) {
+            0 => r.range(1_000, 100_000),
+            1 => r.range(100_000, 1_000_000),
+            _ => r.range(1_000_000, 6_000_000),
+        };
+        if r.chance(400) {
+            k.hosts = r.range(1, 4) as u32;
         }
+        k.trusted = r.pick(&[0, 0, 0, 1, 2]).unwrap_or(0);
+        if r.chance(500) {
+            k.max_connections_per_client = r.range_usize(1, 6);
+        }
+        if r.chance(300) {
+            k.rate = Some((r.range(1, 100) as u32, r.range(1, 8) as u32));
+            k.udp_refusals_per_s = r.range(1, 20) as u32;
+        }
+        if r.chance(300) {
+            k.max_buffered_bytes = r.range_usize(64, 3_000);
+            k.small_reserve = r.range_usize(0, k.max_buffered_bytes / 2);
+            k.small_body = r.pick(&[0, 16, 64, 200, 4096]).unwrap_or(0);
+            k.body_chunk = r.range_usize(1, 300);
+        }
+        if r.chance(200) {
+            k.discard_limit = r.range_usize(1, 150);
+        }
+        if r.chance(600) {
+            k.auth_pm = r.range(100, 900) as u32;
+            k.auth_coins = r.range_usize(1, 6);
+            k.auth_pages = r.range(1, 3);
+            k.auth_versions = r.range(1, 10) as u32;
+            k.auth_wrong_pm = r.range(0, 300) as u32;
+            k.auth_malformed_pm = r.range(0, 150) as u32;
+            k.auth_group = r.chance(600);
+        }
+        k
     }
 
     /// A world without faults, whose jobs wait for the caller (for proptest sequences:
@@ -249,6 +352,25 @@ impl Knobs {
             hold_jobs: true,
             turn_budget: 256,
             accept_backoff_us: 100_000,
+            shutdown_at_us: None,
+            drain_timeout_us: 5_000_000,
+            hosts: 0,
+            trusted: 0,
+            max_connections_per_client: 0,
+            rate: None,
+            udp_refusals_per_s: 1000,
+            max_buffered_bytes: 64 << 20,
+            small_reserve: 8 << 20,
+            small_body: 4096,
+            body_chunk: 4096,
+            discard_limit: 64 << 10,
+            auth_pm: 0,
+            auth_coins: 0,
+            auth_pages: 1,
+            auth_versions: 1,
+            auth_wrong_pm: 0,
+            auth_malformed_pm: 0,
+            auth_group: false,
         }
     }
 }

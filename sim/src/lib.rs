@@ -7,15 +7,20 @@
 //! source of randomness), [`server`] (the simulated server: identity, keys, commands,
 //! configuration), [`witness`] (the commands that write down their request context),
 //! [`request`] (the clients' requests, built with `raida_client::Request`), [`oracle`]
-//! (the independent expected answers), and, private, `kernel` (pipes, the listener's
-//! backlog, the UDP queue and the engine's socket and listener seams over them),
-//! `clients` (behaviours and their actions), `invariants` (safety, liveness and the
-//! oracle comparisons) and `world` (the event loop that ties them together).
+//! (the independent expected answers), [`auth`] (the detect/pown workload and its
+//! per-coin model), [`limits`] (what the per-client limits must decide),
+//! [`invariants`] (safety, liveness and the oracle comparisons, and the engine's known
+//! lost budget wake-up), and, private, `kernel` (pipes, the listener's backlog, the
+//! UDP queue and the engine's socket and listener seams over them), `clients`
+//! (behaviours and their actions) and `world` (the event loop that ties them together,
+//! its shutdown phase included).
 
+pub mod auth;
 mod clients;
-mod invariants;
+pub mod invariants;
 mod kernel;
 pub mod knobs;
+pub mod limits;
 pub mod oracle;
 pub mod request;
 pub mod rng;
@@ -23,14 +28,14 @@ pub mod server;
 pub mod witness;
 mod world;
 
-pub use invariants::Violation;
+pub use invariants::{Violation, BUDGET_WAKE_BUG};
 pub use knobs::Knobs;
-pub use world::{Stats, World};
+pub use world::{Stats, World, START_US};
 
 /// The planted bugs of the mutant runner: (name, what it breaks). They exist only in
 /// the `--cfg raida_mutants` build `raida-sim mutants` makes (core/src/mutants.rs and
 /// the store's), never behind a Cargo feature.
-pub const MUTANTS: [(&str, &str); 5] = [
+pub const MUTANTS: [(&str, &str); 6] = [
     (
         "reused-slot",
         "a completion applied to a reused slot (generation check skipped)",
@@ -47,6 +52,10 @@ pub const MUTANTS: [(&str, &str); 5] = [
     (
         "accept-once",
         "the accept loop takes one connection per readiness event",
+    ),
+    (
+        "accept-after-shutdown",
+        "connections are still accepted after the shutdown",
     ),
 ];
 

@@ -145,6 +145,32 @@ fn swarm(seeds: u64, start: u64, stop_first: bool, threads: Option<usize>) -> Ex
             t.closes,
             t.steps
         );
+        let _ = writeln!(
+            out,
+            "shutdowns: {} asked, {} drained, {} timed out, {} connections reset or refused \
+             by the kernel, {} datagrams handed in after",
+            t.shutdowns, t.drained, t.drain_timeouts, t.kernel_resets, t.late_datagrams
+        );
+        let _ = writeln!(
+            out,
+            "auth: {} executions ({} never answered), {} pown entries passed, {} detect \
+             entries passed",
+            t.auth_execs, t.auth_unknown, t.powns_passed, t.detects_passed
+        );
+        let _ = writeln!(
+            out,
+            "limits: {} refused per client, {} refused over the rate, {} datagrams over the \
+             rate ({} answered 160), {} budget waits, {} discard-limit closes; the engine's \
+             lost budget wake-ups (BUDGET_WAKE_BUG): {} steps in {} seeds",
+            t.refused_per_client,
+            t.refused_rate,
+            t.udp_rate_limited,
+            t.udp_refusals,
+            t.budget_waits,
+            t.discard_limit_closes,
+            t.budget_lost_wakeups,
+            t.budget_lost_wakeup_runs
+        );
     }
     let _ = writeln!(out, "swarm: {seeds} seeds, {} violations", failures.len());
     if failures.is_empty() {

@@ -125,6 +125,23 @@ pub fn echo(encryption: u8) -> Request {
     for_command(0, 0, encryption)
 }
 
+/// A fault that keeps the command from running: the header is refused, or the body
+/// fails its checks before the command sees it.
+pub fn fault_before_the_command(rng: &mut Rng, r: &mut Request, encryption: u8) {
+    match rng.below(6) {
+        0 => r.faults.split_id = Some(1 + rng.below(254) as u8),
+        1 => r.raida_id = RAIDA_ID ^ (1 + rng.below(200) as u8),
+        2 => r.coin_id = COIN_ID ^ (1 + rng.below(1000) as u16),
+        3 if encryption != 0 => {
+            let second = rng.chance(500);
+            r.keys = unknown(&r.keys, second);
+        }
+        4 => r.faults.bad_trailer = true,
+        _ if encryption <= 2 => r.faults.bad_crc = true,
+        _ => r.faults.bad_hmac = true,
+    }
+}
+
 /// A seeded request: valid in most draws, invalid in a way drawn from `rng` in
 /// `invalid_pm` per mille of them, of every encryption type; echo, version and the
 /// two witnesses in equal shares.

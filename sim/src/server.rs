@@ -2,13 +2,18 @@
 //! its engine configuration from the knobs. The world's engine and its oracle are both
 //! built from these (each its own instance).
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use raida_commands::FixedClock;
 
 use raida_core::codec::RANDOM_LEN;
 use raida_core::keys::{An, MemoryKeyStore};
-use raida_core::{CommandRegistry, EngineConfig};
+use raida_core::{Cidr, CommandRegistry, EngineConfig, Rate};
 
+use crate::auth::{Workload, MFS};
 use crate::knobs::Knobs;
+use crate::limits::Limits;
 use crate::rng::Rng;
 use crate::witness;
 
@@ -38,10 +43,27 @@ pub fn key_store() -> MemoryKeyStore {
     k
 }
 
-/// The commands the simulated server serves: echo, version and the two witnesses.
+/// The key store of the simulated server whose authentication workload is `w`: the
+/// keys of [`key_store`] and the workload's coins at their first AN.
+pub fn store(w: &Workload) -> MemoryKeyStore {
+    let k = key_store();
+    w.fill(&k);
+    k
+}
+
+/// The commands the simulated server serves: echo, version, the two witnesses and the
+/// authentication commands (detect, detect_sum, pown, pown_sum), whose powns write
+/// the status byte [`MFS`] (no wall clock).
 pub fn commands() -> CommandRegistry {
     let mut r = CommandRegistry::with_builtins();
     witness::register(&mut r);
+    for (group, command, handler) in raida_commands::all(Arc::new(FixedClock(MFS))) {
+        // (1, 10), (1, 11), (1, 20) and (1, 21) are free in a registry of built-ins
+        // and witnesses: a failure is the simulator's bug, found by its first run.
+        if let Err(e) = r.register(group, command, handler) {
+            panic!("authentication command ({group}, {command}): {e}");
+        }
+    }
     r
 }
 
@@ -60,7 +82,37 @@ pub fn config(knobs: &Knobs) -> EngineConfig {
     config.max_pooled_capacity = knobs.max_pooled_capacity;
     config.turn_budget = knobs.turn_budget;
     config.accept_backoff = Duration::from_micros(knobs.accept_backoff_us);
+    config.drain_timeout = Duration::from_micros(knobs.drain_timeout_us);
+    config.max_connections_per_client = knobs.max_connections_per_client;
+    config.trusted = trusted(knobs);
+    config.rate = knobs.rate.map(|(per_s, burst)| Rate { per_s, burst });
+    config.udp_refusals_per_s = knobs.udp_refusals_per_s;
+    config.max_buffered_bytes = knobs.max_buffered_bytes;
+    config.small_reserve = knobs.small_reserve;
+    config.small_body = knobs.small_body;
+    config.body_chunk = knobs.body_chunk;
+    config.discard_limit = knobs.discard_limit;
     config
+}
+
+/// The networks exempt from the per-client limits in the world with `knobs`.
+pub fn trusted(knobs: &Knobs) -> Vec<Cidr> {
+    let net = match knobs.trusted {
+        1 => crate::kernel::host_ip(0).to_string(),
+        2 => "10.0.0.0/8".to_string(),
+        _ => return Vec::new(),
+    };
+    Cidr::parse(&net).into_iter().collect()
+}
+
+/// The limits the world expects of the engine with `knobs`.
+pub fn limits(knobs: &Knobs) -> Limits {
+    Limits::new(
+        knobs.max_connections_per_client,
+        trusted(knobs),
+        knobs.rate.map(|(per_s, burst)| Rate { per_s, burst }),
+        knobs.udp_refusals_per_s,
+    )
 }
 
 /// The 32-byte answer to a connection refused at `max_connections` (status 160).

@@ -8,19 +8,32 @@
 //! violation stops the run. A run ends with a heal-and-drain phase (faults stop,
 //! clients finish or give up, time runs past every deadline) after which the engine
 //! must be idle.
+//!
+//! In a share of seeds the world shuts the server down while clients still arrive
+//! (`Knobs::shutdown_at_us`): it calls `Engine::handle_shutdown`, the driver closes its
+//! listener when the engine says so (the kernel resets the connections still queued
+//! and refuses later ones, as Linux does) and stops reading datagrams, and it stops
+//! driving the engine when the engine reports `Drained` or `TimedOut` (after a time
+//! out the process exits and the kernel closes what it held). The clients go on
+//! meanwhile, so what they read is still checked.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use raida_core::codec::RequestHeader;
-use raida_core::{Accept, AcceptStop, ConnId, Engine, Job, Origin, Output, Timestamp};
+use raida_core::keys::MemoryKeyStore;
+use raida_core::{
+    Accept, AcceptStop, ConnId, Engine, Job, KeyStore, Origin, Output, ShutdownStatus, Timestamp,
+};
 
+use crate::auth::{Exec, Workload};
 use crate::clients::{Behaviour, Client};
 use crate::invariants::Violation;
-use crate::kernel::{udp_cid, udp_peer, Backlog, Kernel, PipeIo, Queue, Seen};
+use crate::kernel::{udp_cid, Backlog, Kernel, PipeIo, Queue, Seen};
 use crate::knobs::Knobs;
-use crate::oracle::Oracle;
+use crate::limits::{self, Limits};
+use crate::oracle::{BodyBudget, Oracle};
 use crate::request::ClientRequest;
 use crate::rng::{Fnv64, Rng};
 use crate::server;
@@ -50,6 +63,42 @@ pub struct Stats {
     pub contexts_checked: u64,
     /// Closes by reason.
     pub closes: BTreeMap<&'static str, u64>,
+    /// Shutdowns asked.
+    pub shutdowns: u64,
+    /// Shutdowns that drained.
+    pub drained: u64,
+    /// Shutdowns whose drain timed out.
+    pub drain_timeouts: u64,
+    /// Queued connections the kernel reset when the listener closed, and connects it
+    /// refused after.
+    pub kernel_resets: u64,
+    /// Datagrams handed to the engine after the shutdown (it must drop them).
+    pub late_datagrams: u64,
+    /// Connections refused at `max_connections_per_client`.
+    pub refused_per_client: u64,
+    /// Connections refused over their client's rate.
+    pub refused_rate: u64,
+    /// Datagrams over their client's rate.
+    pub udp_rate_limited: u64,
+    /// Of those, answered 160.
+    pub udp_refusals: u64,
+    /// Connections that waited for room in the buffered-bytes budget.
+    pub budget_waits: u64,
+    /// Connections closed at the discard limit.
+    pub discard_limit_closes: u64,
+    /// Steps at which a connection waited for budget room the engine's known lost
+    /// wake-ups kept from it ([`crate::invariants::BUDGET_WAKE_BUG`]).
+    pub budget_lost_wakeups: u64,
+    /// Runs with such a step.
+    pub budget_lost_wakeup_runs: u64,
+    /// Executions of authentication requests (each arrived whole at the server).
+    pub auth_execs: u64,
+    /// Of those, never answered (their outcome unknown to the model).
+    pub auth_unknown: u64,
+    /// Pown and pown_sum entries that passed.
+    pub powns_passed: u64,
+    /// Detect and detect_sum entries that passed.
+    pub detects_passed: u64,
     /// Steps taken.
     pub steps: u64,
     /// Simulated time at the end, microseconds.
@@ -69,6 +118,23 @@ impl Stats {
         for (k, v) in &o.closes {
             *self.closes.entry(k).or_default() += v;
         }
+        self.shutdowns += o.shutdowns;
+        self.drained += o.drained;
+        self.drain_timeouts += o.drain_timeouts;
+        self.kernel_resets += o.kernel_resets;
+        self.late_datagrams += o.late_datagrams;
+        self.refused_per_client += o.refused_per_client;
+        self.refused_rate += o.refused_rate;
+        self.udp_rate_limited += o.udp_rate_limited;
+        self.udp_refusals += o.udp_refusals;
+        self.budget_waits += o.budget_waits;
+        self.discard_limit_closes += o.discard_limit_closes;
+        self.budget_lost_wakeups += o.budget_lost_wakeups;
+        self.budget_lost_wakeup_runs += o.budget_lost_wakeup_runs;
+        self.auth_execs += o.auth_execs;
+        self.auth_unknown += o.auth_unknown;
+        self.powns_passed += o.powns_passed;
+        self.detects_passed += o.detects_passed;
         self.steps += o.steps;
         self.end_us = self.end_us.max(o.end_us);
     }
@@ -100,6 +166,41 @@ pub(crate) enum Ev {
     ClockJump,
     /// Faults stop.
     Heal,
+    /// The server is asked to shut down.
+    Shutdown,
+}
+
+impl Ev {
+    /// Whether the event is the server's (its driver, workers or sockets): once the
+    /// driver has stopped, only the clients' and the kernel's events go on.
+    fn is_server_side(&self) -> bool {
+        matches!(
+            self,
+            Ev::ListenerRetry | Ev::Ready(_) | Ev::Worker(_) | Ev::Shutdown
+        )
+    }
+}
+
+/// A datagram the engine read whose answer is due.
+#[derive(Clone, Debug)]
+pub(crate) struct Pending {
+    /// What the engine kept of it.
+    pub kept: Vec<u8>,
+    /// When it was read.
+    pub at: u64,
+    /// It was over its client's rate: its answer is the 160.
+    pub busy: bool,
+    /// Its execution, for the authentication model (`World::execs`).
+    pub exec: Option<usize>,
+}
+
+/// The shutdown of a run, once asked.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shutdown {
+    /// When `handle_shutdown` was called.
+    pub at: u64,
+    /// When the drain must be over: `at` + `drain_timeout`.
+    pub deadline: u64,
 }
 
 /// The world of one seed.
@@ -118,8 +219,18 @@ pub struct World {
     pub(crate) kernel: Kernel,
     /// The driver's registry: which socket each live connection id names.
     by_conn: BTreeMap<ConnId, usize>,
-    /// Datagrams the engine read whose answer is due: (what it kept, when), by peer.
-    pub(crate) udp_pending: BTreeMap<SocketAddr, Vec<(Vec<u8>, u64)>>,
+    /// Datagrams the engine read whose answer is due, by peer.
+    pub(crate) udp_pending: BTreeMap<SocketAddr, Vec<Pending>>,
+    /// The per-client limits the engine must keep.
+    pub(crate) limits: Limits,
+    /// The authentication workload's coins.
+    pub(crate) workload: Workload,
+    /// The engine's store (to read the coins' records at the end).
+    pub(crate) store: Arc<MemoryKeyStore>,
+    /// Every execution of an authentication request, in arrival order.
+    pub(crate) execs: Vec<Exec>,
+    /// The order of arrivals and answers of executions (a counter).
+    tick: u64,
     /// The engine asked for the UDP socket to be read again.
     udp_wake: bool,
     /// Jobs the simulated workers hold, by number.
@@ -130,6 +241,14 @@ pub struct World {
     /// An [`Ev::ListenerRetry`] is scheduled.
     listener_retry: bool,
     pub(crate) healed: bool,
+    /// The shutdown, once asked.
+    pub(crate) shutdown: Option<Shutdown>,
+    /// The listener (TCP) and the UDP socket are open: until the engine says
+    /// [`Output::StopListening`].
+    pub(crate) listening: bool,
+    /// The driver stopped after the shutdown, with this status (`Drained` or
+    /// `TimedOut`): the engine is driven no more.
+    pub(crate) stopped: Option<ShutdownStatus>,
     pub(crate) violation: Option<Violation>,
     pub(crate) tracing: bool,
     hash: Fnv64,
@@ -146,13 +265,31 @@ impl World {
     pub fn new(knobs: Knobs, tracing: bool) -> World {
         // The simulated driver feeds no random bytes, so encrypted requests always
         // go to its workers, whose random bytes the oracle knows.
+        let workload = Workload::from_knobs(&knobs);
+        let keys = server::store(&workload);
+        let commands = server::commands();
+        let store = Arc::new(keys.clone());
         let engine = Engine::new(
             server::config(&knobs),
-            server::commands(),
-            Arc::new(server::key_store()),
+            commands.clone(),
+            Arc::clone(&store) as Arc<dyn KeyStore>,
         );
         World {
-            oracle: Oracle::new(knobs.max_body_size),
+            oracle: Oracle::of(
+                knobs.max_body_size,
+                BodyBudget {
+                    limit: knobs.max_buffered_bytes,
+                    small_reserve: knobs.small_reserve,
+                    small_body: knobs.small_body,
+                },
+                commands,
+                keys,
+            ),
+            limits: server::limits(&knobs),
+            workload,
+            store,
+            execs: Vec::new(),
+            tick: 0,
             rng: Rng::new(knobs.seed).fork(0x0057_4F52_4C44),
             knobs,
             engine,
@@ -169,6 +306,9 @@ impl World {
             wakes: VecDeque::new(),
             listener_retry: false,
             healed: false,
+            shutdown: None,
+            listening: true,
+            stopped: None,
             violation: None,
             tracing,
             hash: Fnv64::default(),
@@ -214,7 +354,7 @@ impl World {
         self.violation.as_ref()
     }
 
-    fn ts(&self) -> Timestamp {
+    pub(crate) fn ts(&self) -> Timestamp {
         Timestamp::from_micros(self.now)
     }
 
@@ -234,7 +374,11 @@ impl World {
                 return;
             }
             let ev_t = self.events.first_key_value().map(|(k, _)| k.0);
-            let timer = self.engine.poll_timeout().map(Timestamp::as_micros);
+            let timer = match self.stopped {
+                None => self.engine.poll_timeout().map(Timestamp::as_micros),
+                // The driver has stopped: it no longer asks the engine for deadlines.
+                Some(_) => None,
+            };
             let next = match (ev_t, timer) {
                 (None, None) => return,
                 (Some(a), None) => a,
@@ -264,6 +408,9 @@ impl World {
     }
 
     fn event(&mut self, ev: Ev) {
+        if self.stopped.is_some() && ev.is_server_side() {
+            return;
+        }
         match ev {
             Ev::Connect(cid) => self.connect(cid),
             Ev::Send(cid) => self.send_next_chunk(cid),
@@ -281,6 +428,8 @@ impl World {
                 self.settle();
             }
             Ev::Ready(sid) => {
+                // The storm is over (even if a clock jump passed its end already).
+                self.kernel.pipes[sid].storm_until = 0;
                 self.wakes.push_back(sid);
                 self.settle();
             }
@@ -296,6 +445,94 @@ impl World {
                 self.healed = true;
                 self.log(None, || "heal: faults stop".into());
             }
+            Ev::Shutdown => self.shutdown_now(),
+        }
+    }
+
+    // ----- shutdown ----------------------------------------------------------------------
+
+    /// The server is asked to shut down. The driver's batch of readiness events may
+    /// still hold a listener edge and a datagram it read before it drained the
+    /// engine's outputs (the race every real driver has): it hands both in, and the
+    /// engine must accept nothing and drop the datagram.
+    fn shutdown_now(&mut self) {
+        let at = self.now;
+        self.shutdown = Some(Shutdown {
+            at,
+            deadline: at + self.knobs.drain_timeout_us,
+        });
+        self.stats.shutdowns += 1;
+        self.log(None, || "shutdown: asked".into());
+        self.engine.handle_shutdown(self.ts());
+        self.accept_loop();
+        if let Some((peer, bytes)) = self.kernel.udp_queue.pop_front() {
+            self.stats.late_datagrams += 1;
+            let cid = udp_cid(peer);
+            self.log(cid, || {
+                format!("udp: read {} bytes after the shutdown", bytes.len())
+            });
+            self.engine.handle_datagram(peer, &bytes, self.ts());
+        }
+        self.settle();
+    }
+
+    /// [`Output::StopListening`]: the driver closes the listener and the UDP socket.
+    /// Closing a listening socket resets the connections still in its accept queue
+    /// (Linux); the datagrams in the UDP socket's queue go with it.
+    fn stop_listening(&mut self) {
+        if self.shutdown.is_none() {
+            return self.violate("StopListening with no shutdown asked".into());
+        }
+        if !self.listening {
+            return self.violate("StopListening twice".into());
+        }
+        self.listening = false;
+        self.log(None, || "shutdown: listener and UDP socket closed".into());
+        let queued: Vec<usize> = self.kernel.backlog.drain(..).collect();
+        for sid in queued {
+            let p = &mut self.kernel.pipes[sid];
+            p.server_closed = true;
+            p.kernel_reset = true;
+            p.s2c.clear();
+            p.s2c_fin = true;
+            let cid = p.cid;
+            self.stats.kernel_resets += 1;
+            self.log(Some(cid), || "reset by the kernel (listener closed)".into());
+        }
+        let dropped = self.kernel.udp_queue.len();
+        self.kernel.udp_queue.clear();
+        if dropped > 0 {
+            self.log(None, || format!("udp: {dropped} queued datagrams dropped"));
+        }
+    }
+
+    /// The driver stops after the shutdown (the engine said `status`). After a time
+    /// out the process exits: the kernel closes every socket the server still held
+    /// (a reset where unread bytes remain, else a FIN after what was written).
+    pub(crate) fn stop(&mut self, status: ShutdownStatus) {
+        self.stopped = Some(status);
+        self.log(None, || format!("shutdown: driver stops ({status:?})"));
+        if status == ShutdownStatus::Drained {
+            self.stats.drained += 1;
+            return;
+        }
+        self.stats.drain_timeouts += 1;
+        let open = std::mem::take(&mut self.kernel.open_sids);
+        for sid in open {
+            let p = &mut self.kernel.pipes[sid];
+            if p.conn.is_none() || p.server_closed {
+                continue;
+            }
+            p.server_closed = true;
+            p.closed_by_exit = true;
+            if !p.c2s.is_empty() && !p.client_rst {
+                p.rst_destroyed = !p.s2c.is_empty();
+                p.s2c.clear();
+            }
+            p.s2c_fin = true;
+            let cid = p.cid;
+            self.log(Some(cid), || "closed by the exit".into());
+            self.schedule_read(cid);
         }
     }
 
@@ -305,7 +542,7 @@ impl World {
         self.healed = true;
         for _ in 0..10_000 {
             self.run(None);
-            if self.violation.is_some() || self.jobs.is_empty() {
+            if self.violation.is_some() || self.jobs.is_empty() || self.stopped.is_some() {
                 break;
             }
             // Held jobs (proptest): complete them, oldest first.
@@ -317,6 +554,17 @@ impl World {
         if self.violation.is_none() {
             self.final_checks();
         }
+        if self.violation.is_none() {
+            self.check_auth();
+        }
+        let c = self.engine.counters();
+        self.stats.refused_per_client = c.refused_per_client;
+        self.stats.refused_rate = c.refused_rate;
+        self.stats.udp_rate_limited = c.udp_rate_limited;
+        self.stats.udp_refusals = c.udp_refusals;
+        self.stats.budget_waits = c.budget_waits;
+        self.stats.discard_limit_closes = c.discard_limit_closes;
+        self.stats.budget_lost_wakeup_runs = u64::from(self.stats.budget_lost_wakeups > 0);
         self.stats.end_us = self.now;
         if self.tracing {
             let end = format!("end: {:?}", self.stats);
@@ -404,10 +652,14 @@ impl World {
                 self.udp_wake = true;
             }
             Output::ResumeAccepting => {
+                // After the outputs before it: the closes the engine made count.
                 self.log(None, || "listener: accept again".into());
-                self.accept_loop();
+                if !self.listener_retry {
+                    self.listener_retry = true;
+                    self.schedule(self.now, Ev::ListenerRetry);
+                }
             }
-            Output::StopListening => self.violate("StopListening with no shutdown asked".into()),
+            Output::StopListening => self.stop_listening(),
         }
     }
 
@@ -425,7 +677,7 @@ impl World {
     /// over the simulated listener (faults: EMFILE for a while, a connection aborted in
     /// the queue), then each accepted connection is serviced.
     pub(crate) fn accept_loop(&mut self) {
-        if self.violation.is_some() {
+        if self.violation.is_some() || !self.listening {
             return;
         }
         let now = self.ts();
@@ -481,6 +733,17 @@ impl World {
     /// The engine's answer to the connection of socket `sid`.
     fn accepted(&mut self, sid: usize, answer: Accept, open_then: usize) {
         let cid = self.kernel.pipes[sid].cid;
+        let ip = self.clients[cid as usize].peer.ip();
+        let open_before = match answer {
+            Accept::Accepted(_) => open_then.saturating_sub(1),
+            Accept::Refused(_) => open_then,
+        };
+        let max = self.knobs.max_connections;
+        let verdict = self.limits.connect(ip, self.now, open_before, max);
+        self.check_verdict(cid, answer, verdict, open_before);
+        if self.violation.is_some() {
+            return;
+        }
         match answer {
             Accept::Accepted(id) => {
                 if self.by_conn.insert(id, sid).is_some() {
@@ -488,8 +751,11 @@ impl World {
                 }
                 self.stats.accepted += 1;
                 self.kernel.open += 1;
+                self.kernel.open_sids.insert(sid);
+                let counted = !self.limits.trusted(ip);
                 let p = &mut self.kernel.pipes[sid];
                 p.conn = Some(id);
+                p.counted = counted;
                 p.accepted_at = self.now;
                 self.log(Some(cid), || {
                     format!("accepted as {}:{}", id.index(), id.generation())
@@ -500,7 +766,7 @@ impl World {
             }
             Accept::Refused(bytes) => {
                 self.stats.refused += 1;
-                self.check_refusal(&bytes, open_then);
+                self.check_refusal(&bytes);
                 let p = &mut self.kernel.pipes[sid];
                 let n = bytes.len().min(self.knobs.send_window);
                 p.s2c.extend(&bytes[..n]);
@@ -582,16 +848,44 @@ impl World {
                     self.schedule_read(cid);
                 }
                 Seen::Shutdown => self.shutdown_write(sid),
+                Seen::Done => self.arrived_whole(sid),
             }
         }
         self.seen = seen;
         self.drain();
     }
 
+    /// The next tick of the order of executions' arrivals and answers.
+    pub(crate) fn next_tick(&mut self) -> u64 {
+        self.tick += 1;
+        self.tick
+    }
+
+    /// The server read the last byte of socket `sid`'s request: an execution of it
+    /// when it is an authentication request.
+    fn arrived_whole(&mut self, sid: usize) {
+        let cid = self.kernel.pipes[sid].cid;
+        if self.clients[cid as usize].auth.is_some() {
+            let arrived = self.next_tick();
+            self.kernel.pipes[sid].exec = Some(self.execs.len());
+            self.execs.push(Exec {
+                cid,
+                arrived,
+                answered: None,
+            });
+        }
+    }
+
     /// The engine shut down the write side of socket `sid` (its response is out).
     fn shutdown_write(&mut self, sid: usize) {
         if !self.check_shutdown(sid) {
             return;
+        }
+        self.uncount(sid);
+        if let Some(i) = self.kernel.pipes[sid].exec {
+            let said = self.kernel.pipes[sid].said.take().unwrap_or(None);
+            let tick = self.next_tick();
+            self.execs[i].answered = Some((tick, said));
         }
         let p = &mut self.kernel.pipes[sid];
         let cid = p.cid;
@@ -613,6 +907,8 @@ impl World {
         };
         *self.stats.closes.entry(reason.name()).or_default() += 1;
         self.kernel.open -= 1;
+        self.kernel.open_sids.remove(&sid);
+        self.uncount(sid);
         let p = &mut self.kernel.pipes[sid];
         let cid = p.cid;
         p.server_closed = true;
@@ -625,6 +921,15 @@ impl World {
         p.s2c_fin = true;
         self.log(Some(cid), || format!("server: close ({})", reason.name()));
         self.schedule_read(cid);
+    }
+
+    /// The connection of socket `sid` no longer counts against its client's limit.
+    fn uncount(&mut self, sid: usize) {
+        let p = &mut self.kernel.pipes[sid];
+        if std::mem::take(&mut p.counted) {
+            let ip = self.clients[p.cid as usize].peer.ip();
+            self.limits.uncount(ip);
+        }
     }
 
     // ----- workers -----------------------------------------------------------------------
@@ -683,8 +988,15 @@ impl World {
 
     /// UDP client `cid` sends its datagram (it arrives in the UDP socket's queue).
     pub fn udp_send(&mut self, cid: u32) {
+        if !self.listening {
+            // The port is closed: the kernel drops it.
+            self.log(Some(cid), || {
+                "udp: dropped by the kernel (port closed)".into()
+            });
+            return;
+        }
         let bytes = self.clients[cid as usize].stream.clone();
-        let peer = udp_peer(cid);
+        let peer = self.clients[cid as usize].peer;
         if self.kernel.udp_queue.len() >= self.knobs.udp_queue_cap {
             self.log(Some(cid), || {
                 "udp: dropped by the kernel (queue full)".into()
@@ -702,20 +1014,41 @@ impl World {
 
     /// The driver reads the UDP socket while the engine wants datagrams.
     fn read_udp(&mut self) {
-        while self.engine.wants_datagrams() && self.violation.is_none() {
+        while self.listening && self.engine.wants_datagrams() && self.violation.is_none() {
             let Some((peer, bytes)) = self.kernel.udp_queue.pop_front() else {
                 return;
             };
             let kept = &bytes[..bytes.len().min(self.knobs.udp_payload_threshold)];
-            if RequestHeader::parse(kept).is_some() {
-                self.udp_pending
-                    .entry(peer)
-                    .or_default()
-                    .push((kept.to_vec(), self.now));
-            }
+            let parses = RequestHeader::parse(kept).is_some();
+            let verdict = self.limits.datagram(peer.ip(), self.now, parses);
             let cid = udp_cid(peer);
+            if parses && verdict != limits::Datagram::Dropped {
+                let busy = verdict == limits::Datagram::Refused;
+                let auth = cid.is_some_and(|c| self.clients[c as usize].auth.is_some());
+                let exec = match (auth && !busy, cid) {
+                    (true, Some(cid)) => {
+                        let arrived = self.next_tick();
+                        self.execs.push(Exec {
+                            cid,
+                            arrived,
+                            answered: None,
+                        });
+                        Some(self.execs.len() - 1)
+                    }
+                    _ => None,
+                };
+                self.udp_pending.entry(peer).or_default().push(Pending {
+                    kept: kept.to_vec(),
+                    at: self.now,
+                    busy,
+                    exec,
+                });
+            }
             self.log(cid, || format!("udp: server reads {} bytes", bytes.len()));
+            let c = self.engine.counters();
+            let before = (c.udp_rate_limited, c.udp_refusals);
             self.engine.handle_datagram(peer, &bytes, self.ts());
+            self.check_datagram_verdict(cid, verdict, before);
             self.drain();
         }
     }
@@ -764,6 +1097,14 @@ impl World {
         self.run(Some(until));
         self.now = self.now.max(until);
         self.run(Some(self.now));
+    }
+
+    /// Asks the server to shut down now (scripted runs; the swarm draws the time).
+    pub fn shutdown(&mut self) {
+        if self.shutdown.is_none() {
+            self.shutdown_now();
+            self.check();
+        }
     }
 
     /// Runs what is due now (after a scripted input).
