@@ -62,35 +62,6 @@ impl CloseReason {
     }
 }
 
-/// The engine's known lost wake-ups in the buffered-bytes budget (reported, not fixed
-/// here: core/src/engine/budget.rs and `Engine::release_budget`). `Budget::wake` wakes
-/// waiters, oldest first, only while `max_buffered_bytes - used >= body_chunk`, and
-/// counts a chunk of room as taken by each one it wakes; a wake that goes unused is
-/// never passed on. So a waiter is left asleep, with room for it, when:
-/// - the room lies between its need (`min(body_chunk, the rest of its body)`, all
-///   `Budget::grow` asks) and a chunk: `raida-sim replay --seed 1189` (172-byte budget,
-///   234-byte chunks: the budget empties at t=5.2 s and the waiter sleeps until its
-///   socket timeout; `tests/swarm.rs` scripts it); with the defaults (4096-byte chunks)
-///   small requests waiting in the reserve are woken one per 4096 bytes freed;
-/// - the waiters woken before it close instead, in the same batch of timeouts, holding
-///   no byte (`release_budget(0)` wakes no one): `--seed 2078` and `--seed 6618`
-///   (the budget empty, one waiter left asleep);
-/// - the waiter woken before it cannot use the room (a large body, the room being the
-///   small requests' reserve) and waits again at the back: `--seed 19367` (a 107-byte
-///   body waits with 208 bytes free after a release).
-///
-/// While this is true the budget check counts these (`Stats::budget_lost_wakeups`)
-/// instead of stopping the run, unless `SIM_STRICT_BUDGET=1` is set (then those seeds
-/// fail); set it to false once the engine wakes by need and passes unused wakes on.
-pub const BUDGET_WAKE_BUG: bool = true;
-
-/// `SIM_STRICT_BUDGET=1`: a lost budget wake-up is a violation even while
-/// [`BUDGET_WAKE_BUG`] is true.
-fn strict_budget() -> bool {
-    static STRICT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *STRICT.get_or_init(|| std::env::var("SIM_STRICT_BUDGET").is_ok_and(|v| v == "1"))
-}
-
 /// Bytes as lowercase hex, for messages.
 pub fn hex(b: &[u8]) -> String {
     let mut s = String::with_capacity(b.len() * 2);
@@ -168,8 +139,9 @@ impl World {
     /// ceiling its size allows (all of the budget for a body of at most `small_body`
     /// bytes, else all but `small_reserve`), once what the connections in a storm may
     /// take when it ends (they may have been woken for it) is set aside. Room it is not
-    /// woken for is a lost wake-up. See [`BUDGET_WAKE_BUG`] for the one the engine
-    /// has today.
+    /// woken for is a lost wake-up (the engine had three, fixed since: room below a
+    /// chunk, a woken waiter that closed, a large body ahead of a small one when only
+    /// the reserve was free; seeds 1189, 2078, 6618 and 19367 found them).
     fn check_budget(&mut self) {
         let used = self.engine.buffered_bytes();
         let limit = self.knobs.max_buffered_bytes;
@@ -223,11 +195,6 @@ impl World {
                 .saturating_sub(claims);
             if room < need {
                 continue;
-            }
-            if BUDGET_WAKE_BUG && !strict_budget() {
-                // The engine's known lost wake-ups: counted, and the run goes on.
-                self.stats.budget_lost_wakeups += 1;
-                return;
             }
             return self.violate(format!(
                 "budget: client {cid} holds {held} of its {declared} body bytes, {queued} \

@@ -28,7 +28,7 @@ pub mod server;
 pub mod witness;
 mod world;
 
-pub use invariants::{Violation, BUDGET_WAKE_BUG};
+pub use invariants::Violation;
 pub use knobs::Knobs;
 pub use world::{Stats, World, START_US};
 

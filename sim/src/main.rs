@@ -160,16 +160,13 @@ fn swarm(seeds: u64, start: u64, stop_first: bool, threads: Option<usize>) -> Ex
         let _ = writeln!(
             out,
             "limits: {} refused per client, {} refused over the rate, {} datagrams over the \
-             rate ({} answered 160), {} budget waits, {} discard-limit closes; the engine's \
-             lost budget wake-ups (BUDGET_WAKE_BUG): {} steps in {} seeds",
+             rate ({} answered 160), {} budget waits, {} discard-limit closes",
             t.refused_per_client,
             t.refused_rate,
             t.udp_rate_limited,
             t.udp_refusals,
             t.budget_waits,
-            t.discard_limit_closes,
-            t.budget_lost_wakeups,
-            t.budget_lost_wakeup_runs
+            t.discard_limit_closes
         );
     }
     let _ = writeln!(out, "swarm: {seeds} seeds, {} violations", failures.len());

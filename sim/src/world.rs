@@ -86,11 +86,6 @@ pub struct Stats {
     pub budget_waits: u64,
     /// Connections closed at the discard limit.
     pub discard_limit_closes: u64,
-    /// Steps at which a connection waited for budget room the engine's known lost
-    /// wake-ups kept from it ([`crate::invariants::BUDGET_WAKE_BUG`]).
-    pub budget_lost_wakeups: u64,
-    /// Runs with such a step.
-    pub budget_lost_wakeup_runs: u64,
     /// Executions of authentication requests (each arrived whole at the server).
     pub auth_execs: u64,
     /// Of those, never answered (their outcome unknown to the model).
@@ -129,8 +124,6 @@ impl Stats {
         self.udp_refusals += o.udp_refusals;
         self.budget_waits += o.budget_waits;
         self.discard_limit_closes += o.discard_limit_closes;
-        self.budget_lost_wakeups += o.budget_lost_wakeups;
-        self.budget_lost_wakeup_runs += o.budget_lost_wakeup_runs;
         self.auth_execs += o.auth_execs;
         self.auth_unknown += o.auth_unknown;
         self.powns_passed += o.powns_passed;
@@ -564,7 +557,6 @@ impl World {
         self.stats.udp_refusals = c.udp_refusals;
         self.stats.budget_waits = c.budget_waits;
         self.stats.discard_limit_closes = c.discard_limit_closes;
-        self.stats.budget_lost_wakeup_runs = u64::from(self.stats.budget_lost_wakeups > 0);
         self.stats.end_us = self.now;
         if self.tracing {
             let end = format!("end: {:?}", self.stats);
