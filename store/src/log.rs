@@ -404,6 +404,12 @@ impl Log {
     pub(crate) fn segments(&self) -> usize {
         self.lock().segments.len()
     }
+
+    /// Writers blocked in [`commit`](Self::commit) until a sync covers their entry.
+    pub(crate) fn writers_waiting(&self) -> u32 {
+        let st = self.lock();
+        st.waiting[0] + st.waiting[1]
+    }
 }
 
 /// What recovery found and did at open.

@@ -211,6 +211,19 @@ impl<D: Disk> DiskStore<D> {
         self.log.segments()
     }
 
+    /// Writers blocked inside [`modify`](KeyStore::modify) right now, waiting for a
+    /// log sync to cover their entry (a group commit's followers).
+    ///
+    /// For the simulator, which cannot otherwise tell a writer that waits for the next
+    /// sync from one that is still running: it starts a second writer while a sync is
+    /// in flight and waits for this count to rise (or for the writer to return) before
+    /// letting the sync finish, so the interleaving is decided by state, never by
+    /// timing. Counted under the log's mutex, which the writer's wait releases: once a
+    /// writer is counted, it is inside its wait.
+    pub fn writers_waiting(&self) -> u32 {
+        self.log.writers_waiting()
+    }
+
     /// Registers a locker, indexed by the first 5 bytes of its AN (the prefix type-2
     /// requests carry). A later locker with the same prefix replaces this one.
     pub fn insert_locker(&self, an: An) {
