@@ -13,6 +13,8 @@
 //! oracle comparisons) and `world` (the event loop that ties them together).
 
 mod clients;
+// The store world (issue 16 item 6): raida-store over a faulty simulated disk.
+pub mod disk;
 mod invariants;
 mod kernel;
 pub mod knobs;
@@ -20,6 +22,8 @@ pub mod oracle;
 pub mod request;
 pub mod rng;
 pub mod server;
+mod store_model;
+pub mod store_world;
 pub mod witness;
 mod world;
 
