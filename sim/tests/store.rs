@@ -278,6 +278,67 @@ fn a_recovery_interrupted_by_a_crash_never_leaves_a_write_half_applied() {
     );
 }
 
+/// Regression (found by the store swarm, seed 1324): an in-place write failed after
+/// its entry was durable, while its page was out of memory (a small cache) and could
+/// not be read back to be kept there; the store then served the page's old bytes from
+/// disk, so an acknowledged write was invisible (and the old AN still worked) until a
+/// restart.
+#[test]
+fn an_acknowledged_write_whose_in_place_write_failed_is_never_served_stale() {
+    let disk = disk_with(DiskFaults::none());
+    let store = Arc::new(
+        DiskStore::with_disk(
+            Arc::clone(&disk),
+            StoreConfig::new(1, Duration::from_secs(1)),
+        )
+        .expect("open"),
+    );
+    // Inside the leader's sync: another page's load evicts the leader's page (a cache
+    // of one page), then the disk's page writes and reads start failing.
+    let hook = {
+        let (store, disk) = (Arc::clone(&store), Arc::clone(&disk));
+        Box::new(move || {
+            store.load(P2, NOW).expect("load P2");
+            disk.faults(|f| {
+                f.page_write_error_pm = 1000;
+                f.read_error_pm = 1000;
+            });
+            false
+        })
+    };
+    disk.arm_sync_hook(hook);
+    cas(&store, &[A], &[initial(A)], &[new_record(1)]).expect("durable in the log");
+    assert!(disk.take_sync_hook().is_none(), "the hook ran");
+    assert!(store.is_failed(), "the in-place write failed");
+    assert_eq!(
+        on_disk(&disk, A),
+        initial(A),
+        "nothing of it reached the page"
+    );
+    // The disk reads again, long after any 252 window: the page must still not be
+    // served from its stale bytes.
+    disk.faults(|f| f.read_error_pm = 0);
+    for later in [NOW.as_micros() + 2_000_000, NOW.as_micros() + 60_000_000] {
+        let later = Timestamp::from_micros(later);
+        let _ = store.load(P1, later);
+        let seen = store.lookup(A, later);
+        assert!(
+            seen == Lookup::Found([1; 16]) || seen == Lookup::Unreadable(P1),
+            "an acknowledged write is invisible: {seen:?}"
+        );
+        let read = store.record(A, later).map_err(|e| e.to_string());
+        assert!(
+            read == Ok(Some(new_record(1))) || read.is_err(),
+            "an acknowledged write is invisible: {read:?}"
+        );
+    }
+    // A restart replays the log.
+    drop(store);
+    disk.faults(|f| *f = DiskFaults::none());
+    let store = open(&disk).expect("recovery");
+    assert_eq!(record(&store, A), Some(new_record(1)));
+}
+
 #[test]
 fn a_band_of_store_seeds_keeps_every_invariant() {
     let start = raida_sim::seed_from_env();
