@@ -17,6 +17,8 @@
 
 pub mod auth;
 mod clients;
+// The store world (issue 16 item 6): raida-store over a faulty simulated disk.
+pub mod disk;
 pub mod invariants;
 mod kernel;
 pub mod knobs;
@@ -25,6 +27,8 @@ pub mod oracle;
 pub mod request;
 pub mod rng;
 pub mod server;
+mod store_model;
+pub mod store_world;
 pub mod witness;
 mod world;
 

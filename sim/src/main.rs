@@ -9,6 +9,8 @@ use std::sync::Mutex;
 use clap::{Parser, Subcommand};
 use raida_sim::{replay_command, run_seed, Knobs, World, MUTANTS, MUTANT_TARGET_DIR};
 
+mod store_cmd;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "raida-sim",
@@ -48,6 +50,33 @@ enum Cmd {
         #[arg(long)]
         mutant: Option<String>,
     },
+    /// Runs store seeds S..S+N: raida-store over the faulty simulated disk.
+    StoreSwarm {
+        /// How many seeds.
+        #[arg(long)]
+        seeds: u64,
+        /// The first seed.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Stop at the first violating seed.
+        #[arg(long)]
+        stop_first: bool,
+        /// Worker threads (default: the machine's cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Run with this planted bug on (only in the mutant build).
+        #[arg(long)]
+        mutant: Option<String>,
+    },
+    /// Replays one store seed with a readable trace, ending with the trace's hash.
+    StoreReplay {
+        /// The seed.
+        #[arg(long)]
+        seed: u64,
+        /// Run with this planted bug on (only in the mutant build).
+        #[arg(long)]
+        mutant: Option<String>,
+    },
     /// Runs the swarm against every planted bug; each must be caught.
     Mutants {
         /// Seeds per mutant at most.
@@ -71,6 +100,20 @@ fn main() -> ExitCode {
         },
         Cmd::Replay { seed, mutant } => match with_mutant(mutant.as_deref()) {
             Ok(()) => replay(seed),
+            Err(code) => code,
+        },
+        Cmd::StoreSwarm {
+            seeds,
+            start,
+            stop_first,
+            threads,
+            mutant,
+        } => match with_mutant(mutant.as_deref()) {
+            Ok(()) => store_cmd::swarm(seeds, start, stop_first, threads),
+            Err(code) => code,
+        },
+        Cmd::StoreReplay { seed, mutant } => match with_mutant(mutant.as_deref()) {
+            Ok(()) => store_cmd::replay(seed),
             Err(code) => code,
         },
         Cmd::Mutants { seeds } => mutants(seeds),
@@ -233,10 +276,15 @@ fn mutants(seeds: u64) -> ExitCode {
     }
     let binary = format!("{target}/release/raida-sim");
     let mut caught = 0;
-    for (name, what) in MUTANTS {
+    // The engine's planted bugs against the swarm, the store's against the store swarm.
+    let store = raida_sim::store_world::STORE_MUTANTS;
+    let all = MUTANTS.iter().map(|m| (*m, "swarm"));
+    let all = all.chain(store.iter().map(|m| (*m, "store-swarm")));
+    let count = MUTANTS.len() + store.len();
+    for ((name, what), swarm) in all {
         println!("mutant {name}: {what}");
         let output = Command::new(&binary)
-            .args(["swarm", "--seeds", &seeds.to_string(), "--stop-first"])
+            .args([swarm, "--seeds", &seeds.to_string(), "--stop-first"])
             .args(["--mutant", name])
             .output();
         let output = match output {
@@ -271,8 +319,8 @@ fn mutants(seeds: u64) -> ExitCode {
             }
         }
     }
-    println!("mutants: {caught}/{} caught", MUTANTS.len());
-    if caught == MUTANTS.len() {
+    println!("mutants: {caught}/{count} caught");
+    if caught == count {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

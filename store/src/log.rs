@@ -404,6 +404,12 @@ impl Log {
     pub(crate) fn segments(&self) -> usize {
         self.lock().segments.len()
     }
+
+    /// Writers blocked in [`commit`](Self::commit) until a sync covers their entry.
+    pub(crate) fn writers_waiting(&self) -> u32 {
+        let st = self.lock();
+        st.waiting[0] + st.waiting[1]
+    }
 }
 
 /// What recovery found and did at open.
@@ -422,8 +428,9 @@ pub struct Recovery {
     pub dropped_bytes: u64,
 }
 
-/// Replays every segment into the page files, syncs them, removes the segments, and
-/// creates a fresh one. Returns what it did, the segment to write next and the next
+/// Replays every segment into the page files (after syncing the segment, so that
+/// what is replayed stays replayable), syncs them, removes the segments, and creates a
+/// fresh one. Returns what it did, the segment to write next and the next
 /// sequence number. Idempotent: a crash anywhere in it, then recovery again, gives the
 /// same pages.
 pub(crate) fn recover<D: Disk>(disk: &D) -> io::Result<(Recovery, Segment, u64)> {
@@ -438,6 +445,13 @@ pub(crate) fn recover<D: Disk>(disk: &D) -> io::Result<(Recovery, Segment, u64)>
     let mut torn = false;
     for &segment in &segments {
         let bytes = disk.log_read(segment)?;
+        // What is replayed must be durable before it is written in place: a segment's
+        // bytes may include a tail that was never synced (a batch whose sync failed and
+        // whose undo failed too, then a restart without a power loss). Replayed from
+        // there, a power loss during this recovery could keep some of its in-place
+        // records and cut the tail, and the next recovery would drop the entry: a write
+        // half applied. Synced first, the next recovery replays the same entries.
+        disk.log_sync(segment)?;
         if torn {
             report.dropped_bytes += bytes.len() as u64;
             continue;

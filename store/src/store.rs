@@ -1,6 +1,6 @@
 //! [`DiskStore`]: the [`KeyStore`] over a [`Disk`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +34,10 @@ pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a page that could not be read (an I/O error) answers `Unreadable` (252)
 /// before a lookup tries it again.
 pub const UNREADABLE_FOR: Duration = Duration::from_secs(1);
+
+/// The end of time: a page whose acknowledged records are only in the log answers
+/// `Unreadable` until the process restarts.
+const UNTIL_RESTART: Timestamp = Timestamp::from_micros(u64::MAX);
 
 /// How often an unreadable page is logged at most.
 const READ_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(60);
@@ -113,7 +117,10 @@ pub struct Refreshed {
 /// - **Writes** ([`KeyStore::modify`], on workers) take intents on their pages, read
 ///   the current records, let the caller decide, append one log entry and wait for a
 ///   group commit to make it durable; then they write the records in place (unsynced),
-///   update the cache and return. Durable when `Ok`; nothing written when `Err`.
+///   update the cache and return. Durable when `Ok`; nothing written when `Err`. If
+///   an in-place write fails after its entry is durable, the page is kept in memory
+///   (pinned); if it cannot be, its coins answer `Unreadable` until a restart replays
+///   the log, never the stale bytes on disk.
 /// - **Background steps** ([`maintain`](Self::maintain): [`refresh`](Self::refresh)
 ///   and [`checkpoint`](Self::checkpoint)) are functions a thread of the server calls,
 ///   or the simulator: the store has no thread of its own.
@@ -130,6 +137,10 @@ pub struct DiskStore<D: Disk = FileDisk> {
     counters: Counters,
     last_refresh: Mutex<Option<Timestamp>>,
     read_error_logged: Mutex<BTreeMap<PageId, Timestamp>>,
+    /// Pages whose acknowledged records are only in the log: an in-place write failed
+    /// and the page could not be kept in memory either. Their bytes on disk are stale,
+    /// so they answer 252 until a restart replays the log.
+    stale_on_disk: Mutex<BTreeSet<PageId>>,
     recovery: Recovery,
 }
 
@@ -180,6 +191,7 @@ impl<D: Disk> DiskStore<D> {
             counters: Counters::default(),
             last_refresh: Mutex::new(None),
             read_error_logged: Mutex::new(BTreeMap::new()),
+            stale_on_disk: Mutex::new(BTreeSet::new()),
             recovery,
             config,
             disk,
@@ -211,6 +223,19 @@ impl<D: Disk> DiskStore<D> {
         self.log.segments()
     }
 
+    /// Writers blocked inside [`modify`](KeyStore::modify) right now, waiting for a
+    /// log sync to cover their entry (a group commit's followers).
+    ///
+    /// For the simulator, which cannot otherwise tell a writer that waits for the next
+    /// sync from one that is still running: it starts a second writer while a sync is
+    /// in flight and waits for this count to rise (or for the writer to return) before
+    /// letting the sync finish, so the interleaving is decided by state, never by
+    /// timing. Counted under the log's mutex, which the writer's wait releases: once a
+    /// writer is counted, it is inside its wait.
+    pub fn writers_waiting(&self) -> u32 {
+        self.log.writers_waiting()
+    }
+
     /// Registers a locker, indexed by the first 5 bytes of its AN (the prefix type-2
     /// requests carry). A later locker with the same prefix replaces this one.
     pub fn insert_locker(&self, an: An) {
@@ -239,6 +264,16 @@ impl<D: Disk> DiskStore<D> {
     /// Reads `page` into memory (or learns it is absent, short or unreadable). The
     /// caller holds its intent. With `reload`, reads it even when it is in memory.
     fn load_locked(&self, page: PageId, now: Timestamp, reload: bool) -> Result<(), StoreError> {
+        if self.is_stale_on_disk(page) {
+            self.cache.set_unreadable(page, UNTIL_RESTART);
+            return Err(StoreError::Unreadable {
+                page,
+                source: std::io::Error::other(
+                    "an acknowledged write to this page is only in the log (its in-place \
+                     write failed); served again after a restart replays the log",
+                ),
+            });
+        }
         if !reload && (self.cache.has_page(page) || self.absent.contains(page)) {
             return Ok(());
         }
@@ -274,6 +309,13 @@ impl<D: Disk> DiskStore<D> {
                 Err(StoreError::Unreadable { page, source })
             }
         }
+    }
+
+    fn is_stale_on_disk(&self, page: PageId) -> bool {
+        self.stale_on_disk
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&page)
     }
 
     fn log_read_error(&self, page: PageId, e: &std::io::Error, now: Timestamp) {
@@ -350,12 +392,25 @@ impl<D: Disk> DiskStore<D> {
                      was durable: {e}; the page is kept in memory, the store takes no more \
                      writes until a restart replays the log"
                 );
-                if !self.cache.pin(page, None, writes) {
+                let pinned = self.cache.pin(page, None, writes) || {
                     let bytes = match self.disk.read_page(page) {
                         Ok(PageRead::Page { bytes, .. }) => Some(bytes),
                         _ => None,
                     };
-                    self.cache.pin(page, bytes, writes);
+                    self.cache.pin(page, bytes, writes)
+                };
+                if !pinned {
+                    // Neither in memory nor readable: what is on disk is stale, and must
+                    // not be served (the old AN would still work).
+                    tracing::error!(
+                        "raida-store: page {page:?} could not be kept in memory either; its \
+                         coins answer 252 until a restart"
+                    );
+                    self.stale_on_disk
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(page);
+                    self.cache.set_unreadable(page, UNTIL_RESTART);
                 }
                 self.log.fail();
                 false
