@@ -1,6 +1,6 @@
 //! The store world: raida-store's [`DiskStore`] over a [`SimDisk`], driven by one seed
 //! through a sequence of operations, with its invariants checked against a
-//! [`Model`](crate::store_model) after every operation and at every recovery.
+//! model of the store after every operation and at every recovery.
 //!
 //! A seed decides a few real pages (records of known, random ANs; some coins
 //! tracked, chosen often where a record straddles a 512-byte sector), an absent page
