@@ -9,8 +9,9 @@
 //! [`request`] (the clients' requests, built with `raida_client::Request`), [`oracle`]
 //! (the independent expected answers), [`auth`] (the detect/pown workload and its
 //! per-coin model), [`limits`] (what the per-client limits must decide),
-//! [`invariants`] (safety, liveness and the oracle comparisons, and the engine's known
-//! lost budget wake-up), and, private, `kernel` (pipes, the listener's backlog, the
+//! [`invariants`] (safety, liveness and the oracle comparisons), [`disk`] (the seeded
+//! faulty disk under raida-store) and [`store_world`] (raida-store driven over it and
+//! checked against a model), and, private, `kernel` (pipes, the listener's backlog, the
 //! UDP queue and the engine's socket and listener seams over them), `clients`
 //! (behaviours and their actions) and `world` (the event loop that ties them together,
 //! its shutdown phase included).
