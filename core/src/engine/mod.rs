@@ -744,6 +744,9 @@ impl Engine {
         }
         let claim = conn.budget.claim();
         if let Some(n) = self.budget.grow(admitted.body_len, body.len(), claim) {
+            if conn.budget == BudgetWait::Queued {
+                self.budget.left();
+            }
             conn.budget = BudgetWait::No;
             body.resize(body.len() + n, 0);
             return true;
@@ -755,7 +758,7 @@ impl Engine {
         }
         if claim > 0 {
             // Woken for room that went elsewhere: pass on what it was promised.
-            self.release_budget(0, 0);
+            self.release_budget(0, BudgetWait::No);
         }
         false
     }
@@ -1223,9 +1226,9 @@ impl Engine {
         else {
             return;
         };
-        let claim = std::mem::replace(&mut conn.budget, BudgetWait::No).claim();
+        let wait = std::mem::replace(&mut conn.budget, BudgetWait::No);
         // The body leaves the budget with its job (jobs are bounded by admission).
-        self.release_budget(body.len(), claim);
+        self.release_budget(body.len(), wait);
         // The request is complete: the socket timeout stops until the response is
         // ready to write (a slow worker is not the peer's fault).
         self.set_deadline(id, None);
@@ -1540,20 +1543,21 @@ impl Engine {
         if let Some(conn) = live_mut(&mut self.conns, id) {
             let old = std::mem::replace(&mut conn.state, state);
             if let State::ReadBody { body, .. } = old {
-                let claim = std::mem::replace(&mut conn.budget, BudgetWait::No).claim();
-                self.release_budget(body.len(), claim);
+                let wait = std::mem::replace(&mut conn.budget, BudgetWait::No);
+                self.release_budget(body.len(), wait);
                 recycle(&mut self.pool, &self.config, body);
             }
         }
     }
 
-    /// `n` body bytes left the budget, and `claim` bytes claimed for a woken
-    /// connection that will not take them: wake the connections that now have room.
-    fn release_budget(&mut self, n: usize, claim: usize) {
-        self.budget.release(n, claim);
-        if self.budget.waiting() == 0 {
-            return;
+    /// `n` body bytes left the budget with a connection whose wait was `wait` (the
+    /// room claimed for it if it was woken, which it will not take now; its entry in
+    /// the queue if it was queued, stale now): wake the connections that now have room.
+    fn release_budget(&mut self, n: usize, wait: BudgetWait) {
+        if wait == BudgetWait::Queued {
+            self.budget.left();
         }
+        self.budget.release(n, wait.claim());
         let (conns, outputs, servicing) = (&mut self.conns, &mut self.outputs, self.servicing);
         self.budget.wake(|id, visit| {
             let Some(conn) = live_mut(conns, id) else {
@@ -1613,7 +1617,7 @@ impl Engine {
         }
         match conn.state {
             State::ReadBody { body, .. } => {
-                self.release_budget(body.len(), conn.budget.claim());
+                self.release_budget(body.len(), conn.budget);
                 recycle(&mut self.pool, &self.config, body);
             }
             State::Writing { response, .. } => recycle(&mut self.pool, &self.config, response),
