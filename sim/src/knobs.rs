@@ -242,26 +242,9 @@ impl Knobs {
                 256
             },
             accept_backoff_us: r.range(1_000, 500_000),
-            // Drawn after everything else, so the knobs above keep their values.
-            shutdown_at_us: None,
-            drain_timeout_us: 0,
-            hosts: 0,
-            trusted: 0,
-            max_connections_per_client: 0,
-            rate: None,
-            udp_refusals_per_s: 1000,
-            max_buffered_bytes: 64 << 20,
-            small_reserve: 8 << 20,
-            small_body: 4096,
-            body_chunk: 4096,
-            discard_limit: 64 << 10,
-            auth_pm: 0,
-            auth_coins: 0,
-            auth_pages: 1,
-            auth_versions: 1,
-            auth_wrong_pm: 0,
-            auth_malformed_pm: 0,
-            auth_group: false,
+            // The limits, the shutdown and the workload start as in a quiet run and are
+            // drawn after everything else, so the knobs above keep their values.
+            ..Knobs::quiet(seed)
         };
         k.shutdown_at_us = r
             .chance(300)

@@ -47,6 +47,21 @@ pub enum PageRead {
     },
 }
 
+impl PageRead {
+    /// What reading a file of these contents finds: a short file, or a page of its
+    /// first [`PAGE_BYTES`] bytes. For disks that hold files in memory ([`MemDisk`](crate::MemDisk)
+    /// and the simulator's).
+    pub fn of_contents(data: &[u8], meta: FileMeta) -> PageRead {
+        match <&[u8; PAGE_BYTES]>::try_from(data.get(..PAGE_BYTES).unwrap_or(&[])) {
+            Ok(page) => PageRead::Page {
+                bytes: Box::new(*page),
+                meta,
+            },
+            Err(_) => PageRead::Short { meta },
+        }
+    }
+}
+
 /// No page bytes: they are secrets.
 impl fmt::Debug for PageRead {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -209,5 +224,45 @@ impl<D: Disk + ?Sized> Disk for std::sync::Arc<D> {
     }
     fn log_remove(&self, segment: Segment) -> io::Result<()> {
         (**self).log_remove(segment)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(len: usize) -> FileMeta {
+        FileMeta {
+            len: len as u64,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            ino: 1,
+            dev: 1,
+        }
+    }
+
+    #[test]
+    fn a_file_of_a_page_or_more_is_a_page_of_its_first_bytes_and_a_shorter_one_is_short() {
+        let mut data: Vec<u8> = (0..PAGE_BYTES + 3).map(|i| (i % 251) as u8).collect();
+        match PageRead::of_contents(&data, meta(data.len())) {
+            PageRead::Page { bytes, .. } => assert_eq!(bytes[..], data[..PAGE_BYTES]),
+            other => panic!("{other:?}"),
+        }
+        data.truncate(PAGE_BYTES);
+        assert!(matches!(
+            PageRead::of_contents(&data, meta(PAGE_BYTES)),
+            PageRead::Page { .. }
+        ));
+        data.pop();
+        assert_eq!(
+            PageRead::of_contents(&data, meta(PAGE_BYTES - 1)),
+            PageRead::Short {
+                meta: meta(PAGE_BYTES - 1)
+            }
+        );
+        assert_eq!(
+            PageRead::of_contents(&[], meta(0)),
+            PageRead::Short { meta: meta(0) }
+        );
     }
 }

@@ -178,16 +178,7 @@ impl Disk for MemDisk {
         let Some(file) = st.pages.get(&page) else {
             return Ok(PageRead::Absent);
         };
-        let meta = meta(file);
-        if file.data.len() < PAGE_BYTES {
-            return Ok(PageRead::Short { meta });
-        }
-        let bytes: Box<[u8; PAGE_BYTES]> = file.data[..PAGE_BYTES]
-            .to_vec()
-            .into_boxed_slice()
-            .try_into()
-            .map_err(|_| io::Error::other("page buffer"))?;
-        Ok(PageRead::Page { bytes, meta })
+        Ok(PageRead::of_contents(&file.data, meta(file)))
     }
 
     fn page_meta(&self, page: PageId) -> io::Result<Option<FileMeta>> {
