@@ -3,12 +3,13 @@
 
 use std::io::Write as _;
 use std::process::{Command, ExitCode};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use clap::{Parser, Subcommand};
 use raida_sim::{replay_command, run_seed, Knobs, World, MUTANTS, MUTANT_TARGET_DIR};
 
+use seeds::{Replay, Swarm};
+
+mod seeds;
 mod store_cmd;
 
 #[derive(Parser, Debug)]
@@ -24,59 +25,13 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Runs seeds S..S+N, each a different world; prints every failing seed.
-    Swarm {
-        /// How many seeds.
-        #[arg(long)]
-        seeds: u64,
-        /// The first seed.
-        #[arg(long, default_value_t = 0)]
-        start: u64,
-        /// Stop at the first violating seed.
-        #[arg(long)]
-        stop_first: bool,
-        /// Worker threads (default: the machine's cores).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Run with this planted bug on (only in the mutant build).
-        #[arg(long)]
-        mutant: Option<String>,
-    },
+    Swarm(Swarm),
     /// Replays one seed with a readable trace, ending with the trace's hash.
-    Replay {
-        /// The seed.
-        #[arg(long)]
-        seed: u64,
-        /// Run with this planted bug on (only in the mutant build).
-        #[arg(long)]
-        mutant: Option<String>,
-    },
+    Replay(Replay),
     /// Runs store seeds S..S+N: raida-store over the faulty simulated disk.
-    StoreSwarm {
-        /// How many seeds.
-        #[arg(long)]
-        seeds: u64,
-        /// The first seed.
-        #[arg(long, default_value_t = 0)]
-        start: u64,
-        /// Stop at the first violating seed.
-        #[arg(long)]
-        stop_first: bool,
-        /// Worker threads (default: the machine's cores).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Run with this planted bug on (only in the mutant build).
-        #[arg(long)]
-        mutant: Option<String>,
-    },
+    StoreSwarm(Swarm),
     /// Replays one store seed with a readable trace, ending with the trace's hash.
-    StoreReplay {
-        /// The seed.
-        #[arg(long)]
-        seed: u64,
-        /// Run with this planted bug on (only in the mutant build).
-        #[arg(long)]
-        mutant: Option<String>,
-    },
+    StoreReplay(Replay),
     /// Runs the swarm against every planted bug; each must be caught.
     Mutants {
         /// Seeds per mutant at most.
@@ -87,35 +42,19 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let mutant = match &cli.command {
+        Cmd::Swarm(s) | Cmd::StoreSwarm(s) => s.mutant.as_deref(),
+        Cmd::Replay(r) | Cmd::StoreReplay(r) => r.mutant.as_deref(),
+        Cmd::Mutants { .. } => None,
+    };
+    if let Err(code) = with_mutant(mutant) {
+        return code;
+    }
     match cli.command {
-        Cmd::Swarm {
-            seeds,
-            start,
-            stop_first,
-            threads,
-            mutant,
-        } => match with_mutant(mutant.as_deref()) {
-            Ok(()) => swarm(seeds, start, stop_first, threads),
-            Err(code) => code,
-        },
-        Cmd::Replay { seed, mutant } => match with_mutant(mutant.as_deref()) {
-            Ok(()) => replay(seed),
-            Err(code) => code,
-        },
-        Cmd::StoreSwarm {
-            seeds,
-            start,
-            stop_first,
-            threads,
-            mutant,
-        } => match with_mutant(mutant.as_deref()) {
-            Ok(()) => store_cmd::swarm(seeds, start, stop_first, threads),
-            Err(code) => code,
-        },
-        Cmd::StoreReplay { seed, mutant } => match with_mutant(mutant.as_deref()) {
-            Ok(()) => store_cmd::replay(seed),
-            Err(code) => code,
-        },
+        Cmd::Swarm(run) => swarm(&run),
+        Cmd::Replay(r) => replay(r.seed),
+        Cmd::StoreSwarm(run) => store_cmd::swarm(&run),
+        Cmd::StoreReplay(r) => store_cmd::replay(r.seed),
         Cmd::Mutants { seeds } => mutants(seeds),
     }
 }
@@ -131,49 +70,11 @@ fn with_mutant(name: Option<&str>) -> Result<(), ExitCode> {
     })
 }
 
-fn swarm(seeds: u64, start: u64, stop_first: bool, threads: Option<usize>) -> ExitCode {
-    let threads = threads
-        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
-        .unwrap_or(1)
-        .max(1);
-    let next = AtomicU64::new(0);
-    let stop = AtomicU64::new(u64::MAX);
-    let failures = Mutex::new(Vec::new());
-    let totals = Mutex::new(raida_sim::Stats::default());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= seeds || (stop_first && i > stop.load(Ordering::Relaxed)) {
-                    return;
-                }
-                let seed = start.wrapping_add(i);
-                let result = run_seed(seed);
-                if let (Ok(stats), Ok(mut t)) = (&result, totals.lock()) {
-                    t.add(stats);
-                }
-                if let Err(failure) = result {
-                    stop.fetch_min(i, Ordering::Relaxed);
-                    if let Ok(mut f) = failures.lock() {
-                        f.push((seed, failure));
-                    }
-                }
-            });
-        }
-    });
-    let mut failures = failures.into_inner().unwrap_or_default();
-    failures.sort_by_key(|(seed, _)| *seed);
-    if stop_first {
-        failures.truncate(1);
-    }
+fn swarm(run: &Swarm) -> ExitCode {
+    let (failures, t) = seeds::run(run, run_seed, raida_sim::Stats::add, replay_command);
     let mut out = std::io::stdout().lock();
-    for (seed, failure) in &failures {
-        let (knobs, v) = failure.as_ref();
-        let _ = writeln!(out, "seed {seed}: {knobs:?}");
-        let _ = writeln!(out, "seed {seed}: VIOLATION at t={}us: {}", v.at, v.what);
-        let _ = writeln!(out, "seed {seed}: replay: {}", replay_command(*seed));
-    }
-    if let Ok(t) = totals.into_inner() {
+    seeds::print_failures(&mut out, &failures, replay_command);
+    {
         let _ = writeln!(
             out,
             "totals: {} accepted, {} refused, {} tcp responses, {} udp responses, {} jobs, \
@@ -212,35 +113,16 @@ fn swarm(seeds: u64, start: u64, stop_first: bool, threads: Option<usize>) -> Ex
             t.discard_limit_closes
         );
     }
-    let _ = writeln!(out, "swarm: {seeds} seeds, {} violations", failures.len());
-    if failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    seeds::verdict(&mut out, "swarm", run.seeds, failures.len())
 }
 
 fn replay(seed: u64) -> ExitCode {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stdout)
-        .without_time()
-        .with_ansi(false)
-        .with_target(false)
-        .try_init();
+    seeds::trace_to_stdout();
     let knobs = Knobs::from_seed(seed);
     println!("seed {seed}: {knobs:?}");
     let mut world = World::swarm(knobs, true);
     let result = world.run_all();
-    let code = match &result {
-        Ok(()) => {
-            println!("seed {seed}: ok: {:?}", world.stats);
-            ExitCode::SUCCESS
-        }
-        Err(v) => {
-            println!("seed {seed}: VIOLATION at t={}us: {}", v.at, v.what);
-            ExitCode::FAILURE
-        }
-    };
+    let code = seeds::replay_verdict(seed, &result, &world.stats);
     println!("trace {:016x}", world.trace_hash());
     code
 }
