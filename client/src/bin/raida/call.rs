@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use raida_client::{exchange, status_name, Timeouts};
+use raida_client::{exchange, Timeouts};
 
 use crate::exit::{usage_error, Exit};
-use crate::output::{hex, out};
+use crate::output::{hex, insert_reply, out, print_reply};
 use crate::target::TargetArgs;
 
 /// What a one-request subcommand sends, and how its reply is shown.
@@ -41,33 +41,19 @@ impl Call {
             Ok(reply) => {
                 let h = reply.response.header;
                 let body = &reply.response.body;
-                let rtt_us = u64::try_from(reply.round_trip.as_micros()).unwrap_or(u64::MAX);
                 let ascii = (!body.is_empty()
                     && body.iter().all(|b| b.is_ascii_graphic() || *b == b' '))
                 .then(|| String::from_utf8_lossy(body).into_owned());
                 if t.json {
-                    let mut o = Map::new();
-                    o.insert("command".into(), json!(name));
-                    o.insert("addr".into(), json!(addr.to_string()));
-                    o.insert("transport".into(), json!(transport.name()));
-                    o.insert("enc".into(), json!(t.enc()));
-                    o.insert("status".into(), json!(h.status.0));
-                    o.insert("status_name".into(), json!(status_name(h.status)));
-                    o.insert("round_trip_us".into(), json!(rtt_us));
-                    o.insert("server_us".into(), json!(h.server_micros));
+                    let mut o = t.json_head(name);
+                    insert_reply(&mut o, &reply);
                     o.insert("body_hex".into(), json!(hex(body)));
                     if let (Some(key), Some(v), true) = (self.body_name, &ascii, h.is_success()) {
                         o.insert(key.into(), json!(v.trim_end()));
                     }
                     out!("{}", Value::Object(o));
                 } else {
-                    out!("status:     {} ({})", status_name(h.status), h.status.0);
-                    out!(
-                        "round trip: {:.3} ms over {} to {addr} (server: {} us)",
-                        rtt_us as f64 / 1000.0,
-                        transport.name(),
-                        h.server_micros
-                    );
+                    print_reply(&reply, transport, addr);
                     match (&ascii, body.is_empty(), self.body_name) {
                         (_, true, _) => out!("body:       (none)"),
                         (Some(v), false, Some(key)) => {
@@ -85,17 +71,10 @@ impl Call {
             }
             Err(e) => {
                 if t.json {
-                    out!(
-                        "{}",
-                        json!({
-                            "command": name,
-                            "addr": addr.to_string(),
-                            "transport": transport.name(),
-                            "enc": t.enc(),
-                            "error": e.to_string(),
-                            "error_kind": e.kind().name(),
-                        })
-                    );
+                    let mut o = t.json_head(name);
+                    o.insert("error".into(), json!(e.to_string()));
+                    o.insert("error_kind".into(), json!(e.kind().name()));
+                    out!("{}", Value::Object(o));
                 } else {
                     eprintln!("raida {name}: {e}");
                 }

@@ -13,7 +13,7 @@ use raida_client::auth::{self, AuthCommand};
 use raida_client::{exchange, status_name, An, Coin, Status, Timeouts};
 
 use crate::exit::{usage_error, Exit};
-use crate::output::{hex, out};
+use crate::output::{hex, insert_reply, out, print_reply};
 use crate::target::{parse_an, parse_coin, KeyCoinArgs, TargetArgs};
 
 /// The exit statuses of detect and pown, as their `--help` lists them.
@@ -222,11 +222,7 @@ impl CoinCall {
             Ok(b) => b,
             Err(e) => usage_error(format!("{} coins: {e}", self.coins.len())),
         };
-        let mut o = Map::new();
-        o.insert("command".into(), json!(name));
-        o.insert("addr".into(), json!(addr.to_string()));
-        o.insert("transport".into(), json!(transport.name()));
-        o.insert("enc".into(), json!(t.enc()));
+        let mut o = t.json_head(name);
         o.insert("shard".into(), json!(self.shard));
         if let (true, Some(d)) = (self.random, self.delta) {
             o.insert("delta".into(), json!(hex(&d)));
@@ -248,11 +244,7 @@ impl CoinCall {
         };
         let h = reply.response.header;
         let body = &reply.response.body;
-        let rtt_us = u64::try_from(reply.round_trip.as_micros()).unwrap_or(u64::MAX);
-        o.insert("status".into(), json!(h.status.0));
-        o.insert("status_name".into(), json!(status_name(h.status)));
-        o.insert("round_trip_us".into(), json!(rtt_us));
-        o.insert("server_us".into(), json!(h.server_micros));
+        insert_reply(&mut o, &reply);
         let results = match auth::coin_results(self.command, h.status, body, self.coins.len()) {
             Ok(r) => r,
             Err(e) => {
@@ -292,13 +284,7 @@ impl CoinCall {
             o.insert("coins".into(), Value::Array(coins));
             out!("{}", Value::Object(o));
         } else {
-            out!("status:     {} ({})", status_name(h.status), h.status.0);
-            out!(
-                "round trip: {:.3} ms over {} to {addr} (server: {} us)",
-                rtt_us as f64 / 1000.0,
-                transport.name(),
-                h.server_micros
-            );
+            print_reply(&reply, transport, addr);
             if let (true, Some(d)) = (self.random, self.delta) {
                 out!("delta:      {}", hex(&d));
             }

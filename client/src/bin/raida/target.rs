@@ -4,6 +4,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use clap::Args;
+use serde_json::{json, Map, Value};
 
 use raida_client::{An, Coin, Keys, Request, Transport};
 
@@ -160,6 +161,17 @@ impl<K: KeyOptions> TargetArgs<K> {
     /// The encryption type (--enc).
     pub(crate) fn enc(&self) -> u8 {
         self.key.enc()
+    }
+
+    /// The JSON fields every call's object begins with: `command`, `addr`,
+    /// `transport`, `enc`.
+    pub(crate) fn json_head(&self, command: &str) -> Map<String, Value> {
+        let mut o = Map::new();
+        o.insert("command".into(), json!(command));
+        o.insert("addr".into(), json!(self.addr().to_string()));
+        o.insert("transport".into(), json!(self.transport().name()));
+        o.insert("enc".into(), json!(self.enc()));
+        o
     }
 
     /// The key material --enc and the key coin and AN options describe (a usage error
