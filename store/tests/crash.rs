@@ -30,6 +30,9 @@
 // Drives the store from real threads and clocks (store/clippy.toml bans them in the store).
 #![allow(clippy::disallowed_methods)]
 
+/// The pages, the status byte and the random numbers the writer uses.
+#[path = "../src/bin/crash_writer/plan.rs"]
+mod plan;
 mod support;
 
 use std::collections::BTreeMap;
@@ -39,32 +42,14 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use plan::{Rng, PAGES, WRITTEN_STATUS};
 use raida_core::keys::{CoinId, KeyStore};
 use raida_store::{DiskStore, StoreConfig};
 use support::{page_bytes, page_path, write_page, T0};
 
-/// The writer's pages (its `PAGES`).
-const PAGES: [(i8, u32); 3] = [(0, 0), (-1, 0x123), (6, 0xffff)];
 const THREADS: u32 = 8;
-/// The status byte the writer writes; the test's pages hold 0xA5.
-const WRITTEN_STATUS: u8 = 7;
+/// The status byte the test's pages hold before any write.
 const INITIAL_STATUS: u8 = 0xA5;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 type An = [u8; 16];
 

@@ -31,31 +31,14 @@ use raida_core::keys::{CoinId, KeyStore, Record};
 use raida_core::Timestamp;
 use raida_store::{DiskStore, StoreConfig};
 
-/// The pages the writers write: (denomination, page number). The test writes them.
-const PAGES: [(i8, u32); 3] = [(0, 0), (-1, 0x123), (6, 0xffff)];
+use plan::{Rng, PAGES, WRITTEN_STATUS};
+
+mod plan;
+
 /// Coins each thread owns on each page.
 const COINS_PER_PAGE: u32 = 32;
-/// The status byte every write sets.
-const STATUS: u8 = 7;
 /// Small segments: rollovers and checkpoints happen during the test.
 const SEGMENT_BYTES: u64 = 256;
-
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
@@ -109,7 +92,7 @@ fn writer(store: &DiskStore, thread: u32, seed: u64, epoch: Instant) {
                 if current[i].is_some() {
                     new[i] = Some(Record {
                         an: ans[i],
-                        status: STATUS,
+                        status: WRITTEN_STATUS,
                     });
                 }
             }
