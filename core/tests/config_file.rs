@@ -409,3 +409,19 @@ fn printed_config_lists_every_key_and_the_effective_port() {
         rest = &rest[at + field.name.len()..];
     }
 }
+
+#[test]
+fn the_loops_shares_of_connections_and_jobs_add_up_to_the_totals() {
+    let mut c = Config::default();
+    c.network.max_connections = 10;
+    c.network.mod_queue_size = 7;
+    let whole = raida_core::EngineConfig::from_config(&c);
+    let shares: Vec<_> = (0..3).map(|i| whole.clone().for_loop(3, i)).collect();
+    let conns: Vec<usize> = shares.iter().map(|s| s.max_connections).collect();
+    let jobs: Vec<usize> = shares.iter().map(|s| s.mod_queue_size).collect();
+    assert_eq!(conns, [4, 3, 3]);
+    assert_eq!(jobs, [3, 2, 2]);
+    // Everything else is the whole server's.
+    assert_eq!(shares[2].long_jobs, whole.long_jobs);
+    assert_eq!(whole.clone().for_loop(1, 0).max_connections, 10);
+}

@@ -185,7 +185,7 @@ impl Server {
         snapshots.resize_with(io_threads, || None);
 
         let engine_configs: Vec<EngineConfig> = (0..io_threads)
-            .map(|i| per_loop(EngineConfig::from_config(&config), io_threads, i))
+            .map(|i| EngineConfig::from_config(&config).for_loop(io_threads, i))
             .collect();
         let epoch = Instant::now();
         let watch = watched
@@ -349,17 +349,4 @@ fn log_totals(total: &MetricsSnapshot, served: Served) {
             Served::DrainTimeout => "drain timeout",
         }
     );
-}
-
-/// Loop `index`'s share of the bounds when `loops` loops share the server: the open
-/// connections and the jobs in flight are split by [`share`](raida_core::config::share)
-/// (shares differ by at most one and add up to exactly the configured totals, so the
-/// server as a whole keeps to them: descriptors, memory). Configuration validation
-/// keeps `io_threads` at most both totals, so no share is 0. Loop 0's share is the
-/// largest. Long-running jobs are bounded per loop (`long_jobs`).
-fn per_loop(mut config: EngineConfig, loops: usize, index: usize) -> EngineConfig {
-    use raida_core::config::share;
-    config.max_connections = share(config.max_connections, loops, index);
-    config.mod_queue_size = share(config.mod_queue_size, loops, index);
-    config
 }

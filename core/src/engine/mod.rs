@@ -1682,6 +1682,20 @@ fn recycle(pool: &mut Vec<Vec<u8>>, config: &EngineConfig, buf: Vec<u8>) {
 }
 
 impl EngineConfig {
+    /// Event loop `index`'s share when `loops` loops (engines) serve one server: the
+    /// open connections and the jobs in flight are split by
+    /// [`share`](crate::config::share) (shares differ by at most one and add up to
+    /// exactly the configured totals, so the server as a whole keeps to them:
+    /// descriptors, memory). Configuration validation keeps `io_threads` at most both
+    /// totals, so no share is 0; loop 0's share is the largest. Long-running jobs are
+    /// bounded per loop (`long_jobs`), as every other field is.
+    pub fn for_loop(mut self, loops: usize, index: usize) -> EngineConfig {
+        use crate::config::share;
+        self.max_connections = share(self.max_connections, loops, index);
+        self.mod_queue_size = share(self.mod_queue_size, loops, index);
+        self
+    }
+
     /// The engine's share of a loaded configuration.
     pub fn from_config(config: &crate::config::Config) -> EngineConfig {
         let n = &config.network;
