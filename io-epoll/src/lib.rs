@@ -15,6 +15,7 @@
 mod binary;
 mod builder;
 pub mod cli;
+pub mod config_file;
 mod event_loop;
 mod metrics;
 mod mmsg;
