@@ -19,6 +19,12 @@
 //! Core reads no files and knows no file format: drivers read `config.toml` (or flags)
 //! into a [`Config`], call [`Config::validate`], and prefix its errors with where the
 //! value came from (the file's path, the flag).
+//!
+//! [`Config`]: crate::config::Config
+//! [`Config::validate`]: crate::config::Config::validate
+//! [`ValidConfig`]: crate::config::ValidConfig
+//! [`ConfigError`]: crate::config::ConfigError
+//! [`bounds`]: crate::config::bounds
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::{Deref, RangeInclusive};

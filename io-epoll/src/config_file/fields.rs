@@ -19,8 +19,8 @@ use super::flags::Flag;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Section {
     /// `[server]`: the deployed server's table. Unknown keys are warnings (other modules
-    /// of the deployed server add keys there), [`IGNORED_SERVER_KEYS`] are accepted
-    /// silently.
+    /// of the deployed server add keys there),
+    /// [`IGNORED_SERVER_KEYS`](super::IGNORED_SERVER_KEYS) are accepted silently.
     Server,
     /// `[network]`: our own table. Unknown keys are errors (a typo must not pass
     /// silently for a bound).
