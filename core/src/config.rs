@@ -169,9 +169,9 @@ impl ServerConfig {
 
 /// Table `[network]`: every bound of the network layer, with DESIGN.md's defaults.
 ///
-/// Unknown keys in this table are errors. Durations are integers in the unit their
-/// name ends with; each `*_ms` value is at most [`MAX_MILLIS`]. Every number has an
-/// upper bound any machine can honour, so a typo is refused with a message instead of
+/// Durations are integers in the unit their name ends with; each `*_ms` value is at
+/// most [`MAX_MILLIS`]. Every number has an upper bound any machine can honour
+/// ([`bounds`]), so a typo is refused by [`Config::validate`] with a message instead of
 /// failing (or allocating) at start. Non-exhaustive (it grows): build one with
 /// `Default` and assign fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
