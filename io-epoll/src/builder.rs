@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use raida_core::config::Config;
+use raida_core::config::{Config, ConfigError};
 use raida_core::{Command, CommandRegistry, KeyStore, RegisterError, Runs};
 use raida_store::{DiskStore, StoreConfig};
 
@@ -36,7 +36,10 @@ use crate::server::Server;
 ///     }
 /// }
 ///
-/// let config = Config::default();
+/// let mut config = Config::default();
+/// config.server.raida_id = 14;
+/// config.network.max_connections = 10_000;
+/// // `bind` validates it first: an invalid configuration is `BuildError::Config`.
 /// let server = ServerBuilder::new(config)
 ///     .data_root("/opt/raida/14")
 ///     .command(15, 7, Arc::new(Mirror))
@@ -93,6 +96,10 @@ impl std::fmt::Debug for ServerBuilder {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
+    /// The configuration is invalid ([`Config::validate`] refused it): a value out of
+    /// range, a malformed network, more `io_threads` than connections or jobs.
+    #[error("configuration: {0}")]
+    Config(#[source] ConfigError),
     /// A command could not be registered: a group above 15, or a (group, command)
     /// that has a handler already (a built-in, or one registered twice).
     #[error("command ({group}, {command}): {source}")]
@@ -207,9 +214,12 @@ impl ServerBuilder {
         Ok(registry)
     }
 
-    /// Registers the commands, opens the store, binds the sockets, starts the workers
-    /// (and the signal thread, unless told not to): everything but serving.
+    /// Validates the configuration ([`Config::validate`]), registers the commands,
+    /// opens the store, binds the sockets, starts the workers (and the signal thread,
+    /// unless told not to): everything but serving. Nothing is opened or bound for an
+    /// invalid configuration.
     pub fn bind(self) -> Result<Server, BuildError> {
+        let config = self.config.validate().map_err(BuildError::Config)?;
         let registry = self.registry()?;
         let long = self
             .commands
@@ -219,11 +229,11 @@ impl ServerBuilder {
             Some(Store::Any(store)) => (store, None),
             Some(Store::Disk(disk)) => (Arc::clone(&disk) as Arc<dyn KeyStore>, Some(disk)),
             None => {
-                let disk = Arc::new(open_disk_store(&self.config, &self.data_root)?);
+                let disk = Arc::new(open_disk_store(&config, &self.data_root)?);
                 (Arc::clone(&disk) as Arc<dyn KeyStore>, Some(disk))
             }
         };
-        Server::bind(self.config, registry, store, watched, long, self.signals)
+        Server::bind(config, registry, store, watched, long, self.signals)
     }
 }
 
@@ -236,4 +246,48 @@ pub(crate) fn open_disk_store(
     let network = &config.network;
     let store_config = StoreConfig::new(network.key_page_cache_pages, network.store_refresh());
     DiskStore::open(data_root, store_config).map_err(BuildError::Store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raida_core::keys::MemoryKeyStore;
+
+    /// An invalid configuration is refused before anything is opened or bound, naming
+    /// the key: a malformed trusted network is never dropped on the way to the engine.
+    #[test]
+    fn an_invalid_configuration_is_a_build_error() {
+        let mut config = Config::default();
+        config.server.port = Some(0);
+        config.network.bind = std::net::Ipv4Addr::LOCALHOST.into();
+        config.network.trusted_networks = vec!["10.0.0.0/8".into(), "10.0.0.0/33".into()];
+        let built = ServerBuilder::new(config.clone())
+            .handle_signals(false)
+            .store(Arc::new(MemoryKeyStore::new()))
+            .bind();
+        match built {
+            Err(BuildError::Config(e)) => {
+                assert_eq!(e.key(), "trusted_networks");
+                assert_eq!(
+                    BuildError::Config(e).to_string(),
+                    "configuration: [network] trusted_networks: expected a CIDR network \
+                     such as \"10.0.0.0/8\", found \"10.0.0.0/33\" (item 2)"
+                );
+            }
+            Err(other) => panic!("another error: {other}"),
+            Ok(_) => panic!("built with a bad network"),
+        }
+        config.network.trusted_networks.pop();
+        config.network.io_threads = 2;
+        config.network.mod_queue_size = 1;
+        let built = ServerBuilder::new(config)
+            .handle_signals(false)
+            .store(Arc::new(MemoryKeyStore::new()))
+            .bind();
+        assert!(
+            matches!(&built, Err(BuildError::Config(e)) if e.key() == "io_threads"),
+            "{:?}",
+            built.as_ref().err()
+        );
+    }
 }

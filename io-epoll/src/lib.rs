@@ -5,7 +5,9 @@
 //! commands to register (each a [`raida_core::Command`], which sees the whole request
 //! through its [`raida_core::RequestContext`]), and the key store. [`Server`] reports
 //! its bound addresses and serves; a [`ShutdownHandle`] stops it gracefully from any
-//! thread.
+//! thread. A configuration is core's typed `raida_core::config::Config`, built in Rust
+//! or read from `config.toml` by [`config_file`]; the builder validates it before it
+//! opens anything.
 //!
 //! Inside: one event-loop thread per `io_threads` waits on edge-triggered epoll (the
 //! `polling` crate) for its TCP listener, its UDP socket and every connection; workers
@@ -15,6 +17,7 @@
 mod binary;
 mod builder;
 pub mod cli;
+pub mod config_file;
 mod event_loop;
 mod metrics;
 mod mmsg;

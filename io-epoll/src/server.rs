@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use raida_core::config::Config;
+use raida_core::config::ValidConfig;
 use raida_core::metrics::MetricsSnapshot;
 use raida_core::{CommandRegistry, Engine, EngineConfig, KeyStore, Timestamp};
 use raida_store::DiskStore;
@@ -143,7 +143,7 @@ impl Drop for StoreWatch {
 
 impl Server {
     pub(crate) fn bind(
-        config: Config,
+        config: ValidConfig,
         commands: CommandRegistry,
         store: Arc<dyn KeyStore>,
         watched: Option<Arc<DiskStore>>,

@@ -12,7 +12,6 @@
 //! the drain timed out, 1 on an error.
 
 use std::io::BufRead;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,24 +52,28 @@ impl Command for Hold {
     }
 }
 
+/// The configuration: loopback, a free port, a metrics endpoint on a free port, and
+/// the flags, built in Rust (no configuration text) and validated by core.
 fn config() -> Result<Config, String> {
-    let mut network = vec![
-        "bind = \"127.0.0.1\"".to_string(),
-        "metrics_addr = \"127.0.0.1:0\"".to_string(),
-    ];
+    let mut config = Config::default();
+    config.server.port = Some(0);
+    config.network.bind = std::net::Ipv4Addr::LOCALHOST.into();
+    config.network.metrics_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag}: no value"))?;
-        let key = match flag.as_str() {
-            "--mod-queue-size" => "mod_queue_size",
-            "--socket-timeout-ms" => "socket_timeout_ms",
-            "--drain-timeout-ms" => "drain_timeout_ms",
+        let bad = |e: std::num::ParseIntError| format!("{flag} {value}: {e}");
+        match flag.as_str() {
+            "--mod-queue-size" => config.network.mod_queue_size = value.parse().map_err(bad)?,
+            "--socket-timeout-ms" => {
+                config.network.socket_timeout_ms = value.parse().map_err(bad)?;
+            }
+            "--drain-timeout-ms" => config.network.drain_timeout_ms = value.parse().map_err(bad)?,
             _ => return Err(format!("unknown flag {flag}")),
-        };
-        network.push(format!("{key} = {value}"));
+        }
     }
-    let text = format!("[server]\nport = 0\n[network]\n{}\n", network.join("\n"));
-    Config::from_toml_str(&text, Path::new("(flags)")).map_err(|e| e.to_string())
+    config.validate().map_err(|e| e.to_string())?;
+    Ok(config)
 }
 
 fn main() -> ExitCode {
