@@ -16,39 +16,12 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use raida_wire::Status;
+/// The transport label of the response counters and histograms (the wire vocabulary's).
+pub use raida_wire::Transport;
+
 use crate::engine::{Counters, Engine};
 use crate::keys::StoreStats;
-use crate::status::Status;
-
-/// The transport a response went out on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Transport {
-    /// A TCP connection.
-    Tcp,
-    /// A UDP datagram.
-    Udp,
-}
-
-impl Transport {
-    /// Both transports, in index order.
-    pub const ALL: [Transport; 2] = [Transport::Tcp, Transport::Udp];
-
-    /// The index of this transport in per-transport arrays (`tcp` 0, `udp` 1).
-    pub const fn index(self) -> usize {
-        match self {
-            Transport::Tcp => 0,
-            Transport::Udp => 1,
-        }
-    }
-
-    /// The label value: `tcp` or `udp`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Transport::Tcp => "tcp",
-            Transport::Udp => "udp",
-        }
-    }
-}
 
 /// Upper bounds (inclusive, in microseconds) of the latency histogram's buckets; one
 /// more bucket, `+Inf`, holds everything above the last.

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::Timestamp;
+use raida_wire::Timestamp;
 
 /// An IP network: an address and a prefix length, e.g. `10.0.0.0/8`, `::1/128`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

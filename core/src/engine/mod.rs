@@ -2,8 +2,10 @@
 //! everything. Drivers (`io-epoll`, the simulator, the fuzzers) only do syscalls.
 
 mod budget;
+mod checks;
 mod clients;
 mod conn;
+mod execute;
 mod job;
 mod service;
 mod timers;
@@ -14,18 +16,20 @@ use std::time::Duration;
 
 use slab::Slab;
 
-use crate::codec::{
-    self, check_header_or_park, header_len, Admitted, HeaderCheck, HeaderRules, Rejected,
-    RequestHeader, LONG_HEADER_LEN, PREFIX_LEN, SHORT_HEADER_LEN,
-};
 use std::sync::Arc;
 
-use crate::codec::Arrival;
+use raida_wire::{
+    header_len, Encryption, RequestHeader, Status, StatusByte, Timestamp, Transport,
+    LONG_HEADER_LEN, PREFIX_LEN, RANDOM_LEN, SHORT_HEADER_LEN,
+};
+
 use crate::command::{CommandRegistry, Runs};
 use crate::keys::{KeyStore, PageId};
-use crate::metrics::{LatencyHistogram, Transport};
-use crate::status::{Status, StatusByte};
-use crate::Timestamp;
+use crate::metrics::LatencyHistogram;
+use checks::{busy, check_header_or_park, unreadable_key, HeaderCheck};
+pub use checks::{check_header, Admitted, HeaderRules, Rejected};
+use execute::write_rejection;
+pub use execute::{answer_datagram, answer_request, Arrival};
 
 use budget::{Budget, Visit};
 pub use clients::{loopback, Cidr, Rate};
@@ -647,10 +651,10 @@ impl Engine {
     }
 
     /// The next unused random bytes, if the reservoir holds enough.
-    fn take_random(&mut self) -> Option<[u8; codec::RANDOM_LEN]> {
-        let end = self.random_pos + codec::RANDOM_LEN;
+    fn take_random(&mut self) -> Option<[u8; RANDOM_LEN]> {
+        let end = self.random_pos + RANDOM_LEN;
         let taken = self.random.get_mut(self.random_pos..end)?;
-        let mut bytes = [0u8; codec::RANDOM_LEN];
+        let mut bytes = [0u8; RANDOM_LEN];
         bytes.copy_from_slice(taken);
         // Handed out once: forget them.
         taken.fill(0);
@@ -884,7 +888,7 @@ impl Engine {
             if let Some(header) = RequestHeader::parse(kept) {
                 if self.clients.udp_refusal(now) {
                     self.counters.udp_refusals += 1;
-                    let busy = codec::busy(&header);
+                    let busy = busy(&header);
                     self.reject(Origin::Udp(peer), now, now, busy);
                 }
             }
@@ -1021,7 +1025,7 @@ impl Engine {
     fn check(&self, header: &RequestHeader, now: Timestamp, failed: Option<PageId>) -> HeaderCheck {
         match check_header_or_park(header, &self.rules, &self.commands, &*self.keys, now) {
             HeaderCheck::Park(page) if Some(page) == failed => {
-                HeaderCheck::Rejected(codec::unreadable_key(header))
+                HeaderCheck::Rejected(unreadable_key(header))
             }
             other => other,
         }
@@ -1280,15 +1284,15 @@ impl Engine {
         // with a small body when random bytes for a 48-byte response are at hand.
         let random = if runs != Runs::Inline {
             None
-        } else if admitted.encryption == codec::Encryption::None {
-            Some([0; codec::RANDOM_LEN])
+        } else if admitted.encryption == Encryption::None {
+            Some([0; RANDOM_LEN])
         } else if body.len() > self.config.inline_crypto_max_body {
             None
         } else if admitted.reply.header_len == LONG_HEADER_LEN {
             self.take_random()
         } else {
             // The 32-byte layout carries no random bytes.
-            Some([0; codec::RANDOM_LEN])
+            Some([0; RANDOM_LEN])
         };
         let job = Job {
             origin,
@@ -1333,7 +1337,7 @@ impl Engine {
             self.submit(job);
             return;
         }
-        self.reject_here(origin, now, started, &rejected, &[0; codec::RANDOM_LEN]);
+        self.reject_here(origin, now, started, &rejected, &[0; RANDOM_LEN]);
     }
 
     /// Builds a rejection on this thread (`random`: for the 48-byte layout).
@@ -1343,11 +1347,11 @@ impl Engine {
         now: Timestamp,
         started: Timestamp,
         rejected: &Rejected,
-        random: &[u8; codec::RANDOM_LEN],
+        random: &[u8; RANDOM_LEN],
     ) {
         let mut out = take_buffer(&mut self.pool, rejected.reply.header_len);
         let elapsed = elapsed_micros(started, now);
-        codec::write_rejection(&mut out, self.config.raida_id, rejected, elapsed, random);
+        write_rejection(&mut out, self.config.raida_id, rejected, elapsed, random);
         let completion = Completion {
             origin,
             lane: Lane::Short,
@@ -1629,7 +1633,7 @@ impl Engine {
 }
 
 /// The engine asks for random bytes ([`Engine::wants_random`]) below this many.
-pub const RANDOM_LOW_WATER: usize = 32 * codec::RANDOM_LEN;
+pub const RANDOM_LOW_WATER: usize = 32 * RANDOM_LEN;
 /// Random bytes the engine holds at most.
 pub const RANDOM_RESERVOIR: usize = 8192;
 
@@ -1782,7 +1786,7 @@ mod fault_tests {
         };
         assert_eq!(engine.in_flight(), 1);
         job::inject::panic_next_job();
-        let completion = job.run(now, &[0; codec::RANDOM_LEN], &mut Vec::new());
+        let completion = job.run(now, &[0; RANDOM_LEN], &mut Vec::new());
         assert_eq!(completion.status(), Status::Internal.into());
         engine.handle_completion(completion, now);
         assert_eq!(engine.in_flight(), 0);
