@@ -1025,7 +1025,7 @@ pub static FIELDS: &[Field] = {
             Network,
             Kind::Strings {
                 item: "a CIDR network such as \"10.0.0.0/8\"",
-                check: |s| crate::Cidr::parse(s).is_some(),
+                check: |s| crate::cidr::Cidr::parse(s).is_some(),
             },
             slot!(network.trusted_networks),
             "Networks exempt from the per-client limits (CIDR)",

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 // The engine and what it is made of: private; their API is the `pub use` list below.
+mod cidr;
 mod command;
 mod crypto;
 mod engine;
@@ -40,14 +41,16 @@ pub mod metrics;
 #[cfg(raida_mutants)]
 pub mod mutants;
 
+pub use cidr::Cidr;
 pub use command::{
     Command, CommandRegistry, Echo, KeyId, RegisterError, RequestContext, Runs, Version,
     MAX_COMMAND_GROUP, VERSION_BYTES,
 };
 pub use engine::{
-    Accept, AcceptStop, Accepting, Cidr, Completion, ConnId, ConnSocket, Counters, Engine,
-    EngineConfig, Fallback, Io, Job, Listener, Origin, Output, Rate, Serviced, ShutdownStatus,
-    RANDOM_LOW_WATER, RANDOM_RESERVOIR,
+    Accept, AcceptStop, Accepting, Completion, ConnId, ConnSocket, Engine, EngineConfig, Fallback,
+    Io, Job, Listener, Origin, Output, Rate, Serviced, ShutdownStatus, RANDOM_LOW_WATER,
+    RANDOM_RESERVOIR,
 };
 pub use keys::KeyStore;
+pub use metrics::Counters;
 pub use raida_wire::{CoinId, Encryption, Status, StatusByte, Timestamp, Transport};
