@@ -14,8 +14,7 @@
 //! assert_eq!(passed, Ok(Some(vec![true, false])));
 //! ```
 
-use raida_core::keys::An;
-use raida_core::{Status, StatusByte};
+use raida_wire::{An, Status, StatusByte};
 
 use crate::request::Coin;
 

@@ -74,7 +74,7 @@ pub enum ResponseError {
     )]
     Signature {
         /// The response's status byte.
-        status: raida_core::StatusByte,
+        status: raida_wire::StatusByte,
         /// The challenge the request sent (types 1, 2: XORed with the AN).
         expected: [u8; 16],
         /// Whether zeros were acceptable too (any status but SUCCESS).

@@ -34,6 +34,4 @@ pub use request::{
 pub use response::{declared_body_len, status_name, Expect, Response, ResponseHeader};
 pub use transport::{exchange, exchange_tcp, exchange_udp, Reply, Timeouts, Transport};
 
-pub use raida_core::codec::Encryption;
-pub use raida_core::keys::An;
-pub use raida_core::{Status, StatusByte};
+pub use raida_wire::{An, Encryption, Status, StatusByte};

@@ -3,8 +3,7 @@
 use std::fmt;
 
 use crate::crypto;
-use raida_core::codec::{header_len, Encryption, LONG_HEADER_LEN, SHORT_HEADER_LEN, TRAILER};
-use raida_core::keys::An;
+use raida_wire::{header_len, An, Encryption, LONG_HEADER_LEN, SHORT_HEADER_LEN, TRAILER};
 
 use crate::error::{BuildError, RandomError};
 use crate::response::{Expect, ResponseKey};

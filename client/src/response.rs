@@ -3,9 +3,7 @@
 use std::fmt;
 
 use crate::crypto;
-use raida_core::codec::{Encryption, SHORT_HEADER_LEN, TRAILER};
-use raida_core::keys::An;
-use raida_core::{Status, StatusByte};
+use raida_wire::{An, Encryption, Status, StatusByte, SHORT_HEADER_LEN, TRAILER};
 
 use crate::error::ResponseError;
 

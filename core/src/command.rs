@@ -7,11 +7,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::codec::Encryption;
-use crate::keys::{CoinId, KeyStore};
-use crate::metrics::Transport;
-use crate::status::{Status, StatusByte};
-use crate::Timestamp;
+use raida_wire::{Encryption, Status, StatusByte, Timestamp, Transport};
+
+use crate::keys::KeyStore;
 
 /// The highest command group the header rules accept (PROTOCOL.md section 2).
 pub const MAX_COMMAND_GROUP: u8 = 15;
@@ -47,18 +45,7 @@ pub enum Runs {
     Long,
 }
 
-/// The key a request was encrypted with, by identity (never the key itself).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyId {
-    /// Type 0: no key.
-    None,
-    /// Types 1 and 4: the coin whose AN is the key.
-    Coin(CoinId),
-    /// Type 2: the locker, by the 5-byte AN prefix the request carries.
-    Locker([u8; 5]),
-    /// Type 5: the two coins whose ANs make the key, in request order.
-    TwoCoins(CoinId, CoinId),
-}
+pub use raida_wire::KeyId;
 
 /// Everything a handler knows about the request it serves. Every field comes from this
 /// one request (the deployed server's UDP path leaked fields of earlier datagrams into

@@ -1,9 +1,11 @@
 //! raida-core: the sans-IO heart of raida-net.
 //!
-//! Everything that decides anything about the RAIDA wire protocol lives here: the
-//! codec (request headers, bodies, responses, status codes), the crypto the protocol
-//! uses, the key store, the command registry, the configuration and (in `engine`) the
-//! state machine that owns every connection. Nothing here touches a socket, a thread,
+//! Everything that decides anything about the RAIDA wire protocol lives here: body
+//! opening and response writing, the crypto the protocol uses, the key store, the
+//! command registry, the configuration and (in `engine`) the state machine that owns
+//! every connection, with its header-time checks. The protocol's words (header
+//! layouts, status codes, coin references, time) are `raida-wire`'s, re-exported here
+//! at the paths they have always had. Nothing here touches a socket, a thread,
 //! a clock or an OS random number generator: time ([`Timestamp`]) and random bytes
 //! come in as arguments, so the same code runs under epoll, in the simulator and under
 //! the fuzzers. The contract for every byte is `shared/PROTOCOL.md`; section numbers in
@@ -11,11 +13,11 @@
 #![forbid(unsafe_code)]
 
 // The engine and what it is made of: private; their API is the `pub use` list below.
+mod cidr;
 mod command;
 mod crypto;
 mod engine;
-mod status;
-mod time;
+mod frame;
 
 /// The wire format (PROTOCOL.md sections 1 to 6): header lengths, the header-time
 /// checks and the one-call answer to a datagram. Public because client authors,
@@ -39,17 +41,16 @@ pub mod metrics;
 #[cfg(raida_mutants)]
 pub mod mutants;
 
-pub use codec::Encryption;
+pub use cidr::Cidr;
 pub use command::{
     Command, CommandRegistry, Echo, KeyId, RegisterError, RequestContext, Runs, Version,
     MAX_COMMAND_GROUP, VERSION_BYTES,
 };
 pub use engine::{
-    Accept, AcceptStop, Accepting, Cidr, Completion, ConnId, ConnSocket, Counters, Engine,
-    EngineConfig, Fallback, Io, Job, Listener, Origin, Output, Rate, Serviced, ShutdownStatus,
-    RANDOM_LOW_WATER, RANDOM_RESERVOIR,
+    Accept, AcceptStop, Accepting, Completion, ConnId, ConnSocket, Engine, EngineConfig, Fallback,
+    Io, Job, Listener, Origin, Output, Rate, Serviced, ShutdownStatus, RANDOM_LOW_WATER,
+    RANDOM_RESERVOIR,
 };
-pub use keys::{CoinId, KeyStore};
-pub use metrics::Transport;
-pub use status::{Status, StatusByte};
-pub use time::Timestamp;
+pub use keys::KeyStore;
+pub use metrics::Counters;
+pub use raida_wire::{CoinId, Encryption, Status, StatusByte, Timestamp, Transport};

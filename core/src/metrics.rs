@@ -16,39 +16,11 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::engine::{Counters, Engine};
+/// The transport label of the response counters and histograms (the wire vocabulary's).
+pub use raida_wire::Transport;
+use raida_wire::{Status, StatusByte};
+
 use crate::keys::StoreStats;
-use crate::status::Status;
-
-/// The transport a response went out on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Transport {
-    /// A TCP connection.
-    Tcp,
-    /// A UDP datagram.
-    Udp,
-}
-
-impl Transport {
-    /// Both transports, in index order.
-    pub const ALL: [Transport; 2] = [Transport::Tcp, Transport::Udp];
-
-    /// The index of this transport in per-transport arrays (`tcp` 0, `udp` 1).
-    pub const fn index(self) -> usize {
-        match self {
-            Transport::Tcp => 0,
-            Transport::Udp => 1,
-        }
-    }
-
-    /// The label value: `tcp` or `udp`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Transport::Tcp => "tcp",
-            Transport::Udp => "udp",
-        }
-    }
-}
 
 /// Upper bounds (inclusive, in microseconds) of the latency histogram's buckets; one
 /// more bucket, `+Inf`, holds everything above the last.
@@ -127,6 +99,104 @@ impl LatencyHistogram {
     }
 }
 
+/// The engine's counters, for metrics and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counters {
+    /// TCP connections accepted.
+    pub accepted: u64,
+    /// TCP connections refused (answered 160), for any reason below.
+    pub refused: u64,
+    /// ... at `max_connections`.
+    pub refused_global: u64,
+    /// ... at `max_connections_per_client`.
+    pub refused_per_client: u64,
+    /// ... over the client's request rate.
+    pub refused_rate: u64,
+    /// Datagrams over their client's request rate.
+    pub udp_rate_limited: u64,
+    /// Of those, answered 160 (within `udp_refusals_per_s`); the rest were dropped.
+    pub udp_refusals: u64,
+    /// Connections closed by the socket timeout (reading or writing).
+    pub timed_out: u64,
+    /// Connections closed by a socket error (reset, broken pipe).
+    pub reset: u64,
+    /// Connections the peer closed before its request was complete.
+    pub abandoned: u64,
+    /// Responses by transport ([`Transport::index`]) and status byte; refusals at
+    /// `max_connections` (160) count as TCP responses.
+    pub responses_by_status: [[u64; 256]; 2],
+    /// Latency by transport ([`Transport::index`]): from accept (TCP) or receipt (UDP)
+    /// to the response being ready, one observation per counted response (a refusal
+    /// is ready at once).
+    pub latency: [LatencyHistogram; 2],
+    /// Responses written to TCP connections (status known when built), refusals
+    /// included.
+    pub tcp_responses: u64,
+    /// Response datagrams sent.
+    pub udp_responses: u64,
+    /// Datagrams dropped silently (shorter than their header).
+    pub udp_dropped: u64,
+    /// Completions whose connection had closed or whose slot was reused.
+    pub late_completions_dropped: u64,
+    /// Requests that found admission full and waited for a completion.
+    pub admission_waits: u64,
+    /// Times accepting paused because the process was out of descriptors.
+    pub accept_pauses: u64,
+    /// Page loads started (one per page however many requests wait for it).
+    pub page_loads: u64,
+    /// Page loads that failed (their requests were answered 252).
+    pub page_load_failures: u64,
+    /// Requests that waited for their key's page.
+    pub parked: u64,
+    /// Connections that found the buffered-bytes budget spent and waited for room.
+    pub budget_waits: u64,
+    /// Connections closed because they sent more than `discard_limit` bytes after
+    /// their response.
+    pub discard_limit_closes: u64,
+    /// Page load latency, from the first request that needed the page to the load's
+    /// completion.
+    pub load_latency: LatencyHistogram,
+}
+
+impl Counters {
+    /// Responses with status byte `status` sent over `transport`.
+    pub fn responses(&self, transport: Transport, status: StatusByte) -> u64 {
+        self.responses_by_status[transport.index()][usize::from(status.0)]
+    }
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            accepted: 0,
+            refused: 0,
+            refused_global: 0,
+            refused_per_client: 0,
+            refused_rate: 0,
+            udp_rate_limited: 0,
+            udp_refusals: 0,
+            timed_out: 0,
+            reset: 0,
+            abandoned: 0,
+            responses_by_status: [[0; 256]; 2],
+            latency: [LatencyHistogram::new(), LatencyHistogram::new()],
+            tcp_responses: 0,
+            udp_responses: 0,
+            udp_dropped: 0,
+            late_completions_dropped: 0,
+            admission_waits: 0,
+            accept_pauses: 0,
+            page_loads: 0,
+            page_load_failures: 0,
+            parked: 0,
+            budget_waits: 0,
+            discard_limit_closes: 0,
+            load_latency: LatencyHistogram::new(),
+        }
+    }
+}
+
 /// Everything the metrics endpoint shows, taken at one instant on the engine's thread.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -199,21 +269,6 @@ impl MetricsSnapshot {
             self.keys = other.keys;
         }
         self.udp_send_dropped += other.udp_send_dropped;
-    }
-
-    /// The engine's state now.
-    pub fn of(engine: &Engine) -> MetricsSnapshot {
-        MetricsSnapshot {
-            counters: engine.counters().clone(),
-            open_connections: engine.connection_count(),
-            jobs_in_flight: engine.in_flight() + engine.long_in_flight(),
-            jobs_waiting: engine.waiting(),
-            loads_in_flight: engine.loads_in_flight(),
-            buffered_bytes: engine.buffered_bytes(),
-            parked: engine.parked(),
-            keys: engine.keys().stats(),
-            udp_send_dropped: 0,
-        }
     }
 
     /// The snapshot in the Prometheus text exposition format (0.0.4): a `# HELP` and a

@@ -15,8 +15,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use raida_core::keys::{An, PAGE_BYTES, RECORDS_PER_PAGE, RECORD_BYTES};
-use raida_core::{Status, StatusByte};
+use raida_wire::{An, Status, StatusByte, PAGE_BYTES, RECORDS_PER_PAGE, RECORD_BYTES};
 
 use super::{Next, RequestSource};
 use crate::auth::{AuthCommand, AN_LEN, COIN_REF_LEN, GROUP};

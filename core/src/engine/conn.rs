@@ -2,8 +2,9 @@
 
 use std::net::SocketAddr;
 
-use crate::codec::{Admitted, RequestHeader, LONG_HEADER_LEN};
-use crate::Timestamp;
+use raida_wire::{RequestHeader, Timestamp, LONG_HEADER_LEN};
+
+use super::checks::Admitted;
 
 /// Where a connection is in its one request's life.
 #[derive(Debug)]

@@ -3,12 +3,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::codec::{self, Admitted, Arrival, Rejected, ReplyContext, RANDOM_LEN};
-use crate::keys::{KeyStore, PageId};
-use crate::status::{Status, StatusByte};
-use crate::Timestamp;
+use raida_wire::{ReplyContext, Status, StatusByte, Timestamp, RANDOM_LEN};
 
+use super::checks::{Admitted, Rejected};
+use super::execute::{self, Arrival};
 use super::ConnId;
+use crate::keys::{KeyStore, PageId};
 
 /// Where a job's response goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,7 +148,7 @@ impl Job {
             } => {
                 #[cfg(test)]
                 inject::maybe_panic();
-                let status = codec::serve_admitted(
+                let status = execute::serve_admitted(
                     raida_id,
                     &admitted,
                     &arrival,
@@ -162,7 +162,7 @@ impl Job {
                 (status, body)
             }
             Work::Reject(rejected) => {
-                codec::write_rejection(&mut out, raida_id, &rejected, elapsed, random);
+                execute::write_rejection(&mut out, raida_id, &rejected, elapsed, random);
                 (rejected.status.into(), Vec::new())
             }
             Work::Load { page, store } => {
@@ -205,7 +205,7 @@ impl Fallback {
                 reply,
             };
             let elapsed = elapsed_micros(self.started, now);
-            codec::write_rejection(&mut response, self.raida_id, &internal, elapsed, random);
+            execute::write_rejection(&mut response, self.raida_id, &internal, elapsed, random);
         }
         Completion {
             origin: self.origin,

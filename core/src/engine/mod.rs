@@ -1,38 +1,49 @@
 //! The engine: one sans-IO state machine that owns every connection and decides
 //! everything. Drivers (`io-epoll`, the simulator, the fuzzers) only do syscalls.
 
+mod accept_pause;
+mod admission;
 mod budget;
+mod checks;
 mod clients;
 mod conn;
+mod execute;
 mod job;
+mod loads;
 mod service;
 mod timers;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use slab::Slab;
 
-use crate::codec::{
-    self, check_header_or_park, header_len, Admitted, HeaderCheck, HeaderRules, Rejected,
-    RequestHeader, LONG_HEADER_LEN, PREFIX_LEN, SHORT_HEADER_LEN,
-};
 use std::sync::Arc;
 
-use crate::codec::Arrival;
+use raida_wire::{
+    header_len, Encryption, RequestHeader, Status, StatusByte, Timestamp, Transport,
+    LONG_HEADER_LEN, PREFIX_LEN, RANDOM_LEN, SHORT_HEADER_LEN,
+};
+
 use crate::command::{CommandRegistry, Runs};
 use crate::keys::{KeyStore, PageId};
-use crate::metrics::{LatencyHistogram, Transport};
-use crate::status::{Status, StatusByte};
-use crate::Timestamp;
+use crate::metrics::{Counters, MetricsSnapshot};
+use checks::{busy, check_header_or_park, unreadable_key, HeaderCheck};
+pub use checks::{check_header, Admitted, HeaderRules, Rejected};
+use execute::write_rejection;
+pub use execute::{answer_datagram, answer_request, Arrival};
 
+use crate::cidr::{loopback, Cidr};
+use accept_pause::AcceptPause;
+use admission::Admission;
 use budget::{Budget, Visit};
-pub use clients::{loopback, Cidr, Rate};
+pub use clients::Rate;
 use clients::{Clients, Refusal};
 use conn::{BudgetWait, Conn, State};
 use job::{elapsed_micros, Lane, Work};
 pub use job::{Completion, Fallback, Job, Origin};
+use loads::{PageLoads, ParkedDatagram, Waiter};
 pub use service::{AcceptStop, Accepting, ConnSocket, Io, Listener, Serviced};
 use timers::{Deadline, Timers};
 
@@ -225,104 +236,6 @@ pub enum Output {
     StopListening,
 }
 
-/// The engine's counters, for metrics and tests.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Counters {
-    /// TCP connections accepted.
-    pub accepted: u64,
-    /// TCP connections refused (answered 160), for any reason below.
-    pub refused: u64,
-    /// ... at `max_connections`.
-    pub refused_global: u64,
-    /// ... at `max_connections_per_client`.
-    pub refused_per_client: u64,
-    /// ... over the client's request rate.
-    pub refused_rate: u64,
-    /// Datagrams over their client's request rate.
-    pub udp_rate_limited: u64,
-    /// Of those, answered 160 (within `udp_refusals_per_s`); the rest were dropped.
-    pub udp_refusals: u64,
-    /// Connections closed by the socket timeout (reading or writing).
-    pub timed_out: u64,
-    /// Connections closed by a socket error (reset, broken pipe).
-    pub reset: u64,
-    /// Connections the peer closed before its request was complete.
-    pub abandoned: u64,
-    /// Responses by transport ([`Transport::index`]) and status byte; refusals at
-    /// `max_connections` (160) count as TCP responses.
-    pub responses_by_status: [[u64; 256]; 2],
-    /// Latency by transport ([`Transport::index`]): from accept (TCP) or receipt (UDP)
-    /// to the response being ready, one observation per counted response (a refusal
-    /// is ready at once).
-    pub latency: [LatencyHistogram; 2],
-    /// Responses written to TCP connections (status known when built), refusals
-    /// included.
-    pub tcp_responses: u64,
-    /// Response datagrams sent.
-    pub udp_responses: u64,
-    /// Datagrams dropped silently (shorter than their header).
-    pub udp_dropped: u64,
-    /// Completions whose connection had closed or whose slot was reused.
-    pub late_completions_dropped: u64,
-    /// Requests that found admission full and waited for a completion.
-    pub admission_waits: u64,
-    /// Times accepting paused because the process was out of descriptors.
-    pub accept_pauses: u64,
-    /// Page loads started (one per page however many requests wait for it).
-    pub page_loads: u64,
-    /// Page loads that failed (their requests were answered 252).
-    pub page_load_failures: u64,
-    /// Requests that waited for their key's page.
-    pub parked: u64,
-    /// Connections that found the buffered-bytes budget spent and waited for room.
-    pub budget_waits: u64,
-    /// Connections closed because they sent more than `discard_limit` bytes after
-    /// their response.
-    pub discard_limit_closes: u64,
-    /// Page load latency, from the first request that needed the page to the load's
-    /// completion.
-    pub load_latency: LatencyHistogram,
-}
-
-impl Counters {
-    /// Responses with status byte `status` sent over `transport`.
-    pub fn responses(&self, transport: Transport, status: StatusByte) -> u64 {
-        self.responses_by_status[transport.index()][usize::from(status.0)]
-    }
-}
-
-impl Default for Counters {
-    fn default() -> Self {
-        Counters {
-            accepted: 0,
-            refused: 0,
-            refused_global: 0,
-            refused_per_client: 0,
-            refused_rate: 0,
-            udp_rate_limited: 0,
-            udp_refusals: 0,
-            timed_out: 0,
-            reset: 0,
-            abandoned: 0,
-            responses_by_status: [[0; 256]; 2],
-            latency: [LatencyHistogram::new(), LatencyHistogram::new()],
-            tcp_responses: 0,
-            udp_responses: 0,
-            udp_dropped: 0,
-            late_completions_dropped: 0,
-            admission_waits: 0,
-            accept_pauses: 0,
-            page_loads: 0,
-            page_load_failures: 0,
-            parked: 0,
-            budget_waits: 0,
-            discard_limit_closes: 0,
-            load_latency: LatencyHistogram::new(),
-        }
-    }
-}
-
 /// The RAIDA network layer as a state machine: every TCP connection, every UDP
 /// datagram, the jobs in flight and their admission, the timers, the limits.
 ///
@@ -370,14 +283,8 @@ pub struct Engine {
     /// Connection deadlines: (when, slab index, generation), one FIFO per duration.
     timers: Timers,
     outputs: VecDeque<Output>,
-    /// Jobs that found admission full, in arrival order.
-    waiting: VecDeque<Job>,
-    in_flight: usize,
-    /// The same for long-running commands' jobs (`long_jobs`).
-    long_waiting: VecDeque<Job>,
-    long_in_flight: usize,
-    /// The UDP reader stopped because admission was full; resume it when room frees.
-    udp_paused: bool,
+    /// Jobs in flight and waiting, in both lanes, and the datagram pause.
+    admission: Admission,
     pool: Vec<Vec<u8>>,
     /// Random bytes from the driver ([`Engine::handle_random`]) for responses built
     /// on this thread; `random_pos..` are unused. Each byte is handed out once.
@@ -387,14 +294,10 @@ pub struct Engine {
     counters: Counters,
     /// The connection [`Engine::service`] is driving: no [`Output::Wake`] for it.
     servicing: Option<ConnId>,
-    /// Accepting pauses until then (out of descriptors).
-    accept_paused_until: Option<Timestamp>,
-    /// When the driver was last told to warn about a pause.
-    accept_warned_at: Option<Timestamp>,
-    /// Pages being loaded, and the requests waiting for each (one load per page).
-    loads: BTreeMap<PageId, PageLoad>,
-    /// Datagrams waiting for their key's page (`max_parked_datagrams`).
-    parked_datagrams: Slab<ParkedDatagram>,
+    /// Accepting paused while the process is out of descriptors.
+    accept_pause: AcceptPause,
+    /// Pages being loaded, and the requests (connections, datagrams) waiting for them.
+    loads: PageLoads,
     /// Request body bytes buffered (`max_buffered_bytes`).
     budget: Budget,
     /// Connections and request rates per client.
@@ -402,6 +305,25 @@ pub struct Engine {
     /// Shutting down ([`Engine::handle_shutdown`]): until when requests in flight may
     /// take.
     drain_until: Option<Timestamp>,
+}
+
+/// Built here rather than in `metrics`, so that the metrics (plain data and their
+/// rendering) need nothing of the engine.
+impl MetricsSnapshot {
+    /// The engine's state now.
+    pub fn of(engine: &Engine) -> MetricsSnapshot {
+        MetricsSnapshot {
+            counters: engine.counters().clone(),
+            open_connections: engine.connection_count(),
+            jobs_in_flight: engine.in_flight() + engine.long_in_flight(),
+            jobs_waiting: engine.waiting(),
+            loads_in_flight: engine.loads_in_flight(),
+            buffered_bytes: engine.buffered_bytes(),
+            parked: engine.parked(),
+            keys: engine.keys().stats(),
+            udp_send_dropped: 0,
+        }
+    }
 }
 
 /// Where a shutdown stands ([`Engine::shutdown_status`]).
@@ -415,30 +337,6 @@ pub enum ShutdownStatus {
     Drained,
     /// The drain timeout passed with work still open; the driver stops anyway.
     TimedOut,
-}
-
-/// A page being loaded: since when, and who waits for it.
-#[derive(Debug)]
-struct PageLoad {
-    started: Timestamp,
-    waiters: Vec<Waiter>,
-}
-
-/// A request waiting for its key's page.
-#[derive(Clone, Copy, Debug)]
-enum Waiter {
-    /// A connection in [`State::Parked`].
-    Tcp(ConnId),
-    /// A datagram in `parked_datagrams`.
-    Udp(usize),
-}
-
-/// A datagram whose key's page is being loaded.
-#[derive(Debug)]
-struct ParkedDatagram {
-    peer: SocketAddr,
-    bytes: Vec<u8>,
-    arrived: Timestamp,
 }
 
 impl Engine {
@@ -464,6 +362,9 @@ impl Engine {
             config.small_body,
             config.body_chunk,
         );
+        let admission = Admission::new(config.mod_queue_size, config.long_jobs);
+        let loads = PageLoads::new(config.max_parked_datagrams);
+        let accept_pause = AcceptPause::new(config.accept_backoff);
         Engine {
             config,
             rules,
@@ -473,21 +374,15 @@ impl Engine {
             next_generation: 0,
             timers: Timers::default(),
             outputs: VecDeque::new(),
-            waiting: VecDeque::new(),
-            in_flight: 0,
-            long_waiting: VecDeque::new(),
-            long_in_flight: 0,
-            udp_paused: false,
+            admission,
             pool: Vec::new(),
             random: Vec::new(),
             random_pos: 0,
             discard: [0; 512],
             counters: Counters::default(),
             servicing: None,
-            accept_paused_until: None,
-            accept_warned_at: None,
-            loads: BTreeMap::new(),
-            parked_datagrams: Slab::new(),
+            accept_pause,
+            loads,
             budget,
             clients,
             drain_until: None,
@@ -516,32 +411,47 @@ impl Engine {
 
     /// Jobs handed out and not yet completed.
     pub fn in_flight(&self) -> usize {
-        self.in_flight
+        self.admission.in_flight()
     }
 
     /// Jobs waiting for admission.
     pub fn waiting(&self) -> usize {
-        self.waiting.len() + self.long_waiting.len()
+        self.admission.waiting()
     }
 
     /// Jobs of long-running commands in flight (apart from [`in_flight`](Self::in_flight)).
     pub fn long_in_flight(&self) -> usize {
-        self.long_in_flight
+        self.admission.long_in_flight()
     }
 
     /// True when the engine holds no connection, no job, no timer and no output:
     /// everything it was given has been answered or closed.
+    ///
+    /// Stricter than a finished drain ([`shutdown_status`](Self::shutdown_status)):
+    /// besides [`has_outstanding_work`](Self::has_outstanding_work) being false, no
+    /// connection deadline is still counted live in the timers and no accept pause is
+    /// in force. Neither is work a drain waits for (see there), but an idle engine
+    /// holds nothing at all, which is what the simulator checks its bookkeeping with.
     pub fn is_idle(&self) -> bool {
-        self.conns.is_empty()
-            && self.in_flight == 0
-            && self.waiting.is_empty()
-            && self.long_in_flight == 0
-            && self.long_waiting.is_empty()
-            && self.loads.is_empty()
-            && self.parked_datagrams.is_empty()
+        !self.has_outstanding_work()
             && self.timers.live() == 0
-            && self.outputs.is_empty()
-            && self.accept_paused_until.is_none()
+            && self.accept_pause.until().is_none()
+    }
+
+    /// Whether anything accepted is not finished: a connection open, a job in flight
+    /// or waiting for admission (either lane), a page load running or a request
+    /// parked for one (a datagram held), or output the driver has not taken yet.
+    ///
+    /// A drain ([`shutdown_status`](Self::shutdown_status)) is over exactly when this
+    /// is false. Timers and an accept pause are not work: a connection's deadline
+    /// ends with its connection (a stale timer entry is dropped lazily and answers
+    /// nobody), and a shutdown stops accepting for good, so no pause needs to run out
+    /// before the driver may stop.
+    pub fn has_outstanding_work(&self) -> bool {
+        !self.conns.is_empty()
+            || !self.admission.is_empty()
+            || !self.loads.is_empty()
+            || !self.outputs.is_empty()
     }
 
     /// Whether the driver should read datagrams now: false while admission is full,
@@ -560,7 +470,7 @@ impl Engine {
             return;
         }
         self.drain_until = Some(now.saturating_add(self.config.drain_timeout));
-        self.accept_paused_until = None;
+        self.accept_pause.end();
         self.outputs.push_back(Output::StopListening);
     }
 
@@ -570,15 +480,7 @@ impl Engine {
         let Some(until) = self.drain_until else {
             return ShutdownStatus::Running;
         };
-        let drained = self.conns.is_empty()
-            && self.in_flight == 0
-            && self.long_in_flight == 0
-            && self.waiting.is_empty()
-            && self.long_waiting.is_empty()
-            && self.loads.is_empty()
-            && self.parked_datagrams.is_empty()
-            && self.outputs.is_empty();
-        if drained {
+        if !self.has_outstanding_work() {
             ShutdownStatus::Drained
         } else if now >= until {
             ShutdownStatus::TimedOut
@@ -596,12 +498,7 @@ impl Engine {
         if self.drain_until.is_some() {
             return 0;
         }
-        let jobs = self.config.mod_queue_size.saturating_sub(self.in_flight);
-        let parked = self
-            .config
-            .max_parked_datagrams
-            .saturating_sub(self.parked_datagrams.len());
-        jobs.min(parked)
+        self.admission.room().min(self.loads.datagram_room())
     }
 
     /// Request body bytes buffered now (against `max_buffered_bytes`).
@@ -616,12 +513,12 @@ impl Engine {
 
     /// Pages being loaded now.
     pub fn loads_in_flight(&self) -> usize {
-        self.loads.len()
+        self.loads.in_flight()
     }
 
     /// Requests waiting for their key's page now (connections and datagrams).
     pub fn parked(&self) -> usize {
-        self.loads.values().map(|l| l.waiters.len()).sum()
+        self.loads.parked()
     }
 
     /// Whether the engine would use more random bytes ([`handle_random`]): it runs
@@ -647,10 +544,10 @@ impl Engine {
     }
 
     /// The next unused random bytes, if the reservoir holds enough.
-    fn take_random(&mut self) -> Option<[u8; codec::RANDOM_LEN]> {
-        let end = self.random_pos + codec::RANDOM_LEN;
+    fn take_random(&mut self) -> Option<[u8; RANDOM_LEN]> {
+        let end = self.random_pos + RANDOM_LEN;
         let taken = self.random.get_mut(self.random_pos..end)?;
-        let mut bytes = [0u8; codec::RANDOM_LEN];
+        let mut bytes = [0u8; RANDOM_LEN];
         bytes.copy_from_slice(taken);
         // Handed out once: forget them.
         taken.fill(0);
@@ -884,7 +781,7 @@ impl Engine {
             if let Some(header) = RequestHeader::parse(kept) {
                 if self.clients.udp_refusal(now) {
                     self.counters.udp_refusals += 1;
-                    let busy = codec::busy(&header);
+                    let busy = busy(&header);
                     self.reject(Origin::Udp(peer), now, now, busy);
                 }
             }
@@ -912,15 +809,15 @@ impl Engine {
             HeaderCheck::Park(page) => {
                 let mut bytes = take_buffer(&mut self.pool, kept.len());
                 bytes.extend_from_slice(kept);
-                let slot = self.parked_datagrams.insert(ParkedDatagram {
+                let waiter = self.loads.hold_datagram(ParkedDatagram {
                     peer,
                     bytes,
                     arrived,
                 });
-                self.park(page, Waiter::Udp(slot), now);
+                self.park(page, waiter, now);
                 if !self.wants_datagrams() {
                     // Full: the kernel's buffer holds the rest until a load completes.
-                    self.udp_paused = true;
+                    self.admission.pause_datagrams();
                 }
             }
             HeaderCheck::Rejected(rejected) => self.reject(origin, now, arrived, rejected),
@@ -948,10 +845,7 @@ impl Engine {
     /// connection still lives (same index and generation) and waits for it; otherwise
     /// it is dropped and counted.
     pub fn handle_completion(&mut self, completion: Completion, now: Timestamp) {
-        match completion.lane {
-            Lane::Short => self.in_flight = self.in_flight.saturating_sub(1),
-            Lane::Long => self.long_in_flight = self.long_in_flight.saturating_sub(1),
-        }
+        self.admission.complete(completion.lane);
         self.admit_waiting();
         if let Origin::Load(page) = completion.origin {
             let loaded = completion.status == StatusByte::from(Status::Success);
@@ -964,8 +858,7 @@ impl Engine {
     /// Time passed: close connections whose deadline is at or before `now`, and end
     /// an accept pause that is over ([`Output::ResumeAccepting`]).
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        if self.accept_paused_until.is_some_and(|t| t <= now) {
-            self.accept_paused_until = None;
+        if self.accept_pause.end_if_over(now) {
             self.outputs.push_back(Output::ResumeAccepting);
         }
         while let Some((when, index, generation)) = self.timers.pop_due(now) {
@@ -1007,7 +900,7 @@ impl Engine {
     /// [`handle_timeout`](Self::handle_timeout) when it passes.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let conn = self.timers.first().map(|(when, _, _)| when);
-        [conn, self.accept_paused_until, self.drain_until]
+        [conn, self.accept_pause.until(), self.drain_until]
             .into_iter()
             .flatten()
             .min()
@@ -1021,7 +914,7 @@ impl Engine {
     fn check(&self, header: &RequestHeader, now: Timestamp, failed: Option<PageId>) -> HeaderCheck {
         match check_header_or_park(header, &self.rules, &self.commands, &*self.keys, now) {
             HeaderCheck::Park(page) if Some(page) == failed => {
-                HeaderCheck::Rejected(codec::unreadable_key(header))
+                HeaderCheck::Rejected(unreadable_key(header))
             }
             other => other,
         }
@@ -1031,17 +924,9 @@ impl Engine {
     /// workers, admitted like any other).
     fn park(&mut self, page: PageId, waiter: Waiter, now: Timestamp) {
         self.counters.parked += 1;
-        if let Some(load) = self.loads.get_mut(&page) {
-            load.waiters.push(waiter);
+        if !self.loads.park(page, waiter, now) {
             return;
         }
-        self.loads.insert(
-            page,
-            PageLoad {
-                started: now,
-                waiters: vec![waiter],
-            },
-        );
         self.counters.page_loads += 1;
         let job = Job {
             origin: Origin::Load(page),
@@ -1060,7 +945,7 @@ impl Engine {
     /// `page` is in memory now (or `loaded` is false: its load failed): its waiters
     /// resume, in the order they came.
     fn page_loaded(&mut self, page: PageId, loaded: bool, now: Timestamp) {
-        let Some(load) = self.loads.remove(&page) else {
+        let Some(load) = self.loads.finish(page) else {
             return;
         };
         self.counters
@@ -1088,17 +973,16 @@ impl Engine {
                     }
                 }
                 Waiter::Udp(slot) => {
-                    if !self.parked_datagrams.contains(slot) {
+                    let Some(parked) = self.loads.take_datagram(slot) else {
                         continue;
-                    }
-                    let parked = self.parked_datagrams.remove(slot);
+                    };
                     self.datagram(parked.peer, &parked.bytes, now, parked.arrived, failed);
                     recycle(&mut self.pool, &self.config, parked.bytes);
                 }
             }
         }
-        if self.udp_paused && self.wants_datagrams() {
-            self.udp_paused = false;
+        if self.admission.datagrams_paused() && self.wants_datagrams() {
+            self.admission.resume_datagrams();
             self.outputs.push_back(Output::ResumeDatagrams);
         }
     }
@@ -1143,29 +1027,14 @@ impl Engine {
         if stopping {
             return false;
         }
-        match self.accept_paused_until {
-            Some(until) if now < until => false,
-            Some(_) => {
-                self.accept_paused_until = None;
-                true
-            }
-            None => true,
-        }
+        self.accept_pause.allows(now)
     }
 
     /// Out of descriptors: pause accepting for `accept_backoff`. Returns whether the
     /// driver should log it (at most once per ten pauses' length).
     fn pause_accepting(&mut self, now: Timestamp) -> bool {
         self.counters.accept_pauses += 1;
-        let backoff = self.config.accept_backoff;
-        self.accept_paused_until = Some(now.saturating_add(backoff));
-        let quiet = self
-            .accept_warned_at
-            .is_some_and(|at| now.saturating_since(at) < backoff * 10);
-        if !quiet {
-            self.accept_warned_at = Some(now);
-        }
-        !quiet
+        self.accept_pause.start(now)
     }
 
     /// A TCP request's header is in (or its key's page was just loaded: `failed` names
@@ -1256,8 +1125,7 @@ impl Engine {
         };
         if lane == Lane::Long
             && matches!(origin, Origin::Udp(_))
-            && self.long_in_flight >= self.config.long_jobs
-            && self.long_waiting.len() >= self.config.long_jobs
+            && self.admission.long_backlog_full()
         {
             // As many long requests wait as run: over UDP (which has no connection to
             // hold them) the next is refused, once, with 160.
@@ -1280,15 +1148,15 @@ impl Engine {
         // with a small body when random bytes for a 48-byte response are at hand.
         let random = if runs != Runs::Inline {
             None
-        } else if admitted.encryption == codec::Encryption::None {
-            Some([0; codec::RANDOM_LEN])
+        } else if admitted.encryption == Encryption::None {
+            Some([0; RANDOM_LEN])
         } else if body.len() > self.config.inline_crypto_max_body {
             None
         } else if admitted.reply.header_len == LONG_HEADER_LEN {
             self.take_random()
         } else {
             // The 32-byte layout carries no random bytes.
-            Some([0; codec::RANDOM_LEN])
+            Some([0; RANDOM_LEN])
         };
         let job = Job {
             origin,
@@ -1333,7 +1201,7 @@ impl Engine {
             self.submit(job);
             return;
         }
-        self.reject_here(origin, now, started, &rejected, &[0; codec::RANDOM_LEN]);
+        self.reject_here(origin, now, started, &rejected, &[0; RANDOM_LEN]);
     }
 
     /// Builds a rejection on this thread (`random`: for the 48-byte layout).
@@ -1343,11 +1211,11 @@ impl Engine {
         now: Timestamp,
         started: Timestamp,
         rejected: &Rejected,
-        random: &[u8; codec::RANDOM_LEN],
+        random: &[u8; RANDOM_LEN],
     ) {
         let mut out = take_buffer(&mut self.pool, rejected.reply.header_len);
         let elapsed = elapsed_micros(started, now);
-        codec::write_rejection(&mut out, self.config.raida_id, rejected, elapsed, random);
+        write_rejection(&mut out, self.config.raida_id, rejected, elapsed, random);
         let completion = Completion {
             origin,
             lane: Lane::Short,
@@ -1412,64 +1280,30 @@ impl Engine {
         }
     }
 
+    /// Hands `job` to the driver now, or lets it wait for room (counted).
     fn submit(&mut self, job: Job) {
-        if job.lane == Lane::Long {
-            if self.long_in_flight < self.config.long_jobs {
-                self.long_in_flight += 1;
-                self.outputs.push_back(Output::Job(job));
-            } else {
-                self.counters.admission_waits += 1;
-                self.long_waiting.push_back(job);
-            }
-            return;
-        }
-        #[allow(unused_mut)]
-        let mut bound = self.config.mod_queue_size;
-        // Planted bug for the mutant runner (never in a normal build): admission past
-        // the bound.
-        #[cfg(raida_mutants)]
-        if crate::mutants::active(crate::mutants::Mutant::AdmissionOverflow) {
-            bound = usize::MAX;
-        }
-        if self.in_flight < bound {
-            self.in_flight += 1;
-            self.outputs.push_back(Output::Job(job));
-        } else {
-            self.counters.admission_waits += 1;
-            if matches!(job.origin, Origin::Udp(_)) {
-                self.udp_paused = true;
-            }
-            self.waiting.push_back(job);
-        }
-        if self.in_flight >= self.config.mod_queue_size {
-            self.udp_paused = true;
+        match self.admission.submit(job) {
+            Some(job) => self.outputs.push_back(Output::Job(job)),
+            None => self.counters.admission_waits += 1,
         }
     }
 
-    /// Starts waiting jobs, oldest first, while there is room (in both lanes).
+    /// Starts waiting jobs, oldest first, while there is room (in both lanes); a job
+    /// whose connection is gone is dropped (counted). Resumes datagrams once the
+    /// workers' lane has room.
     fn admit_waiting(&mut self) {
-        while self.in_flight < self.config.mod_queue_size {
-            let Some(job) = self.waiting.pop_front() else {
-                break;
-            };
-            if self.is_orphan(&job) {
-                continue;
+        let (conns, counters) = (&self.conns, &mut self.counters);
+        let mut wanted = |job: &Job| {
+            let orphan = is_orphan(conns, job);
+            if orphan {
+                counters.late_completions_dropped += 1;
             }
-            self.in_flight += 1;
+            !orphan
+        };
+        while let Some(job) = self.admission.next_admitted(&mut wanted) {
             self.outputs.push_back(Output::Job(job));
         }
-        while self.long_in_flight < self.config.long_jobs {
-            let Some(job) = self.long_waiting.pop_front() else {
-                break;
-            };
-            if self.is_orphan(&job) {
-                continue;
-            }
-            self.long_in_flight += 1;
-            self.outputs.push_back(Output::Job(job));
-        }
-        if self.udp_paused && self.in_flight < self.config.mod_queue_size {
-            self.udp_paused = false;
+        if self.admission.resume_datagrams_if_room() {
             self.outputs.push_back(Output::ResumeDatagrams);
         }
     }
@@ -1485,17 +1319,6 @@ impl Engine {
         let deadline = now.saturating_add(self.config.socket_timeout);
         self.set_deadline(id, Some((deadline, Deadline::SocketTimeout)));
         self.wake(id);
-    }
-
-    /// A waiting job whose connection is gone: nobody waits for its answer (counted).
-    fn is_orphan(&mut self, job: &Job) -> bool {
-        match job.origin {
-            Origin::Tcp(id) if !self.is_live(id) => {
-                self.counters.late_completions_dropped += 1;
-                true
-            }
-            _ => false,
-        }
     }
 
     /// The client's address: the connection's peer, or the datagram's sender.
@@ -1629,9 +1452,19 @@ impl Engine {
 }
 
 /// The engine asks for random bytes ([`Engine::wants_random`]) below this many.
-pub const RANDOM_LOW_WATER: usize = 32 * codec::RANDOM_LEN;
+pub const RANDOM_LOW_WATER: usize = 32 * RANDOM_LEN;
 /// Random bytes the engine holds at most.
 pub const RANDOM_RESERVOIR: usize = 8192;
+
+/// A waiting job whose connection is gone: nobody waits for its answer.
+fn is_orphan(conns: &Slab<Conn>, job: &Job) -> bool {
+    match job.origin {
+        Origin::Tcp(id) => !conns
+            .get(id.index())
+            .is_some_and(|c| c.generation == id.generation),
+        _ => false,
+    }
+}
 
 fn live_mut(conns: &mut Slab<Conn>, id: ConnId) -> Option<&mut Conn> {
     conns
@@ -1783,7 +1616,7 @@ mod fault_tests {
         };
         assert_eq!(engine.in_flight(), 1);
         job::inject::panic_next_job();
-        let completion = job.run(now, &[0; codec::RANDOM_LEN], &mut Vec::new());
+        let completion = job.run(now, &[0; RANDOM_LEN], &mut Vec::new());
         assert_eq!(completion.status(), Status::Internal.into());
         engine.handle_completion(completion, now);
         assert_eq!(engine.in_flight(), 0);

@@ -16,7 +16,7 @@
 use std::net::SocketAddr;
 
 use super::{Accept, ConnId, Engine, Output};
-use crate::Timestamp;
+use raida_wire::Timestamp;
 
 /// What one non-blocking socket call did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

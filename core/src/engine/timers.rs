@@ -16,7 +16,7 @@
 
 use std::collections::VecDeque;
 
-use crate::Timestamp;
+use raida_wire::Timestamp;
 
 /// (deadline, slab index, generation).
 pub(crate) type Entry = (Timestamp, u32, u64);

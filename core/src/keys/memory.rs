@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use super::{
     An, Change, CoinId, KeyStore, LockerIndex, Lookup, PageId, Record, StoreError, StoreStats,
 };
-use crate::Timestamp;
+use raida_wire::Timestamp;
 
 /// A [`KeyStore`] whose coins and lockers are all in memory, inserted by the caller.
 ///

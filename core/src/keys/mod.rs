@@ -11,14 +11,14 @@
 
 use std::collections::BTreeMap;
 
-use crate::Timestamp;
-
 mod memory;
 
 pub use memory::MemoryKeyStore;
+/// How requests name coins and keys, and the page layout's sizes: the wire
+/// vocabulary's, here at the paths the store and the commands have always used.
+pub use raida_wire::{An, CoinId, PAGE_BYTES, RECORDS_PER_PAGE, RECORD_BYTES};
 
-/// An authenticity number: the 16-byte secret of one coin or locker.
-pub type An = [u8; 16];
+use raida_wire::Timestamp;
 
 /// The first serial number that is never a known coin: serials are 26 bits.
 ///
@@ -27,44 +27,9 @@ pub type An = [u8; 16];
 /// section 11: a key must never come from another coin).
 pub const SERIAL_LIMIT: u32 = 1 << 26;
 
-/// A coin as requests and the store name it: denomination (a signed byte, -8..=6 on a
-/// deployed RAIDA) and serial number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct CoinId {
-    /// The denomination, sent as one signed byte.
-    pub denomination: i8,
-    /// The serial number, sent big-endian in 4 bytes.
-    pub serial: u32,
-}
-
-impl CoinId {
-    /// Coin (`denomination`, `serial`).
-    pub const fn new(denomination: i8, serial: u32) -> CoinId {
-        CoinId {
-            denomination,
-            serial,
-        }
-    }
-
-    /// The coin the 5 bytes `[denomination, serial (big-endian)]` name.
-    pub const fn from_bytes(b: [u8; 5]) -> CoinId {
-        CoinId {
-            denomination: b[0] as i8,
-            serial: u32::from_be_bytes([b[1], b[2], b[3], b[4]]),
-        }
-    }
-}
-
 /// Denominations a deployed RAIDA has (PROTOCOL.md section 10): a coin of any other
 /// denomination is unknown without any lookup.
 pub const DENOMINATIONS: std::ops::RangeInclusive<i8> = -8..=6;
-
-/// Records (coins) in one page.
-pub const RECORDS_PER_PAGE: u32 = 1024;
-/// Bytes in one record: the 16-byte AN, then one status byte.
-pub const RECORD_BYTES: usize = 17;
-/// Bytes in a complete page file (17,408). A shorter file holds no known coin.
-pub const PAGE_BYTES: usize = RECORD_BYTES * RECORDS_PER_PAGE as usize;
 
 /// One page of the store: denomination and page number (serial / 1024), the unit the
 /// store reads, caches and names files by (`Data/<dd>/<pp>/<pppp>.bin`).

@@ -1,83 +1,16 @@
-//! The wire codec: request headers, header-time checks, bodies, responses
-//! (PROTOCOL.md sections 1 to 6). Every function here is pure: buffers are the
-//! caller's, time and random bytes are arguments.
-
-mod body;
-mod header;
-mod reply;
-
-pub(crate) use body::open_body;
-pub use body::CHALLENGE_LEN;
-pub(crate) use header::{busy, check_header_or_park, unreadable_key, HeaderCheck};
-pub use header::{
-    check_header, header_len, Admitted, HeaderRules, Rejected, RequestHeader, RequestKey, MAX_SHARD,
-};
-pub(crate) use reply::{write_response, ResponseParts};
-pub use reply::{ReplyContext, MAX_RESPONSE_BODY};
+//! Execution: what happens to an admitted request once its whole body is in (the body
+//! opened, the command run under `catch_unwind`, the response written), and the
+//! one-call answer to a request that runs admission and execution back to back for
+//! callers off the event loop (clients' tests, the simulator's oracle, the fuzzers).
 
 use std::net::SocketAddr;
 
+use raida_wire::{RequestHeader, Status, StatusByte, Timestamp, Transport, RANDOM_LEN};
+
+use super::checks::{check_header, Admitted, HeaderRules, Rejected};
 use crate::command::{CommandRegistry, RequestContext};
+use crate::frame::{open_body, write_response, RequestKey, ResponseParts};
 use crate::keys::KeyStore;
-use crate::metrics::Transport;
-use crate::status::{Status, StatusByte};
-use crate::Timestamp;
-
-/// Bytes needed before the header length is known: byte 16 is the encryption type.
-pub const PREFIX_LEN: usize = 17;
-/// Request and response header length for encryption types 0, 1, 2.
-pub const SHORT_HEADER_LEN: usize = 32;
-/// Request and response header length for every other encryption type byte.
-pub const LONG_HEADER_LEN: usize = 48;
-/// Every body, request or response, ends with these two bytes.
-pub const TRAILER: [u8; 2] = [0x3E, 0x3E];
-/// Fresh random bytes a 48-byte response carries (bytes 24..45).
-pub const RANDOM_LEN: usize = 22;
-
-/// The encryption types this server speaks (request byte 16).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Encryption {
-    /// 0: clear text, CRC-checked challenge.
-    None,
-    /// 1: AES-128-CTR under a coin's AN.
-    CoinAes128,
-    /// 2: AES-128-CTR under a locker's AN, found by a 5-byte prefix.
-    LockerAes128,
-    /// 4: AES-256-CTR + HMAC-SHA256 under SHA-256 of one coin's AN.
-    CoinAes256,
-    /// 5: AES-256-CTR + HMAC-SHA256 under SHA-256 of two coins' ANs.
-    TwoCoinAes256,
-}
-
-impl Encryption {
-    /// The type byte 16 names, if this server speaks it.
-    pub const fn from_byte(b: u8) -> Option<Encryption> {
-        match b {
-            0 => Some(Encryption::None),
-            1 => Some(Encryption::CoinAes128),
-            2 => Some(Encryption::LockerAes128),
-            4 => Some(Encryption::CoinAes256),
-            5 => Some(Encryption::TwoCoinAes256),
-            _ => None,
-        }
-    }
-
-    /// The byte on the wire.
-    pub const fn byte(self) -> u8 {
-        match self {
-            Encryption::None => 0,
-            Encryption::CoinAes128 => 1,
-            Encryption::LockerAes128 => 2,
-            Encryption::CoinAes256 => 4,
-            Encryption::TwoCoinAes256 => 5,
-        }
-    }
-
-    /// Types 4 and 5: 48-byte headers, HMAC-authenticated bodies.
-    pub const fn is_aes256(self) -> bool {
-        matches!(self, Encryption::CoinAes256 | Encryption::TwoCoinAes256)
-    }
-}
 
 /// Where and when a request arrived, and over what: the parts of a handler's request
 /// context that are not in the request's bytes.

@@ -2,13 +2,12 @@
 
 use std::ops::Range;
 
-use super::header::RequestKey;
-use super::{Encryption, TRAILER};
-use crate::crypto;
-use crate::status::Status;
+use raida_wire::{Encryption, Status, CHALLENGE_LEN, TRAILER};
 
-/// The bytes of a type 0, 1 or 2 body before the payload: 12 random bytes and their CRC.
-pub const CHALLENGE_LEN: usize = 16;
+use super::key::RequestKey;
+use crate::crypto;
+
+/// The bytes of the challenge its CRC covers (the CRC is the next 4).
 const CRC_COVERS: usize = 12;
 
 /// A body that passed its checks, decrypted in place.

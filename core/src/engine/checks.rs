@@ -1,27 +1,19 @@
-//! Request headers (PROTOCOL.md sections 2 and 3) and the header-time checks.
+//! The header-time checks of PROTOCOL.md section 2, which decide on the
+//! event-loop thread, before any body byte is read, whether a request is answered at
+//! once (rejected), parked until its key's page is loaded, or admitted to have its
+//! body read and its command run. They need the command registry and the key store,
+//! which is why they are the engine's and not the wire vocabulary's.
 
 use std::sync::Arc;
 
-use super::reply::ReplyContext;
-use super::{Encryption, LONG_HEADER_LEN, PREFIX_LEN, SHORT_HEADER_LEN};
-use crate::command::{Command, CommandRegistry, KeyId, MAX_COMMAND_GROUP};
+use raida_wire::{
+    An, CoinId, Encryption, ReplyContext, RequestHeader, Status, Timestamp, MAX_SHARD,
+};
+
+use crate::command::{Command, CommandRegistry, MAX_COMMAND_GROUP};
 use crate::crypto;
-use crate::keys::{An, CoinId, KeyStore, Lookup, PageId};
-use crate::status::Status;
-use crate::Timestamp;
-
-/// The highest shard id the header rules accept.
-pub const MAX_SHARD: u8 = 3;
-
-/// The length of the request header announced by byte 16 (the encryption type):
-/// 32 bytes for types 0, 1, 2, and 48 for every other value (4 and 5 are valid; the
-/// others are read in full and then answered 27).
-pub const fn header_len(encryption_byte: u8) -> usize {
-    match encryption_byte {
-        0..=2 => SHORT_HEADER_LEN,
-        _ => LONG_HEADER_LEN,
-    }
-}
+use crate::frame::RequestKey;
+use crate::keys::{KeyStore, Lookup, PageId};
 
 /// What the header rules compare against: this server's identity and body bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,156 +24,6 @@ pub struct HeaderRules {
     pub coin_id: u16,
     /// A declared body longer than this is answered 16 before any body byte is read.
     pub max_body_size: usize,
-}
-
-/// A complete request header, 32 or 48 bytes, copied out of the read buffer.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct RequestHeader {
-    bytes: [u8; LONG_HEADER_LEN],
-    len: u8,
-}
-
-impl std::fmt::Debug for RequestHeader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RequestHeader")
-            .field("len", &self.len)
-            .field("group", &self.group())
-            .field("command", &self.command())
-            .field("encryption", &self.encryption_byte())
-            .finish()
-    }
-}
-
-impl RequestHeader {
-    /// The header at the start of `bytes`, when `bytes` holds all of it (at least 17
-    /// bytes, and then the 32 or 48 that byte 16 announces). Bytes after it are not read.
-    pub fn parse(bytes: &[u8]) -> Option<RequestHeader> {
-        let enc = *bytes.get(PREFIX_LEN - 1)?;
-        let len = header_len(enc);
-        let src = bytes.get(..len)?;
-        let mut h = RequestHeader {
-            bytes: [0; LONG_HEADER_LEN],
-            len: len as u8,
-        };
-        h.bytes[..len].copy_from_slice(src);
-        Some(h)
-    }
-
-    /// The header's bytes, 32 or 48 of them.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
-    }
-
-    /// 32 or 48.
-    pub fn len(&self) -> usize {
-        usize::from(self.len)
-    }
-
-    /// Always false: a header is never empty. (Present because `len` is.)
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
-    /// Byte 16, the encryption type as sent.
-    pub fn encryption_byte(&self) -> u8 {
-        self.bytes[16]
-    }
-
-    /// Byte 4.
-    pub fn group(&self) -> u8 {
-        self.bytes[4]
-    }
-
-    /// Byte 5.
-    pub fn command(&self) -> u8 {
-        self.bytes[5]
-    }
-
-    /// The declared body length: bytes 22..23 for types 0, 1, 2, bytes 17..18 for the
-    /// 48-byte types (meaningless, and never used, for invalid types).
-    pub fn declared_body_len(&self) -> usize {
-        let at = if self.len() == SHORT_HEADER_LEN {
-            22
-        } else {
-            17
-        };
-        usize::from(u16::from_be_bytes([self.bytes[at], self.bytes[at + 1]]))
-    }
-
-    /// Byte 3.
-    pub fn shard(&self) -> u8 {
-        self.bytes[3]
-    }
-
-    /// Byte 2.
-    pub fn raida_id(&self) -> u8 {
-        self.bytes[2]
-    }
-
-    /// Bytes 6..7.
-    pub fn coin_id(&self) -> u16 {
-        u16::from_be_bytes([self.bytes[6], self.bytes[7]])
-    }
-
-    /// The nonce bytes: 24..31 of a 32-byte header, 24..47 of a 48-byte one.
-    pub fn nonce(&self) -> &[u8] {
-        &self.bytes[24..self.len()]
-    }
-
-    /// Who the key of a request of type `encryption` belongs to, as this header names
-    /// it.
-    pub fn key_id(&self, encryption: Encryption) -> KeyId {
-        let coin = |at: usize| CoinId::from_bytes(self.array::<5>(at));
-        match encryption {
-            Encryption::None => KeyId::None,
-            Encryption::CoinAes128 => KeyId::Coin(coin(17)),
-            Encryption::LockerAes128 => KeyId::Locker(self.array::<5>(17)),
-            Encryption::CoinAes256 => KeyId::Coin(coin(19)),
-            Encryption::TwoCoinAes256 => KeyId::TwoCoins(coin(19), coin(24)),
-        }
-    }
-
-    fn byte(&self, i: usize) -> u8 {
-        self.bytes[i]
-    }
-
-    fn array<const N: usize>(&self, at: usize) -> [u8; N] {
-        let mut out = [0u8; N];
-        out.copy_from_slice(&self.bytes[at..at + N]);
-        out
-    }
-}
-
-/// The key a request's body is encrypted with, resolved at header time.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum RequestKey {
-    /// Type 0: no encryption.
-    None,
-    /// Types 1 and 2: AES-128-CTR under the AN, IV = request bytes 24..31 + 8 zeros.
-    Aes128 {
-        /// The coin's or locker's AN (also XORed into the challenge).
-        an: An,
-        /// The request IV; the response body restarts at it.
-        iv: [u8; 16],
-    },
-    /// Types 4 and 5: AES-256-CTR and HMAC-SHA256 under SHA-256 of the AN(s).
-    Aes256 {
-        /// SHA-256(AN) or SHA-256(AN1 || AN2).
-        key: [u8; 32],
-        /// The request IV: request bytes 24..39.
-        iv: [u8; 16],
-    },
-}
-
-impl std::fmt::Debug for RequestKey {
-    // Never print key material.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RequestKey::None => f.write_str("RequestKey::None"),
-            RequestKey::Aes128 { .. } => f.write_str("RequestKey::Aes128(..)"),
-            RequestKey::Aes256 { .. } => f.write_str("RequestKey::Aes256(..)"),
-        }
-    }
 }
 
 /// A header that passed every header-time check: the request may have its body read
@@ -304,26 +146,26 @@ fn check(
 ) -> Result<Admitted, Fail> {
     let mut reply = ReplyContext::early(h);
     let reject = |status, reply| Err(Fail::Rejected(Rejected { status, reply }));
-    if h.byte(0) != 1 {
+    if h.routing() != 1 {
         return reject(Status::InvalidRouting, reply);
     }
-    if h.byte(1) != 0 {
+    if h.split_id() != 0 {
         return reject(Status::InvalidSplitId, reply);
     }
-    if h.byte(2) != rules.raida_id {
+    if h.raida_id() != rules.raida_id {
         return reject(Status::InvalidRaidaId, reply);
     }
     if h.group() > MAX_COMMAND_GROUP {
         return reject(Status::InvalidCommandGroup, reply);
     }
-    if h.byte(3) > MAX_SHARD {
+    if h.shard() > MAX_SHARD {
         return reject(Status::InvalidShardId, reply);
     }
     let Some(handler) = commands.get(h.group(), h.command()) else {
         return reject(Status::InvalidCommand, reply);
     };
     reply.group = h.group();
-    if u16::from_be_bytes([h.byte(6), h.byte(7)]) != rules.coin_id {
+    if h.coin_id() != rules.coin_id {
         return reject(Status::InvalidCoinId, reply);
     }
     let Some(encryption) = Encryption::from_byte(h.encryption_byte()) else {
@@ -369,7 +211,7 @@ fn coin_an(
     keys: &dyn KeyStore,
     now: Timestamp,
 ) -> Result<An, KeyFail> {
-    let coin = CoinId::from_bytes(h.array::<5>(at));
+    let coin = CoinId::from_bytes(h.five_bytes(at));
     match keys.lookup(coin, now) {
         Lookup::Found(an) => Ok(an),
         Lookup::Unknown => Err(KeyFail::Status(unknown)),
@@ -384,28 +226,29 @@ fn resolve_key(
     keys: &dyn KeyStore,
     now: Timestamp,
 ) -> Result<RequestKey, KeyFail> {
-    let short_iv = || {
-        let mut iv = [0u8; 16];
-        iv[..8].copy_from_slice(&h.bytes[24..32]);
-        iv
-    };
     match encryption {
         Encryption::None => Ok(RequestKey::None),
         Encryption::CoinAes128 => {
             let an = coin_an(h, 17, Status::InvalidEncryption, keys, now)?;
-            Ok(RequestKey::Aes128 { an, iv: short_iv() })
+            Ok(RequestKey::Aes128 {
+                an,
+                iv: h.short_iv(),
+            })
         }
         Encryption::LockerAes128 => {
             let an = keys
-                .locker_an(&h.array::<5>(17), now)
+                .locker_an(&h.five_bytes(17), now)
                 .ok_or(KeyFail::Status(Status::InvalidEncryption))?;
-            Ok(RequestKey::Aes128 { an, iv: short_iv() })
+            Ok(RequestKey::Aes128 {
+                an,
+                iv: h.short_iv(),
+            })
         }
         Encryption::CoinAes256 => {
             let an = coin_an(h, 19, Status::EncryptionCoinNotFound, keys, now)?;
             Ok(RequestKey::Aes256 {
                 key: crypto::sha256(&[&an]),
-                iv: h.array::<16>(24),
+                iv: h.long_iv(),
             })
         }
         Encryption::TwoCoinAes256 => {
@@ -413,7 +256,7 @@ fn resolve_key(
             let an2 = coin_an(h, 24, Status::EncryptionCoinNotFound, keys, now)?;
             Ok(RequestKey::Aes256 {
                 key: crypto::sha256(&[&an1, &an2]),
-                iv: h.array::<16>(24),
+                iv: h.long_iv(),
             })
         }
     }
