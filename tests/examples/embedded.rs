@@ -1,5 +1,5 @@
 //! A test binary that embeds raida-net as a library: a server built with
-//! `raida_io_epoll::ServerBuilder`, with commands of its own, no signal handlers (it
+//! `raida_server::ServerBuilder`, with commands of its own, no signal handlers (it
 //! owns its signals, as an embedder may), stopped through its `ShutdownHandle` when a
 //! line `shutdown` arrives on standard input. Driven by `tests/tests/embedded.rs`.
 //!
@@ -20,7 +20,7 @@ use std::time::Duration;
 use raida_core::config::Config;
 use raida_core::keys::MemoryKeyStore;
 use raida_core::{Command, RequestContext, Runs, Status, StatusByte};
-use raida_io_epoll::{Served, ServerBuilder};
+use raida_server::{Served, ServerBuilder};
 use raida_store::demo_coin_an;
 
 /// Sleeps payload[0] × 100 ms on a worker, then answers the payload.
@@ -81,7 +81,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    raida_io_epoll::init_logging(None);
+    raida_server::init_logging(None);
     let store = MemoryKeyStore::new();
     store.insert_coin(1, 1, demo_coin_an(1, 1));
     let server = ServerBuilder::new(config)
@@ -111,7 +111,7 @@ fn main() -> ExitCode {
             }
         }
     });
-    raida_io_epoll::print_listening(&server);
+    raida_server::print_listening(&server);
     match server.serve() {
         Ok(Served::Drained) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(3),

@@ -1,4 +1,4 @@
-//! The whoami example (`io-epoll/examples/whoami.rs`), a RAIDA server built on
+//! The whoami example (`server/examples/whoami.rs`), a RAIDA server built on
 //! raida-net with a command of its own: group 15, command 0 answers 250 with the
 //! client's IPv4 address, its source port (big-endian) and the request's shard,
 //! encrypted like every response body of the request's type. Over TCP and UDP, for
@@ -14,7 +14,7 @@ const RAIDA_ID: u8 = 3;
 const COIN_ID: u16 = 6;
 
 fn whoami() -> Server {
-    let bin = example_binary("raida-io-epoll", "whoami");
+    let bin = example_binary("raida-server", "whoami");
     Server::start_program(
         &bin,
         &[

@@ -23,7 +23,7 @@ use crate::server::Server;
 /// use std::sync::Arc;
 /// use raida_core::config::Config;
 /// use raida_core::{Command, RequestContext, Status, StatusByte};
-/// use raida_io_epoll::ServerBuilder;
+/// use raida_server::ServerBuilder;
 ///
 /// /// Group 15, command 7: answers the payload back.
 /// #[derive(Debug)]

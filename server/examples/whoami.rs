@@ -1,7 +1,7 @@
 //! A RAIDA server built on raida-net with one command of its own: "who am I".
 //!
 //! ```sh
-//! cargo run --release -p raida-io-epoll --example whoami -- \
+//! cargo run --release -p raida-server --example whoami -- \
 //!     --port 50100 --raida-id 3 --coin-id 6 --bind 127.0.0.1
 //! ```
 //!
@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use raida_core::config::Config;
 use raida_core::{Command, RequestContext, Status, StatusByte};
-use raida_io_epoll::ServerBuilder;
+use raida_server::ServerBuilder;
 use raida_store::{demo_locker_an, write_demo_store, DiskStore, StoreConfig};
 
 /// Group 15, command 0: the client's address as the server saw it, and the shard.
@@ -76,7 +76,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    raida_io_epoll::init_logging(None);
+    raida_server::init_logging(None);
     let data = std::env::temp_dir().join(format!("raida-whoami-{}", std::process::id()));
     let store = match write_demo_store(&data)
         .and_then(|_| DiskStore::open(&data, StoreConfig::default()).map_err(std::io::Error::other))
@@ -99,7 +99,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    raida_io_epoll::print_listening(&server);
+    raida_server::print_listening(&server);
     let served = server.serve();
     let _ = std::fs::remove_dir_all(&data);
     match served {

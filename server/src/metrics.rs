@@ -6,7 +6,7 @@
 //! copies them periodically. For every request the HTTP thread sends a one-shot reply
 //! channel to the loop ([`SnapshotRequests`]) and wakes it with `Poller::notify`; the
 //! loop answers after it has drained the events and completions of its current turn
-//! ([`crate::event_loop::EventLoop`]). A response a client has already received was
+//! ([`raida_io_epoll::event_loop::EventLoop`]). A response a client has already received was
 //! counted before its bytes were written, so a scrape that follows it sees it.
 //!
 //! Paths: `GET /metrics` (the Prometheus text format, rendered by
@@ -21,10 +21,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Sender, TrySendError};
 
-use crate::poll::Poller;
 use raida_core::metrics::MetricsSnapshot;
+use raida_io_epoll::poll::Poller;
+use raida_io_epoll::snapshots::{SnapshotReply, SnapshotRequests};
 use tiny_http::{Header, Method, Request, Response};
 
 /// How long a scrape or a health check waits for the event loop to answer.
@@ -33,32 +34,6 @@ pub const LOOP_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Snapshot requests waiting for the loop at most (the HTTP thread sends one at a
 /// time; the bound only keeps a confused caller from queueing without limit).
 const PENDING_REQUESTS: usize = 4;
-
-/// A request for a snapshot: the loop sends its answer on the enclosed channel.
-pub type SnapshotReply = Sender<MetricsSnapshot>;
-
-/// The event loop's end of the snapshot channel: answer every waiting request with
-/// [`answer`](Self::answer) after each turn.
-#[derive(Debug)]
-pub struct SnapshotRequests {
-    requests: Receiver<SnapshotReply>,
-}
-
-impl SnapshotRequests {
-    /// Answers every waiting request with `snapshot()` (computed once, only when a
-    /// request is waiting).
-    pub fn answer(&self, snapshot: impl FnOnce() -> MetricsSnapshot) {
-        let Ok(first) = self.requests.try_recv() else {
-            return;
-        };
-        let snapshot = snapshot();
-        // The requester may have given up (timed out): nothing to do then.
-        let _ = first.send(snapshot.clone());
-        while let Ok(reply) = self.requests.try_recv() {
-            let _ = reply.send(snapshot.clone());
-        }
-    }
-}
 
 /// The running endpoint; dropping it stops the HTTP thread.
 pub struct MetricsServer {

@@ -13,10 +13,11 @@ use raida_core::{CommandRegistry, Engine, EngineConfig, KeyStore, Timestamp};
 use raida_store::DiskStore;
 
 use crate::builder::BuildError;
-use crate::event_loop::{EventLoop, Exit, Parts};
 use crate::metrics::MetricsServer;
-use crate::poll::Poller;
-use crate::{signals, sockets, workers};
+use crate::signals;
+use raida_io_epoll::event_loop::{EventLoop, Exit, Parts};
+use raida_io_epoll::poll::Poller;
+use raida_io_epoll::{sockets, workers};
 
 /// Stops a server gracefully, from any thread: it stops accepting (the listeners
 /// close), stops reading datagrams, lets the requests in flight finish and their
