@@ -41,7 +41,7 @@ pub mod mutants;
 
 pub use codec::Encryption;
 pub use command::{
-    Command, CommandRegistry, Echo, KeyId, RegisterError, RequestContext, Runs, Version,
+    Command, CommandRegistry, Echo, KeyId, RegisterError, Reply, RequestContext, Runs, Version,
     MAX_COMMAND_GROUP, VERSION_BYTES,
 };
 pub use engine::{

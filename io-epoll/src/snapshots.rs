@@ -5,20 +5,20 @@ use crossbeam_channel::{Receiver, Sender};
 use raida_core::metrics::MetricsSnapshot;
 
 /// A request for a snapshot: the loop sends its answer on the enclosed channel.
-pub type SnapshotReply = Sender<MetricsSnapshot>;
+pub(crate) type SnapshotReply = Sender<MetricsSnapshot>;
 
 /// The event loop's end of the snapshot channel: answer every waiting request with
 /// [`answer`](Self::answer) after each turn.
 #[derive(Debug)]
-pub struct SnapshotRequests {
+pub(crate) struct SnapshotRequests {
     /// Where the requests arrive.
-    pub requests: Receiver<SnapshotReply>,
+    pub(crate) requests: Receiver<SnapshotReply>,
 }
 
 impl SnapshotRequests {
     /// Answers every waiting request with `snapshot()` (computed once, only when a
     /// request is waiting).
-    pub fn answer(&self, snapshot: impl FnOnce() -> MetricsSnapshot) {
+    pub(crate) fn answer(&self, snapshot: impl FnOnce() -> MetricsSnapshot) {
         let Ok(first) = self.requests.try_recv() else {
             return;
         };

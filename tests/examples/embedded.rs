@@ -1,9 +1,11 @@
 //! A test binary that embeds raida-net as a library: a server built with
-//! `raida_server::ServerBuilder`, with commands of its own, no signal handlers (it
-//! owns its signals, as an embedder may), stopped through its `ShutdownHandle` when a
-//! line `shutdown` arrives on standard input. Driven by `tests/tests/embedded.rs`.
+//! `raida_server::ServerBuilder` from a configuration built in Rust, with commands of
+//! its own, no signal handlers (it owns its signals, as an embedder may), stopped
+//! through its `ShutdownHandle` when a line `shutdown` arrives on standard input.
+//! Driven by `tests/tests/embedded.rs`.
 //!
-//! Flags: `--mod-queue-size N`, `--socket-timeout-ms N`, `--long-jobs N`.
+//! It listens on 127.0.0.1, port 0, with the metrics endpoint on 127.0.0.1, port 0.
+//! Flags: `--mod-queue-size N`, `--socket-timeout-ms N`, `--drain-timeout-ms N`.
 //! Commands:
 //! - 15/1 `slow` (a worker): sleeps payload[0] × 100 ms, answers the payload;
 //! - 15/2 `hold` (long-running): sleeps payload[0] × 100 ms, answers `held`.
@@ -12,7 +14,6 @@
 //! the drain timed out, 1 on an error.
 
 use std::io::BufRead;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,23 +55,27 @@ impl Command for Hold {
 }
 
 fn config() -> Result<Config, String> {
-    let mut network = vec![
-        "bind = \"127.0.0.1\"".to_string(),
-        "metrics_addr = \"127.0.0.1:0\"".to_string(),
-    ];
+    let mut config = Config::default();
+    config.server.port = Some(0);
+    config.network.bind = [127, 0, 0, 1].into();
+    config.network.metrics_addr = Some(([127, 0, 0, 1], 0).into());
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag}: no value"))?;
-        let key = match flag.as_str() {
-            "--mod-queue-size" => "mod_queue_size",
-            "--socket-timeout-ms" => "socket_timeout_ms",
-            "--drain-timeout-ms" => "drain_timeout_ms",
+        let number: u64 = value.parse().map_err(|e| format!("{flag} {value}: {e}"))?;
+        match flag.as_str() {
+            "--mod-queue-size" => {
+                config.network.mod_queue_size =
+                    usize::try_from(number).map_err(|e| format!("{flag} {value}: {e}"))?;
+            }
+            "--socket-timeout-ms" => config.network.socket_timeout_ms = number,
+            "--drain-timeout-ms" => config.network.drain_timeout_ms = number,
             _ => return Err(format!("unknown flag {flag}")),
-        };
-        network.push(format!("{key} = {value}"));
+        }
     }
-    let text = format!("[server]\nport = 0\n[network]\n{}\n", network.join("\n"));
-    Config::from_toml_str(&text, Path::new("(flags)")).map_err(|e| e.to_string())
+    // A Config built in Rust has not been through the checks a parsed file gets (each
+    // value's range, the bounds between fields): the values above come from the tests.
+    Ok(config)
 }
 
 fn main() -> ExitCode {
@@ -86,9 +91,8 @@ fn main() -> ExitCode {
     store.insert_coin(1, 1, demo_coin_an(1, 1));
     let server = ServerBuilder::new(config)
         .store(Arc::new(store))
-        .command(15, 1, Arc::new(Slow))
-        .command(15, 2, Arc::new(Hold))
-        .handle_signals(false)
+        .command(15, 1, Slow)
+        .command(15, 2, Hold)
         .bind();
     let server = match server {
         Ok(s) => s,

@@ -15,19 +15,8 @@ const COIN_ID: u16 = 6;
 
 fn whoami() -> Server {
     let bin = example_binary("raida-server", "whoami");
-    Server::start_program(
-        &bin,
-        &[
-            "--port",
-            "0",
-            "--raida-id",
-            "3",
-            "--coin-id",
-            "6",
-            "--bind",
-            "127.0.0.1",
-        ],
-    )
+    // Port 0: a free port; the example is raida 3 of coin 6 on 127.0.0.1.
+    Server::start_program(&bin, &["0"])
 }
 
 fn request(encryption: u8, shard: u8, n: u8) -> BuiltRequest {
