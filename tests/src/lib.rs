@@ -47,7 +47,7 @@ pub fn server_binary() -> PathBuf {
 /// The `raida` CLI binary (`RAIDA_CLI_BIN` overrides).
 pub fn cli_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| workspace_binary("raida-client", Built::Bin("raida"), "RAIDA_CLI_BIN"))
+    BIN.get_or_init(|| workspace_binary("raida-cli", Built::Bin("raida"), "RAIDA_CLI_BIN"))
         .clone()
 }
 
