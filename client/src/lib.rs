@@ -1,7 +1,7 @@
 //! raida-client: builds requests of every encryption type from named fields, sends
 //! them over TCP or UDP, verifies and decrypts the response; the payloads and per-coin
 //! results of the authentication commands ([`auth`]); and a load generator
-//! ([`bench`]). The `raida` command-line tool is the `raida-cli` crate.
+//! ([`mod@bench`]). The `raida` command-line tool is the `raida-cli` crate.
 //!
 //! ```no_run
 //! use std::time::Duration;

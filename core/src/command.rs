@@ -414,6 +414,48 @@ mod tests {
     }
 
     #[test]
+    fn a_closure_is_a_command_whose_reply_is_the_status_and_the_output() {
+        let store = crate::keys::MemoryKeyStore::new();
+        let ctx = RequestContext {
+            group: 15,
+            command: 0,
+            shard: 2,
+            raida_id: 0,
+            coin_id: 0,
+            encryption: Encryption::None,
+            key: KeyId::None,
+            nonce: &[],
+            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+            transport: Transport::Tcp,
+            arrived: Timestamp::ZERO,
+            payload: b"abc",
+            has_body: true,
+            store: &store,
+        };
+        let shard_and_payload = |req: &RequestContext<'_>| {
+            let mut body = vec![req.shard];
+            body.extend_from_slice(req.payload);
+            Reply::success(body)
+        };
+        let mut out = Vec::new();
+        assert_eq!(shard_and_payload.run(&ctx, &mut out), StatusByte(250));
+        assert_eq!(out, b"\x02abc");
+        assert_eq!(shard_and_payload.runs(), Runs::Worker);
+
+        let refuse = |_: &RequestContext<'_>| Status::InvalidCommand;
+        let mut out = Vec::new();
+        assert_eq!(refuse.run(&ctx, &mut out), Status::InvalidCommand.into());
+        assert!(out.is_empty());
+
+        // A shared command runs as itself, where it declares.
+        let shared: Arc<dyn Command> = Arc::new(Version);
+        let mut out = Vec::new();
+        assert_eq!(Arc::new(shared).run(&ctx, &mut out), StatusByte(250));
+        assert_eq!(out, VERSION_BYTES);
+        assert_eq!(Arc::new(Version).runs(), Runs::Inline);
+    }
+
+    #[test]
     fn groups_above_15_cannot_be_registered() {
         let mut r = CommandRegistry::empty();
         assert_eq!(
