@@ -18,11 +18,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use raida_core::config::Config;
-use raida_core::keys::MemoryKeyStore;
-use raida_core::{Command, RequestContext, Runs, Status, StatusByte};
-use raida_server::{Served, ServerBuilder};
-use raida_store::demo_coin_an;
+use raida_server::store::demo_coin_an;
+use raida_server::{
+    Command, Config, MemoryKeyStore, RequestContext, Runs, Served, ServerBuilder, Status,
+    StatusByte,
+};
 
 /// Sleeps payload[0] × 100 ms on a worker, then answers the payload.
 #[derive(Debug)]
