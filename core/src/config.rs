@@ -1,66 +1,37 @@
-//! Configuration (PROTOCOL.md section 10a).
+//! The typed configuration (PROTOCOL.md section 10a) and its validation.
 //!
-//! The server reads the deployed C server's `config.toml` as it is. Its `[server]`
-//! table keeps its meaning: `raida_id`, `coin_id`, `port`, `threads` and
-//! `udp_effective_payload` (also accepted as `udp_payload_threshold`) are honoured; the
-//! keys that belong to other modules ([`IGNORED_SERVER_KEYS`]) are accepted whatever
-//! their type and never required. Every limit of the network layer is a field of our
-//! own `[network]` table, defaulting to the values of DESIGN.md ("Defaults").
+//! [`Config`] holds the deployed server's `[server]` table (`raida_id`, `coin_id`,
+//! `port`, `threads`, `udp_effective_payload`) and our own `[network]` table: every
+//! limit of the network layer, defaulting to the values of DESIGN.md ("Defaults").
+//! The structs are plain data with public fields; build one from `Default` and assign
+//! what differs.
 //!
-//! **One table.** [`FIELDS`] lists every key once: its table, what it accepts (type
-//! and range), its flag, a one-line doc, and where it lives in [`Config`]. The parser,
-//! [`Config::to_toml_string`] (`--print-config`), the `Serialize` form, the flags of
-//! `raida-server` and the test of README.md's tables all read that list, so adding a
-//! field is one entry there plus its struct field (and its value in `Default`, which
-//! is where every default lives: the table reads it back rather than repeating it).
+//! **One gate.** [`Config::validate`] checks every bound, once, and is the only way to
+//! a [`ValidConfig`], which is what the engine's configuration is made from
+//! ([`EngineConfig::from_config`](crate::EngineConfig::from_config)): a value out of
+//! range, an empty path, a malformed network in `trusted_networks` is a
+//! [`ConfigError`] naming the table and the key, e.g.
+//! `[server] raida_id: expected an integer 0..=24, found 30`, never a value silently
+//! dropped. The accepted range of every integer field is a named constant of
+//! [`bounds`], which a file reader or a command line reuses for its own messages
+//! instead of repeating it.
 //!
-//! Core reads no files: the driver reads the text and hands it to
-//! [`Config::from_toml_str`] together with the file's path, which every
-//! [`ConfigError`] names, e.g.
-//! `config.toml: [server] raida_id: expected an integer 0..=24, found "abc"`.
+//! Core reads no files and knows no file format: drivers read `config.toml` (or flags)
+//! into a [`Config`], call [`Config::validate`], and prefix its errors with where the
+//! value came from (the file's path, the flag).
 //!
-//! Strictness: a typo in our own `[network]` table is an error
-//! ([`ConfigError::UnknownKey`]); an unknown key in `[server]` or an unknown top-level
-//! table is not (other modules of the deployed server add keys there), but it is
-//! reported as a [`ConfigWarning`] by [`Config::from_toml_str_with_warnings`] so the
-//! driver can log it.
-//!
-//! [`IGNORED_SERVER_KEYS`]: crate::config::IGNORED_SERVER_KEYS
-//! [`FIELDS`]: crate::config::FIELDS
 //! [`Config`]: crate::config::Config
-//! [`Config::to_toml_string`]: crate::config::Config::to_toml_string
-//! [`Config::from_toml_str`]: crate::config::Config::from_toml_str
+//! [`Config::validate`]: crate::config::Config::validate
+//! [`ValidConfig`]: crate::config::ValidConfig
 //! [`ConfigError`]: crate::config::ConfigError
-//! [`ConfigError::UnknownKey`]: crate::config::ConfigError::UnknownKey
-//! [`ConfigWarning`]: crate::config::ConfigWarning
-//! [`Config::from_toml_str_with_warnings`]: crate::config::Config::from_toml_str_with_warnings
+//! [`bounds`]: crate::config::bounds
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::ops::{Deref, RangeInclusive};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
-use toml::{Table, Value};
-
-/// Keys of the `[server]` table that belong to other modules of the deployed server.
-///
-/// They are accepted whatever their type and never required. `root_path` is in the C
-/// server's sample file but read by nothing there (its data root is the binary's
-/// directory); here the data root is [`NetworkConfig::data_root`], else the config
-/// file's directory.
-pub const IGNORED_SERVER_KEYS: &[&str] = &[
-    "proxy_key",
-    "admin_key",
-    "raida_servers",
-    "proxy_addr",
-    "proxy_port",
-    "backup_freq",
-    "integrity_freq",
-    "synchronization_enabled",
-    "btc_confirmations",
-    "root_path",
-];
+use crate::Cidr;
 
 /// Number of RAIDA servers in a network (`TOTAL_RAIDA_SERVERS` of the deployed server);
 /// a raida id is below it.
@@ -110,10 +81,25 @@ pub const STORE_REFRESH_MS: std::ops::RangeInclusive<u64> = 10..=60_000;
 /// The whole configuration: the deployed server's `[server]` table and our `[network]`
 /// table.
 ///
-/// `Serialize` writes the keys of [`FIELDS`] that are set, in the form
-/// [`Config::from_toml_str`] reads back; [`Config::to_toml_string`] is the annotated
-/// form for `--print-config`. Non-exhaustive: build one with `Default` and assign
-/// fields.
+/// Non-exhaustive (it grows): build one with `Default`, assign the fields that differ,
+/// and [`validate`](Config::validate) it; no configuration file is needed:
+///
+/// ```
+/// use raida_core::config::Config;
+///
+/// let mut c = Config::default();
+/// c.server.raida_id = 7;
+/// c.network.max_connections = 1000;
+/// c.network.trusted_networks.push("10.0.0.0/8".into());
+/// let valid = c.validate()?;
+/// assert_eq!(valid.server.effective_port(), 50_007);
+/// assert_eq!(valid.trusted_networks().len(), 3);
+///
+/// c.server.raida_id = 30;
+/// let e = c.validate().expect_err("no such raida");
+/// assert_eq!(e.to_string(), "[server] raida_id: expected an integer 0..=24, found 30");
+/// # Ok::<(), raida_core::config::ConfigError>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
@@ -183,9 +169,9 @@ impl ServerConfig {
 
 /// Table `[network]`: every bound of the network layer, with DESIGN.md's defaults.
 ///
-/// Unknown keys in this table are errors. Durations are integers in the unit their
-/// name ends with; each `*_ms` value is at most [`MAX_MILLIS`]. Every number has an
-/// upper bound any machine can honour, so a typo is refused with a message instead of
+/// Durations are integers in the unit their name ends with; each `*_ms` value is at
+/// most [`MAX_MILLIS`]. Every number has an upper bound any machine can honour
+/// ([`bounds`]), so a typo is refused by [`Config::validate`] with a message instead of
 /// failing (or allocating) at start. Non-exhaustive (it grows): build one with
 /// `Default` and assign fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -259,8 +245,9 @@ pub struct NetworkConfig {
     /// served within about this long. An unchanged page is never read again.
     /// [`STORE_REFRESH_MS`], default 1000.
     pub store_refresh_ms: u64,
-    /// Directory holding `Data/`. `None` (the default) means the config file's
-    /// directory; a relative path is taken relative to it. See [`Config::data_root`].
+    /// Directory holding `Data/`; not empty when set. `None` (the default) means the
+    /// config file's directory, and a relative path is taken relative to it: the
+    /// driver that read the file resolves it.
     pub data_root: Option<PathBuf>,
     /// Address of the metrics endpoint; `None` (the default) serves none.
     pub metrics_addr: Option<SocketAddr>,
@@ -278,7 +265,8 @@ pub struct NetworkConfig {
     /// default 256 (a NAT'd office of wallets: dozens of wallets, each with a few
     /// requests in flight to one RAIDA).
     pub max_connections_per_ip: usize,
-    /// Networks exempt from the per-client limits (CIDR, e.g. `"10.0.0.0/8"`). Default
+    /// Networks exempt from the per-client limits (CIDR, e.g. `"10.0.0.0/8"`; each must
+    /// parse, else [`Config::validate`] names it). Default
     /// loopback (`127.0.0.0/8`, `::1/128`): local processes are the operator's own.
     pub trusted_networks: Vec<String>,
     /// Requests a second one client may make on average (TCP connections and UDP
@@ -379,805 +367,107 @@ pub fn share(total: usize, parts: usize, index: usize) -> usize {
     total / parts + usize::from(index < total % parts)
 }
 
-/// A table of the configuration file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Section {
-    /// `[server]`: the deployed server's table. Unknown keys are warnings (other modules
-    /// of the deployed server add keys there), [`IGNORED_SERVER_KEYS`] are accepted
-    /// silently.
-    Server,
-    /// `[network]`: our own table. Unknown keys are errors (a typo must not pass
-    /// silently for a bound).
-    Network,
-}
+/// The accepted values of every integer field, each named after its key: what
+/// [`Config::validate`] checks, and what a file reader or a command line names in its
+/// own messages (a value that does not even fit the field's type) and help texts.
+pub mod bounds {
+    use std::ops::RangeInclusive;
 
-impl Section {
-    /// Every table, in the order the file (and `--print-config`) lists them.
-    pub const ALL: [Section; 2] = [Section::Server, Section::Network];
-
-    /// The table's name in the file: `server` or `network`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Section::Server => "server",
-            Section::Network => "network",
-        }
-    }
-}
-
-impl fmt::Display for Section {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// What a field accepts: how the file's value is checked and what an error says it
-/// expected.
-#[derive(Clone, Copy, Debug)]
-#[non_exhaustive]
-pub enum Kind {
-    /// An integer in `min..=max`.
-    Int {
-        /// Smallest accepted value.
-        min: u64,
-        /// Largest accepted value: every number has one a machine can honour.
-        max: u64,
-    },
-    /// An IP address string, IPv4 or IPv6.
-    IpAddr,
-    /// A socket address string (`address:port`).
-    SocketAddr,
-    /// A non-empty path string. A driver takes a relative path given as a flag from
-    /// its current directory (a file's from the file's directory).
-    Path,
-    /// A non-empty string.
-    Text {
-        /// What it is, for errors, e.g. `a non-empty tracing filter such as "info"`.
-        expected: &'static str,
-    },
-    /// An array of strings (possibly empty), each accepted by `check`, e.g. CIDR
-    /// networks.
-    Strings {
-        /// What one item is, for errors, e.g. `a CIDR network such as "10.0.0.0/8"`.
-        item: &'static str,
-        /// Whether one item is acceptable.
-        check: fn(&str) -> bool,
-    },
-}
-
-impl Kind {
-    /// An integer in `min..=max`.
-    pub const fn int(min: u64, max: u64) -> Kind {
-        Kind::Int { min, max }
-    }
-
-    /// The range of an integer kind.
-    pub fn range(&self) -> Option<(u64, u64)> {
-        match *self {
-            Kind::Int { min, max } => Some((min, max)),
-            _ => None,
-        }
-    }
-
-    /// What the kind accepts, as error messages say it: `an integer 0..=24`.
-    pub fn expected(&self) -> String {
-        match self {
-            Kind::Int { min, max } => format!("an integer {min}..={max}"),
-            Kind::IpAddr => "an IP address such as \"0.0.0.0\" or \"::\"".into(),
-            Kind::SocketAddr => "a socket address such as \"127.0.0.1:9100\"".into(),
-            Kind::Path => "a non-empty path".into(),
-            Kind::Text { expected } => (*expected).into(),
-            Kind::Strings { item, .. } => format!("an array of strings, each {item}"),
-        }
-    }
-
-    /// Checks a value of the file. The error is what was found, as error messages show
-    /// it (the offending item of an array, with its place).
-    pub fn parse(&self, value: &Value) -> Result<FieldValue, String> {
-        let bad = || show(value);
-        match (self, value) {
-            (Kind::Int { min, max }, Value::Integer(i)) => match u64::try_from(*i) {
-                Ok(n) if (*min..=*max).contains(&n) => Ok(FieldValue::Int(n)),
-                _ => Err(bad()),
-            },
-            (Kind::IpAddr, Value::String(s)) => s.parse().map(FieldValue::Ip).map_err(|_| bad()),
-            (Kind::SocketAddr, Value::String(s)) => {
-                s.parse().map(FieldValue::Socket).map_err(|_| bad())
-            }
-            (Kind::Path, Value::String(s)) if !s.is_empty() => Ok(FieldValue::Path(s.into())),
-            (Kind::Text { .. }, Value::String(s)) if !s.is_empty() => {
-                Ok(FieldValue::Text(s.clone()))
-            }
-            (Kind::Strings { check, .. }, Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| match item {
-                    Value::String(s) if check(s) => Ok(s.clone()),
-                    other => Err(format!("{} (item {})", show(other), i + 1)),
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(FieldValue::Strings),
-            _ => Err(bad()),
-        }
-    }
-}
-
-/// A field's value, checked against its [`Kind`], on its way into or out of
-/// [`Config`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FieldValue {
-    /// For [`Kind::Int`].
-    Int(u64),
-    /// For [`Kind::IpAddr`].
-    Ip(IpAddr),
-    /// For [`Kind::SocketAddr`].
-    Socket(SocketAddr),
-    /// For [`Kind::Path`].
-    Path(PathBuf),
-    /// For [`Kind::Text`].
-    Text(String),
-    /// For [`Kind::Strings`].
-    Strings(Vec<String>),
-}
-
-impl FieldValue {
-    /// The value as the file writes it (a path that is not UTF-8, lossily).
-    pub fn to_toml(&self) -> Value {
-        match self {
-            // Every bound is far below i64::MAX (a unit test checks), so this never
-            // saturates.
-            FieldValue::Int(n) => Value::Integer(i64::try_from(*n).unwrap_or(i64::MAX)),
-            FieldValue::Ip(a) => Value::String(a.to_string()),
-            FieldValue::Socket(a) => Value::String(a.to_string()),
-            FieldValue::Path(p) => Value::String(p.to_string_lossy().into_owned()),
-            FieldValue::Text(s) => Value::String(s.clone()),
-            FieldValue::Strings(v) => Value::Array(v.iter().cloned().map(Value::String).collect()),
-        }
-    }
-}
-
-/// The command-line flag of a field.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Flag {
-    /// The flag without its dashes, e.g. `raida-id` for `--raida-id`.
-    pub long: &'static str,
-    /// The placeholder of its value in `--help`, e.g. `N`.
-    pub value_name: &'static str,
-    /// What the flag adds to the field's doc, if anything.
-    pub note: Option<&'static str>,
-}
-
-impl Flag {
-    /// The flag as typed, e.g. `--raida-id`; errors about its value name it so.
-    pub fn name(&self) -> String {
-        format!("--{}", self.long)
-    }
-}
-
-/// Where a field lives in [`Config`]: read it, and store a checked value (`false` when
-/// the value does not fit the field's type, only possible where `usize` is narrower
-/// than a range).
-#[derive(Clone, Copy, Debug)]
-struct Slot {
-    get: fn(&Config) -> Option<FieldValue>,
-    set: fn(&mut Config, FieldValue) -> bool,
-}
-
-/// The [`Slot`] of `config.$section.$field`, through [`Stored`].
-macro_rules! slot {
-    ($section:ident . $field:ident) => {
-        Slot {
-            get: |c| Stored::to_value(&c.$section.$field),
-            set: |c, v| match Stored::from_value(v) {
-                Some(v) => {
-                    c.$section.$field = v;
-                    true
-                }
-                None => false,
-            },
-        }
+    use super::{
+        MAX_BODY_SIZE_LIMIT, MAX_CONNECTIONS_LIMIT, MAX_KEY_PAGE_CACHE_PAGES, MAX_MILLIS,
+        MAX_MOD_QUEUE_SIZE, MAX_THREADS, MAX_UDP_PAYLOAD, RAIDA_COUNT, STORE_REFRESH_MS,
     };
+
+    /// `[server] raida_id`: below [`RAIDA_COUNT`].
+    pub const RAIDA_ID: RangeInclusive<u64> = 0..=(RAIDA_COUNT as u64 - 1);
+    /// `[server] coin_id`: the wire's two bytes.
+    pub const COIN_ID: RangeInclusive<u64> = 0..=(u16::MAX as u64);
+    /// `[server] port`: a port; 0 asks the OS for a free one.
+    pub const PORT: RangeInclusive<u64> = 0..=(u16::MAX as u64);
+    /// `[server] threads`: 0 (max(8, cores)) up to [`MAX_THREADS`].
+    pub const THREADS: RangeInclusive<u64> = 0..=(MAX_THREADS as u64);
+    /// `[server] udp_effective_payload`: up to [`MAX_UDP_PAYLOAD`].
+    pub const UDP_EFFECTIVE_PAYLOAD: RangeInclusive<u64> = 32..=(MAX_UDP_PAYLOAD as u64);
+    /// `[network] max_connections`: up to [`MAX_CONNECTIONS_LIMIT`].
+    pub const MAX_CONNECTIONS: RangeInclusive<u64> = 1..=(MAX_CONNECTIONS_LIMIT as u64);
+    /// `[network] max_body_size`: up to [`MAX_BODY_SIZE_LIMIT`].
+    pub const MAX_BODY_SIZE: RangeInclusive<u64> = 2..=(MAX_BODY_SIZE_LIMIT as u64);
+    /// `[network] socket_timeout_ms`: up to [`MAX_MILLIS`].
+    pub const SOCKET_TIMEOUT_MS: RangeInclusive<u64> = 1..=MAX_MILLIS;
+    /// `[network] mod_queue_size`: up to [`MAX_MOD_QUEUE_SIZE`].
+    pub const MOD_QUEUE_SIZE: RangeInclusive<u64> = 1..=(MAX_MOD_QUEUE_SIZE as u64);
+    /// `[network] epoll_timeout_ms`: up to [`MAX_MILLIS`].
+    pub const EPOLL_TIMEOUT_MS: RangeInclusive<u64> = 1..=MAX_MILLIS;
+    /// `[network] events_per_wait`: the buffer is allocated at start (12 bytes an
+    /// event).
+    pub const EVENTS_PER_WAIT: RangeInclusive<u64> = 1..=1_000_000;
+    /// `[network] keepalive_idle_s`: Linux's `TCP_KEEPIDLE` maximum.
+    pub const KEEPALIVE_IDLE_S: RangeInclusive<u64> = 1..=32_767;
+    /// `[network] keepalive_interval_s`: Linux's `TCP_KEEPINTVL` maximum.
+    pub const KEEPALIVE_INTERVAL_S: RangeInclusive<u64> = 1..=32_767;
+    /// `[network] keepalive_probes`: Linux's `TCP_KEEPCNT` maximum.
+    pub const KEEPALIVE_PROBES: RangeInclusive<u64> = 1..=127;
+    /// `[network] linger_ms`: 0 closes at once.
+    pub const LINGER_MS: RangeInclusive<u64> = 0..=MAX_MILLIS;
+    /// `[network] drain_timeout_ms`: 0 exits at once.
+    pub const DRAIN_TIMEOUT_MS: RangeInclusive<u64> = 0..=MAX_MILLIS;
+    /// `[network] io_threads`: up to [`MAX_THREADS`] (and at most `max_connections`
+    /// and `mod_queue_size`, checked apart).
+    pub const IO_THREADS: RangeInclusive<u64> = 1..=(MAX_THREADS as u64);
+    /// `[network] busy_poll_us`: a millisecond of spinning is past any burst gap.
+    pub const BUSY_POLL_US: RangeInclusive<u64> = 0..=1_000;
+    /// `[network] turn_budget`.
+    pub const TURN_BUDGET: RangeInclusive<u64> = 1..=1_000_000;
+    /// `[network] key_page_cache_pages`: up to [`MAX_KEY_PAGE_CACHE_PAGES`].
+    pub const KEY_PAGE_CACHE_PAGES: RangeInclusive<u64> = 1..=(MAX_KEY_PAGE_CACHE_PAGES as u64);
+    /// `[network] store_refresh_ms`: [`STORE_REFRESH_MS`].
+    pub const STORE_REFRESH: RangeInclusive<u64> = STORE_REFRESH_MS;
+    /// `[network] max_buffered_bytes`: 1 MiB to 64 GiB.
+    pub const MAX_BUFFERED_BYTES: RangeInclusive<u64> = (1 << 20)..=(64 << 30);
+    /// `[network] max_connections_per_ip`: 0 (no limit) up to
+    /// [`MAX_CONNECTIONS_LIMIT`].
+    pub const MAX_CONNECTIONS_PER_IP: RangeInclusive<u64> = 0..=(MAX_CONNECTIONS_LIMIT as u64);
+    /// `[network] rate_limit_per_s`: 0 (no rate limit) up to a million.
+    pub const RATE_LIMIT_PER_S: RangeInclusive<u64> = 0..=1_000_000;
+    /// `[network] rate_limit_burst`.
+    pub const RATE_LIMIT_BURST: RangeInclusive<u64> = 1..=1_000_000;
+    /// `[network] long_jobs`.
+    pub const LONG_JOBS: RangeInclusive<u64> = 1..=1024;
 }
 
-/// A Rust type a field of [`Config`] can have, as a [`FieldValue`]. `Option<T>` is an
-/// optional field: `None` is unset, and never written.
-trait Stored: Sized {
-    fn to_value(&self) -> Option<FieldValue>;
-    fn from_value(value: FieldValue) -> Option<Self>;
-}
+/// What a CIDR network is, as messages say it.
+pub const CIDR_EXPECTED: &str = "a CIDR network such as \"10.0.0.0/8\"";
 
-macro_rules! stored_int {
-    ($($t:ty),*) => {$(
-        impl Stored for $t {
-            fn to_value(&self) -> Option<FieldValue> {
-                u64::try_from(*self).ok().map(FieldValue::Int)
-            }
-            fn from_value(value: FieldValue) -> Option<Self> {
-                match value {
-                    FieldValue::Int(n) => Self::try_from(n).ok(),
-                    _ => None,
-                }
-            }
-        }
-    )*};
-}
-stored_int!(u8, u16, u32, u64, usize);
+/// What `[network] log` is, as messages say it.
+pub const LOG_EXPECTED: &str = "a non-empty tracing filter such as \"info\"";
 
-macro_rules! stored_as {
-    ($t:ty, $variant:ident) => {
-        impl Stored for $t {
-            fn to_value(&self) -> Option<FieldValue> {
-                Some(FieldValue::$variant(self.clone()))
-            }
-            fn from_value(value: FieldValue) -> Option<Self> {
-                match value {
-                    FieldValue::$variant(v) => Some(v),
-                    _ => None,
-                }
-            }
-        }
-    };
-}
-stored_as!(IpAddr, Ip);
-stored_as!(SocketAddr, Socket);
-stored_as!(PathBuf, Path);
-stored_as!(String, Text);
-stored_as!(Vec<String>, Strings);
+/// What `[network] data_root` is, as messages say it.
+pub const PATH_EXPECTED: &str = "a non-empty path";
 
-impl<T: Stored> Stored for Option<T> {
-    fn to_value(&self) -> Option<FieldValue> {
-        self.as_ref().and_then(T::to_value)
-    }
-    fn from_value(value: FieldValue) -> Option<Self> {
-        T::from_value(value).map(Some)
-    }
-}
+/// Why `io_threads` may not exceed `max_connections` nor `mod_queue_size`.
+const SHARE_REASON: &str =
+    "each event loop gets a share of it, and a loop whose share is 0 could never serve";
 
-/// One configuration field: everything the parser, `--print-config`, the command line
-/// and the README's tables know about it. [`FIELDS`] lists them all.
-///
-/// Its default is not repeated here: it is the field's value in `Config::default()`
-/// ([`Field::default_value`]), so the two cannot disagree.
-#[derive(Clone, Copy, Debug)]
-pub struct Field {
-    /// The key, as the file writes it.
-    pub name: &'static str,
-    /// The table holding it.
-    pub section: Section,
-    /// What it accepts.
-    pub kind: Kind,
-    /// Another accepted name of the key (deployed files use both); both given with
-    /// different values is an error ([`ConfigError::Conflict`]).
-    pub alias: Option<&'static str>,
-    /// For an optional field (absent means unset): what applies when it is unset, e.g.
-    /// `50000 + raida_id`. `None` for a field that always has a value.
-    pub unset: Option<&'static str>,
-    /// A remark `--print-config` writes after the value, e.g. `0 = max(8, cores)`.
-    pub note: Option<&'static str>,
-    /// The command-line flag that sets it, if it has one.
-    pub flag: Option<Flag>,
-    /// What it is, in one line (for `--help`).
-    pub doc: &'static str,
-    slot: Slot,
-    /// For an optional field whose unset value is still a value (`port`): that value,
-    /// which `--print-config` shows.
-    effective: Option<fn(&Config) -> FieldValue>,
-}
-
-/// The builder steps [`FIELDS`] is written with: `Field::new(..)` and then only what
-/// the field has (`.flag(..)`, `.alias(..)`, `.unset(..)`, ...).
-impl Field {
-    const fn new(
-        name: &'static str,
-        section: Section,
-        kind: Kind,
-        slot: Slot,
-        doc: &'static str,
-    ) -> Field {
-        Field {
-            name,
-            section,
-            kind,
-            alias: None,
-            unset: None,
-            note: None,
-            flag: None,
-            doc,
-            slot,
-            effective: None,
-        }
-    }
-
-    const fn flag(mut self, long: &'static str, value_name: &'static str) -> Field {
-        self.flag = Some(Flag {
-            long,
-            value_name,
-            note: None,
-        });
-        self
-    }
-
-    const fn flag_note(mut self, note: &'static str) -> Field {
-        self.flag = match self.flag {
-            Some(f) => Some(Flag {
-                note: Some(note),
-                ..f
-            }),
-            None => None,
-        };
-        self
-    }
-
-    const fn alias(mut self, alias: &'static str) -> Field {
-        self.alias = Some(alias);
-        self
-    }
-
-    const fn unset(mut self, unset: &'static str) -> Field {
-        self.unset = Some(unset);
-        self
-    }
-
-    const fn effective(mut self, effective: fn(&Config) -> FieldValue) -> Field {
-        self.effective = Some(effective);
-        self
-    }
-
-    const fn note(mut self, note: &'static str) -> Field {
-        self.note = Some(note);
-        self
-    }
-
-    /// Its value in `config`; `None` when an optional field is unset.
-    pub fn value(&self, config: &Config) -> Option<FieldValue> {
-        (self.slot.get)(config)
-    }
-
-    /// Its default: its value in `Config::default()`.
-    pub fn default_value(&self) -> Option<FieldValue> {
-        self.value(&Config::default())
-    }
-
-    /// Its default as README.md's tables write it: the TOML value (`65535`,
-    /// `"0.0.0.0"`), or for an optional field unset by default, what applies then.
-    pub fn default_text(&self) -> String {
-        match self.default_value() {
-            Some(v) => v.to_toml().to_string(),
-            None => self.unset.unwrap_or("unset").to_string(),
-        }
-    }
-
-    /// A flag's text as the TOML value a file would hold, for the same checks: an
-    /// integer when the field is one and the text reads as one (else the text, so the
-    /// error shows what was given, e.g. `found "abc"`), an array for
-    /// [`Kind::Strings`] (one item per value), else the text.
-    pub fn flag_value(&self, values: &[String]) -> Value {
-        let last = values.last().map_or("", String::as_str);
-        match self.kind {
-            Kind::Int { .. } => match last.trim().parse::<i64>() {
-                Ok(n) => Value::Integer(n),
-                Err(_) => Value::String(last.to_string()),
-            },
-            // An empty value is an empty list (e.g. `--trusted-networks ""`).
-            Kind::Strings { .. } => Value::Array(
-                values
-                    .iter()
-                    .filter(|v| !v.trim().is_empty())
-                    .cloned()
-                    .map(Value::String)
-                    .collect(),
-            ),
-            _ => Value::String(last.to_string()),
-        }
-    }
-
-    /// Stores a checked value; `false` if it does not fit the field's type.
-    fn store(&self, config: &mut Config, value: FieldValue) -> bool {
-        (self.slot.set)(config, value)
-    }
-
-    /// Its line of `--print-config`.
-    fn toml_line(&self, config: &Config) -> String {
-        match (self.value(config), self.effective) {
-            (Some(v), _) => match self.note {
-                Some(note) => format!("{} = {}  # {note}", self.name, v.to_toml()),
-                None => format!("{} = {}", self.name, v.to_toml()),
-            },
-            (None, Some(effective)) => format!(
-                "# {} = {}  (unset: {})",
-                self.name,
-                effective(config).to_toml(),
-                self.unset.unwrap_or("no value")
-            ),
-            (None, None) => format!(
-                "# {} unset: {}",
-                self.name,
-                self.unset.unwrap_or("no value")
-            ),
-        }
-    }
-}
-
-/// The field named `name` in `section`, if there is one (aliases are not names).
-pub fn field(section: Section, name: &str) -> Option<&'static Field> {
-    FIELDS
-        .iter()
-        .find(|f| f.section == section && f.name == name)
-}
-
-/// Every configuration field, in the order `--print-config` lists them: `[server]`
-/// first, then `[network]`.
-pub static FIELDS: &[Field] = {
-    use Section::{Network, Server};
-    &[
-        Field::new(
-            "raida_id",
-            Server,
-            Kind::int(0, RAIDA_COUNT as u64 - 1),
-            slot!(server.raida_id),
-            "This server's raida id; requests must carry it (else 3)",
-        )
-        .flag("raida-id", "N"),
-        Field::new(
-            "coin_id",
-            Server,
-            Kind::int(0, u16::MAX as u64),
-            slot!(server.coin_id),
-            "The coin id requests must carry (else 7)",
-        )
-        .flag("coin-id", "N"),
-        Field::new(
-            "port",
-            Server,
-            Kind::int(0, u16::MAX as u64),
-            slot!(server.port),
-            "TCP and UDP port; 0 picks a free port on which both bind",
-        )
-        .unset("50000 + raida_id")
-        .effective(|c| FieldValue::Int(u64::from(c.server.effective_port())))
-        .flag("port", "N"),
-        Field::new(
-            "threads",
-            Server,
-            Kind::int(0, MAX_THREADS as u64),
-            slot!(server.threads),
-            "Worker threads; 0 = max(8, cores)",
-        )
-        .note("0 = max(8, cores)")
-        .flag("threads", "N"),
-        Field::new(
-            "udp_effective_payload",
-            Server,
-            Kind::int(32, MAX_UDP_PAYLOAD as u64),
-            slot!(server.udp_payload_threshold),
-            "UDP receive buffer: only this many bytes of a datagram are kept",
-        )
-        .alias("udp_payload_threshold")
-        .flag("udp-payload-threshold", "N"),
-        Field::new(
-            "bind",
-            Network,
-            Kind::IpAddr,
-            slot!(network.bind),
-            "Address of both sockets, IPv4 or IPv6",
-        )
-        .flag("bind", "ADDR"),
-        Field::new(
-            "max_connections",
-            Network,
-            Kind::int(1, MAX_CONNECTIONS_LIMIT as u64),
-            slot!(network.max_connections),
-            "Most open TCP connections; one more is answered 160 and closed",
-        )
-        .flag("max-connections", "N"),
-        Field::new(
-            "max_body_size",
-            Network,
-            Kind::int(2, MAX_BODY_SIZE_LIMIT as u64),
-            slot!(network.max_body_size),
-            "Largest declared request body; a larger one is answered 16",
-        )
-        .flag("max-body-size", "N"),
-        Field::new(
-            "socket_timeout_ms",
-            Network,
-            Kind::int(1, MAX_MILLIS),
-            slot!(network.socket_timeout_ms),
-            "Close a connection without a complete request (or response) after this long",
-        )
-        .flag("socket-timeout-ms", "N"),
-        Field::new(
-            "mod_queue_size",
-            Network,
-            Kind::int(1, MAX_MOD_QUEUE_SIZE as u64),
-            slot!(network.mod_queue_size),
-            "Jobs in flight at most; further requests wait in arrival order",
-        )
-        .flag("mod-queue-size", "N"),
-        Field::new(
-            "epoll_timeout_ms",
-            Network,
-            Kind::int(1, MAX_MILLIS),
-            slot!(network.epoll_timeout_ms),
-            "Longest wait for events (shorter when a deadline is nearer)",
-        ),
-        Field::new(
-            "events_per_wait",
-            Network,
-            Kind::int(1, 1_000_000),
-            slot!(network.events_per_wait),
-            "Events taken from one wait",
-        ),
-        Field::new(
-            "keepalive_idle_s",
-            Network,
-            Kind::int(1, 32_767),
-            slot!(network.keepalive_idle_s),
-            "TCP keep-alive: idle time before the first probe",
-        ),
-        Field::new(
-            "keepalive_interval_s",
-            Network,
-            Kind::int(1, 32_767),
-            slot!(network.keepalive_interval_s),
-            "TCP keep-alive: time between probes",
-        ),
-        Field::new(
-            "keepalive_probes",
-            Network,
-            Kind::int(1, 127),
-            slot!(network.keepalive_probes),
-            "TCP keep-alive: probes before the connection is dropped",
-        ),
-        Field::new(
-            "linger_ms",
-            Network,
-            Kind::int(0, MAX_MILLIS),
-            slot!(network.linger_ms),
-            "After the response, how long unread client bytes are read and discarded before closing",
-        ),
-        Field::new(
-            "drain_timeout_ms",
-            Network,
-            Kind::int(0, MAX_MILLIS),
-            slot!(network.drain_timeout_ms),
-            "On SIGINT/SIGTERM, how long requests in flight may take before the server exits anyway",
-        ),
-        Field::new(
-            "io_threads",
-            Network,
-            Kind::int(1, MAX_THREADS as u64),
-            slot!(network.io_threads),
-            "Event-loop threads, each with its own sockets on the port (SO_REUSEPORT) and its \
-             own engine, sharing the workers and the key store",
-        )
-        .flag("io-threads", "N"),
-        Field::new(
-            "busy_poll_us",
-            Network,
-            Kind::int(0, 1_000),
-            slot!(network.busy_poll_us),
-            "Microseconds an event loop polls for events without blocking before it sleeps; 0 blocks at once",
-        )
-        .flag("busy-poll-us", "US"),
-        Field::new(
-            "turn_budget",
-            Network,
-            Kind::int(1, 1_000_000),
-            slot!(network.turn_budget),
-            "Most connections accepted, and most datagrams read, per event-loop turn",
-        )
-        .flag("turn-budget", "N"),
-        Field::new(
-            "key_page_cache_pages",
-            Network,
-            Kind::int(1, MAX_KEY_PAGE_CACHE_PAGES as u64),
-            slot!(network.key_page_cache_pages),
-            "Key pages kept in memory at most (17 KB each; filled as pages are looked up)",
-        ),
-        Field::new(
-            "store_refresh_ms",
-            Network,
-            Kind::int(*STORE_REFRESH_MS.start(), *STORE_REFRESH_MS.end()),
-            slot!(network.store_refresh_ms),
-            "How often the key store checks its cached page files for outside changes",
-        ),
-        Field::new(
-            "data_root",
-            Network,
-            Kind::Path,
-            slot!(network.data_root),
-            "Directory holding Data/; a relative one in a file is taken from the file's directory",
-        )
-        .unset("the config file's directory")
-        .flag("data-root", "DIR"),
-        Field::new(
-            "metrics_addr",
-            Network,
-            Kind::SocketAddr,
-            slot!(network.metrics_addr),
-            "Serve metrics (Prometheus text format, /metrics) and a liveness check \
-             (/healthz, /live) over HTTP on this address",
-        )
-        .unset("no metrics endpoint")
-        .flag("metrics-addr", "ADDR")
-        .flag_note("port 0 = a free port, printed on a second stdout line"),
-        Field::new(
-            "max_buffered_bytes",
-            Network,
-            Kind::int(1 << 20, 64 << 30),
-            slot!(network.max_buffered_bytes),
-            "Request body bytes buffered at most over every connection; body reads pause \
-             when it is spent",
-        )
-        .flag("max-buffered-bytes", "BYTES"),
-        Field::new(
-            "max_connections_per_ip",
-            Network,
-            Kind::int(0, MAX_CONNECTIONS_LIMIT as u64),
-            slot!(network.max_connections_per_ip),
-            "Open connections one client (IPv4 address, IPv6 /64) holds at most; one more \
-             is answered 160; 0 = no limit",
-        )
-        .flag("max-connections-per-ip", "N"),
-        Field::new(
-            "trusted_networks",
-            Network,
-            Kind::Strings {
-                item: "a CIDR network such as \"10.0.0.0/8\"",
-                check: |s| crate::Cidr::parse(s).is_some(),
-            },
-            slot!(network.trusted_networks),
-            "Networks exempt from the per-client limits (CIDR)",
-        )
-        .flag("trusted-networks", "CIDR"),
-        Field::new(
-            "rate_limit_per_s",
-            Network,
-            Kind::int(0, 1_000_000),
-            slot!(network.rate_limit_per_s),
-            "Requests a second one client may make; over it they are answered 160; 0 = no \
-             rate limit",
-        )
-        .flag("rate-limit", "N"),
-        Field::new(
-            "rate_limit_burst",
-            Network,
-            Kind::int(1, 1_000_000),
-            slot!(network.rate_limit_burst),
-            "Requests one client may make at once under rate_limit_per_s",
-        )
-        .flag("rate-burst", "N"),
-        Field::new(
-            "long_jobs",
-            Network,
-            Kind::int(1, 1024),
-            slot!(network.long_jobs),
-            "Jobs of long-running commands one event loop runs at once, on threads of \
-             their own",
-        ),
-        Field::new(
-            "log",
-            Network,
-            Kind::Text {
-                expected: "a non-empty tracing filter such as \"info\"",
-            },
-            slot!(network.log),
-            "A tracing filter, e.g. \"info,raida_core=debug\"",
-        )
-        .unset("RUST_LOG, else \"info\""),
-    ]
-};
-
-/// A bound one field of a table puts on another: `key` may not exceed `limit`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AtMost {
-    /// The table holding both keys.
-    pub section: Section,
-    /// The bounded key.
-    pub key: &'static str,
-    /// The key whose value bounds it.
-    pub limit: &'static str,
-    /// Why, for the error message.
-    pub reason: &'static str,
-}
-
-/// Every bound between fields, checked once the whole file is read.
-pub static AT_MOST: &[AtMost] = &[
-    AtMost {
-        section: Section::Network,
-        key: "io_threads",
-        limit: "max_connections",
-        reason: "each event loop gets a share of it, and a loop whose share is 0 could never serve",
-    },
-    AtMost {
-        section: Section::Network,
-        key: "io_threads",
-        limit: "mod_queue_size",
-        reason: "each event loop gets a share of it, and a loop whose share is 0 could never serve",
-    },
-];
-
-/// Why a configuration file was rejected. Its `Display` names the file and, when the
-/// problem is one key, the table and the key.
+/// Why a configuration was rejected: the table and the key, and what is wrong. A
+/// driver prefixes where the value came from (`config.toml: `, `--port: `).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
-    /// The text is not TOML.
-    #[error("{}: {}TOML syntax error: {message}", .file.display(), location(*.line, *.column))]
-    Syntax {
-        /// The configuration file.
-        file: PathBuf,
-        /// 1-based line of the error, when known.
-        line: Option<usize>,
-        /// 1-based column (in characters) of the error, when known.
-        column: Option<usize>,
-        /// The parser's message.
-        message: String,
-    },
-    /// A top-level key that must be a table (`server`, `network`) is something else.
-    #[error("{}: {key}: expected a table, found {found}", .file.display())]
-    NotATable {
-        /// The configuration file.
-        file: PathBuf,
-        /// The key (`server` or `network`).
-        key: &'static str,
-        /// The value found, as TOML (shortened).
-        found: String,
-    },
-    /// A key has the wrong type or is out of range.
-    #[error("{}: [{table}] {key}: expected {expected}, found {found}", .file.display())]
+    /// A key's value is outside what it accepts.
+    #[error("[{table}] {key}: expected {expected}, found {found}")]
     InvalidValue {
-        /// The configuration file.
-        file: PathBuf,
-        /// The table holding the key.
+        /// The table holding the key (`server` or `network`).
         table: &'static str,
-        /// The key.
+        /// The key, as the file writes it.
         key: &'static str,
-        /// What the key accepts.
+        /// What the key accepts, e.g. `an integer 0..=24`.
         expected: String,
-        /// The value found, as TOML (shortened).
+        /// The value found, e.g. `30`, `""`, `"10.0.0.0/33" (item 2)`.
         found: String,
     },
-    /// A key of the `[network]` table that does not exist.
-    #[error("{}: [{table}] {key}: unknown key{}", .file.display(), did_you_mean(*.suggestion))]
-    UnknownKey {
-        /// The configuration file.
-        file: PathBuf,
-        /// The table holding the key.
-        table: &'static str,
-        /// The key, as written.
-        key: String,
-        /// A known key of that table spelled similarly, if any.
-        suggestion: Option<&'static str>,
-    },
-    /// Two names of one setting are both given, with different values.
-    #[error(
-        "{}: [{table}] {key}: {value} disagrees with {other_key} = {other_value} \
-         (two names of one setting); keep one",
-        .file.display()
-    )]
-    Conflict {
-        /// The configuration file.
-        file: PathBuf,
-        /// The table holding both keys.
-        table: &'static str,
-        /// The first name.
-        key: &'static str,
-        /// Its value, as TOML.
-        value: String,
-        /// The other name.
-        other_key: &'static str,
-        /// Its value, as TOML.
-        other_value: String,
-    },
-    /// A key's value is more than another key's value allows ([`AT_MOST`]).
-    #[error(
-        "{}: [{table}] {key} = {value} is more than {limit} = {limit_value}: {reason}",
-        .file.display()
-    )]
+    /// A key's value is more than another key's value allows.
+    #[error("[{table}] {key} = {value} is more than {limit} = {limit_value}: {reason}")]
     Exceeds {
-        /// The configuration file.
-        file: PathBuf,
         /// The table holding both keys.
         table: &'static str,
         /// The bounded key.
@@ -1194,384 +484,274 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    /// The configuration file the error is about.
-    pub fn file(&self) -> &Path {
+    /// The table holding the key the error is about.
+    pub fn table(&self) -> &'static str {
         match self {
-            ConfigError::Syntax { file, .. }
-            | ConfigError::NotATable { file, .. }
-            | ConfigError::InvalidValue { file, .. }
-            | ConfigError::UnknownKey { file, .. }
-            | ConfigError::Conflict { file, .. }
-            | ConfigError::Exceeds { file, .. } => file,
+            ConfigError::InvalidValue { table, .. } | ConfigError::Exceeds { table, .. } => table,
         }
     }
 
-    /// The key the error is about, if it is about one.
-    pub fn key(&self) -> Option<&str> {
+    /// The key the error is about.
+    pub fn key(&self) -> &'static str {
         match self {
-            ConfigError::Syntax { .. } => None,
-            ConfigError::NotATable { key, .. }
-            | ConfigError::InvalidValue { key, .. }
-            | ConfigError::Conflict { key, .. }
-            | ConfigError::Exceeds { key, .. } => Some(key),
-            ConfigError::UnknownKey { key, .. } => Some(key),
+            ConfigError::InvalidValue { key, .. } | ConfigError::Exceeds { key, .. } => key,
         }
     }
 }
 
-fn location(line: Option<usize>, column: Option<usize>) -> String {
-    match (line, column) {
-        (Some(l), Some(c)) => format!("line {l}, column {c}: "),
-        (Some(l), None) => format!("line {l}: "),
-        _ => String::new(),
+/// `an integer 0..=24`: what an integer field accepts, as messages say it.
+pub fn int_expected(range: &RangeInclusive<u64>) -> String {
+    format!("an integer {}..={}", range.start(), range.end())
+}
+
+/// Checks one integer field against its range.
+fn int<T>(
+    table: &'static str,
+    key: &'static str,
+    value: T,
+    range: RangeInclusive<u64>,
+) -> Result<u64, ConfigError>
+where
+    T: TryInto<u64> + Copy + std::fmt::Display,
+{
+    match value.try_into() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(ConfigError::InvalidValue {
+            table,
+            key,
+            expected: int_expected(&range),
+            found: value.to_string(),
+        }),
     }
 }
 
-fn did_you_mean(suggestion: Option<&str>) -> String {
-    suggestion.map_or_else(String::new, |s| format!(" (did you mean {s}?)"))
-}
-
-/// Something in a configuration file that was ignored but may be a mistake: an unknown
-/// key of `[server]` or an unknown top-level key. The driver logs it.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ConfigWarning {
-    /// The configuration file.
-    pub file: PathBuf,
-    /// The table holding the key; `None` for a top-level key.
-    pub table: Option<&'static str>,
-    /// The ignored key.
-    pub key: String,
-}
-
-impl fmt::Display for ConfigWarning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.table {
-            Some(t) => write!(
-                f,
-                "{}: [{t}] {}: unknown key, ignored",
-                self.file.display(),
-                self.key
-            ),
-            None => write!(
-                f,
-                "{}: {}: unknown key, ignored",
-                self.file.display(),
-                self.key
-            ),
-        }
-    }
-}
-
-impl Config {
-    /// Parses the text of a configuration file; `file` is its path, used in error
-    /// messages and nothing else. Absent keys and tables take their defaults.
-    pub fn from_toml_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
-        Self::from_toml_str_with_warnings(text, file).map(|(config, _)| config)
-    }
-
-    /// As [`Config::from_toml_str`], also returning what was ignored but might be a
-    /// typo (unknown `[server]` keys, unknown top-level keys), top-level ones first,
-    /// each group sorted by key.
-    pub fn from_toml_str_with_warnings(
-        text: &str,
-        file: &Path,
-    ) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
-        let root: Table = text.parse().map_err(|e: toml::de::Error| {
-            let (line, column) = match e.span() {
-                Some(span) => {
-                    let (l, c) = line_column(text, span.start);
-                    (Some(l), Some(c))
-                }
-                None => (None, None),
-            };
-            ConfigError::Syntax {
-                file: file.to_path_buf(),
-                line,
-                column,
-                message: e
-                    .message()
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            }
-        })?;
-
-        let mut warnings = Vec::new();
-        let mut config = Config::default();
-        for (key, value) in &root {
-            match Section::ALL.into_iter().find(|s| s.name() == key) {
-                Some(section) => {
-                    Reader::table(file, section, value)?.read(&mut config, &mut warnings)?
-                }
-                None => warnings.push(ConfigWarning {
-                    file: file.to_path_buf(),
-                    table: None,
-                    key: key.clone(),
-                }),
-            }
-        }
-        check_at_most(&config, file)?;
-        warnings.sort();
-        Ok((config, warnings))
-    }
-
-    /// The directory holding `Data/`: `network.data_root` if set (a relative one taken
-    /// relative to the config file's directory), else the config file's directory,
-    /// else `.`.
-    pub fn data_root(&self, config_file: Option<&Path>) -> PathBuf {
-        let file_dir = config_file
-            .and_then(Path::parent)
-            .filter(|d| !d.as_os_str().is_empty());
-        match (&self.network.data_root, file_dir) {
-            (Some(root), Some(dir)) if root.is_relative() => dir.join(root),
-            (Some(root), _) => root.clone(),
-            (None, Some(dir)) => dir.to_path_buf(),
-            (None, None) => PathBuf::from("."),
-        }
-    }
-
-    /// The effective configuration as an annotated TOML file, for `--print-config`.
-    ///
-    /// Every key of [`FIELDS`] is listed, in its order; unset optional keys appear as
-    /// comments stating what applies instead (an unset `port` as `# port = <effective
-    /// port>`). The output parses back to an equal `Config` (a `data_root` that is not
-    /// UTF-8 is written lossily).
-    pub fn to_toml_string(&self) -> String {
-        let mut out = String::new();
-        for (i, section) in Section::ALL.into_iter().enumerate() {
-            if i > 0 {
-                out.push('\n');
-            }
-            out.push_str(&format!("[{section}]\n"));
-            for field in FIELDS.iter().filter(|f| f.section == section) {
-                out.push_str(&field.toml_line(self));
-                out.push('\n');
-            }
-        }
-        out
-    }
-
-    /// The keys that are set, as TOML tables (the `Serialize` form).
-    fn to_toml_table(&self) -> Table {
-        let mut root = Table::new();
-        for section in Section::ALL {
-            let table: Table = FIELDS
-                .iter()
-                .filter(|f| f.section == section)
-                .filter_map(|f| Some((f.name.to_string(), f.value(self)?.to_toml())))
-                .collect();
-            root.insert(section.name().to_string(), Value::Table(table));
-        }
-        root
-    }
-}
-
-/// The keys of [`FIELDS`] that are set, as `[server]` and `[network]` tables: what
-/// [`Config::from_toml_str`] reads back.
-impl Serialize for Config {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.to_toml_table().serialize(serializer)
-    }
-}
-
-/// Checks [`AT_MOST`] over a whole configuration.
-fn check_at_most(config: &Config, file: &Path) -> Result<(), ConfigError> {
-    let int = |section, name| match field(section, name).and_then(|f| f.value(config)) {
-        Some(FieldValue::Int(n)) => Some(n),
-        _ => None,
-    };
-    for rule in AT_MOST {
-        if let (Some(value), Some(limit_value)) =
-            (int(rule.section, rule.key), int(rule.section, rule.limit))
-        {
-            if value > limit_value {
-                return Err(ConfigError::Exceeds {
-                    file: file.to_path_buf(),
-                    table: rule.section.name(),
-                    key: rule.key,
-                    value,
-                    limit: rule.limit,
-                    limit_value,
-                    reason: rule.reason,
-                });
-            }
-        }
+/// Checks that `key`'s value is at most `limit`'s.
+fn at_most(
+    key: (&'static str, u64),
+    limit: (&'static str, u64),
+    reason: &'static str,
+) -> Result<(), ConfigError> {
+    if key.1 > limit.1 {
+        return Err(ConfigError::Exceeds {
+            table: NETWORK,
+            key: key.0,
+            value: key.1,
+            limit: limit.0,
+            limit_value: limit.1,
+            reason,
+        });
     }
     Ok(())
 }
 
-/// 1-based line and column (in characters) of byte `offset` of `text`.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before.get(line_start..).map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
+/// A string as messages show it: quoted, escaped.
+fn quoted(s: &str) -> String {
+    format!("{s:?}")
 }
 
-/// A value shown in an error message: TOML syntax, shortened.
-fn show(value: &Value) -> String {
-    const MAX: usize = 60;
-    let text = match value {
-        Value::Table(_) => return "a table".into(),
-        Value::Array(a) if a.is_empty() => return "an empty array".into(),
-        Value::Datetime(d) => d.to_string(),
-        v => v.to_string(),
-    };
-    if text.chars().count() > MAX {
-        let short: String = text.chars().take(MAX).collect();
-        format!("{short}...")
-    } else {
-        text
-    }
-}
+const SERVER: &str = "server";
+const NETWORK: &str = "network";
 
-/// The known key closest to `key` by edit distance, if close enough to be a typo.
-fn suggest(key: &str, known: &[&'static str]) -> Option<&'static str> {
-    known
-        .iter()
-        .map(|k| (edit_distance(key, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
-        .min()
-        .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = substitute.min(prev[j + 1] + 1).min(cur[j] + 1);
+impl Config {
+    /// Checks every field against its bound ([`bounds`]), the bounds between fields
+    /// (`io_threads` at most `max_connections` and `mod_queue_size`: each event loop
+    /// serves a [`share`] of both), that `data_root` and `log` are not empty when set,
+    /// and that every `trusted_networks` entry is a CIDR network. The first problem
+    /// found is the error, naming its table and key.
+    pub fn validate(&self) -> Result<ValidConfig, ConfigError> {
+        use bounds as b;
+        let s = &self.server;
+        let n = &self.network;
+        int(SERVER, "raida_id", s.raida_id, b::RAIDA_ID)?;
+        int(SERVER, "coin_id", s.coin_id, b::COIN_ID)?;
+        if let Some(port) = s.port {
+            int(SERVER, "port", port, b::PORT)?;
         }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-/// One table of the file, with the path for error messages.
-struct Reader<'a> {
-    file: &'a Path,
-    section: Section,
-    table: &'a Table,
-}
-
-impl<'a> Reader<'a> {
-    fn table(file: &'a Path, section: Section, value: &'a Value) -> Result<Self, ConfigError> {
-        match value {
-            Value::Table(table) => Ok(Reader {
-                file,
-                section,
-                table,
-            }),
-            other => Err(ConfigError::NotATable {
-                file: file.to_path_buf(),
-                key: section.name(),
-                found: show(other),
-            }),
-        }
-    }
-
-    fn invalid(&self, key: &'static str, expected: String, found: String) -> ConfigError {
-        ConfigError::InvalidValue {
-            file: self.file.to_path_buf(),
-            table: self.section.name(),
-            key,
-            expected,
-            found,
-        }
-    }
-
-    /// The fields of this table.
-    fn fields(&self) -> impl Iterator<Item = &'static Field> + '_ {
-        FIELDS.iter().filter(move |f| f.section == self.section)
-    }
-
-    /// Reads every field of this table into `config`; unknown keys are errors in
-    /// `[network]`, warnings in `[server]` (except [`IGNORED_SERVER_KEYS`]).
-    fn read(
-        &self,
-        config: &mut Config,
-        warnings: &mut Vec<ConfigWarning>,
-    ) -> Result<(), ConfigError> {
-        for key in self.table.keys() {
-            let known = self
-                .fields()
-                .any(|f| f.name == key || f.alias == Some(key.as_str()));
-            if known {
-                continue;
-            }
-            match self.section {
-                Section::Network => {
-                    let names: Vec<&'static str> = self
-                        .fields()
-                        .flat_map(|f| std::iter::once(f.name).chain(f.alias))
-                        .collect();
-                    return Err(ConfigError::UnknownKey {
-                        file: self.file.to_path_buf(),
-                        table: self.section.name(),
-                        key: key.clone(),
-                        suggestion: suggest(key, &names),
-                    });
-                }
-                Section::Server => {
-                    if !IGNORED_SERVER_KEYS.contains(&key.as_str()) {
-                        warnings.push(ConfigWarning {
-                            file: self.file.to_path_buf(),
-                            table: Some(self.section.name()),
-                            key: key.clone(),
-                        });
-                    }
-                }
+        int(SERVER, "threads", s.threads, b::THREADS)?;
+        int(
+            SERVER,
+            "udp_effective_payload",
+            s.udp_payload_threshold,
+            b::UDP_EFFECTIVE_PAYLOAD,
+        )?;
+        let max_connections = int(
+            NETWORK,
+            "max_connections",
+            n.max_connections,
+            b::MAX_CONNECTIONS,
+        )?;
+        int(NETWORK, "max_body_size", n.max_body_size, b::MAX_BODY_SIZE)?;
+        int(
+            NETWORK,
+            "socket_timeout_ms",
+            n.socket_timeout_ms,
+            b::SOCKET_TIMEOUT_MS,
+        )?;
+        let mod_queue_size = int(
+            NETWORK,
+            "mod_queue_size",
+            n.mod_queue_size,
+            b::MOD_QUEUE_SIZE,
+        )?;
+        int(
+            NETWORK,
+            "epoll_timeout_ms",
+            n.epoll_timeout_ms,
+            b::EPOLL_TIMEOUT_MS,
+        )?;
+        int(
+            NETWORK,
+            "events_per_wait",
+            n.events_per_wait,
+            b::EVENTS_PER_WAIT,
+        )?;
+        int(
+            NETWORK,
+            "keepalive_idle_s",
+            n.keepalive_idle_s,
+            b::KEEPALIVE_IDLE_S,
+        )?;
+        int(
+            NETWORK,
+            "keepalive_interval_s",
+            n.keepalive_interval_s,
+            b::KEEPALIVE_INTERVAL_S,
+        )?;
+        int(
+            NETWORK,
+            "keepalive_probes",
+            n.keepalive_probes,
+            b::KEEPALIVE_PROBES,
+        )?;
+        int(NETWORK, "linger_ms", n.linger_ms, b::LINGER_MS)?;
+        int(
+            NETWORK,
+            "drain_timeout_ms",
+            n.drain_timeout_ms,
+            b::DRAIN_TIMEOUT_MS,
+        )?;
+        let io_threads = int(NETWORK, "io_threads", n.io_threads, b::IO_THREADS)?;
+        int(NETWORK, "busy_poll_us", n.busy_poll_us, b::BUSY_POLL_US)?;
+        int(NETWORK, "turn_budget", n.turn_budget, b::TURN_BUDGET)?;
+        int(
+            NETWORK,
+            "key_page_cache_pages",
+            n.key_page_cache_pages,
+            b::KEY_PAGE_CACHE_PAGES,
+        )?;
+        int(
+            NETWORK,
+            "store_refresh_ms",
+            n.store_refresh_ms,
+            b::STORE_REFRESH,
+        )?;
+        if let Some(root) = &n.data_root {
+            if root.as_os_str().is_empty() {
+                return Err(ConfigError::InvalidValue {
+                    table: NETWORK,
+                    key: "data_root",
+                    expected: PATH_EXPECTED.into(),
+                    found: quoted(""),
+                });
             }
         }
-
-        for field in self.fields() {
-            let primary = self.value(field, field.name)?;
-            let alias = match field.alias {
-                Some(alias) => self.value(field, alias)?.map(|v| (alias, v)),
-                None => None,
-            };
-            let value = match (primary, alias) {
-                (Some(a), Some((alias, b))) if a != b => {
-                    return Err(ConfigError::Conflict {
-                        file: self.file.to_path_buf(),
-                        table: self.section.name(),
-                        key: field.name,
-                        value: a.to_toml().to_string(),
-                        other_key: alias,
-                        other_value: b.to_toml().to_string(),
-                    })
-                }
-                (Some(v), _) | (None, Some((_, v))) => v,
-                (None, None) => continue,
-            };
-            let shown = value.to_toml();
-            if !field.store(config, value) {
-                // Only reachable where usize is narrower than the range asked for.
-                return Err(self.invalid(
-                    field.name,
-                    "an integer this platform can hold".into(),
-                    show(&shown),
-                ));
+        int(
+            NETWORK,
+            "max_buffered_bytes",
+            n.max_buffered_bytes,
+            b::MAX_BUFFERED_BYTES,
+        )?;
+        int(
+            NETWORK,
+            "max_connections_per_ip",
+            n.max_connections_per_ip,
+            b::MAX_CONNECTIONS_PER_IP,
+        )?;
+        let trusted = n
+            .trusted_networks
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                Cidr::parse(text).ok_or_else(|| ConfigError::InvalidValue {
+                    table: NETWORK,
+                    key: "trusted_networks",
+                    expected: CIDR_EXPECTED.into(),
+                    found: format!("{} (item {})", quoted(text), i + 1),
+                })
+            })
+            .collect::<Result<Vec<Cidr>, ConfigError>>()?;
+        int(
+            NETWORK,
+            "rate_limit_per_s",
+            n.rate_limit_per_s,
+            b::RATE_LIMIT_PER_S,
+        )?;
+        int(
+            NETWORK,
+            "rate_limit_burst",
+            n.rate_limit_burst,
+            b::RATE_LIMIT_BURST,
+        )?;
+        int(NETWORK, "long_jobs", n.long_jobs, b::LONG_JOBS)?;
+        if let Some(log) = &n.log {
+            if log.is_empty() {
+                return Err(ConfigError::InvalidValue {
+                    table: NETWORK,
+                    key: "log",
+                    expected: LOG_EXPECTED.into(),
+                    found: quoted(log),
+                });
             }
         }
-        Ok(())
+        at_most(
+            ("io_threads", io_threads),
+            ("max_connections", max_connections),
+            SHARE_REASON,
+        )?;
+        at_most(
+            ("io_threads", io_threads),
+            ("mod_queue_size", mod_queue_size),
+            SHARE_REASON,
+        )?;
+        Ok(ValidConfig {
+            config: self.clone(),
+            trusted,
+        })
+    }
+}
+
+/// A [`Config`] that passed [`Config::validate`]: every field within its bound, and
+/// `trusted_networks` parsed. Read it as a `Config` (it derefs to one); the only way
+/// to make one is validation, so whatever takes a `ValidConfig` (the engine's
+/// configuration, a server) never sees an unchecked value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidConfig {
+    config: Config,
+    trusted: Vec<Cidr>,
+}
+
+impl ValidConfig {
+    /// The validated configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
-    /// The value of `key` (the field's name or its alias), checked; `None` if absent.
-    fn value(&self, field: &Field, key: &'static str) -> Result<Option<FieldValue>, ConfigError> {
-        match self.table.get(key) {
-            None => Ok(None),
-            Some(value) => field
-                .kind
-                .parse(value)
-                .map(Some)
-                .map_err(|found| self.invalid(key, field.kind.expected(), found)),
-        }
+    /// `network.trusted_networks`, parsed, in their order.
+    pub fn trusted_networks(&self) -> &[Cidr] {
+        &self.trusted
+    }
+
+    /// The configuration itself, e.g. to change it and validate it again.
+    pub fn into_config(self) -> Config {
+        self.config
+    }
+}
+
+impl Deref for ValidConfig {
+    type Target = Config;
+
+    fn deref(&self) -> &Config {
+        &self.config
     }
 }
 
@@ -1579,21 +759,277 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::from_toml_str(text, Path::new("config.toml"))
+    fn error(c: &Config) -> ConfigError {
+        match c.validate() {
+            Ok(v) => panic!("accepted: {v:?}"),
+            Err(e) => e,
+        }
     }
 
-    fn error(text: &str) -> String {
-        match parse(text) {
-            Ok(c) => panic!("accepted: {c:?}"),
-            Err(e) => e.to_string(),
+    /// One integer field: its key, how to set it (`false` when the value does not fit
+    /// its type, which then enforces that side of the bound itself), and its range.
+    struct IntField {
+        key: &'static str,
+        set: fn(&mut Config, u64) -> bool,
+        range: RangeInclusive<u64>,
+    }
+
+    macro_rules! int_field {
+        ($key:literal, $section:ident . $field:ident, $range:expr) => {
+            IntField {
+                key: $key,
+                set: |c, v| match v.try_into() {
+                    Ok(v) => {
+                        c.$section.$field = v;
+                        true
+                    }
+                    Err(_) => false,
+                },
+                range: $range,
+            }
+        };
+    }
+
+    /// Every integer field of both tables.
+    fn int_fields() -> Vec<IntField> {
+        use bounds as b;
+        vec![
+            int_field!("raida_id", server.raida_id, b::RAIDA_ID),
+            int_field!("coin_id", server.coin_id, b::COIN_ID),
+            IntField {
+                key: "port",
+                set: |c, v| match v.try_into() {
+                    Ok(v) => {
+                        c.server.port = Some(v);
+                        true
+                    }
+                    Err(_) => false,
+                },
+                range: b::PORT,
+            },
+            int_field!("threads", server.threads, b::THREADS),
+            int_field!(
+                "udp_effective_payload",
+                server.udp_payload_threshold,
+                b::UDP_EFFECTIVE_PAYLOAD
+            ),
+            int_field!(
+                "max_connections",
+                network.max_connections,
+                b::MAX_CONNECTIONS
+            ),
+            int_field!("max_body_size", network.max_body_size, b::MAX_BODY_SIZE),
+            int_field!(
+                "socket_timeout_ms",
+                network.socket_timeout_ms,
+                b::SOCKET_TIMEOUT_MS
+            ),
+            int_field!("mod_queue_size", network.mod_queue_size, b::MOD_QUEUE_SIZE),
+            int_field!(
+                "epoll_timeout_ms",
+                network.epoll_timeout_ms,
+                b::EPOLL_TIMEOUT_MS
+            ),
+            int_field!(
+                "events_per_wait",
+                network.events_per_wait,
+                b::EVENTS_PER_WAIT
+            ),
+            int_field!(
+                "keepalive_idle_s",
+                network.keepalive_idle_s,
+                b::KEEPALIVE_IDLE_S
+            ),
+            int_field!(
+                "keepalive_interval_s",
+                network.keepalive_interval_s,
+                b::KEEPALIVE_INTERVAL_S
+            ),
+            int_field!(
+                "keepalive_probes",
+                network.keepalive_probes,
+                b::KEEPALIVE_PROBES
+            ),
+            int_field!("linger_ms", network.linger_ms, b::LINGER_MS),
+            int_field!(
+                "drain_timeout_ms",
+                network.drain_timeout_ms,
+                b::DRAIN_TIMEOUT_MS
+            ),
+            int_field!("io_threads", network.io_threads, b::IO_THREADS),
+            int_field!("busy_poll_us", network.busy_poll_us, b::BUSY_POLL_US),
+            int_field!("turn_budget", network.turn_budget, b::TURN_BUDGET),
+            int_field!(
+                "key_page_cache_pages",
+                network.key_page_cache_pages,
+                b::KEY_PAGE_CACHE_PAGES
+            ),
+            int_field!(
+                "store_refresh_ms",
+                network.store_refresh_ms,
+                b::STORE_REFRESH
+            ),
+            int_field!(
+                "max_buffered_bytes",
+                network.max_buffered_bytes,
+                b::MAX_BUFFERED_BYTES
+            ),
+            int_field!(
+                "max_connections_per_ip",
+                network.max_connections_per_ip,
+                b::MAX_CONNECTIONS_PER_IP
+            ),
+            int_field!(
+                "rate_limit_per_s",
+                network.rate_limit_per_s,
+                b::RATE_LIMIT_PER_S
+            ),
+            int_field!(
+                "rate_limit_burst",
+                network.rate_limit_burst,
+                b::RATE_LIMIT_BURST
+            ),
+            int_field!("long_jobs", network.long_jobs, b::LONG_JOBS),
+        ]
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        let valid = Config::default()
+            .validate()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(valid.config(), &Config::default());
+        assert_eq!(
+            valid.trusted_networks(),
+            [Cidr::parse("127.0.0.0/8"), Cidr::parse("::1/128")]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(valid.into_config(), Config::default());
+    }
+
+    #[test]
+    fn every_bound_accepts_its_edges_and_rejects_just_past_them() {
+        for f in int_fields() {
+            let (min, max) = (*f.range.start(), *f.range.end());
+            assert!(max <= 1 << 40, "{} has no real upper bound", f.key);
+            // `io_threads` at its top needs as many connections and jobs.
+            let mut base = Config::default();
+            base.network.mod_queue_size = MAX_MOD_QUEUE_SIZE;
+            let mut accepted = Vec::new();
+            for edge in [min, max] {
+                let mut c = base.clone();
+                assert!((f.set)(&mut c, edge), "{} = {edge} fits its type", f.key);
+                if let Err(e) = c.validate() {
+                    panic!("{} = {edge} rejected: {e}", f.key);
+                }
+                accepted.push(edge);
+            }
+            let past = [min.checked_sub(1), max.checked_add(1)];
+            let mut rejected = 0;
+            for value in past.into_iter().flatten() {
+                let mut c = base.clone();
+                if !(f.set)(&mut c, value) {
+                    continue; // the field's type cannot hold it at all
+                }
+                let e = error(&c);
+                assert_eq!(e.key(), f.key, "{e}");
+                assert_eq!(
+                    e.to_string(),
+                    format!(
+                        "[{}] {}: expected an integer {min}..={max}, found {value}",
+                        e.table(),
+                        f.key
+                    )
+                );
+                rejected += 1;
+            }
+            // Every field is bounded by validation on at least one side (the others
+            // by their type: a `u16` port, a `u8` raida id below).
+            assert!(
+                rejected > 0 || f.key == "coin_id" || f.key == "port",
+                "{}: nothing past its range could be tried",
+                f.key
+            );
         }
     }
 
     #[test]
-    fn empty_file_is_all_defaults() {
-        assert_eq!(parse(""), Ok(Config::default()));
-        assert_eq!(parse("[server]\n[network]\n"), Ok(Config::default()));
+    fn the_message_names_the_table_and_the_key() {
+        let mut c = Config::default();
+        c.server.raida_id = 30;
+        assert_eq!(
+            error(&c).to_string(),
+            "[server] raida_id: expected an integer 0..=24, found 30"
+        );
+        let mut c = Config::default();
+        c.network.max_connections = 0;
+        assert_eq!(
+            error(&c).to_string(),
+            "[network] max_connections: expected an integer 1..=1048576, found 0"
+        );
+    }
+
+    #[test]
+    fn a_bad_trusted_network_is_an_error_naming_the_field_and_the_item() {
+        for bad in ["10.0.0.0/33", "::1/129", "localhost", "", "10.0.0.0/8/8"] {
+            let mut c = Config::default();
+            c.network.trusted_networks = vec!["10.0.0.0/8".into(), bad.into()];
+            let e = error(&c);
+            assert_eq!(e.key(), "trusted_networks");
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "[network] trusted_networks: expected a CIDR network such as \
+                     \"10.0.0.0/8\", found {bad:?} (item 2)"
+                )
+            );
+        }
+        let mut c = Config::default();
+        c.network.trusted_networks = vec!["10.0.0.0/8".into(), "192.168.1.7".into()];
+        let valid = c.validate().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(valid.trusted_networks().len(), 2);
+        c.network.trusted_networks.clear();
+        let valid = c.validate().unwrap_or_else(|e| panic!("{e}"));
+        assert!(valid.trusted_networks().is_empty());
+    }
+
+    #[test]
+    fn empty_paths_and_filters_are_errors() {
+        let mut c = Config::default();
+        c.network.data_root = Some(PathBuf::new());
+        assert_eq!(
+            error(&c).to_string(),
+            "[network] data_root: expected a non-empty path, found \"\""
+        );
+        c.network.data_root = Some(PathBuf::from("store"));
+        c.network.log = Some(String::new());
+        assert_eq!(
+            error(&c).to_string(),
+            "[network] log: expected a non-empty tracing filter such as \"info\", found \"\""
+        );
+        c.network.log = Some("debug".into());
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn io_threads_may_not_exceed_the_totals_they_share() {
+        let mut c = Config::default();
+        c.network.io_threads = 4;
+        c.network.max_connections = 3;
+        assert_eq!(
+            error(&c).to_string(),
+            "[network] io_threads = 4 is more than max_connections = 3: each event loop \
+             gets a share of it, and a loop whose share is 0 could never serve"
+        );
+        c.network.max_connections = 4;
+        c.network.mod_queue_size = 3;
+        let e = error(&c);
+        assert_eq!(e.key(), "io_threads");
+        assert!(e.to_string().contains("mod_queue_size = 3"), "{e}");
+        c.network.mod_queue_size = 4;
+        assert!(c.validate().is_ok());
     }
 
     #[test]
@@ -1609,177 +1045,6 @@ mod tests {
         assert_eq!(s.effective_threads(32), 32);
         s.threads = 3;
         assert_eq!(s.effective_threads(32), 3);
-    }
-
-    #[test]
-    fn syntax_error_names_file_and_line() {
-        let e = parse("[server]\nraida_id = 1\nport = = 3\n");
-        match e {
-            Err(ConfigError::Syntax { line, .. }) => assert_eq!(line, Some(3)),
-            other => panic!("{other:?}"),
-        }
-        let text = error("[server]\nraida_id = 1\nport = = 3\n");
-        assert!(text.starts_with("config.toml: line 3, column "), "{text}");
-        assert!(!text.contains('\n'), "one line: {text}");
-    }
-
-    #[test]
-    fn value_errors_are_exact() {
-        assert_eq!(
-            error("[server]\nraida_id = \"abc\"\n"),
-            "config.toml: [server] raida_id: expected an integer 0..=24, found \"abc\""
-        );
-        assert_eq!(
-            error("[server]\nraida_id = 25\n"),
-            "config.toml: [server] raida_id: expected an integer 0..=24, found 25"
-        );
-        assert_eq!(
-            error("[network]\nmax_connections = 0\n"),
-            "config.toml: [network] max_connections: expected an integer 1..=1048576, found 0"
-        );
-        assert_eq!(
-            error("[network]\nmax_conections = 10\n"),
-            "config.toml: [network] max_conections: unknown key (did you mean max_connections?)"
-        );
-        assert_eq!(
-            error("[network]\nfrobnicate = 10\n"),
-            "config.toml: [network] frobnicate: unknown key"
-        );
-        assert_eq!(
-            error("server = 5\n"),
-            "config.toml: server: expected a table, found 5"
-        );
-        assert_eq!(
-            error("[server]\ncoin_id = 1979-05-27\n"),
-            "config.toml: [server] coin_id: expected an integer 0..=65535, found 1979-05-27"
-        );
-        assert_eq!(
-            error("[server]\nudp_effective_payload = 1440\nudp_payload_threshold = 1024\n"),
-            "config.toml: [server] udp_effective_payload: 1440 disagrees with \
-             udp_payload_threshold = 1024 (two names of one setting); keep one"
-        );
-    }
-
-    #[test]
-    fn udp_names_conflict_only_when_they_differ() {
-        let c = parse("[server]\nudp_effective_payload = 1440\nudp_payload_threshold = 1440\n");
-        assert_eq!(c.map(|c| c.server.udp_payload_threshold), Ok(1440));
-        let e = error("[server]\nudp_effective_payload = 1440\nudp_payload_threshold = 1024\n");
-        assert!(
-            e.starts_with("config.toml: [server] udp_effective_payload: "),
-            "{e}"
-        );
-        assert!(e.contains("udp_payload_threshold"), "{e}");
-    }
-
-    #[test]
-    fn unknown_server_keys_and_tables_are_warnings() {
-        let (config, warnings) = Config::from_toml_str_with_warnings(
-            "extra = 1\n[server]\nraida_id = 3\nnew_module_key = [1, 2]\nproxy_key = 7\n[other]\nx = 1\n",
-            Path::new("/etc/raida/config.toml"),
-        )
-        .expect("valid");
-        assert_eq!(config.server.raida_id, 3);
-        let shown: Vec<String> = warnings.iter().map(ToString::to_string).collect();
-        assert_eq!(
-            shown,
-            [
-                "/etc/raida/config.toml: extra: unknown key, ignored",
-                "/etc/raida/config.toml: other: unknown key, ignored",
-                "/etc/raida/config.toml: [server] new_module_key: unknown key, ignored",
-            ]
-        );
-    }
-
-    #[test]
-    fn data_root_resolution() {
-        let mut c = Config::default();
-        assert_eq!(c.data_root(None), PathBuf::from("."));
-        assert_eq!(
-            c.data_root(Some(Path::new("config.toml"))),
-            PathBuf::from(".")
-        );
-        assert_eq!(
-            c.data_root(Some(Path::new("/opt/raida/config.toml"))),
-            PathBuf::from("/opt/raida")
-        );
-        c.network.data_root = Some(PathBuf::from("/srv/data"));
-        assert_eq!(
-            c.data_root(Some(Path::new("/opt/raida/config.toml"))),
-            PathBuf::from("/srv/data")
-        );
-        c.network.data_root = Some(PathBuf::from("store"));
-        assert_eq!(
-            c.data_root(Some(Path::new("/opt/raida/config.toml"))),
-            PathBuf::from("/opt/raida/store")
-        );
-        assert_eq!(c.data_root(None), PathBuf::from("store"));
-    }
-
-    #[test]
-    fn edit_distance_basics() {
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("bind", "bind"), 0);
-    }
-
-    #[test]
-    fn every_number_has_an_upper_bound_a_machine_can_honour() {
-        for (text, expected) in [
-            (
-                "[network]\nmax_connections = 1048577\n",
-                "config.toml: [network] max_connections: expected an integer 1..=1048576, \
-                 found 1048577",
-            ),
-            (
-                "[network]\nmod_queue_size = 10000000000\n",
-                "config.toml: [network] mod_queue_size: expected an integer 1..=65536, \
-                 found 10000000000",
-            ),
-            (
-                "[network]\nkey_page_cache_pages = 16385\n",
-                "config.toml: [network] key_page_cache_pages: expected an integer 1..=16384, \
-                 found 16385",
-            ),
-        ] {
-            assert_eq!(error(text), expected);
-        }
-        let top = parse(
-            "[network]\nmax_connections = 1048576\nmod_queue_size = 65536\n\
-             key_page_cache_pages = 16384\n",
-        )
-        .map(|c| c.network);
-        assert_eq!(
-            top.map(|n| (n.max_connections, n.mod_queue_size, n.key_page_cache_pages)),
-            Ok((1 << 20, 65_536, 16_384))
-        );
-        for f in FIELDS {
-            if let Kind::Int { min, max } = f.kind {
-                assert!(min <= max, "{}", f.name);
-                // TOML integers are i64; and the bound is something a machine can honour.
-                assert!(max <= 1 << 40, "{} has no real upper bound", f.name);
-            }
-        }
-    }
-
-    #[test]
-    fn io_threads_may_not_exceed_the_totals_they_share() {
-        assert_eq!(
-            error("[network]\nio_threads = 4\nmax_connections = 3\n"),
-            "config.toml: [network] io_threads = 4 is more than max_connections = 3: each \
-             event loop gets a share of it, and a loop whose share is 0 could never serve"
-        );
-        assert_eq!(
-            error("[network]\nio_threads = 4\nmod_queue_size = 2\n"),
-            "config.toml: [network] io_threads = 4 is more than mod_queue_size = 2: each \
-             event loop gets a share of it, and a loop whose share is 0 could never serve"
-        );
-        let c = parse("[network]\nio_threads = 4\nmax_connections = 4\nmod_queue_size = 4\n");
-        assert_eq!(c.map(|c| c.network.io_threads), Ok(4));
-        match parse("[network]\nio_threads = 2\nmax_connections = 1\n") {
-            Err(e) => assert_eq!(e.key(), Some("io_threads")),
-            Ok(c) => panic!("accepted: {c:?}"),
-        }
     }
 
     #[test]
@@ -1822,222 +1087,5 @@ mod tests {
             let low = total / parts;
             proptest::prop_assert!(shares.iter().all(|s| *s == low || *s == low + 1));
         }
-    }
-
-    #[test]
-    fn the_table_is_consistent() {
-        for section in Section::ALL {
-            let mut names: Vec<&str> = FIELDS
-                .iter()
-                .filter(|f| f.section == section)
-                .flat_map(|f| std::iter::once(f.name).chain(f.alias))
-                .collect();
-            let count = names.len();
-            names.sort_unstable();
-            names.dedup();
-            assert_eq!(names.len(), count, "a name twice in [{section}]");
-            assert!(
-                !names.iter().any(|n| IGNORED_SERVER_KEYS.contains(n)),
-                "an ignored key is also a field"
-            );
-        }
-        let mut flags: Vec<&str> = FIELDS
-            .iter()
-            .filter_map(|f| f.flag.map(|f| f.long))
-            .collect();
-        let count = flags.len();
-        flags.sort_unstable();
-        flags.dedup();
-        assert_eq!(flags.len(), count, "a flag twice");
-        for f in FIELDS {
-            // The default fits the kind (it parses back), and an optional field says what
-            // applies when it is unset.
-            match f.default_value() {
-                Some(v) => assert_eq!(f.kind.parse(&v.to_toml()), Ok(v), "{}", f.name),
-                None => assert!(f.unset.is_some(), "{} is unset by default", f.name),
-            }
-            assert!(
-                !f.doc.is_empty() && !f.doc.contains('\n'),
-                "{}: one line",
-                f.name
-            );
-        }
-        for rule in AT_MOST {
-            for name in [rule.key, rule.limit] {
-                let f = field(rule.section, name).unwrap_or_else(|| panic!("no field {name}"));
-                assert!(f.kind.range().is_some(), "{name} is not an integer");
-            }
-        }
-    }
-
-    /// A valid value of `f` other than its default: the top of an integer's range (its
-    /// bottom when that is the default, which also proves the type holds the range).
-    fn other_value(f: &Field) -> FieldValue {
-        match f.kind {
-            Kind::Int { min, max } => {
-                if f.default_value() == Some(FieldValue::Int(max)) {
-                    FieldValue::Int(min)
-                } else {
-                    FieldValue::Int(max)
-                }
-            }
-            Kind::IpAddr => FieldValue::Ip(IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])),
-            Kind::SocketAddr => FieldValue::Socket(SocketAddr::from(([127, 0, 0, 1], 9100))),
-            Kind::Path => FieldValue::Path(PathBuf::from("elsewhere")),
-            Kind::Text { .. } => FieldValue::Text("debug".into()),
-            Kind::Strings { .. } => FieldValue::Strings(Vec::new()),
-        }
-    }
-
-    #[test]
-    fn every_field_is_read_printed_and_serialized() {
-        // A file setting every field to a value other than its default.
-        let mut text = String::new();
-        for section in Section::ALL {
-            text.push_str(&format!("[{section}]\n"));
-            for f in FIELDS.iter().filter(|f| f.section == section) {
-                text.push_str(&format!("{} = {}\n", f.name, other_value(f).to_toml()));
-            }
-        }
-        let c = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        for f in FIELDS {
-            assert_eq!(f.value(&c), Some(other_value(f)), "{} was not read", f.name);
-            assert_ne!(f.value(&c), f.default_value(), "{}", f.name);
-        }
-        for config in [c, Config::default()] {
-            let printed = config.to_toml_string();
-            assert_eq!(parse(&printed).as_ref(), Ok(&config), "{printed}");
-            let serialized = toml::to_string(&config).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(parse(&serialized).as_ref(), Ok(&config), "{serialized}");
-            for f in FIELDS {
-                assert!(
-                    printed.contains(f.name),
-                    "{} not printed:\n{printed}",
-                    f.name
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn printed_config_keeps_its_shape() {
-        let mut c = parse("[server]\nraida_id = 9\n").unwrap_or_else(|e| panic!("{e}"));
-        c.network.log = Some("debug".into());
-        let printed = c.to_toml_string();
-        let lines: Vec<&str> = printed.lines().collect();
-        assert_eq!(
-            lines.get(..6),
-            Some(
-                &[
-                    "[server]",
-                    "raida_id = 9",
-                    "coin_id = 0",
-                    "# port = 50009  (unset: 50000 + raida_id)",
-                    "threads = 0  # 0 = max(8, cores)",
-                    "udp_effective_payload = 1024",
-                ][..]
-            )
-        );
-        assert_eq!(
-            lines.get(6..9),
-            Some(&["", "[network]", "bind = \"0.0.0.0\""][..])
-        );
-        assert!(lines.contains(&"# data_root unset: the config file's directory"));
-        assert!(lines.contains(&"# metrics_addr unset: no metrics endpoint"));
-        assert_eq!(lines.last(), Some(&"log = \"debug\""));
-        assert!(printed.ends_with("\"debug\"\n"));
-    }
-
-    /// A CIDR-ish check for the list tests: `address/prefix`.
-    fn cidr(s: &str) -> bool {
-        match s.split_once('/') {
-            Some((addr, prefix)) => match (addr.parse::<IpAddr>(), prefix.parse::<u8>()) {
-                (Ok(IpAddr::V4(_)), Ok(p)) => p <= 32,
-                (Ok(IpAddr::V6(_)), Ok(p)) => p <= 128,
-                _ => false,
-            },
-            None => false,
-        }
-    }
-
-    #[test]
-    fn a_list_of_strings_is_parsed_and_checked_item_by_item() {
-        let kind = Kind::Strings {
-            item: "a CIDR network such as \"10.0.0.0/8\"",
-            check: cidr,
-        };
-        let value = |text: &str| -> Value {
-            let t: Table = format!("v = {text}")
-                .parse()
-                .unwrap_or_else(|e| panic!("{e}"));
-            t.get("v").cloned().unwrap_or_else(|| panic!("no v"))
-        };
-        let ok = kind.parse(&value("[\"10.0.0.0/8\", \"::1/128\"]"));
-        assert_eq!(
-            ok,
-            Ok(FieldValue::Strings(vec![
-                "10.0.0.0/8".into(),
-                "::1/128".into()
-            ]))
-        );
-        assert_eq!(
-            kind.parse(&value("[]")),
-            Ok(FieldValue::Strings(Vec::new()))
-        );
-        assert_eq!(
-            kind.parse(&value("[\"10.0.0.0/8\", \"10.0.0.0/33\"]")),
-            Err("\"10.0.0.0/33\" (item 2)".into())
-        );
-        assert_eq!(
-            kind.parse(&value("[\"::1/128\", 7]")),
-            Err("7 (item 2)".into())
-        );
-        assert_eq!(
-            kind.parse(&value("\"10.0.0.0/8\"")),
-            Err("\"10.0.0.0/8\"".into())
-        );
-        assert_eq!(
-            kind.expected(),
-            "an array of strings, each a CIDR network such as \"10.0.0.0/8\""
-        );
-        // Back to TOML, and in and out of a `Vec<String>` field.
-        let list = FieldValue::Strings(vec!["10.0.0.0/8".into()]);
-        assert_eq!(list.to_toml().to_string(), "[\"10.0.0.0/8\"]");
-        assert_eq!(kind.parse(&list.to_toml()), Ok(list.clone()));
-        let stored: Option<Vec<String>> = Stored::from_value(list.clone());
-        assert_eq!(stored.as_ref().and_then(Stored::to_value), Some(list));
-        assert_eq!(
-            <Vec<String> as Stored>::from_value(FieldValue::Int(1)),
-            None
-        );
-        // A flag given twice is two items.
-        let f = Field::new(
-            "trusted_networks",
-            Section::Network,
-            kind,
-            Slot {
-                get: |_| None,
-                set: |_, _| false,
-            },
-            "test only",
-        );
-        assert_eq!(
-            f.flag_value(&["10.0.0.0/8".into(), "::1/128".into()])
-                .to_string(),
-            "[\"10.0.0.0/8\", \"::1/128\"]"
-        );
-    }
-
-    #[test]
-    fn flag_values_become_what_a_file_would_hold() {
-        let port = field(Section::Server, "port").unwrap_or_else(|| panic!("port"));
-        assert_eq!(port.flag_value(&["70000".into()]), Value::Integer(70_000));
-        assert_eq!(port.flag_value(&[" 5 ".into()]), Value::Integer(5));
-        assert_eq!(
-            port.flag_value(&["abc".into()]),
-            Value::String("abc".into())
-        );
-        let bind = field(Section::Network, "bind").unwrap_or_else(|| panic!("bind"));
-        assert_eq!(bind.flag_value(&["7".into()]), Value::String("7".into()));
     }
 }

@@ -22,9 +22,9 @@ mod time;
 /// the simulator's oracle and the fuzzers read and check frames with exactly these
 /// rules; the body and response internals stay private.
 pub mod codec;
-/// The configuration file and its validation (PROTOCOL.md section 10a). Public
-/// because every driver and embedder loads it, and core reads no files: the driver
-/// hands core the text.
+/// The typed configuration and its validation (PROTOCOL.md section 10a). Public
+/// because every driver and embedder builds one; core knows no file format: a driver
+/// reads `config.toml` into it.
 pub mod config;
 /// Where the keys of encrypted requests come from: the key store seam the engine
 /// and the commands call, and the in-memory store (the deployed `Data/` store is

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::{Sender, TrySendError};
-use raida_core::config::{Config, NetworkConfig};
+use raida_core::config::{NetworkConfig, ValidConfig};
 use raida_core::metrics::MetricsSnapshot;
 use raida_core::{CommandRegistry, Engine, EngineConfig, KeyStore};
 
@@ -50,12 +50,12 @@ pub struct DriverConfig {
 }
 
 impl DriverConfig {
-    /// What `config` describes: `io_threads` loops, each with its share of the bounds
+    /// What a validated `config` describes: `io_threads` loops, each with its share of the bounds
     /// ([`EngineConfig::for_loop`]); `threads` workers for this machine's cores
     /// ([`ServerConfig::effective_threads`](raida_core::config::ServerConfig::effective_threads));
     /// and, when `long_commands`, one long-running thread per long job any loop may
     /// have out (`long_jobs`), none otherwise.
-    pub fn from_config(config: &Config, long_commands: bool) -> DriverConfig {
+    pub fn from_config(config: &ValidConfig, long_commands: bool) -> DriverConfig {
         let loops = config.network.io_threads.max(1);
         let engines: Vec<EngineConfig> = (0..loops)
             .map(|i| EngineConfig::from_config(config).for_loop(loops, i))

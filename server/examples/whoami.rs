@@ -21,8 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.server.raida_id = 3;
     config.server.coin_id = 6;
     config.network.bind = [127, 0, 0, 1].into();
-    // A Config built in Rust has not been through the checks a parsed file gets: check
-    // it here (bounds between fields) before binding when its values come from outside.
+    config.validate()?; // bind() validates too; this names a bad value before any I/O
 
     let data = std::env::temp_dir().join(format!("raida-whoami-{}", std::process::id()));
     raida_server::store::write_demo_store(&data)?;

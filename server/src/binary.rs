@@ -12,6 +12,7 @@ use raida_store::{demo_locker_an, write_demo_store};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{self, Args, Settings};
+use crate::config_file;
 use crate::{Served, ServerBuilder};
 
 /// Exit status for a configuration or start-up error.
@@ -38,7 +39,7 @@ pub fn run(args: &Args) -> ExitCode {
         return check_config(&settings);
     }
     if args.print_config {
-        print!("{}", settings.config.to_toml_string());
+        print!("{}", config_file::to_toml_string(&settings.config));
         return match std::io::stdout().flush() {
             Ok(()) => ExitCode::SUCCESS,
             Err(_) => ExitCode::from(EXIT_RUNTIME),
@@ -145,7 +146,7 @@ fn serve(settings: &Settings) -> ExitCode {
     for warning in &settings.warnings {
         tracing::warn!("{warning}");
     }
-    let toml = config.to_toml_string();
+    let toml = config_file::to_toml_string(config);
     let effective: Vec<&str> = toml.lines().filter(|l| !l.is_empty()).collect::<Vec<_>>();
     tracing::info!(
         file = %settings.config_file.as_deref().map_or("(none)".into(), |p| p.display().to_string()),

@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use raida_core::config::Config;
+use raida_core::config::{Config, ConfigError};
 use raida_core::keys::MemoryKeyStore;
 use raida_core::{Command, CommandRegistry, KeyStore, RegisterError, Runs};
 use raida_io_epoll::{Driver, DriverConfig};
@@ -29,6 +29,8 @@ use crate::signals;
 ///
 /// let mut config = Config::default();
 /// config.server.raida_id = 14;
+/// config.network.max_connections = 10_000;
+/// // `bind` validates it first: an invalid configuration is `BuildError::Config`.
 /// let server = ServerBuilder::new(config)
 ///     .data_root("/opt/raida/14")
 ///     // Group 15, command 7: answers the payload back.
@@ -95,6 +97,10 @@ impl std::fmt::Debug for ServerBuilder {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
+    /// The configuration is invalid ([`Config::validate`] refused it): a value out of
+    /// range, a malformed network, more `io_threads` than connections or jobs.
+    #[error("configuration: {0}")]
+    Config(#[source] ConfigError),
     /// A command could not be registered: a group above 15, or a (group, command)
     /// that has a handler already (a built-in, or one registered twice).
     #[error("command ({group}, {command}): {source}")]
@@ -227,10 +233,13 @@ impl ServerBuilder {
         Ok(registry)
     }
 
-    /// Registers the commands, opens the store, binds the sockets, starts the workers,
-    /// the metrics endpoint when `[network] metrics_addr` is set, and the signal
-    /// thread when asked for: everything but serving.
+    /// Validates the configuration ([`Config::validate`]), registers the commands,
+    /// opens the store, binds the sockets, starts the workers, the metrics endpoint
+    /// when `[network] metrics_addr` is set, and the signal thread when asked for:
+    /// everything but serving. Nothing is opened or bound for an invalid
+    /// configuration.
     pub fn bind(self) -> Result<Server, BuildError> {
+        let config = self.config.validate().map_err(BuildError::Config)?;
         let registry = self.registry()?;
         if self.raise_fd_limit {
             match raida_io_epoll::raise_fd_limit() {
@@ -245,17 +254,17 @@ impl ServerBuilder {
         let data_root = self
             .data_root
             .clone()
-            .or_else(|| self.config.network.data_root.clone());
+            .or_else(|| config.network.data_root.clone());
         let (store, watched): (Arc<dyn KeyStore>, _) = match (self.store, data_root) {
             (Some(Store::Any(store)), _) => (store, None),
             (Some(Store::Disk(disk)), _) => (Arc::clone(&disk) as Arc<dyn KeyStore>, Some(disk)),
             (None, Some(root)) => {
-                let disk = Arc::new(open_disk_store(&self.config, &root)?);
+                let disk = Arc::new(open_disk_store(&config, &root)?);
                 (Arc::clone(&disk) as Arc<dyn KeyStore>, Some(disk))
             }
             (None, None) => (Arc::new(MemoryKeyStore::new()) as Arc<dyn KeyStore>, None),
         };
-        let driver_config = DriverConfig::from_config(&self.config, long);
+        let driver_config = DriverConfig::from_config(&config, long);
         let threads = driver_config.workers;
         let driver = Driver::bind(driver_config, registry, Arc::clone(&store)).map_err(|e| {
             BuildError::Io {
@@ -264,7 +273,7 @@ impl ServerBuilder {
             }
         })?;
         // Stopped (its thread joined) when the server is dropped, after the loops.
-        let metrics = match self.config.network.metrics_addr {
+        let metrics = match config.network.metrics_addr {
             Some(addr) => Some(
                 MetricsServer::start(addr, driver.snapshots())
                     .map_err(BuildError::io("metrics endpoint"))?,
@@ -292,4 +301,48 @@ pub(crate) fn open_disk_store(
     let network = &config.network;
     let store_config = StoreConfig::new(network.key_page_cache_pages, network.store_refresh());
     DiskStore::open(data_root, store_config).map_err(BuildError::Store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raida_core::keys::MemoryKeyStore;
+
+    /// An invalid configuration is refused before anything is opened or bound, naming
+    /// the key: a malformed trusted network is never dropped on the way to the engine.
+    #[test]
+    fn an_invalid_configuration_is_a_build_error() {
+        let mut config = Config::default();
+        config.server.port = Some(0);
+        config.network.bind = std::net::Ipv4Addr::LOCALHOST.into();
+        config.network.trusted_networks = vec!["10.0.0.0/8".into(), "10.0.0.0/33".into()];
+        let built = ServerBuilder::new(config.clone())
+            .handle_signals(false)
+            .store(Arc::new(MemoryKeyStore::new()))
+            .bind();
+        match built {
+            Err(BuildError::Config(e)) => {
+                assert_eq!(e.key(), "trusted_networks");
+                assert_eq!(
+                    BuildError::Config(e).to_string(),
+                    "configuration: [network] trusted_networks: expected a CIDR network \
+                     such as \"10.0.0.0/8\", found \"10.0.0.0/33\" (item 2)"
+                );
+            }
+            Err(other) => panic!("another error: {other}"),
+            Ok(_) => panic!("built with a bad network"),
+        }
+        config.network.trusted_networks.pop();
+        config.network.io_threads = 2;
+        config.network.mod_queue_size = 1;
+        let built = ServerBuilder::new(config)
+            .handle_signals(false)
+            .store(Arc::new(MemoryKeyStore::new()))
+            .bind();
+        assert!(
+            matches!(&built, Err(BuildError::Config(e)) if e.key() == "io_threads"),
+            "{:?}",
+            built.as_ref().err()
+        );
+    }
 }

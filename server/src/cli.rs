@@ -1,9 +1,9 @@
-//! Command line and configuration: the deployed server's `config.toml` (parsed and
-//! validated by `raida_core::config`), our `[network]` table, and flags that override
-//! both.
+//! Command line and configuration: the deployed server's `config.toml` (read by
+//! [`config_file`], validated by `raida_core::config`), our `[network]` table, and
+//! flags that override both.
 //!
-//! The override flags are not written out here: they are generated from core's table
-//! of fields ([`FIELDS`], each entry with a [`Flag`](raida_core::config::Flag)), so a
+//! The override flags are not written out here: they are generated from the table of
+//! fields ([`FIELDS`], each entry with a [`Flag`](crate::config_file::Flag)), so a
 //! field with a flag is one entry there. Only `--config`, `--print-config` and
 //! `--check-config` are this crate's own.
 //!
@@ -16,7 +16,9 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Arg, ArgAction, ArgMatches, Command, FromArgMatches, Parser};
-use raida_core::config::{Config, ConfigWarning, Field, Kind, FIELDS};
+use raida_core::config::Config;
+
+use crate::config_file::{self, ConfigWarning, Field, Kind, FIELDS};
 use toml::{Table, Value};
 
 /// `raida-server`: the RAIDA network layer over epoll.
@@ -189,7 +191,7 @@ pub fn load(args: &Args) -> Result<Settings, String> {
     };
     // The file alone first, so its own errors name it.
     let (_, mut warnings) =
-        Config::from_toml_str_with_warnings(&text, &file).map_err(|e| e.to_string())?;
+        config_file::from_toml_str_with_warnings(&text, &file).map_err(|e| e.to_string())?;
 
     let overrides = args.overrides.given();
     // Each flag alone, so a bad value names the flag.
@@ -199,7 +201,7 @@ pub fn load(args: &Args) -> Result<Settings, String> {
         inner.insert(o.field.name.to_string(), o.field.flag_value(&o.values));
         let mut one = Table::new();
         one.insert(o.field.section.name().to_string(), Value::Table(inner));
-        Config::from_toml_str(&one.to_string(), Path::new(&flag.name()))
+        config_file::from_toml_str(&one.to_string(), Path::new(&flag.name()))
             .map_err(|e| e.to_string())?;
     }
 
@@ -227,7 +229,7 @@ pub fn load(args: &Args) -> Result<Settings, String> {
         t.insert(field.name.to_string(), v);
     }
     let config = if overrides.is_empty() {
-        Config::from_toml_str(&text, &file)
+        config_file::from_toml_str(&text, &file)
     } else {
         // Every value was checked above; what can still fail is a bound between keys
         // (io_threads against max_connections), which the file and the flags may share.
@@ -236,7 +238,7 @@ pub fn load(args: &Args) -> Result<Settings, String> {
             .filter_map(|o| o.field.flag.map(|f| f.name()))
             .collect();
         let merged = format!("{} with {}", file.display(), flags.join(" "));
-        Config::from_toml_str(&root.to_string(), Path::new(&merged))
+        config_file::from_toml_str(&root.to_string(), Path::new(&merged))
     }
     .map_err(|e| e.to_string())?;
     warnings.dedup();
@@ -245,7 +247,7 @@ pub fn load(args: &Args) -> Result<Settings, String> {
     let data_root = if embedded_default {
         PathBuf::from(EMBEDDED_DATA_ROOT)
     } else {
-        config.data_root(args.config.as_deref())
+        config_file::data_root(&config, args.config.as_deref())
     };
     Ok(Settings {
         config,
@@ -346,7 +348,7 @@ mod tests {
         // A value no field accepts: not a number, not an address, and empty for paths.
         for field in FIELDS {
             let Some(flag) = field.flag else { continue };
-            let bad = if matches!(field.kind, raida_core::config::Kind::Path) {
+            let bad = if matches!(field.kind, Kind::Path) {
                 ""
             } else {
                 "x-y"

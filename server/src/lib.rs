@@ -29,6 +29,7 @@
 mod binary;
 mod builder;
 pub mod cli;
+pub mod config_file;
 mod metrics;
 mod server;
 mod signals;

@@ -54,27 +54,27 @@ impl Command for Hold {
     }
 }
 
+/// The configuration: loopback, a free port, a metrics endpoint on a free port, and
+/// the flags, built in Rust (no configuration text) and validated by core.
 fn config() -> Result<Config, String> {
     let mut config = Config::default();
     config.server.port = Some(0);
-    config.network.bind = [127, 0, 0, 1].into();
-    config.network.metrics_addr = Some(([127, 0, 0, 1], 0).into());
+    config.network.bind = std::net::Ipv4Addr::LOCALHOST.into();
+    config.network.metrics_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag}: no value"))?;
-        let number: u64 = value.parse().map_err(|e| format!("{flag} {value}: {e}"))?;
+        let bad = |e: std::num::ParseIntError| format!("{flag} {value}: {e}");
         match flag.as_str() {
-            "--mod-queue-size" => {
-                config.network.mod_queue_size =
-                    usize::try_from(number).map_err(|e| format!("{flag} {value}: {e}"))?;
+            "--mod-queue-size" => config.network.mod_queue_size = value.parse().map_err(bad)?,
+            "--socket-timeout-ms" => {
+                config.network.socket_timeout_ms = value.parse().map_err(bad)?;
             }
-            "--socket-timeout-ms" => config.network.socket_timeout_ms = number,
-            "--drain-timeout-ms" => config.network.drain_timeout_ms = number,
+            "--drain-timeout-ms" => config.network.drain_timeout_ms = value.parse().map_err(bad)?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
-    // A Config built in Rust has not been through the checks a parsed file gets (each
-    // value's range, the bounds between fields): the values above come from the tests.
+    config.validate().map_err(|e| e.to_string())?;
     Ok(config)
 }
 

@@ -1,28 +1,28 @@
-//! README.md's configuration tables (section "Operators": the `[server]` and
-//! `[network]` tables of "Configuration file", and "Flags") list exactly the fields of
-//! core's one table (`raida_core::config::FIELDS`), no more and no fewer, with the same
-//! defaults, aliases and flags; a range written in a row (`1..=1000000`) is the field's.
-//! Operators read the README, so a field added to the table without a row, or a row
-//! left behind by a removed field, fails here.
+//! The configuration tables of docs/OPERATING.md (section "Configuration": the
+//! `[server]` and `[network]` tables of "Configuration file", and "Flags") list exactly
+//! the fields of the one table of fields (`raida_server::config_file::FIELDS`), no more and no fewer,
+//! with the same defaults, aliases and flags; a range written in a row (`1..=1000000`)
+//! is the field's. Operators configure the server from those tables, so a field added
+//! to the table without a row, or a row left behind by a removed field, fails here.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use raida_core::config::{Field, Section, FIELDS};
+use raida_server::config_file::{Field, Section, FIELDS};
 
 /// The flags that set no field.
 const OWN_FLAGS: [&str; 3] = ["--config", "--print-config", "--check-config"];
 
-fn readme() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+fn operating_doc() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/OPERATING.md");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The lines of `## Operators`, split at its `### ` headings: (heading, lines).
+/// The lines of `## Configuration`, split at its `### ` headings: (heading, lines).
 fn operators(text: &str) -> Vec<(String, Vec<&str>)> {
     let mut lines = text
         .lines()
-        .skip_while(|l| l.trim() != "## Operators")
+        .skip_while(|l| l.trim() != "## Configuration")
         .skip(1);
     let mut parts: Vec<(String, Vec<&str>)> = Vec::new();
     for line in lines.by_ref() {
@@ -37,18 +37,20 @@ fn operators(text: &str) -> Vec<(String, Vec<&str>)> {
     }
     assert!(
         !parts.is_empty(),
-        "README.md has no \"## Operators\" section"
+        "docs/OPERATING.md has no \"## Configuration\" section"
     );
     parts
 }
 
-/// The subsection `heading` of "Operators".
+/// The subsection `heading` of "Configuration".
 fn subsection<'a>(parts: &'a [(String, Vec<&'a str>)], heading: &str) -> &'a [&'a str] {
     parts
         .iter()
         .find(|(h, _)| h == heading)
         .map(|(_, body)| body.as_slice())
-        .unwrap_or_else(|| panic!("README.md: no \"### {heading}\" under \"## Operators\""))
+        .unwrap_or_else(|| {
+            panic!("docs/OPERATING.md: no \"### {heading}\" under \"## Configuration\"")
+        })
 }
 
 /// The Markdown tables of `lines`, each as its body rows (header and rule dropped), each
@@ -105,7 +107,7 @@ fn ranges(cell: &str) -> Vec<(u64, u64)> {
     found
 }
 
-/// Checks one configuration table of README.md against the fields of `section`.
+/// Checks one configuration table of docs/OPERATING.md against the fields of `section`.
 fn check_keys(rows: &[Vec<String>], section: Section) {
     let fields: BTreeMap<&str, &Field> = FIELDS
         .iter()
@@ -116,34 +118,34 @@ fn check_keys(rows: &[Vec<String>], section: Section) {
     for row in rows {
         let (Some(keys), Some(meaning), Some(default)) = (row.first(), row.get(1), row.last())
         else {
-            panic!("README.md [{section}] table: a short row {row:?}");
+            panic!("docs/OPERATING.md [{section}] table: a short row {row:?}");
         };
         let names = code(keys);
         let Some((&name, aliases)) = names.split_first() else {
-            panic!("README.md [{section}] table: a row without a `key`: {row:?}");
+            panic!("docs/OPERATING.md [{section}] table: a row without a `key`: {row:?}");
         };
         let Some(field) = fields.get(name) else {
             panic!(
-                "README.md's [{section}] table lists {name}, which is not a field of [{section}]"
+                "docs/OPERATING.md's [{section}] table lists {name}, which is not a field of [{section}]"
             );
         };
         listed.push(name);
         assert_eq!(
             aliases,
             field.alias.as_slice(),
-            "README.md [{section}] {name}: other names"
+            "docs/OPERATING.md [{section}] {name}: other names"
         );
         assert_eq!(
             default.replace('`', ""),
             field.default_text(),
-            "README.md [{section}] {name}: the default"
+            "docs/OPERATING.md [{section}] {name}: the default"
         );
         let range = field.kind.range();
         for written in ranges(meaning) {
             assert_eq!(
                 Some(written),
                 range,
-                "README.md [{section}] {name}: the range written in its row"
+                "docs/OPERATING.md [{section}] {name}: the range written in its row"
             );
         }
     }
@@ -153,18 +155,18 @@ fn check_keys(rows: &[Vec<String>], section: Section) {
     assert_eq!(
         sorted.len(),
         listed.len(),
-        "README.md [{section}]: a key listed twice"
+        "docs/OPERATING.md [{section}]: a key listed twice"
     );
     let missing: Vec<&&str> = fields.keys().filter(|k| !listed.contains(k)).collect();
     assert!(
         missing.is_empty(),
-        "README.md's [{section}] table misses {missing:?}"
+        "docs/OPERATING.md's [{section}] table misses {missing:?}"
     );
 }
 
 #[test]
 fn the_configuration_tables_list_every_field_with_its_default() {
-    let text = readme();
+    let text = operating_doc();
     let parts = operators(&text);
     let tables = tables(subsection(&parts, "Configuration file"));
     assert_eq!(
@@ -178,7 +180,7 @@ fn the_configuration_tables_list_every_field_with_its_default() {
 
 #[test]
 fn the_flags_table_lists_every_flag() {
-    let text = readme();
+    let text = operating_doc();
     let parts = operators(&text);
     let tables = tables(subsection(&parts, "Flags"));
     let [rows] = tables.as_slice() else {
@@ -191,7 +193,7 @@ fn the_flags_table_lists_every_flag() {
     let mut listed = Vec::new();
     for row in rows {
         let (Some(flag_cell), Some(sets)) = (row.first(), row.get(1)) else {
-            panic!("README.md Flags: a short row {row:?}");
+            panic!("docs/OPERATING.md Flags: a short row {row:?}");
         };
         let spans = code(flag_cell);
         let mut words = spans.first().map_or("", |s| *s).split_whitespace();
@@ -202,7 +204,7 @@ fn the_flags_table_lists_every_flag() {
             continue;
         }
         let Some(field) = flags.get(&name) else {
-            panic!("README.md's Flags table lists {name}, which no field has");
+            panic!("docs/OPERATING.md's Flags table lists {name}, which no field has");
         };
         let Some(flag) = field.flag else {
             unreachable!("collected from fields with a flag")
@@ -210,18 +212,22 @@ fn the_flags_table_lists_every_flag() {
         assert_eq!(
             value_name,
             Some(flag.value_name),
-            "README.md Flags: the value of {name}"
+            "docs/OPERATING.md Flags: the value of {name}"
         );
         assert_eq!(
             code(sets).first().copied(),
             Some(format!("[{}] {}", field.section, field.name).as_str()),
-            "README.md Flags: what {name} sets"
+            "docs/OPERATING.md Flags: what {name} sets"
         );
     }
     let mut sorted = listed.clone();
     sorted.sort_unstable();
     sorted.dedup();
-    assert_eq!(sorted.len(), listed.len(), "README.md Flags: a flag twice");
+    assert_eq!(
+        sorted.len(),
+        listed.len(),
+        "docs/OPERATING.md Flags: a flag twice"
+    );
     let missing: Vec<String> = flags
         .keys()
         .cloned()
@@ -230,6 +236,6 @@ fn the_flags_table_lists_every_flag() {
         .collect();
     assert!(
         missing.is_empty(),
-        "README.md's Flags table misses {missing:?}"
+        "docs/OPERATING.md's Flags table misses {missing:?}"
     );
 }

@@ -1696,8 +1696,13 @@ impl EngineConfig {
         self
     }
 
-    /// The engine's share of a loaded configuration.
-    pub fn from_config(config: &crate::config::Config) -> EngineConfig {
+    /// The engine's part of a validated configuration ([`Config::validate`]): taking
+    /// a [`ValidConfig`] rather than a `Config` means every value here was checked, and
+    /// `trusted_networks` arrive parsed, none dropped.
+    ///
+    /// [`Config::validate`]: crate::config::Config::validate
+    /// [`ValidConfig`]: crate::config::ValidConfig
+    pub fn from_config(config: &crate::config::ValidConfig) -> EngineConfig {
         let n = &config.network;
         EngineConfig {
             raida_id: config.server.raida_id,
@@ -1713,11 +1718,7 @@ impl EngineConfig {
             max_buffered_bytes: usize::try_from(n.max_buffered_bytes).unwrap_or(usize::MAX),
             small_reserve: usize::try_from(n.max_buffered_bytes / 8).unwrap_or(usize::MAX),
             max_connections_per_client: n.max_connections_per_ip,
-            trusted: n
-                .trusted_networks
-                .iter()
-                .filter_map(|c| Cidr::parse(c))
-                .collect(),
+            trusted: config.trusted_networks().to_vec(),
             rate: (n.rate_limit_per_s > 0).then_some(Rate {
                 per_s: n.rate_limit_per_s,
                 burst: n.rate_limit_burst,

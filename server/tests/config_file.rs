@@ -1,15 +1,19 @@
 //! Loading `config.toml` files as operators write them (PROTOCOL.md section 10a) and
-//! rejecting broken ones with messages that name the file and the key.
+//! rejecting broken ones with messages that name the file and the key: the reader of
+//! `raida_server::config_file` over core's typed configuration and its validation.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use raida_core::config::{Config, ConfigError, NetworkConfig, ServerConfig, FIELDS};
+use raida_core::config::{Config, NetworkConfig, ServerConfig};
+use raida_server::config_file::{
+    self, data_root, from_toml_str, to_toml_string, to_toml_table, ConfigFileError, FIELDS,
+};
 
 const FILE: &str = "/opt/wraidax/config.toml";
 
-fn load(text: &str) -> Result<Config, ConfigError> {
-    Config::from_toml_str(text, Path::new(FILE))
+fn load(text: &str) -> Result<Config, ConfigFileError> {
+    from_toml_str(text, Path::new(FILE))
 }
 
 fn loaded(text: &str) -> Config {
@@ -19,7 +23,7 @@ fn loaded(text: &str) -> Config {
     }
 }
 
-fn rejected(text: &str) -> ConfigError {
+fn rejected(text: &str) -> ConfigFileError {
     match load(text) {
         Ok(c) => panic!("accepted: {c:?}"),
         Err(e) => e,
@@ -63,7 +67,7 @@ raida_servers = [
 
 #[test]
 fn deployed_file_loads_and_honours_its_keys() {
-    let (c, warnings) = Config::from_toml_str_with_warnings(DEPLOYED, Path::new(FILE))
+    let (c, warnings) = config_file::from_toml_str_with_warnings(DEPLOYED, Path::new(FILE))
         .unwrap_or_else(|e| panic!("rejected: {e}"));
     assert!(warnings.is_empty(), "{warnings:?}");
     let mut expected = ServerConfig::default();
@@ -77,7 +81,7 @@ fn deployed_file_loads_and_honours_its_keys() {
     assert_eq!(c.server.effective_threads(64), 12);
     assert_eq!(c.network, NetworkConfig::default());
     assert_eq!(
-        c.data_root(Some(Path::new(FILE))),
+        data_root(&c, Some(Path::new(FILE))),
         PathBuf::from("/opt/wraidax")
     );
 }
@@ -203,15 +207,16 @@ fn network_table_overrides_every_default() {
     expected.log = Some("info,raida_core=debug".into());
     assert_eq!(c.network, expected);
     // That every field of the table is read at all is checked over the table itself
-    // (core's `every_field_is_read_printed_and_serialized`), not by a list kept here.
+    // (`every_field_is_read_printed_and_serialized`, the reader's unit test), not by a
+    // list kept here.
     assert_eq!(
-        c.data_root(Some(Path::new(FILE))),
+        data_root(&c, Some(Path::new(FILE))),
         PathBuf::from("/opt/wraidax/store")
     );
 }
 
 /// Asserts the message names the file and (when given) `[table] key`.
-fn assert_names(e: &ConfigError, table_key: Option<&str>) {
+fn assert_names(e: &ConfigFileError, table_key: Option<&str>) {
     let text = e.to_string();
     assert!(text.starts_with(&format!("{FILE}: ")), "{text}");
     assert_eq!(e.file(), Path::new(FILE));
@@ -261,7 +266,7 @@ fn syntax_error_names_file_and_line() {
     assert_names(&e, None);
     assert_eq!(e.key(), None);
     assert!(
-        matches!(e, ConfigError::Syntax { line: Some(3), .. }),
+        matches!(e, ConfigFileError::Syntax { line: Some(3), .. }),
         "{e:?}"
     );
     let duplicate = rejected("[server]\nraida_id = 1\nraida_id = 2\n");
@@ -386,19 +391,19 @@ fn printed_config_parses_back_to_the_same_config() {
         loaded(NETWORK_OVERRIDES),
         odd,
     ] {
-        let printed = c.to_toml_string();
-        let back = Config::from_toml_str(&printed, Path::new("printed.toml"))
+        let printed = to_toml_string(&c);
+        let back = from_toml_str(&printed, Path::new("printed.toml"))
             .unwrap_or_else(|e| panic!("{e}\n{printed}"));
         assert_eq!(back, c, "{printed}");
-        // The serde form reads back too.
-        let serialized = toml::to_string(&c).unwrap_or_else(|e| panic!("{e}"));
+        // The plain table form reads back too.
+        let serialized = to_toml_table(&c).to_string();
         assert_eq!(load(&serialized), Ok(c), "{serialized}");
     }
 }
 
 #[test]
 fn printed_config_lists_every_key_and_the_effective_port() {
-    let printed = loaded("[server]\nraida_id = 9\n").to_toml_string();
+    let printed = to_toml_string(&loaded("[server]\nraida_id = 9\n"));
     assert!(printed.contains("# port = 50009"), "{printed}");
     // Every key of the one table, in its order.
     let mut rest = printed.as_str();
@@ -415,7 +420,8 @@ fn the_loops_shares_of_connections_and_jobs_add_up_to_the_totals() {
     let mut c = Config::default();
     c.network.max_connections = 10;
     c.network.mod_queue_size = 7;
-    let whole = raida_core::EngineConfig::from_config(&c);
+    let whole =
+        raida_core::EngineConfig::from_config(&c.validate().unwrap_or_else(|e| panic!("{e}")));
     let shares: Vec<_> = (0..3).map(|i| whole.clone().for_loop(3, i)).collect();
     let conns: Vec<usize> = shares.iter().map(|s| s.max_connections).collect();
     let jobs: Vec<usize> = shares.iter().map(|s| s.mod_queue_size).collect();
