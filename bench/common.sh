@@ -9,6 +9,6 @@ dir=${STORE_DIR:-/tmp/raida-store-bench}
 bin=${TMPDIR:-/tmp}/raida-bench-bin
 mkdir -p "$bin" "$dir"
 gcc -O2 -o "$bin/loadgen" "$shared/bench/loadgen.c" -lz
-cargo build --release -q -p raida-io-epoll --bin raida-server
+cargo build --release -q -p raida-server --bin raida-server
 cargo build --release -q -p raida-tests --example store_bench
 gen=$repo/target/release/examples/store_bench

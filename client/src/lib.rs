@@ -1,13 +1,13 @@
 //! raida-client: builds requests of every encryption type from named fields, sends
 //! them over TCP or UDP, verifies and decrypts the response; the payloads and per-coin
-//! results of the authentication commands ([`auth`]); and the `raida` CLI (echo,
-//! version, detect, pown, bench, keys).
+//! results of the authentication commands ([`auth`]); and a load generator
+//! ([`mod@bench`]). The `raida` command-line tool is the `raida-cli` crate.
 //!
 //! ```no_run
 //! use std::time::Duration;
 //! use raida_client::{exchange, Coin, Keys, Request, Timeouts, Transport};
 //!
-//! let an = raida_store::demo_coin_an(1, 1);
+//! let an = [0x11; 16]; // the coin's authenticity number
 //! let mut req = Request::version(0, Keys::Coin256 { coin: Coin::new(1, 1), an });
 //! req.randomize()?;
 //! let built = req.build()?;

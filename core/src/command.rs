@@ -122,6 +122,19 @@ impl fmt::Debug for RequestContext<'_> {
 /// - **Panics.** A handler that panics is answered 252 INTERNAL, its output dropped;
 ///   the server goes on serving.
 ///
+/// A closure `Fn(&RequestContext<'_>) -> R` where `R: Into<`[`Reply`]`>` (a
+/// [`Reply`], a [`Status`] or a [`StatusByte`]) is a command too, run on a worker:
+///
+/// ```
+/// use raida_core::{Command, Reply, RequestContext, Status};
+///
+/// let shard = |req: &RequestContext<'_>| Reply::success(vec![req.shard]);
+/// let refuse = |_: &RequestContext<'_>| Status::InvalidCommand;
+/// fn is_command(_: &impl Command) {}
+/// is_command(&shard);
+/// is_command(&refuse);
+/// ```
+///
 /// ```
 /// use std::sync::atomic::{AtomicU64, Ordering};
 /// use std::sync::Arc;
@@ -141,13 +154,80 @@ impl fmt::Debug for RequestContext<'_> {
 ///     }
 /// }
 /// ```
-pub trait Command: Send + Sync + fmt::Debug {
+pub trait Command: Send + Sync {
     /// Runs the command for `ctx`, appending its output to `output`.
     fn run(&self, ctx: &RequestContext<'_>, output: &mut Vec<u8>) -> StatusByte;
 
     /// Where the command runs (default [`Runs::Worker`]).
     fn runs(&self) -> Runs {
         Runs::Worker
+    }
+}
+
+/// What a closure command answers: its status and its output (the response body
+/// before the network layer encrypts and frames it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// The status byte of the response.
+    pub status: StatusByte,
+    /// The command's output.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// 250 SUCCESS with `body`.
+    pub fn success(body: impl Into<Vec<u8>>) -> Reply {
+        Reply {
+            status: Status::Success.into(),
+            body: body.into(),
+        }
+    }
+
+    /// `status` with no body.
+    pub fn status(status: impl Into<StatusByte>) -> Reply {
+        Reply {
+            status: status.into(),
+            body: Vec::new(),
+        }
+    }
+}
+
+impl From<Status> for Reply {
+    fn from(status: Status) -> Reply {
+        Reply::status(status)
+    }
+}
+
+impl From<StatusByte> for Reply {
+    fn from(status: StatusByte) -> Reply {
+        Reply::status(status)
+    }
+}
+
+/// A shared command is a command: registering an `Arc` of one (state the caller keeps
+/// a handle to) runs it as it is.
+impl<T: Command + ?Sized> Command for Arc<T> {
+    fn run(&self, ctx: &RequestContext<'_>, output: &mut Vec<u8>) -> StatusByte {
+        (**self).run(ctx, output)
+    }
+
+    fn runs(&self) -> Runs {
+        (**self).runs()
+    }
+}
+
+/// A closure is a command: it runs on a worker ([`Runs::Worker`]) and its [`Reply`]'s
+/// body is the output (copied once into the output buffer; a type that implements
+/// [`Command::run`] itself writes there directly).
+impl<F, R> Command for F
+where
+    F: Fn(&RequestContext<'_>) -> R + Send + Sync,
+    R: Into<Reply>,
+{
+    fn run(&self, ctx: &RequestContext<'_>, output: &mut Vec<u8>) -> StatusByte {
+        let reply = self(ctx).into();
+        output.extend_from_slice(&reply.body);
+        reply.status
     }
 }
 
@@ -318,6 +398,48 @@ mod tests {
         assert_eq!(out.len(), 8);
         assert!(out.iter().all(u8::is_ascii));
         assert!(out.starts_with(env!("CARGO_PKG_VERSION").as_bytes()));
+    }
+
+    #[test]
+    fn a_closure_is_a_command_whose_reply_is_the_status_and_the_output() {
+        let store = crate::keys::MemoryKeyStore::new();
+        let ctx = RequestContext {
+            group: 15,
+            command: 0,
+            shard: 2,
+            raida_id: 0,
+            coin_id: 0,
+            encryption: Encryption::None,
+            key: KeyId::None,
+            nonce: &[],
+            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+            transport: Transport::Tcp,
+            arrived: Timestamp::ZERO,
+            payload: b"abc",
+            has_body: true,
+            store: &store,
+        };
+        let shard_and_payload = |req: &RequestContext<'_>| {
+            let mut body = vec![req.shard];
+            body.extend_from_slice(req.payload);
+            Reply::success(body)
+        };
+        let mut out = Vec::new();
+        assert_eq!(shard_and_payload.run(&ctx, &mut out), StatusByte(250));
+        assert_eq!(out, b"\x02abc");
+        assert_eq!(shard_and_payload.runs(), Runs::Worker);
+
+        let refuse = |_: &RequestContext<'_>| Status::InvalidCommand;
+        let mut out = Vec::new();
+        assert_eq!(refuse.run(&ctx, &mut out), Status::InvalidCommand.into());
+        assert!(out.is_empty());
+
+        // A shared command runs as itself, where it declares.
+        let shared: Arc<dyn Command> = Arc::new(Version);
+        let mut out = Vec::new();
+        assert_eq!(Arc::new(shared).run(&ctx, &mut out), StatusByte(250));
+        assert_eq!(out, VERSION_BYTES);
+        assert_eq!(Arc::new(Version).runs(), Runs::Inline);
     }
 
     #[test]

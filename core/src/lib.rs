@@ -43,7 +43,7 @@ pub mod mutants;
 
 pub use cidr::Cidr;
 pub use command::{
-    Command, CommandRegistry, Echo, KeyId, RegisterError, RequestContext, Runs, Version,
+    Command, CommandRegistry, Echo, KeyId, RegisterError, Reply, RequestContext, Runs, Version,
     MAX_COMMAND_GROUP, VERSION_BYTES,
 };
 pub use engine::{

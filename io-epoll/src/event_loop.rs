@@ -32,8 +32,8 @@ use raida_core::{
 };
 use socket2::Socket;
 
-use crate::metrics::SnapshotRequests;
 use crate::poll::{Events, Poller};
+use crate::snapshots::SnapshotRequests;
 use crate::sockets;
 use crate::udp::{self, UdpPath};
 use crate::workers::Routed;

@@ -1,33 +1,28 @@
-//! raida-io-epoll: the Linux driver around `raida-core`'s engine, the builder that
-//! makes a RAIDA server of it, and the `raida-server` binary.
+//! raida-io-epoll: the Linux driver around `raida-core`'s engine.
 //!
-//! Build your own RAIDA on raida-net with [`ServerBuilder`]: a configuration, the
-//! commands to register (each a [`raida_core::Command`], which sees the whole request
-//! through its [`raida_core::RequestContext`]), and the key store. [`Server`] reports
-//! its bound addresses and serves; a [`ShutdownHandle`] stops it gracefully from any
-//! thread. A configuration is core's typed `raida_core::config::Config`, built in Rust
-//! or read from `config.toml` by [`config_file`]; the builder validates it before it
-//! opens anything.
+//! [`Driver::bind`] takes a [`DriverConfig`] (how many event loops, workers and
+//! long-running threads, each engine's bounds: the caller's decisions, or core's
+//! through [`DriverConfig::from_config`]), a command registry and a key store; binds
+//! the sockets, starts the workers and reports the bound addresses. [`Driver::run`]
+//! serves until a [`ShutdownHandle`] stops it; [`Snapshots`] reads the engines'
+//! counters meanwhile. What a server is made of (which commands, which store, signals,
+//! limits, a metrics endpoint) is `raida-server`'s business, not the driver's.
 //!
-//! Inside: one event-loop thread per `io_threads` waits on edge-triggered epoll (the
+//! Inside: one event-loop thread per engine waits on edge-triggered epoll (the
 //! `polling` crate) for its TCP listener, its UDP socket and every connection; workers
 //! run jobs and wake it with `Poller::notify`; sockets are set up through `socket2`. It
 //! only does syscalls: every decision is the engine's.
 
-mod binary;
-mod builder;
-pub mod cli;
-pub mod config_file;
+mod driver;
 mod event_loop;
-mod metrics;
 mod mmsg;
 mod poll;
-mod server;
-mod signals;
+mod snapshots;
 mod sockets;
 mod udp;
 mod workers;
 
-pub use binary::{init_logging, main, print_listening, run};
-pub use builder::{BuildError, ServerBuilder};
-pub use server::{ServeError, Served, Server, ShutdownHandle};
+pub use driver::{
+    BindError, Driver, DriverConfig, Exit, Ran, ServeError, ShutdownHandle, Snapshots,
+};
+pub use sockets::raise_fd_limit;

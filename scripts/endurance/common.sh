@@ -5,7 +5,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 port=${PORT:-47100}
 addr=127.0.0.1:$port
 build() {
-  (cd "$repo" && cargo build --release -q -p raida-io-epoll --bin raida-server \
+  (cd "$repo" && cargo build --release -q -p raida-server --bin raida-server \
     && cargo build --release -q -p raida-tests --example endurance)
   server_bin=$repo/target/release/raida-server
   client_bin=$repo/target/release/examples/endurance

@@ -1,9 +1,11 @@
 //! A test binary that embeds raida-net as a library: a server built with
-//! `raida_io_epoll::ServerBuilder`, with commands of its own, no signal handlers (it
-//! owns its signals, as an embedder may), stopped through its `ShutdownHandle` when a
-//! line `shutdown` arrives on standard input. Driven by `tests/tests/embedded.rs`.
+//! `raida_server::ServerBuilder` from a configuration built in Rust, with commands of
+//! its own, no signal handlers (it owns its signals, as an embedder may), stopped
+//! through its `ShutdownHandle` when a line `shutdown` arrives on standard input.
+//! Driven by `tests/tests/embedded.rs`.
 //!
-//! Flags: `--mod-queue-size N`, `--socket-timeout-ms N`, `--long-jobs N`.
+//! It listens on 127.0.0.1, port 0, with the metrics endpoint on 127.0.0.1, port 0.
+//! Flags: `--mod-queue-size N`, `--socket-timeout-ms N`, `--drain-timeout-ms N`.
 //! Commands:
 //! - 15/1 `slow` (a worker): sleeps payload[0] × 100 ms, answers the payload;
 //! - 15/2 `hold` (long-running): sleeps payload[0] × 100 ms, answers `held`.
@@ -16,11 +18,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use raida_core::config::Config;
-use raida_core::keys::MemoryKeyStore;
-use raida_core::{Command, RequestContext, Runs, Status, StatusByte};
-use raida_io_epoll::{Served, ServerBuilder};
-use raida_store::demo_coin_an;
+use raida_server::store::demo_coin_an;
+use raida_server::{
+    Command, Config, MemoryKeyStore, RequestContext, Runs, Served, ServerBuilder, Status,
+    StatusByte,
+};
 
 /// Sleeps payload[0] × 100 ms on a worker, then answers the payload.
 #[derive(Debug)]
@@ -84,14 +86,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    raida_io_epoll::init_logging(None);
+    raida_server::init_logging(None);
     let store = MemoryKeyStore::new();
     store.insert_coin(1, 1, demo_coin_an(1, 1));
     let server = ServerBuilder::new(config)
         .store(Arc::new(store))
-        .command(15, 1, Arc::new(Slow))
-        .command(15, 2, Arc::new(Hold))
-        .handle_signals(false)
+        .command(15, 1, Slow)
+        .command(15, 2, Hold)
         .bind();
     let server = match server {
         Ok(s) => s,
@@ -114,7 +115,7 @@ fn main() -> ExitCode {
             }
         }
     });
-    raida_io_epoll::print_listening(&server);
+    raida_server::print_listening(&server);
     match server.serve() {
         Ok(Served::Drained) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(3),

@@ -2,14 +2,14 @@
 //! `--port 0` and talk to it over loopback with the client library.
 //!
 //! **Finding the binary.** `CARGO_BIN_EXE_raida-server` exists only inside the package
-//! that owns the binary (raida-io-epoll), so [`server_binary`] builds it instead, once
-//! per test process: `cargo build -p raida-io-epoll --bin raida-server` with the same
+//! that owns the binary (raida-server), so [`server_binary`] builds it instead, once
+//! per test process: `cargo build -p raida-server --bin raida-server` with the same
 //! cargo, target directory and profile as the running test (derived from the test
 //! executable's path, `<target>/<profile>/deps/<test>`), and takes
 //! `<target>/<profile>/raida-server`. Cargo has released its build lock by the time
 //! tests run, and the build is a no-op when the binary is up to date. Set
 //! `RAIDA_SERVER_BIN` to a binary to skip the build (e.g. in CI after
-//! `cargo build --release -p raida-io-epoll`).
+//! `cargo build --release -p raida-server`).
 //!
 //! Every wait here is bounded in time; processes are stopped by their own PID.
 
@@ -36,7 +36,7 @@ pub fn server_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         workspace_binary(
-            "raida-io-epoll",
+            "raida-server",
             Built::Bin("raida-server"),
             "RAIDA_SERVER_BIN",
         )
@@ -47,7 +47,7 @@ pub fn server_binary() -> PathBuf {
 /// The `raida` CLI binary (`RAIDA_CLI_BIN` overrides).
 pub fn cli_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| workspace_binary("raida-client", Built::Bin("raida"), "RAIDA_CLI_BIN"))
+    BIN.get_or_init(|| workspace_binary("raida-cli", Built::Bin("raida"), "RAIDA_CLI_BIN"))
         .clone()
 }
 

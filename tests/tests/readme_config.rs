@@ -1,6 +1,6 @@
 //! The configuration tables of docs/OPERATING.md (section "Configuration": the
 //! `[server]` and `[network]` tables of "Configuration file", and "Flags") list exactly
-//! the fields of the one table of fields (`raida_io_epoll::config_file::FIELDS`), no more and no fewer,
+//! the fields of the one table of fields (`raida_server::config_file::FIELDS`), no more and no fewer,
 //! with the same defaults, aliases and flags; a range written in a row (`1..=1000000`)
 //! is the field's. Operators configure the server from those tables, so a field added
 //! to the table without a row, or a row left behind by a removed field, fails here.
@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use raida_io_epoll::config_file::{Field, Section, FIELDS};
+use raida_server::config_file::{Field, Section, FIELDS};
 
 /// The flags that set no field.
 const OWN_FLAGS: [&str; 3] = ["--config", "--print-config", "--check-config"];

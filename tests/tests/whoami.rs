@@ -1,4 +1,4 @@
-//! The whoami example (`io-epoll/examples/whoami.rs`), a RAIDA server built on
+//! The whoami example (`server/examples/whoami.rs`), a RAIDA server built on
 //! raida-net with a command of its own: group 15, command 0 answers 250 with the
 //! client's IPv4 address, its source port (big-endian) and the request's shard,
 //! encrypted like every response body of the request's type. Over TCP and UDP, for
@@ -14,20 +14,9 @@ const RAIDA_ID: u8 = 3;
 const COIN_ID: u16 = 6;
 
 fn whoami() -> Server {
-    let bin = example_binary("raida-io-epoll", "whoami");
-    Server::start_program(
-        &bin,
-        &[
-            "--port",
-            "0",
-            "--raida-id",
-            "3",
-            "--coin-id",
-            "6",
-            "--bind",
-            "127.0.0.1",
-        ],
-    )
+    let bin = example_binary("raida-server", "whoami");
+    // Port 0: a free port; the example is raida 3 of coin 6 on 127.0.0.1.
+    Server::start_program(&bin, &["0"])
 }
 
 fn request(encryption: u8, shard: u8, n: u8) -> BuiltRequest {

@@ -28,7 +28,7 @@ pub struct HeaderRules {
 
 /// A header that passed every header-time check: the request may have its body read
 /// and be run.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Admitted {
     /// The header itself (what the handler's request context is read from).
     pub header: RequestHeader,
@@ -42,6 +42,21 @@ pub struct Admitted {
     pub handler: Arc<dyn Command>,
     /// What the response header carries from this request.
     pub reply: ReplyContext,
+}
+
+/// Prints the handler as its kind only: a command need not be `Debug` (a closure is
+/// not).
+impl std::fmt::Debug for Admitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admitted")
+            .field("header", &self.header)
+            .field("encryption", &self.encryption)
+            .field("key", &self.key)
+            .field("body_len", &self.body_len)
+            .field("handler", &format_args!("dyn Command"))
+            .field("reply", &self.reply)
+            .finish()
+    }
 }
 
 /// A header that failed a header-time check: answer `status` and close.

@@ -1,12 +1,12 @@
 //! Loading `config.toml` files as operators write them (PROTOCOL.md section 10a) and
 //! rejecting broken ones with messages that name the file and the key: the reader of
-//! `raida_io_epoll::config_file` over core's typed configuration and its validation.
+//! `raida_server::config_file` over core's typed configuration and its validation.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use raida_core::config::{Config, NetworkConfig, ServerConfig};
-use raida_io_epoll::config_file::{
+use raida_server::config_file::{
     self, data_root, from_toml_str, to_toml_string, to_toml_table, ConfigFileError, FIELDS,
 };
 

@@ -5,7 +5,7 @@
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::server::ShutdownHandle;
+use raida_io_epoll::ShutdownHandle;
 
 /// Starts the signal thread: the first signal shuts the server down through `handle`
 /// (the same drain as [`ShutdownHandle::shutdown`]), the second exits at once.

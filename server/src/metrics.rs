@@ -3,10 +3,9 @@
 //! counters whenever a client asks for one.
 //!
 //! **Freshness.** The counters live in the engine, on the event-loop thread; nothing
-//! copies them periodically. For every request the HTTP thread sends a one-shot reply
-//! channel to the loop ([`SnapshotRequests`]) and wakes it with `Poller::notify`; the
-//! loop answers after it has drained the events and completions of its current turn
-//! ([`crate::event_loop::EventLoop`]). A response a client has already received was
+//! copies them periodically. For every request the HTTP thread asks every loop through
+//! the driver's [`Snapshots`]; a loop answers after it has drained the events and
+//! completions of its current turn. A response a client has already received was
 //! counted before its bytes were written, so a scrape that follows it sees it.
 //!
 //! Paths: `GET /metrics` (the Prometheus text format, rendered by
@@ -21,44 +20,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
-
-use crate::poll::Poller;
 use raida_core::metrics::MetricsSnapshot;
+use raida_io_epoll::Snapshots;
 use tiny_http::{Header, Method, Request, Response};
 
 /// How long a scrape or a health check waits for the event loop to answer.
 pub const LOOP_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Snapshot requests waiting for the loop at most (the HTTP thread sends one at a
-/// time; the bound only keeps a confused caller from queueing without limit).
-const PENDING_REQUESTS: usize = 4;
-
-/// A request for a snapshot: the loop sends its answer on the enclosed channel.
-pub type SnapshotReply = Sender<MetricsSnapshot>;
-
-/// The event loop's end of the snapshot channel: answer every waiting request with
-/// [`answer`](Self::answer) after each turn.
-#[derive(Debug)]
-pub struct SnapshotRequests {
-    requests: Receiver<SnapshotReply>,
-}
-
-impl SnapshotRequests {
-    /// Answers every waiting request with `snapshot()` (computed once, only when a
-    /// request is waiting).
-    pub fn answer(&self, snapshot: impl FnOnce() -> MetricsSnapshot) {
-        let Ok(first) = self.requests.try_recv() else {
-            return;
-        };
-        let snapshot = snapshot();
-        // The requester may have given up (timed out): nothing to do then.
-        let _ = first.send(snapshot.clone());
-        while let Ok(reply) = self.requests.try_recv() {
-            let _ = reply.send(snapshot.clone());
-        }
-    }
-}
 
 /// The running endpoint; dropping it stops the HTTP thread.
 pub struct MetricsServer {
@@ -66,12 +33,6 @@ pub struct MetricsServer {
     http: Arc<tiny_http::Server>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-}
-
-/// The HTTP thread's way to the loops: one request channel and poller per loop.
-#[derive(Debug)]
-struct Endpoint {
-    loops: Vec<(Sender<SnapshotReply>, Arc<Poller>)>,
 }
 
 impl std::fmt::Debug for MetricsServer {
@@ -83,13 +44,9 @@ impl std::fmt::Debug for MetricsServer {
 }
 
 impl MetricsServer {
-    /// Binds `addr` (port 0: a free port) and starts the HTTP thread, which asks every
-    /// loop (one per poller in `pollers`) and shows the sum. Returns the server and
-    /// each loop's end of its snapshot channel, in the order of `pollers`.
-    pub fn start(
-        addr: SocketAddr,
-        pollers: &[Arc<Poller>],
-    ) -> io::Result<(MetricsServer, Vec<SnapshotRequests>)> {
+    /// Binds `addr` (port 0: a free port) and starts the HTTP thread, which reads
+    /// every loop's counters through `snapshots` and shows the sum.
+    pub fn start(addr: SocketAddr, snapshots: Snapshots) -> io::Result<MetricsServer> {
         let http = tiny_http::Server::http(addr)
             .map_err(|e| io::Error::other(format!("metrics_addr {addr}: {e}")))?;
         let bound = http
@@ -97,31 +54,20 @@ impl MetricsServer {
             .to_ip()
             .ok_or_else(|| io::Error::other(format!("metrics_addr {addr}: not an IP socket")))?;
         let http = Arc::new(http);
-        let mut loops = Vec::with_capacity(pollers.len());
-        let mut ends = Vec::with_capacity(pollers.len());
-        for poller in pollers {
-            let (tx, rx) = crossbeam_channel::bounded(PENDING_REQUESTS);
-            loops.push((tx, Arc::clone(poller)));
-            ends.push(SnapshotRequests { requests: rx });
-        }
         let stop = Arc::new(AtomicBool::new(false));
-        let endpoint = Endpoint { loops };
         let thread = {
             let http = Arc::clone(&http);
             let stop = Arc::clone(&stop);
             std::thread::Builder::new()
                 .name("raida-metrics".into())
-                .spawn(move || serve(&http, &endpoint, &stop))?
+                .spawn(move || serve(&http, &snapshots, &stop))?
         };
-        Ok((
-            MetricsServer {
-                addr: bound,
-                http,
-                stop,
-                thread: Some(thread),
-            },
-            ends,
-        ))
+        Ok(MetricsServer {
+            addr: bound,
+            http,
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// The address the endpoint listens on (the real port when 0 was asked for).
@@ -140,10 +86,10 @@ impl Drop for MetricsServer {
     }
 }
 
-fn serve(http: &tiny_http::Server, endpoint: &Endpoint, stop: &AtomicBool) {
+fn serve(http: &tiny_http::Server, snapshots: &Snapshots, stop: &AtomicBool) {
     loop {
         match http.recv() {
-            Ok(request) => handle(request, endpoint),
+            Ok(request) => handle(request, snapshots),
             // `unblock` (shutdown) or an accept error: stop only when asked to.
             Err(e) => {
                 if stop.load(Ordering::SeqCst) {
@@ -155,33 +101,10 @@ fn serve(http: &tiny_http::Server, endpoint: &Endpoint, stop: &AtomicBool) {
     }
 }
 
-impl Endpoint {
-    /// Asks every event loop for a snapshot (all at once, then waits for each) and
-    /// sums them; `None` when one does not answer in time (or has stopped).
-    fn snapshot(&self) -> Option<MetricsSnapshot> {
-        let deadline = std::time::Instant::now() + LOOP_ANSWER_TIMEOUT;
-        let mut answers = Vec::with_capacity(self.loops.len());
-        for (requests, poller) in &self.loops {
-            let (reply, answer) = crossbeam_channel::bounded(1);
-            match requests.try_send(reply) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => return None,
-            }
-            if let Err(e) = poller.notify() {
-                tracing::debug!("metrics endpoint: notify: {e}");
-            }
-            answers.push(answer);
-        }
-        let mut sum: Option<MetricsSnapshot> = None;
-        for answer in answers {
-            let one = answer.recv_deadline(deadline).ok()?;
-            match &mut sum {
-                None => sum = Some(one),
-                Some(s) => s.absorb(&one),
-            }
-        }
-        sum
-    }
+/// Every loop's counters summed; `None` when one does not answer within
+/// [`LOOP_ANSWER_TIMEOUT`] (or has stopped).
+fn snapshot(snapshots: &Snapshots) -> Option<MetricsSnapshot> {
+    snapshots.read(std::time::Instant::now() + LOOP_ANSWER_TIMEOUT)
 }
 
 fn text_header(content_type: &str) -> Option<Header> {
@@ -198,7 +121,7 @@ fn respond(request: Request, status: u16, content_type: &str, body: String) {
     }
 }
 
-fn handle(request: Request, endpoint: &Endpoint) {
+fn handle(request: Request, snapshots: &Snapshots) {
     const PLAIN: &str = "text/plain; charset=utf-8";
     const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
     if !matches!(request.method(), Method::Get | Method::Head) {
@@ -212,11 +135,11 @@ fn handle(request: Request, endpoint: &Endpoint) {
         .unwrap_or_default()
         .to_string();
     match path.as_str() {
-        "/metrics" => match endpoint.snapshot() {
+        "/metrics" => match snapshot(snapshots) {
             Some(snapshot) => respond(request, 200, PROMETHEUS, snapshot.render()),
             None => respond(request, 503, PLAIN, "event loop not answering\n".into()),
         },
-        "/healthz" | "/live" => match endpoint.snapshot() {
+        "/healthz" | "/live" => match snapshot(snapshots) {
             Some(_) => respond(request, 200, PLAIN, "ok\n".into()),
             None => respond(request, 503, PLAIN, "event loop not answering\n".into()),
         },

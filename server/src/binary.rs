@@ -154,7 +154,10 @@ fn serve(settings: &Settings) -> ExitCode {
         "effective configuration: {}",
         effective.join("; ")
     );
-    let mut builder = ServerBuilder::new(config.clone()).data_root(&settings.data_root);
+    let mut builder = ServerBuilder::new(config.clone())
+        .data_root(&settings.data_root)
+        .handle_signals(true)
+        .raise_fd_limit(true);
     // Only the embedded default creates (demo) data.
     if settings.embedded_default {
         if let Err(e) = write_demo_store(&settings.data_root) {

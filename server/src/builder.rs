@@ -3,8 +3,8 @@
 //! [`ServerBuilder`] takes the configuration, the commands to register and the key
 //! store (or where the default disk store lives), binds every socket, starts the
 //! workers, and returns a [`Server`] that reports its bound addresses, serves until it
-//! is shut down (by a signal, or from any thread through a [`ShutdownHandle`]), and
-//! drains what is in flight exactly as SIGTERM does.
+//! is shut down (from any thread through a [`ShutdownHandle`], or by a signal when the
+//! builder was told to handle them), and drains what is in flight.
 //!
 //! [`ShutdownHandle`]: crate::ShutdownHandle
 
@@ -12,29 +12,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use raida_core::config::{Config, ConfigError};
+use raida_core::keys::MemoryKeyStore;
 use raida_core::{Command, CommandRegistry, KeyStore, RegisterError, Runs};
+use raida_io_epoll::{Driver, DriverConfig};
 use raida_store::{DiskStore, StoreConfig};
 
-use crate::server::Server;
+use crate::metrics::MetricsServer;
+use crate::server::{Server, StoreWatch};
+use crate::signals;
 
-/// Builds a RAIDA server: configuration, commands, key store, signals.
+/// Builds a RAIDA server: configuration, commands, key store, and what it does to its
+/// process (signals, the open files limit), each an explicit choice.
 ///
 /// ```no_run
-/// use std::sync::Arc;
-/// use raida_core::config::Config;
-/// use raida_core::{Command, RequestContext, Status, StatusByte};
-/// use raida_io_epoll::ServerBuilder;
-///
-/// /// Group 15, command 7: answers the payload back.
-/// #[derive(Debug)]
-/// struct Mirror;
-///
-/// impl Command for Mirror {
-///     fn run(&self, ctx: &RequestContext<'_>, out: &mut Vec<u8>) -> StatusByte {
-///         out.extend_from_slice(ctx.payload);
-///         Status::Success.into()
-///     }
-/// }
+/// use raida_server::{Config, Reply, RequestContext, ServerBuilder};
 ///
 /// let mut config = Config::default();
 /// config.server.raida_id = 14;
@@ -42,7 +33,8 @@ use crate::server::Server;
 /// // `bind` validates it first: an invalid configuration is `BuildError::Config`.
 /// let server = ServerBuilder::new(config)
 ///     .data_root("/opt/raida/14")
-///     .command(15, 7, Arc::new(Mirror))
+///     // Group 15, command 7: answers the payload back.
+///     .command(15, 7, |req: &RequestContext<'_>| Reply::success(req.payload))
 ///     .bind()?;
 /// println!("listening tcp={} udp={}", server.tcp_addr(), server.udp_addr());
 /// let stop = server.shutdown_handle();
@@ -56,18 +48,26 @@ use crate::server::Server;
 ///
 /// By default the server registers the built-in commands (echo 0/0, version 0/1) and
 /// the authentication commands (detect 1/10, detect_sum 1/11, pown 1/20, pown_sum 1/21,
-/// PROTOCOL.md section 8a: `raida_commands`), serves the on-disk key store under the
-/// data root (`<data root>/Data`, section 10; [`raida_store::DiskStore`], its log in
+/// PROTOCOL.md section 8a: `raida_commands`). Its key store is the one given
+/// ([`store`](Self::store), [`disk_store`](Self::disk_store)); else the on-disk store
+/// under the data root ([`data_root`](Self::data_root), else `[network] data_root` of
+/// the configuration, a relative path taken from the current directory):
+/// `<data root>/Data` (section 10; [`raida_store::DiskStore`], its log in
 /// `<data root>/raida-store.wal`, recovered when the server starts, its freshness check
-/// on a thread named `raida-store-watch`), and installs handlers for SIGINT and SIGTERM
-/// (the first drains, the second exits at once).
+/// on a thread named `raida-store-watch`); else, with no data root at all, an empty
+/// memory store (no coin, no locker: only requests of type 0 find their key).
+///
+/// It changes nothing of its process unless told to: no signal handlers
+/// ([`handle_signals`](Self::handle_signals)), no change to the open files limit
+/// ([`raise_fd_limit`](Self::raise_fd_limit)). The `raida-server` binary turns both on.
 #[must_use]
 pub struct ServerBuilder {
     config: Config,
-    data_root: PathBuf,
+    data_root: Option<PathBuf>,
     commands: Vec<(u8, u8, Arc<dyn Command>)>,
     store: Option<Store>,
     signals: bool,
+    raise_fd_limit: bool,
     auth_commands: bool,
 }
 
@@ -87,6 +87,7 @@ impl std::fmt::Debug for ServerBuilder {
             .field("commands", &commands)
             .field("store", &self.store.is_some())
             .field("signals", &self.signals)
+            .field("raise_fd_limit", &self.raise_fd_limit)
             .field("auth_commands", &self.auth_commands)
             .finish_non_exhaustive()
     }
@@ -127,37 +128,46 @@ pub enum BuildError {
 }
 
 impl BuildError {
-    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
+    fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
         let what = what.into();
         move |source| BuildError::Io { what, source }
     }
 }
 
 impl ServerBuilder {
-    /// A builder for a server with `config`, the built-in commands, the disk key store
-    /// under the current directory, and signal handlers.
+    /// A builder for a server with `config`, the built-in and authentication commands,
+    /// the store under `[network] data_root` when the configuration has one; no signal
+    /// handlers, the open files limit as it is.
     pub fn new(config: Config) -> ServerBuilder {
         ServerBuilder {
             config,
-            data_root: PathBuf::from("."),
+            data_root: None,
             commands: Vec::new(),
             store: None,
-            signals: true,
+            signals: false,
+            raise_fd_limit: false,
             auth_commands: true,
         }
     }
 
-    /// The directory holding `Data/` for the default disk key store.
+    /// The directory holding `Data/` for the default disk key store, instead of the
+    /// configuration's `[network] data_root`.
     pub fn data_root(mut self, dir: impl Into<PathBuf>) -> ServerBuilder {
-        self.data_root = dir.into();
+        self.data_root = Some(dir.into());
         self
     }
 
-    /// Registers `handler` for (`group`, `command`). Taking a pair that has a handler
-    /// (a built-in, or one registered before) is an error when building, never a
-    /// silent replacement.
-    pub fn command(mut self, group: u8, command: u8, handler: Arc<dyn Command>) -> ServerBuilder {
-        self.commands.push((group, command, handler));
+    /// Registers `handler` for (`group`, `command`): any [`Command`], a closure
+    /// `Fn(&RequestContext<'_>) -> R` where `R: Into<`[`Reply`](crate::Reply)`>`
+    /// included, or an `Arc` of one. Taking a pair that has a handler (a built-in, or
+    /// one registered before) is an error when building, never a silent replacement.
+    pub fn command(
+        mut self,
+        group: u8,
+        command: u8,
+        handler: impl Command + 'static,
+    ) -> ServerBuilder {
+        self.commands.push((group, command, Arc::new(handler)));
         self
     }
 
@@ -177,11 +187,20 @@ impl ServerBuilder {
         self
     }
 
-    /// Whether to install handlers for SIGINT and SIGTERM (default true). An embedder
-    /// that owns its signals says false and stops the server through its
-    /// [`ShutdownHandle`](crate::ShutdownHandle).
+    /// Whether to install handlers for SIGINT and SIGTERM (default false): the first
+    /// drains as [`ShutdownHandle::shutdown`](crate::ShutdownHandle::shutdown) does,
+    /// the second exits the process at once (status 128 + the signal). A program that
+    /// owns its signals leaves this off and stops the server through its handle.
     pub fn handle_signals(mut self, install: bool) -> ServerBuilder {
         self.signals = install;
+        self
+    }
+
+    /// Whether to raise the process's soft limit of open files to its hard limit
+    /// (default false), so `max_connections` is not capped by a low default; a failure
+    /// is logged, not fatal.
+    pub fn raise_fd_limit(mut self, raise: bool) -> ServerBuilder {
+        self.raise_fd_limit = raise;
         self
     }
 
@@ -215,25 +234,61 @@ impl ServerBuilder {
     }
 
     /// Validates the configuration ([`Config::validate`]), registers the commands,
-    /// opens the store, binds the sockets, starts the workers (and the signal thread,
-    /// unless told not to): everything but serving. Nothing is opened or bound for an
-    /// invalid configuration.
+    /// opens the store, binds the sockets, starts the workers, the metrics endpoint
+    /// when `[network] metrics_addr` is set, and the signal thread when asked for:
+    /// everything but serving. Nothing is opened or bound for an invalid
+    /// configuration.
     pub fn bind(self) -> Result<Server, BuildError> {
         let config = self.config.validate().map_err(BuildError::Config)?;
         let registry = self.registry()?;
+        if self.raise_fd_limit {
+            match raida_io_epoll::raise_fd_limit() {
+                Ok(limit) => tracing::debug!("open files limit: {limit}"),
+                Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
+            }
+        }
         let long = self
             .commands
             .iter()
             .any(|(_, _, handler)| handler.runs() == Runs::Long);
-        let (store, watched): (Arc<dyn KeyStore>, _) = match self.store {
-            Some(Store::Any(store)) => (store, None),
-            Some(Store::Disk(disk)) => (Arc::clone(&disk) as Arc<dyn KeyStore>, Some(disk)),
-            None => {
-                let disk = Arc::new(open_disk_store(&config, &self.data_root)?);
+        let data_root = self
+            .data_root
+            .clone()
+            .or_else(|| config.network.data_root.clone());
+        let (store, watched): (Arc<dyn KeyStore>, _) = match (self.store, data_root) {
+            (Some(Store::Any(store)), _) => (store, None),
+            (Some(Store::Disk(disk)), _) => (Arc::clone(&disk) as Arc<dyn KeyStore>, Some(disk)),
+            (None, Some(root)) => {
+                let disk = Arc::new(open_disk_store(&config, &root)?);
                 (Arc::clone(&disk) as Arc<dyn KeyStore>, Some(disk))
             }
+            (None, None) => (Arc::new(MemoryKeyStore::new()) as Arc<dyn KeyStore>, None),
         };
-        Server::bind(config, registry, store, watched, long, self.signals)
+        let driver_config = DriverConfig::from_config(&config, long);
+        let threads = driver_config.workers;
+        let driver = Driver::bind(driver_config, registry, Arc::clone(&store)).map_err(|e| {
+            BuildError::Io {
+                what: e.what.to_string(),
+                source: e.source,
+            }
+        })?;
+        // Stopped (its thread joined) when the server is dropped, after the loops.
+        let metrics = match config.network.metrics_addr {
+            Some(addr) => Some(
+                MetricsServer::start(addr, driver.snapshots())
+                    .map_err(BuildError::io("metrics endpoint"))?,
+            ),
+            None => None,
+        };
+        let watch = watched
+            .map(|disk| StoreWatch::spawn(disk, driver.epoch()))
+            .transpose()
+            .map_err(BuildError::io("cannot start the raida-store-watch thread"))?;
+        if self.signals {
+            signals::spawn(driver.shutdown_handle())
+                .map_err(BuildError::io("cannot install signal handlers"))?;
+        }
+        Ok(Server::new(driver, metrics, store, threads, watch))
     }
 }
 
