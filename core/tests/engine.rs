@@ -47,7 +47,10 @@ fn serve_tcp(h: &mut Driver, request: &[u8]) -> Vec<u8> {
     h.send(id, request);
     let out = h.out(id).to_vec();
     h.hang_up(id);
-    assert!(h.conn(id).is_closed(), "connection closed after the response");
+    assert!(
+        h.conn(id).is_closed(),
+        "connection closed after the response"
+    );
     out
 }
 
@@ -117,7 +120,10 @@ fn bytes_after_the_request_are_never_read_as_part_of_it() {
         req.len(),
         "read exactly the request"
     );
-    assert!(!s.lent_past(req.len()), "never lent a buffer past the request");
+    assert!(
+        !s.lent_past(req.len()),
+        "never lent a buffer past the request"
+    );
     // Closing drains and discards the rest, then waits for the peer's end of stream.
     assert!(!s.is_closed());
     h.hang_up(id);
@@ -286,7 +292,10 @@ fn a_closing_connection_lingers_then_closes_without_counting_a_timeout() {
     let id = h.accept();
     h.send(id, &Req::echo(0).bytes());
     assert!(h.conn(id).is_shutdown());
-    assert!(!h.conn(id).is_closed(), "waits for the peer's end of stream");
+    assert!(
+        !h.conn(id).is_closed(),
+        "waits for the peer's end of stream"
+    );
     h.advance(EngineConfig::default().linger);
     assert!(h.conn(id).is_closed());
     assert_eq!(h.engine.counters().timed_out, 0);
@@ -888,7 +897,10 @@ fn the_discard_after_a_response_is_bounded_in_bytes() {
     let id = h.accept();
     let req = Req::echo(0).bytes();
     h.send(id, &req);
-    assert!(h.conn(id).is_shutdown(), "response written, write side shut");
+    assert!(
+        h.conn(id).is_shutdown(),
+        "response written, write side shut"
+    );
     assert!(!h.conn(id).is_closed());
     h.send(id, &[9; 6000]);
     assert!(

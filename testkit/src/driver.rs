@@ -276,7 +276,11 @@ impl Driver {
     /// When the engine is not accepting (paused, or shutting down) or other
     /// connections wait in the backlog.
     pub fn accept_conn(&mut self, peer: SocketAddr, conn: MemConn) -> Accept {
-        assert_eq!(self.listener.pending(), 0, "connections wait in the backlog");
+        assert_eq!(
+            self.listener.pending(),
+            0,
+            "connections wait in the backlog"
+        );
         self.listener.push(conn, peer);
         let answers = self.accept_pending();
         let [answer] = answers[..] else {
@@ -296,7 +300,9 @@ impl Driver {
     }
 
     fn conn_mut(&mut self, id: ConnId) -> &mut MemConn {
-        self.conns.get_mut(&id).expect("a connection the driver holds")
+        self.conns
+            .get_mut(&id)
+            .expect("a connection the driver holds")
     }
 
     /// The bytes the server wrote on `id`.

@@ -118,8 +118,7 @@ impl<'a> TcpRun<'a> {
         match kind % 8 {
             0..=3 => self.arrive(self.arrived + usize::from(arg) + 1),
             4 => {
-                self.h
-                    .advance(Duration::from_millis(10 * u64::from(arg)));
+                self.h.advance(Duration::from_millis(10 * u64::from(arg)));
                 self.h.wake(self.id);
             }
             5 => self

@@ -60,7 +60,10 @@ pub fn udp_datagram(data: &[u8]) {
         if index == 0 {
             break;
         }
-        assert!(h.engine.wants_datagrams(), "the driver reads only while wanted");
+        assert!(
+            h.engine.wants_datagrams(),
+            "the driver reads only while wanted"
+        );
         if random_at_hand {
             feed_random(&mut h);
         }
@@ -135,7 +138,11 @@ impl Pacing {
                 "a UDP-only engine emitted a connection or listener output"
             );
             // Bounds: jobs out never exceed mod_queue_size; every one is held here.
-            assert_eq!(h.held_jobs(), h.engine.in_flight(), "jobs out vs. in flight");
+            assert_eq!(
+                h.held_jobs(),
+                h.engine.in_flight(),
+                "jobs out vs. in flight"
+            );
             assert!(
                 h.engine.in_flight() <= self.queue,
                 "more jobs out than mod_queue_size"
