@@ -20,15 +20,15 @@ fn config() -> EngineConfig {
     config
 }
 
-fn driver_with(config: EngineConfig) -> Driver {
+fn new_driver_with(config: EngineConfig) -> Driver {
     let keys = MemoryKeyStore::new();
     keys.insert_coin(1, 1, AN);
     let engine = Engine::new(config, CommandRegistry::with_builtins(), Arc::new(keys));
     Driver::new(engine, START, [0xA5; 22])
 }
 
-fn driver() -> Driver {
-    driver_with(config())
+fn new_driver() -> Driver {
+    new_driver_with(config())
 }
 
 /// A type-0 echo (answered on the engine's thread, no job).
@@ -58,7 +58,7 @@ fn peer(n: u16) -> SocketAddr {
 
 #[test]
 fn a_request_is_served_and_the_connection_closes_after_the_peers_end_of_stream() {
-    let mut h = driver();
+    let mut h = new_driver();
     assert!(!h.step(), "nothing to do");
     let id = h.accept();
     h.send(id, &echo());
@@ -79,7 +79,7 @@ fn a_request_is_served_and_the_connection_closes_after_the_peers_end_of_stream()
 #[test]
 #[should_panic(expected = "engine not idle")]
 fn the_leak_check_fails_while_a_connection_is_open() {
-    let mut h = driver();
+    let mut h = new_driver();
     let _open = h.accept();
     h.assert_no_leaks();
 }
@@ -91,7 +91,7 @@ fn the_leak_check_fails_while_a_connection_is_open() {
 fn driving_past_the_step_bound_panics() {
     let mut config = config();
     config.reads_per_service = 1;
-    let mut h = driver_with(config);
+    let mut h = new_driver_with(config);
     let id = h.accept();
     h.set_read_chunk(id, 1);
     let mut req = Request::new(RAIDA_ID, 0, 0, Keys::None);
@@ -106,7 +106,7 @@ fn driving_past_the_step_bound_panics() {
 
 #[test]
 fn the_clock_moves_only_when_told_and_advance_to_deadline_fires_the_socket_timeout() {
-    let mut h = driver();
+    let mut h = new_driver();
     let id = h.accept();
     h.drive();
     assert_eq!(h.now(), START);
@@ -121,7 +121,7 @@ fn the_clock_moves_only_when_told_and_advance_to_deadline_fires_the_socket_timeo
 
 #[test]
 fn a_read_or_write_that_fails_closes_the_connection_as_a_reset() {
-    let mut h = driver();
+    let mut h = new_driver();
     let id = h.accept();
     h.send(id, &echo()[..10]);
     h.fail_io(id);
@@ -132,12 +132,12 @@ fn a_read_or_write_that_fails_closes_the_connection_as_a_reset() {
 
 #[test]
 fn partial_writes_and_reads_deliver_the_same_response() {
-    let mut whole = driver();
+    let mut whole = new_driver();
     let a = whole.accept();
     whole.send(a, &echo());
     let expected = whole.out(a).to_vec();
 
-    let mut h = driver();
+    let mut h = new_driver();
     let id = h.accept();
     h.set_read_chunk(id, 3);
     h.set_write_room(id, Some(0));
@@ -161,7 +161,7 @@ fn partial_writes_and_reads_deliver_the_same_response() {
 fn held_jobs_wait_for_the_test_and_datagrams_wait_in_the_socket_while_unwanted() {
     let mut config = config();
     config.mod_queue_size = 1;
-    let mut h = driver_with(config);
+    let mut h = new_driver_with(config);
     h.hold_jobs(true);
     h.datagram(peer(1), &echo_type_4());
     assert_eq!(h.held_jobs(), 1);
@@ -180,7 +180,7 @@ fn held_jobs_wait_for_the_test_and_datagrams_wait_in_the_socket_while_unwanted()
 
 #[test]
 fn an_exhausted_listener_pauses_accepting_until_the_backoff_ends() {
-    let mut h = driver();
+    let mut h = new_driver();
     h.listener.exhaust(1);
     h.listener.push(MemConn::new(), peer(1));
     h.drive();
@@ -196,7 +196,7 @@ fn an_exhausted_listener_pauses_accepting_until_the_backoff_ends() {
 fn a_refused_connection_gets_its_160_and_is_shut() {
     let mut config = config();
     config.max_connections = 1;
-    let mut h = driver_with(config);
+    let mut h = new_driver_with(config);
     let _open = h.accept();
     let Accept::Refused(bytes) = h.accept_from(peer(2)) else {
         panic!("the second connection must be refused");
