@@ -1,19 +1,20 @@
 //! The engine's own cost per request: one TCP connection from accept to close through
-//! the engine's service loop, with the request read as the engine lends (32 header
-//! bytes, the rest of the header, the body), the job run on the same thread (inline for
-//! type 0, `Job::run` for type 4), the response written in one piece, and the peer's end
-//! of stream. No sockets: this is the work core adds on top of the syscalls.
+//! the engine's accept and service loops, driven by `raida_testkit::Driver`: the request
+//! read as the engine lends (32 header bytes, the rest of the header, the body), the job
+//! run on the same thread (inline for type 0, `Job::run` for type 4), the response
+//! written in one piece, and the peer's end of stream. No sockets: this is the work
+//! core adds on top of the syscalls (and the in-memory driver's small bookkeeping).
 
 use std::hint::black_box;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use criterion::{criterion_main, Criterion, Throughput};
 use raida_client::crypto;
 use raida_core::codec::RANDOM_LEN;
 use raida_core::keys::MemoryKeyStore;
-use raida_core::{
-    Accept, CommandRegistry, ConnSocket, Engine, EngineConfig, Io, Output, Timestamp,
-};
+use raida_core::{Accept, CommandRegistry, Engine, EngineConfig, Timestamp};
+use raida_testkit::{Driver, MemConn};
 
 const AN: [u8; 16] = *b"0123456789abcdef";
 
@@ -70,56 +71,22 @@ fn echo_type_4() -> Vec<u8> {
     r
 }
 
-/// A socket holding one request, then the peer's end of stream; it takes every write.
-struct OneRequest<'a> {
-    request: &'a [u8],
-    at: usize,
-    written: usize,
-}
-
-impl ConnSocket for OneRequest<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> Io {
-        let n = buf.len().min(self.request.len() - self.at);
-        if n == 0 {
-            return Io::Eof;
-        }
-        buf[..n].copy_from_slice(&self.request[self.at..self.at + n]);
-        self.at += n;
-        Io::Done(n)
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> Io {
-        self.written += bytes.len();
-        Io::Done(bytes.len())
-    }
-
-    fn shutdown_write(&mut self) {}
-}
-
-/// One request through the engine's service loop; returns the response length.
-fn one_request(e: &mut Engine, request: &[u8], now: Timestamp, scratch: &mut Vec<u8>) -> usize {
+/// One request through the engine's service loop, on a fresh connection holding the
+/// request and then the peer's end of stream; returns the response length.
+fn one_request(h: &mut Driver, request: &[u8]) -> usize {
     let peer = SocketAddr::from(([127, 0, 0, 1], 9));
-    let Accept::Accepted(id) = e.handle_accept(peer, now) else {
+    let mut conn = MemConn::new();
+    conn.push_inbound(request);
+    conn.hang_up();
+    let Accept::Accepted(id) = h.accept_conn(peer, conn) else {
         panic!("refused");
     };
-    let mut socket = OneRequest {
-        request,
-        at: 0,
-        written: 0,
+    let Some(conn) = h.remove(id) else {
+        panic!("the connection outlived its request and end of stream");
     };
-    loop {
-        let _ = e.service(id, &mut socket, now);
-        while let Some(out) = e.poll_output() {
-            match out {
-                Output::Job(job) => {
-                    let c = job.run(now, &[7; RANDOM_LEN], scratch);
-                    e.handle_completion(c, now);
-                }
-                Output::Close(_) => return socket.written,
-                _ => {}
-            }
-        }
-    }
+    // The driver's record of closes would grow with every iteration.
+    h.closes.clear();
+    conn.outbound().len()
 }
 
 fn bench(c: &mut Criterion) {
@@ -130,21 +97,14 @@ fn bench(c: &mut Criterion) {
         ("echo_type_4", echo_type_4()),
     ] {
         g.bench_function(name, |b| {
-            let mut e = engine();
-            let mut scratch = Vec::new();
-            let mut t = 0u64;
+            let mut h = Driver::new(engine(), Timestamp::ZERO, [7; RANDOM_LEN]);
             b.iter(|| {
-                t += 1;
-                let n = one_request(
-                    &mut e,
-                    black_box(&request),
-                    Timestamp::from_micros(t),
-                    &mut scratch,
-                );
+                h.advance(Duration::from_micros(1));
+                let n = one_request(&mut h, black_box(&request));
                 assert!(n >= 32);
                 black_box(n)
             });
-            assert!(e.is_idle(), "nothing leaks across iterations");
+            h.assert_no_leaks();
         });
     }
     g.finish();

@@ -42,18 +42,21 @@ fn codec_answer(request: &[u8]) -> Vec<u8> {
 
 /// Serves one request over TCP the way a polite client does: send, shut down its
 /// write side once the response is in, and wait for the close.
-fn serve_tcp(h: &mut Harness, request: &[u8]) -> Vec<u8> {
+fn serve_tcp(h: &mut Driver, request: &[u8]) -> Vec<u8> {
     let id = h.accept();
     h.send(id, request);
     let out = h.out(id).to_vec();
-    h.client_shutdown(id);
-    assert!(h.sock(id).closed, "connection closed after the response");
+    h.hang_up(id);
+    assert!(
+        h.conn(id).is_closed(),
+        "connection closed after the response"
+    );
     out
 }
 
 #[test]
 fn echo_type_0_is_answered_250_with_the_challenge_and_echo_bytes() {
-    let mut h = Harness::new();
+    let mut h = harness();
     let req = Req::echo(0).bytes();
     let out = serve_tcp(&mut h, &req);
     assert_eq!(out.len(), 32);
@@ -62,14 +65,14 @@ fn echo_type_0_is_answered_250_with_the_challenge_and_echo_bytes() {
     assert_eq!(&out[6..8], &[0xAB, 0xCD], "echo bytes");
     assert_eq!(&out[16..32], &req[32..48], "signature = the challenge");
     assert_eq!(out, codec_answer(&req));
-    h.assert_drained();
+    h.assert_no_leaks();
 }
 
 #[test]
 fn every_encryption_type_over_tcp_matches_the_codec() {
     for enc in [0u8, 1, 4] {
         for req in [Req::echo(enc), Req::version(enc)] {
-            let mut h = Harness::new();
+            let mut h = harness();
             let bytes = req.bytes();
             let out = serve_tcp(&mut h, &bytes);
             assert_eq!(status_of(&out), 250, "type {enc}");
@@ -79,14 +82,14 @@ fn every_encryption_type_over_tcp_matches_the_codec() {
                 "type {enc} command {}",
                 req.command
             );
-            h.assert_drained();
+            h.assert_no_leaks();
         }
     }
 }
 
 #[test]
 fn the_response_is_written_through_a_socket_that_takes_one_byte_at_a_time() {
-    let mut h = Harness::new();
+    let mut h = harness();
     let id = h.accept();
     h.set_write_room(id, Some(0));
     let req = Req::version(4).bytes();
@@ -97,33 +100,35 @@ fn the_response_is_written_through_a_socket_that_takes_one_byte_at_a_time() {
         h.set_write_room(id, Some(1));
     }
     assert_eq!(h.out(id), &expected[..]);
-    assert!(h.sock(id).shutdown);
-    h.client_shutdown(id);
-    h.assert_drained();
+    assert!(h.conn(id).is_shutdown());
+    h.hang_up(id);
+    h.assert_no_leaks();
 }
 
 #[test]
 fn bytes_after_the_request_are_never_read_as_part_of_it() {
-    let mut h = Harness::new();
+    let mut h = harness();
     let id = h.accept();
     let req = Req::echo(0).bytes();
-    h.request_len.insert(id, req.len());
     let mut stream = req.clone();
     stream.extend_from_slice(&[0xEE; 100]);
     h.send(id, &stream);
     assert_eq!(h.out(id), &codec_answer(&req)[..]);
-    let s = h.sock(id);
+    let s = h.conn(id);
     assert_eq!(
-        s.read_before_shutdown,
+        s.read_before_shutdown(),
         req.len(),
         "read exactly the request"
     );
-    assert!(!s.overlend, "never lent a buffer past the request");
+    assert!(
+        !s.lent_past(req.len()),
+        "never lent a buffer past the request"
+    );
     // Closing drains and discards the rest, then waits for the peer's end of stream.
-    assert!(!s.closed);
-    h.client_shutdown(id);
-    assert!(h.sock(id).closed);
-    h.assert_drained();
+    assert!(!s.is_closed());
+    h.hang_up(id);
+    assert!(h.conn(id).is_closed());
+    h.assert_no_leaks();
 }
 
 proptest! {
@@ -149,9 +154,8 @@ proptest! {
         let bytes = req.bytes();
         let expected = codec_answer(&bytes);
 
-        let mut h = Harness::new();
+        let mut h = harness();
         let id = h.accept();
-        h.request_len.insert(id, bytes.len());
         let mut stream = bytes.clone();
         stream.extend_from_slice(&extra);
         let mut at = 0;
@@ -164,15 +168,15 @@ proptest! {
         }
         // Reads are served at most one chunk per service pass: push until done.
         for _ in 0..stream.len() {
-            if h.sock(id).shutdown { break; }
+            if h.conn(id).is_shutdown() { break; }
             h.send(id, &[]);
         }
         prop_assert_eq!(h.out(id), &expected[..]);
-        prop_assert!(!h.sock(id).overlend);
-        prop_assert!(h.sock(id).read_before_shutdown <= bytes.len());
-        h.client_shutdown(id);
-        prop_assert!(h.sock(id).closed);
-        h.assert_drained();
+        prop_assert!(!h.conn(id).lent_past(bytes.len()));
+        prop_assert!(h.conn(id).read_before_shutdown() <= bytes.len());
+        h.hang_up(id);
+        prop_assert!(h.conn(id).is_closed());
+        h.assert_no_leaks();
     }
 }
 
@@ -182,30 +186,30 @@ proptest! {
 fn end_of_stream_before_the_request_is_complete_closes_without_an_answer() {
     let req = Req::echo(4).bytes();
     for cut in [0, 5, 17, 30, 47, 48, 60] {
-        let mut h = Harness::new();
+        let mut h = harness();
         let id = h.accept();
         h.send(id, &req[..cut]);
-        h.client_shutdown(id);
-        assert!(h.sock(id).closed, "cut at {cut}");
+        h.hang_up(id);
+        assert!(h.conn(id).is_closed(), "cut at {cut}");
         assert!(h.out(id).is_empty(), "nothing sent, cut at {cut}");
         assert_eq!(h.engine.counters().abandoned, 1);
-        h.assert_drained();
+        h.assert_no_leaks();
     }
 }
 
 #[test]
 fn end_of_stream_while_the_job_runs_still_gets_the_response() {
-    let mut h = Harness::new();
-    h.auto_run = false;
+    let mut h = harness();
+    h.hold_jobs(true);
     let id = h.accept();
     let req = Req::version(4).bytes();
     h.send(id, &req);
-    h.client_shutdown(id);
-    assert!(!h.sock(id).closed, "a half-close is not an abandon");
-    assert!(h.complete_one());
+    h.hang_up(id);
+    assert!(!h.conn(id).is_closed(), "a half-close is not an abandon");
+    assert!(h.complete_oldest().is_some());
     assert_eq!(h.out(id), &codec_answer(&req)[..]);
-    assert!(h.sock(id).closed);
-    h.assert_drained();
+    assert!(h.conn(id).is_closed());
+    h.assert_no_leaks();
 }
 
 #[test]
@@ -220,20 +224,20 @@ fn reset_in_every_state_closes_once_and_drops_the_late_completion() {
         (req.len(), false, None),    // closing
     ];
     for (i, (sent, hold, room)) in cases.into_iter().enumerate() {
-        let mut h = Harness::new();
-        h.auto_run = !hold;
+        let mut h = harness();
+        h.hold_jobs(hold);
         let id = h.accept();
         h.set_write_room(id, room);
         h.send(id, &req[..sent]);
         h.reset(id);
-        assert!(h.sock(id).closed, "case {i}");
+        assert!(h.conn(id).is_closed(), "case {i}");
         assert_eq!(h.closes.len(), 1, "closed once, case {i}");
         if hold {
-            assert!(h.complete_one());
+            assert!(h.complete_oldest().is_some());
             assert_eq!(h.engine.counters().late_completions_dropped, 1);
         }
         assert_eq!(h.engine.counters().reset, 1);
-        h.assert_drained();
+        h.assert_no_leaks();
     }
 }
 
@@ -241,101 +245,104 @@ fn reset_in_every_state_closes_once_and_drops_the_late_completion() {
 
 #[test]
 fn a_silent_connection_is_closed_at_the_socket_timeout() {
-    let mut h = Harness::new();
+    let mut h = harness();
     let id = h.accept();
     h.advance(TIMEOUT - Duration::from_millis(1));
-    assert!(!h.sock(id).closed);
+    assert!(!h.conn(id).is_closed());
     h.advance(Duration::from_millis(1));
-    assert!(h.sock(id).closed);
+    assert!(h.conn(id).is_closed());
     assert!(h.out(id).is_empty());
     assert_eq!(h.engine.counters().timed_out, 1);
-    h.assert_drained();
+    h.assert_no_leaks();
 }
 
 #[test]
 fn a_half_sent_header_or_body_is_closed_at_the_timeout_counted_from_accept() {
     let req = Req::echo(0).bytes();
     for cut in [20, 40] {
-        let mut h = Harness::new();
+        let mut h = harness();
         let id = h.accept();
         h.advance(Duration::from_millis(1500));
         // Progress does not extend the deadline: it runs from accept.
         h.send(id, &req[..cut]);
         h.advance(Duration::from_millis(500));
-        assert!(h.sock(id).closed, "cut {cut}");
+        assert!(h.conn(id).is_closed(), "cut {cut}");
         assert!(h.out(id).is_empty());
         assert_eq!(h.engine.counters().timed_out, 1);
-        h.assert_drained();
+        h.assert_no_leaks();
     }
 }
 
 #[test]
 fn a_client_that_never_reads_is_closed_at_the_write_timeout() {
-    let mut h = Harness::new();
+    let mut h = harness();
     let id = h.accept();
     h.set_write_room(id, Some(10));
     h.send(id, &Req::version(0).bytes());
     assert_eq!(h.out(id).len(), 10);
     h.advance(TIMEOUT);
-    assert!(h.sock(id).closed);
+    assert!(h.conn(id).is_closed());
     assert_eq!(h.engine.counters().timed_out, 1);
-    h.assert_drained();
+    h.assert_no_leaks();
 }
 
 #[test]
 fn a_closing_connection_lingers_then_closes_without_counting_a_timeout() {
-    let mut h = Harness::new();
+    let mut h = harness();
     let id = h.accept();
     h.send(id, &Req::echo(0).bytes());
-    assert!(h.sock(id).shutdown);
-    assert!(!h.sock(id).closed, "waits for the peer's end of stream");
+    assert!(h.conn(id).is_shutdown());
+    assert!(
+        !h.conn(id).is_closed(),
+        "waits for the peer's end of stream"
+    );
     h.advance(EngineConfig::default().linger);
-    assert!(h.sock(id).closed);
+    assert!(h.conn(id).is_closed());
     assert_eq!(h.engine.counters().timed_out, 0);
-    h.assert_drained();
+    h.assert_no_leaks();
 }
 
 #[test]
 fn a_job_in_flight_has_no_socket_deadline() {
-    let mut h = Harness::new();
-    h.auto_run = false;
+    let mut h = harness();
+    h.hold_jobs(true);
     let id = h.accept();
     h.send(id, &Req::echo(4).bytes());
     h.advance(TIMEOUT * 3);
     assert!(
-        !h.sock(id).closed,
+        !h.conn(id).is_closed(),
         "the request was complete: the worker owns the time"
     );
     h.complete_all();
     assert_eq!(status_of(h.out(id)), 250);
-    h.client_shutdown(id);
-    h.assert_drained();
+    h.hang_up(id);
+    h.assert_no_leaks();
 }
 
 // ----- completions by (index, generation) ---------------------------------------------
 
 #[test]
 fn a_completion_for_a_reused_slot_is_dropped_not_applied() {
-    let mut h = Harness::new();
-    h.auto_run = false;
+    let mut h = harness();
+    h.hold_jobs(true);
     let old = h.accept();
     h.send(old, &Req::version(4).bytes());
     h.reset(old);
     let new = h.accept();
     assert_eq!(new.index(), old.index(), "the slab reuses the slot");
     assert_ne!(new.generation(), old.generation());
-    assert!(h.complete_one());
+    assert!(h.complete_oldest().is_some());
     assert!(
         h.out(new).is_empty(),
         "the old response never reaches the new peer"
     );
     assert_eq!(h.engine.counters().late_completions_dropped, 1);
     // The new connection still works.
-    h.auto_run = true;
+    h.hold_jobs(false);
     h.send(new, &Req::echo(0).bytes());
     assert_eq!(status_of(h.out(new)), 250);
-    h.client_shutdown(new);
-    h.assert_drained();
+    h.hang_up(new);
+    h.assert_no_leaks();
 }
 
 // ----- admission -------------------------------------------------------------------
@@ -344,8 +351,8 @@ fn a_completion_for_a_reused_slot_is_dropped_not_applied() {
 fn more_requests_than_the_mod_queue_are_all_answered_exactly_once_in_order() {
     let mut config = config();
     config.mod_queue_size = 4;
-    let mut h = Harness::with(config, CommandRegistry::with_builtins());
-    h.auto_run = false;
+    let mut h = harness_with(config, CommandRegistry::with_builtins());
+    h.hold_jobs(true);
     let mut ids = Vec::new();
     for i in 0..10u8 {
         let id = h.accept();
@@ -360,11 +367,8 @@ fn more_requests_than_the_mod_queue_are_all_answered_exactly_once_in_order() {
     assert_eq!(h.engine.counters().admission_waits, 6);
     // Jobs start in arrival order as completions free room.
     let mut started = Vec::new();
-    while let Some(job) = h.jobs.pop_front() {
-        started.push(job.origin());
-        let c = h.run_job(job);
-        h.engine.handle_completion(c, h.now);
-        h.settle();
+    while let Some(origin) = h.complete_oldest() {
+        started.push(origin);
         assert!(h.engine.in_flight() <= 4);
     }
     let order: Vec<_> = ids
@@ -378,27 +382,27 @@ fn more_requests_than_the_mod_queue_are_all_answered_exactly_once_in_order() {
             &codec_answer(req)[..],
             "exactly one response each"
         );
-        h.client_shutdown(*id);
+        h.hang_up(*id);
     }
-    h.assert_drained();
+    h.assert_no_leaks();
 }
 
 #[test]
 fn udp_reading_pauses_while_admission_is_full_and_resumes_after() {
     let mut config = config();
     config.mod_queue_size = 2;
-    let mut h = Harness::with(config, CommandRegistry::with_builtins());
-    h.auto_run = false;
+    let mut h = harness_with(config, CommandRegistry::with_builtins());
+    h.hold_jobs(true);
     h.datagram(peer(1), &Req::version(4).bytes());
     assert!(h.engine.wants_datagrams());
     h.datagram(peer(2), &Req::version(4).bytes());
     assert!(!h.engine.wants_datagrams());
-    h.complete_one();
-    assert_eq!(h.resumes, 1);
+    let _ = h.complete_oldest();
+    assert_eq!(h.resumed_datagrams, 1);
     assert!(h.engine.wants_datagrams());
     h.complete_all();
-    assert_eq!(h.datagrams.len(), 2);
-    h.assert_drained();
+    assert_eq!(h.datagrams().len(), 2);
+    h.assert_no_leaks();
 }
 
 // ----- limits ----------------------------------------------------------------------
@@ -407,10 +411,10 @@ fn udp_reading_pauses_while_admission_is_full_and_resumes_after() {
 fn over_max_connections_the_refusal_is_a_32_byte_160() {
     let mut config = config();
     config.max_connections = 2;
-    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    let mut h = harness_with(config, CommandRegistry::with_builtins());
     let a = h.accept();
     let _b = h.accept();
-    let Accept::Refused(bytes) = h.accept_raw() else {
+    let Accept::Refused(bytes) = h.accept_from(peer(0)) else {
         panic!("the third connection must be refused");
     };
     let mut expected = [0u8; 32];
@@ -421,16 +425,16 @@ fn over_max_connections_the_refusal_is_a_32_byte_160() {
     assert_eq!(h.engine.counters().refused, 1);
     // Room again once one closes.
     h.reset(a);
-    assert!(matches!(h.accept_raw(), Accept::Accepted(_)));
+    assert!(matches!(h.accept_from(peer(0)), Accept::Accepted(_)));
     h.advance(TIMEOUT);
-    h.assert_drained();
+    h.assert_no_leaks();
 }
 
 #[test]
 fn a_declared_body_over_max_body_size_is_answered_16_before_any_body_byte() {
     let mut config = config();
     config.max_body_size = 100;
-    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    let mut h = harness_with(config, CommandRegistry::with_builtins());
     let id = h.accept();
     let mut req = Req::echo(0);
     req.declared = Some(101);
@@ -438,8 +442,8 @@ fn a_declared_body_over_max_body_size_is_answered_16_before_any_body_byte() {
     h.send(id, &bytes[..32]);
     assert_eq!(status_of(h.out(id)), Status::InvalidPacketLength.code());
     assert_eq!(&h.out(id)[6..8], &[0xAB, 0xCD]);
-    h.client_shutdown(id);
-    h.assert_drained();
+    h.hang_up(id);
+    h.assert_no_leaks();
 }
 
 #[test]
@@ -448,7 +452,7 @@ fn an_unknown_key_is_answered_as_soon_as_the_header_is_in() {
         (1u8, Status::InvalidEncryption),
         (4, Status::EncryptionCoinNotFound),
     ] {
-        let mut h = Harness::new();
+        let mut h = harness();
         let id = h.accept();
         let mut req = Req::echo(enc);
         req.coin = (1, 999);
@@ -457,14 +461,14 @@ fn an_unknown_key_is_answered_as_soon_as_the_header_is_in() {
         h.send(id, &bytes[..header]);
         assert_eq!(status_of(h.out(id)), status.code(), "type {enc}");
         assert_eq!(h.out(id).len(), header, "no body");
-        h.client_shutdown(id);
-        h.assert_drained();
+        h.hang_up(id);
+        h.assert_no_leaks();
     }
 }
 
 #[test]
 fn a_48_byte_rejection_carries_the_job_runners_random_bytes() {
-    let mut h = Harness::new();
+    let mut h = harness();
     let id = h.accept();
     let mut req = Req::echo(4);
     req.routing = 9;
@@ -473,8 +477,8 @@ fn a_48_byte_rejection_carries_the_job_runners_random_bytes() {
     assert_eq!(out.len(), 48);
     assert_eq!(status_of(&out), Status::InvalidRouting.code());
     assert_eq!(&out[24..46], &RANDOM[..]);
-    h.client_shutdown(id);
-    h.assert_drained();
+    h.hang_up(id);
+    h.assert_no_leaks();
 }
 
 #[derive(Debug)]
@@ -491,7 +495,7 @@ fn a_command_that_panics_is_answered_252_and_the_engine_keeps_serving() {
     commands
         .register(3, 3, Arc::new(Panics))
         .expect("group 3 is valid");
-    let mut h = Harness::with(config(), commands);
+    let mut h = harness_with(config(), commands);
     let mut req = Req::echo(4);
     req.group = 3;
     req.command = 3;
@@ -499,12 +503,12 @@ fn a_command_that_panics_is_answered_252_and_the_engine_keeps_serving() {
     assert_eq!(status_of(&out), Status::Internal.code());
     let out = serve_tcp(&mut h, &Req::echo(0).bytes());
     assert_eq!(status_of(&out), 250);
-    h.assert_drained();
+    h.assert_no_leaks();
 }
 
 #[test]
 fn the_time_field_counts_microseconds_from_accept() {
-    let mut h = Harness::new();
+    let mut h = harness();
     let id = h.accept();
     h.advance(Duration::from_micros(1234));
     h.send(id, &Req::echo(0).bytes());
@@ -513,21 +517,21 @@ fn the_time_field_counts_microseconds_from_accept() {
         u32::from_be_bytes([out[12], out[13], out[14], out[15]]),
         1234
     );
-    h.client_shutdown(id);
-    h.assert_drained();
+    h.hang_up(id);
+    h.assert_no_leaks();
 }
 
 // ----- UDP: every row of section 7 ------------------------------------------------------
 
 #[test]
 fn udp_rows_of_section_7() {
-    let mut h = Harness::new();
+    let mut h = harness();
     let echo = Req::echo(0).bytes();
     // Fewer than 17 bytes, fewer than the header: dropped silently.
     h.datagram(peer(1), &echo[..16]);
     h.datagram(peer(1), &echo[..31]);
     h.datagram(peer(1), &Req::echo(4).bytes()[..40]);
-    assert!(h.datagrams.is_empty());
+    assert!(h.datagrams().is_empty());
     assert_eq!(h.engine.counters().udp_dropped, 3);
     // Header rule fails: an error response.
     let mut bad = Req::echo(0);
@@ -545,20 +549,20 @@ fn udp_rows_of_section_7() {
     trailing.extend_from_slice(&[1, 2, 3]);
     h.datagram(peer(5), &trailing);
     let got: Vec<(u16, u8)> = h
-        .datagrams
+        .datagrams()
         .iter()
         .map(|(p, b)| (p.port() - 40000, status_of(b)))
         .collect();
     assert_eq!(got, vec![(2, 2), (3, 34), (4, 16), (5, 250)]);
-    assert_eq!(h.datagrams[3].1, codec_answer(&echo));
-    h.assert_drained();
+    assert_eq!(h.datagrams()[3].1, codec_answer(&echo));
+    h.assert_no_leaks();
 }
 
 #[test]
 fn udp_keeps_only_the_first_udp_payload_threshold_bytes() {
     let mut config = config();
     config.udp_payload_threshold = 60;
-    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    let mut h = harness_with(config, CommandRegistry::with_builtins());
     // 50-byte request inside the threshold, garbage after: served.
     let mut within = Req::echo(0).bytes();
     within.extend_from_slice(&[0u8; 100]);
@@ -567,19 +571,19 @@ fn udp_keeps_only_the_first_udp_payload_threshold_bytes() {
     let mut long = Req::echo(0);
     long.payload = vec![7; 40];
     h.datagram(peer(2), &long.bytes());
-    let statuses: Vec<u8> = h.datagrams.iter().map(|(_, b)| status_of(b)).collect();
+    let statuses: Vec<u8> = h.datagrams().iter().map(|(_, b)| status_of(b)).collect();
     assert_eq!(statuses, vec![250, 16]);
-    h.assert_drained();
+    h.assert_no_leaks();
 }
 
 #[test]
 fn a_small_max_body_size_rejects_over_udp_too() {
     let mut config = config();
     config.max_body_size = 10;
-    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    let mut h = harness_with(config, CommandRegistry::with_builtins());
     h.datagram(peer(1), &Req::echo(0).bytes());
-    assert_eq!(status_of(&h.datagrams[0].1), 16);
-    h.assert_drained();
+    assert_eq!(status_of(&h.datagrams()[0].1), 16);
+    h.assert_no_leaks();
 }
 
 // ----- counters for metrics ---------------------------------------------------------------
@@ -587,16 +591,16 @@ fn a_small_max_body_size_rejects_over_udp_too() {
 #[test]
 fn responses_and_latency_are_counted_by_transport() {
     use raida_core::metrics::Transport;
-    let mut h = Harness::new();
+    let mut h = harness();
     let id = h.accept();
     h.advance(Duration::from_micros(1234));
     h.send(id, &Req::echo(0).bytes());
-    h.client_shutdown(id);
+    h.hang_up(id);
     h.datagram(peer(1), &Req::echo(4).bytes());
     let mut bad = Req::echo(0);
     bad.split = 1;
     h.datagram(peer(2), &bad.bytes());
-    h.assert_drained();
+    h.assert_no_leaks();
 
     let c = h.engine.counters();
     let success = StatusByte::from(Status::Success);
@@ -620,16 +624,16 @@ fn a_refusal_counts_as_a_tcp_160_ready_at_once() {
     use raida_core::metrics::Transport;
     let mut config = config();
     config.max_connections = 1;
-    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    let mut h = harness_with(config, CommandRegistry::with_builtins());
     let id = h.accept();
-    assert!(matches!(h.accept_raw(), Accept::Refused(_)));
+    assert!(matches!(h.accept_from(peer(0)), Accept::Refused(_)));
     let c = h.engine.counters();
     assert_eq!(c.responses(Transport::Tcp, Status::RequestRate.into()), 1);
     assert_eq!(c.latency[Transport::Tcp.index()].count(), 1);
     assert_eq!(c.latency[Transport::Tcp.index()].sum_micros(), 0);
     h.send(id, &Req::echo(0).bytes());
-    h.client_shutdown(id);
-    h.assert_drained();
+    h.hang_up(id);
+    h.assert_no_leaks();
 }
 
 /// With random bytes fed to it, the engine answers a cheap encrypted request (echo,
@@ -639,59 +643,59 @@ fn a_refusal_counts_as_a_tcp_160_ready_at_once() {
 fn fed_random_bytes_cheap_encrypted_requests_are_answered_without_a_job() {
     for enc in [4u8, 1] {
         for req in [Req::echo(enc), Req::version(enc)] {
-            let mut h = Harness::new();
-            h.auto_run = false;
+            let mut h = harness();
+            h.hold_jobs(true);
             assert!(h.engine.wants_random());
             h.engine.handle_random(&RANDOM);
             let bytes = req.bytes();
             let id = h.accept();
             h.send(id, &bytes);
-            assert!(h.jobs.is_empty(), "type {enc}: no job for a cheap command");
+            assert!(h.held_jobs() == 0, "type {enc}: no job for a cheap command");
             assert_eq!(h.out(id), codec_answer(&bytes).as_slice(), "type {enc}");
-            h.client_shutdown(id);
-            h.assert_drained();
+            h.hang_up(id);
+            h.assert_no_leaks();
         }
     }
     // The 22 bytes were spent on the first type-4 response: the next one goes to a
     // worker, which brings its own.
-    let mut h = Harness::new();
-    h.auto_run = false;
+    let mut h = harness();
+    h.hold_jobs(true);
     h.engine.handle_random(&RANDOM);
     let a = h.accept();
     h.send(a, &Req::echo(4).bytes());
     let b = h.accept();
     h.send(b, &Req::echo(4).bytes());
-    assert_eq!(h.jobs.len(), 1, "the second type-4 request became a job");
+    assert_eq!(h.held_jobs(), 1, "the second type-4 request became a job");
     h.complete_all();
-    h.client_shutdown(a);
-    h.client_shutdown(b);
-    h.assert_drained();
+    h.hang_up(a);
+    h.hang_up(b);
+    h.assert_no_leaks();
 }
 
 /// Without random bytes (a driver that feeds none, like the simulator) encrypted
 /// requests go to the workers, as before; a disabled inline path never asks for any.
 #[test]
 fn unfed_or_disabled_encrypted_requests_become_jobs() {
-    let mut h = Harness::new();
-    h.auto_run = false;
+    let mut h = harness();
+    h.hold_jobs(true);
     let id = h.accept();
     h.send(id, &Req::version(4).bytes());
-    assert_eq!(h.jobs.len(), 1);
+    assert_eq!(h.held_jobs(), 1);
     h.complete_all();
-    h.client_shutdown(id);
-    h.assert_drained();
+    h.hang_up(id);
+    h.assert_no_leaks();
 
     let mut config = config();
     config.inline_crypto_max_body = 0;
-    let h = Harness::with(config, CommandRegistry::with_builtins());
+    let h = harness_with(config, CommandRegistry::with_builtins());
     assert!(!h.engine.wants_random());
 }
 
 // ----- keys whose page is not in memory ------------------------------------------------
 
-fn lazy_harness(config: EngineConfig) -> (Harness, Arc<LazyStore>) {
+fn lazy_harness(config: EngineConfig) -> (Driver, Arc<LazyStore>) {
     let store = Arc::new(LazyStore::new());
-    let h = Harness::with_store(config, CommandRegistry::with_builtins(), store.clone());
+    let h = harness_with_store(config, CommandRegistry::with_builtins(), store.clone());
     (h, store)
 }
 
@@ -701,7 +705,7 @@ fn lazy_harness(config: EngineConfig) -> (Harness, Arc<LazyStore>) {
 #[test]
 fn requests_whose_page_is_not_in_memory_share_one_load_then_resume() {
     let (mut h, store) = lazy_harness(config());
-    h.auto_run = false;
+    h.hold_jobs(true);
     let type1 = Req::version(1).bytes();
     let type4 = Req::echo(4).bytes();
     let a = h.accept();
@@ -711,19 +715,19 @@ fn requests_whose_page_is_not_in_memory_share_one_load_then_resume() {
     h.datagram(peer(7), &type1);
     assert_eq!(h.engine.loads_in_flight(), 1, "one load for the page");
     assert_eq!(h.engine.parked(), 3);
-    assert_eq!(h.jobs.len(), 1, "the load is the only job");
-    assert!(h.out(a).is_empty() && h.out(b).is_empty() && h.datagrams.is_empty());
+    assert_eq!(h.held_jobs(), 1, "the load is the only job");
+    assert!(h.out(a).is_empty() && h.out(b).is_empty() && h.datagrams().is_empty());
     h.complete_all();
     assert_eq!(store.loads.load(std::sync::atomic::Ordering::SeqCst), 1);
     assert_eq!(h.out(a), codec_answer(&type1));
     assert_eq!(h.out(b), codec_answer(&type4));
-    assert_eq!(h.datagrams.len(), 1);
-    assert_eq!(h.datagrams[0].1, codec_answer(&type1));
+    assert_eq!(h.datagrams().len(), 1);
+    assert_eq!(h.datagrams()[0].1, codec_answer(&type1));
     assert_eq!(h.engine.counters().page_loads, 1);
     assert_eq!(h.engine.counters().parked, 3);
-    h.client_shutdown(a);
-    h.client_shutdown(b);
-    h.assert_drained();
+    h.hang_up(a);
+    h.hang_up(b);
+    h.assert_no_leaks();
 }
 
 /// A page that cannot be read answers 252 INTERNAL, never "unknown coin".
@@ -742,9 +746,9 @@ fn a_page_that_cannot_be_read_answers_252() {
     assert_eq!(status_of(&out), Status::Internal.code());
     assert_eq!(h.engine.counters().page_load_failures, 1);
     h.datagram(peer(3), &Req::version(4).bytes());
-    assert_eq!(status_of(&h.datagrams[0].1), Status::Internal.code());
-    h.client_shutdown(id);
-    h.assert_drained();
+    assert_eq!(status_of(&h.datagrams()[0].1), Status::Internal.code());
+    h.hang_up(id);
+    h.assert_no_leaks();
 }
 
 /// A parked request keeps its connection's deadline: a load slower than the socket
@@ -752,19 +756,19 @@ fn a_page_that_cannot_be_read_answers_252() {
 #[test]
 fn a_parked_request_keeps_its_deadline() {
     let (mut h, _store) = lazy_harness(config());
-    h.auto_run = false;
+    h.hold_jobs(true);
     let id = h.accept();
     h.send(id, &Req::version(1).bytes());
     assert_eq!(h.engine.parked(), 1);
     h.advance(Duration::from_secs(3));
     assert!(
-        h.sock(id).closed,
+        h.conn(id).is_closed(),
         "closed by the socket timeout while parked"
     );
     assert_eq!(h.engine.counters().timed_out, 1);
     h.complete_all();
     assert!(h.out(id).is_empty());
-    h.assert_drained();
+    h.assert_no_leaks();
 }
 
 /// Parked datagrams are bounded: when `max_parked_datagrams` wait, the engine wants no
@@ -774,23 +778,23 @@ fn parked_datagrams_are_bounded_and_reading_resumes() {
     let mut config = config();
     config.max_parked_datagrams = 2;
     let (mut h, _store) = lazy_harness(config);
-    h.auto_run = false;
+    h.hold_jobs(true);
     let req = Req::version(1).bytes();
     h.datagram(peer(1), &req);
     assert!(h.engine.wants_datagrams());
     h.datagram(peer(2), &req);
     assert!(!h.engine.wants_datagrams(), "two parked: full");
     assert_eq!(h.engine.datagram_room(), 0);
-    let resumes = h.resumes;
+    let resumes = h.resumed_datagrams;
     h.complete_all();
     assert_eq!(
-        h.resumes,
+        h.resumed_datagrams,
         resumes + 1,
         "ResumeDatagrams once the load is in"
     );
     assert!(h.engine.wants_datagrams());
-    assert_eq!(h.datagrams.len(), 2);
-    h.assert_drained();
+    assert_eq!(h.datagrams().len(), 2);
+    h.assert_no_leaks();
 }
 
 // ----- the budget for buffered request bytes ---------------------------------------------
@@ -805,7 +809,7 @@ fn header_declaring(declared: u16) -> Vec<u8> {
 
 #[test]
 fn a_body_grows_as_its_bytes_arrive_instead_of_at_its_declared_size() {
-    let mut h = Harness::new();
+    let mut h = harness();
     let id = h.accept();
     h.send(id, &header_declaring(65_000));
     assert!(
@@ -823,7 +827,7 @@ fn a_body_grows_as_its_bytes_arrive_instead_of_at_its_declared_size() {
     );
     h.reset(id);
     assert_eq!(h.engine.buffered_bytes(), 0, "released at the close");
-    h.assert_drained();
+    h.assert_no_leaks();
 }
 
 #[test]
@@ -832,7 +836,7 @@ fn when_the_budget_is_spent_large_bodies_wait_and_small_requests_still_get_throu
     config.max_buffered_bytes = 16_384;
     config.small_reserve = 4096;
     config.small_body = 100;
-    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    let mut h = harness_with(config, CommandRegistry::with_builtins());
     // Three large bodies (12,000 bytes each: at most 12,288 could fit), each sending
     // 5,000 bytes: 12,288 bytes is all they may hold together.
     let large: Vec<_> = (0..3)
@@ -855,15 +859,15 @@ fn when_the_budget_is_spent_large_bodies_wait_and_small_requests_still_get_throu
     h.send(small, &req);
     assert_eq!(h.out(small), codec_answer(&req));
     // A large body gives up: the waiting one is woken and reads on.
-    let before = h.sock(large[2]).read_total;
+    let before = h.conn(large[2]).read_total();
     h.reset(large[0]);
-    assert!(h.sock(large[2]).read_total > before || h.sock(large[1]).read_total > 4096);
+    assert!(h.conn(large[2]).read_total() > before || h.conn(large[1]).read_total() > 4096);
     for id in &large[1..] {
         h.reset(*id);
     }
-    h.client_shutdown(small);
+    h.hang_up(small);
     assert_eq!(h.engine.buffered_bytes(), 0);
-    h.assert_drained();
+    h.assert_no_leaks();
 }
 
 #[test]
@@ -871,39 +875,42 @@ fn a_declared_body_that_could_never_fit_is_answered_16_before_anything_is_alloca
     let mut config = config();
     config.max_buffered_bytes = 16_384;
     config.small_reserve = 4096;
-    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    let mut h = harness_with(config, CommandRegistry::with_builtins());
     let id = h.accept();
     h.send(id, &header_declaring(12_289));
     assert_eq!(status_of(h.out(id)), Status::InvalidPacketLength.code());
     assert_eq!(h.engine.buffered_bytes(), 0);
-    h.client_shutdown(id);
+    h.hang_up(id);
     // 12,288 fits.
     let ok = h.accept();
     h.send(ok, &header_declaring(12_288));
     assert!(h.out(ok).is_empty(), "reading its body");
     h.reset(ok);
-    h.assert_drained();
+    h.assert_no_leaks();
 }
 
 #[test]
 fn the_discard_after_a_response_is_bounded_in_bytes() {
     let mut config = config();
     config.discard_limit = 10_000;
-    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    let mut h = harness_with(config, CommandRegistry::with_builtins());
     let id = h.accept();
     let req = Req::echo(0).bytes();
     h.send(id, &req);
-    assert!(h.sock(id).shutdown, "response written, write side shut");
-    assert!(!h.sock(id).closed);
+    assert!(
+        h.conn(id).is_shutdown(),
+        "response written, write side shut"
+    );
+    assert!(!h.conn(id).is_closed());
     h.send(id, &[9; 6000]);
     assert!(
-        !h.sock(id).closed,
+        !h.conn(id).is_closed(),
         "6,000 discarded bytes are within the limit"
     );
     h.send(id, &[9; 6000]);
-    assert!(h.sock(id).closed, "closed past 10,000 discarded bytes");
+    assert!(h.conn(id).is_closed(), "closed past 10,000 discarded bytes");
     assert_eq!(h.engine.counters().discard_limit_closes, 1);
-    h.assert_drained();
+    h.assert_no_leaks();
 }
 
 // ----- per-client limits and the shutdown -------------------------------------------------
@@ -921,7 +928,7 @@ fn one_client_over_its_connection_limit_is_refused_160_and_others_are_not() {
     let mut config = config();
     untrusted(&mut config);
     config.max_connections_per_client = 2;
-    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    let mut h = harness_with(config, CommandRegistry::with_builtins());
     let a = h.accept_from(client(1, 1));
     let b = h.accept_from(client(1, 2));
     assert!(matches!((a, b), (Accept::Accepted(_), Accept::Accepted(_))));
@@ -947,7 +954,7 @@ fn trusted_networks_are_exempt() {
     let mut config = config();
     config.max_connections_per_client = 1;
     config.trusted = vec![raida_core::Cidr::parse("198.51.100.0/24").expect("cidr")];
-    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    let mut h = harness_with(config, CommandRegistry::with_builtins());
     for port in 0..5 {
         assert!(matches!(
             h.accept_from(client(7, port)),
@@ -968,7 +975,7 @@ fn over_its_rate_a_client_is_answered_160_over_tcp_and_udp_and_the_udp_160s_are_
         burst: 2,
     });
     config.udp_refusals_per_s = 3;
-    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    let mut h = harness_with(config, CommandRegistry::with_builtins());
     let req = Req::echo(0).bytes();
     // TCP: two connections, then refused.
     assert!(matches!(h.accept_from(client(1, 1)), Accept::Accepted(_)));
@@ -979,47 +986,45 @@ fn over_its_rate_a_client_is_answered_160_over_tcp_and_udp_and_the_udp_160s_are_
     for port in 0..10 {
         h.datagram(client(2, port), &req);
     }
-    let statuses: Vec<u8> = h.datagrams.iter().map(|(_, b)| status_of(b)).collect();
+    let statuses: Vec<u8> = h.datagrams().iter().map(|(_, b)| status_of(b)).collect();
     assert_eq!(statuses[..2], [Status::Success.code(); 2]);
     assert_eq!(
         statuses[2..],
         [Status::RequestRate.code(); 3],
         "{statuses:?}"
     );
-    let echo = &h.datagrams[2].1[6..8];
+    let echo = &h.datagrams()[2].1[6..8];
     assert_eq!(echo, &req[30..32], "a 160 carries the request's echo bytes");
     let c = h.engine.counters();
     assert_eq!((c.udp_rate_limited, c.udp_refusals), (8, 3));
     // A tenth of a second later: one more token.
-    h.datagrams.clear();
+    h.udp.sent.clear();
     h.advance(Duration::from_millis(100));
     h.datagram(client(2, 99), &req);
-    assert_eq!(status_of(&h.datagrams[0].1), Status::Success.code());
+    assert_eq!(status_of(&h.datagrams()[0].1), Status::Success.code());
 }
 
 #[test]
 fn after_a_shutdown_nothing_new_is_accepted_and_what_was_accepted_is_answered() {
-    let mut h = Harness::new();
-    h.auto_run = false;
+    let mut h = harness();
+    h.hold_jobs(true);
     let req = Req::version(4).bytes();
     let id = h.accept();
     h.send(id, &req);
-    assert_eq!(h.jobs.len(), 1);
-    h.engine.handle_shutdown(h.now);
-    h.settle();
+    assert_eq!(h.held_jobs(), 1);
+    h.shutdown();
     assert_eq!(h.stopped_listening, 1);
-    assert_eq!(h.engine.shutdown_status(h.now), ShutdownStatus::Draining);
+    assert_eq!(h.engine.shutdown_status(h.now()), ShutdownStatus::Draining);
     // The listener is closed; a datagram read already is dropped.
     assert!(!h.engine.wants_datagrams());
-    h.datagram(peer(5), &Req::echo(0).bytes());
-    assert!(h.datagrams.is_empty());
+    h.datagram_read(peer(5), &Req::echo(0).bytes());
+    assert!(h.datagrams().is_empty());
     h.complete_all();
     assert_eq!(h.out(id), codec_answer(&req));
-    h.client_shutdown(id);
-    assert_eq!(h.engine.shutdown_status(h.now), ShutdownStatus::Drained);
+    h.hang_up(id);
+    assert_eq!(h.engine.shutdown_status(h.now()), ShutdownStatus::Drained);
     // Asking again changes nothing.
-    h.engine.handle_shutdown(h.now);
-    h.settle();
+    h.shutdown();
     assert_eq!(h.stopped_listening, 1);
 }
 
@@ -1027,22 +1032,21 @@ fn after_a_shutdown_nothing_new_is_accepted_and_what_was_accepted_is_answered() 
 fn a_drain_that_outlives_its_timeout_is_cut_short() {
     let mut config = config();
     config.drain_timeout = Duration::from_secs(1);
-    let mut h = Harness::with(config, CommandRegistry::with_builtins());
-    h.auto_run = false;
+    let mut h = harness_with(config, CommandRegistry::with_builtins());
+    h.hold_jobs(true);
     let id = h.accept();
     h.send(id, &Req::version(4).bytes());
-    h.engine.handle_shutdown(h.now);
-    h.settle();
+    h.shutdown();
     assert_eq!(
         h.engine.poll_timeout(),
-        Some(h.now.saturating_add(Duration::from_secs(1)))
+        Some(h.now().saturating_add(Duration::from_secs(1)))
     );
     h.advance(Duration::from_millis(999));
-    assert_eq!(h.engine.shutdown_status(h.now), ShutdownStatus::Draining);
+    assert_eq!(h.engine.shutdown_status(h.now()), ShutdownStatus::Draining);
     h.advance(Duration::from_millis(1));
-    assert_eq!(h.engine.shutdown_status(h.now), ShutdownStatus::TimedOut);
+    assert_eq!(h.engine.shutdown_status(h.now()), ShutdownStatus::TimedOut);
     h.complete_all();
-    h.client_shutdown(id);
+    h.hang_up(id);
 }
 
 #[test]
@@ -1050,13 +1054,13 @@ fn a_connection_whose_response_is_out_no_longer_counts_against_its_client() {
     let mut config = config();
     untrusted(&mut config);
     config.max_connections_per_client = 1;
-    let mut h = Harness::with(config, CommandRegistry::with_builtins());
+    let mut h = harness_with(config, CommandRegistry::with_builtins());
     let Accept::Accepted(a) = h.accept_from(client(1, 1)) else {
         panic!("the first is accepted");
     };
     assert!(matches!(h.accept_from(client(1, 2)), Accept::Refused(_)));
     // Its response written, it only lingers for the peer's end of stream.
     h.send(a, &Req::echo(0).bytes());
-    assert!(h.sock(a).shutdown && !h.sock(a).closed);
+    assert!(h.conn(a).is_shutdown() && !h.conn(a).is_closed());
     assert!(matches!(h.accept_from(client(1, 3)), Accept::Accepted(_)));
 }

@@ -7,14 +7,12 @@ pub mod request;
 pub mod tcp_stream;
 pub mod udp_datagram;
 
-use raida_core::Engine;
+use raida_testkit::Driver;
 
 use crate::world::RANDOM;
 
 /// Gives the engine the fixed [`RANDOM`] bytes when it asks for some, as the driver
 /// does with the OS generator's: responses it builds inline stay comparable.
-fn feed_random(engine: &mut Engine) {
-    if engine.wants_random() {
-        engine.handle_random(&RANDOM.repeat(64));
-    }
+fn feed_random(h: &mut Driver) {
+    h.feed_random(&RANDOM.repeat(64));
 }

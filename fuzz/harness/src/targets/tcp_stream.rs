@@ -1,5 +1,6 @@
 //! The `tcp_stream` target: one engine connection, serviced as production drivers
-//! service it (`Engine::service` over a `ConnSocket`), fed a byte stream.
+//! service it (`Engine::service` over a `ConnSocket`, through `raida_testkit::Driver`),
+//! fed a byte stream.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,7 +9,8 @@ use std::time::Duration;
 use raida_core::codec::{
     answer_datagram, header_len, LONG_HEADER_LEN, PREFIX_LEN, SHORT_HEADER_LEN,
 };
-use raida_core::{Accept, ConnId, ConnSocket, Engine, Io, Origin, Output, Serviced, Timestamp};
+use raida_core::{Accept, ConnId, Engine, Timestamp};
+use raida_testkit::{Driver, MemConn};
 
 use crate::model;
 use crate::targets::feed_random;
@@ -27,10 +29,10 @@ use crate::world::{commands, engine_config, keys, rules, RANDOM};
 ///   engine random bytes (cheap encrypted requests are answered inline from then on);
 ///   otherwise nothing.
 ///
-/// After every operation the connection is serviced as the contract says (read while
-/// the engine lends and bytes are there, write while it has bytes and the socket has
-/// room, outputs drained after every input, serviced again on `Output::Wake`; jobs run
-/// inline at once). At the end the
+/// After every operation the connection is serviced as the contract says, by the
+/// testkit's driver (read while the engine lends and bytes are there, write while it
+/// has bytes and the socket has room, outputs drained after every input, serviced
+/// again on `Output::Wake`; jobs run inline at once). At the end the
 /// rest of the stream arrives, writes are unlimited, the client shuts its side and time
 /// runs on: the connection must then be closed and the engine idle.
 ///
@@ -58,265 +60,172 @@ pub fn tcp_stream(data: &[u8]) {
 }
 
 struct TcpRun<'a> {
-    engine: Engine,
+    h: Driver,
     id: ConnId,
-    now: Timestamp,
     accepted: Timestamp,
-    sock: TcpSock<'a>,
-    closed: bool,
-    scratch: Vec<u8>,
-}
-
-/// The connection's socket as the engine's service loop sees it, with the checks of
-/// the engine's contract on every call.
-struct TcpSock<'a> {
     stream: &'a [u8],
-    now: Timestamp,
     /// Bytes of `stream` that can arrive (shortened by the client's shutdown).
     end: usize,
     /// Bytes that arrived in the socket.
     arrived: usize,
-    /// Bytes the engine read.
-    read: usize,
-    client_eof: bool,
-    eof_delivered: bool,
     reset: bool,
-    room: usize,
     /// Where the request ends in the stream per the model (when the stream holds its
     /// whole header).
     request_end: Option<usize>,
-    /// The response as first offered, and when.
-    response: Option<(Vec<u8>, Timestamp)>,
-    written: Vec<u8>,
-    shutdown: bool,
-}
-
-impl TcpSock<'_> {
-    /// Where the request in the stream ends, as far as the engine can know after
-    /// `read` bytes: 32 (the shorter header: no request is shorter) until the 17-byte
-    /// prefix is in, then the header length byte 16 announces, then the body (per the
-    /// model of the header rules).
-    fn lend_limit(&self) -> usize {
-        if self.read < PREFIX_LEN {
-            return SHORT_HEADER_LEN;
-        }
-        let hlen = header_len(self.stream[PREFIX_LEN - 1]);
-        if self.read < hlen {
-            return hlen;
-        }
-        self.request_end.unwrap_or(hlen)
-    }
-}
-
-impl ConnSocket for TcpSock<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> Io {
-        assert!(!buf.is_empty(), "an empty read buffer");
-        if !self.shutdown {
-            let limit = self.lend_limit();
-            assert!(
-                self.read + buf.len() <= limit,
-                "lent {} bytes at {}; the request ends at {limit}",
-                buf.len(),
-                self.read
-            );
-        }
-        let n = buf.len().min(self.arrived - self.read);
-        if n > 0 {
-            buf[..n].copy_from_slice(&self.stream[self.read..self.read + n]);
-            self.read += n;
-            Io::Done(n)
-        } else if self.client_eof && self.arrived == self.end {
-            self.eof_delivered = true;
-            Io::Eof
-        } else {
-            Io::WouldBlock
-        }
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> Io {
-        assert!(!bytes.is_empty(), "an empty write");
-        assert!(!self.shutdown, "bytes to send after shutdown");
-        if self.response.is_none() {
-            assert!(self.written.is_empty());
-            self.response = Some((bytes.to_vec(), self.now));
-        }
-        if let Some((response, _)) = &self.response {
-            assert_eq!(
-                bytes,
-                &response[self.written.len()..],
-                "the bytes to send are the rest of the one response"
-            );
-        }
-        let n = bytes.len().min(self.room);
-        if n == 0 {
-            return Io::WouldBlock;
-        }
-        self.written.extend_from_slice(&bytes[..n]);
-        self.room -= n;
-        Io::Done(n)
-    }
-
-    fn shutdown_write(&mut self) {
-        assert!(!self.shutdown, "write side shut down twice");
-        let Some((response, _)) = &self.response else {
-            panic!("shut down without a response");
-        };
-        assert_eq!(
-            &self.written, response,
-            "shut down before the whole response"
-        );
-        self.shutdown = true;
-    }
+    /// The socket's lent buffers checked so far.
+    lends_checked: usize,
 }
 
 impl<'a> TcpRun<'a> {
     fn new(stream: &'a [u8]) -> TcpRun<'a> {
-        let mut engine = Engine::new(engine_config(), commands(), Arc::new(keys()));
+        let engine = Engine::new(engine_config(), commands(), Arc::new(keys()));
         let now = Timestamp::from_micros(1_000_000);
+        let mut h = Driver::new(engine, now, RANDOM);
         let peer = SocketAddr::from(([10, 0, 0, 2], 4000));
-        let Accept::Accepted(id) = engine.handle_accept(peer, now) else {
+        let mut conn = MemConn::new();
+        conn.set_write_room(Some(0));
+        let Accept::Accepted(id) = h.accept_conn(peer, conn) else {
             panic!("the first connection was refused");
         };
         let mut run = TcpRun {
-            engine,
+            h,
             id,
-            now,
             accepted: now,
-            sock: TcpSock {
-                stream,
-                now,
-                end: stream.len(),
-                arrived: 0,
-                read: 0,
-                client_eof: false,
-                eof_delivered: false,
-                reset: false,
-                room: 0,
-                request_end: model::request_end(stream),
-                response: None,
-                written: Vec::new(),
-                shutdown: false,
-            },
-            closed: false,
-            scratch: Vec::new(),
+            stream,
+            end: stream.len(),
+            arrived: 0,
+            reset: false,
+            request_end: model::request_end(stream),
+            lends_checked: 0,
         };
-        run.drain();
-        run.service();
+        run.check();
         run
     }
 
+    fn closed(&self) -> bool {
+        self.h.conn(self.id).is_closed()
+    }
+
+    /// Stream bytes up to `to` (at most `end`) arrive in the socket; it is serviced.
+    fn arrive(&mut self, to: usize) {
+        let from = self.arrived;
+        self.arrived = to.min(self.end).max(from);
+        let bytes = &self.stream[from..self.arrived];
+        self.h.with_conn(self.id, |c| c.push_inbound(bytes));
+    }
+
     fn op(&mut self, kind: u8, arg: u8) {
-        let sock = &mut self.sock;
         match kind % 8 {
-            0..=3 => sock.arrived = (sock.arrived + usize::from(arg) + 1).min(sock.end),
-            4 => self.advance(Duration::from_millis(10 * u64::from(arg)), false),
-            5 => sock.room = sock.room.saturating_add(usize::from(arg)),
-            6 => self.advance(Duration::from_micros(u64::from(arg)), true),
+            0..=3 => self.arrive(self.arrived + usize::from(arg) + 1),
+            4 => {
+                self.h.advance(Duration::from_millis(10 * u64::from(arg)));
+                self.h.wake(self.id);
+            }
+            5 => self
+                .h
+                .with_conn(self.id, |c| c.add_write_room(usize::from(arg))),
+            6 => {
+                self.h.advance(Duration::from_micros(u64::from(arg)));
+                self.h.fire_timers();
+                self.h.wake(self.id);
+            }
             _ => match arg % 4 {
                 0 => {
-                    sock.client_eof = true;
-                    sock.end = sock.arrived;
+                    self.end = self.arrived;
+                    self.h.hang_up(self.id);
                 }
-                1 if !self.closed => {
-                    self.engine.handle_error(self.id, self.now);
-                    self.sock.reset = true;
-                    self.drain();
-                    assert!(self.closed, "a socket error closes the connection");
+                1 if !self.closed() => {
+                    self.h.reset(self.id);
+                    self.reset = true;
+                    assert!(self.closed(), "a socket error closes the connection");
                 }
                 // The driver hands the engine random bytes: small encrypted requests
                 // and 48-byte rejections are answered inline from then on.
-                2 => feed_random(&mut self.engine),
-                _ => {}
+                2 => {
+                    feed_random(&mut self.h);
+                    self.h.wake(self.id);
+                }
+                _ => self.h.wake(self.id),
             },
         }
-        self.service();
+        self.check();
     }
 
-    fn advance(&mut self, d: Duration, always: bool) {
-        self.now = self.now.saturating_add(d);
-        let due = self.engine.poll_timeout().is_some_and(|t| t <= self.now);
-        if due || always {
-            self.engine.handle_timeout(self.now);
-            self.drain();
+    /// The engine's side of the contract so far, beyond what the testkit's socket and
+    /// driver assert as they run (one response, offered whole and written once, shut
+    /// down once, closed once, no wake after the close): every lent buffer ends within
+    /// the request; end of stream is only read while the engine reads (the request is
+    /// incomplete, or the response is written), so it closes the connection; the
+    /// engine's only job is the connection's, and it sends no datagram.
+    fn check(&mut self) {
+        let conn = self.h.conn(self.id);
+        for lend in &conn.lends()[self.lends_checked..] {
+            let limit = self.lend_limit(lend.at);
+            assert!(
+                lend.at + lend.len <= limit,
+                "lent {} bytes at {}; the request ends at {limit}",
+                lend.len,
+                lend.at
+            );
         }
+        self.lends_checked = conn.lends().len();
+        if conn.eof_delivered() {
+            assert!(conn.is_closed(), "end of stream while reading left it open");
+        }
+        assert!(
+            self.h.datagrams().is_empty(),
+            "a TCP connection produced a datagram"
+        );
+        assert_eq!(self.h.engine.counters().page_loads, 0, "a page load job");
+        assert_eq!(
+            self.h.stopped_listening, 0,
+            "the harness never shuts the engine down"
+        );
     }
 
-    /// Every output; whether one was a [`Output::Wake`] (the connection wants service).
-    fn drain(&mut self) -> bool {
-        let mut woken = false;
-        while let Some(o) = self.engine.poll_output() {
-            match o {
-                Output::Job(job) => {
-                    assert_eq!(job.origin(), Origin::Tcp(self.id));
-                    let c = job.run(self.now, &RANDOM, &mut self.scratch);
-                    self.engine.handle_completion(c, self.now);
-                }
-                Output::Wake(id) => {
-                    assert_eq!(id, self.id);
-                    assert!(!self.closed, "woke a closed connection");
-                    woken = true;
-                }
-                Output::Close(id) => {
-                    assert_eq!(id, self.id);
-                    assert!(!self.closed, "closed twice");
-                    self.closed = true;
-                }
-                Output::Datagram { .. } => panic!("a TCP connection produced a datagram"),
-                Output::ResumeDatagrams | Output::ResumeAccepting => {}
-                Output::StopListening => panic!("the harness never shuts the engine down"),
-            }
+    /// Where the request in the stream ends, as far as the engine can know after
+    /// `read` bytes: 32 (the shorter header: no request is shorter) until the 17-byte
+    /// prefix is in, then the header length byte 16 announces, then the body (per the
+    /// model of the header rules).
+    fn lend_limit(&self, read: usize) -> usize {
+        if read < PREFIX_LEN {
+            return SHORT_HEADER_LEN;
         }
-        woken
-    }
-
-    /// The engine's own service loop, then every output; again while the engine asks
-    /// (a used-up budget, or an [`Output::Wake`]: a job's response is ready to write),
-    /// as a driver does.
-    fn service(&mut self) {
-        loop {
-            if self.closed {
-                return;
-            }
-            self.sock.now = self.now;
-            let serviced = self.engine.service(self.id, &mut self.sock, self.now);
-            let woken = self.drain();
-            if self.sock.eof_delivered {
-                // End of stream is only read while the engine reads: the request is
-                // incomplete, or the response is written.
-                assert!(self.closed, "end of stream while reading left it open");
-            }
-            if serviced != Serviced::Budget && !woken {
-                return;
-            }
+        let hlen = header_len(self.stream[PREFIX_LEN - 1]);
+        if read < hlen {
+            return hlen;
         }
+        self.request_end.unwrap_or(hlen)
     }
 
     fn finish(mut self) {
-        if !self.closed {
-            self.sock.arrived = self.sock.end;
-            self.sock.room = usize::MAX;
-            self.service();
-            self.sock.client_eof = true;
-            self.sock.end = self.sock.arrived;
-            self.service();
+        if !self.closed() {
+            // The rest of the stream arrives and writes are unlimited, at once.
+            let rest = &self.stream[self.arrived..self.end];
+            self.arrived = self.end;
+            self.h.with_conn(self.id, |c| {
+                c.push_inbound(rest);
+                c.set_write_room(None);
+            });
+            self.h.hang_up(self.id);
         }
-        if !self.closed {
-            self.advance(Duration::from_secs(3600), true);
+        if !self.closed() {
+            self.h.advance(Duration::from_secs(3600));
+            self.h.fire_timers();
         }
+        self.check();
         assert!(
-            self.closed,
+            self.closed(),
             "the connection outlived end of stream and every timer"
         );
-        assert!(
-            self.engine.is_idle(),
-            "the engine holds something after the close"
-        );
-        assert_eq!(self.engine.connection_count(), 0);
+        self.h.assert_no_leaks();
+        assert_eq!(self.h.engine.connection_count(), 0);
 
         // The request as the engine saw it: the stream up to the client's shutdown.
-        let delivered = &self.sock.stream[..self.sock.end];
+        let delivered = &self.stream[..self.end];
         let expected = expected_tcp(delivered);
-        match &self.sock.response {
+        let conn = self.h.conn(self.id);
+        match conn.response() {
             Some((response, at)) => {
                 let Some((request, expected)) = expected else {
                     panic!("a response to an undecided request");
@@ -331,13 +240,13 @@ impl<'a> TcpRun<'a> {
                 };
                 want[field..field + 4].copy_from_slice(&elapsed.to_be_bytes());
                 assert_eq!(response, &want, "the TCP response differs from the codec's");
-                let written = &self.sock.written;
+                let written = conn.outbound();
                 assert!(written.len() <= response.len());
                 assert_eq!(written[..], response[..written.len()]);
                 model::check(request, Some(response), elapsed, &RANDOM);
             }
             None => {
-                let cut = self.sock.reset || self.engine.counters().timed_out > 0;
+                let cut = self.reset || self.h.engine.counters().timed_out > 0;
                 assert!(
                     expected.is_none() || cut,
                     "a complete request got no response and nothing cut the connection"

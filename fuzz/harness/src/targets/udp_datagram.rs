@@ -1,11 +1,13 @@
-//! The `udp_datagram` target: datagrams of any length through the engine's UDP path.
+//! The `udp_datagram` target: datagrams of any length through the engine's UDP path,
+//! driven by `raida_testkit::Driver` (jobs held by its worker and run as the mode says).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use raida_core::codec::answer_datagram;
-use raida_core::{Engine, Job, Origin, Output, Timestamp};
+use raida_core::{Engine, Origin, Timestamp};
+use raida_testkit::Driver;
 
 use crate::model;
 use crate::targets::feed_random;
@@ -29,57 +31,17 @@ pub fn udp_datagram(data: &[u8]) {
     let hold = mode & 4 != 0;
     let newest_first = mode & 8 != 0;
     let random_at_hand = mode & 16 != 0;
-    let mut engine = Engine::new(config, commands(), Arc::new(keys()));
+    let engine = Engine::new(config, commands(), Arc::new(keys()));
     let now = Timestamp::from_micros(5_000_000);
-    let mut held = VecDeque::new();
-    let mut got: BTreeMap<SocketAddr, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut h = Driver::new(engine, now, RANDOM);
+    h.hold_jobs(true);
     let mut sent: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
-    let mut scratch = Vec::new();
-
-    let mut paused = false;
-    let mut drain = |engine: &mut Engine,
-                     held: &mut VecDeque<Job>,
-                     got: &mut BTreeMap<SocketAddr, Vec<Vec<u8>>>,
-                     run_all: bool| {
-        loop {
-            while let Some(o) = engine.poll_output() {
-                match o {
-                    Output::Job(job) => held.push_back(job),
-                    Output::Datagram { peer, bytes } => got.entry(peer).or_default().push(bytes),
-                    Output::ResumeDatagrams => paused = false,
-                    other => panic!("a UDP-only engine emitted {other:?}"),
-                }
-            }
-            // Bounds: jobs out never exceed mod_queue_size; every one is held here.
-            assert_eq!(held.len(), engine.in_flight(), "jobs out vs. in flight");
-            assert!(
-                engine.in_flight() <= queue,
-                "more jobs out than mod_queue_size"
-            );
-            // A driver stops reading while wants_datagrams is false and starts again
-            // only on ResumeDatagrams: room must never free without one.
-            if engine.wants_datagrams() {
-                assert!(
-                    !paused,
-                    "admission has room again but no ResumeDatagrams came"
-                );
-            } else {
-                paused = true;
-            }
-            let must_run = run_all || !hold || !engine.wants_datagrams();
-            if !must_run {
-                return;
-            }
-            let next = if newest_first {
-                held.pop_back()
-            } else {
-                held.pop_front()
-            };
-            let Some(job) = next else { return };
-            assert!(matches!(job.origin(), Origin::Udp(_)));
-            let c = job.run(now, &RANDOM, &mut scratch);
-            engine.handle_completion(c, now);
-        }
+    let mut pacing = Pacing {
+        queue,
+        hold,
+        newest_first,
+        paused: false,
+        resumes_seen: 0,
     };
 
     let mut index: u16 = 0;
@@ -99,24 +61,29 @@ pub fn udp_datagram(data: &[u8]) {
             break;
         }
         assert!(
-            engine.wants_datagrams(),
+            h.engine.wants_datagrams(),
             "the driver reads only while wanted"
         );
         if random_at_hand {
-            feed_random(&mut engine);
+            feed_random(&mut h);
         }
-        engine.handle_datagram(peer, datagram, now);
-        drain(&mut engine, &mut held, &mut got, false);
+        h.datagram(peer, datagram);
+        assert_eq!(h.udp.unread(), 0, "a wanted datagram was not read");
+        pacing.settle(&mut h, false);
         sent.push((peer, datagram.to_vec()));
     }
-    drain(&mut engine, &mut held, &mut got, true);
-    assert!(held.is_empty());
+    pacing.settle(&mut h, true);
+    assert_eq!(h.held_jobs(), 0);
     assert!(
-        engine.is_idle(),
+        h.engine.is_idle(),
         "engine not idle after every job completed"
     );
-    assert!(engine.wants_datagrams());
+    assert!(h.engine.wants_datagrams());
 
+    let mut got: BTreeMap<SocketAddr, Vec<Vec<u8>>> = BTreeMap::new();
+    for (peer, bytes) in h.datagrams() {
+        got.entry(*peer).or_default().push(bytes.clone());
+    }
     let mut dropped = 0;
     let (rules, commands, store) = (rules(), commands(), keys());
     for (peer, datagram) in &sent {
@@ -142,7 +109,67 @@ pub fn udp_datagram(data: &[u8]) {
         got.is_empty(),
         "a response went to a peer that sent nothing"
     );
-    assert_eq!(engine.counters().udp_dropped, dropped);
+    assert_eq!(h.engine.counters().udp_dropped, dropped);
+}
+
+/// When the held jobs run, and the checks made after every input.
+struct Pacing {
+    queue: usize,
+    hold: bool,
+    newest_first: bool,
+    /// The driver stopped reading because the engine wanted no datagrams.
+    paused: bool,
+    /// `Output::ResumeDatagrams` seen so far.
+    resumes_seen: usize,
+}
+
+impl Pacing {
+    /// Checks the bounds, then runs held jobs (one at a time, each completion driven
+    /// to idle and checked again) while they must run: always unless jobs are held,
+    /// when admission is full, or at the end (`run_all`).
+    fn settle(&mut self, h: &mut Driver, run_all: bool) {
+        loop {
+            if h.resumed_datagrams > self.resumes_seen {
+                self.resumes_seen = h.resumed_datagrams;
+                self.paused = false;
+            }
+            assert!(
+                h.closes.is_empty() && h.stopped_listening == 0 && h.resumed_accepting == 0,
+                "a UDP-only engine emitted a connection or listener output"
+            );
+            // Bounds: jobs out never exceed mod_queue_size; every one is held here.
+            assert_eq!(
+                h.held_jobs(),
+                h.engine.in_flight(),
+                "jobs out vs. in flight"
+            );
+            assert!(
+                h.engine.in_flight() <= self.queue,
+                "more jobs out than mod_queue_size"
+            );
+            // A driver stops reading while wants_datagrams is false and starts again
+            // only on ResumeDatagrams: room must never free without one.
+            if h.engine.wants_datagrams() {
+                assert!(
+                    !self.paused,
+                    "admission has room again but no ResumeDatagrams came"
+                );
+            } else {
+                self.paused = true;
+            }
+            let must_run = run_all || !self.hold || !h.engine.wants_datagrams();
+            if !must_run {
+                return;
+            }
+            let ran = if self.newest_first {
+                h.complete_newest()
+            } else {
+                h.complete_oldest()
+            };
+            let Some(origin) = ran else { return };
+            assert!(matches!(origin, Origin::Udp(_)));
+        }
+    }
 }
 
 fn got_first(responses: &[Vec<u8>]) -> Option<&[u8]> {
