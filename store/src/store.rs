@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use raida_core::keys::{
     An, Change, CoinId, KeyStore, LockerIndex, Lookup, PageId, Record, StoreError, StoreStats,
-    PAGE_BYTES, RECORD_BYTES,
+    DENOMINATIONS, PAGE_BYTES, RECORD_BYTES,
 };
 use raida_core::Timestamp;
 
@@ -169,6 +169,43 @@ impl DiskStore<FileDisk> {
     }
 }
 
+/// The locker index of the records on `disk`: every page file of every denomination
+/// is read once (a directory `Data/<dd>/<pp>` that is absent is skipped whole). A page
+/// that cannot be read is logged and left out; it is indexed when it is next read.
+fn index_lockers<D: Disk>(disk: &D) -> LockerIndex {
+    let mut index = LockerIndex::new();
+    for denomination in DENOMINATIONS {
+        for high in 0..=u8::MAX {
+            match disk.dir_meta(DirId { denomination, high }) {
+                Ok(Some(_)) => {}
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(
+                        "raida-store: locker index: cannot inspect directory \
+                         {denomination}/{high:02x}: {e}; its pages are indexed when read"
+                    );
+                    continue;
+                }
+            }
+            for low in 0..=u8::MAX {
+                let page = PageId {
+                    denomination,
+                    number: u16::from_be_bytes([high, low]),
+                };
+                match disk.read_page(page) {
+                    Ok(PageRead::Page { bytes, .. }) => index.set_page(page, Some(&bytes)),
+                    Ok(PageRead::Absent | PageRead::Short { .. }) => {}
+                    Err(e) => tracing::error!(
+                        "raida-store: locker index: page {page:?} cannot be read: {e}; it is \
+                         indexed when it is next read"
+                    ),
+                }
+            }
+        }
+    }
+    index
+}
+
 fn record_of(bytes: &[u8; PAGE_BYTES], index: usize) -> Option<Record> {
     let start = index.checked_mul(RECORD_BYTES)?;
     let r = bytes.get(start..start.checked_add(RECORD_BYTES)?)?;
@@ -182,12 +219,13 @@ impl<D: Disk> DiskStore<D> {
     /// The store over `disk`: replays its log first (see [`Recovery`]).
     pub fn with_disk(disk: D, config: StoreConfig) -> Result<Self, OpenError> {
         let (recovery, segment, next_seq) = log::recover(&disk).map_err(OpenError::Recovery)?;
+        let lockers = index_lockers(&disk);
         Ok(DiskStore {
             log: Log::new(segment, next_seq, config.segment_bytes),
             cache: Cache::new(config.cache_pages),
             absent: Absent::new(),
             locks: crate::locks::PageLocks::default(),
-            lockers: RwLock::new(LockerIndex::default()),
+            lockers: RwLock::new(lockers),
             counters: Counters::default(),
             last_refresh: Mutex::new(None),
             read_error_logged: Mutex::new(BTreeMap::new()),
@@ -236,29 +274,44 @@ impl<D: Disk> DiskStore<D> {
         self.log.writers_waiting()
     }
 
-    /// Registers a locker, indexed by the first 5 bytes of its AN (the prefix type-2
-    /// requests carry). A later locker with the same prefix replaces this one.
+    /// Registers a type-2 key that no coin holds, found by the first 5 bytes of its AN
+    /// (the prefix type-2 requests carry); a later one with the same prefix replaces
+    /// it. It is no locker of PROTOCOL.md section 8c (peek and remove never see it):
+    /// those are derived from the records (see [`locker_index`](Self::locker_index)).
     pub fn insert_locker(&self, an: An) {
-        self.lockers
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(an);
+        self.lockers_mut().register(an);
     }
 
-    /// Forgets the locker with AN prefix `prefix`, returning its AN if there was one.
+    /// Forgets the registered type-2 key with prefix `prefix`, returning it.
     pub fn remove_locker(&self, prefix: &[u8; 5]) -> Option<An> {
-        self.lockers
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(prefix)
+        self.lockers_mut().unregister(prefix)
     }
 
-    /// How many lockers are registered.
+    /// How many type-2 keys are registered with [`insert_locker`](Self::insert_locker).
     pub fn locker_count(&self) -> usize {
-        self.lockers
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.lockers().registered()
+    }
+
+    /// A copy of the locker index (for tests that compare it with the records).
+    ///
+    /// The index holds one entry per coin whose AN is a locker key (bytes 12..15 `FF FF
+    /// FF FF`). It is built at open by reading every page file (off the event loop:
+    /// before the store serves anything), and kept equal to the records by the store's
+    /// own paths: every [`modify`](KeyStore::modify) updates it with the records it
+    /// wrote, under the same page intents and before it returns; every page read
+    /// (a first load, a reload after eviction, a freshness refresh that saw an outside
+    /// change) replaces that page's entries with what the file now holds, and a page
+    /// found absent or short loses them. No command maintains it itself.
+    pub fn locker_index(&self) -> LockerIndex {
+        self.lockers().clone()
+    }
+
+    fn lockers(&self) -> std::sync::RwLockReadGuard<'_, LockerIndex> {
+        self.lockers.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lockers_mut(&self) -> std::sync::RwLockWriteGuard<'_, LockerIndex> {
+        self.lockers.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Reads `page` into memory (or learns it is absent, short or unreadable). The
@@ -286,16 +339,19 @@ impl<D: Disk> DiskStore<D> {
         match self.disk.read_page(page) {
             Ok(PageRead::Page { bytes, meta }) => {
                 self.absent.clear(page);
+                self.lockers_mut().set_page(page, Some(&bytes));
                 self.cache.insert(page, bytes, meta);
                 Ok(())
             }
             Ok(PageRead::Absent) => {
+                self.lockers_mut().set_page(page, None);
                 self.counters.pages_absent.fetch_add(1, Ordering::Relaxed);
                 self.cache.remove(page);
                 self.absent.mark_missing(page, dir_before);
                 Ok(())
             }
             Ok(PageRead::Short { meta }) => {
+                self.lockers_mut().set_page(page, None);
                 self.counters.pages_absent.fetch_add(1, Ordering::Relaxed);
                 self.cache.remove(page);
                 self.absent.mark_short(page, meta);
@@ -360,6 +416,7 @@ impl<D: Disk> DiskStore<D> {
         // Evicted again at once (a cache of a page or two): read it without caching.
         match self.disk.read_page(page) {
             Ok(PageRead::Page { bytes, .. }) => {
+                self.lockers_mut().set_page(page, Some(&bytes));
                 Ok(indices.iter().map(|&i| record_of(&bytes, i)).collect())
             }
             Ok(PageRead::Absent | PageRead::Short { .. }) => Ok(None),
@@ -544,10 +601,15 @@ impl<D: Disk> KeyStore for DiskStore<D> {
     }
 
     fn locker_an(&self, prefix: &[u8; 5], _now: Timestamp) -> Option<An> {
-        self.lockers
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(prefix)
+        self.lockers().get(prefix)
+    }
+
+    fn locker_keys(&self, prefix: &[u8; 5], _now: Timestamp) -> Vec<An> {
+        self.lockers().keys_with_prefix(prefix)
+    }
+
+    fn locker_coins(&self, key: &An, _now: Timestamp) -> Vec<CoinId> {
+        self.lockers().coins(key)
     }
 
     fn load(&self, page: PageId, now: Timestamp) -> Result<(), StoreError> {
@@ -627,6 +689,23 @@ impl<D: Disk> KeyStore for DiskStore<D> {
                 return Err(e);
             }
         };
+        // Durable: the locker index follows the records in the same step, under the
+        // same intents (in coin order, so a coin named twice ends with its last record).
+        {
+            let mut lockers = self.lockers_mut();
+            for (coin, record) in
+                coins
+                    .iter()
+                    .zip(&new)
+                    .zip(&current)
+                    .filter_map(|((coin, new), current)| match (current, new) {
+                        (Some(_), Some(record)) => Some((coin, record)),
+                        _ => None,
+                    })
+            {
+                lockers.set(*coin, Some(&record.an));
+            }
+        }
         let mut per_page: BTreeMap<PageId, Vec<RecordWrite>> = BTreeMap::new();
         for (page, write) in &writes {
             per_page.entry(*page).or_default().push(*write);
