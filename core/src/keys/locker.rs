@@ -83,7 +83,10 @@ fn coin_at(page: PageId, index: u16) -> CoinId {
     )
 }
 
-/// The locker index of a store: see the [module documentation](self).
+/// The locker index of a store: one entry per coin whose AN is a locker key, in two
+/// ordered maps (by key then coin, for peek and prefix lookups; by page, so a page
+/// read again replaces exactly its entries). About 40 to 55 bytes per locker coin:
+/// a store whose 15.36 million coins were all in lockers would need 0.6 to 0.85 GB.
 ///
 /// Besides the lockers its records define, it can hold *registered* type-2 keys
 /// ([`register`](Self::register)): keys a demo or a test names by prefix without any
