@@ -711,3 +711,85 @@ fn every_encryption_type_carries_the_locker_commands() {
         assert_eq!(parsed.body, peek_body(&[(1, 1), (1, 2)]));
     }
 }
+
+/// A locker key with bytes 0..4 `prefix` and byte 5 `tail`.
+fn prefixed_key(prefix: u8, tail: u8) -> An {
+    let mut k = key(prefix);
+    k[5] = tail;
+    k
+}
+
+/// Sends `payload` as command `command` of group 8 over type 2 keyed by `locker`:
+/// the raw answer, and, when it verifies under `locker`, its status and body.
+fn type2(store: &dyn KeyStore, locker: An, command: u8, payload: &[u8]) -> (u8, Option<Vec<u8>>) {
+    let mut req = Request::new(RAIDA_ID, 8, command, Keys::Locker { an: locker });
+    req.payload = payload.to_vec();
+    req.challenge = [9; 12];
+    let built = req.build().expect("builds");
+    let resp = answer_request(
+        built.bytes(),
+        &arrival(Transport::Udp),
+        &rules(),
+        &registry(),
+        store,
+        0,
+        &[7; 22],
+    )
+    .expect("a response");
+    let body = built.parse_response(&resp).ok().map(|r| r.body);
+    (resp[2], body)
+}
+
+#[test]
+fn type_2_finds_a_live_locker_by_its_prefix_and_an_emptied_one_answers_34() {
+    let s = store();
+    assert_eq!(put(&*s, &[1, 2], key(0x21)).0, ALL_PASS);
+    assert_eq!(
+        type2(&*s, key(0x21), PEEK, &key(0x21)),
+        (ALL_PASS, Some(peek_body(&[(1, 1), (1, 2)])))
+    );
+    // A type-2 remove of the locker's last coins is answered under its key.
+    let p = remove_payload(key(0x21), &[(1, 1, an(0xA1)), (1, 2, an(0xA2))]);
+    assert_eq!(
+        type2(&*s, key(0x21), REMOVE, &p),
+        (ALL_PASS, Some(vec![0x03]))
+    );
+    // Emptied: the prefix names no locker, 34.
+    assert_eq!(type2(&*s, key(0x21), PEEK, &key(0x21)).0, 34);
+    // Never a locker: 34.
+    assert_eq!(type2(&*s, key(0x22), PEEK, &key(0x22)).0, 34);
+    // A plain coin's AN is no locker even when its prefix is asked for.
+    assert_eq!(type2(&*s, an(3), PEEK, &an(3)).0, 34);
+}
+
+#[test]
+fn type_2_tries_every_locker_sharing_a_prefix_in_ascending_key_order() {
+    let s = store();
+    let (low, mid, high) = (
+        prefixed_key(0x50, 0x10),
+        prefixed_key(0x50, 0x20),
+        prefixed_key(0x50, 0x30),
+    );
+    assert_eq!(put(&*s, &[1], high).0, ALL_PASS);
+    assert_eq!(put(&*s, &[2], low).0, ALL_PASS);
+    assert_eq!(put(&*s, &[3], mid).0, ALL_PASS);
+    for (k, coin) in [(low, 2), (mid, 3), (high, 1)] {
+        assert_eq!(
+            type2(&*s, k, PEEK, &k),
+            (ALL_PASS, Some(peek_body(&[(1, coin)]))),
+            "locker {:02x}",
+            k[5]
+        );
+    }
+    // A key no locker has, with the shared prefix: every candidate fails the CRC, the
+    // first (lowest) keys the 37.
+    let stranger = prefixed_key(0x50, 0x40);
+    assert_eq!(type2(&*s, stranger, PEEK, &stranger), (37, None));
+    // Once the lowest is emptied, the others still work.
+    let p = remove_payload(low, &[(1, 2, an(0xB2))]);
+    assert_eq!(type2(&*s, low, REMOVE, &p), (ALL_PASS, Some(vec![0x01])));
+    assert_eq!(
+        type2(&*s, high, PEEK, &high),
+        (ALL_PASS, Some(peek_body(&[(1, 1)])))
+    );
+}
