@@ -103,6 +103,9 @@ pub struct Refreshed {
     pub reloaded: u64,
     /// Absences forgotten because their directory or short file changed.
     pub forgotten: u64,
+    /// Page files out of the cache whose change was seen through the locker index's
+    /// watch, read again (and indexed again).
+    pub reindexed: u64,
 }
 
 /// The coin store over `Data/` (PROTOCOL.md section 10), shared by every event loop and
@@ -134,6 +137,10 @@ pub struct DiskStore<D: Disk = FileDisk> {
     locks: crate::locks::PageLocks,
     log: Log,
     lockers: RwLock<LockerIndex>,
+    /// The metadata of every page file as the store last read or wrote it, so that a
+    /// page out of the cache that another process rewrites is indexed again (see
+    /// [`refresh`](Self::refresh)).
+    indexed_meta: Mutex<BTreeMap<PageId, FileMeta>>,
     counters: Counters,
     last_refresh: Mutex<Option<Timestamp>>,
     read_error_logged: Mutex<BTreeMap<PageId, Timestamp>>,
@@ -172,8 +179,9 @@ impl DiskStore<FileDisk> {
 /// The locker index of the records on `disk`: every page file of every denomination
 /// is read once (a directory `Data/<dd>/<pp>` that is absent is skipped whole). A page
 /// that cannot be read is logged and left out; it is indexed when it is next read.
-fn index_lockers<D: Disk>(disk: &D) -> LockerIndex {
+fn index_lockers<D: Disk>(disk: &D) -> (LockerIndex, BTreeMap<PageId, FileMeta>) {
     let mut index = LockerIndex::new();
+    let mut metas = BTreeMap::new();
     for denomination in DENOMINATIONS {
         for high in 0..=u8::MAX {
             match disk.dir_meta(DirId { denomination, high }) {
@@ -193,8 +201,14 @@ fn index_lockers<D: Disk>(disk: &D) -> LockerIndex {
                     number: u16::from_be_bytes([high, low]),
                 };
                 match disk.read_page(page) {
-                    Ok(PageRead::Page { bytes, .. }) => index.set_page(page, Some(&bytes)),
-                    Ok(PageRead::Absent | PageRead::Short { .. }) => {}
+                    Ok(PageRead::Page { bytes, meta }) => {
+                        index.set_page(page, Some(&bytes));
+                        metas.insert(page, meta);
+                    }
+                    Ok(PageRead::Short { meta }) => {
+                        metas.insert(page, meta);
+                    }
+                    Ok(PageRead::Absent) => {}
                     Err(e) => tracing::error!(
                         "raida-store: locker index: page {page:?} cannot be read: {e}; it is \
                          indexed when it is next read"
@@ -203,7 +217,7 @@ fn index_lockers<D: Disk>(disk: &D) -> LockerIndex {
             }
         }
     }
-    index
+    (index, metas)
 }
 
 fn record_of(bytes: &[u8; PAGE_BYTES], index: usize) -> Option<Record> {
@@ -219,13 +233,14 @@ impl<D: Disk> DiskStore<D> {
     /// The store over `disk`: replays its log first (see [`Recovery`]).
     pub fn with_disk(disk: D, config: StoreConfig) -> Result<Self, OpenError> {
         let (recovery, segment, next_seq) = log::recover(&disk).map_err(OpenError::Recovery)?;
-        let lockers = index_lockers(&disk);
+        let (lockers, indexed_meta) = index_lockers(&disk);
         Ok(DiskStore {
             log: Log::new(segment, next_seq, config.segment_bytes),
             cache: Cache::new(config.cache_pages),
             absent: Absent::new(),
             locks: crate::locks::PageLocks::default(),
             lockers: RwLock::new(lockers),
+            indexed_meta: Mutex::new(indexed_meta),
             counters: Counters::default(),
             last_refresh: Mutex::new(None),
             read_error_logged: Mutex::new(BTreeMap::new()),
@@ -314,6 +329,19 @@ impl<D: Disk> DiskStore<D> {
         self.lockers.write().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Remembers the metadata of `page`'s file as the store just read or wrote it
+    /// (`None`: absent).
+    fn set_indexed_meta(&self, page: PageId, meta: Option<FileMeta>) {
+        let mut metas = self
+            .indexed_meta
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match meta {
+            Some(meta) => metas.insert(page, meta),
+            None => metas.remove(&page),
+        };
+    }
+
     /// Reads `page` into memory (or learns it is absent, short or unreadable). The
     /// caller holds its intent. With `reload`, reads it even when it is in memory.
     fn load_locked(&self, page: PageId, now: Timestamp, reload: bool) -> Result<(), StoreError> {
@@ -340,11 +368,13 @@ impl<D: Disk> DiskStore<D> {
             Ok(PageRead::Page { bytes, meta }) => {
                 self.absent.clear(page);
                 self.lockers_mut().set_page(page, Some(&bytes));
+                self.set_indexed_meta(page, Some(meta));
                 self.cache.insert(page, bytes, meta);
                 Ok(())
             }
             Ok(PageRead::Absent) => {
                 self.lockers_mut().set_page(page, None);
+                self.set_indexed_meta(page, None);
                 self.counters.pages_absent.fetch_add(1, Ordering::Relaxed);
                 self.cache.remove(page);
                 self.absent.mark_missing(page, dir_before);
@@ -352,6 +382,7 @@ impl<D: Disk> DiskStore<D> {
             }
             Ok(PageRead::Short { meta }) => {
                 self.lockers_mut().set_page(page, None);
+                self.set_indexed_meta(page, Some(meta));
                 self.counters.pages_absent.fetch_add(1, Ordering::Relaxed);
                 self.cache.remove(page);
                 self.absent.mark_short(page, meta);
@@ -430,6 +461,7 @@ impl<D: Disk> DiskStore<D> {
         match self.disk.write_records(page, writes) {
             Ok(Written::Done { before, after }) => {
                 self.cache.apply(page, writes, Some((before, after)));
+                self.set_indexed_meta(page, Some(after));
                 true
             }
             Ok(Written::NotAPage) => {
@@ -526,6 +558,37 @@ impl<D: Disk> DiskStore<D> {
             self.counters.reloads.fetch_add(1, Ordering::Relaxed);
             // An error is remembered (252 for a while) and logged by the load.
             let _ = self.load_locked(cached.page, now, true);
+        }
+        // Page files out of the cache: the locker index holds what the store last read
+        // or wrote there, so an outside change is read (and indexed) again. One
+        // metadata look per page, as for cached pages.
+        let watched: Vec<(PageId, FileMeta)> = self
+            .indexed_meta
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(p, m)| (*p, *m))
+            .collect();
+        for (page, meta) in watched {
+            if self.cache.has_page(page) || self.absent.contains(page) {
+                continue;
+            }
+            if self.disk.page_meta(page).ok().flatten() == Some(meta) {
+                continue;
+            }
+            let _intent = self.locks.lock(&[page]);
+            let still = self
+                .indexed_meta
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&page)
+                .copied();
+            if self.cache.has_page(page) || still != Some(meta) {
+                continue; // read or written meanwhile
+            }
+            done.reindexed += 1;
+            // An error is remembered (252 for a while) and logged by the load.
+            let _ = self.load_locked(page, now, true);
         }
         for (page, meta) in self.absent.shorts() {
             done.checked += 1;

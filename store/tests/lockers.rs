@@ -193,3 +193,43 @@ fn a_page_read_again_after_eviction_replaces_its_entries() {
     assert_eq!(an(&store, 0, 2, T0), Some(key(1)));
     assert_eq!(store.locker_coins(&key(1), T0), vec![CoinId::new(0, 2)]);
 }
+
+#[test]
+fn an_outside_rewrite_of_a_page_never_read_since_open_is_indexed_after_a_refresh() {
+    let dir = store_root();
+    write_page_with(dir.path(), 5, 2, &[(1, key(1))]);
+    write_page(dir.path(), 5, 3, 1);
+    let store = open(dir.path());
+    assert_eq!(store.stats().expect("counts").cached_pages, 0);
+    assert!(store.refresh(T0).ran);
+
+    std::thread::sleep(Duration::from_millis(20));
+    write_page_with(dir.path(), 5, 2, &[(8, key(2))]);
+    write_page_with(dir.path(), 5, 3, &[(9, key(2))]);
+    let done = store.refresh(at_ms(1000));
+    assert_eq!(done.reindexed, 2);
+    assert!(store.locker_coins(&key(1), at_ms(1000)).is_empty());
+    assert_eq!(
+        store.locker_coins(&key(2), at_ms(1000)),
+        vec![CoinId::new(5, 2 * 1024 + 8), CoinId::new(5, 3 * 1024 + 9)]
+    );
+    // Unchanged since: nothing is read again.
+    assert_eq!(store.refresh(at_ms(2000)).reindexed, 0);
+    // Removed from outside while out of the cache (a cache of 8 pages, 12 read).
+    for page in 10..22 {
+        write_page(dir.path(), 5, page, 1);
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let store = open(dir.path());
+    for page in 10..22 {
+        let _ = an(&store, 5, page * 1024, T0);
+    }
+    assert_eq!(store.locker_coins(&key(2), T0).len(), 2);
+    fs::remove_file(page_path(dir.path(), 5, 2)).expect("rm");
+    let done = store.refresh(T0);
+    assert!(done.reindexed >= 1, "{done:?}");
+    assert_eq!(
+        store.locker_coins(&key(2), T0),
+        vec![CoinId::new(5, 3 * 1024 + 9)]
+    );
+}
