@@ -199,7 +199,8 @@ pub struct Admitted {
     /// there are any, the body is decrypted with each key in turn and the first whose
     /// challenge passes the CRC keys the request and its response (PROTOCOL.md
     /// section 8c); if none does, [`key`](Self::key) is used.
-    pub other_keys: Vec<An>,
+    /// (Kept as keys, whose `Debug` never prints key material.)
+    pub other_keys: Vec<RequestKey>,
     /// Exactly how many body bytes follow the header.
     pub body_len: usize,
     /// The handler of the request's (group, command).
@@ -390,7 +391,7 @@ fn resolve_key(
     encryption: Encryption,
     keys: &dyn KeyStore,
     now: Timestamp,
-) -> Result<(RequestKey, Vec<An>), KeyFail> {
+) -> Result<(RequestKey, Vec<RequestKey>), KeyFail> {
     let short_iv = || {
         let mut iv = [0u8; 16];
         iv[..8].copy_from_slice(&h.bytes[24..32]);
@@ -409,7 +410,10 @@ fn resolve_key(
             let an = found
                 .next()
                 .ok_or(KeyFail::Status(Status::InvalidEncryption))?;
-            return Ok((RequestKey::Aes128 { an, iv: short_iv() }, found.collect()));
+            let others = found
+                .map(|an| RequestKey::Aes128 { an, iv: short_iv() })
+                .collect();
+            return Ok((RequestKey::Aes128 { an, iv: short_iv() }, others));
         }
         Encryption::CoinAes256 => {
             let an = coin_an(h, 19, Status::EncryptionCoinNotFound, keys, now)?;

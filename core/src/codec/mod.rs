@@ -168,19 +168,11 @@ pub(crate) fn serve_admitted(
 /// request and its response; if none does, or the body is too short to hold a
 /// challenge (under 18 bytes, or empty), the first key is used (PROTOCOL.md 8c).
 fn locker_key_for(admitted: &Admitted, body: &[u8]) -> RequestKey {
-    let RequestKey::Aes128 { iv, .. } = admitted.key else {
-        return admitted.key;
-    };
     if admitted.other_keys.is_empty() || body.len() < body::CHALLENGE_LEN + TRAILER.len() {
         return admitted.key;
     }
     let mut trial = Vec::with_capacity(body.len());
-    let candidates = std::iter::once(admitted.key).chain(
-        admitted
-            .other_keys
-            .iter()
-            .map(|&an| RequestKey::Aes128 { an, iv }),
-    );
+    let candidates = std::iter::once(admitted.key).chain(admitted.other_keys.iter().copied());
     for candidate in candidates {
         trial.clear();
         trial.extend_from_slice(body);
