@@ -793,3 +793,51 @@ fn type_2_tries_every_locker_sharing_a_prefix_in_ascending_key_order() {
         (ALL_PASS, Some(peek_body(&[(1, 1)])))
     );
 }
+
+/// A store whose writes fail: puts and removes answer 252 and change nothing.
+#[derive(Debug)]
+struct FailingWrites(Arc<MemoryKeyStore>);
+
+impl KeyStore for FailingWrites {
+    fn lookup(&self, coin: CoinId, now: Timestamp) -> raida_core::keys::Lookup {
+        self.0.lookup(coin, now)
+    }
+    fn locker_an(&self, prefix: &[u8; 5], now: Timestamp) -> Option<An> {
+        self.0.locker_an(prefix, now)
+    }
+    fn locker_coins(&self, key: &An, now: Timestamp) -> Vec<CoinId> {
+        self.0.locker_coins(key, now)
+    }
+    fn record(
+        &self,
+        coin: CoinId,
+        now: Timestamp,
+    ) -> Result<Option<Record>, raida_core::keys::StoreError> {
+        self.0.record(coin, now)
+    }
+    fn modify(
+        &self,
+        _: &[CoinId],
+        _: Timestamp,
+        _: &mut raida_core::keys::Change<'_>,
+    ) -> Result<(), raida_core::keys::StoreError> {
+        Err(raida_core::keys::StoreError::Write(std::io::Error::other(
+            "disk full",
+        )))
+    }
+}
+
+#[test]
+fn a_write_that_fails_answers_252_and_changes_nothing() {
+    let inner = store();
+    assert_eq!(put(&*inner, &[1], key(1)).0, ALL_PASS);
+    let s = FailingWrites(Arc::clone(&inner));
+    assert_eq!(put(&s, &[2, 3], key(1)), (252, vec![]));
+    let p = remove_payload(key(1), &[(1, 1, an(0xF1))]);
+    assert_eq!(answer(&s, REMOVE, &p), (252, vec![]));
+    let m = multi(&[(&[(1, 4)], an(4), key(2))]);
+    assert_eq!(answer(&s, STORE_MULTIPLE_SUM, &m), (252, vec![]));
+    assert_eq!(an_of(&*inner, 1), Some(key(1)));
+    assert_eq!(an_of(&*inner, 2), Some(an(2)));
+    assert_eq!(an_of(&*inner, 4), Some(an(4)));
+}

@@ -301,3 +301,75 @@ fn an_answered_put_survives_a_sigkill_and_the_index_is_rebuilt() {
         (FAIL, vec![])
     );
 }
+
+#[test]
+fn of_concurrent_removes_of_one_locker_each_coin_goes_to_exactly_one() {
+    let root = demo_root();
+    let server = Server::start(root.path(), &[]);
+    let coins: Vec<(i8, u32)> = (1..=10).map(|s| (-1, s)).collect();
+    let locker = key(0xA0);
+    assert_eq!(
+        call(
+            server.tcp,
+            Transport::Tcp,
+            Keys::None,
+            STORE_SUM,
+            &put_payload(&coins, locker)
+        )
+        .0,
+        PASS
+    );
+    let (tcp, udp) = (server.tcp, server.udp);
+    let n = 8u8;
+    let barrier = Arc::new(Barrier::new(usize::from(n)));
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let (barrier, coins) = (Arc::clone(&barrier), coins.clone());
+            std::thread::spawn(move || {
+                let entries: Vec<(i8, u32, An)> =
+                    coins.iter().map(|&(d, s)| (d, s, [0xB0 + i; 16])).collect();
+                let (transport, at) = if i % 2 == 0 {
+                    (Transport::Udp, udp)
+                } else {
+                    (Transport::Tcp, tcp)
+                };
+                barrier.wait();
+                call(
+                    at,
+                    transport,
+                    Keys::None,
+                    REMOVE,
+                    &remove_payload(locker, &entries),
+                )
+            })
+        })
+        .collect();
+    let mut owners = vec![None; coins.len()];
+    for (i, h) in handles.into_iter().enumerate() {
+        let (status, bitmap) = h.join().expect("thread");
+        if status == FAIL && bitmap.is_empty() {
+            continue; // the locker was empty by then
+        }
+        assert_eq!(bitmap.len(), 2, "floor(10/8) + 1");
+        for (c, owner) in owners.iter_mut().enumerate() {
+            if bitmap[c / 8] & (1 << (c % 8)) != 0 {
+                assert_eq!(*owner, None, "coin {c} went twice");
+                *owner = Some(i);
+            }
+        }
+    }
+    assert!(owners.iter().all(Option::is_some), "{owners:?}");
+    // Each coin holds the AN of the remove that took it (detect, 1/10).
+    for (c, owner) in owners.iter().enumerate() {
+        let owner = u8::try_from(owner.expect("some")).expect("few");
+        let mut p = coin_ref(-1, coins[c].1);
+        p.extend_from_slice(&[0xB0 + owner; 16]);
+        let mut req = Request::new(0, 1, 10, Keys::None);
+        req.payload = p;
+        req.randomize().expect("random");
+        let built = req.build().expect("builds");
+        let reply =
+            exchange(tcp, Transport::Tcp, &built, &Timeouts::uniform(GENEROUS)).expect("detect");
+        assert_eq!(reply.response.header.status.0, PASS, "coin {c}");
+    }
+}
