@@ -141,6 +141,9 @@ pub struct DiskStore<D: Disk = FileDisk> {
     /// page out of the cache that another process rewrites is indexed again (see
     /// [`refresh`](Self::refresh)).
     indexed_meta: Mutex<BTreeMap<PageId, FileMeta>>,
+    /// The metadata of every page directory there was at open, so that a page file
+    /// created there later is indexed (see [`refresh`](Self::refresh)).
+    indexed_dirs: Mutex<BTreeMap<DirId, FileMeta>>,
     counters: Counters,
     last_refresh: Mutex<Option<Timestamp>>,
     read_error_logged: Mutex<BTreeMap<PageId, Timestamp>>,
@@ -179,13 +182,18 @@ impl DiskStore<FileDisk> {
 /// The locker index of the records on `disk`: every page file of every denomination
 /// is read once (a directory `Data/<dd>/<pp>` that is absent is skipped whole). A page
 /// that cannot be read is logged and left out; it is indexed when it is next read.
-fn index_lockers<D: Disk>(disk: &D) -> (LockerIndex, BTreeMap<PageId, FileMeta>) {
+fn index_lockers<D: Disk>(disk: &D) -> IndexedAtOpen {
     let mut index = LockerIndex::new();
     let mut metas = BTreeMap::new();
+    let mut dirs = BTreeMap::new();
     for denomination in DENOMINATIONS {
         for high in 0..=u8::MAX {
             match disk.dir_meta(DirId { denomination, high }) {
-                Ok(Some(_)) => {}
+                // Looked at before its pages: a page created after this look changes
+                // the directory's metadata, which a refresh sees.
+                Ok(Some(meta)) => {
+                    dirs.insert(DirId { denomination, high }, meta);
+                }
                 Ok(None) => continue,
                 Err(e) => {
                     tracing::error!(
@@ -217,8 +225,16 @@ fn index_lockers<D: Disk>(disk: &D) -> (LockerIndex, BTreeMap<PageId, FileMeta>)
             }
         }
     }
-    (index, metas)
+    (index, metas, dirs)
 }
+
+/// What the scan at open found: the index, the metadata of every page file it read and
+/// of every page directory there was.
+type IndexedAtOpen = (
+    LockerIndex,
+    BTreeMap<PageId, FileMeta>,
+    BTreeMap<DirId, FileMeta>,
+);
 
 fn record_of(bytes: &[u8; PAGE_BYTES], index: usize) -> Option<Record> {
     let start = index.checked_mul(RECORD_BYTES)?;
@@ -233,7 +249,7 @@ impl<D: Disk> DiskStore<D> {
     /// The store over `disk`: replays its log first (see [`Recovery`]).
     pub fn with_disk(disk: D, config: StoreConfig) -> Result<Self, OpenError> {
         let (recovery, segment, next_seq) = log::recover(&disk).map_err(OpenError::Recovery)?;
-        let (lockers, indexed_meta) = index_lockers(&disk);
+        let (lockers, indexed_meta, indexed_dirs) = index_lockers(&disk);
         Ok(DiskStore {
             log: Log::new(segment, next_seq, config.segment_bytes),
             cache: Cache::new(config.cache_pages),
@@ -241,6 +257,7 @@ impl<D: Disk> DiskStore<D> {
             locks: crate::locks::PageLocks::default(),
             lockers: RwLock::new(lockers),
             indexed_meta: Mutex::new(indexed_meta),
+            indexed_dirs: Mutex::new(indexed_dirs),
             counters: Counters::default(),
             last_refresh: Mutex::new(None),
             read_error_logged: Mutex::new(BTreeMap::new()),
@@ -589,6 +606,45 @@ impl<D: Disk> DiskStore<D> {
             done.reindexed += 1;
             // An error is remembered (252 for a while) and logged by the load.
             let _ = self.load_locked(page, now, true);
+        }
+        // Page directories of the open scan: a new page file there is read (and indexed).
+        let dirs: Vec<(DirId, FileMeta)> = self
+            .indexed_dirs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(d, m)| (*d, *m))
+            .collect();
+        for (dir, was) in dirs {
+            let Ok(Some(meta)) = self.disk.dir_meta(dir) else {
+                continue; // gone or unreadable: its pages' own watch covers them
+            };
+            if meta == was {
+                continue;
+            }
+            self.indexed_dirs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(dir, meta);
+            for low in 0..=u8::MAX {
+                let page = PageId {
+                    denomination: dir.denomination,
+                    number: u16::from_be_bytes([dir.high, low]),
+                };
+                let known = self
+                    .indexed_meta
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .contains_key(&page);
+                if known || self.cache.has_page(page) || self.absent.contains(page) {
+                    continue;
+                }
+                if let Ok(PageRead::Page { .. }) = self.disk.read_page(page) {
+                    let _intent = self.locks.lock(&[page]);
+                    done.reindexed += 1;
+                    let _ = self.load_locked(page, now, true);
+                }
+            }
         }
         for (page, meta) in self.absent.shorts() {
             done.checked += 1;

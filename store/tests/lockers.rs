@@ -233,3 +233,20 @@ fn an_outside_rewrite_of_a_page_never_read_since_open_is_indexed_after_a_refresh
         vec![CoinId::new(5, 3 * 1024 + 9)]
     );
 }
+
+#[test]
+fn a_page_file_created_from_outside_after_open_is_indexed_after_a_refresh() {
+    let dir = store_root();
+    write_page(dir.path(), -2, 0, 1);
+    let store = open(dir.path());
+    assert!(store.refresh(T0).ran);
+    std::thread::sleep(Duration::from_millis(20));
+    write_page_with(dir.path(), -2, 7, &[(3, key(4))]);
+    let done = store.refresh(at_ms(1000));
+    assert_eq!(done.reindexed, 1, "{done:?}");
+    assert_eq!(
+        store.locker_coins(&key(4), at_ms(1000)),
+        vec![CoinId::new(-2, 7 * 1024 + 3)]
+    );
+    assert_eq!(store.refresh(at_ms(2000)).reindexed, 0);
+}
