@@ -333,7 +333,10 @@ impl<D: Disk> DiskStore<D> {
     /// wrote, under the same page intents and before it returns; every page read
     /// (a first load, a reload after eviction, a freshness refresh that saw an outside
     /// change) replaces that page's entries with what the file now holds, and a page
-    /// found absent or short loses them. No command maintains it itself.
+    /// found absent or short loses them. A [`refresh`](Self::refresh) also looks at
+    /// the page files out of the cache (their metadata as last read or written) and at
+    /// the page directories that existed at open (for new page files), and reads again
+    /// whatever changed. No command maintains it itself.
     pub fn locker_index(&self) -> LockerIndex {
         self.lockers().clone()
     }

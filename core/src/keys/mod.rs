@@ -162,9 +162,9 @@ pub type Change<'a> = dyn FnMut(&[Option<Record>], &mut [Option<Record>]) + 'a;
 /// One store behind an `Arc` serves every event loop and every handler: every method
 /// takes `&self`, implementations synchronise inside.
 ///
-/// - [`lookup`](Self::lookup) and [`locker_an`](Self::locker_an) run on the event-loop
-///   thread when a header is complete: they answer from memory and never block on
-///   I/O. A coin whose page is not in memory is [`Lookup::NotInMemory`]: the engine
+/// - [`lookup`](Self::lookup), [`locker_an`](Self::locker_an) and
+///   [`locker_keys`](Self::locker_keys) run on the event-loop thread when a header is
+///   complete: they answer from memory and never block on I/O. A coin whose page is not in memory is [`Lookup::NotInMemory`]: the engine
 ///   parks the request, a worker calls [`load`](Self::load), and the request resumes.
 /// - [`load`](Self::load), [`record`](Self::record) and [`modify`](Self::modify) run on
 ///   worker threads: they may block on the disk.
