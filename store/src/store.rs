@@ -466,8 +466,9 @@ impl<D: Disk> DiskStore<D> {
         }
         // Evicted again at once (a cache of a page or two): read it without caching.
         match self.disk.read_page(page) {
-            Ok(PageRead::Page { bytes, .. }) => {
+            Ok(PageRead::Page { bytes, meta }) => {
                 self.lockers_mut().set_page(page, Some(&bytes));
+                self.set_indexed_meta(page, Some(meta));
                 Ok(indices.iter().map(|&i| record_of(&bytes, i)).collect())
             }
             Ok(PageRead::Absent | PageRead::Short { .. }) => Ok(None),
