@@ -1,6 +1,9 @@
-//! raida-commands: the RAIDA authentication commands (PROTOCOL.md section 8a) over the
-//! store seam of raida-core ([`raida_core::KeyStore`], reached through each request's
-//! context): detect (1/10), detect_sum (1/11), pown (1/20) and pown_sum (1/21).
+//! raida-commands: the RAIDA authentication commands (PROTOCOL.md section 8a) and the
+//! locker commands (section 8c) over the store seam of raida-core
+//! ([`raida_core::KeyStore`], reached through each request's context): detect (1/10),
+//! detect_sum (1/11), pown (1/20), pown_sum (1/21); store_sum (8/82), peek (8/83),
+//! remove (8/84) and store_multiple_sum (8/88). The locker commands' checks are those
+//! of section 8c (no shard check; 198 for a coin listed twice), documented on each.
 //!
 //! The network layer knows nothing about coins; these commands do. They run on worker
 //! threads ([`raida_core::Runs::Worker`]): they read records (loading pages when needed)
@@ -28,6 +31,7 @@
 
 mod clock;
 mod detect;
+mod locker;
 mod payload;
 mod pown;
 
@@ -37,6 +41,7 @@ use raida_core::Command;
 
 pub use clock::{mfs, Clock, FixedClock, SystemClock};
 pub use detect::{Detect, DetectSum};
+pub use locker::{Peek, Remove, StoreMultipleSum, StoreSum, INVALID_PAN, INVALID_PARAMETER};
 pub use pown::{Pown, PownSum};
 
 /// The command group of the authentication commands.
@@ -50,13 +55,40 @@ pub const POWN: u8 = 20;
 /// pown_sum: `n x [coin] + XOR of the ANs + delta`.
 pub const POWN_SUM: u8 = 21;
 
-/// The four commands with their (group, command), the powns stamping records with the
-/// months since February 2023 that `clock` tells.
+/// The command group of the lockers (PROTOCOL.md section 8c).
+pub const LOCKER_GROUP: u8 = 8;
+/// store_sum (put): `n x [coin] + sum + key`.
+pub const STORE_SUM: u8 = 82;
+/// peek: `key`.
+pub const PEEK: u8 = 83;
+/// remove: `key + n x [coin, new AN]`.
+pub const REMOVE: u8 = 84;
+/// store_multiple_sum: `NL + NL x [NC + NC x coin + sum + key]`.
+pub const STORE_MULTIPLE_SUM: u8 = 88;
+
+/// The authentication and locker commands with their (group, command), the writers
+/// stamping records with the months since February 2023 that `clock` tells.
 pub fn all(clock: Arc<dyn Clock>) -> Vec<(u8, u8, Arc<dyn Command>)> {
     vec![
         (GROUP, DETECT, Arc::new(Detect) as Arc<dyn Command>),
         (GROUP, DETECT_SUM, Arc::new(DetectSum)),
         (GROUP, POWN, Arc::new(Pown::new(Arc::clone(&clock)))),
-        (GROUP, POWN_SUM, Arc::new(PownSum::new(clock))),
+        (GROUP, POWN_SUM, Arc::new(PownSum::new(Arc::clone(&clock)))),
+        (
+            LOCKER_GROUP,
+            STORE_SUM,
+            Arc::new(StoreSum::new(Arc::clone(&clock))),
+        ),
+        (LOCKER_GROUP, PEEK, Arc::new(Peek)),
+        (
+            LOCKER_GROUP,
+            REMOVE,
+            Arc::new(Remove::new(Arc::clone(&clock))),
+        ),
+        (
+            LOCKER_GROUP,
+            STORE_MULTIPLE_SUM,
+            Arc::new(StoreMultipleSum::new(clock)),
+        ),
     ]
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use raida_core::keys::{
     An, Change, CoinId, KeyStore, LockerIndex, Lookup, PageId, Record, StoreError, StoreStats,
-    PAGE_BYTES, RECORD_BYTES,
+    DENOMINATIONS, PAGE_BYTES, RECORD_BYTES,
 };
 use raida_core::Timestamp;
 
@@ -103,6 +103,9 @@ pub struct Refreshed {
     pub reloaded: u64,
     /// Absences forgotten because their directory or short file changed.
     pub forgotten: u64,
+    /// Page files out of the cache whose change was seen through the locker index's
+    /// watch, read again (and indexed again).
+    pub reindexed: u64,
 }
 
 /// The coin store over `Data/` (PROTOCOL.md section 10), shared by every event loop and
@@ -134,6 +137,13 @@ pub struct DiskStore<D: Disk = FileDisk> {
     locks: crate::locks::PageLocks,
     log: Log,
     lockers: RwLock<LockerIndex>,
+    /// The metadata of every page file as the store last read or wrote it, so that a
+    /// page out of the cache that another process rewrites is indexed again (see
+    /// [`refresh`](Self::refresh)).
+    indexed_meta: Mutex<BTreeMap<PageId, FileMeta>>,
+    /// The metadata of every page directory there was at open, so that a page file
+    /// created there later is indexed (see [`refresh`](Self::refresh)).
+    indexed_dirs: Mutex<BTreeMap<DirId, FileMeta>>,
     counters: Counters,
     last_refresh: Mutex<Option<Timestamp>>,
     read_error_logged: Mutex<BTreeMap<PageId, Timestamp>>,
@@ -169,6 +179,63 @@ impl DiskStore<FileDisk> {
     }
 }
 
+/// The locker index of the records on `disk`: every page file of every denomination
+/// is read once (a directory `Data/<dd>/<pp>` that is absent is skipped whole). A page
+/// that cannot be read is logged and left out; it is indexed when it is next read.
+fn index_lockers<D: Disk>(disk: &D) -> IndexedAtOpen {
+    let mut index = LockerIndex::new();
+    let mut metas = BTreeMap::new();
+    let mut dirs = BTreeMap::new();
+    for denomination in DENOMINATIONS {
+        for high in 0..=u8::MAX {
+            match disk.dir_meta(DirId { denomination, high }) {
+                // Looked at before its pages: a page created after this look changes
+                // the directory's metadata, which a refresh sees.
+                Ok(Some(meta)) => {
+                    dirs.insert(DirId { denomination, high }, meta);
+                }
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(
+                        "raida-store: locker index: cannot inspect directory \
+                         {denomination}/{high:02x}: {e}; its pages are indexed when read"
+                    );
+                    continue;
+                }
+            }
+            for low in 0..=u8::MAX {
+                let page = PageId {
+                    denomination,
+                    number: u16::from_be_bytes([high, low]),
+                };
+                match disk.read_page(page) {
+                    Ok(PageRead::Page { bytes, meta }) => {
+                        index.set_page(page, Some(&bytes));
+                        metas.insert(page, meta);
+                    }
+                    Ok(PageRead::Short { meta }) => {
+                        metas.insert(page, meta);
+                    }
+                    Ok(PageRead::Absent) => {}
+                    Err(e) => tracing::error!(
+                        "raida-store: locker index: page {page:?} cannot be read: {e}; it is \
+                         indexed when it is next read"
+                    ),
+                }
+            }
+        }
+    }
+    (index, metas, dirs)
+}
+
+/// What the scan at open found: the index, the metadata of every page file it read and
+/// of every page directory there was.
+type IndexedAtOpen = (
+    LockerIndex,
+    BTreeMap<PageId, FileMeta>,
+    BTreeMap<DirId, FileMeta>,
+);
+
 fn record_of(bytes: &[u8; PAGE_BYTES], index: usize) -> Option<Record> {
     let start = index.checked_mul(RECORD_BYTES)?;
     let r = bytes.get(start..start.checked_add(RECORD_BYTES)?)?;
@@ -182,12 +249,15 @@ impl<D: Disk> DiskStore<D> {
     /// The store over `disk`: replays its log first (see [`Recovery`]).
     pub fn with_disk(disk: D, config: StoreConfig) -> Result<Self, OpenError> {
         let (recovery, segment, next_seq) = log::recover(&disk).map_err(OpenError::Recovery)?;
+        let (lockers, indexed_meta, indexed_dirs) = index_lockers(&disk);
         Ok(DiskStore {
             log: Log::new(segment, next_seq, config.segment_bytes),
             cache: Cache::new(config.cache_pages),
             absent: Absent::new(),
             locks: crate::locks::PageLocks::default(),
-            lockers: RwLock::new(LockerIndex::default()),
+            lockers: RwLock::new(lockers),
+            indexed_meta: Mutex::new(indexed_meta),
+            indexed_dirs: Mutex::new(indexed_dirs),
             counters: Counters::default(),
             last_refresh: Mutex::new(None),
             read_error_logged: Mutex::new(BTreeMap::new()),
@@ -236,29 +306,60 @@ impl<D: Disk> DiskStore<D> {
         self.log.writers_waiting()
     }
 
-    /// Registers a locker, indexed by the first 5 bytes of its AN (the prefix type-2
-    /// requests carry). A later locker with the same prefix replaces this one.
+    /// Registers a type-2 key that no coin holds, found by the first 5 bytes of its AN
+    /// (the prefix type-2 requests carry); a later one with the same prefix replaces
+    /// it. It is no locker of PROTOCOL.md section 8c (peek and remove never see it):
+    /// those are derived from the records (see [`locker_index`](Self::locker_index)).
     pub fn insert_locker(&self, an: An) {
-        self.lockers
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(an);
+        self.lockers_mut().register(an);
     }
 
-    /// Forgets the locker with AN prefix `prefix`, returning its AN if there was one.
+    /// Forgets the registered type-2 key with prefix `prefix`, returning it.
     pub fn remove_locker(&self, prefix: &[u8; 5]) -> Option<An> {
-        self.lockers
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(prefix)
+        self.lockers_mut().unregister(prefix)
     }
 
-    /// How many lockers are registered.
+    /// How many type-2 keys are registered with [`insert_locker`](Self::insert_locker).
     pub fn locker_count(&self) -> usize {
-        self.lockers
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.lockers().registered()
+    }
+
+    /// A copy of the locker index (for tests that compare it with the records).
+    ///
+    /// The index holds one entry per coin whose AN is a locker key (bytes 12..15 `FF FF
+    /// FF FF`). It is built at open by reading every page file (off the event loop:
+    /// before the store serves anything), and kept equal to the records by the store's
+    /// own paths: every [`modify`](KeyStore::modify) updates it with the records it
+    /// wrote, under the same page intents and before it returns; every page read
+    /// (a first load, a reload after eviction, a freshness refresh that saw an outside
+    /// change) replaces that page's entries with what the file now holds, and a page
+    /// found absent or short loses them. A [`refresh`](Self::refresh) also looks at
+    /// the page files out of the cache (their metadata as last read or written) and at
+    /// the page directories that existed at open (for new page files), and reads again
+    /// whatever changed. No command maintains it itself.
+    pub fn locker_index(&self) -> LockerIndex {
+        self.lockers().clone()
+    }
+
+    fn lockers(&self) -> std::sync::RwLockReadGuard<'_, LockerIndex> {
+        self.lockers.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lockers_mut(&self) -> std::sync::RwLockWriteGuard<'_, LockerIndex> {
+        self.lockers.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Remembers the metadata of `page`'s file as the store just read or wrote it
+    /// (`None`: absent).
+    fn set_indexed_meta(&self, page: PageId, meta: Option<FileMeta>) {
+        let mut metas = self
+            .indexed_meta
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match meta {
+            Some(meta) => metas.insert(page, meta),
+            None => metas.remove(&page),
+        };
     }
 
     /// Reads `page` into memory (or learns it is absent, short or unreadable). The
@@ -286,16 +387,22 @@ impl<D: Disk> DiskStore<D> {
         match self.disk.read_page(page) {
             Ok(PageRead::Page { bytes, meta }) => {
                 self.absent.clear(page);
+                self.lockers_mut().set_page(page, Some(&bytes));
+                self.set_indexed_meta(page, Some(meta));
                 self.cache.insert(page, bytes, meta);
                 Ok(())
             }
             Ok(PageRead::Absent) => {
+                self.lockers_mut().set_page(page, None);
+                self.set_indexed_meta(page, None);
                 self.counters.pages_absent.fetch_add(1, Ordering::Relaxed);
                 self.cache.remove(page);
                 self.absent.mark_missing(page, dir_before);
                 Ok(())
             }
             Ok(PageRead::Short { meta }) => {
+                self.lockers_mut().set_page(page, None);
+                self.set_indexed_meta(page, Some(meta));
                 self.counters.pages_absent.fetch_add(1, Ordering::Relaxed);
                 self.cache.remove(page);
                 self.absent.mark_short(page, meta);
@@ -359,7 +466,9 @@ impl<D: Disk> DiskStore<D> {
         }
         // Evicted again at once (a cache of a page or two): read it without caching.
         match self.disk.read_page(page) {
-            Ok(PageRead::Page { bytes, .. }) => {
+            Ok(PageRead::Page { bytes, meta }) => {
+                self.lockers_mut().set_page(page, Some(&bytes));
+                self.set_indexed_meta(page, Some(meta));
                 Ok(indices.iter().map(|&i| record_of(&bytes, i)).collect())
             }
             Ok(PageRead::Absent | PageRead::Short { .. }) => Ok(None),
@@ -373,6 +482,7 @@ impl<D: Disk> DiskStore<D> {
         match self.disk.write_records(page, writes) {
             Ok(Written::Done { before, after }) => {
                 self.cache.apply(page, writes, Some((before, after)));
+                self.set_indexed_meta(page, Some(after));
                 true
             }
             Ok(Written::NotAPage) => {
@@ -470,6 +580,76 @@ impl<D: Disk> DiskStore<D> {
             // An error is remembered (252 for a while) and logged by the load.
             let _ = self.load_locked(cached.page, now, true);
         }
+        // Page files out of the cache: the locker index holds what the store last read
+        // or wrote there, so an outside change is read (and indexed) again. One
+        // metadata look per page, as for cached pages.
+        let watched: Vec<(PageId, FileMeta)> = self
+            .indexed_meta
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(p, m)| (*p, *m))
+            .collect();
+        for (page, meta) in watched {
+            if self.cache.has_page(page) || self.absent.contains(page) {
+                continue;
+            }
+            if self.disk.page_meta(page).ok().flatten() == Some(meta) {
+                continue;
+            }
+            let _intent = self.locks.lock(&[page]);
+            let still = self
+                .indexed_meta
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&page)
+                .copied();
+            if self.cache.has_page(page) || still != Some(meta) {
+                continue; // read or written meanwhile
+            }
+            done.reindexed += 1;
+            // An error is remembered (252 for a while) and logged by the load.
+            let _ = self.load_locked(page, now, true);
+        }
+        // Page directories of the open scan: a new page file there is read (and indexed).
+        let dirs: Vec<(DirId, FileMeta)> = self
+            .indexed_dirs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(d, m)| (*d, *m))
+            .collect();
+        for (dir, was) in dirs {
+            let Ok(Some(meta)) = self.disk.dir_meta(dir) else {
+                continue; // gone or unreadable: its pages' own watch covers them
+            };
+            if meta == was {
+                continue;
+            }
+            self.indexed_dirs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(dir, meta);
+            for low in 0..=u8::MAX {
+                let page = PageId {
+                    denomination: dir.denomination,
+                    number: u16::from_be_bytes([dir.high, low]),
+                };
+                let known = self
+                    .indexed_meta
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .contains_key(&page);
+                if known || self.cache.has_page(page) || self.absent.contains(page) {
+                    continue;
+                }
+                if let Ok(PageRead::Page { .. }) = self.disk.read_page(page) {
+                    let _intent = self.locks.lock(&[page]);
+                    done.reindexed += 1;
+                    let _ = self.load_locked(page, now, true);
+                }
+            }
+        }
         for (page, meta) in self.absent.shorts() {
             done.checked += 1;
             if self.disk.page_meta(page).ok().flatten() != Some(meta) {
@@ -544,10 +724,15 @@ impl<D: Disk> KeyStore for DiskStore<D> {
     }
 
     fn locker_an(&self, prefix: &[u8; 5], _now: Timestamp) -> Option<An> {
-        self.lockers
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(prefix)
+        self.lockers().get(prefix)
+    }
+
+    fn locker_keys(&self, prefix: &[u8; 5], _now: Timestamp) -> Vec<An> {
+        self.lockers().keys_with_prefix(prefix)
+    }
+
+    fn locker_coins(&self, key: &An, _now: Timestamp) -> Vec<CoinId> {
+        self.lockers().coins(key)
     }
 
     fn load(&self, page: PageId, now: Timestamp) -> Result<(), StoreError> {
@@ -627,6 +812,23 @@ impl<D: Disk> KeyStore for DiskStore<D> {
                 return Err(e);
             }
         };
+        // Durable: the locker index follows the records in the same step, under the
+        // same intents (in coin order, so a coin named twice ends with its last record).
+        {
+            let mut lockers = self.lockers_mut();
+            for (coin, record) in
+                coins
+                    .iter()
+                    .zip(&new)
+                    .zip(&current)
+                    .filter_map(|((coin, new), current)| match (current, new) {
+                        (Some(_), Some(record)) => Some((coin, record)),
+                        _ => None,
+                    })
+            {
+                lockers.set(*coin, Some(&record.an));
+            }
+        }
         let mut per_page: BTreeMap<PageId, Vec<RecordWrite>> = BTreeMap::new();
         for (page, write) in &writes {
             per_page.entry(*page).or_default().push(*write);

@@ -247,7 +247,7 @@ fn debug_output_holds_no_page_bytes() {
     store.insert_locker([0x5a; 16]);
     let text = format!("{store:?}");
     assert!(!text.contains("90, 90"), "{text}");
-    assert!(text.contains("lockers: 1"), "{text}");
+    assert!(text.contains("registered: 1"), "{text}");
 }
 
 #[test]

@@ -34,8 +34,15 @@ pub struct Admitted {
     pub header: RequestHeader,
     /// How the request is encrypted.
     pub encryption: Encryption,
-    /// The key its body (and the response body) is encrypted with.
+    /// The key its body (and the response body) is encrypted with. Type 2: the first
+    /// (in ascending byte order) of the locker keys starting with the request's prefix.
     pub key: RequestKey,
+    /// Type 2 only: the other locker keys with the request's prefix, ascending. When
+    /// there are any, the body is decrypted with each key in turn and the first whose
+    /// challenge passes the CRC keys the request and its response (PROTOCOL.md
+    /// section 8c); if none does, [`key`](Self::key) is used.
+    /// (Kept as keys, whose `Debug` never prints key material.)
+    pub other_keys: Vec<RequestKey>,
     /// Exactly how many body bytes follow the header.
     pub body_len: usize,
     /// The handler of the request's (group, command).
@@ -190,7 +197,7 @@ fn check(
         return reject(Status::InvalidEncryptionCode, reply);
     };
     reply.coins_parsed(h);
-    let key = match resolve_key(h, encryption, keys, now) {
+    let (key, other_keys) = match resolve_key(h, encryption, keys, now) {
         Ok(key) => key,
         Err(KeyFail::Status(status)) => return reject(status, reply),
         Err(KeyFail::Park(page)) => return Err(Fail::Park(page)),
@@ -203,6 +210,7 @@ fn check(
         header: *h,
         encryption,
         key,
+        other_keys,
         body_len,
         handler: Arc::clone(handler),
         reply,
@@ -240,8 +248,8 @@ fn resolve_key(
     encryption: Encryption,
     keys: &dyn KeyStore,
     now: Timestamp,
-) -> Result<RequestKey, KeyFail> {
-    match encryption {
+) -> Result<(RequestKey, Vec<RequestKey>), KeyFail> {
+    let key = match encryption {
         Encryption::None => Ok(RequestKey::None),
         Encryption::CoinAes128 => {
             let an = coin_an(h, 17, Status::InvalidEncryption, keys, now)?;
@@ -251,13 +259,25 @@ fn resolve_key(
             })
         }
         Encryption::LockerAes128 => {
-            let an = keys
-                .locker_an(&h.five_bytes(17), now)
+            // Every locker key with the prefix, ascending; the first keys the request
+            // unless the body says otherwise (see `Admitted::other_keys`).
+            let mut found = keys.locker_keys(&h.five_bytes(17), now).into_iter();
+            let an = found
+                .next()
                 .ok_or(KeyFail::Status(Status::InvalidEncryption))?;
-            Ok(RequestKey::Aes128 {
-                an,
-                iv: h.short_iv(),
-            })
+            let others = found
+                .map(|an| RequestKey::Aes128 {
+                    an,
+                    iv: h.short_iv(),
+                })
+                .collect();
+            return Ok((
+                RequestKey::Aes128 {
+                    an,
+                    iv: h.short_iv(),
+                },
+                others,
+            ));
         }
         Encryption::CoinAes256 => {
             let an = coin_an(h, 19, Status::EncryptionCoinNotFound, keys, now)?;
@@ -274,5 +294,6 @@ fn resolve_key(
                 iv: h.long_iv(),
             })
         }
-    }
+    }?;
+    Ok((key, Vec::new()))
 }

@@ -5,7 +5,9 @@
 
 use std::net::SocketAddr;
 
-use raida_wire::{RequestHeader, Status, StatusByte, Timestamp, Transport, RANDOM_LEN};
+use raida_wire::{
+    RequestHeader, Status, StatusByte, Timestamp, Transport, CHALLENGE_LEN, RANDOM_LEN, TRAILER,
+};
 
 use super::checks::{check_header, Admitted, HeaderRules, Rejected};
 use crate::command::{CommandRegistry, RequestContext};
@@ -43,7 +45,8 @@ pub(crate) fn serve_admitted(
 ) -> StatusByte {
     scratch.clear();
     let has_body = !body.is_empty();
-    let (status, signature) = match open_body(admitted.encryption, &admitted.key, body) {
+    let key = locker_key_for(admitted, body);
+    let (status, signature) = match open_body(admitted.encryption, &key, body) {
         Ok(opened) => {
             let payload = body.get(opened.payload.clone()).unwrap_or(&[]);
             let h = &admitted.header;
@@ -86,12 +89,33 @@ pub(crate) fn serve_admitted(
         out,
         raida_id,
         &admitted.reply,
-        &admitted.key,
+        &key,
         parts,
         elapsed_micros,
         random,
     );
     parts.status
+}
+
+/// The key of an admitted request: its header-time key, unless it is a type-2 request
+/// whose prefix several lockers share. Then each locker key is tried in ascending
+/// order on a copy of the body, and the first whose challenge passes the CRC keys the
+/// request and its response; if none does, or the body is too short to hold a
+/// challenge (under 18 bytes, or empty), the first key is used (PROTOCOL.md 8c).
+fn locker_key_for(admitted: &Admitted, body: &[u8]) -> RequestKey {
+    if admitted.other_keys.is_empty() || body.len() < CHALLENGE_LEN + TRAILER.len() {
+        return admitted.key;
+    }
+    let mut trial = Vec::with_capacity(body.len());
+    let candidates = std::iter::once(admitted.key).chain(admitted.other_keys.iter().copied());
+    for candidate in candidates {
+        trial.clear();
+        trial.extend_from_slice(body);
+        if open_body(admitted.encryption, &candidate, &mut trial).is_ok() {
+            return candidate;
+        }
+    }
+    admitted.key
 }
 
 /// Appends the response to a request rejected at header time (no body, zero signature).

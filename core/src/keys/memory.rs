@@ -45,7 +45,7 @@ impl std::fmt::Debug for MemoryKeyStore {
         let state = self.lock();
         f.debug_struct("MemoryKeyStore")
             .field("coins", &state.coins.len())
-            .field("lockers", &state.lockers.len())
+            .field("lockers", &state.lockers)
             .finish()
     }
 }
@@ -73,27 +73,36 @@ impl MemoryKeyStore {
     /// Makes `coin` known with `record` (see [`insert_coin`](Self::insert_coin)).
     pub fn insert_record(&self, coin: CoinId, record: Record) {
         if PageId::of(coin).is_some() {
-            self.lock().coins.insert(coin, record);
+            let mut state = self.lock();
+            state.coins.insert(coin, record);
+            state.lockers.set(coin, Some(&record.an));
         }
     }
 
     /// Forgets coin (`denomination`, `serial`), returning its AN if it was known.
     pub fn remove_coin(&self, denomination: i8, serial: u32) -> Option<An> {
-        self.lock()
-            .coins
-            .remove(&CoinId::new(denomination, serial))
-            .map(|r| r.an)
+        let coin = CoinId::new(denomination, serial);
+        let mut state = self.lock();
+        state.lockers.set(coin, None);
+        state.coins.remove(&coin).map(|r| r.an)
     }
 
-    /// Registers a locker, indexed by the first 5 bytes of its AN (the prefix type-2
-    /// requests carry). A later locker with the same prefix replaces this one.
+    /// Registers a type-2 key that no coin holds, found by the first 5 bytes of its AN
+    /// (the prefix type-2 requests carry); a later one with the same prefix replaces
+    /// it. It is no locker of PROTOCOL.md section 8c (peek and remove never see it):
+    /// those are the coins whose AN is a locker key, indexed as they are written.
     pub fn insert_locker(&self, an: An) {
-        self.lock().lockers.insert(an);
+        self.lock().lockers.register(an);
     }
 
-    /// Forgets the locker with AN prefix `prefix`, returning its AN if there was one.
+    /// Forgets the registered type-2 key with prefix `prefix`, returning it.
     pub fn remove_locker(&self, prefix: &[u8; 5]) -> Option<An> {
-        self.lock().lockers.remove(prefix)
+        self.lock().lockers.unregister(prefix)
+    }
+
+    /// The locker index as it stands (for tests that compare it with the records).
+    pub fn locker_index(&self) -> LockerIndex {
+        self.lock().lockers.clone()
     }
 
     /// How many coins are known.
@@ -101,9 +110,9 @@ impl MemoryKeyStore {
         self.lock().coins.len()
     }
 
-    /// How many lockers are registered.
+    /// How many type-2 keys are registered with [`insert_locker`](Self::insert_locker).
     pub fn locker_count(&self) -> usize {
-        self.lock().lockers.len()
+        self.lock().lockers.registered()
     }
 }
 
@@ -126,6 +135,14 @@ impl KeyStore for MemoryKeyStore {
         self.lock().lockers.get(prefix)
     }
 
+    fn locker_keys(&self, prefix: &[u8; 5], _now: Timestamp) -> Vec<An> {
+        self.lock().lockers.keys_with_prefix(prefix)
+    }
+
+    fn locker_coins(&self, key: &An, _now: Timestamp) -> Vec<CoinId> {
+        self.lock().lockers.coins(key)
+    }
+
     fn record(&self, coin: CoinId, _now: Timestamp) -> Result<Option<Record>, StoreError> {
         Ok(self.lock().coins.get(&coin).copied())
     }
@@ -145,6 +162,7 @@ impl KeyStore for MemoryKeyStore {
         for ((coin, old), new) in coins.iter().zip(&current).zip(new) {
             if let (Some(_), Some(record)) = (old, new) {
                 state.coins.insert(*coin, record);
+                state.lockers.set(*coin, Some(&record.an));
                 state.stats.records_written += 1;
             }
         }

@@ -9,10 +9,10 @@
 //!
 //! [`MemoryKeyStore`]: crate::keys::MemoryKeyStore
 
-use std::collections::BTreeMap;
-
+mod locker;
 mod memory;
 
+pub use locker::{is_locker_key, locker_prefix, LockerIndex, LOCKER_KEY_SUFFIX};
 pub use memory::MemoryKeyStore;
 /// How requests name coins and keys, and the page layout's sizes: the wire
 /// vocabulary's, here at the paths the store and the commands have always used.
@@ -127,9 +127,9 @@ pub type Change<'a> = dyn FnMut(&[Option<Record>], &mut [Option<Record>]) + 'a;
 /// One store behind an `Arc` serves every event loop and every handler: every method
 /// takes `&self`, implementations synchronise inside.
 ///
-/// - [`lookup`](Self::lookup) and [`locker_an`](Self::locker_an) run on the event-loop
-///   thread when a header is complete: they answer from memory and never block on
-///   I/O. A coin whose page is not in memory is [`Lookup::NotInMemory`]: the engine
+/// - [`lookup`](Self::lookup), [`locker_an`](Self::locker_an) and
+///   [`locker_keys`](Self::locker_keys) run on the event-loop thread when a header is
+///   complete: they answer from memory and never block on I/O. A coin whose page is not in memory is [`Lookup::NotInMemory`]: the engine
 ///   parks the request, a worker calls [`load`](Self::load), and the request resumes.
 /// - [`load`](Self::load), [`record`](Self::record) and [`modify`](Self::modify) run on
 ///   worker threads: they may block on the disk.
@@ -142,8 +142,25 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
     /// The coin's AN, from memory only.
     fn lookup(&self, coin: CoinId, now: Timestamp) -> Lookup;
 
-    /// The AN of the locker whose AN starts with `prefix`, or `None`.
+    /// The AN of the locker whose AN starts with `prefix`, or `None` (the first of
+    /// [`locker_keys`](Self::locker_keys)).
     fn locker_an(&self, prefix: &[u8; 5], now: Timestamp) -> Option<An>;
+
+    /// Every locker key starting with `prefix`, in ascending byte order, from memory
+    /// only (type-2 requests, PROTOCOL.md section 8c, try them in this order). A store
+    /// without a locker index has at most [`locker_an`](Self::locker_an)'s.
+    fn locker_keys(&self, prefix: &[u8; 5], now: Timestamp) -> Vec<An> {
+        self.locker_an(prefix, now).into_iter().collect()
+    }
+
+    /// The coins of the locker `key` (the coins whose record AN is `key`, a locker
+    /// key), ascending by denomination (signed) then serial, as they stood at one
+    /// instant; empty when there is no such locker. From memory, by map: never a scan
+    /// of the records. A store without a locker index has no lockers.
+    fn locker_coins(&self, key: &An, now: Timestamp) -> Vec<CoinId> {
+        let _ = (key, now);
+        Vec::new()
+    }
 
     /// Brings `page` into memory, or learns that it is absent; blocks on the disk.
     /// A store that holds everything in memory has nothing to do.
@@ -227,55 +244,4 @@ pub struct StoreStats {
     pub records_written: u64,
     /// Writes (or syncs) that failed.
     pub write_errors: u64,
-}
-
-/// The locker index every store keeps: locker ANs keyed by their first 5 bytes.
-///
-/// Commands outside the network layer maintain it; like a freshly deployed server's,
-/// it starts empty. Two lockers with the same prefix cannot both be addressed by a
-/// type-2 request, so the later insert replaces the earlier one.
-#[derive(Default, Clone)]
-pub struct LockerIndex {
-    by_prefix: BTreeMap<[u8; 5], An>,
-}
-
-impl LockerIndex {
-    /// The 5-byte prefix a type-2 request uses to name `an`.
-    pub fn prefix(an: &An) -> [u8; 5] {
-        [an[0], an[1], an[2], an[3], an[4]]
-    }
-
-    /// Registers a locker (a later one with the same prefix replaces it).
-    pub fn insert(&mut self, an: An) {
-        self.by_prefix.insert(Self::prefix(&an), an);
-    }
-
-    /// Forgets the locker with this prefix, returning its AN.
-    pub fn remove(&mut self, prefix: &[u8; 5]) -> Option<An> {
-        self.by_prefix.remove(prefix)
-    }
-
-    /// The locker with this prefix.
-    pub fn get(&self, prefix: &[u8; 5]) -> Option<An> {
-        self.by_prefix.get(prefix).copied()
-    }
-
-    /// How many lockers there are.
-    pub fn len(&self) -> usize {
-        self.by_prefix.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.by_prefix.is_empty()
-    }
-}
-
-/// Counts only: a key store's `Debug` output must never put a secret into a log.
-impl std::fmt::Debug for LockerIndex {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LockerIndex")
-            .field("lockers", &self.by_prefix.len())
-            .finish()
-    }
 }
