@@ -281,7 +281,7 @@ impl EventLoop {
     }
 
     fn next_deadline(&self) -> Instant {
-        let now = Instant::now();
+        let now = crate::clock::now();
         if !self.wakes.is_empty() || self.udp_resume || self.accept_more {
             return now;
         }

@@ -128,7 +128,7 @@ impl Poller {
         events.inner.clear();
         let window = self.busy_poll_us.load(Ordering::Relaxed);
         if window > 0 {
-            let start = Instant::now();
+            let start = crate::clock::now();
             let mut until = start + Duration::from_micros(window);
             if let Some(d) = deadline {
                 until = until.min(d);
@@ -138,12 +138,12 @@ impl Poller {
                 if !events.inner.is_empty() || self.notified.swap(false, Ordering::SeqCst) {
                     return Ok(());
                 }
-                if Instant::now() >= until {
+                if crate::clock::now() >= until {
                     break;
                 }
             }
         }
-        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let timeout = deadline.map(|d| d.saturating_duration_since(crate::clock::now()));
         self.inner.wait(&mut events.inner, timeout)?;
         self.notified.store(false, Ordering::SeqCst);
         Ok(())
@@ -176,14 +176,17 @@ mod tests {
             p.notify().expect("notify");
             p.notify().expect("notify again (merged)");
             // Woken at once (a 60 s deadline would hang the test otherwise), no event.
-            let start = Instant::now();
+            let start = crate::clock::now();
             p.wait_deadline(&mut events, Some(start + Duration::from_secs(60)))
                 .expect("wait");
             assert!(events.is_empty());
             assert!(start.elapsed() < Duration::from_secs(30), "busy {busy_us}");
             // Consumed: the next wait ends at its deadline, still without an event.
-            p.wait_deadline(&mut events, Some(Instant::now() + Duration::from_millis(1)))
-                .expect("wait");
+            p.wait_deadline(
+                &mut events,
+                Some(crate::clock::now() + Duration::from_millis(1)),
+            )
+            .expect("wait");
             assert!(events.is_empty());
         }
     }
@@ -198,8 +201,11 @@ mod tests {
             unsafe { p.add(&b, 7, true, false) }.expect("add");
             a.send(b"x").expect("send");
             let mut events = Events::with_capacity(8);
-            p.wait_deadline(&mut events, Some(Instant::now() + Duration::from_secs(5)))
-                .expect("wait");
+            p.wait_deadline(
+                &mut events,
+                Some(crate::clock::now() + Duration::from_secs(5)),
+            )
+            .expect("wait");
             let got: Vec<Event> = events.iter().collect();
             assert_eq!(got.len(), 1, "busy {busy_us}");
             assert_eq!(got[0].key, 7);

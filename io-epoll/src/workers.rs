@@ -159,9 +159,7 @@ impl Random {
                 tracing::error!("getrandom failed ({e}); using derived bytes");
                 self.warned = true;
             }
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
+            let now = crate::clock::wall_nanos();
             use sha2::Digest as _;
             let mut h = sha2::Sha256::new();
             h.update(now.to_be_bytes());
