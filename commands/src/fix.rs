@@ -46,7 +46,12 @@ const RESPONSE_HEADER: usize = 32;
 /// The largest claim answer body a peer may announce.
 const MAX_PEER_BODY: usize = 65_536;
 
-/// fix (2/80). See the [module documentation](self).
+/// fix (2/80): `n x [coin (5)] + PG (16) + 25 x ticket (4)`. Checks (36, 16, 39, 40,
+/// then the engine's 160 past `max_fixes`), then claims every nonzero ticket but its
+/// own from its RAIDA through the engine's peer calls; a coin vouched for by at least
+/// 13 distinct peers (more than 13 votes with this server's own) gets the new AN
+/// ([`new_an`]) and status byte MFS, durably before the answer: 241 when every coin is
+/// fixed, 242 when none is, else 243 and the bitmap.
 #[derive(Debug)]
 pub struct Fix {
     clock: Arc<dyn Clock>,

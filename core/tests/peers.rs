@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use raida_core::{
     Command, CommandRegistry, EngineConfig, PeerAnswer, PeerCall, PeerFailure, PeerPlan,
-    RequestContext, Status, StatusByte,
+    RequestContext, Runs, Status, StatusByte,
 };
 use raida_testkit::PeerScript;
 use support::*;
@@ -67,6 +67,33 @@ impl Command for CallsPeers {
             }
         }
         Status::Success.into()
+    }
+}
+
+/// [`CallsPeers`] declared to run on the engine's thread.
+#[derive(Debug)]
+struct CallsPeersInline;
+
+impl Command for CallsPeersInline {
+    fn run(&self, ctx: &RequestContext<'_>, output: &mut Vec<u8>) -> StatusByte {
+        CallsPeers.run(ctx, output)
+    }
+
+    fn runs(&self) -> Runs {
+        Runs::Inline
+    }
+
+    fn peer_calls(&self, ctx: &RequestContext<'_>) -> PeerPlan {
+        CallsPeers.peer_calls(ctx)
+    }
+
+    fn finish(
+        &self,
+        ctx: &RequestContext<'_>,
+        answers: &[PeerAnswer],
+        output: &mut Vec<u8>,
+    ) -> StatusByte {
+        CallsPeers.finish(ctx, answers, output)
     }
 }
 
@@ -358,6 +385,22 @@ fn an_empty_plan_finishes_at_once_without_a_fix() {
     h.send(id, &fix_request(&[]));
     assert_eq!(outcomes(h.out(id)), []);
     assert_eq!(h.engine.counters().fixes_started, 0);
+    h.hang_up(id);
+    h.assert_no_leaks();
+}
+
+#[test]
+fn a_command_on_the_engine_thread_calls_its_peers_too() {
+    let mut commands = CommandRegistry::with_builtins();
+    commands
+        .register(GROUP, COMMAND, Arc::new(CallsPeersInline))
+        .expect("free");
+    let mut h = harness_with(fix_config(), commands);
+    h.peer_scripts
+        .insert(peer_addr(2), PeerScript::Answer(peer_response(7)));
+    let id = h.accept();
+    h.send(id, &fix_request(&[2]));
+    assert_eq!(outcomes(h.out(id)), [(2, 0, 39)]);
     h.hang_up(id);
     h.assert_no_leaks();
 }

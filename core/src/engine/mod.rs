@@ -887,11 +887,6 @@ impl Engine {
     pub fn handle_completion(&mut self, completion: Completion, now: Timestamp) {
         self.admission.complete(completion.lane);
         self.admit_waiting();
-        if let Some(wait) = completion.peers {
-            // Its command calls its peers first: the engine does, and answers later.
-            recycle(&mut self.pool, &self.config, completion.response);
-            return self.start_fix(completion.origin, wait, now);
-        }
         if let Origin::Load(page) = completion.origin {
             let loaded = completion.status == StatusByte::from(Status::Success);
             recycle(&mut self.pool, &self.config, completion.response);
@@ -1280,7 +1275,8 @@ impl Engine {
     }
 
     /// Delivers a response: a datagram to its peer, or the write of a connection that
-    /// still waits for it (else dropped and counted).
+    /// still waits for it (else dropped and counted); or, for a command that asked for
+    /// peer calls, starts them (its response comes from a later job).
     fn finish(&mut self, completion: Completion, now: Timestamp) {
         let Completion {
             origin,
@@ -1289,9 +1285,15 @@ impl Engine {
             started,
             response,
             spent,
-            peers: _,
+            peers,
         } = completion;
         recycle(&mut self.pool, &self.config, spent);
+        if let Some(wait) = peers {
+            // Its command calls its peers first (wherever it ran): the engine does, and
+            // answers later.
+            recycle(&mut self.pool, &self.config, response);
+            return self.start_fix(origin, wait, now);
+        }
         match origin {
             Origin::Udp(peer) => {
                 self.count_response(status, Transport::Udp, started, now);
