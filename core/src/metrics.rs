@@ -783,4 +783,36 @@ mod tests {
             assert!(text.contains(&format!("# HELP {name} ")), "{name}");
         }
     }
+
+    #[test]
+    fn peer_calls_render_per_peer_and_outcome_and_add_up_across_loops() {
+        let mut a = MetricsSnapshot::default();
+        a.counters.fixes_started = 2;
+        let p = a.counters.peer(3);
+        p.calls = 2;
+        p.answered = 1;
+        p.failures[PeerFailure::Timeout.index()] = 1;
+        p.latency.observe(Duration::from_millis(40));
+        let mut b = MetricsSnapshot::default();
+        b.counters.fixes_refused = 1;
+        b.counters.peer(3).failures[PeerFailure::Timeout.index()] = 2;
+        b.counters.peer(11).calls = 1;
+        a.absorb(&b);
+        let text = a.render();
+        for line in [
+            "raida_fixes_started_total 2",
+            "raida_fixes_refused_total 1",
+            "# TYPE raida_peer_calls_total counter",
+            "raida_peer_calls_total{peer=\"3\",outcome=\"answered\"} 1",
+            "raida_peer_calls_total{peer=\"3\",outcome=\"timeout\"} 3",
+            "raida_peer_calls_total{peer=\"11\",outcome=\"refused\"} 0",
+            "raida_peer_latency_seconds_bucket{peer=\"3\",le=\"0.05\"} 1",
+            "raida_peer_latency_seconds_count{peer=\"3\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
 }
