@@ -283,6 +283,10 @@ pub fn answer_datagram(
 /// [`answer_datagram`] for a request that arrived as `arrival` says (its handler's
 /// context has that peer, transport and time). Over TCP the answer is the same bytes
 /// once the request is whole.
+///
+/// There is no engine here to call peers: a command that asks for peer calls
+/// ([`Command::peer_calls`](crate::Command::peer_calls)) finishes at once, every call
+/// answered [`PeerFailure::NoAddress`].
 pub fn answer_request(
     datagram: &[u8],
     arrival: &Arrival,

@@ -296,6 +296,14 @@ pub enum Output {
 ///   [`handle_completion`](Self::handle_completion) for each finished [`Job`];
 ///   [`handle_timeout`](Self::handle_timeout) when [`poll_timeout`](Self::poll_timeout)
 ///   passes (extra calls are harmless).
+/// - **Peer calls** (outbound connections a command asked for, PROTOCOL.md 8b): on
+///   [`Output::Connect`] the driver starts a non-blocking connect and reports its
+///   outcome ([`handle_connected`](Self::handle_connected),
+///   [`handle_connect_failed`](Self::handle_connect_failed)); on the socket's readiness
+///   or an [`Output::WakePeer`] it calls [`service_peer`](Self::service_peer) (the
+///   outbound twin of `service`); on [`Output::ClosePeer`] it closes the socket. The
+///   engine decides everything else: what is written and read, and when a call ends
+///   (its fix's deadline is part of [`poll_timeout`](Self::poll_timeout)).
 /// - **Outputs**: after every input, drain [`poll_output`](Self::poll_output) until it
 ///   returns `None`, then ask [`poll_timeout`](Self::poll_timeout) for the next deadline.
 ///   Output left in the queue is a stranded response.
