@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use raida_core::{
     Command, CommandRegistry, EngineConfig, PeerAnswer, PeerCall, PeerFailure, PeerPlan,
-    RequestContext, Runs, Status, StatusByte,
+    RequestContext, Runs, ShutdownStatus, Status, StatusByte,
 };
 use raida_testkit::PeerScript;
 use support::*;
@@ -402,5 +402,26 @@ fn a_command_on_the_engine_thread_calls_its_peers_too() {
     h.send(id, &fix_request(&[2]));
     assert_eq!(outcomes(h.out(id)), [(2, 0, 39)]);
     h.hang_up(id);
+    h.assert_no_leaks();
+}
+
+#[test]
+fn a_drain_waits_for_a_fix_and_its_answer() {
+    let mut config = fix_config();
+    config.drain_timeout = Duration::from_secs(10);
+    let mut h = fix_harness(config);
+    h.peer_scripts.insert(peer_addr(1), PeerScript::Hang);
+    let id = h.accept();
+    h.send(id, &fix_request(&[1]));
+    h.shutdown();
+    assert_eq!(
+        h.engine.shutdown_status(h.now()),
+        ShutdownStatus::Draining,
+        "a fix waiting for its peers is work in flight"
+    );
+    h.advance(DEADLINE);
+    assert_eq!(outcomes(h.out(id)), [(1, failed(PeerFailure::Timeout), 0)]);
+    h.hang_up(id);
+    assert_eq!(h.engine.shutdown_status(h.now()), ShutdownStatus::Drained);
     h.assert_no_leaks();
 }
