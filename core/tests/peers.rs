@@ -425,3 +425,23 @@ fn a_drain_waits_for_a_fix_and_its_answer() {
     assert_eq!(h.engine.shutdown_status(h.now()), ShutdownStatus::Drained);
     h.assert_no_leaks();
 }
+
+#[test]
+fn a_response_larger_than_a_chunk_is_read_whole_and_one_cut_short_is_not() {
+    let mut h = fix_harness(fix_config());
+    h.peer_scripts
+        .insert(peer_addr(1), PeerScript::Answer(peer_response(60_000)));
+    // Announces 65,536 body bytes and sends 10,000.
+    let mut short = peer_response(65_536);
+    short.truncate(32 + 10_000);
+    h.peer_scripts
+        .insert(peer_addr(2), PeerScript::Answer(short));
+    let id = h.accept();
+    h.send(id, &fix_request(&[1, 2]));
+    assert_eq!(
+        outcomes(h.out(id)),
+        [(1, 0, 32 + 60_000), (2, failed(PeerFailure::Closed), 0)]
+    );
+    h.hang_up(id);
+    h.assert_no_leaks();
+}

@@ -62,9 +62,15 @@ enum CallState {
         buf: [u8; SHORT_HEADER_LEN],
         filled: usize,
     },
-    /// Reading exactly the body the header announced (`response` holds header and
-    /// body, `filled` bytes of it read).
-    ReadBody { response: Vec<u8>, filled: usize },
+    /// Reading exactly the body the header announced: `response` holds the header
+    /// and the body so far (`filled` bytes of it read); it grows as bytes arrive,
+    /// towards `total` (header and announced body), so a peer that announces much and
+    /// sends little holds little memory.
+    ReadBody {
+        response: Vec<u8>,
+        filled: usize,
+        total: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -407,6 +413,8 @@ impl Engine {
         now: Timestamp,
     ) -> Serviced {
         let max_response = self.config.max_peer_response;
+        // A response body grows as a request body does (`body_chunk`, then doubling).
+        let chunk = self.config.body_chunk.max(1);
         let mut reads = 0usize;
         loop {
             let Some(call) = self.peers.call_mut(id) else {
@@ -451,16 +459,18 @@ impl Engine {
                                     self.end_call(id, Err(PeerFailure::TooLong), now);
                                     return Serviced::Closed;
                                 }
-                                let mut response = Vec::with_capacity(SHORT_HEADER_LEN + len);
+                                let total = SHORT_HEADER_LEN + len;
+                                let mut response =
+                                    Vec::with_capacity(total.min(SHORT_HEADER_LEN + chunk));
                                 response.extend_from_slice(&header);
                                 if len == 0 {
                                     self.end_call(id, Ok(response), now);
                                     return Serviced::Closed;
                                 }
-                                response.resize(SHORT_HEADER_LEN + len, 0);
                                 call.state = CallState::ReadBody {
                                     response,
                                     filled: SHORT_HEADER_LEN,
+                                    total,
                                 };
                             }
                         }
@@ -476,19 +486,28 @@ impl Engine {
                         }
                     }
                 }
-                CallState::ReadBody { response, filled } => {
+                CallState::ReadBody {
+                    response,
+                    filled,
+                    total,
+                } => {
                     if reads >= self.config.reads_per_service {
                         self.outputs.push_back(Output::WakePeer(id));
                         return Serviced::Budget;
                     }
                     reads += 1;
+                    if *filled == response.len() {
+                        // Full: grow by at least a chunk, doubling, never past `total`.
+                        let grown = (response.len() * 2).max(response.len() + chunk).min(*total);
+                        response.resize(grown, 0);
+                    }
                     let Some(into) = response.get_mut(*filled..).filter(|b| !b.is_empty()) else {
                         return Serviced::Idle;
                     };
                     match socket.read(into) {
                         Io::Done(n) => {
                             *filled = (*filled + n).min(response.len());
-                            if *filled == response.len() {
+                            if *filled == *total {
                                 let response = std::mem::take(response);
                                 self.end_call(id, Ok(response), now);
                                 return Serviced::Closed;
