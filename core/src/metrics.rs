@@ -259,6 +259,10 @@ pub struct MetricsSnapshot {
     pub buffered_bytes: usize,
     /// Requests waiting for their key's page.
     pub parked: usize,
+    /// Requests waiting for their peers (fixes in flight, against `max_fixes`).
+    pub fixes_in_flight: usize,
+    /// Outbound peer connections open (connecting included).
+    pub peer_connections: usize,
     /// The key store's cache statistics, when it keeps any.
     pub keys: Option<StoreStats>,
     /// Response datagrams the driver dropped because the UDP socket's send buffer
@@ -311,6 +315,8 @@ impl MetricsSnapshot {
         a.budget_waits += b.budget_waits;
         a.discard_limit_closes += b.discard_limit_closes;
         self.parked += other.parked;
+        self.fixes_in_flight += other.fixes_in_flight;
+        self.peer_connections += other.peer_connections;
         a.page_loads += b.page_loads;
         a.page_load_failures += b.page_load_failures;
         a.parked += b.parked;
@@ -462,6 +468,16 @@ impl MetricsSnapshot {
             "raida_parked_requests",
             "Requests waiting for their key's page now.",
             self.parked,
+        );
+        gauge(
+            "raida_fixes_in_flight",
+            "Requests waiting for their peers now (against max_fixes).",
+            self.fixes_in_flight,
+        );
+        gauge(
+            "raida_peer_connections_open",
+            "Outbound peer connections open now (connecting included).",
+            self.peer_connections,
         );
 
         metric_head(
@@ -745,6 +761,8 @@ mod tests {
             parked: 0,
             keys: Some(StoreStats::default()),
             udp_send_dropped: 0,
+            fixes_in_flight: 0,
+            peer_connections: 0,
         };
         let text = snapshot.render();
         for line in [
@@ -786,7 +804,10 @@ mod tests {
 
     #[test]
     fn peer_calls_render_per_peer_and_outcome_and_add_up_across_loops() {
-        let mut a = MetricsSnapshot::default();
+        let mut a = MetricsSnapshot {
+            fixes_in_flight: 1,
+            ..MetricsSnapshot::default()
+        };
         a.counters.fixes_started = 2;
         let p = a.counters.peer(3);
         p.calls = 2;
@@ -801,6 +822,7 @@ mod tests {
         let text = a.render();
         for line in [
             "raida_fixes_started_total 2",
+            "raida_fixes_in_flight 1",
             "raida_fixes_refused_total 1",
             "# TYPE raida_peer_calls_total counter",
             "raida_peer_calls_total{peer=\"3\",outcome=\"answered\"} 1",

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use raida_core::metrics::MetricsSnapshot;
 use raida_core::{
     Command, CommandRegistry, EngineConfig, PeerAnswer, PeerCall, PeerFailure, PeerPlan,
     RequestContext, Runs, ShutdownStatus, Status, StatusByte,
@@ -216,6 +217,12 @@ fn a_hanging_peer_costs_exactly_the_deadline() {
     // While it waits, no job is out: the workers serve everything else.
     assert_eq!(h.engine.in_flight(), 0);
     assert_eq!(h.engine.fixes_in_flight(), 1);
+    let snapshot = MetricsSnapshot::of(&h.engine);
+    assert_eq!(snapshot.fixes_in_flight, 1);
+    assert_eq!(
+        snapshot.peer_connections, 2,
+        "the hanging two; the answered one closed"
+    );
     let other = h.accept();
     h.send(other, &Req::echo(0).bytes());
     assert_eq!(

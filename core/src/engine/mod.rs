@@ -366,6 +366,8 @@ impl MetricsSnapshot {
             loads_in_flight: engine.loads_in_flight(),
             buffered_bytes: engine.buffered_bytes(),
             parked: engine.parked(),
+            fixes_in_flight: engine.fixes_in_flight(),
+            peer_connections: engine.peer_connections(),
             keys: engine.keys().stats(),
             udp_send_dropped: 0,
         }
