@@ -1,4 +1,5 @@
-//! raida-commands: the RAIDA authentication commands (PROTOCOL.md section 8a) and the
+//! raida-commands: the RAIDA authentication commands (PROTOCOL.md section 8a), the
+//! healing fix (2/80, section 8b, which calls its peers through the engine) and the
 //! locker commands (section 8c) over the store seam of raida-core
 //! ([`raida_core::KeyStore`], reached through each request's context): detect (1/10),
 //! detect_sum (1/11), pown (1/20), pown_sum (1/21); store_sum (8/82), peek (8/83),
@@ -31,6 +32,7 @@
 
 mod clock;
 mod detect;
+mod fix;
 mod locker;
 mod payload;
 mod pown;
@@ -41,6 +43,7 @@ use raida_core::Command;
 
 pub use clock::{mfs, Clock, FixedClock, SystemClock};
 pub use detect::{Detect, DetectSum};
+pub use fix::{listed_coins, new_an, peer_request, Fix, RAIDA_COUNT, VOTES_NEEDED_ABOVE};
 pub use locker::{Peek, Remove, StoreMultipleSum, StoreSum, INVALID_PAN, INVALID_PARAMETER};
 pub use pown::{Pown, PownSum};
 
@@ -54,6 +57,11 @@ pub const DETECT_SUM: u8 = 11;
 pub const POWN: u8 = 20;
 /// pown_sum: `n x [coin] + XOR of the ANs + delta`.
 pub const POWN_SUM: u8 = 21;
+
+/// The command group of the healing commands (PROTOCOL.md section 8b).
+pub const HEALING_GROUP: u8 = 2;
+/// fix: `n x [coin] + PG + 25 x ticket`, claiming the tickets from the peers.
+pub const FIX: u8 = 80;
 
 /// The command group of the lockers (PROTOCOL.md section 8c).
 pub const LOCKER_GROUP: u8 = 8;
@@ -74,6 +82,7 @@ pub fn all(clock: Arc<dyn Clock>) -> Vec<(u8, u8, Arc<dyn Command>)> {
         (GROUP, DETECT_SUM, Arc::new(DetectSum)),
         (GROUP, POWN, Arc::new(Pown::new(Arc::clone(&clock)))),
         (GROUP, POWN_SUM, Arc::new(PownSum::new(Arc::clone(&clock)))),
+        (HEALING_GROUP, FIX, Arc::new(Fix::new(Arc::clone(&clock)))),
         (
             LOCKER_GROUP,
             STORE_SUM,

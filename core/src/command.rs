@@ -10,6 +10,7 @@ use std::sync::Arc;
 use raida_wire::{Encryption, Status, StatusByte, Timestamp, Transport};
 
 use crate::keys::KeyStore;
+use crate::peer::{PeerAnswer, PeerPlan};
 
 /// The highest command group the header rules accept (PROTOCOL.md section 2).
 pub const MAX_COMMAND_GROUP: u8 = 15;
@@ -162,6 +163,30 @@ pub trait Command: Send + Sync {
     fn runs(&self) -> Runs {
         Runs::Worker
     }
+
+    /// Whether the command calls other RAIDA servers before it answers (PROTOCOL.md
+    /// 8b, "The peer call"). Runs where [`run`](Self::run) would, before it, with the
+    /// same context. [`PeerPlan::None`] (the default): [`run`](Self::run) answers.
+    /// [`PeerPlan::Reply`]: that status answers, no body. [`PeerPlan::Calls`]: the
+    /// engine calls the peers (no worker waits meanwhile; at most `max_fixes` such
+    /// requests wait at once, one more is answered 160) and then runs
+    /// [`finish`](Self::finish).
+    fn peer_calls(&self, _ctx: &RequestContext<'_>) -> PeerPlan {
+        PeerPlan::None
+    }
+
+    /// Answers a request whose peer calls have all ended: `answers` holds one entry
+    /// per call of the plan, in its order. Runs on a worker, with the same context as
+    /// [`peer_calls`](Self::peer_calls). The default runs [`run`](Self::run).
+    fn finish(
+        &self,
+        ctx: &RequestContext<'_>,
+        answers: &[PeerAnswer],
+        output: &mut Vec<u8>,
+    ) -> StatusByte {
+        let _ = answers;
+        self.run(ctx, output)
+    }
 }
 
 /// What a closure command answers: its status and its output (the response body
@@ -213,6 +238,19 @@ impl<T: Command + ?Sized> Command for Arc<T> {
 
     fn runs(&self) -> Runs {
         (**self).runs()
+    }
+
+    fn peer_calls(&self, ctx: &RequestContext<'_>) -> PeerPlan {
+        (**self).peer_calls(ctx)
+    }
+
+    fn finish(
+        &self,
+        ctx: &RequestContext<'_>,
+        answers: &[PeerAnswer],
+        output: &mut Vec<u8>,
+    ) -> StatusByte {
+        (**self).finish(ctx, answers, output)
     }
 }
 

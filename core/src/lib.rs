@@ -40,6 +40,10 @@ pub mod metrics;
 /// switches them on; this module exists only in its `--cfg raida_mutants` build.
 #[cfg(raida_mutants)]
 pub mod mutants;
+/// Peer calls: what a command asks of other RAIDA servers before it answers (the
+/// plan) and what comes back (the answers). Public because commands build and read
+/// them.
+pub mod peer;
 
 pub use cidr::Cidr;
 pub use command::{
@@ -48,9 +52,10 @@ pub use command::{
 };
 pub use engine::{
     Accept, AcceptStop, Accepting, Completion, ConnId, ConnSocket, Engine, EngineConfig, Fallback,
-    Io, Job, Listener, Origin, Output, Rate, Serviced, ShutdownStatus, RANDOM_LOW_WATER,
-    RANDOM_RESERVOIR,
+    Io, Job, Listener, Origin, Output, PeerConnId, Rate, Serviced, ShutdownStatus,
+    RANDOM_LOW_WATER, RANDOM_RESERVOIR,
 };
 pub use keys::KeyStore;
 pub use metrics::Counters;
+pub use peer::{PeerAnswer, PeerCall, PeerFailure, PeerPlan};
 pub use raida_wire::{CoinId, Encryption, Status, StatusByte, Timestamp, Transport};

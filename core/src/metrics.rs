@@ -21,6 +21,8 @@ pub use raida_wire::Transport;
 use raida_wire::{Status, StatusByte};
 
 use crate::keys::StoreStats;
+use crate::peer::PeerFailure;
+use std::collections::BTreeMap;
 
 /// Upper bounds (inclusive, in microseconds) of the latency histogram's buckets; one
 /// more bucket, `+Inf`, holds everything above the last.
@@ -157,9 +159,47 @@ pub struct Counters {
     /// Page load latency, from the first request that needed the page to the load's
     /// completion.
     pub load_latency: LatencyHistogram,
+    /// Requests that called their peers (fixes started).
+    pub fixes_started: u64,
+    /// Requests answered 160 because `max_fixes` fixes were in flight.
+    pub fixes_refused: u64,
+    /// From a fix's first call to its last call's end.
+    pub fix_latency: LatencyHistogram,
+    /// Peer calls by peer (RAIDA index): calls, answers, failures by reason, latency.
+    pub peers: BTreeMap<u8, PeerCounters>,
+}
+
+/// One peer's call counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerCounters {
+    /// Calls made (or attempted) to it.
+    pub calls: u64,
+    /// Calls it answered (a whole response read).
+    pub answered: u64,
+    /// Calls that ended without a response, by [`PeerFailure::index`].
+    pub failures: [u64; PeerFailure::ALL.len()],
+    /// From the fix's start to its whole response.
+    pub latency: LatencyHistogram,
+}
+
+impl PeerCounters {
+    /// Adds another engine's counts for the same peer.
+    pub fn merge(&mut self, other: &PeerCounters) {
+        self.calls += other.calls;
+        self.answered += other.answered;
+        for (a, b) in self.failures.iter_mut().zip(other.failures.iter()) {
+            *a += b;
+        }
+        self.latency.merge(&other.latency);
+    }
 }
 
 impl Counters {
+    /// Peer `raida`'s call counters (created on first use).
+    pub fn peer(&mut self, raida: u8) -> &mut PeerCounters {
+        self.peers.entry(raida).or_default()
+    }
+
     /// Responses with status byte `status` sent over `transport`.
     pub fn responses(&self, transport: Transport, status: StatusByte) -> u64 {
         self.responses_by_status[transport.index()][usize::from(status.0)]
@@ -193,6 +233,10 @@ impl Default for Counters {
             budget_waits: 0,
             discard_limit_closes: 0,
             load_latency: LatencyHistogram::new(),
+            fixes_started: 0,
+            fixes_refused: 0,
+            fix_latency: LatencyHistogram::new(),
+            peers: BTreeMap::new(),
         }
     }
 }
@@ -215,6 +259,10 @@ pub struct MetricsSnapshot {
     pub buffered_bytes: usize,
     /// Requests waiting for their key's page.
     pub parked: usize,
+    /// Requests waiting for their peers (fixes in flight, against `max_fixes`).
+    pub fixes_in_flight: usize,
+    /// Outbound peer connections open (connecting included).
+    pub peer_connections: usize,
     /// The key store's cache statistics, when it keeps any.
     pub keys: Option<StoreStats>,
     /// Response datagrams the driver dropped because the UDP socket's send buffer
@@ -248,6 +296,12 @@ impl MetricsSnapshot {
         a.late_completions_dropped += b.late_completions_dropped;
         a.admission_waits += b.admission_waits;
         a.accept_pauses += b.accept_pauses;
+        a.fixes_started += b.fixes_started;
+        a.fixes_refused += b.fixes_refused;
+        a.fix_latency.merge(&b.fix_latency);
+        for (raida, pb) in &b.peers {
+            a.peer(*raida).merge(pb);
+        }
         self.open_connections += other.open_connections;
         self.jobs_in_flight += other.jobs_in_flight;
         self.jobs_waiting += other.jobs_waiting;
@@ -261,6 +315,8 @@ impl MetricsSnapshot {
         a.budget_waits += b.budget_waits;
         a.discard_limit_closes += b.discard_limit_closes;
         self.parked += other.parked;
+        self.fixes_in_flight += other.fixes_in_flight;
+        self.peer_connections += other.peer_connections;
         a.page_loads += b.page_loads;
         a.page_load_failures += b.page_load_failures;
         a.parked += b.parked;
@@ -413,6 +469,16 @@ impl MetricsSnapshot {
             "Requests waiting for their key's page now.",
             self.parked,
         );
+        gauge(
+            "raida_fixes_in_flight",
+            "Requests waiting for their peers now (against max_fixes).",
+            self.fixes_in_flight,
+        );
+        gauge(
+            "raida_peer_connections_open",
+            "Outbound peer connections open now (connecting included).",
+            self.peer_connections,
+        );
 
         metric_head(
             &mut out,
@@ -470,6 +536,75 @@ impl MetricsSnapshot {
             "From the first request that needed a page to its load's completion.",
             &c.load_latency,
         );
+
+        sample(
+            &mut out,
+            "counter",
+            "raida_fixes_started_total",
+            "Requests that called their peers.",
+            c.fixes_started,
+        );
+        sample(
+            &mut out,
+            "counter",
+            "raida_fixes_refused_total",
+            "Requests answered 160 because max_fixes fixes were waiting for their peers.",
+            c.fixes_refused,
+        );
+        histogram(
+            &mut out,
+            "raida_fix_latency_seconds",
+            "From a fix's first peer call to its last call's end.",
+            &c.fix_latency,
+        );
+        if !c.peers.is_empty() {
+            metric_head(
+                &mut out,
+                "raida_peer_calls_total",
+                "Peer calls by peer (RAIDA index) and outcome.",
+                "counter",
+            );
+            for (raida, p) in &c.peers {
+                let _ = writeln!(
+                    out,
+                    "raida_peer_calls_total{{peer=\"{raida}\",outcome=\"answered\"}} {}",
+                    p.answered
+                );
+                for failure in PeerFailure::ALL {
+                    let _ = writeln!(
+                        out,
+                        "raida_peer_calls_total{{peer=\"{raida}\",outcome=\"{}\"}} {}",
+                        failure.name(),
+                        p.failures[failure.index()]
+                    );
+                }
+            }
+            metric_head(
+                &mut out,
+                "raida_peer_latency_seconds",
+                "From the fix's start to the peer's whole response.",
+                "histogram",
+            );
+            for (raida, p) in &c.peers {
+                for (bound, n) in p.latency.cumulative() {
+                    let le = bound.map_or_else(|| "+Inf".to_string(), seconds);
+                    let _ = writeln!(
+                        out,
+                        "raida_peer_latency_seconds_bucket{{peer=\"{raida}\",le=\"{le}\"}} {n}"
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "raida_peer_latency_seconds_sum{{peer=\"{raida}\"}} {}",
+                    seconds(p.latency.sum_micros())
+                );
+                let _ = writeln!(
+                    out,
+                    "raida_peer_latency_seconds_count{{peer=\"{raida}\"}} {}",
+                    p.latency.count()
+                );
+            }
+        }
 
         if let Some(k) = &self.keys {
             for (name, help, value) in [
@@ -626,6 +761,8 @@ mod tests {
             parked: 0,
             keys: Some(StoreStats::default()),
             udp_send_dropped: 0,
+            fixes_in_flight: 0,
+            peer_connections: 0,
         };
         let text = snapshot.render();
         for line in [
@@ -662,6 +799,42 @@ mod tests {
                 "{name}"
             );
             assert!(text.contains(&format!("# HELP {name} ")), "{name}");
+        }
+    }
+
+    #[test]
+    fn peer_calls_render_per_peer_and_outcome_and_add_up_across_loops() {
+        let mut a = MetricsSnapshot {
+            fixes_in_flight: 1,
+            ..MetricsSnapshot::default()
+        };
+        a.counters.fixes_started = 2;
+        let p = a.counters.peer(3);
+        p.calls = 2;
+        p.answered = 1;
+        p.failures[PeerFailure::Timeout.index()] = 1;
+        p.latency.observe(Duration::from_millis(40));
+        let mut b = MetricsSnapshot::default();
+        b.counters.fixes_refused = 1;
+        b.counters.peer(3).failures[PeerFailure::Timeout.index()] = 2;
+        b.counters.peer(11).calls = 1;
+        a.absorb(&b);
+        let text = a.render();
+        for line in [
+            "raida_fixes_started_total 2",
+            "raida_fixes_in_flight 1",
+            "raida_fixes_refused_total 1",
+            "# TYPE raida_peer_calls_total counter",
+            "raida_peer_calls_total{peer=\"3\",outcome=\"answered\"} 1",
+            "raida_peer_calls_total{peer=\"3\",outcome=\"timeout\"} 3",
+            "raida_peer_calls_total{peer=\"11\",outcome=\"refused\"} 0",
+            "raida_peer_latency_seconds_bucket{peer=\"3\",le=\"0.05\"} 1",
+            "raida_peer_latency_seconds_count{peer=\"3\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
     }
 }

@@ -28,7 +28,7 @@ use raida_core::config::NetworkConfig;
 use raida_core::metrics::MetricsSnapshot;
 use raida_core::{
     Accept, AcceptStop, Accepting, Completion, ConnId, ConnSocket, Engine, Io, Listener, Output,
-    ShutdownStatus, Timestamp,
+    PeerConnId, ShutdownStatus, Timestamp,
 };
 use socket2::Socket;
 
@@ -93,6 +93,16 @@ pub enum Exit {
     DrainTimeout,
 }
 
+/// An outbound peer connection's socket (a peer call the engine asked for).
+#[derive(Debug)]
+struct PeerSlot {
+    key: usize,
+    id: PeerConnId,
+    socket: Socket,
+    /// The non-blocking connect has not been reported to the engine yet.
+    connecting: bool,
+}
+
 #[derive(Debug)]
 struct Slot {
     key: usize,
@@ -118,6 +128,10 @@ pub(crate) struct EventLoop {
     slots: Vec<Option<Slot>>,
     /// Connections to service (`Output::Wake`), in order.
     wakes: VecDeque<ConnId>,
+    /// Outbound peer sockets by engine peer slab index.
+    peer_slots: Vec<Option<PeerSlot>>,
+    /// Peer connections to service (`Output::WakePeer`), in order.
+    peer_wakes: VecDeque<PeerConnId>,
     index: usize,
     jobs: Sender<Routed>,
     long_jobs: Sender<Routed>,
@@ -127,12 +141,26 @@ pub(crate) struct EventLoop {
     snapshots: Option<SnapshotRequests>,
 }
 
+/// Bit 63 of a poller key marks an outbound peer connection.
+const PEER_BIT: u64 = 1 << 63;
+
 fn key_of(id: ConnId) -> usize {
     let index = id.index() as u64;
-    let generation = id.generation() & 0xFFFF_FFFF;
+    let generation = id.generation() & 0x7FFF_FFFF;
     // On 64-bit targets this keeps both halves; elsewhere the index alone, and the
     // slot's stored key still matches only the socket that registered it.
     (index | (generation << 32)) as usize
+}
+
+/// A peer connection's key: like a connection's, with [`PEER_BIT`] set.
+fn peer_key_of(id: PeerConnId) -> usize {
+    let index = id.index() as u64 & 0xFFFF_FFFF;
+    let generation = id.generation() & 0x7FFF_FFFF;
+    (PEER_BIT | index | (generation << 32)) as usize
+}
+
+fn is_peer_key(key: usize) -> bool {
+    key as u64 & PEER_BIT != 0
 }
 
 fn index_of(key: usize) -> usize {
@@ -167,6 +195,8 @@ impl EventLoop {
             accept_more: false,
             slots: Vec::new(),
             wakes: VecDeque::new(),
+            peer_slots: Vec::new(),
+            peer_wakes: VecDeque::new(),
             index: parts.index,
             jobs: parts.jobs,
             long_jobs: parts.long_jobs,
@@ -215,6 +245,7 @@ impl EventLoop {
                             self.read_datagrams();
                         }
                     }
+                    key if is_peer_key(key) => self.peer_event(key),
                     key => {
                         let index = index_of(key);
                         let id = match self.slots.get(index) {
@@ -282,7 +313,11 @@ impl EventLoop {
 
     fn next_deadline(&self) -> Instant {
         let now = crate::clock::now();
-        if !self.wakes.is_empty() || self.udp_resume || self.accept_more {
+        if !self.wakes.is_empty()
+            || !self.peer_wakes.is_empty()
+            || self.udp_resume
+            || self.accept_more
+        {
             return now;
         }
         let mut deadline = now + self.network.epoll_timeout();
@@ -336,6 +371,108 @@ impl EventLoop {
                 Output::ResumeDatagrams => self.udp_resume = true,
                 Output::ResumeAccepting => self.accept_more = true,
                 Output::StopListening => self.stop_listening(),
+                Output::Connect { id, addr } => self.connect_peer(id, addr),
+                Output::WakePeer(id) => self.peer_wakes.push_back(id),
+                Output::ClosePeer(id) => self.close_peer(id),
+            }
+        }
+    }
+
+    // ----- peer calls (outbound) ----------------------------------------------------
+
+    /// Starts a non-blocking connect to `addr` for peer connection `id` and registers
+    /// the socket for both directions; the engine hears of the outcome
+    /// (`handle_connected` once established, `handle_connect_failed` when it cannot
+    /// be), now or on the socket's first readiness.
+    fn connect_peer(&mut self, id: PeerConnId, addr: std::net::SocketAddr) {
+        let now = self.now();
+        let socket = match sockets::connect_nonblocking(addr) {
+            Ok(socket) => socket,
+            Err(e) => {
+                tracing::debug!("peer connect to {addr}: {e}");
+                self.engine.handle_connect_failed(id, now);
+                return;
+            }
+        };
+        let key = peer_key_of(id);
+        let index = id.index();
+        if self.peer_slots.len() <= index {
+            self.peer_slots.resize_with(index + 1, || None);
+        }
+        if let Some(old) = self.peer_slots[index].take() {
+            // Its ClosePeer came first in the outputs; defensive only.
+            let _ = self.poller.delete(&old.socket);
+        }
+        // SAFETY: the socket is owned by the peer slot and deleted from the poller
+        // before it is dropped (`close_peer`, here above, `Drop`).
+        if let Err(e) = unsafe { self.poller.add(&socket, key, true, true) } {
+            tracing::warn!("cannot register a peer connection: {e}");
+            self.engine.handle_connect_failed(id, now);
+            return;
+        }
+        self.peer_slots[index] = Some(PeerSlot {
+            key,
+            id,
+            socket,
+            connecting: true,
+        });
+        // The connect's outcome comes as the socket's first readiness (writable, or an
+        // error).
+    }
+
+    /// Readiness on a peer socket: a connect's outcome first, then the engine's
+    /// service loop for peer connections.
+    fn peer_event(&mut self, key: usize) {
+        let index = index_of(key);
+        let now = self.now();
+        let Some(Some(slot)) = self.peer_slots.get_mut(index) else {
+            return;
+        };
+        if slot.key != key {
+            return;
+        }
+        let id = slot.id;
+        if slot.connecting {
+            match slot.socket.take_error() {
+                Ok(None) if slot.socket.peer_addr().is_ok() => {
+                    slot.connecting = false;
+                    self.engine.handle_connected(id, now);
+                }
+                // Not yet connected, no error: wait for the next edge.
+                Ok(None) => return,
+                Ok(Some(_)) | Err(_) => self.engine.handle_connect_failed(id, now),
+            }
+            self.drain();
+            self.run_wakes();
+            return;
+        }
+        self.service_peer(id);
+    }
+
+    fn service_peer(&mut self, id: PeerConnId) {
+        let Some(Some(slot)) = self.peer_slots.get(id.index()) else {
+            return;
+        };
+        if slot.id != id || slot.connecting {
+            return;
+        }
+        let now = self.now();
+        let _ = self
+            .engine
+            .service_peer(id, &mut SocketIo(&slot.socket), now);
+        self.drain();
+    }
+
+    fn close_peer(&mut self, id: PeerConnId) {
+        let Some(entry) = self.peer_slots.get_mut(id.index()) else {
+            return;
+        };
+        if entry.as_ref().is_some_and(|s| s.id == id) {
+            if let Some(slot) = entry.take() {
+                if let Err(e) = self.poller.delete(&slot.socket) {
+                    tracing::debug!("deregister a peer socket: {e}");
+                }
+                drop(slot);
             }
         }
     }
@@ -352,8 +489,14 @@ impl EventLoop {
     }
 
     fn run_wakes(&mut self) {
-        while let Some(id) = self.wakes.pop_front() {
-            self.service(id);
+        loop {
+            if let Some(id) = self.wakes.pop_front() {
+                self.service(id);
+            } else if let Some(id) = self.peer_wakes.pop_front() {
+                self.service_peer(id);
+            } else {
+                return;
+            }
         }
     }
 
@@ -568,6 +711,10 @@ fn register(
 impl Drop for EventLoop {
     fn drop(&mut self) {
         for slot in self.slots.iter_mut().filter_map(Option::take) {
+            let _ = self.poller.delete(&slot.socket);
+            drop(slot);
+        }
+        for slot in self.peer_slots.iter_mut().filter_map(Option::take) {
             let _ = self.poller.delete(&slot.socket);
             drop(slot);
         }

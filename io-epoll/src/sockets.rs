@@ -140,6 +140,21 @@ pub(crate) fn accept_nonblocking(listener: &Socket) -> io::Result<(Socket, Socke
     Ok((socket, peer))
 }
 
+/// A non-blocking TCP socket connecting to `addr` (a peer call): the connect is
+/// started and, on `EINPROGRESS`, completes later (the socket becomes writable, or
+/// reports its error). Nagle is off: the request is one small write.
+pub fn connect_nonblocking(addr: SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    socket.set_nodelay(true)?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => Ok(socket),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(socket),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(socket),
+        Err(e) => Err(e),
+    }
+}
+
 /// Raises the soft limit of open files to the hard limit, so `max_connections` is not
 /// capped by a low default soft limit. Returns the limit now in force.
 pub fn raise_fd_limit() -> io::Result<u64> {

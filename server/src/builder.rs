@@ -8,8 +8,10 @@
 //!
 //! [`ShutdownHandle`]: crate::ShutdownHandle
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use raida_core::config::{Config, ConfigError};
 use raida_core::keys::MemoryKeyStore;
@@ -69,6 +71,15 @@ pub struct ServerBuilder {
     signals: bool,
     raise_fd_limit: bool,
     auth_commands: bool,
+    peers: Option<PeerSettings>,
+}
+
+/// What a builder was told about the peers a fix calls (`[healing]`).
+#[derive(Clone, Debug)]
+struct PeerSettings {
+    peers: Vec<Option<SocketAddr>>,
+    peer_timeout: Duration,
+    max_fixes: usize,
 }
 
 /// The store a builder was given.
@@ -147,7 +158,27 @@ impl ServerBuilder {
             signals: false,
             raise_fd_limit: false,
             auth_commands: true,
+            peers: None,
         }
+    }
+
+    /// The peers the fix command calls (PROTOCOL.md 8b: `raida_servers` resolved,
+    /// indexed by RAIDA index; `None` where there is no address), every call ending
+    /// `peer_timeout` after its fix began, and at most `max_fixes` fixes waiting for
+    /// their peers server-wide (split among the event loops as the other bounds are).
+    /// Without it a fix calls nobody and answers 242.
+    pub fn peers(
+        mut self,
+        peers: Vec<Option<SocketAddr>>,
+        peer_timeout: Duration,
+        max_fixes: usize,
+    ) -> ServerBuilder {
+        self.peers = Some(PeerSettings {
+            peers,
+            peer_timeout,
+            max_fixes,
+        });
+        self
     }
 
     /// The directory holding `Data/` for the default disk key store, instead of the
@@ -264,7 +295,17 @@ impl ServerBuilder {
             }
             (None, None) => (Arc::new(MemoryKeyStore::new()) as Arc<dyn KeyStore>, None),
         };
-        let driver_config = DriverConfig::from_config(&config, long);
+        let mut driver_config = DriverConfig::from_config(&config, long);
+        if let Some(settings) = &self.peers {
+            let loops = driver_config.engines.len();
+            for (i, engine) in driver_config.engines.iter_mut().enumerate() {
+                *engine = engine.clone().with_peers(
+                    settings.peers.clone(),
+                    settings.peer_timeout,
+                    raida_core::config::share(settings.max_fixes, loops, i),
+                );
+            }
+        }
         let threads = driver_config.workers;
         let driver = Driver::bind(driver_config, registry, Arc::clone(&store)).map_err(|e| {
             BuildError::Io {

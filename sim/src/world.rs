@@ -652,6 +652,10 @@ impl World {
                 }
             }
             Output::StopListening => self.stop_listening(),
+            // The simulated kernel carries no outbound connections yet: every peer
+            // call is refused, so a fix answers from its own vote alone.
+            Output::Connect { id, .. } => self.engine.handle_connect_failed(id, self.ts()),
+            Output::WakePeer(_) | Output::ClosePeer(_) => {}
         }
     }
 

@@ -225,6 +225,9 @@ async fn serve(report: Arc<Mutex<Report>>, worker_delay: Duration) -> TestResult
                     // this driver accepts without the engine's accept loop.
                     Output::ResumeDatagrams | Output::ResumeAccepting => {}
                     Output::StopListening => {}
+                    // No peer calls in this world: every connect is refused.
+                    Output::Connect { id, .. } => engine.handle_connect_failed(id, now(epoch)),
+                    Output::WakePeer(_) | Output::ClosePeer(_) => {}
                 }
             }
             let Some(id) = wakes.pop_front() else { break };

@@ -6,10 +6,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use raida_core::codec::RANDOM_LEN;
-use raida_core::{Accept, ConnId, ConnSocket, Engine, Io, Origin, Output, Timestamp};
+use raida_core::{Accept, ConnId, ConnSocket, Engine, Io, Origin, Output, PeerConnId, Timestamp};
 
 use crate::conn::MemConn;
 use crate::listener::MemListener;
+use crate::peer::{MemPeer, PeerScript};
 use crate::udp::MemUdp;
 use crate::worker::{JobPolicy, Worker};
 
@@ -48,6 +49,13 @@ pub struct Driver {
     pub stopped_listening: usize,
     /// The steps [`drive`](Self::drive) allows ([`DEFAULT_STEP_BOUND`]).
     pub step_bound: usize,
+    /// How the peer at each address behaves when the engine connects to it; an
+    /// address not listed refuses.
+    pub peer_scripts: BTreeMap<SocketAddr, PeerScript>,
+    /// Outbound connections the engine asked for: their address and socket.
+    peers: BTreeMap<PeerConnId, (SocketAddr, MemPeer)>,
+    /// Peer connections to service at the next step, in order.
+    peer_wake: VecDeque<PeerConnId>,
 }
 
 impl Driver {
@@ -68,6 +76,9 @@ impl Driver {
             resumed_accepting: 0,
             stopped_listening: 0,
             step_bound: DEFAULT_STEP_BOUND,
+            peer_scripts: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            peer_wake: VecDeque::new(),
         }
     }
 
@@ -100,6 +111,13 @@ impl Driver {
                 break;
             };
             self.service(id);
+            active = true;
+        }
+        for _ in 0..self.peer_wake.len() {
+            let Some(id) = self.peer_wake.pop_front() else {
+                break;
+            };
+            self.service_peer(id);
             active = true;
         }
         active
@@ -170,7 +188,75 @@ impl Driver {
             Output::ResumeDatagrams => self.resumed_datagrams += 1,
             Output::ResumeAccepting => self.resumed_accepting += 1,
             Output::StopListening => self.stopped_listening += 1,
+            Output::Connect { id, addr } => {
+                let script = self
+                    .peer_scripts
+                    .get(&addr)
+                    .cloned()
+                    .unwrap_or(PeerScript::Refuse);
+                assert!(
+                    self.peers
+                        .insert(id, (addr, MemPeer::new(script.clone())))
+                        .is_none(),
+                    "a peer connection id used twice"
+                );
+                match script {
+                    PeerScript::Refuse => self.engine.handle_connect_failed(id, self.now),
+                    PeerScript::ConnectHang => {}
+                    _ => self.engine.handle_connected(id, self.now),
+                }
+            }
+            Output::WakePeer(id) => {
+                let (_, peer) = self
+                    .peers
+                    .get(&id)
+                    .expect("a wake for a peer connection the driver does not hold");
+                assert!(!peer.is_closed(), "woke a closed peer connection");
+                self.peer_wake.push_back(id);
+            }
+            Output::ClosePeer(id) => {
+                self.peers
+                    .get_mut(&id)
+                    .expect("a close for a peer connection the driver does not hold")
+                    .1
+                    .mark_closed();
+            }
         }
+    }
+
+    /// The engine's service loop over peer connection `id`, then every output.
+    fn service_peer(&mut self, id: PeerConnId) {
+        let Some((_, peer)) = self.peers.get_mut(&id).filter(|(_, p)| !p.is_closed()) else {
+            return;
+        };
+        let _ = self.engine.service_peer(id, peer, self.now);
+        self.drain();
+    }
+
+    /// Every outbound connection the engine made: its id, address and socket (with
+    /// the request it carried), in id order.
+    pub fn peer_conns(&self) -> impl Iterator<Item = (PeerConnId, SocketAddr, &MemPeer)> + '_ {
+        self.peers.iter().map(|(id, (addr, p))| (*id, *addr, p))
+    }
+
+    /// Readiness on peer connection `id` with nothing changed (even after it was
+    /// closed, when the engine must ignore it); then drives.
+    pub fn wake_peer(&mut self, id: PeerConnId) {
+        if let Some((_, peer)) = self.peers.get_mut(&id) {
+            if !peer.is_closed() {
+                let _ = self.engine.service_peer(id, peer, self.now);
+            } else {
+                // A late event on a dead id: serviced over a fresh socket, which the
+                // engine must not touch.
+                let mut stale = MemPeer::new(PeerScript::Answer(vec![0; 64]));
+                assert_eq!(
+                    self.engine.service_peer(id, &mut stale, self.now),
+                    raida_core::Serviced::Closed
+                );
+                assert!(stale.request().is_empty(), "a write on a dead peer id");
+            }
+        }
+        self.drive();
     }
 
     /// The engine's service loop over `id`'s socket, then every output.
@@ -450,7 +536,10 @@ impl Driver {
     /// idle (its own query: no connection, job, timer, load or output), the worker
     /// holds no job and no connection waits for service.
     pub fn is_drained(&self) -> bool {
-        self.engine.is_idle() && self.worker.held().is_empty() && self.wake.is_empty()
+        self.engine.is_idle()
+            && self.worker.held().is_empty()
+            && self.wake.is_empty()
+            && self.peers.values().all(|(_, p)| p.is_closed())
     }
 
     /// The leak check a test ends with: drives, then asserts

@@ -46,11 +46,13 @@
 mod conn;
 mod driver;
 mod listener;
+mod peer;
 mod udp;
 mod worker;
 
 pub use conn::{Lend, MemConn};
 pub use driver::{Driver, DEFAULT_STEP_BOUND};
 pub use listener::MemListener;
+pub use peer::{MemPeer, PeerScript};
 pub use udp::MemUdp;
 pub use worker::{JobPolicy, Worker};

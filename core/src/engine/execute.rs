@@ -4,6 +4,7 @@
 //! callers off the event loop (clients' tests, the simulator's oracle, the fuzzers).
 
 use std::net::SocketAddr;
+use std::ops::Range;
 
 use raida_wire::{
     RequestHeader, Status, StatusByte, Timestamp, Transport, CHALLENGE_LEN, RANDOM_LEN, TRAILER,
@@ -13,6 +14,7 @@ use super::checks::{check_header, Admitted, HeaderRules, Rejected};
 use crate::command::{CommandRegistry, RequestContext};
 use crate::frame::{open_body, write_response, RequestKey, ResponseParts};
 use crate::keys::KeyStore;
+use crate::peer::{PeerAnswer, PeerCall, PeerFailure, PeerPlan};
 
 /// Where and when a request arrived, and over what: the parts of a handler's request
 /// context that are not in the request's bytes.
@@ -26,9 +28,61 @@ pub struct Arrival {
     pub at: Timestamp,
 }
 
+/// What serving an admitted request came to.
+#[derive(Debug)]
+pub(crate) enum Served {
+    /// The response is written; its status.
+    Answered(StatusByte),
+    /// The command asked for peer calls ([`PeerPlan::Calls`]): nothing is written; the
+    /// opened body stays with the request until its peers have answered.
+    Peers(Opened),
+}
+
+/// A body that passed its checks, kept while its request waits for its peers: the key
+/// it was opened with, the response signature, and where the payload lies in the
+/// (decrypted) body.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub(crate) key: RequestKey,
+    pub(crate) signature: [u8; 16],
+    pub(crate) payload: Range<usize>,
+    pub(crate) calls: Vec<PeerCall>,
+}
+
+/// The handler's request context for an admitted request.
+fn context<'a>(
+    admitted: &'a Admitted,
+    arrival: &Arrival,
+    store: &'a dyn KeyStore,
+    payload: &'a [u8],
+    has_body: bool,
+) -> RequestContext<'a> {
+    let h = &admitted.header;
+    RequestContext {
+        group: h.group(),
+        command: h.command(),
+        shard: h.shard(),
+        raida_id: h.raida_id(),
+        coin_id: h.coin_id(),
+        encryption: admitted.encryption,
+        key: h.key_id(admitted.encryption),
+        nonce: h.nonce(),
+        peer: arrival.peer,
+        transport: arrival.transport,
+        arrived: arrival.at,
+        payload,
+        has_body,
+        store,
+    }
+}
+
 /// Everything that happens to an admitted request once its whole body is in: the body
 /// checks and decryption (in place), the command, and the response, appended to `out`.
 /// This is the work of a job; `scratch` is a reusable buffer for the command's output.
+///
+/// A command that asks for peer calls ([`Command::peer_calls`](crate::Command::peer_calls))
+/// writes nothing yet: [`Served::Peers`] carries what its later
+/// [`finish_admitted`] needs.
 ///
 /// Returns the status written, for the counters.
 #[allow(clippy::too_many_arguments)]
@@ -42,40 +96,39 @@ pub(crate) fn serve_admitted(
     random: &[u8; RANDOM_LEN],
     scratch: &mut Vec<u8>,
     out: &mut Vec<u8>,
-) -> StatusByte {
+) -> Served {
     scratch.clear();
     let has_body = !body.is_empty();
     let key = locker_key_for(admitted, body);
     let (status, signature) = match open_body(admitted.encryption, &key, body) {
         Ok(opened) => {
             let payload = body.get(opened.payload.clone()).unwrap_or(&[]);
-            let h = &admitted.header;
-            let ctx = RequestContext {
-                group: h.group(),
-                command: h.command(),
-                shard: h.shard(),
-                raida_id: h.raida_id(),
-                coin_id: h.coin_id(),
-                encryption: admitted.encryption,
-                key: h.key_id(admitted.encryption),
-                nonce: h.nonce(),
-                peer: arrival.peer,
-                transport: arrival.transport,
-                arrived: arrival.at,
-                payload,
-                has_body,
-                store,
-            };
+            let ctx = context(admitted, arrival, store, payload, has_body);
             // A command that panics is answered 252 INTERNAL and the server keeps
             // serving: the handler is outside the network layer's control.
             let handler = &admitted.handler;
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                handler.run(&ctx, scratch)
+                match handler.peer_calls(&ctx) {
+                    PeerPlan::None => Ok(handler.run(&ctx, scratch)),
+                    PeerPlan::Reply(status) => Ok(status),
+                    PeerPlan::Calls(calls) => Err(calls),
+                }
             }));
-            let status = run.unwrap_or_else(|_| {
-                scratch.clear();
-                Status::Internal.into()
-            });
+            let status = match run {
+                Ok(Ok(status)) => status,
+                Ok(Err(calls)) => {
+                    return Served::Peers(Opened {
+                        key,
+                        signature: opened.challenge,
+                        payload: opened.payload,
+                        calls,
+                    })
+                }
+                Err(_) => {
+                    scratch.clear();
+                    Status::Internal.into()
+                }
+            };
             (status, opened.challenge)
         }
         Err(rejected) => (rejected.status.into(), rejected.challenge),
@@ -90,6 +143,58 @@ pub(crate) fn serve_admitted(
         raida_id,
         &admitted.reply,
         &key,
+        parts,
+        elapsed_micros,
+        random,
+    );
+    Served::Answered(parts.status)
+}
+
+/// The second half of a request that called its peers: the command's
+/// [`finish`](crate::Command::finish) with the peers' answers (or, when `refused`, that
+/// status with no body and no command), and the response, appended to `out`. `body`
+/// is the body as [`serve_admitted`] left it (decrypted).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn finish_admitted(
+    raida_id: u8,
+    admitted: &Admitted,
+    arrival: &Arrival,
+    store: &dyn KeyStore,
+    body: &[u8],
+    opened: &Opened,
+    answers: &[PeerAnswer],
+    refused: Option<Status>,
+    elapsed_micros: u32,
+    random: &[u8; RANDOM_LEN],
+    scratch: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> StatusByte {
+    scratch.clear();
+    let status = match refused {
+        Some(status) => status.into(),
+        None => {
+            let payload = body.get(opened.payload.clone()).unwrap_or(&[]);
+            let ctx = context(admitted, arrival, store, payload, !body.is_empty());
+            let handler = &admitted.handler;
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                handler.finish(&ctx, answers, scratch)
+            }));
+            run.unwrap_or_else(|_| {
+                scratch.clear();
+                Status::Internal.into()
+            })
+        }
+    };
+    let parts = ResponseParts {
+        status,
+        signature: opened.signature,
+        output: scratch,
+    };
+    write_response(
+        out,
+        raida_id,
+        &admitted.reply,
+        &opened.key,
         parts,
         elapsed_micros,
         random,
@@ -178,6 +283,10 @@ pub fn answer_datagram(
 /// [`answer_datagram`] for a request that arrived as `arrival` says (its handler's
 /// context has that peer, transport and time). Over TCP the answer is the same bytes
 /// once the request is whole.
+///
+/// There is no engine here to call peers: a command that asks for peer calls
+/// ([`Command::peer_calls`](crate::Command::peer_calls)) finishes at once, every call
+/// answered [`PeerFailure::NoAddress`].
 pub fn answer_request(
     datagram: &[u8],
     arrival: &Arrival,
@@ -200,7 +309,7 @@ pub fn answer_request(
                 Some(body) => {
                     let mut body = body.to_vec();
                     let mut scratch = Vec::new();
-                    serve_admitted(
+                    let served = serve_admitted(
                         rules.raida_id,
                         &admitted,
                         arrival,
@@ -211,6 +320,32 @@ pub fn answer_request(
                         &mut scratch,
                         &mut out,
                     );
+                    if let Served::Peers(opened) = served {
+                        // No engine, so no peers: every call fails as if its peer had
+                        // no address.
+                        let answers: Vec<PeerAnswer> = opened
+                            .calls
+                            .iter()
+                            .map(|c| PeerAnswer {
+                                raida: c.raida,
+                                result: Err(PeerFailure::NoAddress),
+                            })
+                            .collect();
+                        finish_admitted(
+                            rules.raida_id,
+                            &admitted,
+                            arrival,
+                            keys,
+                            &body,
+                            &opened,
+                            &answers,
+                            None,
+                            elapsed_micros,
+                            random,
+                            &mut scratch,
+                            &mut out,
+                        );
+                    }
                 }
                 None => {
                     let short = Rejected {

@@ -6,9 +6,22 @@ use std::sync::Arc;
 use raida_wire::{ReplyContext, Status, StatusByte, Timestamp, RANDOM_LEN};
 
 use super::checks::{Admitted, Rejected};
-use super::execute::{self, Arrival};
+use super::execute::{self, Arrival, Opened, Served};
 use super::ConnId;
 use crate::keys::{KeyStore, PageId};
+use crate::peer::PeerAnswer;
+
+/// A request whose command asked for peer calls: everything its second half
+/// ([`Work::Finish`]) needs, held by the engine (not by a worker) while the peers are
+/// called.
+#[derive(Debug)]
+pub(crate) struct PeerWait {
+    pub(crate) admitted: Admitted,
+    /// The body, decrypted in place.
+    pub(crate) body: Vec<u8>,
+    pub(crate) arrival: Arrival,
+    pub(crate) opened: Opened,
+}
 
 /// Where a job's response goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +63,15 @@ pub(crate) enum Work {
         page: PageId,
         store: Arc<dyn KeyStore>,
     },
+    /// The second half of a request whose peer calls have ended: the command's
+    /// `finish` with the answers (or the `refused` status, no command), and the
+    /// response.
+    Finish {
+        wait: Box<PeerWait>,
+        answers: Vec<PeerAnswer>,
+        refused: Option<Status>,
+        store: Arc<dyn KeyStore>,
+    },
 }
 
 /// A request ready to run, owned and `Send`: it carries everything the worker needs
@@ -88,6 +110,7 @@ impl Job {
         let reply = match &self.work {
             Work::Serve { admitted, .. } => Some(admitted.reply),
             Work::Reject(rejected) => Some(rejected.reply),
+            Work::Finish { wait, .. } => Some(wait.admitted.reply),
             Work::Load { .. } => None,
         };
         Fallback {
@@ -139,6 +162,7 @@ impl Job {
             work,
             mut out,
         } = self;
+        let mut peers = None;
         let (status, body) = match work {
             Work::Serve {
                 admitted,
@@ -148,12 +172,51 @@ impl Job {
             } => {
                 #[cfg(test)]
                 inject::maybe_panic();
-                let status = execute::serve_admitted(
+                let served = execute::serve_admitted(
                     raida_id,
                     &admitted,
                     &arrival,
                     store.as_ref(),
                     &mut body,
+                    elapsed,
+                    random,
+                    scratch,
+                    &mut out,
+                );
+                match served {
+                    Served::Answered(status) => (status, body),
+                    Served::Peers(opened) => {
+                        peers = Some(Box::new(PeerWait {
+                            admitted,
+                            body,
+                            arrival,
+                            opened,
+                        }));
+                        (Status::Success.into(), Vec::new())
+                    }
+                }
+            }
+            Work::Finish {
+                wait,
+                answers,
+                refused,
+                store,
+            } => {
+                let PeerWait {
+                    admitted,
+                    body,
+                    arrival,
+                    opened,
+                } = *wait;
+                let status = execute::finish_admitted(
+                    raida_id,
+                    &admitted,
+                    &arrival,
+                    store.as_ref(),
+                    &body,
+                    &opened,
+                    &answers,
+                    refused,
                     elapsed,
                     random,
                     scratch,
@@ -180,6 +243,7 @@ impl Job {
             started,
             response: out,
             spent: body,
+            peers,
         }
     }
 }
@@ -214,6 +278,7 @@ impl Fallback {
             started: self.started,
             response,
             spent: Vec::new(),
+            peers: None,
         }
     }
 }
@@ -252,6 +317,8 @@ pub struct Completion {
     pub(crate) response: Vec<u8>,
     /// The request body buffer, returned for reuse.
     pub(crate) spent: Vec<u8>,
+    /// The command asked for peer calls: no response yet; the engine calls the peers.
+    pub(crate) peers: Option<Box<PeerWait>>,
 }
 
 impl Completion {
@@ -265,9 +332,15 @@ impl Completion {
         self.status
     }
 
-    /// The response bytes.
+    /// The response bytes (empty while the request waits for its peers).
     pub fn response(&self) -> &[u8] {
         &self.response
+    }
+
+    /// Whether the request's command asked for peer calls: the engine calls them and
+    /// answers later.
+    pub fn calls_peers(&self) -> bool {
+        self.peers.is_some()
     }
 }
 

@@ -10,6 +10,7 @@ mod conn;
 mod execute;
 mod job;
 mod loads;
+mod peers;
 mod service;
 mod timers;
 
@@ -44,6 +45,7 @@ use conn::{BudgetWait, Conn, State};
 use job::{elapsed_micros, Lane, Work};
 pub use job::{Completion, Fallback, Job, Origin};
 use loads::{PageLoads, ParkedDatagram, Waiter};
+pub use peers::PeerConnId;
 pub use service::{AcceptStop, Accepting, ConnSocket, Io, Listener, Serviced};
 use timers::{Deadline, Timers};
 
@@ -134,6 +136,21 @@ pub struct EngineConfig {
     /// completes (the kernel's buffer holds the rest). A TCP request waiting for a page
     /// holds only its header, and its connection's deadline goes on.
     pub max_parked_datagrams: usize,
+    /// The peers a command may call (PROTOCOL.md 8b, `raida_servers`), indexed by
+    /// RAIDA index; `None` (or an index past the end): no address, a call to it fails
+    /// at once ([`PeerFailure::NoAddress`](crate::peer::PeerFailure::NoAddress)).
+    pub peers: Vec<Option<SocketAddr>>,
+    /// Every peer call of a request ends this long after the calls began, connect
+    /// included (`peer_timeout_ms`).
+    pub peer_timeout: Duration,
+    /// Requests waiting for their peers at most (`max_fixes`); one more is answered
+    /// 160 REQUEST_RATE before anyone is called.
+    pub max_fixes: usize,
+    /// A peer response's body (after its 32-byte header) may announce at most this
+    /// many bytes; a larger one ends the call
+    /// ([`PeerFailure::TooLong`](crate::peer::PeerFailure::TooLong)) before anything is
+    /// allocated for it.
+    pub max_peer_response: usize,
 }
 
 impl Default for EngineConfig {
@@ -166,6 +183,10 @@ impl Default for EngineConfig {
             max_tracked_clients: 65_536,
             udp_refusals_per_s: 1000,
             drain_timeout: Duration::from_secs(5),
+            peers: Vec::new(),
+            peer_timeout: Duration::from_millis(8_000),
+            max_fixes: 64,
+            max_peer_response: 65_536,
         }
     }
 }
@@ -224,6 +245,21 @@ pub enum Output {
         /// The response.
         bytes: Vec<u8>,
     },
+    /// Open an outbound TCP connection to `addr` (a peer call) without blocking, then
+    /// report it: [`Engine::handle_connected`] once it is established, or
+    /// [`Engine::handle_connect_failed`]. The engine times it out itself.
+    Connect {
+        /// The connection's name from now on.
+        id: PeerConnId,
+        /// The peer.
+        addr: SocketAddr,
+    },
+    /// The peer connection wants I/O it may already be ready for: service it now, with
+    /// [`Engine::service_peer`].
+    WakePeer(PeerConnId),
+    /// Close the peer connection's socket (if the driver has one); the id is dead from
+    /// now on. Every [`Output::Connect`] gets exactly one.
+    ClosePeer(PeerConnId),
     /// The engine has room for datagrams again: read the UDP socket until it would
     /// block (it stopped because [`Engine::wants_datagrams`] said no).
     ResumeDatagrams,
@@ -260,6 +296,14 @@ pub enum Output {
 ///   [`handle_completion`](Self::handle_completion) for each finished [`Job`];
 ///   [`handle_timeout`](Self::handle_timeout) when [`poll_timeout`](Self::poll_timeout)
 ///   passes (extra calls are harmless).
+/// - **Peer calls** (outbound connections a command asked for, PROTOCOL.md 8b): on
+///   [`Output::Connect`] the driver starts a non-blocking connect and reports its
+///   outcome ([`handle_connected`](Self::handle_connected),
+///   [`handle_connect_failed`](Self::handle_connect_failed)); on the socket's readiness
+///   or an [`Output::WakePeer`] it calls [`service_peer`](Self::service_peer) (the
+///   outbound twin of `service`); on [`Output::ClosePeer`] it closes the socket. The
+///   engine decides everything else: what is written and read, and when a call ends
+///   (its fix's deadline is part of [`poll_timeout`](Self::poll_timeout)).
 /// - **Outputs**: after every input, drain [`poll_output`](Self::poll_output) until it
 ///   returns `None`, then ask [`poll_timeout`](Self::poll_timeout) for the next deadline.
 ///   Output left in the queue is a stranded response.
@@ -305,6 +349,8 @@ pub struct Engine {
     /// Shutting down ([`Engine::handle_shutdown`]): until when requests in flight may
     /// take.
     drain_until: Option<Timestamp>,
+    /// Requests waiting for their peers, and the outbound connections calling them.
+    peers: peers::Peers,
 }
 
 /// Built here rather than in `metrics`, so that the metrics (plain data and their
@@ -320,6 +366,8 @@ impl MetricsSnapshot {
             loads_in_flight: engine.loads_in_flight(),
             buffered_bytes: engine.buffered_bytes(),
             parked: engine.parked(),
+            fixes_in_flight: engine.fixes_in_flight(),
+            peer_connections: engine.peer_connections(),
             keys: engine.keys().stats(),
             udp_send_dropped: 0,
         }
@@ -386,6 +434,7 @@ impl Engine {
             budget,
             clients,
             drain_until: None,
+            peers: peers::Peers::default(),
         }
     }
 
@@ -452,6 +501,7 @@ impl Engine {
             || !self.admission.is_empty()
             || !self.loads.is_empty()
             || !self.outputs.is_empty()
+            || !self.peers.is_empty()
     }
 
     /// Whether the driver should read datagrams now: false while admission is full,
@@ -887,6 +937,7 @@ impl Engine {
             self.close(id);
         }
         self.prune_timers();
+        self.peer_timeouts(now);
     }
 
     // ----- outputs ------------------------------------------------------------------
@@ -900,10 +951,15 @@ impl Engine {
     /// [`handle_timeout`](Self::handle_timeout) when it passes.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let conn = self.timers.first().map(|(when, _, _)| when);
-        [conn, self.accept_pause.until(), self.drain_until]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            conn,
+            self.accept_pause.until(),
+            self.drain_until,
+            self.peers.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     // ----- internals ----------------------------------------------------------------
@@ -1223,12 +1279,14 @@ impl Engine {
             started,
             response: out,
             spent: Vec::new(),
+            peers: None,
         };
         self.finish(completion, now);
     }
 
     /// Delivers a response: a datagram to its peer, or the write of a connection that
-    /// still waits for it (else dropped and counted).
+    /// still waits for it (else dropped and counted); or, for a command that asked for
+    /// peer calls, starts them (its response comes from a later job).
     fn finish(&mut self, completion: Completion, now: Timestamp) {
         let Completion {
             origin,
@@ -1237,8 +1295,15 @@ impl Engine {
             started,
             response,
             spent,
+            peers,
         } = completion;
         recycle(&mut self.pool, &self.config, spent);
+        if let Some(wait) = peers {
+            // Its command calls its peers first (wherever it ran): the engine does, and
+            // answers later.
+            recycle(&mut self.pool, &self.config, response);
+            return self.start_fix(origin, wait, now);
+        }
         match origin {
             Origin::Udp(peer) => {
                 self.count_response(status, Transport::Udp, started, now);
@@ -1515,6 +1580,20 @@ fn recycle(pool: &mut Vec<Vec<u8>>, config: &EngineConfig, buf: Vec<u8>) {
 }
 
 impl EngineConfig {
+    /// These peers (indexed by RAIDA index), peer deadline and bound on fixes in
+    /// flight, the rest as it is.
+    pub fn with_peers(
+        mut self,
+        peers: Vec<Option<SocketAddr>>,
+        peer_timeout: Duration,
+        max_fixes: usize,
+    ) -> EngineConfig {
+        self.peers = peers;
+        self.peer_timeout = peer_timeout;
+        self.max_fixes = max_fixes;
+        self
+    }
+
     /// Event loop `index`'s share when `loops` loops (engines) serve one server: the
     /// open connections and the jobs in flight are split by
     /// [`share`](crate::config::share) (shares differ by at most one and add up to
@@ -1526,6 +1605,7 @@ impl EngineConfig {
         use crate::config::share;
         self.max_connections = share(self.max_connections, loops, index);
         self.mod_queue_size = share(self.mod_queue_size, loops, index);
+        self.max_fixes = share(self.max_fixes, loops, index);
         self
     }
 
