@@ -23,14 +23,20 @@
 //! use raida_core::CommandRegistry;
 //!
 //! let mut registry = CommandRegistry::with_builtins();
-//! for (group, command, handler) in raida_commands::all(Arc::new(raida_commands::SystemClock)) {
+//! for (group, command, handler) in raida_commands::all(
+//!     Arc::new(raida_commands::SystemClock),
+//!     raida_commands::HealingSetup::default(),
+//! ) {
 //!     registry.register(group, command, handler).expect("free");
 //! }
 //! assert!(registry.get(1, 20).is_some());
+//! assert!(registry.get(2, 40).is_some());
+//! assert!(registry.get(2, 41).is_none());
 //! ```
 
 mod clock;
 mod detect;
+pub mod healing;
 mod locker;
 mod payload;
 mod pown;
@@ -41,6 +47,7 @@ use raida_core::Command;
 
 pub use clock::{mfs, Clock, FixedClock, SystemClock};
 pub use detect::{Detect, DetectSum};
+pub use healing::HealingSetup;
 pub use locker::{Peek, Remove, StoreMultipleSum, StoreSum, INVALID_PAN, INVALID_PARAMETER};
 pub use pown::{Pown, PownSum};
 
@@ -66,10 +73,12 @@ pub const REMOVE: u8 = 84;
 /// store_multiple_sum: `NL + NL x [NC + NC x coin + sum + key]`.
 pub const STORE_MULTIPLE_SUM: u8 = 88;
 
-/// The authentication and locker commands with their (group, command), the writers
-/// stamping records with the months since February 2023 that `clock` tells.
-pub fn all(clock: Arc<dyn Clock>) -> Vec<(u8, u8, Arc<dyn Command>)> {
-    vec![
+/// The authentication, locker and healing commands (get_ticket, validate_ticket,
+/// find: [`healing`]) with their (group, command), the writers stamping records with
+/// the months since February 2023 that `clock` tells, the healing commands built with
+/// `healing`.
+pub fn all(clock: Arc<dyn Clock>, healing: HealingSetup) -> Vec<(u8, u8, Arc<dyn Command>)> {
+    let mut all = vec![
         (GROUP, DETECT, Arc::new(Detect) as Arc<dyn Command>),
         (GROUP, DETECT_SUM, Arc::new(DetectSum)),
         (GROUP, POWN, Arc::new(Pown::new(Arc::clone(&clock)))),
@@ -90,5 +99,7 @@ pub fn all(clock: Arc<dyn Clock>) -> Vec<(u8, u8, Arc<dyn Command>)> {
             STORE_MULTIPLE_SUM,
             Arc::new(StoreMultipleSum::new(clock)),
         ),
-    ]
+    ];
+    all.extend(healing::commands(healing));
+    all
 }
