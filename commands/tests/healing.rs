@@ -45,6 +45,13 @@ fn setup() -> HealingSetup {
         max_tickets: 8,
         max_ticket_coins: 64,
         raida_servers,
+        // RAIDA 3's host resolved to two addresses.
+        raida_ips: vec![
+            vec![],
+            vec![],
+            vec![],
+            vec![IpAddr::from([10, 0, 0, 3]), IpAddr::from([10, 0, 1, 3])],
+        ],
         claim_from: vec![IpAddr::V4(Ipv4Addr::new(192, 168, 9, 9))],
     }
 }
@@ -313,6 +320,9 @@ fn a_claim_comes_over_tcp_from_the_raidas_address_or_claim_from() {
     // (the same answer for an unknown ticket).
     assert_eq!(claim(&s, tcp_from([10, 0, 0, 3]), 2, ticket).0, 18);
     assert_eq!(claim(&s, tcp_from([203, 0, 113, 5]), 2, ticket ^ 1).0, 18);
+    // A second address of RAIDA 3's host may claim for 3, not for 2.
+    assert_eq!(claim(&s, tcp_from([10, 0, 1, 3]), 2, ticket).0, 18);
+    assert_eq!(claim(&s, tcp_from([10, 0, 1, 3]), 3, ticket).0, 250);
     // RAIDA 4 has no listed address: only claim_from may claim for it.
     assert_eq!(claim(&s, tcp_from(PEER), 4, ticket).0, 18);
     assert_eq!(claim(&s, tcp_from([192, 168, 9, 9]), 4, ticket).0, 250);

@@ -219,11 +219,13 @@ impl ServerBuilder {
     fn registry(&self, config: &ValidConfig) -> Result<CommandRegistry, BuildError> {
         let mut registry = CommandRegistry::with_builtins();
         let auth = if self.auth_commands {
+            let peers = crate::peers::resolve_raida_servers(&config.server.raida_servers);
             let healing = raida_commands::HealingSetup {
                 ticket_lifetime: config.healing.ticket_lifetime(),
                 max_tickets: config.healing.max_tickets,
                 max_ticket_coins: config.healing.max_ticket_coins,
-                raida_servers: crate::peers::resolve_raida_servers(&config.server.raida_servers),
+                raida_servers: peers.addresses(),
+                raida_ips: peers.ips(),
                 claim_from: config.claim_from().to_vec(),
             };
             raida_commands::all(Arc::new(raida_commands::SystemClock), healing)

@@ -2,25 +2,47 @@
 //! core never does. Index i is RAIDA i's address; the healing commands accept a claim
 //! for RAIDA i only from its IP, and a fix calls its peers there.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 use raida_core::config::split_host_port;
 
-/// Each `"host:port"` entry's first IPv4 address, in order; `None` (with a logged
-/// warning) where the host does not resolve to one. Blocks on name resolution, so it
-/// runs once, at start, before anything is served.
-pub fn resolve_raida_servers(entries: &[String]) -> Vec<Option<SocketAddr>> {
-    entries
+/// `raida_servers` resolved: per entry (index i = RAIDA i), every IPv4 address its host
+/// resolved to, in the resolver's order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RaidaServers {
+    /// Per entry, its IPv4 addresses; empty where the host did not resolve to one.
+    pub resolved: Vec<Vec<SocketAddr>>,
+}
+
+impl RaidaServers {
+    /// The address each RAIDA is called at: its entry's first IPv4 address, `None`
+    /// where there is none.
+    pub fn addresses(&self) -> Vec<Option<SocketAddr>> {
+        self.resolved.iter().map(|a| a.first().copied()).collect()
+    }
+
+    /// The IP addresses a claim for each RAIDA may come from: all of its entry's.
+    pub fn ips(&self) -> Vec<Vec<IpAddr>> {
+        self.resolved
+            .iter()
+            .map(|a| a.iter().map(SocketAddr::ip).collect())
+            .collect()
+    }
+}
+
+/// Each `"host:port"` entry's IPv4 addresses, in order; none (with a logged warning)
+/// where the host does not resolve to one. Blocks on name resolution, so it runs once,
+/// at start, before anything is served.
+pub fn resolve_raida_servers(entries: &[String]) -> RaidaServers {
+    let resolved = entries
         .iter()
         .enumerate()
         .map(|(i, entry)| {
-            let resolved = split_host_port(entry).and_then(|(host, port)| {
-                (host, port)
-                    .to_socket_addrs()
-                    .ok()?
-                    .find(SocketAddr::is_ipv4)
-            });
-            if resolved.is_none() {
+            let resolved: Vec<SocketAddr> = split_host_port(entry)
+                .and_then(|(host, port)| (host, port).to_socket_addrs().ok())
+                .map(|addrs| addrs.filter(SocketAddr::is_ipv4).collect())
+                .unwrap_or_default();
+            if resolved.is_empty() {
                 tracing::warn!(
                     "[server] raida_servers item {} ({entry:?}, RAIDA {i}) does not resolve \
                      to an IPv4 address: no claims from it and no calls to it",
@@ -29,7 +51,8 @@ pub fn resolve_raida_servers(entries: &[String]) -> Vec<Option<SocketAddr>> {
             }
             resolved
         })
-        .collect()
+        .collect();
+    RaidaServers { resolved }
 }
 
 #[cfg(test)]
@@ -44,7 +67,9 @@ mod tests {
             "localhost:50002".to_string(),
             "no-such-host.invalid:1".to_string(),
         ];
-        let r = resolve_raida_servers(&entries);
+        let resolved = resolve_raida_servers(&entries);
+        let r = resolved.addresses();
+        assert_eq!(resolved.ips()[0], [IpAddr::from([127, 0, 0, 1])]);
         assert_eq!(r[0], Some(SocketAddr::from(([127, 0, 0, 1], 50_000))));
         assert_eq!(r[1], None, "IPv4 only");
         assert_eq!(r[2].map(|a| a.port()), Some(50_002));

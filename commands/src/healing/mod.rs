@@ -65,6 +65,10 @@ pub struct HealingSetup {
     /// address of RAIDA i, `None` where the entry is absent or did not resolve. A
     /// claim for RAIDA i is taken only from the IP address of entry i.
     pub raida_servers: Vec<Option<SocketAddr>>,
+    /// Every IP address each `raida_servers` host resolved to (index i = RAIDA i), when
+    /// a host has several: a claim for RAIDA i may come from any of entry i's. May be
+    /// empty: `raida_servers` alone then decides.
+    pub raida_ips: Vec<Vec<IpAddr>>,
     /// `[healing] claim_from`: addresses any claim may come from besides.
     pub claim_from: Vec<IpAddr>,
 }
@@ -78,6 +82,7 @@ impl Default for HealingSetup {
             max_tickets: 65_536,
             max_ticket_coins: 1 << 20,
             raida_servers: Vec::new(),
+            raida_ips: Vec::new(),
             claim_from: Vec::new(),
         }
     }
@@ -86,7 +91,7 @@ impl Default for HealingSetup {
 impl HealingSetup {
     /// Whether a claim for RAIDA `raida` may come from `peer`: its IP (an
     /// IPv4-mapped IPv6 address counts as the IPv4 address) is entry `raida`'s of
-    /// `raida_servers`, or one of `claim_from`.
+    /// `raida_servers` or `raida_ips`, or one of `claim_from`.
     pub fn may_claim(&self, raida: u8, peer: IpAddr) -> bool {
         let peer = canonical(peer);
         let listed = self
@@ -94,7 +99,11 @@ impl HealingSetup {
             .get(usize::from(raida))
             .copied()
             .flatten()
-            .is_some_and(|a| canonical(a.ip()) == peer);
+            .is_some_and(|a| canonical(a.ip()) == peer)
+            || self
+                .raida_ips
+                .get(usize::from(raida))
+                .is_some_and(|ips| ips.iter().any(|&ip| canonical(ip) == peer));
         listed || self.claim_from.iter().any(|&a| canonical(a) == peer)
     }
 }
