@@ -58,15 +58,26 @@ fn a_command_s_random_bytes_follow_the_job_s_and_are_not_them() {
     // 32 bytes of output, then the trailer.
     let (ra, rb) = (&a[32..64], &b[32..64]);
     assert_ne!(ra, rb, "other fresh bytes, other random bytes");
-    assert_eq!(answer(&request(1, 0), &RANDOM)[32..64], *ra, "one draw per request");
-    assert!(!ra.windows(RANDOM_LEN).any(|w| w == RANDOM), "not the job's bytes");
+    assert_eq!(
+        answer(&request(1, 0), &RANDOM)[32..64],
+        *ra,
+        "one draw per request"
+    );
+    assert!(
+        !ra.windows(RANDOM_LEN).any(|w| w == RANDOM),
+        "not the job's bytes"
+    );
 }
 
 #[test]
 fn a_48_byte_header_publishes_the_job_s_bytes_only_when_the_command_drew_none() {
     let plain = answer(&request(2, 4), &RANDOM);
     assert_eq!(plain[2], 250);
-    assert_eq!(&plain[24..46], &RANDOM[..], "no draw: the job's bytes as they are");
+    assert_eq!(
+        &plain[24..46],
+        &RANDOM[..],
+        "no draw: the job's bytes as they are"
+    );
     let drew = answer(&request(1, 4), &RANDOM);
     assert_eq!(drew[2], 250);
     assert_ne!(&drew[24..46], &RANDOM[..], "a draw: bytes derived apart");

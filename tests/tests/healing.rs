@@ -215,3 +215,37 @@ fn find_and_get_ticket_over_tcp_and_udp() {
         assert_eq!(call(&server, transport, 41, &ticket_payload(&coins)).0, 6);
     }
 }
+
+#[test]
+fn the_healing_table_bounds_room_and_lifetime() {
+    let root = demo_root();
+    let network = local_network();
+    let server = Server::start(
+        root.path(),
+        &[
+            "--raida-servers",
+            &network,
+            "--max-tickets",
+            "1",
+            "--ticket-lifetime-s",
+            "1",
+        ],
+    );
+    let coins = [(0, 4, demo_coin_an(0, 4))];
+    let (status, body) = call(&server, Transport::Tcp, 40, &ticket_payload(&coins));
+    assert_eq!(status, 241);
+    let ticket = u32::from_be_bytes(body[..4].try_into().expect("4 bytes"));
+    // One ticket is all the room there is: 42, no body.
+    assert_eq!(
+        call(&server, Transport::Udp, 40, &ticket_payload(&coins)),
+        (42, Vec::new())
+    );
+    assert_eq!(peer_exchange(server.tcp, &claim_request(1, ticket))[2], 250);
+    // Past its lifetime (1 s) the ticket is gone (43) and its room free.
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    assert_eq!(peer_exchange(server.tcp, &claim_request(2, ticket))[2], 43);
+    assert_eq!(
+        call(&server, Transport::Udp, 40, &ticket_payload(&coins)).0,
+        241
+    );
+}
