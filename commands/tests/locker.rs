@@ -136,6 +136,24 @@ fn answer(store: &dyn KeyStore, command: u8, payload: &[u8]) -> (u8, Vec<u8>) {
     answer_over(store, &raw(command, 0, Some(payload)), Transport::Tcp)
 }
 
+/// The status of an authentication command (group 1, PROTOCOL.md 8a) over TCP, type 0.
+fn authentication(store: &dyn KeyStore, command: u8, payload: Vec<u8>) -> u8 {
+    let mut req = Request::new(RAIDA_ID, 1, command, Keys::None);
+    req.payload = payload;
+    let built = req.build().expect("builds");
+    let resp = answer_request(
+        built.bytes(),
+        &arrival(Transport::Tcp),
+        &rules(),
+        &registry(),
+        store,
+        0,
+        &[7; 22],
+    )
+    .expect("a response");
+    resp[2]
+}
+
 fn coin_ref(den: i8, serial: u32) -> Vec<u8> {
     let mut v = vec![den as u8];
     v.extend_from_slice(&serial.to_be_bytes());
@@ -609,20 +627,7 @@ fn the_index_equals_what_the_records_imply_after_every_kind_of_write() {
         let mut p = coin_ref(1, serial);
         p.extend_from_slice(&from);
         p.extend_from_slice(&to);
-        let mut req = Request::new(RAIDA_ID, 1, 20, Keys::None);
-        req.payload = p;
-        let built = req.build().expect("builds");
-        let resp = answer_request(
-            built.bytes(),
-            &arrival(Transport::Tcp),
-            &rules(),
-            &registry(),
-            &*s,
-            0,
-            &[7; 22],
-        )
-        .expect("a response");
-        assert_eq!(resp[2], ALL_PASS);
+        assert_eq!(authentication(&*s, 20, p), ALL_PASS);
         step(&s);
     }
     // A pown_sum (1/21) that moves locker coins out by a delta.
@@ -630,20 +635,7 @@ fn the_index_equals_what_the_records_imply_after_every_kind_of_write() {
     p.extend_from_slice(&coin_ref(1, 3));
     p.extend_from_slice(&xor(&[key(1), key(1)]));
     p.extend_from_slice(&an(0x0F));
-    let mut req = Request::new(RAIDA_ID, 1, 21, Keys::None);
-    req.payload = p;
-    let built = req.build().expect("builds");
-    let resp = answer_request(
-        built.bytes(),
-        &arrival(Transport::Tcp),
-        &rules(),
-        &registry(),
-        &*s,
-        0,
-        &[7; 22],
-    )
-    .expect("a response");
-    assert_eq!(resp[2], ALL_PASS);
+    assert_eq!(authentication(&*s, 21, p), ALL_PASS);
     step(&s);
     assert_eq!(answer(&*s, PEEK, &key(1)), (ALL_FAIL, vec![]));
     // A remove into another locker, and store_multiple_sum.

@@ -49,7 +49,7 @@ impl std::fmt::Display for Cidr {
 
 /// Loopback, IPv4 and IPv6: the default trusted networks (local processes are the
 /// operator's own, e.g. a reverse proxy or a monitoring probe).
-pub fn loopback() -> Vec<Cidr> {
+pub(crate) fn loopback() -> Vec<Cidr> {
     vec![
         Cidr {
             net: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)),

@@ -404,13 +404,15 @@ mod tests {
         assert!(r.get(15, 255).is_none());
     }
 
-    #[test]
-    fn version_is_eight_ascii_bytes() {
-        let mut out = Vec::new();
-        let store = crate::keys::MemoryKeyStore::new();
-        let ctx = RequestContext {
+    /// A request context with `payload`, over `transport`, for the commands under test.
+    fn context<'a>(
+        store: &'a dyn KeyStore,
+        transport: Transport,
+        payload: &'a [u8],
+    ) -> RequestContext<'a> {
+        RequestContext {
             group: 0,
-            command: 1,
+            command: 0,
             shard: 0,
             raida_id: 0,
             coin_id: 0,
@@ -418,14 +420,22 @@ mod tests {
             key: KeyId::None,
             nonce: &[],
             peer: SocketAddr::from(([127, 0, 0, 1], 1)),
-            transport: Transport::Udp,
+            transport,
             arrived: Timestamp::ZERO,
-            payload: &[],
-            has_body: false,
-            store: &store,
-            seed: &[0; RANDOM_LEN],
-            drew: &std::cell::Cell::new(false),
-        };
+            payload,
+            has_body: !payload.is_empty(),
+            store,
+            seed: &[1; RANDOM_LEN],
+            // Leaked: a few bytes per test, for a context that outlives this call.
+            drew: Box::leak(Box::new(std::cell::Cell::new(false))),
+        }
+    }
+
+    #[test]
+    fn version_is_eight_ascii_bytes() {
+        let mut out = Vec::new();
+        let store = crate::keys::MemoryKeyStore::new();
+        let ctx = context(&store, Transport::Udp, &[]);
         let status = Version.run(&ctx, &mut out);
         assert_eq!(status, StatusByte(250));
         assert_eq!(out.len(), 8);
@@ -438,21 +448,8 @@ mod tests {
         let store = crate::keys::MemoryKeyStore::new();
         let ctx = RequestContext {
             group: 15,
-            command: 0,
             shard: 2,
-            raida_id: 0,
-            coin_id: 0,
-            encryption: Encryption::None,
-            key: KeyId::None,
-            nonce: &[],
-            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
-            transport: Transport::Tcp,
-            arrived: Timestamp::ZERO,
-            payload: b"abc",
-            has_body: true,
-            store: &store,
-            seed: &[1; RANDOM_LEN],
-            drew: &std::cell::Cell::new(false),
+            ..context(&store, Transport::Tcp, b"abc")
         };
         assert_ne!(ctx.random(), [0; 32]);
         assert_eq!(ctx.random(), ctx.random(), "one draw per request");

@@ -240,7 +240,7 @@ impl Driver {
         }
         let snapshots = Snapshots { loops: senders };
 
-        let epoch = Instant::now();
+        let epoch = crate::clock::now();
         let in_flight = engines
             .iter()
             .map(|c| c.mod_queue_size + c.long_jobs)

@@ -50,13 +50,13 @@ const RANDOM_REFILL: usize = 4096;
 const REFUSAL_DISCARD_READS: usize = 4;
 
 /// Microseconds since `epoch`: the engine's clock (shared with the workers).
-pub fn timestamp(epoch: Instant) -> Timestamp {
+pub(crate) fn timestamp(epoch: Instant) -> Timestamp {
     Timestamp::from_micros(u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX))
 }
 
 /// What the event loop needs besides the engine.
 #[derive(Debug)]
-pub struct Parts {
+pub(crate) struct Parts {
     /// The poller every socket of this loop is registered with (shared with workers,
     /// signals and the metrics endpoint, which wake it).
     pub poller: Arc<Poller>,
@@ -102,7 +102,7 @@ struct Slot {
 
 /// The event loop's state.
 #[derive(Debug)]
-pub struct EventLoop {
+pub(crate) struct EventLoop {
     engine: Engine,
     poller: Arc<Poller>,
     epoch: Instant,
@@ -141,7 +141,7 @@ fn index_of(key: usize) -> usize {
 
 impl EventLoop {
     /// Registers the listener and the UDP socket; nothing is read yet.
-    pub fn new(engine: Engine, parts: Parts) -> io::Result<EventLoop> {
+    pub(crate) fn new(engine: Engine, parts: Parts) -> io::Result<EventLoop> {
         // The listener and the UDP socket are owned by the returned EventLoop and
         // deleted from the poller before they are dropped (the listener in
         // `stop_listening`, the UDP socket in `Drop`).
@@ -179,7 +179,7 @@ impl EventLoop {
 
     /// Everything the metrics endpoint shows: the engine's counters and gauges, and
     /// the response datagrams this driver dropped.
-    pub fn snapshot(&self) -> MetricsSnapshot {
+    pub(crate) fn snapshot(&self) -> MetricsSnapshot {
         let mut snapshot = MetricsSnapshot::of(&self.engine);
         snapshot.udp_send_dropped = self.udp.dropped();
         snapshot
@@ -194,7 +194,7 @@ impl EventLoop {
     }
 
     /// Runs until a stop signal has been handled and the drain is over.
-    pub fn run(&mut self) -> io::Result<Exit> {
+    pub(crate) fn run(&mut self) -> io::Result<Exit> {
         let capacity = NonZeroUsize::new(self.network.events_per_wait).unwrap_or(NonZeroUsize::MIN);
         let mut events = Events::with_capacity(capacity.get());
         // Connections may be waiting in the backlog already.
@@ -281,7 +281,7 @@ impl EventLoop {
     }
 
     fn next_deadline(&self) -> Instant {
-        let now = Instant::now();
+        let now = crate::clock::now();
         if !self.wakes.is_empty() || self.udp_resume || self.accept_more {
             return now;
         }

@@ -13,6 +13,7 @@
 //! run jobs and wake it with `Poller::notify`; sockets are set up through `socket2`. It
 //! only does syscalls: every decision is the engine's.
 
+mod clock;
 mod driver;
 mod event_loop;
 mod mmsg;

@@ -9,11 +9,11 @@ use std::os::fd::AsRawFd;
 use socket2::SockAddr;
 
 /// Datagrams per syscall at most.
-pub const BATCH: usize = 32;
+pub(crate) const BATCH: usize = 32;
 
 /// Receive buffers for one batch: `BATCH` slots of `size` bytes and their senders.
 #[derive(Debug)]
-pub struct RecvBatch {
+pub(crate) struct RecvBatch {
     size: usize,
     bufs: Vec<u8>,
     addrs: Vec<libc::sockaddr_storage>,
@@ -24,7 +24,7 @@ pub struct RecvBatch {
 
 impl RecvBatch {
     /// Buffers of `size` bytes each (a datagram longer than that is truncated to it).
-    pub fn new(size: usize) -> RecvBatch {
+    pub(crate) fn new(size: usize) -> RecvBatch {
         let size = size.max(1);
         RecvBatch {
             size,
@@ -39,7 +39,7 @@ impl RecvBatch {
 
     /// Reads up to `max` (at most [`BATCH`]) datagrams without blocking; returns how
     /// many. Errors as `recv_from` has them (`WouldBlock` when none is waiting).
-    pub fn recv(&mut self, socket: &UdpSocket, max: usize) -> io::Result<usize> {
+    pub(crate) fn recv(&mut self, socket: &UdpSocket, max: usize) -> io::Result<usize> {
         let max = max.clamp(1, BATCH);
         self.count = 0;
         // SAFETY: zeroed iovec and mmsghdr are valid values; every pointer below points
@@ -86,7 +86,7 @@ impl RecvBatch {
 
     /// Datagram `i` of the last batch: its sender (when it has an IP address) and its
     /// bytes (truncated to the buffer size).
-    pub fn get(&self, i: usize) -> Option<(SocketAddr, &[u8])> {
+    pub(crate) fn get(&self, i: usize) -> Option<(SocketAddr, &[u8])> {
         if i >= self.count {
             return None;
         }
@@ -105,13 +105,13 @@ impl RecvBatch {
 /// sent buffer to `spent`. Returns how many left the queue; `Err(WouldBlock)` only when
 /// none did.
 #[derive(Debug, Default)]
-pub struct SendBatch {
+pub(crate) struct SendBatch {
     addrs: Vec<SockAddr>,
 }
 
 impl SendBatch {
     /// Sends from `queue` as described above.
-    pub fn send(
+    pub(crate) fn send(
         &mut self,
         socket: &UdpSocket,
         queue: &mut VecDeque<(SocketAddr, Vec<u8>)>,

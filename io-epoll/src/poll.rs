@@ -25,7 +25,7 @@ use polling::PollMode;
 
 /// Readiness of one registered source, as a wait reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Event {
+pub(crate) struct Event {
     /// The key it was registered with.
     pub key: usize,
     /// Readable (or end of stream, or an error to collect by reading).
@@ -36,13 +36,13 @@ pub struct Event {
 
 /// The events of one wait.
 #[derive(Debug)]
-pub struct Events {
+pub(crate) struct Events {
     inner: polling::Events,
 }
 
 impl Events {
     /// Room for `capacity` events per wait (at least 1).
-    pub fn with_capacity(capacity: usize) -> Events {
+    pub(crate) fn with_capacity(capacity: usize) -> Events {
         Events {
             inner: polling::Events::with_capacity(
                 NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN),
@@ -51,7 +51,7 @@ impl Events {
     }
 
     /// The events of the last wait.
-    pub fn iter(&self) -> impl Iterator<Item = Event> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Event> + '_ {
         self.inner.iter().map(|e| Event {
             key: e.key,
             readable: e.readable,
@@ -61,14 +61,14 @@ impl Events {
 
     /// Whether the last wait returned no event.
     #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.inner.is_empty()
     }
 }
 
 /// An edge-triggered poller that other threads can wake.
 #[derive(Debug)]
-pub struct Poller {
+pub(crate) struct Poller {
     inner: polling::Poller,
     /// Set by [`Poller::notify`], cleared when a wait returns: lets the busy-poll window
     /// end on a notification, which `polling` reports as a wait with no event.
@@ -79,7 +79,7 @@ pub struct Poller {
 
 impl Poller {
     /// A new poller (busy-poll window 0: every wait blocks at once).
-    pub fn new() -> io::Result<Poller> {
+    pub(crate) fn new() -> io::Result<Poller> {
         Ok(Poller {
             inner: polling::Poller::new()?,
             notified: AtomicBool::new(false),
@@ -88,7 +88,7 @@ impl Poller {
     }
 
     /// Sets the busy-poll window (0: off).
-    pub fn set_busy_poll(&self, window: Duration) {
+    pub(crate) fn set_busy_poll(&self, window: Duration) {
         let us = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
         self.busy_poll_us.store(us, Ordering::Relaxed);
     }
@@ -99,7 +99,7 @@ impl Poller {
     ///
     /// `source` must be [`delete`](Self::delete)d from this poller before it is closed
     /// (the contract of `polling::Poller::add`).
-    pub unsafe fn add(
+    pub(crate) unsafe fn add(
         &self,
         source: &impl AsRawFd,
         key: usize,
@@ -114,17 +114,21 @@ impl Poller {
     }
 
     /// Removes `source` from the poller.
-    pub fn delete(&self, source: impl AsFd) -> io::Result<()> {
+    pub(crate) fn delete(&self, source: impl AsFd) -> io::Result<()> {
         self.inner.delete(source)
     }
 
     /// Waits until an event, a notification or `deadline` (none: for ever), polling
     /// without blocking during the busy-poll window first. `EINTR` is retried.
-    pub fn wait_deadline(&self, events: &mut Events, deadline: Option<Instant>) -> io::Result<()> {
+    pub(crate) fn wait_deadline(
+        &self,
+        events: &mut Events,
+        deadline: Option<Instant>,
+    ) -> io::Result<()> {
         events.inner.clear();
         let window = self.busy_poll_us.load(Ordering::Relaxed);
         if window > 0 {
-            let start = Instant::now();
+            let start = crate::clock::now();
             let mut until = start + Duration::from_micros(window);
             if let Some(d) = deadline {
                 until = until.min(d);
@@ -134,12 +138,12 @@ impl Poller {
                 if !events.inner.is_empty() || self.notified.swap(false, Ordering::SeqCst) {
                     return Ok(());
                 }
-                if Instant::now() >= until {
+                if crate::clock::now() >= until {
                     break;
                 }
             }
         }
-        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let timeout = deadline.map(|d| d.saturating_duration_since(crate::clock::now()));
         self.inner.wait(&mut events.inner, timeout)?;
         self.notified.store(false, Ordering::SeqCst);
         Ok(())
@@ -147,7 +151,7 @@ impl Poller {
 
     /// Wakes the current or the next wait. Notifies merge: one already pending costs no
     /// syscall.
-    pub fn notify(&self) -> io::Result<()> {
+    pub(crate) fn notify(&self) -> io::Result<()> {
         self.notified.store(true, Ordering::SeqCst);
         self.inner.notify()
     }
@@ -172,14 +176,17 @@ mod tests {
             p.notify().expect("notify");
             p.notify().expect("notify again (merged)");
             // Woken at once (a 60 s deadline would hang the test otherwise), no event.
-            let start = Instant::now();
+            let start = crate::clock::now();
             p.wait_deadline(&mut events, Some(start + Duration::from_secs(60)))
                 .expect("wait");
             assert!(events.is_empty());
             assert!(start.elapsed() < Duration::from_secs(30), "busy {busy_us}");
             // Consumed: the next wait ends at its deadline, still without an event.
-            p.wait_deadline(&mut events, Some(Instant::now() + Duration::from_millis(1)))
-                .expect("wait");
+            p.wait_deadline(
+                &mut events,
+                Some(crate::clock::now() + Duration::from_millis(1)),
+            )
+            .expect("wait");
             assert!(events.is_empty());
         }
     }
@@ -194,8 +201,11 @@ mod tests {
             unsafe { p.add(&b, 7, true, false) }.expect("add");
             a.send(b"x").expect("send");
             let mut events = Events::with_capacity(8);
-            p.wait_deadline(&mut events, Some(Instant::now() + Duration::from_secs(5)))
-                .expect("wait");
+            p.wait_deadline(
+                &mut events,
+                Some(crate::clock::now() + Duration::from_secs(5)),
+            )
+            .expect("wait");
             let got: Vec<Event> = events.iter().collect();
             assert_eq!(got.len(), 1, "busy {busy_us}");
             assert_eq!(got[0].key, 7);

@@ -55,7 +55,7 @@ fn udp(addr: SocketAddr, reuse_port: bool) -> io::Result<UdpSocket> {
 /// Port 0 picks a port on which both can bind: TCP binds a free port, then UDP binds
 /// the same one; when UDP finds it taken, both are dropped and a new port is tried, a
 /// bounded number of times; the other pairs then bind that port.
-pub fn bind_pairs(
+pub(crate) fn bind_pairs(
     bind: IpAddr,
     port: u16,
     count: usize,
@@ -105,7 +105,7 @@ fn with_context(e: io::Error, what: &str, addr: SocketAddr) -> io::Error {
 }
 
 /// The listener's bound address.
-pub fn local_addr(socket: &Socket) -> io::Result<SocketAddr> {
+pub(crate) fn local_addr(socket: &Socket) -> io::Result<SocketAddr> {
     socket
         .local_addr()?
         .as_socket()
@@ -114,7 +114,7 @@ pub fn local_addr(socket: &Socket) -> io::Result<SocketAddr> {
 
 /// Accepts one connection, non-blocking and close-on-exec (`accept4`, one syscall),
 /// with its peer's address (unspecified when it has no IP address).
-pub fn accept_nonblocking(listener: &Socket) -> io::Result<(Socket, SocketAddr)> {
+pub(crate) fn accept_nonblocking(listener: &Socket) -> io::Result<(Socket, SocketAddr)> {
     // SAFETY: `accept4` writes at most `len` bytes of address into the storage
     // `try_init` lends; the returned descriptor is checked and owned at once.
     let (fd, addr) = unsafe {

@@ -15,14 +15,14 @@ use crate::event_loop::timestamp;
 use crate::poll::Poller;
 
 /// A job and the index of the event loop its completion goes back to.
-pub type Routed = (usize, Job);
+pub(crate) type Routed = (usize, Job);
 
 /// Random bytes fetched from the OS per `getrandom` call (amortised over jobs).
 const RANDOM_REFILL: usize = 4096;
 
 /// The pool's channels, as the event loop holds them.
 #[derive(Debug)]
-pub struct Pool {
+pub(crate) struct Pool {
     /// Jobs out, tagged with their loop. Unbounded: each engine never has more than
     /// `mod_queue_size` jobs in flight, so this never holds more than loops times that.
     pub jobs: Sender<Routed>,
@@ -38,7 +38,7 @@ pub struct Pool {
 /// serving the loops whose pollers are `pollers` (index = loop index). `in_flight` is
 /// the most jobs (of both kinds) one loop has out at once: its completion channel's
 /// capacity. `epoch` is the loops' common time origin.
-pub fn spawn(
+pub(crate) fn spawn(
     threads: usize,
     long_threads: usize,
     in_flight: usize,
@@ -159,9 +159,7 @@ impl Random {
                 tracing::error!("getrandom failed ({e}); using derived bytes");
                 self.warned = true;
             }
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
+            let now = crate::clock::wall_nanos();
             use sha2::Digest as _;
             let mut h = sha2::Sha256::new();
             h.update(now.to_be_bytes());

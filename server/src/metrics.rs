@@ -25,10 +25,10 @@ use raida_io_epoll::Snapshots;
 use tiny_http::{Header, Method, Request, Response};
 
 /// How long a scrape or a health check waits for the event loop to answer.
-pub const LOOP_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const LOOP_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The running endpoint; dropping it stops the HTTP thread.
-pub struct MetricsServer {
+pub(crate) struct MetricsServer {
     addr: SocketAddr,
     http: Arc<tiny_http::Server>,
     stop: Arc<AtomicBool>,
@@ -46,7 +46,7 @@ impl std::fmt::Debug for MetricsServer {
 impl MetricsServer {
     /// Binds `addr` (port 0: a free port) and starts the HTTP thread, which reads
     /// every loop's counters through `snapshots` and shows the sum.
-    pub fn start(addr: SocketAddr, snapshots: Snapshots) -> io::Result<MetricsServer> {
+    pub(crate) fn start(addr: SocketAddr, snapshots: Snapshots) -> io::Result<MetricsServer> {
         let http = tiny_http::Server::http(addr)
             .map_err(|e| io::Error::other(format!("metrics_addr {addr}: {e}")))?;
         let bound = http
@@ -71,7 +71,7 @@ impl MetricsServer {
     }
 
     /// The address the endpoint listens on (the real port when 0 was asked for).
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 }

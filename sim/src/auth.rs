@@ -1,4 +1,4 @@
-//! The authentication workload (PROTOCOL.md section 8a, issue 17) and its model.
+//! The authentication workload (PROTOCOL.md section 8a) and its model.
 //!
 //! **The store.** In a share of seeds the simulated server's store holds a handful of
 //! coins (denominations -8..=6, a few pages), apart from the coins that key encrypted

@@ -16,7 +16,7 @@ use crate::world::{Ev, World, START_US};
 
 /// How a TCP client behaves.
 #[derive(Clone, Debug, Default)]
-pub struct Behaviour {
+pub(crate) struct Behaviour {
     /// It reads what the server writes.
     pub reads: bool,
     /// It half-closes (FIN) once it has sent its bytes.
@@ -33,7 +33,7 @@ pub struct Behaviour {
 
 /// One simulated client (TCP or UDP) and what it has done so far.
 #[derive(Debug)]
-pub struct Client {
+pub(crate) struct Client {
     /// Its request, as the client library built it.
     pub request: ClientRequest,
     /// TCP: the stream it means to send (request and any garbage after it); UDP: the

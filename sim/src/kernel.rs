@@ -19,24 +19,24 @@ const TCP_PORT_BASE: u16 = 20_000;
 /// UDP client `cid` sends from port `UDP_PORT_BASE + cid`.
 const UDP_PORT_BASE: u16 = 40_000;
 /// The most clients a world has (each has a port of its own on its host).
-pub const MAX_CLIENTS: u32 = 20_000;
+pub(crate) const MAX_CLIENTS: u32 = 20_000;
 
 /// The address of simulated host `host`: 10.0.0.0/8 holds them all.
-pub fn host_ip(host: u32) -> Ipv4Addr {
+pub(crate) fn host_ip(host: u32) -> Ipv4Addr {
     let [_, a, b, c] = host.to_be_bytes();
     Ipv4Addr::new(10, a, b, c)
 }
 
 /// The address client `cid` on host `host` uses (TCP or UDP): its host's address and
 /// a port of its own, so clients that share a host stay apart.
-pub fn client_peer(host: u32, cid: u32, tcp: bool) -> SocketAddr {
+pub(crate) fn client_peer(host: u32, cid: u32, tcp: bool) -> SocketAddr {
     let base = if tcp { TCP_PORT_BASE } else { UDP_PORT_BASE };
     let port = base + (cid % MAX_CLIENTS) as u16;
     SocketAddr::V4(SocketAddrV4::new(host_ip(host), port))
 }
 
 /// The UDP client that sends from `peer`, if it is one.
-pub fn udp_cid(peer: SocketAddr) -> Option<u32> {
+pub(crate) fn udp_cid(peer: SocketAddr) -> Option<u32> {
     let port = u32::from(peer.port());
     let base = u32::from(UDP_PORT_BASE);
     (base..base + MAX_CLIENTS)
@@ -47,7 +47,7 @@ pub fn udp_cid(peer: SocketAddr) -> Option<u32> {
 /// The kernel's state: every TCP connection ever made, the listener's queue, the UDP
 /// socket's queue.
 #[derive(Debug, Default)]
-pub struct Kernel {
+pub(crate) struct Kernel {
     /// Every connection, by socket number (never reused).
     pub pipes: Vec<Pipe>,
     /// The listener's accept queue: sockets connected and not yet accepted.
@@ -67,7 +67,7 @@ pub struct Kernel {
 /// One simulated TCP connection: the kernel's buffers and flags, and what the world
 /// saw happen on it (for the invariants).
 #[derive(Debug, Default)]
-pub struct Pipe {
+pub(crate) struct Pipe {
     /// The client at the other end.
     pub cid: u32,
     /// Its address.
@@ -130,7 +130,7 @@ pub struct Pipe {
 /// What the simulated socket saw during one service call, for the trace and the
 /// checks that follow it.
 #[derive(Debug)]
-pub enum Seen {
+pub(crate) enum Seen {
     /// The server read this many bytes.
     Read(usize),
     /// The server read the end of stream.
@@ -146,7 +146,7 @@ pub enum Seen {
 /// One simulated connection as the engine's service loop sees it: reads of random
 /// sizes from what the client sent, writes into a bounded send window, and the check
 /// that the engine never lends a read past the request.
-pub struct PipeIo<'a> {
+pub(crate) struct PipeIo<'a> {
     /// The connection.
     pub pipe: &'a mut Pipe,
     /// The world's generator (read and write sizes).
@@ -234,7 +234,7 @@ impl ConnSocket for PipeIo<'_> {
 
 /// What the simulated listener did during one accept loop, for the trace.
 #[derive(Debug)]
-pub enum Queue {
+pub(crate) enum Queue {
     /// Accepts fail with EMFILE until then.
     Emfile(u64),
     /// Client `cid`'s connection was aborted in the queue.
@@ -243,7 +243,7 @@ pub enum Queue {
 
 /// What one accept on the simulated listener returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Accepted {
+pub(crate) enum Accepted {
     /// A connection.
     Conn,
     /// The queue is empty.
@@ -255,7 +255,7 @@ pub enum Accepted {
 }
 
 /// The listener's accept queue as the engine's accept loop sees it.
-pub struct Backlog<'a> {
+pub(crate) struct Backlog<'a> {
     /// The queue.
     pub backlog: &'a mut VecDeque<usize>,
     /// The connections it names.

@@ -18,7 +18,7 @@
 
 pub mod auth;
 mod clients;
-// The store world (issue 16 item 6): raida-store over a faulty simulated disk.
+// The store world: raida-store over a faulty simulated disk.
 pub mod disk;
 pub mod invariants;
 mod kernel;

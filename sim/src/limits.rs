@@ -1,5 +1,6 @@
 //! The per-client limits as the world expects them, written from their description
-//! (issue 18, PROTOCOL.md's 160 REQUEST_RATE) apart from the engine's code: at most
+//! (docs/OPERATING.md "Limits and budgets", PROTOCOL.md's 160 REQUEST_RATE) apart
+//! from the engine's code: at most
 //! `max_connections_per_client` connections counted per client (from its accept until
 //! its response is out or it closes), a token bucket per client (`rate`, `burst`) that
 //! every accepted connection and every datagram takes a token from, a server-wide

@@ -142,6 +142,7 @@ fn mutants(seeds: u64) -> ExitCode {
     let built = Command::new(&cargo)
         .args([
             "build",
+            "--locked",
             "--release",
             "-q",
             "-p",

@@ -19,7 +19,7 @@ const HANG: Duration = Duration::from_secs(120);
 
 /// Which seeds a swarm runs, and how (the arguments of `swarm` and `store-swarm`).
 #[derive(clap::Args, Debug)]
-pub struct Swarm {
+pub(crate) struct Swarm {
     /// How many seeds.
     #[arg(long)]
     pub seeds: u64,
@@ -39,7 +39,7 @@ pub struct Swarm {
 
 /// The seed a replay runs (the arguments of `replay` and `store-replay`).
 #[derive(clap::Args, Debug)]
-pub struct Replay {
+pub(crate) struct Replay {
     /// The seed.
     #[arg(long)]
     pub seed: u64,
@@ -49,12 +49,12 @@ pub struct Replay {
 }
 
 /// A failing seed: the knobs it drew and what broke.
-pub type Failure<K> = (u64, Box<(K, Violation)>);
+pub(crate) type Failure<K> = (u64, Box<(K, Violation)>);
 
 /// Runs the seeds of `swarm` through `run_seed`, summing the stats of the passing ones
 /// with `add`; returns the failing seeds in order (only the first with `stop_first`)
 /// and the totals. `replay` names a seed's replay command, for the watchdog.
-pub fn run<K: Send, S: Default + Send>(
+pub(crate) fn run<K: Send, S: Default + Send>(
     swarm: &Swarm,
     run_seed: impl Fn(u64) -> Result<S, Box<(K, Violation)>> + Sync,
     add: impl Fn(&mut S, &S) + Sync,
@@ -128,7 +128,7 @@ pub fn run<K: Send, S: Default + Send>(
 
 /// Prints each failing seed: its knobs, its violation and its replay command (the
 /// lines `raida-sim mutants` and the scripts read).
-pub fn print_failures<K: Debug>(
+pub(crate) fn print_failures<K: Debug>(
     out: &mut impl std::io::Write,
     failures: &[Failure<K>],
     replay: fn(u64) -> String,
@@ -142,7 +142,7 @@ pub fn print_failures<K: Debug>(
 }
 
 /// Prints `name: N seeds, M violations` and gives the exit code.
-pub fn verdict(
+pub(crate) fn verdict(
     out: &mut impl std::io::Write,
     name: &str,
     seeds: u64,
@@ -157,7 +157,7 @@ pub fn verdict(
 }
 
 /// A replay's trace goes to stdout, plain, without times (so it is the same each run).
-pub fn trace_to_stdout() {
+pub(crate) fn trace_to_stdout() {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stdout)
         .without_time()
@@ -167,7 +167,11 @@ pub fn trace_to_stdout() {
 }
 
 /// Prints one replayed seed's outcome and gives the exit code.
-pub fn replay_verdict(seed: u64, result: &Result<(), Violation>, stats: &impl Debug) -> ExitCode {
+pub(crate) fn replay_verdict(
+    seed: u64,
+    result: &Result<(), Violation>,
+    stats: &impl Debug,
+) -> ExitCode {
     match result {
         Ok(()) => {
             println!("seed {seed}: ok: {stats:?}");

@@ -12,7 +12,7 @@ use crate::seeds::{self, Swarm};
 
 /// Runs the store seeds of `run`; prints every failing seed (or the first, with
 /// `stop_first`), the totals, and the count of violations.
-pub fn swarm(run: &Swarm) -> ExitCode {
+pub(crate) fn swarm(run: &Swarm) -> ExitCode {
     let (failures, totals) = seeds::run(run, run_store_seed, StoreStats::add, store_replay_command);
     let mut out = std::io::stdout().lock();
     seeds::print_failures(&mut out, &failures, store_replay_command);
@@ -21,7 +21,7 @@ pub fn swarm(run: &Swarm) -> ExitCode {
 }
 
 /// Replays store seed `seed` with its trace, ending with the trace's hash.
-pub fn replay(seed: u64) -> ExitCode {
+pub(crate) fn replay(seed: u64) -> ExitCode {
     seeds::trace_to_stdout();
     let knobs = StoreKnobs::from_seed(seed);
     println!("seed {seed}: {knobs:?}");

@@ -887,7 +887,7 @@ fn normal_load_thread(
     std::thread::spawn(move || normal_load(addr, conc, Instant::now() + Duration::from_secs(secs)))
 }
 
-/// The memory attack of issue 18: `connections` connections from `--source`, each a
+/// The memory attack on the buffered-bytes budget: `connections` connections from `--source`, each a
 /// type-0 header declaring 65,535 body bytes, then 65,000 of them, then nothing. The
 /// server's RSS must stay within `--budget` (its max_buffered_bytes) + 64 MB, while a
 /// normal echo load from 127.0.0.1 runs (its rate alone first, then under the attack).
@@ -943,7 +943,7 @@ fn bodies(o: &Opts) -> Res<()> {
     Ok(())
 }
 
-/// The fairness run of issue 18: with `--limit` connections per client and no trusted
+/// The per-client fairness run: with `--limit` connections per client and no trusted
 /// network, `connections` connections from `--source` get exactly `connections -
 /// limit` refusals with 160, while a normal echo load from 127.0.0.1 goes on.
 fn perip(o: &Opts) -> Res<()> {

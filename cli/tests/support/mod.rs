@@ -22,15 +22,15 @@ use raida_core::Command;
 use raida_core::{CommandRegistry, Status, StatusByte, Timestamp};
 use raida_store::{coin_page_path, demo_coin_an, demo_locker_an};
 
-pub const RAIDA_ID: u8 = 3;
-pub const COIN_ID: u16 = 6;
-pub const ELAPSED_MICROS: u32 = 4321;
-pub const RANDOM: [u8; RANDOM_LEN] = [0x5A; RANDOM_LEN];
+pub(crate) const RAIDA_ID: u8 = 3;
+pub(crate) const COIN_ID: u16 = 6;
+pub(crate) const ELAPSED_MICROS: u32 = 4321;
+pub(crate) const RANDOM: [u8; RANDOM_LEN] = [0x5A; RANDOM_LEN];
 /// A command the tests register: it returns its payload as its output.
-pub const PAYLOAD_ECHO: (u8, u8) = (1, 7);
+pub(crate) const PAYLOAD_ECHO: (u8, u8) = (1, 7);
 
 #[derive(Debug)]
-pub struct PayloadEcho;
+pub(crate) struct PayloadEcho;
 
 impl Command for PayloadEcho {
     fn run(&self, ctx: &raida_core::RequestContext<'_>, output: &mut Vec<u8>) -> StatusByte {
@@ -40,7 +40,7 @@ impl Command for PayloadEcho {
     }
 }
 
-pub fn rules() -> HeaderRules {
+pub(crate) fn rules() -> HeaderRules {
     HeaderRules {
         raida_id: RAIDA_ID,
         coin_id: COIN_ID,
@@ -49,10 +49,10 @@ pub fn rules() -> HeaderRules {
 }
 
 /// The MFS byte the test servers' powns stamp.
-pub const MFS: u8 = 46;
+pub(crate) const MFS: u8 = 46;
 
 /// echo and version, [`PayloadEcho`], and detect, detect_sum, pown and pown_sum.
-pub fn commands() -> CommandRegistry {
+pub(crate) fn commands() -> CommandRegistry {
     let mut c = CommandRegistry::with_builtins();
     c.register(PAYLOAD_ECHO.0, PAYLOAD_ECHO.1, Arc::new(PayloadEcho))
         .expect("group 1 is in range");
@@ -66,7 +66,7 @@ pub fn commands() -> CommandRegistry {
 }
 
 /// Coins (1, 1), (1, 2), (-1, 16) with their demo ANs, and the demo locker.
-pub fn keys() -> MemoryKeyStore {
+pub(crate) fn keys() -> MemoryKeyStore {
     let k = MemoryKeyStore::new();
     for (d, s) in [(1, 1), (1, 2), (-1, 16)] {
         k.insert_coin(d, s, demo_coin_an(d, s));
@@ -76,7 +76,7 @@ pub fn keys() -> MemoryKeyStore {
 }
 
 /// The key material for each encryption type, all known to [`keys`].
-pub fn keys_of_type(t: u8) -> Keys {
+pub(crate) fn keys_of_type(t: u8) -> Keys {
     match t {
         0 => Keys::None,
         1 => Keys::Coin {
@@ -100,10 +100,10 @@ pub fn keys_of_type(t: u8) -> Keys {
     }
 }
 
-pub const TYPES: [u8; 5] = [0, 1, 2, 4, 5];
+pub(crate) const TYPES: [u8; 5] = [0, 1, 2, 4, 5];
 
 /// What the server codec answers to `request` (as one datagram).
-pub fn answer(request: &[u8]) -> Vec<u8> {
+pub(crate) fn answer(request: &[u8]) -> Vec<u8> {
     let k = keys();
     answer_datagram(
         request,
@@ -119,7 +119,7 @@ pub fn answer(request: &[u8]) -> Vec<u8> {
 
 /// How a test TCP server treats each connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TcpMode {
+pub(crate) enum TcpMode {
     /// Read the request, answer it, shut down writing, close.
     Answer,
     /// Read the request, write only the first `n` response bytes, close.
@@ -128,7 +128,7 @@ pub enum TcpMode {
 
 /// An in-process TCP server on 127.0.0.1 answering with core's codec, one connection
 /// at a time, until stopped (or after `max_connections`).
-pub struct TcpServer {
+pub(crate) struct TcpServer {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
     pub served: Arc<AtomicUsize>,
@@ -137,12 +137,12 @@ pub struct TcpServer {
 
 impl TcpServer {
     /// A server over [`keys`].
-    pub fn start(mode: TcpMode, max_connections: usize) -> TcpServer {
+    pub(crate) fn start(mode: TcpMode, max_connections: usize) -> TcpServer {
         TcpServer::start_with_keys(mode, max_connections, Arc::new(keys()))
     }
 
     /// A server over `store` (the test can look at it afterwards).
-    pub fn start_with_keys(
+    pub(crate) fn start_with_keys(
         mode: TcpMode,
         max_connections: usize,
         store: Arc<MemoryKeyStore>,
@@ -231,7 +231,7 @@ fn serve_one(
 
 /// An in-process UDP server on 127.0.0.1 answering every datagram with core's codec,
 /// until stopped.
-pub struct UdpServer {
+pub(crate) struct UdpServer {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
@@ -239,12 +239,12 @@ pub struct UdpServer {
 
 impl UdpServer {
     /// A server over [`keys`].
-    pub fn start() -> UdpServer {
+    pub(crate) fn start() -> UdpServer {
         UdpServer::start_with_keys(Arc::new(keys()))
     }
 
     /// A server over `store` (the test can look at it afterwards).
-    pub fn start_with_keys(store: Arc<MemoryKeyStore>) -> UdpServer {
+    pub(crate) fn start_with_keys(store: Arc<MemoryKeyStore>) -> UdpServer {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         socket
             .set_read_timeout(Some(Duration::from_millis(20)))
@@ -298,7 +298,7 @@ impl Drop for UdpServer {
 
 /// The AN a test store gives coin (`denomination`, `serial`): its demo AN, so a
 /// store's pages and a memory store agree without sharing state.
-pub fn store_an(denomination: i8, serial: u32) -> [u8; 16] {
+pub(crate) fn store_an(denomination: i8, serial: u32) -> [u8; 16] {
     demo_coin_an(denomination, serial)
 }
 
@@ -306,7 +306,7 @@ pub fn store_an(denomination: i8, serial: u32) -> [u8; 16] {
 /// of PROTOCOL.md section 10, every record holding [`store_an`] and status byte 0,
 /// and returns a memory store that knows the same coins, and the key coins and locker
 /// of [`keys`] (so every encryption type works).
-pub fn write_store(root: &Path, pages: &[(i8, u32)]) -> Arc<MemoryKeyStore> {
+pub(crate) fn write_store(root: &Path, pages: &[(i8, u32)]) -> Arc<MemoryKeyStore> {
     let store = keys();
     for &(den, page) in pages {
         let first = page * RECORDS_PER_PAGE;

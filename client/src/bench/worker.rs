@@ -36,7 +36,7 @@ pub(super) struct Tickets {
 
 impl Tickets {
     /// `max` requests; `u64::MAX` for no limit.
-    pub fn new(max: u64) -> Tickets {
+    pub(super) fn new(max: u64) -> Tickets {
         Tickets {
             issued: AtomicU64::new(0),
             max,
@@ -129,7 +129,7 @@ pub(super) struct Worker<'a, L> {
 
 impl<'a, L: Link> Worker<'a, L> {
     /// A worker for `share` slots.
-    pub fn new(shared: Shared<'a>, share: usize) -> io::Result<Worker<'a, L>> {
+    pub(super) fn new(shared: Shared<'a>, share: usize) -> io::Result<Worker<'a, L>> {
         let link = L::open(shared.config, share)?;
         let now = Instant::now();
         let slots = (0..share)
@@ -153,7 +153,7 @@ impl<'a, L: Link> Worker<'a, L> {
     }
 
     /// Runs until the limit, the deadline or a stop, and returns this thread's counts.
-    pub fn run(mut self) -> io::Result<BenchReport> {
+    pub(super) fn run(mut self) -> io::Result<BenchReport> {
         for idx in 0..self.slots.len() {
             self.start(idx);
         }

@@ -14,29 +14,29 @@ use raida_core::keys::{
     An, Change, CoinId, KeyStore, Lookup, MemoryKeyStore, PageId, Record, StoreError,
 };
 use raida_core::{CommandRegistry, Engine, EngineConfig, Timestamp};
-pub use raida_testkit::Driver;
+pub(crate) use raida_testkit::Driver;
 
-pub const RAIDA_ID: u8 = 7;
-pub const COIN_ID: u16 = 6;
-pub const AN1: [u8; 16] = *b"0123456789abcdef";
+pub(crate) const RAIDA_ID: u8 = 7;
+pub(crate) const COIN_ID: u16 = 6;
+pub(crate) const AN1: [u8; 16] = *b"0123456789abcdef";
 
 /// The random bytes every job of this harness gets: fixed, so responses are comparable.
-pub const RANDOM: [u8; RANDOM_LEN] = [0xA5; RANDOM_LEN];
+pub(crate) const RANDOM: [u8; RANDOM_LEN] = [0xA5; RANDOM_LEN];
 
-pub fn config() -> EngineConfig {
+pub(crate) fn config() -> EngineConfig {
     let mut config = EngineConfig::default();
     config.raida_id = RAIDA_ID;
     config.coin_id = COIN_ID;
     config
 }
 
-pub fn keys() -> MemoryKeyStore {
+pub(crate) fn keys() -> MemoryKeyStore {
     let k = MemoryKeyStore::new();
     k.insert_coin(1, 1, AN1);
     k
 }
 
-pub fn peer(n: u16) -> SocketAddr {
+pub(crate) fn peer(n: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 40000 + n))
 }
 
@@ -44,7 +44,7 @@ pub fn peer(n: u16) -> SocketAddr {
 /// page answering `NotInMemory` until [`KeyStore::load`] brings it in (or fails, for
 /// the pages in `failing`). Counts the loads.
 #[derive(Debug, Default)]
-pub struct LazyStore {
+pub(crate) struct LazyStore {
     pub inner: MemoryKeyStore,
     pub loaded: Mutex<BTreeSet<PageId>>,
     pub failing: Mutex<BTreeSet<PageId>>,
@@ -52,7 +52,7 @@ pub struct LazyStore {
 }
 
 impl LazyStore {
-    pub fn new() -> LazyStore {
+    pub(crate) fn new() -> LazyStore {
         LazyStore {
             inner: keys(),
             ..LazyStore::default()
@@ -114,18 +114,18 @@ impl KeyStore for LazyStore {
 
 /// A driver around an engine of [`config`] serving the built-in commands with the
 /// keys of [`keys`].
-pub fn harness() -> Driver {
+pub(crate) fn harness() -> Driver {
     harness_with(config(), CommandRegistry::with_builtins())
 }
 
 /// A driver around an engine of `config` serving `commands` with the keys of [`keys`].
-pub fn harness_with(config: EngineConfig, commands: CommandRegistry) -> Driver {
+pub(crate) fn harness_with(config: EngineConfig, commands: CommandRegistry) -> Driver {
     harness_with_store(config, commands, Arc::new(keys()))
 }
 
 /// A driver around an engine of `config` serving `commands` with keys from `store`,
 /// its clock at 1 s, its jobs given [`RANDOM`].
-pub fn harness_with_store(
+pub(crate) fn harness_with_store(
     config: EngineConfig,
     commands: CommandRegistry,
     store: Arc<dyn KeyStore>,
@@ -140,7 +140,7 @@ pub fn harness_with_store(
 /// one request builder, the client's (`raida_client::Request`, with `Faults` for the
 /// fields a well-formed request cannot have).
 #[derive(Clone, Debug)]
-pub struct Req {
+pub(crate) struct Req {
     pub routing: u8,
     pub split: u8,
     pub raida: u8,
@@ -159,7 +159,7 @@ pub struct Req {
 }
 
 impl Req {
-    pub fn echo(encryption: u8) -> Req {
+    pub(crate) fn echo(encryption: u8) -> Req {
         Req {
             routing: 1,
             split: 0,
@@ -177,7 +177,7 @@ impl Req {
         }
     }
 
-    pub fn version(encryption: u8) -> Req {
+    pub(crate) fn version(encryption: u8) -> Req {
         Req {
             command: 1,
             ..Req::echo(encryption)
@@ -185,7 +185,7 @@ impl Req {
     }
 
     /// The request bytes, as a client builds them.
-    pub fn bytes(&self) -> Vec<u8> {
+    pub(crate) fn bytes(&self) -> Vec<u8> {
         let coin = Coin::new(self.coin.0, self.coin.1);
         let keys = match self.encryption {
             1 => Keys::Coin { coin, an: AN1 },
@@ -213,6 +213,6 @@ impl Req {
 }
 
 /// The status byte of a response.
-pub fn status_of(response: &[u8]) -> u8 {
+pub(crate) fn status_of(response: &[u8]) -> u8 {
     response[2]
 }

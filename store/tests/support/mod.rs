@@ -9,15 +9,15 @@ use std::path::{Path, PathBuf};
 use raida_core::keys::{lookup_blocking, An, CoinId, KeyStore, PageId, Record};
 use raida_core::Timestamp;
 
-pub const T0: Timestamp = Timestamp::from_micros(1_000_000);
+pub(crate) const T0: Timestamp = Timestamp::from_micros(1_000_000);
 
 /// `T0` plus `ms` milliseconds.
-pub fn at_ms(ms: u64) -> Timestamp {
+pub(crate) fn at_ms(ms: u64) -> Timestamp {
     Timestamp::from_micros(T0.as_micros() + ms * 1000)
 }
 
 /// A test AN that names its coin and a version, so a rewritten page is told apart.
-pub fn an_of(den: i8, serial: u32, version: u8) -> An {
+pub(crate) fn an_of(den: i8, serial: u32, version: u8) -> An {
     let mut an = [version; 16];
     an[0] = den.to_ne_bytes()[0];
     an[1..5].copy_from_slice(&serial.to_be_bytes());
@@ -26,7 +26,7 @@ pub fn an_of(den: i8, serial: u32, version: u8) -> An {
 
 /// The bytes of page `page` of `den`: every record's AN `an_of(den, serial, version)`,
 /// status byte 0xA5.
-pub fn page_bytes(den: i8, page: u32, version: u8) -> Vec<u8> {
+pub(crate) fn page_bytes(den: i8, page: u32, version: u8) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(17 * 1024);
     for record in 0..1024u32 {
         bytes.extend_from_slice(&an_of(den, page * 1024 + record, version));
@@ -37,7 +37,7 @@ pub fn page_bytes(den: i8, page: u32, version: u8) -> Vec<u8> {
 }
 
 /// `<root>/Data/<dd>/<pp>/<pppp>.bin`, spelled out from section 10.
-pub fn page_path(root: &Path, den: i8, page: u32) -> PathBuf {
+pub(crate) fn page_path(root: &Path, den: i8, page: u32) -> PathBuf {
     root.join(format!(
         "Data/{:02x}/{:02x}/{:04x}.bin",
         den.to_ne_bytes()[0],
@@ -47,7 +47,7 @@ pub fn page_path(root: &Path, den: i8, page: u32) -> PathBuf {
 }
 
 /// Writes page `page` of `den`, truncated to `len` bytes.
-pub fn write_page_len(root: &Path, den: i8, page: u32, version: u8, len: usize) {
+pub(crate) fn write_page_len(root: &Path, den: i8, page: u32, version: u8, len: usize) {
     let mut bytes = page_bytes(den, page, version);
     bytes.truncate(len);
     let path = page_path(root, den, page);
@@ -55,17 +55,17 @@ pub fn write_page_len(root: &Path, den: i8, page: u32, version: u8, len: usize) 
     fs::write(path, bytes).expect("write page");
 }
 
-pub fn write_page(root: &Path, den: i8, page: u32, version: u8) {
+pub(crate) fn write_page(root: &Path, den: i8, page: u32, version: u8) {
     write_page_len(root, den, page, version, 17408);
 }
 
-pub fn store_root() -> tempfile::TempDir {
+pub(crate) fn store_root() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     fs::create_dir(dir.path().join("Data")).expect("mkdir Data");
     dir
 }
 
-pub fn page_id(den: i8, number: u16) -> PageId {
+pub(crate) fn page_id(den: i8, number: u16) -> PageId {
     PageId {
         denomination: den,
         number,
@@ -73,16 +73,16 @@ pub fn page_id(den: i8, number: u16) -> PageId {
 }
 
 /// The coin's AN as a request sees it: looked up, loaded off the "loop" when needed.
-pub fn an(store: &dyn KeyStore, den: i8, serial: u32, now: Timestamp) -> Option<An> {
+pub(crate) fn an(store: &dyn KeyStore, den: i8, serial: u32, now: Timestamp) -> Option<An> {
     lookup_blocking(store, CoinId::new(den, serial), now).expect("no I/O error")
 }
 
-pub fn record(an: An, status: u8) -> Record {
+pub(crate) fn record(an: An, status: u8) -> Record {
     Record { an, status }
 }
 
 /// A compare-and-set of one coin: `from` becomes `to`. Whether it passed.
-pub fn cas(store: &dyn KeyStore, coin: CoinId, from: An, to: An, now: Timestamp) -> bool {
+pub(crate) fn cas(store: &dyn KeyStore, coin: CoinId, from: An, to: An, now: Timestamp) -> bool {
     let mut passed = false;
     store
         .modify(&[coin], now, &mut |current, new| {

@@ -3,16 +3,16 @@
 //! seeded random numbers both draw from.
 
 /// The pages the writers write: (denomination, page number). The test writes them.
-pub const PAGES: [(i8, u32); 3] = [(0, 0), (-1, 0x123), (6, 0xffff)];
+pub(crate) const PAGES: [(i8, u32); 3] = [(0, 0), (-1, 0x123), (6, 0xffff)];
 
 /// The status byte every write sets (the test's pages start with another).
-pub const WRITTEN_STATUS: u8 = 7;
+pub(crate) const WRITTEN_STATUS: u8 = 7;
 
 /// splitmix64: a few lines, seeded, the same in the writer and the test.
-pub struct Rng(pub u64);
+pub(crate) struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -20,7 +20,7 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
 }
