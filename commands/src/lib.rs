@@ -4,6 +4,9 @@
 //! detect_sum (1/11), pown (1/20), pown_sum (1/21); store_sum (8/82), peek (8/83),
 //! remove (8/84) and store_multiple_sum (8/88). The locker commands' checks are those
 //! of section 8c (no shard check; 198 for a coin listed twice), documented on each.
+//! The healing commands of section 8b that answer from this server's records and
+//! tickets, get_ticket (2/40), validate_ticket (2/50) and find (2/60), are in
+//! [`healing`], with their ticket table and their own checks (no shard check).
 //!
 //! The network layer knows nothing about coins; these commands do. They run on worker
 //! threads ([`raida_core::Runs::Worker`]): they read records (loading pages when needed)
