@@ -16,6 +16,7 @@ mod coin_call;
 mod detect;
 mod echo;
 mod exit;
+mod healing;
 mod keys;
 mod output;
 mod pown;
@@ -71,6 +72,8 @@ subcommands! {
     version::Version,
     detect::Detect,
     pown::Pown,
+    healing::Ticket,
+    healing::Find,
     bench::Bench,
     keys::Keys,
 }

@@ -770,3 +770,111 @@ fn bench_coin_options_that_do_not_fit_exit_2() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
     }
 }
+
+// ---- ticket and find (PROTOCOL.md 8b), against the real commands ----
+
+#[test]
+fn ticket_all_pass_prints_the_ticket_and_exits_0() {
+    let server = TcpServer::start(TcpMode::Answer, 1);
+    let port = server.addr.port().to_string();
+    let (a, b) = (an_of(1, 1), an_of(-1, 16));
+    let o = raida(&[
+        "ticket", "--port", &port, ID, COIN, "--coin", "1:1", "--an", &a, "--coin", "-1:16",
+        "--an", &b,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let out = stdout(&o);
+    assert!(out.starts_with("status:     ALL_PASS (241)\n"), "{out}");
+    let ticket = out
+        .lines()
+        .find_map(|l| l.strip_prefix("ticket:     "))
+        .expect("a ticket line");
+    assert_eq!(ticket.len(), 8, "{out}");
+    assert_ne!(ticket, "00000000");
+    assert!(out.contains("\n1:1 pass\n-1:16 pass\n"), "{out}");
+}
+
+#[test]
+fn ticket_mixed_over_udp_json_and_all_fail_exits_1() {
+    let server = UdpServer::start();
+    let port = server.addr.port().to_string();
+    let a = an_of(1, 1);
+    let o = raida(&[
+        "ticket", "--udp", "--json", "--port", &port, ID, COIN, "--coin", "1:1", "--an", &a,
+        "--coin", "1:2", "--an", WRONG_AN,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let v = json(&o);
+    assert_eq!(v["command"], "get_ticket");
+    assert_eq!(v["status"], 243);
+    assert_eq!(v["ticket"].as_str().map(str::len), Some(8));
+    assert_eq!(
+        (v["passed"].as_u64(), v["failed"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(v["coins"][0]["result"], "pass");
+    assert_eq!(v["coins"][1]["result"], "fail");
+    let o = raida(&[
+        "ticket", "--udp", "--port", &port, ID, COIN, "--coin", "1:2", "--an", WRONG_AN,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let out = stdout(&o);
+    assert!(out.starts_with("status:     ALL_FAIL (242)\n"), "{out}");
+    assert!(out.contains("ticket:     none\n1:2 fail\n"), "{out}");
+}
+
+#[test]
+fn find_says_an_pan_or_neither_per_coin() {
+    let server = TcpServer::start(TcpMode::Answer, 2);
+    let port = server.addr.port().to_string();
+    let a = an_of(1, 1);
+    let o = raida(&[
+        "find",
+        "--json",
+        "--port",
+        &port,
+        ID,
+        COIN,
+        "--coin",
+        "1:1",
+        "--an",
+        &a,
+        "--pan",
+        WRONG_AN,
+        "--coin",
+        "1:2",
+        "--an",
+        WRONG_AN,
+        "--pan",
+        &an_of(1, 2),
+        "--coin",
+        "-1:16",
+        "--an",
+        WRONG_AN,
+        "--pan",
+        WRONG_AN,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let v = json(&o);
+    assert_eq!(v["command"], "find");
+    assert_eq!(v["status"], 211);
+    let results: Vec<&str> = v["coins"]
+        .as_array()
+        .expect("coins")
+        .iter()
+        .map(|c| c["result"].as_str().expect("result"))
+        .collect();
+    assert_eq!(results, ["an", "pan", "neither"]);
+    let o = raida(&[
+        "find", "--port", &port, ID, COIN, "--coin", "1:1", "--an", &a, "--pan", WRONG_AN,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let out = stdout(&o);
+    assert!(out.starts_with("status:     FIND_ALL_AN (209)\n"), "{out}");
+    assert!(out.ends_with("\n1:1 an\n"), "{out}");
+    // A PAN per coin is required.
+    let o = raida(&[
+        "find", "--port", &port, ID, COIN, "--coin", "1:1", "--an", &a,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+}

@@ -23,6 +23,7 @@ pub mod auth;
 pub mod bench;
 pub mod crypto;
 mod error;
+pub mod healing;
 mod request;
 mod response;
 mod transport;

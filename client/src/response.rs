@@ -55,9 +55,23 @@ pub fn declared_body_len(header: &[u8]) -> usize {
 }
 
 /// The name PROTOCOL.md gives a status byte (`SUCCESS`, `INVALID_CRC`, ...), or
-/// `UNKNOWN` for a code the network layer does not define (a command's own).
+/// `UNKNOWN` for a code neither the network layer nor the healing commands define.
 pub fn status_name(status: StatusByte) -> &'static str {
-    Status::from_code(status.0).map_or("UNKNOWN", Status::name)
+    if let Some(known) = Status::from_code(status.0) {
+        return known.name();
+    }
+    // The healing commands' own codes (PROTOCOL.md 8b).
+    match status.0 {
+        18 => "WRONG_RAIDA",
+        42 => "NO_TICKET_SLOT",
+        43 => "NO_TICKET_FOUND",
+        44 => "TICKET_CLAIMED_ALREADY",
+        208 => "FIND_NEITHER",
+        209 => "FIND_ALL_AN",
+        210 => "FIND_ALL_PAN",
+        211 => "FIND_MIXED",
+        _ => "UNKNOWN",
+    }
 }
 
 /// The fields of a verified response header.

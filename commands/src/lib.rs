@@ -5,6 +5,9 @@
 //! detect_sum (1/11), pown (1/20), pown_sum (1/21); store_sum (8/82), peek (8/83),
 //! remove (8/84) and store_multiple_sum (8/88). The locker commands' checks are those
 //! of section 8c (no shard check; 198 for a coin listed twice), documented on each.
+//! The healing commands of section 8b that answer from this server's records and
+//! tickets, get_ticket (2/40), validate_ticket (2/50) and find (2/60), are in
+//! [`healing`], with their ticket table and their own checks (no shard check).
 //!
 //! The network layer knows nothing about coins; these commands do. They run on worker
 //! threads ([`raida_core::Runs::Worker`]): they read records (loading pages when needed)
@@ -24,15 +27,21 @@
 //! use raida_core::CommandRegistry;
 //!
 //! let mut registry = CommandRegistry::with_builtins();
-//! for (group, command, handler) in raida_commands::all(Arc::new(raida_commands::SystemClock)) {
+//! for (group, command, handler) in raida_commands::all(
+//!     Arc::new(raida_commands::SystemClock),
+//!     raida_commands::HealingSetup::default(),
+//! ) {
 //!     registry.register(group, command, handler).expect("free");
 //! }
 //! assert!(registry.get(1, 20).is_some());
+//! assert!(registry.get(2, 40).is_some());
+//! assert!(registry.get(2, 41).is_none());
 //! ```
 
 mod clock;
 mod detect;
 mod fix;
+pub mod healing;
 mod locker;
 mod payload;
 mod pown;
@@ -44,6 +53,7 @@ use raida_core::Command;
 pub use clock::{mfs, Clock, FixedClock, SystemClock};
 pub use detect::{Detect, DetectSum};
 pub use fix::{listed_coins, new_an, peer_request, Fix, RAIDA_COUNT, VOTES_NEEDED_ABOVE};
+pub use healing::HealingSetup;
 pub use locker::{Peek, Remove, StoreMultipleSum, StoreSum, INVALID_PAN, INVALID_PARAMETER};
 pub use pown::{Pown, PownSum};
 
@@ -74,10 +84,12 @@ pub const REMOVE: u8 = 84;
 /// store_multiple_sum: `NL + NL x [NC + NC x coin + sum + key]`.
 pub const STORE_MULTIPLE_SUM: u8 = 88;
 
-/// The authentication and locker commands with their (group, command), the writers
-/// stamping records with the months since February 2023 that `clock` tells.
-pub fn all(clock: Arc<dyn Clock>) -> Vec<(u8, u8, Arc<dyn Command>)> {
-    vec![
+/// The authentication, locker and healing commands (get_ticket, validate_ticket,
+/// find: [`healing`]) with their (group, command), the writers stamping records with
+/// the months since February 2023 that `clock` tells, the healing commands built with
+/// `healing`.
+pub fn all(clock: Arc<dyn Clock>, healing: HealingSetup) -> Vec<(u8, u8, Arc<dyn Command>)> {
+    let mut all = vec![
         (GROUP, DETECT, Arc::new(Detect) as Arc<dyn Command>),
         (GROUP, DETECT_SUM, Arc::new(DetectSum)),
         (GROUP, POWN, Arc::new(Pown::new(Arc::clone(&clock)))),
@@ -99,5 +111,7 @@ pub fn all(clock: Arc<dyn Clock>) -> Vec<(u8, u8, Arc<dyn Command>)> {
             STORE_MULTIPLE_SUM,
             Arc::new(StoreMultipleSum::new(clock)),
         ),
-    ]
+    ];
+    all.extend(healing::commands(healing));
+    all
 }

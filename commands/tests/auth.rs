@@ -31,7 +31,7 @@ fn store() -> Arc<MemoryKeyStore> {
 
 fn registry() -> CommandRegistry {
     let mut r = CommandRegistry::with_builtins();
-    for (g, c, h) in raida_commands::all(Arc::new(FixedClock(MFS))) {
+    for (g, c, h) in raida_commands::all(Arc::new(FixedClock(MFS)), Default::default()) {
         r.register(g, c, h).expect("free");
     }
     r

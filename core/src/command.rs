@@ -7,7 +7,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use raida_wire::{Encryption, Status, StatusByte, Timestamp, Transport};
+use raida_wire::{Encryption, Status, StatusByte, Timestamp, Transport, RANDOM_LEN};
 
 use crate::keys::KeyStore;
 use crate::peer::{PeerAnswer, PeerPlan};
@@ -86,6 +86,37 @@ pub struct RequestContext<'a> {
     pub has_body: bool,
     /// The key store the server was built with, shared by every loop and worker.
     pub store: &'a dyn KeyStore,
+    /// The fresh bytes the driver gave this request's job, which
+    /// [`RequestContext::random`] turns into the command's secret bytes.
+    pub(crate) seed: &'a [u8; RANDOM_LEN],
+    /// Set once [`RequestContext::random`] was called: the response then publishes
+    /// bytes derived apart instead of the job's own.
+    pub(crate) drew: &'a std::cell::Cell<bool>,
+}
+
+/// Domain of the command's random bytes (SHA-256 of it and the job's fresh bytes).
+pub(crate) const COMMAND_RANDOM_DOMAIN: &[u8] = b"raida-net command random bytes";
+/// Domain of a 48-byte response's random bytes when a command ran.
+pub(crate) const RESPONSE_RANDOM_DOMAIN: &[u8] = b"raida-net response random bytes";
+
+impl RequestContext<'_> {
+    /// 32 random bytes for this request, secret to its command (a healing ticket, say).
+    ///
+    /// They come from the fresh bytes the driver hands every job (the `random` of
+    /// [`Job::run`](crate::Job::run): io-epoll's workers take them from `getrandom`, the
+    /// engine's own reservoir feeds what it runs inline), never from a seeded
+    /// generator. A 48-byte response header publishes random bytes too (bytes 24..45);
+    /// when a command ran, those are derived from the same fresh bytes under another
+    /// domain (SHA-256 of a domain tag and the bytes, for each), so neither reveals the
+    /// other. One draw per request: every call returns the same bytes.
+    ///
+    /// Only a command that runs on a worker or the long pool ([`Runs::Worker`],
+    /// [`Runs::Long`]) gets fresh bytes: the engine gives unencrypted requests it runs
+    /// inline no random bytes at all.
+    pub fn random(&self) -> [u8; 32] {
+        self.drew.set(true);
+        crate::crypto::sha256(&[COMMAND_RANDOM_DOMAIN, self.seed])
+    }
 }
 
 /// Never prints the payload or the nonce: they may be secret.
@@ -432,6 +463,9 @@ mod tests {
             payload,
             has_body: !payload.is_empty(),
             store,
+            seed: &[1; RANDOM_LEN],
+            // Leaked: a few bytes per test, for a context that outlives this call.
+            drew: Box::leak(Box::new(std::cell::Cell::new(false))),
         }
     }
 
@@ -455,6 +489,8 @@ mod tests {
             shard: 2,
             ..context(&store, Transport::Tcp, b"abc")
         };
+        assert_ne!(ctx.random(), [0; 32]);
+        assert_eq!(ctx.random(), ctx.random(), "one draw per request");
         let shard_and_payload = |req: &RequestContext<'_>| {
             let mut body = vec![req.shard];
             body.extend_from_slice(req.payload);

@@ -107,6 +107,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Table `[network]`: the limits and settings of this network layer.
     pub network: NetworkConfig,
+    /// Table `[healing]`: the bounds of the healing commands (PROTOCOL.md section 8b).
+    pub healing: HealingConfig,
 }
 
 /// Table `[server]`, the deployed server's keys with their meaning unchanged.
@@ -136,6 +138,13 @@ pub struct ServerConfig {
     /// receive buffer; only this many bytes of a datagram are kept (PROTOCOL.md
     /// section 7). 32..=[`MAX_UDP_PAYLOAD`] (no datagram is larger), default 1024.
     pub udp_payload_threshold: usize,
+    /// Key `raida_servers`: the RAIDA's servers as `"host:port"` strings, index i being
+    /// RAIDA i (PROTOCOL.md section 10a), at most [`RAIDA_COUNT`] of them. The healing
+    /// commands call their peers at these addresses and accept a ticket claim for
+    /// RAIDA i only from an address its host resolved to. Empty (the key absent, the
+    /// default) is not an error: every fix then answers 242 and every claim 18.
+    /// Resolving the hosts is the driver's work, once at start: core resolves nothing.
+    pub raida_servers: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -146,6 +155,7 @@ impl Default for ServerConfig {
             port: None,
             threads: 0,
             udp_payload_threshold: 1024,
+            raida_servers: Vec::new(),
         }
     }
 }
@@ -352,6 +362,58 @@ impl NetworkConfig {
     }
 }
 
+/// Table `[healing]`: the bounds of the healing commands (PROTOCOL.md section 8b), each
+/// with its default from there.
+///
+/// Non-exhaustive (it grows): build one with `Default` and assign fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HealingConfig {
+    /// Seconds a ticket lives after it was issued (claims neither extend nor end it);
+    /// an expired ticket answers 43. [`bounds::TICKET_LIFETIME_S`], default 300.
+    pub ticket_lifetime_s: u64,
+    /// Live tickets at most; a get_ticket that needs one more answers 42.
+    /// [`bounds::MAX_TICKETS`], default 65,536.
+    pub max_tickets: usize,
+    /// Coins held by all live tickets together at most (21 bytes each with its AN); a
+    /// get_ticket whose coins would not fit answers 42. [`bounds::MAX_TICKET_COINS`],
+    /// default 1,048,576 (about 22 MB).
+    pub max_ticket_coins: usize,
+    /// Milliseconds after a fix began by which every one of its peer calls ends,
+    /// connect included. [`bounds::PEER_TIMEOUT_MS`], default 8,000.
+    pub peer_timeout_ms: u64,
+    /// Fixes in flight at most; one more answers 160. [`bounds::MAX_FIXES`], default 64.
+    pub max_fixes: usize,
+    /// IP addresses (besides those of `raida_servers`) a ticket claim may come from:
+    /// for a peer whose outgoing address differs from its listed one. Default empty.
+    pub claim_from: Vec<String>,
+}
+
+impl Default for HealingConfig {
+    fn default() -> Self {
+        HealingConfig {
+            ticket_lifetime_s: 300,
+            max_tickets: 65_536,
+            max_ticket_coins: 1 << 20,
+            peer_timeout_ms: 8_000,
+            max_fixes: 64,
+            claim_from: Vec::new(),
+        }
+    }
+}
+
+impl HealingConfig {
+    /// `ticket_lifetime_s` as a duration.
+    pub fn ticket_lifetime(&self) -> Duration {
+        Duration::from_secs(self.ticket_lifetime_s)
+    }
+
+    /// `peer_timeout_ms` as a duration.
+    pub fn peer_timeout(&self) -> Duration {
+        Duration::from_millis(self.peer_timeout_ms)
+    }
+}
+
 /// Part `index` of `total` split into `parts` shares: the shares differ by at most 1
 /// (the first `total % parts` get one more) and add up to exactly `total`.
 ///
@@ -433,6 +495,39 @@ pub mod bounds {
     pub const RATE_LIMIT_BURST: RangeInclusive<u64> = 1..=1_000_000;
     /// `[network] long_jobs`.
     pub const LONG_JOBS: RangeInclusive<u64> = 1..=1024;
+    /// `[healing] ticket_lifetime_s`: a second to a day.
+    pub const TICKET_LIFETIME_S: RangeInclusive<u64> = 1..=86_400;
+    /// `[healing] max_tickets`: up to 2^24 (the table's index grows with its use).
+    pub const MAX_TICKETS: RangeInclusive<u64> = 1..=(1 << 24);
+    /// `[healing] max_ticket_coins`: up to 2^24 coins (21 bytes each: about 350 MB).
+    pub const MAX_TICKET_COINS: RangeInclusive<u64> = 1..=(1 << 24);
+    /// `[healing] peer_timeout_ms`: up to a minute (the only public client waits 20 s
+    /// for a fix).
+    pub const PEER_TIMEOUT_MS: RangeInclusive<u64> = 1..=60_000;
+    /// `[healing] max_fixes`: each fix in flight may hold 24 peer connections.
+    pub const MAX_FIXES: RangeInclusive<u64> = 1..=4_096;
+}
+
+/// What one `[server] raida_servers` item is, as messages say it.
+pub const RAIDA_SERVER_EXPECTED: &str =
+    "a \"host:port\" string such as \"raida0.cloudcoin.global:50000\"";
+
+/// What `[server] raida_servers` is as a whole, as messages say it.
+pub const RAIDA_SERVERS_EXPECTED: &str = "at most 25 \"host:port\" strings";
+
+/// What one `[healing] claim_from` item is, as messages say it.
+pub const CLAIM_FROM_EXPECTED: &str = "an IP address such as \"10.0.0.5\"";
+
+/// The host and port of a `raida_servers` item (`"host:port"`, `"[v6]:port"`), if it
+/// has that form: a non-empty host, a port 0..=65535.
+pub fn split_host_port(item: &str) -> Option<(&str, u16)> {
+    let (host, port) = item.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    (!host.is_empty() && !host.contains(char::is_whitespace)).then_some((host, port))
 }
 
 /// What a CIDR network is, as messages say it.
@@ -551,6 +646,7 @@ fn quoted(s: &str) -> String {
 
 const SERVER: &str = "server";
 const NETWORK: &str = "network";
+const HEALING: &str = "healing";
 
 impl Config {
     /// Checks every field against its bound ([`bounds`]), the bounds between fields
@@ -574,6 +670,24 @@ impl Config {
             s.udp_payload_threshold,
             b::UDP_EFFECTIVE_PAYLOAD,
         )?;
+        if s.raida_servers.len() > usize::from(RAIDA_COUNT) {
+            return Err(ConfigError::InvalidValue {
+                table: SERVER,
+                key: "raida_servers",
+                expected: RAIDA_SERVERS_EXPECTED.into(),
+                found: format!("{} items", s.raida_servers.len()),
+            });
+        }
+        for (i, item) in s.raida_servers.iter().enumerate() {
+            if split_host_port(item).is_none() {
+                return Err(ConfigError::InvalidValue {
+                    table: SERVER,
+                    key: "raida_servers",
+                    expected: RAIDA_SERVER_EXPECTED.into(),
+                    found: format!("{} (item {})", quoted(item), i + 1),
+                });
+            }
+        }
         let max_connections = int(
             NETWORK,
             "max_connections",
@@ -703,6 +817,42 @@ impl Config {
                 });
             }
         }
+        let h = &self.healing;
+        int(
+            HEALING,
+            "ticket_lifetime_s",
+            h.ticket_lifetime_s,
+            b::TICKET_LIFETIME_S,
+        )?;
+        int(HEALING, "max_tickets", h.max_tickets, b::MAX_TICKETS)?;
+        int(
+            HEALING,
+            "max_ticket_coins",
+            h.max_ticket_coins,
+            b::MAX_TICKET_COINS,
+        )?;
+        int(
+            HEALING,
+            "peer_timeout_ms",
+            h.peer_timeout_ms,
+            b::PEER_TIMEOUT_MS,
+        )?;
+        int(HEALING, "max_fixes", h.max_fixes, b::MAX_FIXES)?;
+        let claim_from = h
+            .claim_from
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                text.trim()
+                    .parse::<IpAddr>()
+                    .map_err(|_| ConfigError::InvalidValue {
+                        table: HEALING,
+                        key: "claim_from",
+                        expected: CLAIM_FROM_EXPECTED.into(),
+                        found: format!("{} (item {})", quoted(text), i + 1),
+                    })
+            })
+            .collect::<Result<Vec<IpAddr>, ConfigError>>()?;
         at_most(
             ("io_threads", io_threads),
             ("max_connections", max_connections),
@@ -716,6 +866,7 @@ impl Config {
         Ok(ValidConfig {
             config: self.clone(),
             trusted,
+            claim_from,
         })
     }
 }
@@ -728,6 +879,7 @@ impl Config {
 pub struct ValidConfig {
     config: Config,
     trusted: Vec<Cidr>,
+    claim_from: Vec<IpAddr>,
 }
 
 impl ValidConfig {
@@ -739,6 +891,11 @@ impl ValidConfig {
     /// `network.trusted_networks`, parsed, in their order.
     pub fn trusted_networks(&self) -> &[Cidr] {
         &self.trusted
+    }
+
+    /// `healing.claim_from`, parsed, in their order.
+    pub fn claim_from(&self) -> &[IpAddr] {
+        &self.claim_from
     }
 
     /// The configuration itself, e.g. to change it and validate it again.
@@ -1077,6 +1234,64 @@ mod tests {
             check(total, parts);
         }
         assert_eq!(share(10, 0, 0), 10, "0 parts is one part");
+    }
+
+    #[test]
+    fn healing_defaults_and_bounds() {
+        let c = Config::default();
+        assert_eq!(c.healing.ticket_lifetime_s, 300);
+        assert_eq!(c.healing.max_tickets, 65_536);
+        assert_eq!(c.healing.max_ticket_coins, 1_048_576);
+        assert_eq!(c.healing.peer_timeout_ms, 8_000);
+        assert_eq!(c.healing.max_fixes, 64);
+        assert!(c.healing.claim_from.is_empty());
+        assert!(c.server.raida_servers.is_empty());
+        assert!(c.validate().is_ok(), "no raida_servers is not an error");
+
+        let mut c = Config::default();
+        c.healing.max_tickets = 0;
+        let e = c.validate().expect_err("no room");
+        assert_eq!(
+            e.to_string(),
+            "[healing] max_tickets: expected an integer 1..=16777216, found 0"
+        );
+        let mut c = Config::default();
+        c.healing.peer_timeout_ms = 60_001;
+        assert_eq!(c.validate().map_err(|e| e.key()), Err("peer_timeout_ms"));
+        let mut c = Config::default();
+        c.healing.claim_from = vec!["10.0.0.5".into(), "::ffff:1.2.3.4".into()];
+        let valid = c.validate().expect("addresses");
+        assert_eq!(valid.claim_from().len(), 2);
+        c.healing.claim_from.push("host.example".into());
+        let e = c.validate().expect_err("not an address");
+        assert_eq!(
+            e.to_string(),
+            "[healing] claim_from: expected an IP address such as \"10.0.0.5\", found \
+             \"host.example\" (item 3)"
+        );
+    }
+
+    #[test]
+    fn raida_servers_are_at_most_25_host_ports() {
+        let mut c = Config::default();
+        c.server.raida_servers = (0..25)
+            .map(|i| format!("raida{i}.example:{}", 50_000 + i))
+            .collect();
+        assert!(c.validate().is_ok());
+        c.server.raida_servers.push("one.more:1".into());
+        assert_eq!(c.validate().map_err(|e| e.key()), Err("raida_servers"));
+        c.server.raida_servers = vec!["127.0.0.1:50000".into(), "[::1]:50001".into()];
+        assert!(c.validate().is_ok());
+        c.server.raida_servers.push("no-port".into());
+        let e = c.validate().expect_err("no port");
+        assert!(e.to_string().ends_with("found \"no-port\" (item 3)"), "{e}");
+        assert_eq!(split_host_port("a:70000"), None);
+        assert_eq!(split_host_port(":1"), None);
+        assert_eq!(split_host_port("[::1]:7"), Some(("::1", 7)));
+        assert_eq!(
+            split_host_port("h.example:50000"),
+            Some(("h.example", 50_000))
+        );
     }
 
     proptest::proptest! {

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use raida_core::config::{Config, ConfigError};
+use raida_core::config::{Config, ConfigError, ValidConfig};
 use raida_core::keys::MemoryKeyStore;
 use raida_core::{Command, CommandRegistry, KeyStore, RegisterError, Runs};
 use raida_io_epoll::{Driver, DriverConfig};
@@ -245,10 +245,21 @@ impl ServerBuilder {
     /// The commands the server will serve: the built-ins (echo, version), the
     /// authentication commands (unless told not to), then what was registered, in
     /// order.
-    fn registry(&self) -> Result<CommandRegistry, BuildError> {
+    /// The healing commands are built from `config`'s `[healing]` table and its
+    /// `raida_servers`, resolved here (once, at start).
+    fn registry(&self, config: &ValidConfig) -> Result<CommandRegistry, BuildError> {
         let mut registry = CommandRegistry::with_builtins();
         let auth = if self.auth_commands {
-            raida_commands::all(Arc::new(raida_commands::SystemClock))
+            let peers = crate::peers::resolve_raida_servers(&config.server.raida_servers);
+            let healing = raida_commands::HealingSetup {
+                ticket_lifetime: config.healing.ticket_lifetime(),
+                max_tickets: config.healing.max_tickets,
+                max_ticket_coins: config.healing.max_ticket_coins,
+                raida_servers: peers.addresses(),
+                raida_ips: peers.ips(),
+                claim_from: config.claim_from().to_vec(),
+            };
+            raida_commands::all(Arc::new(raida_commands::SystemClock), healing)
         } else {
             Vec::new()
         };
@@ -271,7 +282,7 @@ impl ServerBuilder {
     /// configuration.
     pub fn bind(self) -> Result<Server, BuildError> {
         let config = self.config.validate().map_err(BuildError::Config)?;
-        let registry = self.registry()?;
+        let registry = self.registry(&config)?;
         if self.raise_fd_limit {
             match raida_io_epoll::raise_fd_limit() {
                 Ok(limit) => tracing::debug!("open files limit: {limit}"),

@@ -31,11 +31,13 @@ mod builder;
 pub mod cli;
 pub mod config_file;
 mod metrics;
+mod peers;
 mod server;
 mod signals;
 
 pub use binary::{init_logging, main, print_listening, run};
 pub use builder::{BuildError, ServerBuilder};
+pub use peers::{resolve_raida_servers, RaidaServers};
 pub use server::{Served, Server};
 
 pub use raida_io_epoll::{ServeError, ShutdownHandle};

@@ -76,6 +76,10 @@ fn deployed_file_loads_and_honours_its_keys() {
     expected.port = Some(50014);
     expected.threads = 12;
     expected.udp_payload_threshold = 1440;
+    // raida_servers is read (the healing commands' peers), in RAIDA order.
+    expected.raida_servers = (0..25)
+        .map(|i| format!("raida{}.cloudcoin.global:{}", 50 + i, 50_000 + i))
+        .collect();
     assert_eq!(c.server, expected);
     assert_eq!(c.server.effective_port(), 50014);
     assert_eq!(c.server.effective_threads(64), 12);
@@ -89,11 +93,21 @@ fn deployed_file_loads_and_honours_its_keys() {
 #[test]
 fn ignored_keys_are_accepted_whatever_their_type() {
     let c = loaded(
-        "[server]\nraida_id = 2\nproxy_key = 5\nadmin_key = [1, 2]\nraida_servers = \"none\"\n\
+        "[server]\nraida_id = 2\nproxy_key = 5\nadmin_key = [1, 2]\n\
          proxy_addr = { host = \"x\" }\nproxy_port = \"50555\"\nbackup_freq = 1.5\n\
          integrity_freq = true\nsynchronization_enabled = \"yes\"\nbtc_confirmations = -1\n",
     );
     assert_eq!(c.server.raida_id, 2);
+}
+
+#[test]
+fn raida_servers_is_read_and_its_type_checked() {
+    let e = rejected("[server]\nraida_servers = \"none\"\n");
+    assert_eq!(
+        e.to_string(),
+        "/opt/wraidax/config.toml: [server] raida_servers: expected an array of strings, each \
+         a \"host:port\" string such as \"raida0.cloudcoin.global:50000\", found \"none\""
+    );
 }
 
 #[test]

@@ -57,7 +57,9 @@ pub fn store(w: &Workload) -> MemoryKeyStore {
 pub fn commands() -> CommandRegistry {
     let mut r = CommandRegistry::with_builtins();
     witness::register(&mut r);
-    for (group, command, handler) in raida_commands::all(Arc::new(FixedClock(MFS))) {
+    for (group, command, handler) in
+        raida_commands::all(Arc::new(FixedClock(MFS)), Default::default())
+    {
         // (1, 10), (1, 11), (1, 20) and (1, 21) are free in a registry of built-ins
         // and witnesses: a failure is the simulator's bug, found by its first run.
         if let Err(e) = r.register(group, command, handler) {

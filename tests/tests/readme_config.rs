@@ -1,5 +1,5 @@
 //! The configuration tables of docs/OPERATING.md (section "Configuration": the
-//! `[server]` and `[network]` tables of "Configuration file", and "Flags") list exactly
+//! `[server]`, `[network]` and `[healing]` tables of "Configuration file", and "Flags") list exactly
 //! the fields of the one table of fields (`raida_server::config_file::FIELDS`), no more and no fewer,
 //! with the same defaults, aliases and flags; a range written in a row (`1..=1000000`)
 //! is the field's. Operators configure the server from those tables, so a field added
@@ -171,11 +171,13 @@ fn the_configuration_tables_list_every_field_with_its_default() {
     let tables = tables(subsection(&parts, "Configuration file"));
     assert_eq!(
         tables.len(),
-        2,
-        "\"Configuration file\" has the [server] table, then the [network] table"
+        3,
+        "\"Configuration file\" has the [server] table, the [network] table, then the \
+         [healing] table"
     );
     check_keys(&tables[0], Section::Server);
     check_keys(&tables[1], Section::Network);
+    check_keys(&tables[2], Section::Healing);
 }
 
 #[test]

@@ -56,8 +56,10 @@ pub(crate) fn commands() -> CommandRegistry {
     let mut c = CommandRegistry::with_builtins();
     c.register(PAYLOAD_ECHO.0, PAYLOAD_ECHO.1, Arc::new(PayloadEcho))
         .expect("group 1 is in range");
-    for (group, command, handler) in raida_commands::all(Arc::new(raida_commands::FixedClock(MFS)))
-    {
+    for (group, command, handler) in raida_commands::all(
+        Arc::new(raida_commands::FixedClock(MFS)),
+        raida_commands::HealingSetup::default(),
+    ) {
         c.register(group, command, handler).expect("free");
     }
     c

@@ -7,11 +7,13 @@ use std::net::SocketAddr;
 use std::ops::Range;
 
 use raida_wire::{
-    RequestHeader, Status, StatusByte, Timestamp, Transport, CHALLENGE_LEN, RANDOM_LEN, TRAILER,
+    RequestHeader, Status, StatusByte, Timestamp, Transport, CHALLENGE_LEN, LONG_HEADER_LEN,
+    RANDOM_LEN, TRAILER,
 };
 
 use super::checks::{check_header, Admitted, HeaderRules, Rejected};
-use crate::command::{CommandRegistry, RequestContext};
+use crate::command::{CommandRegistry, RequestContext, RESPONSE_RANDOM_DOMAIN};
+use crate::crypto;
 use crate::frame::{open_body, write_response, RequestKey, ResponseParts};
 use crate::keys::KeyStore;
 use crate::peer::{PeerAnswer, PeerCall, PeerFailure, PeerPlan};
@@ -56,6 +58,8 @@ fn context<'a>(
     store: &'a dyn KeyStore,
     payload: &'a [u8],
     has_body: bool,
+    seed: &'a [u8; RANDOM_LEN],
+    drew: &'a std::cell::Cell<bool>,
 ) -> RequestContext<'a> {
     let h = &admitted.header;
     RequestContext {
@@ -73,6 +77,8 @@ fn context<'a>(
         payload,
         has_body,
         store,
+        seed,
+        drew,
     }
 }
 
@@ -99,11 +105,12 @@ pub(crate) fn serve_admitted(
 ) -> Served {
     scratch.clear();
     let has_body = !body.is_empty();
+    let drew = std::cell::Cell::new(false);
     let key = locker_key_for(admitted, body);
     let (status, signature) = match open_body(admitted.encryption, &key, body) {
         Ok(opened) => {
             let payload = body.get(opened.payload.clone()).unwrap_or(&[]);
-            let ctx = context(admitted, arrival, store, payload, has_body);
+            let ctx = context(admitted, arrival, store, payload, has_body, random, &drew);
             // A command that panics is answered 252 INTERNAL and the server keeps
             // serving: the handler is outside the network layer's control.
             let handler = &admitted.handler;
@@ -145,7 +152,7 @@ pub(crate) fn serve_admitted(
         &key,
         parts,
         elapsed_micros,
-        random,
+        &response_random(drew.get(), admitted.reply.header_len, random),
     );
     Served::Answered(parts.status)
 }
@@ -170,11 +177,20 @@ pub(crate) fn finish_admitted(
     out: &mut Vec<u8>,
 ) -> StatusByte {
     scratch.clear();
+    let drew = std::cell::Cell::new(false);
     let status = match refused {
         Some(status) => status.into(),
         None => {
             let payload = body.get(opened.payload.clone()).unwrap_or(&[]);
-            let ctx = context(admitted, arrival, store, payload, !body.is_empty());
+            let ctx = context(
+                admitted,
+                arrival,
+                store,
+                payload,
+                !body.is_empty(),
+                random,
+                &drew,
+            );
             let handler = &admitted.handler;
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 handler.finish(&ctx, answers, scratch)
@@ -197,9 +213,24 @@ pub(crate) fn finish_admitted(
         &opened.key,
         parts,
         elapsed_micros,
-        random,
+        &response_random(drew.get(), admitted.reply.header_len, random),
     );
     parts.status
+}
+
+/// The random bytes a 48-byte response publishes. Once its command drew random bytes
+/// they are derived from the job's fresh bytes under a domain of their own, as the
+/// command's secret bytes ([`RequestContext::random`]) are under another, so the
+/// header never reveals what the command drew; otherwise they are the job's bytes as
+/// they are.
+fn response_random(drew: bool, header_len: usize, random: &[u8; RANDOM_LEN]) -> [u8; RANDOM_LEN] {
+    if !drew || header_len != LONG_HEADER_LEN {
+        return *random;
+    }
+    let digest = crypto::sha256(&[RESPONSE_RANDOM_DOMAIN, random]);
+    let mut out = [0u8; RANDOM_LEN];
+    out.copy_from_slice(&digest[..RANDOM_LEN]);
+    out
 }
 
 /// The key of an admitted request: its header-time key, unless it is a type-2 request

@@ -11,7 +11,10 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use raida_core::config::{bounds, int_expected, Config, CIDR_EXPECTED, LOG_EXPECTED};
+use raida_core::config::{
+    bounds, int_expected, Config, CIDR_EXPECTED, CLAIM_FROM_EXPECTED, LOG_EXPECTED,
+    RAIDA_SERVER_EXPECTED,
+};
 
 use super::flags::Flag;
 
@@ -25,17 +28,21 @@ pub enum Section {
     /// `[network]`: our own table. Unknown keys are errors (a typo must not pass
     /// silently for a bound).
     Network,
+    /// `[healing]`: our own table of the healing commands' bounds (PROTOCOL.md 8b).
+    /// Unknown keys are errors, as in `[network]`.
+    Healing,
 }
 
 impl Section {
     /// Every table, in the order the file (and `--print-config`) lists them.
-    pub const ALL: [Section; 2] = [Section::Server, Section::Network];
+    pub const ALL: [Section; 3] = [Section::Server, Section::Network, Section::Healing];
 
     /// The table's name in the file: `server` or `network`.
     pub const fn name(self) -> &'static str {
         match self {
             Section::Server => "server",
             Section::Network => "network",
+            Section::Healing => "healing",
         }
     }
 }
@@ -336,9 +343,9 @@ pub fn field(section: Section, name: &str) -> Option<&'static Field> {
 }
 
 /// Every configuration field, in the order `--print-config` lists them: `[server]`
-/// first, then `[network]`.
+/// first, then `[network]`, then `[healing]`.
 pub static FIELDS: &[Field] = {
-    use Section::{Network, Server};
+    use Section::{Healing, Network, Server};
     &[
         Field::new(
             "raida_id",
@@ -384,6 +391,17 @@ pub static FIELDS: &[Field] = {
         )
         .alias("udp_payload_threshold")
         .flag("udp-payload-threshold", "N"),
+        Field::new(
+            "raida_servers",
+            Server,
+            Kind::Strings {
+                item: RAIDA_SERVER_EXPECTED,
+            },
+            slot!(server.raida_servers),
+            "The RAIDA's servers, index i = RAIDA i: where fixes call their peers, and \
+             the only addresses a ticket claim for RAIDA i is taken from",
+        )
+        .flag("raida-servers", "HOST:PORT"),
         Field::new(
             "bind",
             Network,
@@ -595,5 +613,56 @@ pub static FIELDS: &[Field] = {
             "A tracing filter, e.g. \"info,raida_core=debug\"",
         )
         .unset("RUST_LOG, else \"info\""),
+        Field::new(
+            "ticket_lifetime_s",
+            Healing,
+            Kind::int(bounds::TICKET_LIFETIME_S),
+            slot!(healing.ticket_lifetime_s),
+            "Seconds a ticket lives after it was issued; an expired ticket answers 43",
+        )
+        .flag("ticket-lifetime-s", "S"),
+        Field::new(
+            "max_tickets",
+            Healing,
+            Kind::int(bounds::MAX_TICKETS),
+            slot!(healing.max_tickets),
+            "Live tickets at most; a get_ticket needing one more answers 42",
+        )
+        .flag("max-tickets", "N"),
+        Field::new(
+            "max_ticket_coins",
+            Healing,
+            Kind::int(bounds::MAX_TICKET_COINS),
+            slot!(healing.max_ticket_coins),
+            "Coins held by all live tickets at most (21 bytes each); beyond it get_ticket \
+             answers 42",
+        )
+        .flag("max-ticket-coins", "N"),
+        Field::new(
+            "peer_timeout_ms",
+            Healing,
+            Kind::int(bounds::PEER_TIMEOUT_MS),
+            slot!(healing.peer_timeout_ms),
+            "Every peer call of a fix ends this long after the fix began, connect included",
+        )
+        .flag("peer-timeout-ms", "MS"),
+        Field::new(
+            "max_fixes",
+            Healing,
+            Kind::int(bounds::MAX_FIXES),
+            slot!(healing.max_fixes),
+            "Fixes in flight at most; one more answers 160",
+        )
+        .flag("max-fixes", "N"),
+        Field::new(
+            "claim_from",
+            Healing,
+            Kind::Strings {
+                item: CLAIM_FROM_EXPECTED,
+            },
+            slot!(healing.claim_from),
+            "IP addresses besides those of raida_servers a ticket claim may come from",
+        )
+        .flag("claim-from", "ADDR"),
     ]
 };

@@ -5,8 +5,9 @@
 //! table keeps its meaning: `raida_id`, `coin_id`, `port`, `threads` and
 //! `udp_effective_payload` (also accepted as `udp_payload_threshold`) are honoured; the
 //! keys that belong to other modules ([`IGNORED_SERVER_KEYS`]) are accepted whatever
-//! their type and never required. Every limit of the network layer is a field of our
-//! own `[network]` table.
+//! their type and never required; `raida_servers` (PROTOCOL.md 10a) is read, for the
+//! healing commands. Every limit of the network layer is a field of our own
+//! `[network]` table, every bound of the healing commands one of `[healing]`.
 //!
 //! - `fields`: [`FIELDS`], every key once: its table, what it accepts, its flag, a
 //!   one-line doc, and where it lives in core's [`Config`]. The reader,
@@ -22,7 +23,7 @@
 //! the problem is one key, the table and the key, e.g.
 //! `config.toml: [server] raida_id: expected an integer 0..=24, found "abc"`.
 //!
-//! Strictness: a typo in our own `[network]` table is an error
+//! Strictness: a typo in our own `[network]` or `[healing]` table is an error
 //! ([`ConfigFileError::UnknownKey`]); an unknown key in `[server]` or an unknown
 //! top-level table is not (other modules of the deployed server add keys there), but it
 //! is reported as a [`ConfigWarning`] by [`from_toml_str_with_warnings`] so the driver
@@ -50,7 +51,6 @@ pub use toml_format::{to_toml_string, to_toml_table};
 pub const IGNORED_SERVER_KEYS: &[&str] = &[
     "proxy_key",
     "admin_key",
-    "raida_servers",
     "proxy_addr",
     "proxy_port",
     "backup_freq",

@@ -250,7 +250,15 @@ fn other_value(f: &Field) -> FieldValue {
         Kind::SocketAddr => FieldValue::Socket(SocketAddr::from(([127, 0, 0, 1], 9100))),
         Kind::Path => FieldValue::Path(PathBuf::from("elsewhere")),
         Kind::Text { .. } => FieldValue::Text("debug".into()),
-        Kind::Strings { .. } => FieldValue::Strings(Vec::new()),
+        Kind::Strings { .. } => match f.default_value() {
+            Some(FieldValue::Strings(d)) if d.is_empty() => {
+                FieldValue::Strings(vec![match f.name {
+                    "raida_servers" => "127.0.0.1:50000".into(),
+                    _ => "10.0.0.5".into(),
+                }])
+            }
+            _ => FieldValue::Strings(Vec::new()),
+        },
     }
 }
 
@@ -291,7 +299,7 @@ fn printed_config_keeps_its_shape() {
     let printed = to_toml_string(&c);
     let lines: Vec<&str> = printed.lines().collect();
     assert_eq!(
-        lines.get(..6),
+        lines.get(..7),
         Some(
             &[
                 "[server]",
@@ -300,17 +308,19 @@ fn printed_config_keeps_its_shape() {
                 "# port = 50009  (unset: 50000 + raida_id)",
                 "threads = 0  # 0 = max(8, cores)",
                 "udp_effective_payload = 1024",
+                "raida_servers = []",
             ][..]
         )
     );
     assert_eq!(
-        lines.get(6..9),
+        lines.get(7..10),
         Some(&["", "[network]", "bind = \"0.0.0.0\""][..])
     );
     assert!(lines.contains(&"# data_root unset: the config file's directory"));
     assert!(lines.contains(&"# metrics_addr unset: no metrics endpoint"));
-    assert_eq!(lines.last(), Some(&"log = \"debug\""));
-    assert!(printed.ends_with("\"debug\"\n"));
+    assert!(lines.contains(&"log = \"debug\""));
+    assert!(lines.contains(&"[healing]"));
+    assert_eq!(lines.last(), Some(&"claim_from = []"));
 }
 
 #[test]
@@ -442,4 +452,50 @@ fn a_value_given_by_its_other_name_is_named_so() {
         error("[server]\nudp_effective_payload = 0\n"),
         "config.toml: [server] udp_effective_payload: expected an integer 32..=65507, found 0"
     );
+}
+
+#[test]
+fn raida_servers_and_the_healing_table_are_read() {
+    let c = parse(
+        "[server]\nraida_servers = [\"127.0.0.1:50000\", \"raida1.example:50001\"]\n\
+         [healing]\nticket_lifetime_s = 60\nmax_tickets = 10\nmax_ticket_coins = 100\n\
+         peer_timeout_ms = 500\nmax_fixes = 2\nclaim_from = [\"10.0.0.5\"]\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.server.raida_servers,
+        ["127.0.0.1:50000", "raida1.example:50001"]
+    );
+    assert_eq!(c.healing.ticket_lifetime_s, 60);
+    assert_eq!(c.healing.max_tickets, 10);
+    assert_eq!(c.healing.max_ticket_coins, 100);
+    assert_eq!(c.healing.peer_timeout_ms, 500);
+    assert_eq!(c.healing.max_fixes, 2);
+    assert_eq!(c.healing.claim_from, ["10.0.0.5"]);
+    // It reads back from --print-config.
+    assert_eq!(parse(&to_toml_string(&c)), Ok(c));
+}
+
+#[test]
+fn healing_errors_name_the_table_and_the_key() {
+    assert_eq!(
+        error("[healing]\nmax_tikets = 3\n"),
+        "config.toml: [healing] max_tikets: unknown key (did you mean max_tickets?)"
+    );
+    assert_eq!(
+        error("[healing]\nmax_fixes = 0\n"),
+        "config.toml: [healing] max_fixes: expected an integer 1..=4096, found 0"
+    );
+    assert_eq!(
+        error("[server]\nraida_servers = [\"nohost\"]\n"),
+        "config.toml: [server] raida_servers: expected a \"host:port\" string such as \
+         \"raida0.cloudcoin.global:50000\", found \"nohost\" (item 1)"
+    );
+    // A deployed file's raida_servers is read, no longer ignored: no warning.
+    let (_, warnings) = from_toml_str_with_warnings(
+        "[server]\nraida_servers = [\"raida0.cloudcoin.global:50000\"]\n",
+        Path::new("config.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(warnings.is_empty(), "{warnings:?}");
 }

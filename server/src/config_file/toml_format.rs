@@ -171,7 +171,7 @@ pub fn to_toml_string(config: &Config) -> String {
     out
 }
 
-/// The keys of [`FIELDS`] that are set, as `[server]` and `[network]` tables: what
+/// The keys of [`FIELDS`] that are set, as `[server]`, `[network]` and `[healing]` tables: what
 /// [`from_toml_str`](super::from_toml_str) reads back (`toml::to_string` of it is a
 /// plain configuration file).
 pub fn to_toml_table(config: &Config) -> Table {
@@ -295,7 +295,7 @@ impl<'a> Reader<'a> {
                 continue;
             }
             match self.section {
-                Section::Network => {
+                Section::Network | Section::Healing => {
                     let names: Vec<&'static str> = self
                         .fields()
                         .flat_map(|f| std::iter::once(f.name).chain(f.alias))
