@@ -40,7 +40,6 @@
 
 mod clock;
 mod detect;
-mod fix;
 pub mod healing;
 mod locker;
 mod payload;
@@ -52,8 +51,8 @@ use raida_core::Command;
 
 pub use clock::{mfs, Clock, FixedClock, SystemClock};
 pub use detect::{Detect, DetectSum};
-pub use fix::{listed_coins, new_an, peer_request, Fix, RAIDA_COUNT, VOTES_NEEDED_ABOVE};
-pub use healing::HealingSetup;
+pub use healing::fix::{listed_coins, new_an, peer_request, Fix, RAIDA_COUNT, VOTES_NEEDED_ABOVE};
+pub use healing::{HealingSetup, FIX, HEALING_GROUP};
 pub use locker::{Peek, Remove, StoreMultipleSum, StoreSum, INVALID_PAN, INVALID_PARAMETER};
 pub use pown::{Pown, PownSum};
 
@@ -67,11 +66,6 @@ pub const DETECT_SUM: u8 = 11;
 pub const POWN: u8 = 20;
 /// pown_sum: `n x [coin] + XOR of the ANs + delta`.
 pub const POWN_SUM: u8 = 21;
-
-/// The command group of the healing commands (PROTOCOL.md section 8b).
-pub const HEALING_GROUP: u8 = 2;
-/// fix: `n x [coin] + PG + 25 x ticket`, claiming the tickets from the peers.
-pub const FIX: u8 = 80;
 
 /// The command group of the lockers (PROTOCOL.md section 8c).
 pub const LOCKER_GROUP: u8 = 8;

@@ -539,7 +539,7 @@ pub const LOG_EXPECTED: &str = "a non-empty tracing filter such as \"info\"";
 /// What `[network] data_root` is, as messages say it.
 pub const PATH_EXPECTED: &str = "a non-empty path";
 
-/// Why `io_threads` may not exceed `max_connections` nor `mod_queue_size`.
+/// Why `io_threads` may not exceed `max_connections`, `mod_queue_size` nor `max_fixes`.
 const SHARE_REASON: &str =
     "each event loop gets a share of it, and a loop whose share is 0 could never serve";
 
@@ -837,7 +837,7 @@ impl Config {
             h.peer_timeout_ms,
             b::PEER_TIMEOUT_MS,
         )?;
-        int(HEALING, "max_fixes", h.max_fixes, b::MAX_FIXES)?;
+        let max_fixes = int(HEALING, "max_fixes", h.max_fixes, b::MAX_FIXES)?;
         let claim_from = h
             .claim_from
             .iter()
@@ -861,6 +861,11 @@ impl Config {
         at_most(
             ("io_threads", io_threads),
             ("mod_queue_size", mod_queue_size),
+            SHARE_REASON,
+        )?;
+        at_most(
+            ("io_threads", io_threads),
+            ("max_fixes", max_fixes),
             SHARE_REASON,
         )?;
         Ok(ValidConfig {

@@ -247,10 +247,13 @@ impl ServerBuilder {
     /// order.
     /// The healing commands are built from `config`'s `[healing]` table and its
     /// `raida_servers`, resolved here (once, at start).
-    fn registry(&self, config: &ValidConfig) -> Result<CommandRegistry, BuildError> {
+    fn registry(
+        &self,
+        config: &ValidConfig,
+        peers: &crate::peers::RaidaServers,
+    ) -> Result<CommandRegistry, BuildError> {
         let mut registry = CommandRegistry::with_builtins();
         let auth = if self.auth_commands {
-            let peers = crate::peers::resolve_raida_servers(&config.server.raida_servers);
             let healing = raida_commands::HealingSetup {
                 ticket_lifetime: config.healing.ticket_lifetime(),
                 max_tickets: config.healing.max_tickets,
@@ -282,7 +285,10 @@ impl ServerBuilder {
     /// configuration.
     pub fn bind(self) -> Result<Server, BuildError> {
         let config = self.config.validate().map_err(BuildError::Config)?;
-        let registry = self.registry(&config)?;
+        // `raida_servers`, resolved once at start: the claims' address rule (2/50) and
+        // the peers a fix calls (2/80), unless the embedder named the peers itself.
+        let resolved = crate::peers::resolve_raida_servers(&config.server.raida_servers);
+        let registry = self.registry(&config, &resolved)?;
         if self.raise_fd_limit {
             match raida_io_epoll::raise_fd_limit() {
                 Ok(limit) => tracing::debug!("open files limit: {limit}"),
@@ -307,7 +313,13 @@ impl ServerBuilder {
             (None, None) => (Arc::new(MemoryKeyStore::new()) as Arc<dyn KeyStore>, None),
         };
         let mut driver_config = DriverConfig::from_config(&config, long);
-        if let Some(settings) = &self.peers {
+        let from_config = PeerSettings {
+            peers: resolved.addresses(),
+            peer_timeout: config.healing.peer_timeout(),
+            max_fixes: config.healing.max_fixes,
+        };
+        {
+            let settings = self.peers.as_ref().unwrap_or(&from_config);
             let loops = driver_config.engines.len();
             for (i, engine) in driver_config.engines.iter_mut().enumerate() {
                 *engine = engine.clone().with_peers(

@@ -17,6 +17,8 @@ use std::time::Duration;
 use raida_core::keys::{An, CoinId};
 use raida_core::{Command, RequestContext, Status, StatusByte, Transport};
 
+pub mod fix;
+
 use crate::payload::{self, AN, COIN_REF};
 
 pub use tickets::{ClaimError, IssueError, TicketTable, CLAIM_INDICES};
@@ -29,7 +31,7 @@ pub const GET_TICKET: u8 = 40;
 pub const VALIDATE_TICKET: u8 = 50;
 /// find: `n x [coin, AN, PAN]`.
 pub const FIND: u8 = 60;
-/// fix: `n x [coin] + PG + 25 x ticket` (served by the fix command, not here).
+/// fix: `n x [coin] + PG + 25 x ticket`, claiming the tickets from the peers ([`fix`]).
 pub const FIX: u8 = 80;
 
 /// 18 WRONG_RAIDA: a claim's RAIDA index is 25 or more, or the claim does not come

@@ -20,6 +20,7 @@ use raida_core::keys::{An, CoinId, Record};
 use raida_core::{Command, PeerAnswer, PeerCall, PeerPlan, RequestContext, Status, StatusByte};
 
 use crate::clock::Clock;
+use super::{HEALING_GROUP, VALIDATE_TICKET};
 use crate::payload::{self, AN, COIN_REF};
 
 /// RAIDA servers in a RAIDA (ticket positions in a fix payload).
@@ -33,10 +34,6 @@ const MIN_PAYLOAD: usize = COIN_REF + FIXED;
 /// Votes a coin needs more than (its own server's included): the deployed
 /// `cnt > TOTAL_RAIDA_SERVERS / 2 + 1`.
 pub const VOTES_NEEDED_ABOVE: usize = 13;
-/// The healing command group.
-const HEALING_GROUP: u8 = 2;
-/// validate_ticket, the command a fix calls on its peers.
-const VALIDATE_TICKET: u8 = 50;
 /// The challenge of every peer request, and its CRC-32 (PROTOCOL.md 8b's table).
 const PEER_CHALLENGE: [u8; 16] = [
     0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x92, 0x70, 0xc9, 0x65,
