@@ -52,7 +52,7 @@ fn harness(store: Arc<MemoryKeyStore>, max_fixes: usize) -> Driver {
     config.raida_id = RAIDA_ID;
     config.coin_id = COIN_ID;
     let mut commands = CommandRegistry::with_builtins();
-    for (g, c, h) in raida_commands::all(Arc::new(FixedClock(MFS))) {
+    for (g, c, h) in raida_commands::all(Arc::new(FixedClock(MFS)), Default::default()) {
         commands.register(g, c, h).expect("free");
     }
     let engine = Engine::new(config, commands, store);

@@ -143,7 +143,7 @@ pub(crate) fn accept_nonblocking(listener: &Socket) -> io::Result<(Socket, Socke
 /// A non-blocking TCP socket connecting to `addr` (a peer call): the connect is
 /// started and, on `EINPROGRESS`, completes later (the socket becomes writable, or
 /// reports its error). Nagle is off: the request is one small write.
-pub fn connect_nonblocking(addr: SocketAddr) -> io::Result<Socket> {
+pub(crate) fn connect_nonblocking(addr: SocketAddr) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_nonblocking(true)?;
     socket.set_nodelay(true)?;

@@ -19,8 +19,8 @@ use md5::{Digest, Md5};
 use raida_core::keys::{An, CoinId, Record};
 use raida_core::{Command, PeerAnswer, PeerCall, PeerPlan, RequestContext, Status, StatusByte};
 
-use crate::clock::Clock;
 use super::{HEALING_GROUP, VALIDATE_TICKET};
+use crate::clock::Clock;
 use crate::payload::{self, AN, COIN_REF};
 
 /// RAIDA servers in a RAIDA (ticket positions in a fix payload).
