@@ -159,7 +159,7 @@ fn a_network_file_addresses_raida_i_on_line_i_and_unreachable_ones_exit_3() {
     let v = json(&o);
     assert_eq!(v["raidas_total"], 4);
     assert_eq!(v["raidas_passed"], 1);
-    assert_eq!(v["raidas"][0]["error_kind"].as_str().is_some(), true);
+    assert!(v["raidas"][0]["error_kind"].as_str().is_some());
     assert_eq!(v["raidas"][3]["raida"], 3);
     assert_eq!(v["raidas"][3]["status"], 241);
     assert_eq!(an_of(&store, -1, 16), locker_key(3, CODE));
