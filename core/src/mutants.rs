@@ -29,11 +29,15 @@ pub enum Mutant {
     /// queued, instead of waiting for the next sync; that sync's leader writes it in
     /// place afterwards).
     AckBeforeSync,
+    /// The locker index is not rebuilt when the store opens (raida-store: the scan of
+    /// the page files is skipped, so lockers written before a restart are missing
+    /// until their pages are written again).
+    IndexNotRebuilt,
 }
 
 impl Mutant {
     /// Every planted bug of core, in a fixed order.
-    pub const ALL: [Mutant; 7] = [
+    pub const ALL: [Mutant; 8] = [
         Mutant::ReusedSlot,
         Mutant::AdmissionOverflow,
         Mutant::NoTimeout,
@@ -41,6 +45,7 @@ impl Mutant {
         Mutant::AcceptOnce,
         Mutant::AcceptAfterShutdown,
         Mutant::AckBeforeSync,
+        Mutant::IndexNotRebuilt,
     ];
 
     /// Its name on the runner's command line.
@@ -53,6 +58,7 @@ impl Mutant {
             Mutant::AcceptOnce => "accept-once",
             Mutant::AcceptAfterShutdown => "accept-after-shutdown",
             Mutant::AckBeforeSync => "ack-before-sync",
+            Mutant::IndexNotRebuilt => "index-not-rebuilt",
         }
     }
 
@@ -70,6 +76,7 @@ impl Mutant {
             Mutant::AcceptOnce => 5,
             Mutant::AcceptAfterShutdown => 6,
             Mutant::AckBeforeSync => 7,
+            Mutant::IndexNotRebuilt => 8,
         }
     }
 }

@@ -32,7 +32,12 @@
 //! one; every other record is untouched), and no batch is half applied; (c) recovery
 //! is idempotent; (d) every page file keeps its size (17,408 bytes for a page; a short
 //! file stays short, an absent one absent); (e) after every acknowledged write a
-//! lookup sees the new record at once, and a failed one changes nothing a lookup sees.
+//! lookup sees the new record at once, and a failed one changes nothing a lookup sees;
+//! (f) the locker index is what the records imply: a coin a lookup finds is in the
+//! locker its AN names and in no other, and after every recovery the whole index
+//! equals a scan of the page files. Some records start in a locker and some writes
+//! put coins into one (a few locker keys per seed), so lockers fill, move and empty
+//! across crashes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -40,8 +45,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use raida_core::keys::{
-    CoinId, KeyStore, Lookup, PageId, Record, StoreError, PAGE_BYTES, RECORDS_PER_PAGE,
-    RECORD_BYTES,
+    is_locker_key, An, CoinId, KeyStore, Lookup, PageId, Record, StoreError, PAGE_BYTES,
+    RECORDS_PER_PAGE, RECORD_BYTES,
 };
 use raida_core::Timestamp;
 use raida_store::{DiskStore, StoreConfig, DEFAULT_SEGMENT_BYTES};
@@ -56,10 +61,23 @@ pub type SimStore = DiskStore<Arc<SimDisk>>;
 
 /// The planted bugs the store swarm must catch (the engine's are in
 /// [`MUTANTS`](crate::MUTANTS)).
-pub const STORE_MUTANTS: [(&str, &str); 1] = [(
-    "ack-before-sync",
-    "the store acknowledges a write before the log sync that makes it durable",
-)];
+pub const STORE_MUTANTS: [(&str, &str); 2] = [
+    (
+        "ack-before-sync",
+        "the store acknowledges a write before the log sync that makes it durable",
+    ),
+    (
+        "index-not-rebuilt",
+        "the locker index is not rebuilt from the records when the store opens",
+    ),
+];
+
+/// How many locker keys a seed's key-shaped ANs are drawn from (few, so that lockers
+/// hold several coins and coins move between them).
+const LOCKER_KEYS: usize = 3;
+/// Per mille of tracked records that start in a locker, and of new records written
+/// into one.
+const LOCKER_RECORD_PM: u32 = 250;
 
 /// How long the world waits for a helper writer to reach a state (returned, or
 /// waiting for a sync) before it fails the seed: far beyond any healthy run, so only a
@@ -280,6 +298,9 @@ pub struct StoreStats {
     pub entries_replayed: u64,
     /// Idempotence checks (a second crash and recovery with nothing new).
     pub idempotence_checks: u64,
+    /// Whole locker-index checks after recoveries (the index against a scan of the
+    /// page files).
+    pub index_checks: u64,
     /// Sectors crashes tore, log tails they cut, slow page reads.
     pub torn_sectors: u64,
     /// See `torn_sectors`.
@@ -309,6 +330,7 @@ impl StoreStats {
         self.torn_tails_dropped += o.torn_tails_dropped;
         self.entries_replayed += o.entries_replayed;
         self.idempotence_checks += o.idempotence_checks;
+        self.index_checks += o.index_checks;
         self.torn_sectors += o.torn_sectors;
         self.cut_tails += o.cut_tails;
         self.slow_reads += o.slow_reads;
@@ -462,6 +484,11 @@ pub struct StoreWorld {
     tracked: BTreeMap<PageId, Vec<usize>>,
     /// Coins of the absent and the short page.
     unknown: Vec<CoinId>,
+    /// The locker keys (bytes 12..15 `FF`) key-shaped ANs are drawn from.
+    locker_keys: Vec<An>,
+    /// Whether the last open read every page without a fault (its locker index scan
+    /// saw every record).
+    index_whole: bool,
     tracing: bool,
     hash: Fnv64,
     /// What the run did.
@@ -486,13 +513,20 @@ impl StoreWorld {
         let mut content = root.fork(3);
         let disk = Arc::new(SimDisk::new(root.fork(2), knobs.faults.clone()));
         let straddle = straddling();
+        let mut keys_rng = root.fork(4);
+        let locker_keys: Vec<An> = (0..LOCKER_KEYS)
+            .map(|_| {
+                let mut k = [0xFF; 16];
+                keys_rng.fill(&mut k[..12]);
+                k
+            })
+            .collect();
         let mut initial = BTreeMap::new();
         let mut tracked = BTreeMap::new();
         let mut records = BTreeMap::new();
         for &page in &knobs.pages {
             let mut bytes = vec![0u8; PAGE_BYTES];
             content.fill(&mut bytes);
-            disk.put_page(page, &bytes);
             let mut indices = BTreeSet::new();
             while indices.len() < knobs.coins_per_page {
                 let i = if content.chance(500) {
@@ -502,11 +536,19 @@ impl StoreWorld {
                 };
                 indices.insert(i);
             }
+            // Some tracked coins start in a locker: the index built at open has them.
+            for &i in &indices {
+                if keys_rng.chance(LOCKER_RECORD_PM) {
+                    let key = keys_rng.pick(&locker_keys).unwrap_or([0xFF; 16]);
+                    bytes[i * RECORD_BYTES..i * RECORD_BYTES + 16].copy_from_slice(&key);
+                }
+            }
             for &i in &indices {
                 if let Some(r) = record_at(&bytes, i) {
                     records.insert(coin_of(page, i), r);
                 }
             }
+            disk.put_page(page, &bytes);
             tracked.insert(page, indices.into_iter().collect());
             initial.insert(page, bytes);
         }
@@ -535,6 +577,8 @@ impl StoreWorld {
             initial,
             tracked,
             unknown,
+            locker_keys,
+            index_whole: false,
             tracing,
             hash: Fnv64::default(),
             stats: StoreStats::default(),
@@ -698,9 +742,14 @@ impl StoreWorld {
             .unwrap_or(CoinId::new(0, 0))
     }
 
+    /// A record to write: a random AN, or (sometimes) one of the locker keys, so that
+    /// writes move coins into, between and out of lockers.
     fn new_record(&mut self) -> Record {
         let mut an = [0u8; 16];
         self.rng.fill(&mut an);
+        if self.rng.chance(LOCKER_RECORD_PM) {
+            an = self.rng.pick(&self.locker_keys).unwrap_or(an);
+        }
         Record {
             an,
             status: self.rng.below(256) as u8,
@@ -991,6 +1040,9 @@ impl StoreWorld {
         if matches!(got, Lookup::Unreadable(_)) {
             self.stats.unreadable += 1;
         }
+        if let (None, Lookup::Found(an)) = (&wrong, got) {
+            self.check_index_coin(&store, coin, &an, why);
+        }
         match wrong {
             None => {}
             Some(w) => self.violate(format!(
@@ -1104,8 +1156,16 @@ impl StoreWorld {
                 self.log(|| format!("power cut armed in the recovery: after {calls} call(s)"));
                 self.disk.cut_power_after(calls);
             }
+            let read_faults = |d: &SimDisk| {
+                let c = d.counts();
+                c.read_errors + c.meta_errors
+            };
+            let faults_before = read_faults(&self.disk);
             match DiskStore::with_disk(Arc::clone(&self.disk), self.config.clone()) {
                 Ok(store) if !self.disk.power_lost() => {
+                    // The index scan leaves out a page it cannot read (it is indexed
+                    // when next read): only an open without read faults built it whole.
+                    self.index_whole = read_faults(&self.disk) == faults_before;
                     let r = store.recovery().clone();
                     self.stats.recoveries += 1;
                     self.stats.entries_replayed += r.entries;
@@ -1154,6 +1214,7 @@ impl StoreWorld {
             return;
         }
         self.judge_recovery();
+        self.check_locker_index("after recovery");
         if self.violation.is_some() {
             return;
         }
@@ -1166,6 +1227,7 @@ impl StoreWorld {
             return;
         }
         self.stats.idempotence_checks += 1;
+        self.check_locker_index("after a second recovery");
         let after = self.page_snapshot();
         if let Some(((page, _), _)) = before.iter().zip(&after).find(|(a, b)| a != b) {
             self.violate(format!(
@@ -1200,6 +1262,79 @@ impl StoreWorld {
             self.violate(format!(
                 "{when}: the absent page {:?} has a file",
                 self.knobs.absent_page
+            ));
+        }
+    }
+
+    /// (f) The locker index holds `coin` exactly where its record `an` says: in the
+    /// locker `an` when `an` is a locker key, in none of the seed's lockers otherwise.
+    fn check_index_coin(&mut self, store: &SimStore, coin: CoinId, an: &An, why: &str) {
+        let index = store.locker_index();
+        for key in self.locker_keys.clone() {
+            let held = index.coins(&key).contains(&coin);
+            if held != (key == *an) {
+                self.violate(format!(
+                    "{why}: the locker index {} coin {} in locker {}.., but its record holds                      {}..",
+                    if held { "has" } else { "lacks" },
+                    coin_name(coin),
+                    crate::invariants::hex(&key[..4]),
+                    crate::invariants::hex(&an[..4]),
+                ));
+                return;
+            }
+        }
+    }
+
+    /// (f) After a recovery the locker index is exactly what a scan of the page files
+    /// gives: every record whose AN is a locker key, in that locker, and nothing else.
+    /// Skipped after an open that met a read fault: the store leaves a page it cannot
+    /// read out of the scan and indexes it when it next reads it (checked by lookups).
+    fn check_locker_index(&mut self, when: &str) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        if !self.index_whole {
+            return;
+        }
+        let mut want: BTreeMap<An, BTreeSet<CoinId>> = BTreeMap::new();
+        for page in self.knobs.pages.clone() {
+            let Some(bytes) = self.disk.page_bytes(page) else {
+                continue;
+            };
+            if bytes.len() != PAGE_BYTES {
+                continue;
+            }
+            for i in 0..RECORDS_PER_PAGE as usize {
+                if let Some(r) = record_at(&bytes, i) {
+                    if is_locker_key(&r.an) {
+                        want.entry(r.an).or_default().insert(coin_of(page, i));
+                    }
+                }
+            }
+        }
+        let index = store.locker_index();
+        let total: usize = want.values().map(BTreeSet::len).sum();
+        let mut wrong = (index.entries() != total).then(|| {
+            format!(
+                "{} entries, the records hold {total} coins in lockers",
+                index.entries()
+            )
+        });
+        for (key, coins) in &want {
+            let got: BTreeSet<CoinId> = index.coins(key).into_iter().collect();
+            if wrong.is_none() && &got != coins {
+                wrong = Some(format!(
+                    "locker {}.. holds {} coins in the index, {} in the records",
+                    crate::invariants::hex(&key[..4]),
+                    got.len(),
+                    coins.len()
+                ));
+            }
+        }
+        self.stats.index_checks += 1;
+        if let Some(w) = wrong {
+            self.violate(format!(
+                "{when}: the locker index is not what the records imply: {w}"
             ));
         }
     }
