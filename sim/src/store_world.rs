@@ -1132,7 +1132,7 @@ impl StoreWorld {
                 && status.0 == if got.is_empty() { 242 } else { 241 };
             if !partial && (status.0 != want_status || got != want || body.len() % 5 != 0) {
                 self.violate(format!(
-                    "peek of locker {}.. answered {} with [{}]; its coins are [{}]",
+                    "peek of locker {}.. answered {} with {}; its coins are {}",
                     crate::invariants::hex(&key[..4]),
                     status.0,
                     coins_text(&got),
@@ -1255,17 +1255,19 @@ impl StoreWorld {
                 }
             }
             if let Some(w) = wrong {
+                let held: Vec<String> = before
+                    .iter()
+                    .map(|r| r.as_ref().map_or("unknown".into(), short))
+                    .collect();
+                let moving: Vec<CoinId> = moves.iter().map(|(c, _)| *c).collect();
                 self.violate(format!(
-                    "{what} {} with key {}.. (the coins held [{}]) {w}; the model expects {}                      (moving [{}])",
+                    "{what} {} with key {}.. (the coins held [{}]) {w}; the model expects {} \
+                     (moving {})",
                     coins_text(coins),
                     crate::invariants::hex(&key[..4]),
-                    before
-                        .iter()
-                        .map(|r| r.as_ref().map_or("unknown".into(), short))
-                        .collect::<Vec<_>>()
-                        .join(" "),
+                    held.join(" "),
                     want_status,
-                    coins_text(&moves.iter().map(|(c, _)| *c).collect::<Vec<_>>()),
+                    coins_text(&moving),
                 ));
                 return;
             }
@@ -1279,7 +1281,7 @@ impl StoreWorld {
                 });
             }
         }
-        for coin in coins.to_vec() {
+        for &coin in coins {
             self.check_lookup(coin, what);
         }
     }
