@@ -18,6 +18,7 @@ mod echo;
 mod exit;
 mod healing;
 mod keys;
+mod locker;
 mod output;
 mod pown;
 mod target;
@@ -34,7 +35,7 @@ const AUTH_EXIT_HELP: &str =
     "detect and pown: 0 = ALL_PASS (241), 1 = any other status (242 and 243 included).";
 
 /// Talk to a RAIDA server: check it is up, ask its version, detect and pown coins,
-/// load-test it, make demo keys.
+/// put coins into lockers and take them out, load-test it, make demo keys.
 ///
 /// Start here: `raida keys demo --data-root ./raida-data` writes a demo key store and
 /// prints its coins' ANs; then, against a server on raida id 0 (port 50000) using that
@@ -74,6 +75,7 @@ subcommands! {
     pown::Pown,
     healing::Ticket,
     healing::Find,
+    locker::Locker,
     bench::Bench,
     keys::Keys,
 }

@@ -176,7 +176,7 @@ impl<K: KeyOptions> TargetArgs<K> {
 
     /// The key material --enc and the key coin and AN options describe (a usage error
     /// when they do not fit together).
-    fn keys(&self) -> Keys {
+    pub(crate) fn keys(&self) -> Keys {
         let (coins, ans) = (self.key.coins(), self.key.ans());
         let enc = self.key.enc();
         let (c, a) = (K::COIN_FLAG, K::AN_FLAG);
@@ -225,6 +225,16 @@ impl<K: KeyOptions> TargetArgs<K> {
         }
     }
 
+    /// The RAIDA addressed (--raida-id).
+    pub(crate) fn raida_id(&self) -> u8 {
+        self.raida_id
+    }
+
+    /// Whether a key AN option was given (e.g. `--key-an`).
+    pub(crate) fn has_key_an(&self) -> bool {
+        !self.key.ans().is_empty()
+    }
+
     fn port(&self) -> u16 {
         self.port
             .unwrap_or_else(|| 50000u16.saturating_add(u16::from(self.raida_id)))
@@ -259,7 +269,14 @@ impl<K: KeyOptions> TargetArgs<K> {
     /// A request for (`group`, `command`) to this target, with fresh random nonce,
     /// challenge and echo bytes.
     pub(crate) fn request(&self, group: u8, command: u8) -> Request {
-        let mut r = Request::new(self.raida_id, group, command, self.keys());
+        self.request_with(self.raida_id, self.keys(), group, command)
+    }
+
+    /// A request for (`group`, `command`) to RAIDA `raida_id` under `keys`, with this
+    /// target's coin id and fresh random nonce, challenge and echo bytes: one request
+    /// of a command sent to every RAIDA of a network.
+    pub(crate) fn request_with(&self, raida_id: u8, keys: Keys, group: u8, command: u8) -> Request {
+        let mut r = Request::new(raida_id, group, command, keys);
         r.coin_id = self.coin_id;
         if let Err(e) = r.randomize() {
             eprintln!("raida: {e}");

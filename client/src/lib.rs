@@ -1,6 +1,7 @@
 //! raida-client: builds requests of every encryption type from named fields, sends
 //! them over TCP or UDP, verifies and decrypts the response; the payloads and per-coin
-//! results of the authentication commands ([`auth`]); and a load generator
+//! results of the authentication commands ([`auth`]); the locker commands' keys,
+//! payloads and answers ([`locker`]); and a load generator
 //! ([`mod@bench`]). The `raida` command-line tool is the `raida-cli` crate.
 //!
 //! ```no_run
@@ -24,6 +25,7 @@ pub mod bench;
 pub mod crypto;
 mod error;
 pub mod healing;
+pub mod locker;
 mod request;
 mod response;
 mod transport;

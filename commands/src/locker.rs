@@ -181,7 +181,11 @@ impl Command for StoreSum {
         let n = (len - AN - AN) / COIN_REF;
         let (coins, tail) = ctx.payload.split_at(n * COIN_REF);
         let coins: Vec<CoinId> = coins.chunks_exact(COIN_REF).map(payload::coin).collect();
-        if has_duplicate(&coins) {
+        #[cfg(raida_mutants)]
+        let planted = raida_core::mutants::active(raida_core::mutants::Mutant::DuplicateXor);
+        #[cfg(not(raida_mutants))]
+        let planted = false;
+        if has_duplicate(&coins) && !planted {
             return INVALID_PARAMETER;
         }
         let (sum, key) = (payload::an(tail), payload::an(&tail[AN..]));
@@ -256,12 +260,16 @@ impl Command for Remove {
             return Status::AllFail.into();
         }
         let mfs = self.clock.mfs();
+        #[cfg(raida_mutants)]
+        let planted = raida_core::mutants::active(raida_core::mutants::Mutant::RemoveNoAnCheck);
+        #[cfg(not(raida_mutants))]
+        let planted = false;
         let mut passed = vec![false; coins.len()];
         // One compare-and-set per coin, all inside one modify: a coin passes only while
         // its current AN is the key (never because an index once listed it).
         let changed = ctx.store.modify(&coins, ctx.arrived, &mut |current, new| {
             for (i, entry) in entries.iter().enumerate() {
-                if current[i].is_some_and(|r| r.an == key) {
+                if current[i].is_some_and(|r| r.an == key || planted) {
                     passed[i] = true;
                     new[i] = Some(Record {
                         an: payload::an(&entry[COIN_REF..]),

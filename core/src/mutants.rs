@@ -29,11 +29,21 @@ pub enum Mutant {
     /// queued, instead of waiting for the next sync; that sync's leader writes it in
     /// place afterwards).
     AckBeforeSync,
+    /// The locker index is not rebuilt when the store opens (raida-store: the scan of
+    /// the page files is skipped, so lockers written before a restart are missing
+    /// until their pages are written again).
+    IndexNotRebuilt,
+    /// store_sum accepts a coin listed twice (raida-commands: the duplicate check is
+    /// skipped, so `[V, V]` with a sum of zero moves V into a locker without its AN).
+    DuplicateXor,
+    /// remove moves a coin whatever its AN (raida-commands: the compare with the key is
+    /// skipped, so a locker key takes any coin named).
+    RemoveNoAnCheck,
 }
 
 impl Mutant {
     /// Every planted bug of core, in a fixed order.
-    pub const ALL: [Mutant; 7] = [
+    pub const ALL: [Mutant; 10] = [
         Mutant::ReusedSlot,
         Mutant::AdmissionOverflow,
         Mutant::NoTimeout,
@@ -41,6 +51,9 @@ impl Mutant {
         Mutant::AcceptOnce,
         Mutant::AcceptAfterShutdown,
         Mutant::AckBeforeSync,
+        Mutant::IndexNotRebuilt,
+        Mutant::DuplicateXor,
+        Mutant::RemoveNoAnCheck,
     ];
 
     /// Its name on the runner's command line.
@@ -53,6 +66,9 @@ impl Mutant {
             Mutant::AcceptOnce => "accept-once",
             Mutant::AcceptAfterShutdown => "accept-after-shutdown",
             Mutant::AckBeforeSync => "ack-before-sync",
+            Mutant::IndexNotRebuilt => "index-not-rebuilt",
+            Mutant::DuplicateXor => "duplicate-xor",
+            Mutant::RemoveNoAnCheck => "remove-no-an-check",
         }
     }
 
@@ -70,6 +86,9 @@ impl Mutant {
             Mutant::AcceptOnce => 5,
             Mutant::AcceptAfterShutdown => 6,
             Mutant::AckBeforeSync => 7,
+            Mutant::IndexNotRebuilt => 8,
+            Mutant::DuplicateXor => 9,
+            Mutant::RemoveNoAnCheck => 10,
         }
     }
 }

@@ -3,8 +3,11 @@
 //! page (its metadata only) and header-time lookups per second from memory, with 1 and
 //! with `T` threads.
 //!
-//! `cargo run --release -p raida-store --example full_store -- [P] [T] [DIR]` (DIR must
-//! be on the disk to measure; a temporary directory by default, removed at the end).
+//! `cargo run --release -p raida-store --example full_store -- [P] [T] [DIR] [L]` (DIR
+//! must be on the disk to measure; a temporary directory by default, removed at the
+//! end; `-` for the default). L: every L-th record of every page holds a locker key
+//! (one of 1,000 keys), so that the open's locker index scan has entries to build; the
+//! open's time and the process's resident memory before and after it are printed.
 
 // Drives the store from real threads and clocks (store/clippy.toml bans them in the store).
 #![allow(clippy::disallowed_methods)]
@@ -24,23 +27,48 @@ fn main() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let root = args
         .get(2)
+        .filter(|d| d.as_str() != "-")
         .map_or_else(|| tmp.path().to_path_buf(), PathBuf::from);
+    let locker_every: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(0);
     let page_of = |i: u32| PageId {
         denomination: (i % 15) as i8 - 8,
         number: (i / 15) as u16,
     };
     let started = Instant::now();
-    let bytes = vec![0x5au8; 17 * 1024];
+    let mut in_lockers = 0u64;
     for i in 0..pages {
+        let mut bytes = vec![0x5au8; 17 * 1024];
+        if locker_every > 0 {
+            for (r, record) in bytes.chunks_exact_mut(17).enumerate() {
+                if r % locker_every == 0 {
+                    // Key k: its first 4 bytes, then 0x5a, bytes 12..15 FF.
+                    let k = (i as usize * 1024 + r) % 1000;
+                    record[..4].copy_from_slice(&(k as u32).to_be_bytes());
+                    record[12..16].copy_from_slice(&[0xFF; 4]);
+                    in_lockers += 1;
+                }
+            }
+        }
         let path = page_path(&root, page_of(i));
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(path, &bytes).expect("write page");
     }
-    println!("wrote {pages} pages in {:?}", started.elapsed());
+    println!(
+        "wrote {pages} pages in {:?} ({in_lockers} records in 1,000 lockers)",
+        started.elapsed()
+    );
+    let rss_before = resident_kb();
     let t = Instant::now();
     let store = Arc::new(DiskStore::open(&root, StoreConfig::default()).expect("open"));
     // Opening reads every page file once to build the locker index.
-    println!("opened (locker index built) in {:?}", t.elapsed());
+    let opened = t.elapsed();
+    let rss_after = resident_kb();
+    // A copy of the index (measured before it is made).
+    let entries = store.locker_index().entries();
+    println!(
+        "opened (locker index built: {entries} entries) in {opened:?}; resident memory \
+         {rss_before} kB before, {rss_after} kB after"
+    );
     let t = Instant::now();
     for i in 0..pages {
         store.load(page_of(i), Timestamp::ZERO).expect("load");
@@ -88,4 +116,16 @@ fn main() {
             found as f64 / t.elapsed().as_secs_f64() / 1e6
         );
     }
+}
+
+/// The process's resident memory (VmRSS) in kB, 0 when /proc does not say.
+fn resident_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }

@@ -249,7 +249,13 @@ impl<D: Disk> DiskStore<D> {
     /// The store over `disk`: replays its log first (see [`Recovery`]).
     pub fn with_disk(disk: D, config: StoreConfig) -> Result<Self, OpenError> {
         let (recovery, segment, next_seq) = log::recover(&disk).map_err(OpenError::Recovery)?;
-        let (lockers, indexed_meta, indexed_dirs) = index_lockers(&disk);
+        #[cfg_attr(not(raida_mutants), allow(unused_mut))]
+        let (mut lockers, indexed_meta, indexed_dirs) = index_lockers(&disk);
+        #[cfg(raida_mutants)]
+        if raida_core::mutants::active(raida_core::mutants::Mutant::IndexNotRebuilt) {
+            // The planted bug: the scan's result is dropped; the index starts empty.
+            lockers = LockerIndex::new();
+        }
         Ok(DiskStore {
             log: Log::new(segment, next_seq, config.segment_bytes),
             cache: Cache::new(config.cache_pages),

@@ -11,7 +11,10 @@
 //! KIND: `echo1` (type-1 echo keyed by a coin), `detect1`, `detect40` (detect of 1 or 40
 //! coins, type 0, every AN right: 241), `pown1` (pown of 1 coin, type 0, each coin used
 //! once with a fresh PAN: 241, so the file must hold no more requests than a run sends
-//! on a fresh store).
+//! on a fresh store); `put1`, `peek1`, `remove1` (the lockers of PROTOCOL.md 8c: request
+//! i puts the i-th fresh coin into locker i, whose key is i (8 bytes), `LKR!`, `FF FF FF
+//! FF`; peeks at locker i; removes that coin from it to a new AN: 241 when the puts ran
+//! first, each remove once).
 //!
 //! Every coin's AN is a function of its denomination and serial (and nothing else), so
 //! the request files and the store agree without reading the store back. The coins are
@@ -153,6 +156,34 @@ fn write_requests(
                     .extend_from_slice(&splitmix(&mut s).to_le_bytes());
                 req.payload
                     .extend_from_slice(&splitmix(&mut s).to_le_bytes());
+                req
+            }
+            "put1" | "peek1" | "remove1" => {
+                // Request i's locker holds the i-th fresh coin (the same draws for the
+                // three kinds): put it there, peek at it, remove it to a new AN.
+                let coin = draw(true);
+                let mut key = [0xFFu8; 16];
+                key[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                key[8..12].copy_from_slice(&[0x4C, 0x4B, 0x52, 0x21]);
+                let (command, payload) = match kind {
+                    "put1" => {
+                        let mut p = coin_ref(coin).to_vec();
+                        p.extend_from_slice(&an_of(coin.denomination, coin.serial));
+                        p.extend_from_slice(&key);
+                        (82, p)
+                    }
+                    "peek1" => (83, key.to_vec()),
+                    _ => {
+                        let mut p = key.to_vec();
+                        p.extend_from_slice(&coin_ref(coin));
+                        let mut s = i as u64 ^ 0xBEEF;
+                        p.extend_from_slice(&splitmix(&mut s).to_le_bytes());
+                        p.extend_from_slice(&splitmix(&mut s).to_le_bytes());
+                        (84, p)
+                    }
+                };
+                let mut req = Request::new(0, 8, command, Keys::None);
+                req.payload = payload;
                 req
             }
             other => return Err(io::Error::other(format!("unknown kind {other}"))),

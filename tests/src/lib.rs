@@ -12,6 +12,11 @@
 //! `cargo build --release -p raida-server`).
 //!
 //! Every wait here is bounded in time; processes are stopped by their own PID.
+//!
+//! [`network::LocalNetwork`] starts a whole RAIDA network on loopback: N servers, raida
+//! ids 0..N on consecutive ports, each with its own data root and `config.toml`.
+
+pub mod network;
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
@@ -233,7 +238,18 @@ impl Server {
             .expect("write to the server's stdin");
     }
 
-    fn started(mut child: Child) -> Server {
+    fn started(child: Child) -> Server {
+        Server::try_started(child).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts `raida-server` with exactly `args` in `dir` and waits for its `listening`
+    /// line; `Err` with its stderr when it exits (or stays silent) instead, e.g. because
+    /// its port is taken.
+    pub fn try_start_with(args: &[&str], dir: Option<&Path>) -> Result<Server, String> {
+        Server::try_started(spawn(args, dir))
+    }
+
+    fn try_started(mut child: Child) -> Result<Server, String> {
         let stderr = collect(child.stderr.take().expect("piped stderr"));
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
@@ -250,20 +266,27 @@ impl Server {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
+                // The collector thread reads to end of stream; give it a bounded moment.
+                thread::sleep(Duration::from_millis(50));
                 let err = stderr.lock().map(|s| s.clone()).unwrap_or_default();
-                panic!("raida-server printed no listening line; stderr:\n{err}");
+                return Err(format!(
+                    "raida-server printed no listening line; stderr:\n{err}"
+                ));
             }
         };
-        let (tcp, udp) =
-            parse_listening(&line).unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-        Server {
+        let Some((tcp, udp)) = parse_listening(&line) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("unexpected first line: {line:?}"));
+        };
+        Ok(Server {
             child,
             tcp,
             udp,
             stderr,
             stdout_lines: rx,
             stdin: None,
-        }
+        })
     }
 
     /// The next stdout line after those read so far (the `listening` line is the
