@@ -234,8 +234,21 @@ impl FileDisk {
             }
         }
         let full = self.full(path);
-        let file = match OpenOptions::new().read(true).write(true).open(&full) {
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => File::open(&full)?,
+        let open_rw = || match OpenOptions::new().read(true).write(true).open(&full) {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => File::open(&full),
+            other => other,
+        };
+        let file = match open_rw() {
+            // Out of descriptors (the process's limit, shared with sockets): the files
+            // kept open give theirs back, and the open is tried once more.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                tracing::warn!(
+                    "raida-store: out of file descriptors ({e}); closing the {} kept-open                      file(s)",
+                    self.open_file_count()
+                );
+                self.lock().files.clear();
+                open_rw()?
+            }
             other => other?,
         };
         let m = file.metadata()?;
