@@ -258,3 +258,94 @@ impl<S: Storage, F: Faults> Storage for Faulty<S, F> {
 pub(crate) fn parent(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(dir, _)| dir)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemStorage;
+    use std::sync::Mutex;
+
+    /// Fails the calls of one operation as told, runs every other.
+    #[derive(Debug)]
+    struct Scripted {
+        op: Op,
+        fault: Fault,
+        finished: Mutex<Vec<(Op, bool)>>,
+    }
+
+    impl Faults for Scripted {
+        fn decide(&self, call: &Call<'_>) -> Fault {
+            if call.op == self.op {
+                self.fault
+            } else {
+                Fault::None
+            }
+        }
+        fn finished(&self, call: &Call<'_>, ok: bool) {
+            self.finished
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((call.op, ok));
+        }
+    }
+
+    fn faulty(op: Op, fault: Fault) -> Faulty<MemStorage, Scripted> {
+        let storage = MemStorage::new();
+        storage.put("raida-store.wal/a.log", b"head");
+        Faulty::wrap(
+            storage,
+            Scripted {
+                op,
+                fault,
+                finished: Mutex::new(Vec::new()),
+            },
+        )
+    }
+
+    const LOG: &str = "raida-store.wal/a.log";
+
+    #[test]
+    fn a_partial_write_writes_its_first_bytes_then_fails() {
+        let f = faulty(Op::Write, Fault::Partial(3));
+        assert!(f.write_at(LOG, 4, b"abcdef").is_err());
+        assert_eq!(f.storage().contents(LOG).as_deref(), Some(&b"headabc"[..]));
+        assert_eq!(
+            f.storage().durable_contents(LOG).as_deref(),
+            Some(&b"head"[..])
+        );
+    }
+
+    #[test]
+    fn a_failed_call_changes_nothing_and_a_fail_after_call_does_its_work() {
+        let f = faulty(Op::Write, Fault::Fail);
+        assert!(f.write_at(LOG, 4, b"abc").is_err());
+        assert_eq!(f.storage().contents(LOG).as_deref(), Some(&b"head"[..]));
+
+        let f = faulty(Op::Sync, Fault::FailAfter);
+        f.write_at(LOG, 4, b"abc").expect("write");
+        assert!(f.sync(LOG).is_err());
+        assert_eq!(
+            f.storage().durable_contents(LOG).as_deref(),
+            Some(&b"headabc"[..])
+        );
+        // Only calls that ran without a fault are reported finished.
+        let finished = f
+            .policy()
+            .finished
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default();
+        assert_eq!(finished, vec![(Op::Write, true)]);
+    }
+
+    #[test]
+    fn calls_name_what_their_path_is() {
+        let f = faulty(Op::Meta, Fault::None);
+        assert_eq!(f.meta(LOG).ok().flatten().map(|m| m.len), Some(4));
+        assert_eq!(FileKind::of(LOG), FileKind::Log);
+        assert_eq!(
+            f.list("raida-store.wal").ok(),
+            Some(vec!["a.log".to_string()])
+        );
+    }
+}
