@@ -1,10 +1,14 @@
-//! [`SimDisk`]: the disk raida-store runs on in the simulator. Every fault comes from
-//! the seed (its own [`Rng`] stream), nothing from the OS, and nothing is iterated in
-//! hash order, so a seed replays the same disk.
+//! [`SimDisk`]: the disk raida-store runs on in the simulator: raida-store's
+//! [`MemStorage`] inside its one fault-injecting wrapper ([`Faulty`]), with the
+//! simulator's [`Faults`] policy ([`SimFaults`]). Every fault comes from the seed (its
+//! own [`Rng`] stream), nothing from the OS, and nothing is iterated in hash order, so
+//! a seed replays the same disk. The page and log semantics are raida-store's own
+//! (its [`Disk`](raida_store::Disk) over any storage); this module only decides faults
+//! and what a crash leaves.
 //!
 //! **Bytes.** Every file has its current bytes (what a read sees) and its durable
 //! bytes (what survives a power loss). A sync makes a file's current bytes durable;
-//! creating and removing log segments is durable at once (the [`Disk`] trait says so).
+//! creating and removing log segments is durable at once (the [`Storage`] trait says so).
 //!
 //! **Crashes** ([`SimDisk::crash`]) lose every write not yet synced and tear them at
 //! 512-byte sectors: for each file whose current bytes differ from its durable ones,
@@ -19,7 +23,9 @@
 //! crashes the store in the middle of an operation (between a log append and its sync,
 //! between in-place writes, inside a checkpoint or a recovery).
 //!
-//! **Faults** ([`DiskFaults`]), each drawn per call:
+//! **Faults** ([`DiskFaults`]), each drawn per byte-level call (a page read is a
+//! metadata look and a read; an in-place write is a look, one write per record and a
+//! look):
 //! - a page read, a page's metadata or a directory's metadata fails: always `Err`,
 //!   never an absent page;
 //! - a page read is slow: it takes a drawn latency, which [`SimDisk::take_latency_us`]
@@ -44,14 +50,16 @@
 //! next batch, or give up because the store failed) cannot depend on timing.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use raida_core::keys::{PageId, PAGE_BYTES, RECORDS_PER_PAGE, RECORD_BYTES};
-use raida_store::{DirId, Disk, FileMeta, PageRead, RecordWrite, Segment, Written};
+use raida_core::keys::PageId;
+use raida_store::{
+    page_file_path, Call, Fault, Faults, Faulty, FileKind, FileMeta, MemStorage, Op, Segment,
+    Storage, LOG_DIR,
+};
 
 use crate::rng::Rng;
 
@@ -184,15 +192,6 @@ pub struct DiskCounts {
     pub hooks: u64,
 }
 
-#[derive(Clone, Debug, Default)]
-struct SimFile {
-    data: Vec<u8>,
-    durable: Vec<u8>,
-    /// Stands for mtime and ctime: moved by every change.
-    version: i128,
-    ino: u64,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Power {
     On,
@@ -211,15 +210,10 @@ enum Helper {
 }
 
 struct State {
-    pages: BTreeMap<PageId, SimFile>,
-    dirs: BTreeMap<DirId, i128>,
-    segments: BTreeMap<Segment, SimFile>,
     rng: Rng,
     faults: DiskFaults,
     faults_on: bool,
     power: Power,
-    clock: i128,
-    next_ino: u64,
     latency_us: u64,
     counts: DiskCounts,
     hook: Option<SyncHook>,
@@ -227,42 +221,19 @@ struct State {
     stuck: bool,
 }
 
-fn meta(f: &SimFile) -> FileMeta {
-    FileMeta {
-        len: f.data.len() as u64,
-        mtime_ns: f.version,
-        ctime_ns: f.version,
-        ino: f.ino,
-        dev: 7,
-    }
-}
-
-fn injected(what: &str) -> io::Error {
-    io::Error::other(format!("simulated fault: {what}"))
-}
-
-fn no_segment() -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, "no such log segment")
-}
-
 impl State {
-    fn tick(&mut self) -> i128 {
-        self.clock += 1;
-        self.clock
-    }
-
-    /// One disk call against the power: `Err` once it is gone.
-    fn powered(&mut self) -> io::Result<()> {
+    /// One disk call against the power: `false` once it is gone.
+    fn powered(&mut self) -> bool {
         match self.power {
-            Power::On => Ok(()),
+            Power::On => true,
             Power::CutAfter(0) | Power::Lost => {
                 self.power = Power::Lost;
                 self.counts.powerless_calls += 1;
-                Err(io::Error::other("simulated power loss"))
+                false
             }
             Power::CutAfter(n) => {
                 self.power = Power::CutAfter(n - 1);
-                Ok(())
+                true
             }
         }
     }
@@ -279,28 +250,6 @@ impl State {
             self.counts.write_faults += 1;
         }
         f
-    }
-
-    /// Whether this call is a non-helper's in-place page write or read while a helper
-    /// is held: it draws no fault and does not count towards a power cut (see the
-    /// module documentation).
-    fn exempt(&self) -> bool {
-        self.helper == Helper::Held && !is_helper_thread()
-    }
-
-    /// The checks every call starts with: the power, unless the call is exempt.
-    fn begin(&mut self, exempt: bool) -> io::Result<()> {
-        if exempt {
-            if self.power == Power::Lost {
-                return Err(io::Error::other("simulated power loss"));
-            }
-            return Ok(());
-        }
-        self.powered()
-    }
-
-    fn segment(&mut self, segment: Segment) -> io::Result<&mut SimFile> {
-        self.segments.get_mut(&segment).ok_or_else(no_segment)
     }
 }
 
@@ -343,49 +292,25 @@ fn torn(
     out
 }
 
-/// The simulator's disk (see the module documentation).
-pub struct SimDisk {
+/// The simulator's [`Faults`] policy (see the module documentation).
+pub struct SimFaults {
+    /// The storage it decides for: a log sync runs the hook only when the segment has
+    /// appended bytes that are not durable yet.
+    storage: Arc<MemStorage>,
     state: Mutex<State>,
     /// Signalled when a held helper is released.
     released: Condvar,
 }
 
-/// Counts only: the bytes are the coins' secrets, and a hook is not printable.
-impl fmt::Debug for SimDisk {
+impl fmt::Debug for SimFaults {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = self.lock();
-        f.debug_struct("SimDisk")
-            .field("pages", &st.pages.len())
-            .field("segments", &st.segments.len())
-            .field("counts", &st.counts)
+        f.debug_struct("SimFaults")
+            .field("counts", &self.lock().counts)
             .finish_non_exhaustive()
     }
 }
 
-impl SimDisk {
-    /// An empty disk whose faults are drawn from `rng` at `faults`' rates.
-    pub fn new(rng: Rng, faults: DiskFaults) -> SimDisk {
-        SimDisk {
-            state: Mutex::new(State {
-                pages: BTreeMap::new(),
-                dirs: BTreeMap::new(),
-                segments: BTreeMap::new(),
-                rng,
-                faults,
-                faults_on: true,
-                power: Power::On,
-                clock: 0,
-                next_ino: 0,
-                latency_us: 0,
-                counts: DiskCounts::default(),
-                hook: None,
-                helper: Helper::None,
-                stuck: false,
-            }),
-            released: Condvar::new(),
-        }
-    }
-
+impl SimFaults {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Every section under the lock is short and panic-free.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -412,40 +337,201 @@ impl SimDisk {
         st
     }
 
+    /// A log sync: the hook first, if one is armed and the segment has appended bytes
+    /// (only a batch's sync: the sync after a truncation is the leader undoing a
+    /// failed batch, which it does holding the log's mutex, so no writer could arrive
+    /// at the log then, nor could the hook count the waiting ones).
+    fn log_sync(&self, path: &str) -> Fault {
+        let hook = {
+            let mut st = self.enter();
+            let appended = self
+                .storage
+                .lens(path)
+                .is_some_and(|(current, durable)| current > durable);
+            if appended {
+                st.hook.take()
+            } else {
+                None
+            }
+        };
+        if let Some(hook) = hook {
+            {
+                let mut st = self.lock();
+                st.counts.hooks += 1;
+                st.helper = Helper::Arriving;
+            }
+            // Without the lock: its writer calls the disk.
+            let still_running = hook();
+            self.lock().helper = if still_running {
+                Helper::Held
+            } else {
+                Helper::None
+            };
+        }
+        // Not `enter`: the leader finishing its sync is never held.
+        let mut st = self.lock();
+        if !st.powered() {
+            return Fault::Fail;
+        }
+        let pm = st.faults.sync_error_pm;
+        if st.write_fault(pm) {
+            // A failed sync says "maybe": in some, the bytes reached the disk anyway.
+            let durable_pm = st.faults.failed_sync_durable_pm;
+            return if st.rng.chance(durable_pm) {
+                Fault::FailAfter
+            } else {
+                Fault::Fail
+            };
+        }
+        Fault::None
+    }
+}
+
+impl Faults for SimFaults {
+    fn decide(&self, call: &Call<'_>) -> Fault {
+        if call.kind == FileKind::Log && call.op == Op::Sync {
+            return self.log_sync(call.path);
+        }
+        let mut st = self.enter();
+        let page = matches!(call.kind, FileKind::Page(_));
+        // A non-helper's page looks, reads and writes while a helper is held draw no
+        // fault and do not count towards a power cut (see the module documentation).
+        let exempt = page
+            && matches!(call.op, Op::Meta | Op::Read | Op::Write)
+            && st.helper == Helper::Held
+            && !is_helper_thread();
+        if exempt {
+            return if st.power == Power::Lost {
+                Fault::Fail
+            } else {
+                if call.op == Op::Read {
+                    st.counts.page_reads += 1;
+                }
+                Fault::None
+            };
+        }
+        if !st.powered() {
+            return Fault::Fail;
+        }
+        let f = st.faults.clone();
+        let fail = |yes: bool| if yes { Fault::Fail } else { Fault::None };
+        match (call.kind, call.op) {
+            (FileKind::Page(_), Op::Read) => {
+                st.counts.page_reads += 1;
+                if st.fault(f.slow_read_pm) {
+                    let us = st.rng.range(1, f.slow_read_max_us);
+                    st.latency_us += us;
+                    st.counts.slow_reads += 1;
+                    st.counts.slow_read_us += us;
+                }
+                let failed = st.fault(f.read_error_pm);
+                if failed {
+                    st.counts.read_errors += 1;
+                }
+                fail(failed)
+            }
+            (FileKind::Page(_) | FileKind::PageDir, Op::Meta) => {
+                let failed = st.fault(f.meta_error_pm);
+                if failed {
+                    st.counts.meta_errors += 1;
+                }
+                fail(failed)
+            }
+            (FileKind::Page(_), Op::Write) => fail(st.write_fault(f.page_write_error_pm)),
+            (FileKind::Page(_), Op::Sync) => fail(st.write_fault(f.page_sync_error_pm)),
+            (FileKind::Log, Op::Write) => {
+                if st.write_fault(f.append_error_pm) {
+                    // A failed append still wrote a prefix of its bytes.
+                    Fault::Partial(st.rng.below(call.len as u64 + 1) as usize)
+                } else {
+                    Fault::None
+                }
+            }
+            (FileKind::Log, Op::SetLen) => fail(st.write_fault(f.truncate_error_pm)),
+            (FileKind::Log, Op::List | Op::Read | Op::Create | Op::Remove) => {
+                fail(st.write_fault(f.log_file_error_pm))
+            }
+            _ => Fault::None,
+        }
+    }
+
+    fn finished(&self, call: &Call<'_>, ok: bool) {
+        if ok && call.kind == FileKind::Log && call.op == Op::Sync {
+            self.lock().counts.log_syncs += 1;
+        }
+    }
+}
+
+/// The simulator's disk (see the module documentation).
+pub struct SimDisk {
+    inner: Faulty<Arc<MemStorage>, SimFaults>,
+}
+
+/// Counts only: the bytes are the coins' secrets, and a hook is not printable.
+impl fmt::Debug for SimDisk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimDisk")
+            .field("counts", &self.counts())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimDisk {
+    /// An empty disk whose faults are drawn from `rng` at `faults`' rates.
+    pub fn new(rng: Rng, faults: DiskFaults) -> SimDisk {
+        let storage = Arc::new(MemStorage::new());
+        let policy = SimFaults {
+            storage: Arc::clone(&storage),
+            state: Mutex::new(State {
+                rng,
+                faults,
+                faults_on: true,
+                power: Power::On,
+                latency_us: 0,
+                counts: DiskCounts::default(),
+                hook: None,
+                helper: Helper::None,
+                stuck: false,
+            }),
+            released: Condvar::new(),
+        };
+        SimDisk {
+            inner: Faulty::wrap(storage, policy),
+        }
+    }
+
+    fn storage(&self) -> &MemStorage {
+        self.inner.storage()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.policy().lock()
+    }
+
     /// Writes `page`'s whole file, durable at once (the world's setup).
     pub fn put_page(&self, page: PageId, bytes: &[u8]) {
-        let mut st = self.lock();
-        let version = st.tick();
-        st.next_ino += 1;
-        let ino = st.next_ino;
-        st.pages.insert(
-            page,
-            SimFile {
-                data: bytes.to_vec(),
-                durable: bytes.to_vec(),
-                version,
-                ino,
-            },
-        );
-        st.dirs.insert(DirId::of(page), version);
+        self.storage().put(&page_file_path(page), bytes);
     }
 
     /// `page`'s current bytes (what a read sees now), if it has a file.
     pub fn page_bytes(&self, page: PageId) -> Option<Vec<u8>> {
-        self.lock().pages.get(&page).map(|f| f.data.clone())
+        self.storage().contents(&page_file_path(page))
     }
 
     /// `page`'s durable bytes (what a crash would start from), if it has a file.
     pub fn durable_page_bytes(&self, page: PageId) -> Option<Vec<u8>> {
-        self.lock().pages.get(&page).map(|f| f.durable.clone())
+        self.storage().durable_contents(&page_file_path(page))
     }
 
     /// The log segments' current sizes, in order.
     pub fn log_sizes(&self) -> Vec<(Segment, usize)> {
-        self.lock()
-            .segments
-            .iter()
-            .map(|(s, f)| (*s, f.data.len()))
+        self.storage()
+            .files_under(&format!("{LOG_DIR}/"))
+            .into_iter()
+            .filter_map(|(path, bytes)| {
+                let hex = path.rsplit('/').next()?.strip_suffix(".log")?;
+                Some((u64::from_str_radix(hex, 16).ok()?, bytes.len()))
+            })
             .collect()
     }
 
@@ -493,14 +579,9 @@ impl SimDisk {
         let mut guard = self.lock();
         let st = &mut *guard;
         let keep = st.faults.sector_keep_pm;
-        for file in st.pages.values_mut().chain(st.segments.values_mut()) {
-            if file.data != file.durable {
-                let after = torn(&file.durable, &file.data, &mut st.rng, keep, &mut st.counts);
-                file.data = after.clone();
-                file.durable = after;
-                file.version += 1;
-            }
-        }
+        self.storage().crash_with(|_, durable, current| {
+            torn(durable, current, &mut st.rng, keep, &mut st.counts)
+        });
         st.counts.crashes += 1;
         st.power = Power::On;
         st.hook = None;
@@ -514,26 +595,18 @@ impl SimDisk {
     pub fn crash_keeping(&self, kept: &[PageId], log_tail: usize) {
         let mut guard = self.lock();
         let st = &mut *guard;
-        for (page, file) in st.pages.iter_mut() {
-            if kept.contains(page) {
-                file.durable = file.data.clone();
-            } else {
-                file.data = file.durable.clone();
-            }
-        }
-        for file in st.segments.values_mut() {
-            let durable = file.durable.len();
-            let end = (durable + log_tail).min(file.data.len());
-            if file.data.len() >= durable && file.data.starts_with(&file.durable) {
-                if end < file.data.len() {
-                    st.counts.cut_tails += 1;
+        self.storage()
+            .crash_with(|path, durable, current| match FileKind::of(path) {
+                FileKind::Page(page) if kept.contains(&page) => current.to_vec(),
+                FileKind::Log if current.len() >= durable.len() && current.starts_with(durable) => {
+                    let end = (durable.len() + log_tail).min(current.len());
+                    if end < current.len() {
+                        st.counts.cut_tails += 1;
+                    }
+                    current[..end].to_vec()
                 }
-                file.data.truncate(end);
-            } else {
-                file.data = file.durable.clone();
-            }
-            file.durable = file.data.clone();
-        }
+                _ => durable.to_vec(),
+            });
         st.counts.crashes += 1;
         st.power = Power::On;
     }
@@ -561,7 +634,7 @@ impl SimDisk {
     /// Lets a held helper's disk calls go on.
     pub fn release_helper(&self) {
         self.lock().helper = Helper::None;
-        self.released.notify_all();
+        self.inner.policy().released.notify_all();
     }
 
     /// Whether a held helper waited for its release longer than any run should (a hang
@@ -571,236 +644,38 @@ impl SimDisk {
     }
 }
 
-impl Disk for SimDisk {
-    fn read_page(&self, page: PageId) -> io::Result<PageRead> {
-        let mut st = self.enter();
-        let exempt = st.exempt();
-        st.begin(exempt)?;
-        st.counts.page_reads += 1;
-        if !exempt {
-            let slow = st.faults.slow_read_pm;
-            if st.fault(slow) {
-                let max = st.faults.slow_read_max_us;
-                let us = st.rng.range(1, max);
-                st.latency_us += us;
-                st.counts.slow_reads += 1;
-                st.counts.slow_read_us += us;
-            }
-            let pm = st.faults.read_error_pm;
-            if st.fault(pm) {
-                st.counts.read_errors += 1;
-                return Err(injected("page read"));
-            }
-        }
-        let Some(file) = st.pages.get(&page) else {
-            return Ok(PageRead::Absent);
-        };
-        Ok(PageRead::of_contents(&file.data, meta(file)))
+impl Storage for SimDisk {
+    fn meta(&self, path: &str) -> io::Result<Option<FileMeta>> {
+        self.inner.meta(path)
     }
-
-    fn page_meta(&self, page: PageId) -> io::Result<Option<FileMeta>> {
-        let mut st = self.enter();
-        st.powered()?;
-        let pm = st.faults.meta_error_pm;
-        if st.fault(pm) {
-            st.counts.meta_errors += 1;
-            return Err(injected("page metadata"));
-        }
-        Ok(st.pages.get(&page).map(meta))
+    fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read_at(path, offset, buf)
     }
-
-    fn write_records(&self, page: PageId, records: &[RecordWrite]) -> io::Result<Written> {
-        let mut st = self.enter();
-        let exempt = st.exempt();
-        st.begin(exempt)?;
-        // A failed write still wrote a prefix of its records.
-        let pm = st.faults.page_write_error_pm;
-        let failed = !exempt && st.write_fault(pm);
-        let count = if failed {
-            st.rng.below(records.len() as u64 + 1) as usize
-        } else {
-            records.len()
-        };
-        let version = st.tick();
-        let Some(file) = st.pages.get_mut(&page) else {
-            return Ok(Written::NotAPage);
-        };
-        if file.data.len() < PAGE_BYTES {
-            return Ok(Written::NotAPage);
-        }
-        let before = meta(file);
-        for r in &records[..count] {
-            if u32::from(r.index) >= RECORDS_PER_PAGE {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, "record index"));
-            }
-            let at = usize::from(r.index) * RECORD_BYTES;
-            file.data[at..at + RECORD_BYTES].copy_from_slice(&r.bytes);
-        }
-        file.version = version;
-        if failed {
-            return Err(injected("page write"));
-        }
-        Ok(Written::Done {
-            before,
-            after: meta(file),
-        })
+    fn write_at(&self, path: &str, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.inner.write_at(path, offset, bytes)
     }
-
-    fn sync_page(&self, page: PageId) -> io::Result<()> {
-        let mut st = self.enter();
-        st.powered()?;
-        let pm = st.faults.page_sync_error_pm;
-        if st.write_fault(pm) {
-            return Err(injected("page sync"));
-        }
-        if let Some(file) = st.pages.get_mut(&page) {
-            file.durable = file.data.clone();
-        }
-        Ok(())
+    fn set_len(&self, path: &str, len: u64) -> io::Result<()> {
+        self.inner.set_len(path, len)
     }
-
-    fn dir_meta(&self, dir: DirId) -> io::Result<Option<FileMeta>> {
-        let mut st = self.enter();
-        st.powered()?;
-        let pm = st.faults.meta_error_pm;
-        if st.fault(pm) {
-            st.counts.meta_errors += 1;
-            return Err(injected("directory metadata"));
-        }
-        Ok(st.dirs.get(&dir).map(|&version| FileMeta {
-            mtime_ns: version,
-            ctime_ns: version,
-            ..FileMeta::default()
-        }))
+    fn sync(&self, path: &str) -> io::Result<()> {
+        self.inner.sync(path)
     }
-
-    fn log_segments(&self) -> io::Result<Vec<Segment>> {
-        let mut st = self.enter();
-        st.powered()?;
-        let pm = st.faults.log_file_error_pm;
-        if st.write_fault(pm) {
-            return Err(injected("log listing"));
-        }
-        Ok(st.segments.keys().copied().collect())
+    fn create(&self, path: &str) -> io::Result<()> {
+        self.inner.create(path)
     }
-
-    fn log_create(&self, segment: Segment) -> io::Result<()> {
-        let mut st = self.enter();
-        st.powered()?;
-        let pm = st.faults.log_file_error_pm;
-        if st.write_fault(pm) {
-            return Err(injected("log create"));
-        }
-        if st.segments.contains_key(&segment) {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                "log segment exists",
-            ));
-        }
-        st.segments.insert(segment, SimFile::default());
-        Ok(())
+    fn remove(&self, path: &str) -> io::Result<()> {
+        self.inner.remove(path)
     }
-
-    fn log_read(&self, segment: Segment) -> io::Result<Vec<u8>> {
-        let mut st = self.enter();
-        st.powered()?;
-        let pm = st.faults.log_file_error_pm;
-        if st.write_fault(pm) {
-            return Err(injected("log read"));
-        }
-        Ok(st.segment(segment)?.data.clone())
-    }
-
-    fn log_append(&self, segment: Segment, bytes: &[u8]) -> io::Result<()> {
-        let mut st = self.enter();
-        st.powered()?;
-        let pm = st.faults.append_error_pm;
-        if st.write_fault(pm) {
-            let keep = st.rng.below(bytes.len() as u64 + 1) as usize;
-            st.segment(segment)?.data.extend_from_slice(&bytes[..keep]);
-            return Err(injected("log append"));
-        }
-        st.segment(segment)?.data.extend_from_slice(bytes);
-        Ok(())
-    }
-
-    fn log_sync(&self, segment: Segment) -> io::Result<()> {
-        // A sync that a writer arrives during: the hook runs before the bytes are
-        // durable, without the disk's lock (its writer calls the disk). Only a sync of
-        // appended bytes (a batch's): the sync after a truncation is the leader undoing
-        // a failed batch, which it does holding the log's mutex, so no writer could
-        // arrive at the log then, nor could the hook count the waiting ones.
-        let hook = {
-            let mut st = self.enter();
-            let appended = st
-                .segments
-                .get(&segment)
-                .is_some_and(|f| f.data.len() > f.durable.len());
-            if appended {
-                st.hook.take()
-            } else {
-                None
-            }
-        };
-        if let Some(hook) = hook {
-            {
-                let mut st = self.lock();
-                st.counts.hooks += 1;
-                st.helper = Helper::Arriving;
-            }
-            let still_running = hook();
-            let mut st = self.lock();
-            st.helper = if still_running {
-                Helper::Held
-            } else {
-                Helper::None
-            };
-        }
-        // Not `enter`: the leader finishing its sync is never held.
-        let mut st = self.lock();
-        st.powered()?;
-        let pm = st.faults.sync_error_pm;
-        if st.write_fault(pm) {
-            let durable_pm = st.faults.failed_sync_durable_pm;
-            if st.rng.chance(durable_pm) {
-                let file = st.segment(segment)?;
-                file.durable = file.data.clone();
-            }
-            return Err(injected("log sync"));
-        }
-        let file = st.segment(segment)?;
-        file.durable = file.data.clone();
-        st.counts.log_syncs += 1;
-        Ok(())
-    }
-
-    fn log_truncate(&self, segment: Segment, len: u64) -> io::Result<()> {
-        let mut st = self.enter();
-        st.powered()?;
-        let pm = st.faults.truncate_error_pm;
-        if st.write_fault(pm) {
-            return Err(injected("log truncate"));
-        }
-        let len = usize::try_from(len).unwrap_or(usize::MAX);
-        st.segment(segment)?.data.truncate(len);
-        Ok(())
-    }
-
-    fn log_remove(&self, segment: Segment) -> io::Result<()> {
-        let mut st = self.enter();
-        st.powered()?;
-        let pm = st.faults.log_file_error_pm;
-        if st.write_fault(pm) {
-            return Err(injected("log remove"));
-        }
-        st.segments.remove(&segment);
-        Ok(())
+    fn list(&self, dir: &str) -> io::Result<Vec<String>> {
+        self.inner.list(dir)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use raida_core::keys::{PAGE_BYTES, RECORD_BYTES};
+    use raida_store::{Disk, RecordWrite};
 
     fn page(n: u16) -> PageId {
         PageId {
@@ -862,9 +737,9 @@ mod tests {
         for seed in 0..40 {
             let d = disk(500, seed);
             d.log_create(1).expect("create");
-            d.log_append(1, &[1; 100]).expect("append");
+            d.log_append(1, 0, &[1; 100]).expect("append");
             d.log_sync(1).expect("sync");
-            d.log_append(1, &[2; 2000]).expect("append");
+            d.log_append(1, 100, &[2; 2000]).expect("append");
             d.crash();
             let bytes = d.log_read(1).expect("read");
             assert!(bytes.len() >= 100 && bytes.len() <= 2100, "seed {seed}");
@@ -881,8 +756,8 @@ mod tests {
     #[test]
     fn after_a_power_cut_every_call_fails_and_changes_nothing_until_the_crash() {
         let d = disk(1000, 1);
-        d.cut_power_after(1);
         write_all(&d, 0xBB);
+        d.cut_power_after(0);
         assert!(!d.power_lost());
         assert!(d.sync_page(page(0)).is_err());
         assert!(d.power_lost());
@@ -898,6 +773,7 @@ mod tests {
         let d = disk(500, 1);
         d.faults(|f| f.read_error_pm = 1000);
         assert!(d.read_page(page(0)).is_err());
+        d.faults(|f| f.meta_error_pm = 1000);
         assert!(d.read_page(page(9)).is_err(), "an absent page fails too");
     }
 }

@@ -1,12 +1,15 @@
-//! The small disk the store runs on: every byte the store reads or writes goes
-//! through [`Disk`], so the same store runs over the real `Data/` directory
+//! Pages and the log over the byte-level [`Storage`]: every byte the store reads or
+//! writes goes through [`Disk`], whose methods are written once here for every
+//! backend, so the same store runs over the real `Data/` directory
 //! ([`FileDisk`](crate::FileDisk)), over memory ([`MemDisk`](crate::MemDisk)), and in
 //! the simulator over a disk that loses unsynced writes, tears them and fails reads.
 
 use std::fmt;
 use std::io;
 
-use raida_core::keys::{PageId, PAGE_BYTES, RECORD_BYTES};
+use raida_core::keys::{PageId, PAGE_BYTES, RECORDS_PER_PAGE, RECORD_BYTES};
+
+use crate::storage::{FileKind, Storage};
 
 /// What identifies one version of a file or directory without reading it: the store
 /// compares it to tell an outside change (a backup restore, a sync script) from none.
@@ -134,98 +137,233 @@ impl DirId {
 /// A log segment's number: segments are replayed in ascending order.
 pub type Segment = u64;
 
-/// The store's whole file I/O, in the style of redb's `StorageBackend`.
+/// The log's directory under the data root: `<root>/raida-store.wal`, beside `Data/`,
+/// never inside it (other modules scan it).
+pub const LOG_DIR: &str = "raida-store.wal";
+
+/// `Data/<dd>/<pp>/<pppp>.bin` for `page` (PROTOCOL.md section 10): `dd` the
+/// denomination's unsigned byte in two lowercase hex digits (-1 is `ff`), `pppp` the
+/// page number in four, `pp` its high byte.
+pub fn page_file_path(page: PageId) -> String {
+    let dd = page.denomination.to_ne_bytes()[0];
+    let [pp, _] = page.number.to_be_bytes();
+    format!("Data/{dd:02x}/{pp:02x}/{:04x}.bin", page.number)
+}
+
+/// `Data/<dd>/<pp>`: the directory of `dir`.
+pub fn dir_file_path(dir: DirId) -> String {
+    let dd = dir.denomination.to_ne_bytes()[0];
+    format!("Data/{dd:02x}/{:02x}", dir.high)
+}
+
+/// `raida-store.wal/<16 hex digits>.log`.
+pub fn segment_file_path(segment: Segment) -> String {
+    format!("{LOG_DIR}/{segment:016x}.log")
+}
+
+impl FileKind {
+    /// What `path` is to the store: the inverse of [`page_file_path`],
+    /// [`dir_file_path`] and [`segment_file_path`].
+    pub fn of(path: &str) -> FileKind {
+        if path == LOG_DIR || path.starts_with("raida-store.wal/") {
+            return FileKind::Log;
+        }
+        let Some(rest) = path.strip_prefix("Data/") else {
+            return FileKind::Other;
+        };
+        let parts: Vec<&str> = rest.split('/').collect();
+        let hex8 = |s: &str| {
+            (s.len() == 2)
+                .then(|| u8::from_str_radix(s, 16).ok())
+                .flatten()
+        };
+        match parts.as_slice() {
+            [dd, pp] if hex8(dd).is_some() && hex8(pp).is_some() => FileKind::PageDir,
+            [dd, pp, name] => {
+                let number = name
+                    .strip_suffix(".bin")
+                    .filter(|n| n.len() == 4)
+                    .and_then(|n| u16::from_str_radix(n, 16).ok());
+                match (hex8(dd), hex8(pp), number) {
+                    (Some(dd), Some(pp), Some(number)) if number.to_be_bytes()[0] == pp => {
+                        FileKind::Page(PageId {
+                            denomination: i8::from_ne_bytes([dd]),
+                            number,
+                        })
+                    }
+                    _ => FileKind::Other,
+                }
+            }
+            _ => FileKind::Other,
+        }
+    }
+}
+
+/// An error that means "there is no such file": not found, or a path component that
+/// is a file (`ENOTDIR`).
+pub(crate) fn is_absent(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR)
+}
+
+/// The store's whole file I/O: pages and the log, written once over the byte-level
+/// [`Storage`] for every backend (a blanket implementation; nothing implements it by
+/// hand).
 ///
 /// Page files are the deployed layout (PROTOCOL.md section 10): the store only reads
 /// them, writes records in place (never creating a file or changing its size), syncs
 /// them and looks at their metadata. The write-ahead log is a sequence of segments the
 /// store appends to, syncs, reads at start, truncates after a failed sync and removes
 /// after a checkpoint.
-///
-/// Every method may block; none is called from an event loop. An implementation
-/// synchronises inside (several workers call it at once).
-pub trait Disk: Send + Sync + fmt::Debug {
+pub trait Disk: Storage {
     /// Reads page `page`'s file: absent, short, or its first [`PAGE_BYTES`] bytes with
     /// the metadata taken before the read. An I/O error (not an absent file) is `Err`.
-    fn read_page(&self, page: PageId) -> io::Result<PageRead>;
+    fn read_page(&self, page: PageId) -> io::Result<PageRead> {
+        let path = page_file_path(page);
+        let Some(meta) = self.meta(&path)? else {
+            // Absent only when a read says so too: a read that fails cannot tell an
+            // absent page from a present one, so it is an error, never "absent". (A
+            // file created between the look and the read changes its directory, which
+            // the next freshness pass sees.)
+            return match self.read_at(&path, 0, &mut [0u8; 1]) {
+                Err(e) if !is_absent(&e) => Err(e),
+                _ => Ok(PageRead::Absent),
+            };
+        };
+        // Read even when the metadata says short: what counts is what a read finds
+        // (and a directory in the page's place fails the read, never looks short).
+        let mut bytes: Box<[u8; PAGE_BYTES]> = vec![0u8; PAGE_BYTES]
+            .into_boxed_slice()
+            .try_into()
+            .map_err(|_| io::Error::other("page buffer"))?;
+        let mut filled = 0;
+        while filled < PAGE_BYTES {
+            match self.read_at(&path, filled as u64, &mut bytes[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Removed between the look and the read.
+                Err(e) if is_absent(&e) => return Ok(PageRead::Absent),
+                Err(e) => return Err(e),
+            }
+        }
+        if filled < PAGE_BYTES {
+            return Ok(PageRead::Short { meta });
+        }
+        Ok(PageRead::Page { bytes, meta })
+    }
 
     /// The metadata of `page`'s file, `None` when it is absent.
-    fn page_meta(&self, page: PageId) -> io::Result<Option<FileMeta>>;
+    fn page_meta(&self, page: PageId) -> io::Result<Option<FileMeta>> {
+        self.meta(&page_file_path(page))
+    }
 
     /// Writes `records` in place into `page`'s file (record `i` at byte `i * 17`) in
     /// order, without syncing and without changing the file's size; a missing or short
     /// file is [`Written::NotAPage`] and nothing is written.
-    fn write_records(&self, page: PageId, records: &[RecordWrite]) -> io::Result<Written>;
+    fn write_records(&self, page: PageId, records: &[RecordWrite]) -> io::Result<Written> {
+        let path = page_file_path(page);
+        let before = match self.meta(&path)? {
+            Some(meta) if meta.len >= PAGE_BYTES as u64 => meta,
+            _ => return Ok(Written::NotAPage),
+        };
+        if records
+            .iter()
+            .any(|r| u32::from(r.index) >= RECORDS_PER_PAGE)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "record index past the page",
+            ));
+        }
+        for record in records {
+            let offset = u64::from(record.index) * RECORD_BYTES as u64;
+            match self.write_at(&path, offset, &record.bytes) {
+                Ok(()) => {}
+                Err(e) if is_absent(&e) => return Ok(Written::NotAPage),
+                Err(e) => return Err(e),
+            }
+        }
+        let after = self.meta(&path)?.unwrap_or(before);
+        Ok(Written::Done { before, after })
+    }
 
     /// Makes every write to `page`'s file so far durable (`fdatasync`). An absent file
     /// has nothing to sync: `Ok`.
-    fn sync_page(&self, page: PageId) -> io::Result<()>;
+    fn sync_page(&self, page: PageId) -> io::Result<()> {
+        match self.sync(&page_file_path(page)) {
+            Err(e) if is_absent(&e) => Ok(()),
+            other => other,
+        }
+    }
 
     /// The metadata of directory `dir`, `None` when it is absent.
-    fn dir_meta(&self, dir: DirId) -> io::Result<Option<FileMeta>>;
+    fn dir_meta(&self, dir: DirId) -> io::Result<Option<FileMeta>> {
+        self.meta(&dir_file_path(dir))
+    }
 
     /// The log segments there are, in ascending order.
-    fn log_segments(&self) -> io::Result<Vec<Segment>>;
+    fn log_segments(&self) -> io::Result<Vec<Segment>> {
+        let mut segments: Vec<Segment> = self
+            .list(LOG_DIR)?
+            .iter()
+            .filter_map(|name| {
+                let hex = name.strip_suffix(".log").filter(|h| h.len() == 16)?;
+                u64::from_str_radix(hex, 16).ok()
+            })
+            .collect();
+        segments.sort_unstable();
+        Ok(segments)
+    }
 
     /// Creates segment `segment`, empty, and makes its existence durable (the file and
     /// its directory entry).
-    fn log_create(&self, segment: Segment) -> io::Result<()>;
+    fn log_create(&self, segment: Segment) -> io::Result<()> {
+        self.create(&segment_file_path(segment))
+    }
 
     /// The whole contents of segment `segment` as they are now.
-    fn log_read(&self, segment: Segment) -> io::Result<Vec<u8>>;
+    fn log_read(&self, segment: Segment) -> io::Result<Vec<u8>> {
+        let path = segment_file_path(segment);
+        let len = self
+            .len(&path)?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such log segment"))?;
+        let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
+        let mut filled = 0;
+        while filled < bytes.len() {
+            match self.read_at(&path, filled as u64, &mut bytes[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        bytes.truncate(filled);
+        Ok(bytes)
+    }
 
-    /// Appends `bytes` at the end of segment `segment` (not synced).
-    fn log_append(&self, segment: Segment, bytes: &[u8]) -> io::Result<()>;
+    /// Writes `bytes` at `offset` of segment `segment`, its end (not synced).
+    fn log_append(&self, segment: Segment, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.write_at(&segment_file_path(segment), offset, bytes)
+    }
 
     /// Makes everything appended to `segment` durable (`fdatasync`).
-    fn log_sync(&self, segment: Segment) -> io::Result<()>;
+    fn log_sync(&self, segment: Segment) -> io::Result<()> {
+        self.sync(&segment_file_path(segment))
+    }
 
     /// Cuts segment `segment` back to `len` bytes (not synced).
-    fn log_truncate(&self, segment: Segment, len: u64) -> io::Result<()>;
+    fn log_truncate(&self, segment: Segment, len: u64) -> io::Result<()> {
+        self.set_len(&segment_file_path(segment), len)
+    }
 
     /// Removes segment `segment` and makes the removal durable. An absent segment is
     /// `Ok`.
-    fn log_remove(&self, segment: Segment) -> io::Result<()>;
+    fn log_remove(&self, segment: Segment) -> io::Result<()> {
+        self.remove(&segment_file_path(segment))
+    }
 }
 
-impl<D: Disk + ?Sized> Disk for std::sync::Arc<D> {
-    fn read_page(&self, page: PageId) -> io::Result<PageRead> {
-        (**self).read_page(page)
-    }
-    fn page_meta(&self, page: PageId) -> io::Result<Option<FileMeta>> {
-        (**self).page_meta(page)
-    }
-    fn write_records(&self, page: PageId, records: &[RecordWrite]) -> io::Result<Written> {
-        (**self).write_records(page, records)
-    }
-    fn sync_page(&self, page: PageId) -> io::Result<()> {
-        (**self).sync_page(page)
-    }
-    fn dir_meta(&self, dir: DirId) -> io::Result<Option<FileMeta>> {
-        (**self).dir_meta(dir)
-    }
-    fn log_segments(&self) -> io::Result<Vec<Segment>> {
-        (**self).log_segments()
-    }
-    fn log_create(&self, segment: Segment) -> io::Result<()> {
-        (**self).log_create(segment)
-    }
-    fn log_read(&self, segment: Segment) -> io::Result<Vec<u8>> {
-        (**self).log_read(segment)
-    }
-    fn log_append(&self, segment: Segment, bytes: &[u8]) -> io::Result<()> {
-        (**self).log_append(segment, bytes)
-    }
-    fn log_sync(&self, segment: Segment) -> io::Result<()> {
-        (**self).log_sync(segment)
-    }
-    fn log_truncate(&self, segment: Segment, len: u64) -> io::Result<()> {
-        (**self).log_truncate(segment, len)
-    }
-    fn log_remove(&self, segment: Segment) -> io::Result<()> {
-        (**self).log_remove(segment)
-    }
-}
+impl<S: Storage + ?Sized> Disk for S {}
 
 #[cfg(test)]
 mod tests {
@@ -239,6 +377,23 @@ mod tests {
             ino: 1,
             dev: 1,
         }
+    }
+
+    #[test]
+    fn paths_name_their_kind() {
+        let page = PageId {
+            denomination: -1,
+            number: 0x1234,
+        };
+        assert_eq!(page_file_path(page), "Data/ff/12/1234.bin");
+        assert_eq!(FileKind::of(&page_file_path(page)), FileKind::Page(page));
+        assert_eq!(dir_file_path(DirId::of(page)), "Data/ff/12");
+        assert_eq!(FileKind::of("Data/ff/12"), FileKind::PageDir);
+        assert_eq!(segment_file_path(3), "raida-store.wal/0000000000000003.log");
+        assert_eq!(FileKind::of(&segment_file_path(3)), FileKind::Log);
+        assert_eq!(FileKind::of(LOG_DIR), FileKind::Log);
+        assert_eq!(FileKind::of("Data/ff/13/1234.bin"), FileKind::Other);
+        assert_eq!(FileKind::of("Data/ff/12/1234.txt"), FileKind::Other);
     }
 
     #[test]

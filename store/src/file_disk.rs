@@ -1,26 +1,25 @@
-//! [`FileDisk`]: the [`Disk`] over a deployed RAIDA's directory: page files in
+//! [`FileDisk`]: the [`Storage`] over a deployed RAIDA's directory: page files in
 //! `<root>/Data` (PROTOCOL.md section 10) and the write-ahead log in
 //! `<root>/raida-store.wal/`, beside `Data/`, never inside it (other modules scan it).
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use raida_core::keys::{CoinId, PageId, PAGE_BYTES, RECORDS_PER_PAGE, RECORD_BYTES};
+use raida_core::keys::{CoinId, PageId};
 
-use crate::disk::{DirId, Disk, FileMeta, PageRead, RecordWrite, Segment, Written};
+use crate::disk::{is_absent, page_file_path, FileMeta, Segment, LOG_DIR};
+use crate::storage::Storage;
 use crate::OpenError;
-
-/// The log's directory under the data root: `<root>/raida-store.wal`.
-pub const LOG_DIR: &str = "raida-store.wal";
 
 /// `<root>/Data/<dd>/<pp>/<pppp>.bin` for `page` (PROTOCOL.md section 10): `dd` the
 /// denomination's unsigned byte in two lowercase hex digits (-1 is `ff`), `pppp` the
 /// page number in four, `pp` its high byte.
 pub fn page_path(root: &Path, page: PageId) -> PathBuf {
-    root.join("Data").join(page_file(page))
+    root.join(page_file_path(page))
 }
 
 /// The page file that holds `coin` in the store rooted at `root`, or `None` when the
@@ -28,19 +27,6 @@ pub fn page_path(root: &Path, page: PageId) -> PathBuf {
 /// 2^26), which has no page.
 pub fn coin_page_path(root: &Path, coin: CoinId) -> Option<PathBuf> {
     PageId::of(coin).map(|(page, _)| page_path(root, page))
-}
-
-/// `<dd>/<pp>/<pppp>.bin`.
-fn page_file(page: PageId) -> PathBuf {
-    let dd = page.denomination.to_ne_bytes()[0];
-    let [pp, _] = page.number.to_be_bytes();
-    PathBuf::from(format!("{dd:02x}/{pp:02x}/{:04x}.bin", page.number))
-}
-
-/// `<dd>/<pp>`.
-fn dir_file(dir: DirId) -> PathBuf {
-    let dd = dir.denomination.to_ne_bytes()[0];
-    PathBuf::from(format!("{dd:02x}/{:02x}", dir.high))
 }
 
 fn meta_of(m: &fs::Metadata) -> FileMeta {
@@ -52,12 +38,6 @@ fn meta_of(m: &fs::Metadata) -> FileMeta {
         ino: m.ino(),
         dev: m.dev(),
     }
-}
-
-/// An error that means "there is no such file": not found, or a path component that
-/// is a file (`ENOTDIR`).
-fn is_absent(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR)
 }
 
 /// `fsync` of a directory: makes its entries (a created or removed file) durable.
@@ -148,23 +128,56 @@ fn list_segments(log_dir: &Path) -> io::Result<Vec<Segment>> {
     Ok(segments)
 }
 
-/// The [`Disk`] over `<root>/Data` and the log directory `<root>/raida-store.wal`.
+/// The default bound on files [`FileDisk`] keeps open: see
+/// [`StoreConfig::open_files`](crate::StoreConfig::open_files).
+pub const DEFAULT_OPEN_FILES: usize = 256;
+
+/// One file kept open.
+#[derive(Debug)]
+struct OpenFile {
+    file: Arc<File>,
+    /// Its inode and device when opened: a path that names another one now (a page
+    /// replaced by rename) is opened again.
+    id: (u64, u64),
+    /// When it was last used, for the least recently used to go first.
+    used: u64,
+}
+
+#[derive(Debug, Default)]
+struct OpenFiles {
+    files: BTreeMap<String, OpenFile>,
+    clock: u64,
+}
+
+/// The [`Storage`] over `<root>`: page files in `<root>/Data` (PROTOCOL.md section 10)
+/// and the write-ahead log in `<root>/raida-store.wal`.
 ///
-/// Page files are opened per operation, never kept open: a page replaced by rename
-/// (a backup restore) is written where readers find it. The segment being appended to
-/// stays open.
+/// Files are kept open, at most `open_files` of them (the least recently used is
+/// closed first), so that a write costs a `pwrite` and no `open`/`close`. A file kept
+/// open follows its path: every metadata look (the store looks before each in-place
+/// write and at every freshness pass) compares the path's inode with the open one's,
+/// and a page replaced by rename (a backup restore) is opened again, so writes land
+/// where readers find them.
 #[derive(Debug)]
 pub struct FileDisk {
+    root: PathBuf,
     data_dir: PathBuf,
     log_dir: PathBuf,
-    /// The segment appended to last, open for appending.
-    open_segment: Mutex<Option<(Segment, File)>>,
+    open_files: usize,
+    open: Mutex<OpenFiles>,
 }
 
 impl FileDisk {
-    /// The disk of the store rooted at `root`: `<root>/Data` must be a directory; the
-    /// log directory is created when it is missing (and made durable).
+    /// The disk of the store rooted at `root`, keeping at most [`DEFAULT_OPEN_FILES`]
+    /// files open (see [`open_with`](Self::open_with)).
     pub fn open(root: &Path) -> Result<FileDisk, OpenError> {
+        FileDisk::open_with(root, DEFAULT_OPEN_FILES)
+    }
+
+    /// The disk of the store rooted at `root`, keeping at most `open_files` files
+    /// open (at least 1): `<root>/Data` must be a directory; the log directory is
+    /// created when it is missing (and made durable).
+    pub fn open_with(root: &Path, open_files: usize) -> Result<FileDisk, OpenError> {
         let check = check_root(root)?;
         let log_err = |source| OpenError::Log {
             path: check.log_dir.clone(),
@@ -176,9 +189,11 @@ impl FileDisk {
             Err(e) => return Err(log_err(e)),
         }
         Ok(FileDisk {
+            root: root.to_path_buf(),
             data_dir: check.data_dir,
             log_dir: check.log_dir,
-            open_segment: Mutex::new(None),
+            open_files: open_files.max(1),
+            open: Mutex::new(OpenFiles::default()),
         })
     }
 
@@ -192,158 +207,163 @@ impl FileDisk {
         &self.log_dir
     }
 
-    fn page(&self, page: PageId) -> PathBuf {
-        self.data_dir.join(page_file(page))
+    /// Files open now (at most the bound).
+    pub fn open_file_count(&self) -> usize {
+        self.lock().files.len()
     }
 
-    fn segment_path(&self, segment: Segment) -> PathBuf {
-        self.log_dir.join(format!("{segment:016x}.log"))
+    fn lock(&self) -> std::sync::MutexGuard<'_, OpenFiles> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `f` on segment `segment` opened for appending (kept open for the next call).
-    fn with_segment<T>(
-        &self,
-        segment: Segment,
-        f: impl FnOnce(&mut File) -> io::Result<T>,
-    ) -> io::Result<T> {
-        let mut open = self
-            .open_segment
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if open.as_ref().map(|(s, _)| *s) != Some(segment) {
-            *open = None;
-            let file = OpenOptions::new()
-                .append(true)
-                .open(self.segment_path(segment))?;
-            *open = Some((segment, file));
+    fn full(&self, path: &str) -> PathBuf {
+        self.root.join(path)
+    }
+
+    /// The file at `path`, open for reading and writing (or reading only, when
+    /// writing is not allowed): kept open from an earlier call, or opened now and
+    /// kept, closing the least recently used one past the bound.
+    fn file(&self, path: &str) -> io::Result<Arc<File>> {
+        {
+            let mut open = self.lock();
+            open.clock += 1;
+            let now = open.clock;
+            if let Some(f) = open.files.get_mut(path) {
+                f.used = now;
+                return Ok(Arc::clone(&f.file));
+            }
         }
-        match open.as_mut() {
-            Some((_, file)) => f(file),
-            None => Err(io::Error::other("no open segment")),
+        let full = self.full(path);
+        let open_rw = || match OpenOptions::new().read(true).write(true).open(&full) {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => File::open(&full),
+            other => other,
+        };
+        let file = match open_rw() {
+            // Out of descriptors (the process's limit, shared with sockets): the files
+            // kept open give theirs back, and the open is tried once more.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                tracing::warn!(
+                    "raida-store: out of file descriptors ({e}); closing the {} kept-open                      file(s)",
+                    self.open_file_count()
+                );
+                self.lock().files.clear();
+                open_rw()?
+            }
+            other => other?,
+        };
+        let m = file.metadata()?;
+        let file = Arc::new(file);
+        let mut open = self.lock();
+        open.clock += 1;
+        let used = open.clock;
+        if open.files.len() >= self.open_files && !open.files.contains_key(path) {
+            let oldest = open
+                .files
+                .iter()
+                .min_by_key(|(_, f)| f.used)
+                .map(|(p, _)| p.clone());
+            if let Some(oldest) = oldest {
+                open.files.remove(&oldest);
+            }
         }
+        open.files.insert(
+            path.to_string(),
+            OpenFile {
+                file: Arc::clone(&file),
+                id: (m.ino(), m.dev()),
+                used,
+            },
+        );
+        Ok(file)
+    }
+
+    /// Closes the file kept open for `path`, if any.
+    fn forget(&self, path: &str) {
+        self.lock().files.remove(path);
     }
 }
 
-impl Disk for FileDisk {
-    fn read_page(&self, page: PageId) -> io::Result<PageRead> {
-        let file = match File::open(self.page(page)) {
-            Ok(file) => file,
-            Err(e) if is_absent(&e) => return Ok(PageRead::Absent),
-            Err(e) => return Err(e),
-        };
-        let meta = meta_of(&file.metadata()?);
-        let mut bytes: Box<[u8; PAGE_BYTES]> = vec![0u8; PAGE_BYTES]
-            .into_boxed_slice()
-            .try_into()
-            .map_err(|_| io::Error::other("page buffer"))?;
-        let mut filled = 0;
-        while filled < PAGE_BYTES {
-            match file.read_at(&mut bytes[filled..], filled as u64) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
+impl Storage for FileDisk {
+    fn meta(&self, path: &str) -> io::Result<Option<FileMeta>> {
+        match fs::metadata(self.full(path)) {
+            Ok(m) => {
+                let mut open = self.lock();
+                if open
+                    .files
+                    .get(path)
+                    .is_some_and(|f| f.id != (m.ino(), m.dev()))
+                {
+                    // Replaced (by rename) since it was opened.
+                    open.files.remove(path);
+                }
+                Ok(Some(meta_of(&m)))
+            }
+            Err(e) if is_absent(&e) => {
+                self.forget(path);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let file = self.file(path)?;
+        loop {
+            match file.read_at(buf, offset) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                other => return other,
             }
         }
-        if filled < PAGE_BYTES {
-            return Ok(PageRead::Short { meta });
-        }
-        Ok(PageRead::Page { bytes, meta })
     }
 
-    fn page_meta(&self, page: PageId) -> io::Result<Option<FileMeta>> {
-        match fs::metadata(self.page(page)) {
-            Ok(m) => Ok(Some(meta_of(&m))),
-            Err(e) if is_absent(&e) => Ok(None),
-            Err(e) => Err(e),
-        }
+    fn write_at(&self, path: &str, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.file(path)?.write_all_at(bytes, offset)
     }
 
-    fn write_records(&self, page: PageId, records: &[RecordWrite]) -> io::Result<Written> {
-        let file = match OpenOptions::new().write(true).open(self.page(page)) {
-            Ok(file) => file,
-            Err(e) if is_absent(&e) => return Ok(Written::NotAPage),
-            Err(e) => return Err(e),
-        };
-        let before = meta_of(&file.metadata()?);
-        if before.len < PAGE_BYTES as u64 {
-            return Ok(Written::NotAPage);
-        }
-        for record in records {
-            if u32::from(record.index) >= RECORDS_PER_PAGE {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "record index past the page",
-                ));
-            }
-            let offset = u64::from(record.index) * RECORD_BYTES as u64;
-            file.write_all_at(&record.bytes, offset)?;
-        }
-        let after = meta_of(&file.metadata()?);
-        Ok(Written::Done { before, after })
+    fn set_len(&self, path: &str, len: u64) -> io::Result<()> {
+        self.file(path)?.set_len(len)
     }
 
-    fn sync_page(&self, page: PageId) -> io::Result<()> {
-        match File::open(self.page(page)) {
-            Ok(file) => file.sync_data(),
-            Err(e) if is_absent(&e) => Ok(()),
-            Err(e) => Err(e),
-        }
+    fn sync(&self, path: &str) -> io::Result<()> {
+        self.file(path)?.sync_data()
     }
 
-    fn dir_meta(&self, dir: DirId) -> io::Result<Option<FileMeta>> {
-        match fs::metadata(self.data_dir.join(dir_file(dir))) {
-            Ok(m) => Ok(Some(meta_of(&m))),
-            Err(e) if is_absent(&e) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    fn log_segments(&self) -> io::Result<Vec<Segment>> {
-        list_segments(&self.log_dir)
-    }
-
-    fn log_create(&self, segment: Segment) -> io::Result<()> {
+    fn create(&self, path: &str) -> io::Result<()> {
+        let full = self.full(path);
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(self.segment_path(segment))?;
+            .open(&full)?;
         file.sync_all()?;
-        sync_dir(&self.log_dir)
-    }
-
-    fn log_read(&self, segment: Segment) -> io::Result<Vec<u8>> {
-        fs::read(self.segment_path(segment))
-    }
-
-    fn log_append(&self, segment: Segment, bytes: &[u8]) -> io::Result<()> {
-        self.with_segment(segment, |file| file.write_all(bytes))
-    }
-
-    fn log_sync(&self, segment: Segment) -> io::Result<()> {
-        self.with_segment(segment, |file| file.sync_data())
-    }
-
-    fn log_truncate(&self, segment: Segment, len: u64) -> io::Result<()> {
-        self.with_segment(segment, |file| file.set_len(len))
-    }
-
-    fn log_remove(&self, segment: Segment) -> io::Result<()> {
-        {
-            let mut open = self
-                .open_segment
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if open.as_ref().map(|(s, _)| *s) == Some(segment) {
-                *open = None;
-            }
+        match full.parent() {
+            Some(dir) => sync_dir(dir),
+            None => Ok(()),
         }
-        match fs::remove_file(self.segment_path(segment)) {
+    }
+
+    fn remove(&self, path: &str) -> io::Result<()> {
+        self.forget(path);
+        let full = self.full(path);
+        match fs::remove_file(&full) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         }
-        sync_dir(&self.log_dir)
+        match full.parent() {
+            Some(dir) => sync_dir(dir),
+            None => Ok(()),
+        }
+    }
+
+    fn list(&self, dir: &str) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(self.full(dir))? {
+            if let Some(name) = entry?.file_name().to_str() {
+                names.push(name.to_string());
+            }
+        }
+        names.sort_unstable();
+        Ok(names)
     }
 }
 
@@ -373,14 +393,5 @@ mod tests {
         assert_eq!(path(1, u32::MAX), None);
         assert_eq!(path(7, 1), None);
         assert_eq!(path(-9, 1), None);
-    }
-
-    #[test]
-    fn dir_of_a_page_is_its_pp_directory() {
-        let page = PageId {
-            denomination: -1,
-            number: 0x1234,
-        };
-        assert_eq!(dir_file(DirId::of(page)), PathBuf::from("ff/12"));
     }
 }

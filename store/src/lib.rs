@@ -6,9 +6,12 @@
 //!   the disk, page loads on workers, absent pages remembered apart, writes made
 //!   durable through a write-ahead log with group commit, recovery at open, and
 //!   background steps (freshness, checkpoints) that a thread of the server calls.
-//! - [`Disk`] is everything it does to files: [`FileDisk`] over a deployed directory,
-//!   [`MemDisk`] in memory (with faults and crashes, for tests), and later the
-//!   simulator's faulty disk.
+//! - [`Storage`] is the byte-level seam (read and write at offsets, set a length,
+//!   sync, create, remove, list, metadata); [`Disk`] is pages and the log written once
+//!   above it. Backends: [`FileDisk`] over a deployed directory (page files kept open,
+//!   a bounded number), [`MemStorage`] in memory, and [`Faulty`], which fails calls as
+//!   a [`Faults`] policy decides: [`MemDisk`] (the store's tests) and the simulator's
+//!   disk are both a `Faulty<MemStorage, _>`.
 //! - [`demo`] writes the small demo store a demo server serves.
 //!
 //! **What is durable when.** A [`modify`](raida_core::KeyStore::modify) that returns
@@ -28,16 +31,23 @@ mod file_disk;
 mod locks;
 mod log;
 mod mem_disk;
+mod storage;
 mod store;
 
 use std::io;
 use std::path::PathBuf;
 
 pub use demo::{demo_coin_an, demo_locker_an, write_demo_store, DemoCoin};
-pub use disk::{DirId, Disk, FileMeta, PageRead, RecordWrite, Segment, Written};
-pub use file_disk::{check_root, coin_page_path, page_path, FileDisk, RootCheck, LOG_DIR};
+pub use disk::{
+    dir_file_path, page_file_path, segment_file_path, DirId, Disk, FileMeta, PageRead, RecordWrite,
+    Segment, Written, LOG_DIR,
+};
+pub use file_disk::{
+    check_root, coin_page_path, page_path, FileDisk, RootCheck, DEFAULT_OPEN_FILES,
+};
 pub use log::{Recovery, DEFAULT_SEGMENT_BYTES};
-pub use mem_disk::{Faults, MemDisk};
+pub use mem_disk::{MemDisk, MemFaults, MemStorage, SwitchedFaults};
+pub use storage::{Call, Fault, Faults, Faulty, FileKind, Op, Storage};
 pub use store::{
     DiskStore, Refreshed, StoreConfig, DEFAULT_CACHE_PAGES, DEFAULT_REFRESH_INTERVAL,
     UNREADABLE_FOR,

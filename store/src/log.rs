@@ -288,7 +288,7 @@ impl Log {
             }
         }
         let result = disk
-            .log_append(segment, &batch)
+            .log_append(segment, offset, &batch)
             .and_then(|()| disk.log_sync(segment));
 
         let mut st = self.lock();
