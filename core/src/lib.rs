@@ -36,9 +36,10 @@ pub mod keys;
 /// The engine's counters as a snapshot and their Prometheus rendering. Public
 /// because drivers serve them however they like.
 pub mod metrics;
-/// The planted bugs of the simulator's mutant runner: public to that runner, which
-/// switches them on; this module exists only in its `--cfg raida_mutants` build.
-#[cfg(raida_mutants)]
+/// The planted bugs of the simulator's mutant runner: their one list, public to that
+/// runner, which runs each in the swarm that must catch it; their switch (and the
+/// bugs themselves) exist only in its `--cfg raida_mutants` build. Not for embedders.
+#[doc(hidden)]
 pub mod mutants;
 /// Peer calls: what a command asks of other RAIDA servers before it answers (the
 /// plan) and what comes back (the answers). Public because commands build and read

@@ -1,12 +1,34 @@
-//! The planted bugs of the simulator's mutant runner, compiled only with
-//! `--cfg raida_mutants` (which only `raida-sim mutants` sets, through RUSTFLAGS, in a
-//! target directory of its own). No Cargo feature of any crate enables it, so no build
-//! of a server can contain them.
+//! The planted bugs of the simulator's mutant runner: the one list of them (each bug's
+//! name, what it breaks, and which swarm must catch it), in every build, and their
+//! switch, only with `--cfg raida_mutants` (which only `raida-sim mutants` sets,
+//! through RUSTFLAGS, in a target directory of its own). No Cargo feature of any crate
+//! enables that cfg, so no build of a server can contain the bugs: a normal build holds
+//! their names, never their code.
 //!
-//! One build holds every planted bug, each off until [`activate`] turns one on: the
-//! runner builds once and checks that the swarm catches each in turn.
+//! One mutant build holds every planted bug, each off until `activate` turns one on:
+//! the runner builds once and checks that the swarm catches each in turn.
 
+#[cfg(raida_mutants)]
 use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Which of the simulator's swarms runs a planted bug: the one whose invariants see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Swarm {
+    /// The engine's world (`raida-sim swarm`).
+    Engine,
+    /// The store's world over the faulty simulated disk (`raida-sim store-swarm`).
+    Store,
+}
+
+impl Swarm {
+    /// The runner's subcommand for this swarm.
+    pub const fn command(self) -> &'static str {
+        match self {
+            Swarm::Engine => "swarm",
+            Swarm::Store => "store-swarm",
+        }
+    }
+}
 
 /// A planted bug.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +64,7 @@ pub enum Mutant {
 }
 
 impl Mutant {
-    /// Every planted bug of core, in a fixed order.
+    /// Every planted bug, in a fixed order (the runner's).
     pub const ALL: [Mutant; 10] = [
         Mutant::ReusedSlot,
         Mutant::AdmissionOverflow,
@@ -72,11 +94,52 @@ impl Mutant {
         }
     }
 
+    /// What it breaks, as the runner prints it.
+    pub const fn breaks(self) -> &'static str {
+        match self {
+            Mutant::ReusedSlot => {
+                "a completion applied to a reused slot (generation check skipped)"
+            }
+            Mutant::AdmissionOverflow => "admission allowed past mod_queue_size",
+            Mutant::NoTimeout => "the socket timeout not enforced",
+            Mutant::Overread => "a read lent past the end of the request's header",
+            Mutant::AcceptOnce => "the accept loop takes one connection per readiness event",
+            Mutant::AcceptAfterShutdown => "connections are still accepted after the shutdown",
+            Mutant::AckBeforeSync => {
+                "the store acknowledges a write before the log sync that makes it durable"
+            }
+            Mutant::IndexNotRebuilt => {
+                "the locker index is not rebuilt from the records when the store opens"
+            }
+            Mutant::DuplicateXor => {
+                "store_sum accepts a coin listed twice ([V, V] moves V without its AN)"
+            }
+            Mutant::RemoveNoAnCheck => "remove moves a coin whose AN is not the locker key",
+        }
+    }
+
+    /// The swarm that must catch it.
+    pub const fn swarm(self) -> Swarm {
+        match self {
+            Mutant::ReusedSlot
+            | Mutant::AdmissionOverflow
+            | Mutant::NoTimeout
+            | Mutant::Overread
+            | Mutant::AcceptOnce
+            | Mutant::AcceptAfterShutdown => Swarm::Engine,
+            Mutant::AckBeforeSync
+            | Mutant::IndexNotRebuilt
+            | Mutant::DuplicateXor
+            | Mutant::RemoveNoAnCheck => Swarm::Store,
+        }
+    }
+
     /// The bug named `name`, if there is one.
     pub fn from_name(name: &str) -> Option<Mutant> {
         Mutant::ALL.into_iter().find(|m| m.name() == name)
     }
 
+    #[cfg(raida_mutants)]
     const fn code(self) -> u8 {
         match self {
             Mutant::ReusedSlot => 1,
@@ -93,12 +156,15 @@ impl Mutant {
     }
 }
 
+#[cfg(raida_mutants)]
 /// A marker the mutant build carries in its binary: a check that a normal build (even
 /// with `--all-features`) holds no planted bug looks for it and must not find it.
 pub const MARKER: &str = "RAIDA-MUTANT-BUILD-7f3a";
 
+#[cfg(raida_mutants)]
 static ACTIVE: AtomicU8 = AtomicU8::new(0);
 
+#[cfg(raida_mutants)]
 /// Turns on `mutant` (process-wide; the runner runs one per process), or none.
 pub fn activate(mutant: Option<Mutant>) {
     ACTIVE.store(mutant.map_or(0, Mutant::code), Ordering::SeqCst);
@@ -106,6 +172,7 @@ pub fn activate(mutant: Option<Mutant>) {
     std::hint::black_box(MARKER);
 }
 
+#[cfg(raida_mutants)]
 /// Whether `mutant` is on (public: raida-store plants one too).
 pub fn active(mutant: Mutant) -> bool {
     ACTIVE.load(Ordering::Relaxed) == mutant.code()

@@ -37,33 +37,6 @@ pub use invariants::Violation;
 pub use knobs::Knobs;
 pub use world::{Stats, World, START_US};
 
-/// The planted bugs of the mutant runner: (name, what it breaks). They exist only in
-/// the `--cfg raida_mutants` build `raida-sim mutants` makes (core/src/mutants.rs and
-/// the store's), never behind a Cargo feature.
-pub const MUTANTS: [(&str, &str); 6] = [
-    (
-        "reused-slot",
-        "a completion applied to a reused slot (generation check skipped)",
-    ),
-    (
-        "admission-overflow",
-        "admission allowed past mod_queue_size",
-    ),
-    ("no-timeout", "the socket timeout not enforced"),
-    (
-        "overread",
-        "a read lent past the end of the request's header",
-    ),
-    (
-        "accept-once",
-        "the accept loop takes one connection per readiness event",
-    ),
-    (
-        "accept-after-shutdown",
-        "connections are still accepted after the shutdown",
-    ),
-];
-
 /// Where the mutant build lives (beside the normal one, so neither rebuilds the other).
 pub const MUTANT_TARGET_DIR: &str = "target/mutants";
 

@@ -5,7 +5,8 @@ use std::io::Write as _;
 use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
-use raida_sim::{replay_command, run_seed, Knobs, World, MUTANTS, MUTANT_TARGET_DIR};
+use raida_core::mutants::Mutant;
+use raida_sim::{replay_command, run_seed, Knobs, World, MUTANT_TARGET_DIR};
 
 use seeds::{Replay, Swarm};
 
@@ -159,12 +160,10 @@ fn mutants(seeds: u64) -> ExitCode {
     }
     let binary = format!("{target}/release/raida-sim");
     let mut caught = 0;
-    // The engine's planted bugs against the swarm, the store's against the store swarm.
-    let store = raida_sim::store_world::STORE_MUTANTS;
-    let all = MUTANTS.iter().map(|m| (*m, "swarm"));
-    let all = all.chain(store.iter().map(|m| (*m, "store-swarm")));
-    let count = MUTANTS.len() + store.len();
-    for ((name, what), swarm) in all {
+    // Each planted bug against the swarm that must catch it (core's one list).
+    let count = Mutant::ALL.len();
+    for mutant in Mutant::ALL {
+        let (name, what, swarm) = (mutant.name(), mutant.breaks(), mutant.swarm().command());
         println!("mutant {name}: {what}");
         let output = Command::new(&binary)
             .args([swarm, "--seeds", &seeds.to_string(), "--stop-first"])

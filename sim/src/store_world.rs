@@ -61,27 +61,6 @@ use crate::store_model::{coin_name, short, Model, Write, MAX_MAYBE};
 /// The store under test.
 pub type SimStore = DiskStore<Arc<SimDisk>>;
 
-/// The planted bugs the store swarm must catch (the engine's are in
-/// [`MUTANTS`](crate::MUTANTS)).
-pub const STORE_MUTANTS: [(&str, &str); 4] = [
-    (
-        "ack-before-sync",
-        "the store acknowledges a write before the log sync that makes it durable",
-    ),
-    (
-        "index-not-rebuilt",
-        "the locker index is not rebuilt from the records when the store opens",
-    ),
-    (
-        "duplicate-xor",
-        "store_sum accepts a coin listed twice ([V, V] moves V without its AN)",
-    ),
-    (
-        "remove-no-an-check",
-        "remove moves a coin whose AN is not the locker key",
-    ),
-];
-
 /// The locker commands the world runs (group 8).
 const PUT: u8 = raida_commands::STORE_SUM;
 /// See [`PUT`].
@@ -1296,7 +1275,10 @@ impl StoreWorld {
         payload: &[u8],
     ) -> (StatusByte, Vec<u8>) {
         let mut registry = CommandRegistry::with_builtins();
-        for (g, c, h) in raida_commands::all(Arc::new(raida_commands::FixedClock(MFS))) {
+        for (g, c, h) in raida_commands::all(
+            Arc::new(raida_commands::FixedClock(MFS)),
+            Default::default(),
+        ) {
             if registry.register(g, c, h).is_err() {
                 self.violate("the commands do not register".into());
                 return (StatusByte(0), Vec::new());
