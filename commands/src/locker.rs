@@ -205,6 +205,9 @@ impl Command for Peek {
         if ctx.payload.len() != AN {
             return Status::InvalidPacketLength.into();
         }
+        if ctx.store.locker_index_complete(ctx.arrived).is_err() {
+            return Status::Internal.into();
+        }
         let coins = ctx
             .store
             .locker_coins(&payload::an(ctx.payload), ctx.arrived);
@@ -255,6 +258,9 @@ impl Command for Remove {
         let coins: Vec<CoinId> = entries.iter().map(|e| payload::coin(e)).collect();
         if has_duplicate(&coins) {
             return INVALID_PARAMETER;
+        }
+        if ctx.store.locker_index_complete(ctx.arrived).is_err() {
+            return Status::Internal.into();
         }
         if ctx.store.locker_coins(&key, ctx.arrived).is_empty() {
             return Status::AllFail.into();

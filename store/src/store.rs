@@ -148,6 +148,9 @@ pub struct DiskStore<D: Disk = FileDisk> {
     locks: crate::locks::PageLocks,
     log: Log,
     lockers: RwLock<LockerIndex>,
+    /// Pages the scan at open could not read, so the index may lack their lockers
+    /// until each is read (any read of the page takes it off).
+    unindexed: Mutex<BTreeSet<PageId>>,
     /// The metadata of every page file as the store last read or wrote it, so that a
     /// page out of the cache that another process rewrites is indexed again (see
     /// [`refresh`](Self::refresh)).
@@ -192,11 +195,15 @@ impl DiskStore<FileDisk> {
 
 /// The locker index of the records on `disk`: every page file of every denomination
 /// is read once (a directory `Data/<dd>/<pp>` that is absent is skipped whole). A page
-/// that cannot be read is logged and left out; it is indexed when it is next read.
+/// that cannot be read is logged and left out, and returned among the pages the index
+/// is missing: peek and remove read them first (see
+/// [`KeyStore::locker_index_complete`]), and until they can be read they answer 252,
+/// never from a partial index.
 fn index_lockers<D: Disk>(disk: &D) -> IndexedAtOpen {
     let mut index = LockerIndex::new();
     let mut metas = BTreeMap::new();
     let mut dirs = BTreeMap::new();
+    let mut unindexed = BTreeSet::new();
     for denomination in DENOMINATIONS {
         for high in 0..=u8::MAX {
             match disk.dir_meta(DirId { denomination, high }) {
@@ -209,8 +216,13 @@ fn index_lockers<D: Disk>(disk: &D) -> IndexedAtOpen {
                 Err(e) => {
                     tracing::error!(
                         "raida-store: locker index: cannot inspect directory \
-                         {denomination}/{high:02x}: {e}; its pages are indexed when read"
+                         {denomination}/{high:02x}: {e}; peek and remove read its pages \
+                         first until they can be read"
                     );
+                    unindexed.extend((0..=u8::MAX).map(|low| PageId {
+                        denomination,
+                        number: u16::from_be_bytes([high, low]),
+                    }));
                     continue;
                 }
             }
@@ -228,23 +240,27 @@ fn index_lockers<D: Disk>(disk: &D) -> IndexedAtOpen {
                         metas.insert(page, meta);
                     }
                     Ok(PageRead::Absent) => {}
-                    Err(e) => tracing::error!(
-                        "raida-store: locker index: page {page:?} cannot be read: {e}; it is \
-                         indexed when it is next read"
-                    ),
+                    Err(e) => {
+                        tracing::error!(
+                            "raida-store: locker index: page {page:?} cannot be read: {e}; \
+                             peek and remove read it first until it can be read"
+                        );
+                        unindexed.insert(page);
+                    }
                 }
             }
         }
     }
-    (index, metas, dirs)
+    (index, metas, dirs, unindexed)
 }
 
 /// What the scan at open found: the index, the metadata of every page file it read and
-/// of every page directory there was.
+/// of every page directory there was, and the pages it could not read.
 type IndexedAtOpen = (
     LockerIndex,
     BTreeMap<PageId, FileMeta>,
     BTreeMap<DirId, FileMeta>,
+    BTreeSet<PageId>,
 );
 
 fn record_of(bytes: &[u8; PAGE_BYTES], index: usize) -> Option<Record> {
@@ -261,7 +277,7 @@ impl<D: Disk> DiskStore<D> {
     pub fn with_disk(disk: D, config: StoreConfig) -> Result<Self, OpenError> {
         let (recovery, segment, next_seq) = log::recover(&disk).map_err(OpenError::Recovery)?;
         #[cfg_attr(not(raida_mutants), allow(unused_mut))]
-        let (mut lockers, indexed_meta, indexed_dirs) = index_lockers(&disk);
+        let (mut lockers, indexed_meta, indexed_dirs, unindexed) = index_lockers(&disk);
         #[cfg(raida_mutants)]
         if raida_core::mutants::active(raida_core::mutants::Mutant::IndexNotRebuilt) {
             // The planted bug: the scan's result is dropped; the index starts empty.
@@ -273,6 +289,7 @@ impl<D: Disk> DiskStore<D> {
             absent: Absent::new(),
             locks: crate::locks::PageLocks::default(),
             lockers: RwLock::new(lockers),
+            unindexed: Mutex::new(unindexed),
             indexed_meta: Mutex::new(indexed_meta),
             indexed_dirs: Mutex::new(indexed_dirs),
             counters: Counters::default(),
@@ -362,6 +379,16 @@ impl<D: Disk> DiskStore<D> {
         self.lockers.read().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Indexes `page` as just read (`None`: no records), and takes it off the pages
+    /// the index lacks.
+    fn index_page(&self, page: PageId, bytes: Option<&[u8; PAGE_BYTES]>) {
+        self.lockers_mut().set_page(page, bytes);
+        self.unindexed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&page);
+    }
+
     fn lockers_mut(&self) -> std::sync::RwLockWriteGuard<'_, LockerIndex> {
         self.lockers.write().unwrap_or_else(PoisonError::into_inner)
     }
@@ -404,13 +431,13 @@ impl<D: Disk> DiskStore<D> {
         match self.disk.read_page(page) {
             Ok(PageRead::Page { bytes, meta }) => {
                 self.absent.clear(page);
-                self.lockers_mut().set_page(page, Some(&bytes));
+                self.index_page(page, Some(&bytes));
                 self.set_indexed_meta(page, Some(meta));
                 self.cache.insert(page, bytes, meta);
                 Ok(())
             }
             Ok(PageRead::Absent) => {
-                self.lockers_mut().set_page(page, None);
+                self.index_page(page, None);
                 self.set_indexed_meta(page, None);
                 self.counters.pages_absent.fetch_add(1, Ordering::Relaxed);
                 self.cache.remove(page);
@@ -418,7 +445,7 @@ impl<D: Disk> DiskStore<D> {
                 Ok(())
             }
             Ok(PageRead::Short { meta }) => {
-                self.lockers_mut().set_page(page, None);
+                self.index_page(page, None);
                 self.set_indexed_meta(page, Some(meta));
                 self.counters.pages_absent.fetch_add(1, Ordering::Relaxed);
                 self.cache.remove(page);
@@ -484,7 +511,7 @@ impl<D: Disk> DiskStore<D> {
         // Evicted again at once (a cache of a page or two): read it without caching.
         match self.disk.read_page(page) {
             Ok(PageRead::Page { bytes, meta }) => {
-                self.lockers_mut().set_page(page, Some(&bytes));
+                self.index_page(page, Some(&bytes));
                 self.set_indexed_meta(page, Some(meta));
                 Ok(indices.iter().map(|&i| record_of(&bytes, i)).collect())
             }
@@ -746,6 +773,21 @@ impl<D: Disk> KeyStore for DiskStore<D> {
 
     fn locker_keys(&self, prefix: &[u8; 5], _now: Timestamp) -> Vec<An> {
         self.lockers().keys_with_prefix(prefix)
+    }
+
+    fn locker_index_complete(&self, now: Timestamp) -> Result<(), StoreError> {
+        let missing: Vec<PageId> = self
+            .unindexed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect();
+        for page in missing {
+            let _intent = self.locks.lock(&[page]);
+            self.load_locked(page, now, true)?;
+        }
+        Ok(())
     }
 
     fn locker_coins(&self, key: &An, _now: Timestamp) -> Vec<CoinId> {

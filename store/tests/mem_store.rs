@@ -349,3 +349,34 @@ fn writers_that_arrive_during_a_sync_share_the_next_one() {
         }
     }
 }
+
+/// A locker key: bytes 12..15 are FF (PROTOCOL.md 8c).
+fn locker_key(fill: u8) -> [u8; 16] {
+    let mut k = [fill; 16];
+    k[12..].copy_from_slice(&[0xFF; 4]);
+    k
+}
+
+#[test]
+fn a_page_unreadable_at_open_keeps_locker_lookups_refused_until_it_is_read() {
+    // Page 0 of denomination 1 holds coin 1:7 in a locker; its reads fail at open.
+    let disk = disk_with_pages(&[(1, 0), (1, 1)]);
+    let mut bytes = page_bytes(1, 0, 1);
+    bytes[7 * 17..7 * 17 + 16].copy_from_slice(&locker_key(9));
+    disk.put_page(page_id(1, 0), &bytes);
+    disk.faults(|f| {
+        f.unreadable.insert(page_id(1, 0));
+    });
+    let store = open(&disk);
+    // The index lacks the page's lockers: the store says so rather than answer.
+    assert!(store.locker_index_complete(T0).is_err());
+    assert!(store.locker_coins(&locker_key(9), T0).is_empty());
+    // Once the page reads again, the index is whole and the locker is there.
+    disk.faults(|f| *f = Default::default());
+    store.locker_index_complete(T0).expect("the page reads now");
+    assert_eq!(
+        store.locker_coins(&locker_key(9), T0),
+        vec![CoinId::new(1, 7)]
+    );
+    assert!(store.locker_index_complete(T0).is_ok());
+}

@@ -153,6 +153,15 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
         self.locker_an(prefix, now).into_iter().collect()
     }
 
+    /// Whether the locker index covers every record: `Err` when some page could not be
+    /// read when the index was built and still cannot. Peek and remove ask first (on a
+    /// worker: this may read those pages) and answer 252 rather than from an index
+    /// that may lack coins. A store that holds everything in memory is always complete.
+    fn locker_index_complete(&self, now: Timestamp) -> Result<(), StoreError> {
+        let _ = now;
+        Ok(())
+    }
+
     /// The coins of the locker `key` (the coins whose record AN is `key`, a locker
     /// key), ascending by denomination (signed) then serial, as they stood at one
     /// instant; empty when there is no such locker. From memory, by map: never a scan
