@@ -303,6 +303,55 @@ fn an_answered_put_survives_a_sigkill_and_the_index_is_rebuilt() {
 }
 
 #[test]
+fn every_acknowledged_put_survives_a_sigkill_during_puts() {
+    // Puts of one coin each into a locker of its own, one after another over TCP, while
+    // the server is killed with SIGKILL once a few have been answered: every put
+    // answered 241 before the kill is in its locker after the restart.
+    let root = demo_root();
+    let mut server = Server::start(root.path(), &[]);
+    let tcp = server.tcp;
+    let coins: Vec<(i8, u32)> = (1..=16).flat_map(|s| [(1i8, s), (-1i8, s)]).collect();
+    let (answered, acks) = std::sync::mpsc::channel();
+    let putter = std::thread::spawn(move || {
+        for (i, &(den, serial)) in coins.iter().enumerate() {
+            let mut req = Request::new(0, 8, STORE_SUM, Keys::None);
+            req.payload = put_payload(&[(den, serial)], key(0xA0 + i as u8));
+            let built = req.build().expect("builds");
+            // The kill ends the run: a failed exchange is the server gone.
+            let Ok(reply) = exchange(tcp, Transport::Tcp, &built, &Timeouts::uniform(GENEROUS))
+            else {
+                return;
+            };
+            if reply.response.header.status.0 == PASS && answered.send((i, den, serial)).is_err() {
+                return;
+            }
+        }
+    });
+    let mut acknowledged = Vec::new();
+    while acknowledged.len() < 4 {
+        acknowledged.push(acks.recv_timeout(GENEROUS).expect("a put answered"));
+    }
+    server.signal(libc::SIGKILL);
+    assert!(server.wait_exit(GENEROUS).is_some());
+    putter.join().expect("the putter ends");
+    acknowledged.extend(acks.try_iter());
+    let server = Server::start(root.path(), &[]);
+    for (i, den, serial) in acknowledged {
+        assert_eq!(
+            call(
+                server.tcp,
+                Transport::Tcp,
+                Keys::None,
+                PEEK,
+                &key(0xA0 + i as u8)
+            ),
+            (PASS, peek_body(&[(den, serial)])),
+            "the put of {den}:{serial} was answered before the kill"
+        );
+    }
+}
+
+#[test]
 fn of_concurrent_removes_of_one_locker_each_coin_goes_to_exactly_one() {
     let root = demo_root();
     let server = Server::start(root.path(), &[]);
