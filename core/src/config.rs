@@ -1076,9 +1076,10 @@ mod tests {
         for f in int_fields() {
             let (min, max) = (*f.range.start(), *f.range.end());
             assert!(max <= 1 << 40, "{} has no real upper bound", f.key);
-            // `io_threads` at its top needs as many connections and jobs.
+            // `io_threads` at its top needs as many connections, jobs and fixes.
             let mut base = Config::default();
             base.network.mod_queue_size = MAX_MOD_QUEUE_SIZE;
+            base.healing.max_fixes = *bounds::MAX_FIXES.end() as usize;
             let mut accepted = Vec::new();
             for edge in [min, max] {
                 let mut c = base.clone();
@@ -1191,6 +1192,11 @@ mod tests {
         assert_eq!(e.key(), "io_threads");
         assert!(e.to_string().contains("mod_queue_size = 3"), "{e}");
         c.network.mod_queue_size = 4;
+        c.healing.max_fixes = 3;
+        let e = error(&c);
+        assert_eq!(e.key(), "io_threads");
+        assert!(e.to_string().contains("max_fixes = 3"), "{e}");
+        c.healing.max_fixes = 4;
         assert!(c.validate().is_ok());
     }
 

@@ -431,10 +431,10 @@ fn every_integer_is_refused_just_past_its_range_naming_the_range() {
             );
         }
         for value in [min, max] {
-            // io_threads at its top needs as many jobs.
+            // io_threads at its top needs as many jobs and fixes.
             let mut text = format!("[{}]\n{} = {value}\n", f.section, f.name);
             if f.name == "io_threads" {
-                text.push_str("mod_queue_size = 65536\n");
+                text.push_str("mod_queue_size = 65536\n[healing]\nmax_fixes = 4096\n");
             }
             let c = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
             assert_eq!(f.value(&c), Some(FieldValue::Int(value)), "{}", f.name);
