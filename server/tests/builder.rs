@@ -2,59 +2,13 @@
 //! key store lives under the configured data root (or, with none, is an empty memory
 //! store that creates nothing on disk), and the server stops through its handle.
 
-use std::net::SocketAddr;
-use std::thread::JoinHandle;
-use std::time::Duration;
+mod support;
 
-use raida_client::{exchange, Coin, Keys, Request, Timeouts, Transport};
+use support::Running;
+
+use raida_client::{Coin, Keys, Request};
 use raida_server::store::{demo_coin_an, write_demo_store};
-use raida_server::{
-    Config, Reply, RequestContext, ServeError, Served, ServerBuilder, ShutdownHandle, Status,
-};
-
-/// A bound for every exchange and for the drain.
-const GENEROUS: Duration = Duration::from_secs(20);
-
-/// A server on 127.0.0.1, port 0, serving on a thread of its own.
-struct Running {
-    tcp: SocketAddr,
-    handle: ShutdownHandle,
-    serving: JoinHandle<Result<Served, ServeError>>,
-}
-
-impl Running {
-    fn start(builder: ServerBuilder) -> Running {
-        let server = builder.bind().expect("the server binds");
-        let tcp = server.tcp_addr();
-        let handle = server.shutdown_handle();
-        let serving = std::thread::spawn(move || server.serve());
-        Running {
-            tcp,
-            handle,
-            serving,
-        }
-    }
-
-    /// Status and body of the response to `request` over TCP.
-    fn ask(&self, mut request: Request) -> (u8, Vec<u8>) {
-        request.randomize().expect("random bytes");
-        let built = request.build().expect("a valid request");
-        let reply = exchange(
-            self.tcp,
-            Transport::Tcp,
-            &built,
-            &Timeouts::uniform(GENEROUS),
-        )
-        .expect("a response that verifies");
-        (reply.response.header.status.0, reply.response.body)
-    }
-
-    fn stop(self) {
-        self.handle.shutdown();
-        let served = self.serving.join().expect("serve does not panic");
-        assert_eq!(served.expect("serve ends well"), Served::Drained);
-    }
-}
+use raida_server::{Config, Reply, RequestContext, ServerBuilder, Status};
 
 fn local_config() -> Config {
     let mut config = Config::default();

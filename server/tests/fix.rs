@@ -3,60 +3,23 @@
 //! as 2/50 does: the coin is fixed (a silent fourteenth peer ended by the deadline),
 //! and the new AN survives a restart.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use raida_client::{exchange, Coin, Keys, Request, Timeouts, Transport};
+use support::Running;
+
+use raida_client::{Coin, Keys, Request};
 use raida_commands::new_an;
 use raida_server::store::write_demo_store;
 use raida_server::{An, CoinId};
-use raida_server::{Config, ServeError, Served, ServerBuilder, ShutdownHandle};
+use raida_server::{Config, ServerBuilder};
 
-const GENEROUS: Duration = Duration::from_secs(20);
 const PG: An = [0x21; 16];
 /// Demo coin 1:1, the one this test heals.
 const COIN: (i8, u32) = (1, 1);
-
-struct Running {
-    tcp: SocketAddr,
-    handle: ShutdownHandle,
-    serving: JoinHandle<Result<Served, ServeError>>,
-}
-
-impl Running {
-    fn start(builder: ServerBuilder) -> Running {
-        let server = builder.bind().expect("the server binds");
-        let tcp = server.tcp_addr();
-        let handle = server.shutdown_handle();
-        let serving = std::thread::spawn(move || server.serve());
-        Running {
-            tcp,
-            handle,
-            serving,
-        }
-    }
-
-    fn ask(&self, mut request: Request) -> (u8, Vec<u8>) {
-        request.randomize().expect("random bytes");
-        let built = request.build().expect("a valid request");
-        let reply = exchange(
-            self.tcp,
-            Transport::Tcp,
-            &built,
-            &Timeouts::uniform(GENEROUS),
-        )
-        .expect("a response that verifies");
-        (reply.response.header.status.0, reply.response.body)
-    }
-
-    fn stop(self) {
-        self.handle.shutdown();
-        let served = self.serving.join().expect("serve does not panic");
-        assert_eq!(served.expect("serve ends well"), Served::Drained);
-    }
-}
 
 fn config(root: &std::path::Path) -> Config {
     let mut config = Config::default();
