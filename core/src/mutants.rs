@@ -61,6 +61,12 @@ pub enum Mutant {
     /// remove moves a coin whatever its AN (raida-commands: the compare with the key is
     /// skipped, so a locker key takes any coin named).
     RemoveNoAnCheck,
+    /// A write's response is released before the commit that makes the write durable
+    /// (raida-core: the engine does not hold it).
+    ReleaseBeforeCommit,
+    /// A read is answered before the commit of the write it saw (raida-store: a
+    /// record changed by a write not yet durable is reported as durable).
+    ReadBeforeCommit,
 }
 
 impl Mutant {
@@ -91,6 +97,8 @@ impl Mutant {
             Mutant::IndexNotRebuilt => "index-not-rebuilt",
             Mutant::DuplicateXor => "duplicate-xor",
             Mutant::RemoveNoAnCheck => "remove-no-an-check",
+            Mutant::ReleaseBeforeCommit => "release-before-commit",
+            Mutant::ReadBeforeCommit => "read-before-commit",
         }
     }
 
@@ -115,6 +123,10 @@ impl Mutant {
                 "store_sum accepts a coin listed twice ([V, V] moves V without its AN)"
             }
             Mutant::RemoveNoAnCheck => "remove moves a coin whose AN is not the locker key",
+            Mutant::ReleaseBeforeCommit => {
+                "a write's response is released before the commit that makes it durable"
+            }
+            Mutant::ReadBeforeCommit => "a read is answered before the commit of the write it saw",
         }
     }
 
@@ -130,7 +142,9 @@ impl Mutant {
             Mutant::AckBeforeSync
             | Mutant::IndexNotRebuilt
             | Mutant::DuplicateXor
-            | Mutant::RemoveNoAnCheck => Swarm::Store,
+            | Mutant::RemoveNoAnCheck
+            | Mutant::ReleaseBeforeCommit
+            | Mutant::ReadBeforeCommit => Swarm::Store,
         }
     }
 
@@ -152,6 +166,8 @@ impl Mutant {
             Mutant::IndexNotRebuilt => 8,
             Mutant::DuplicateXor => 9,
             Mutant::RemoveNoAnCheck => 10,
+            Mutant::ReleaseBeforeCommit => 11,
+            Mutant::ReadBeforeCommit => 12,
         }
     }
 }

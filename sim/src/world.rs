@@ -652,6 +652,13 @@ impl World {
                 }
             }
             Output::StopListening => self.stop_listening(),
+            Output::Sync => {
+                // This world's store is in memory: every write is durable when made,
+                // so no response waits; a sync is a no-op answered at once.
+                self.engine.keys().sync();
+                let now = self.ts();
+                self.engine.handle_commit(now);
+            }
             // The simulated kernel carries no outbound connections yet: every peer
             // call is refused, so a fix answers from its own vote alone.
             Output::Connect { id, .. } => self.engine.handle_connect_failed(id, self.ts()),
