@@ -669,7 +669,8 @@ mod tests {
             coin: Coin::new(1, 1),
             ans: vec![[0; 16]; 2],
         };
-        let e = heal(&[addr; 3], &[coin.clone()], &settings).expect_err("2 ANs for 3 RAIDAs");
+        let e = heal(&[addr; 3], std::slice::from_ref(&coin), &settings)
+            .expect_err("2 ANs for 3 RAIDAs");
         assert!(e.to_string().contains("one AN per RAIDA (3), got 2"), "{e}");
         let e = heal(&[addr; 26], &[coin], &settings).expect_err("26 RAIDAs");
         assert!(e.to_string().contains("1..=25 RAIDAs, got 26"), "{e}");
