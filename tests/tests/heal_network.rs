@@ -1,0 +1,487 @@
+//! Healing across a local network of 25 RAIDAs (release `raida-server` processes, raida
+//! ids 0..24, each with its own demo store, `[healing] peer_timeout_ms` short), driven by
+//! the `raida` CLI as a wallet would (PROTOCOL.md 8b), over TCP and over UDP.
+//!
+//! A coin is fractured the way it happens in the field: a pown reaches some RAIDAs and
+//! the wallet never learns their new AN. Here the test powns the coin on those RAIDAs
+//! (the demo AN to a PAN it then forgets), through the protocol, while they run: no
+//! store file is touched, and each fractured record is as durable as any pown's.
+//! `raida heal` with the demo AN on every RAIDA must then find the fractured RAIDAs,
+//! fix them with the others' tickets, and every server's record must hold the AN the
+//! wallet now has for it: the old AN where it was good, MD5(raida id, coin, PG) where it
+//! was fixed (the ANs differ per RAIDA by design; detect on each server checks them).
+//! With 12 servers down (killed by PID) a coin fracked on one of the 13 left has 12
+//! vouchers: `raida heal` must not send a fix and must say why, and a fix sent anyway
+//! (`raida fix` with the 12 tickets) must answer 242 and change nothing. A peer killed
+//! while a fix waits for its claim answer costs that fix one vote: the fix answers from
+//! the others and the fixing server keeps serving.
+
+use std::io::Read;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use raida_client::auth::{self, AuthCommand};
+use raida_client::healing::{self, new_an};
+use raida_client::{exchange, An, Coin, Keys, Request, Timeouts, Transport};
+use raida_store::demo_coin_an;
+use raida_tests::network::{LocalNetwork, NetworkData, NetworkOptions, RAIDA_COUNT};
+use raida_tests::{cli_binary, release_server_binary, GENEROUS};
+use serde_json::Value;
+
+/// Every server's `[healing] peer_timeout_ms`: the longest a fix waits for its peers.
+const PEER_TIMEOUT_MS: u64 = 1_500;
+/// The eleven RAIDAs a coin is fractured on (14 others still vouch for it).
+const ELEVEN: [usize; 11] = [0, 2, 4, 6, 8, 10, 13, 16, 19, 22, 24];
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> An {
+    assert_eq!(s.len(), 32, "an AN: {s:?}");
+    let mut an = [0u8; 16];
+    for (i, b) in an.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex");
+    }
+    an
+}
+
+fn start_network() -> LocalNetwork {
+    let mut options = NetworkOptions::new(NetworkData::Demo);
+    options.binary = Some(release_server_binary());
+    options.peer_timeout_ms = Some(PEER_TIMEOUT_MS);
+    LocalNetwork::start_with(RAIDA_COUNT, &options)
+}
+
+fn raida(id: usize) -> u8 {
+    u8::try_from(id).expect("raida id")
+}
+
+/// One request of (`group`, `command`) to RAIDA `id` over TCP: status and body.
+fn ask(net: &LocalNetwork, id: usize, group: u8, command: u8, payload: Vec<u8>) -> (u8, Vec<u8>) {
+    let mut req = Request::new(raida(id), group, command, Keys::None);
+    req.payload = payload;
+    req.randomize().expect("random");
+    let built = req.build().expect("builds");
+    let reply = exchange(
+        net.addr(id),
+        Transport::Tcp,
+        &built,
+        &Timeouts::uniform(GENEROUS),
+    )
+    .unwrap_or_else(|e| panic!("RAIDA {id}: {e}"));
+    (reply.response.header.status.0, reply.response.body)
+}
+
+/// detect (1/10) of `coin` with `an` on RAIDA `id`: its status (241 when the record
+/// holds `an`, 242 when not).
+fn detect(net: &LocalNetwork, id: usize, coin: Coin, an: An) -> u8 {
+    let payload = auth::detect_payload(&[(coin, an)]);
+    ask(net, id, auth::GROUP, AuthCommand::Detect.code(), payload).0
+}
+
+/// A PAN the wallet never keeps: what RAIDA `id` holds for a fractured coin.
+fn lost_pan(id: usize) -> An {
+    [0xA0 ^ raida(id); 16]
+}
+
+/// Fractures demo coin `coin` on each RAIDA of `on`: a pown from the demo AN to a PAN
+/// the wallet forgets.
+fn fracture(net: &LocalNetwork, coin: Coin, on: &[usize]) {
+    let an = demo_coin_an(coin.denomination, coin.serial);
+    for &id in on {
+        let payload = auth::pown_payload(&[(coin, an, lost_pan(id))]);
+        let (status, _) = ask(net, id, auth::GROUP, AuthCommand::Pown.code(), payload);
+        assert_eq!(status, 241, "pown of {coin} on RAIDA {id}");
+    }
+}
+
+fn coin_args(coins: &[Coin]) -> Vec<String> {
+    coins
+        .iter()
+        .flat_map(|c| {
+            [
+                "--coin".to_string(),
+                c.to_string(),
+                "--an".to_string(),
+                hex(&demo_coin_an(c.denomination, c.serial)),
+            ]
+        })
+        .collect()
+}
+
+/// Runs `raida` with `args` to its end, bounded in time.
+fn run_raida(args: &[String]) -> Output {
+    let child = Command::new(cli_binary())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run raida");
+    wait_bounded(child, Duration::from_secs(60))
+}
+
+/// Waits for `child` at most `limit` (killing it then), and collects its output.
+fn wait_bounded(mut child: Child, limit: Duration) -> Output {
+    let end = Instant::now() + limit;
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    if let Some(mut s) = child.stdout.take() {
+        let _ = s.read_to_end(&mut stdout);
+    }
+    if let Some(mut s) = child.stderr.take() {
+        let _ = s.read_to_end(&mut stderr);
+    }
+    let status = child.wait().expect("wait for raida");
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// `raida heal` of `coins` (the demo AN on every RAIDA) across the network, `--json`.
+fn heal_json(net: &LocalNetwork, transport: Transport, coins: &[Coin]) -> (Option<i32>, Value) {
+    let mut args: Vec<String> = vec![
+        "heal".into(),
+        "--network".into(),
+        net.network_file().to_str().expect("utf-8").into(),
+        "--json".into(),
+        "--timeout-ms".into(),
+        "5000".into(),
+    ];
+    if transport == Transport::Udp {
+        args.push("--udp".into());
+    }
+    args.extend(coin_args(coins));
+    let o = run_raida(&args);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: stdout {} stderr {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    (o.status.code(), v)
+}
+
+fn ids(v: &Value) -> Vec<usize> {
+    v.as_array()
+        .expect("a list of raida ids")
+        .iter()
+        .map(|x| usize::try_from(x.as_u64().expect("an id")).expect("fits"))
+        .collect()
+}
+
+/// The JSON report of one coin.
+fn coin_report<'a>(v: &'a Value, coin: Coin) -> &'a Value {
+    v["coins"]
+        .as_array()
+        .expect("coins")
+        .iter()
+        .find(|c| c["coin"] == coin.to_string())
+        .unwrap_or_else(|| panic!("no report of {coin}: {v}"))
+}
+
+/// Checks a healed coin's report against `fractured`, and every server's record
+/// against the ANs the wallet now has.
+fn check_healed(net: &LocalNetwork, v: &Value, coin: Coin, fractured: &[usize]) {
+    let c = coin_report(v, coin);
+    assert_eq!(c["result"], "healed", "{c}");
+    assert_eq!(ids(&c["fracked"]), fractured, "{c}");
+    assert_eq!(ids(&c["fixed"]), fractured, "{c}");
+    assert_eq!(c["vouchers"], RAIDA_COUNT - fractured.len(), "{c}");
+    let before: String = (0..RAIDA_COUNT)
+        .map(|i| if fractured.contains(&i) { 'f' } else { 'p' })
+        .collect();
+    assert_eq!(c["before"], before, "{c}");
+    assert_eq!(c["after"], "p".repeat(RAIDA_COUNT), "{c}");
+    let pg = unhex(v["pg"].as_str().expect("pg"));
+    let old = demo_coin_an(coin.denomination, coin.serial);
+    let ans: Vec<An> = c["ans"]
+        .as_array()
+        .expect("ans")
+        .iter()
+        .map(|a| unhex(a.as_str().expect("hex")))
+        .collect();
+    assert_eq!(ans.len(), RAIDA_COUNT);
+    for (id, an) in ans.iter().enumerate() {
+        if fractured.contains(&id) {
+            assert_eq!(*an, new_an(raida(id), coin, &pg), "{coin} on RAIDA {id}");
+            assert_eq!(
+                detect(net, id, coin, old),
+                242,
+                "{coin}: old AN on RAIDA {id}"
+            );
+            assert_eq!(
+                detect(net, id, coin, lost_pan(id)),
+                242,
+                "{coin}: lost PAN on RAIDA {id}"
+            );
+        } else {
+            assert_eq!(*an, old, "{coin} on RAIDA {id}");
+        }
+        assert_eq!(
+            detect(net, id, coin, *an),
+            241,
+            "{coin}: record of RAIDA {id}"
+        );
+    }
+}
+
+/// The fix sent to each fractured RAIDA carried every other RAIDA's ticket and none at
+/// its own position.
+fn check_fix_tickets(v: &Value, fractured: &[usize]) {
+    let raidas = v["raidas"].as_array().expect("raidas");
+    assert_eq!(raidas.len(), RAIDA_COUNT);
+    for (k, r) in raidas.iter().enumerate() {
+        if !fractured.contains(&k) {
+            assert!(r["fix"].is_null(), "RAIDA {k} was not fractured: {r}");
+            continue;
+        }
+        let tickets = r["fix"]["tickets"].as_array().expect("tickets");
+        assert_eq!(tickets.len(), RAIDA_COUNT);
+        for (i, t) in tickets.iter().enumerate() {
+            let issued = &raidas[i]["ticket"];
+            if i == k || issued.is_null() {
+                assert_eq!(t, "00000000", "fix on {k}, position {i}");
+            } else {
+                assert_eq!(t, issued, "fix on {k}, position {i}");
+            }
+        }
+        assert_eq!(r["fix"]["status"], 241, "{r}");
+    }
+}
+
+fn heal_one_and_eleven(net: &LocalNetwork, transport: Transport, first: u32) {
+    // Fractured on one RAIDA.
+    let one = Coin::new(1, first);
+    fracture(net, one, &[7]);
+    let (code, v) = heal_json(net, transport, &[one]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["transport"], transport.name());
+    check_fix_tickets(&v, &[7]);
+    check_healed(net, &v, one, &[7]);
+
+    // Fractured on eleven, healed with a coin that is good everywhere: the fixes name
+    // only the fractured coin, and the good one keeps its AN on every RAIDA.
+    let eleven = Coin::new(1, first + 1);
+    let good = Coin::new(0, first);
+    fracture(net, eleven, &ELEVEN);
+    let (code, v) = heal_json(net, transport, &[eleven, good]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["coins_pass"], 2, "{v}");
+    check_fix_tickets(&v, &ELEVEN);
+    check_healed(net, &v, eleven, &ELEVEN);
+    let g = coin_report(&v, good);
+    assert_eq!(g["result"], "authentic", "{g}");
+    assert_eq!(g["fix_sent"], serde_json::json!([]), "{g}");
+    for id in 0..RAIDA_COUNT {
+        let an = demo_coin_an(good.denomination, good.serial);
+        assert_eq!(detect(net, id, good, an), 241, "{good} on RAIDA {id}");
+    }
+    for k in ELEVEN {
+        let fixed = &v["raidas"][k]["fix"]["coins"];
+        assert_eq!(fixed, &serde_json::json!([eleven.to_string()]), "RAIDA {k}");
+    }
+}
+
+#[test]
+fn a_coin_fractured_on_1_or_11_raidas_heals_over_tcp_and_udp_and_not_with_12_down() {
+    let net = start_network();
+    heal_one_and_eleven(&net, Transport::Tcp, 1);
+    heal_one_and_eleven(&net, Transport::Udp, 3);
+
+    // Fractured on RAIDA 24, then RAIDAs 0..12 go down: 12 vouch for it.
+    let coin = Coin::new(-1, 5);
+    fracture(&net, coin, &[24]);
+    // Before the kill: the tickets a fix could carry from the 12 that stay up.
+    let old = demo_coin_an(coin.denomination, coin.serial);
+    let mut tickets = Vec::new();
+    for id in 12..24 {
+        let payload = healing::get_ticket_payload(&[(coin, old)]);
+        let (status, body) = ask(&net, id, healing::GROUP, healing::GET_TICKET, payload);
+        assert_eq!(status, 241, "get_ticket on RAIDA {id}");
+        let t = u32::from_be_bytes(body[..4].try_into().expect("4 bytes"));
+        tickets.push(format!("{id}:{t:08x}"));
+    }
+    for server in &net.servers()[..12] {
+        server.signal(libc::SIGKILL);
+    }
+    for transport in [Transport::Tcp, Transport::Udp] {
+        let (code, v) = heal_json(&net, transport, &[coin]);
+        assert_eq!(code, Some(1), "{v}");
+        let c = coin_report(&v, coin);
+        assert_eq!(c["result"], "too_few_vouchers", "{c}");
+        assert_eq!(c["vouchers"], 12, "{c}");
+        assert_eq!(ids(&c["fracked"]), [24], "{c}");
+        assert_eq!(c["fix_sent"], serde_json::json!([]), "{c}");
+        assert_eq!(
+            c["before"],
+            format!("{}{}f", "n".repeat(12), "p".repeat(12))
+        );
+        for r in v["raidas"].as_array().expect("raidas") {
+            assert!(r["fix"].is_null(), "no fix is sent: {r}");
+        }
+    }
+    // What the wallet's user reads.
+    let mut args = vec![
+        "heal".to_string(),
+        "--network".into(),
+        net.network_file().to_str().expect("utf-8").into(),
+    ];
+    args.extend(coin_args(&[coin]));
+    let o = run_raida(&args);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(
+            "-1:5 too_few_vouchers: fracked on RAIDA 24, but only 12 RAIDAs vouch for it and a \
+             fix needs 13: no fix sent, it cannot be healed now"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("heal: 0 of 1 coins pass on every RAIDA"),
+        "{text}"
+    );
+
+    // A fix sent anyway, with the 12 tickets: the server itself refuses (242).
+    let mut args = vec![
+        "fix".to_string(),
+        "--raida-id".into(),
+        "24".into(),
+        "--port".into(),
+        net.addr(24).port().to_string(),
+        "--coin".into(),
+        coin.to_string(),
+        "--json".into(),
+    ];
+    for t in &tickets {
+        args.extend(["--ticket".to_string(), t.clone()]);
+    }
+    let o = run_raida(&args);
+    let v: Value = serde_json::from_slice(&o.stdout).expect("fix --json");
+    assert_eq!(o.status.code(), Some(1), "{v}");
+    assert_eq!(v["status"], 242, "{v}");
+    assert_eq!(v["coins"][0]["result"], "fail", "{v}");
+    assert_eq!(
+        detect(&net, 24, coin, lost_pan(24)),
+        241,
+        "record unchanged"
+    );
+}
+
+/// Whether a TCP listener on 127.0.0.1:`port` has a connection waiting in its accept
+/// queue (/proc/net/tcp: a LISTEN socket's rx_queue is its accept queue's length).
+fn accept_queue_waiting(port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let local = format!("0100007F:{port:04X}");
+    table.lines().skip(1).any(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        f.len() > 4
+            && f[1] == local
+            && f[3] == "0A"
+            && f[4]
+                .split_once(':')
+                .and_then(|(_, rx)| u32::from_str_radix(rx, 16).ok())
+                .is_some_and(|rx| rx > 0)
+    })
+}
+
+#[test]
+fn a_peer_killed_while_a_fix_waits_for_it_costs_one_vote_and_the_fixer_keeps_serving() {
+    let mut net = start_network();
+    // Fractured on RAIDAs 1..=11: RAIDA 0 and 12..=24 vouch (14).
+    let coin = Coin::new(0, 9);
+    let fractured: Vec<usize> = (1..=11).collect();
+    fracture(&net, coin, &fractured);
+    let old = demo_coin_an(coin.denomination, coin.serial);
+    let mut tickets = Vec::new();
+    for id in (0..RAIDA_COUNT).filter(|i| !fractured.contains(i)) {
+        let payload = healing::get_ticket_payload(&[(coin, old)]);
+        let (status, body) = ask(&net, id, healing::GROUP, healing::GET_TICKET, payload);
+        assert_eq!(status, 241, "get_ticket on RAIDA {id}");
+        let t = u32::from_be_bytes(body[..4].try_into().expect("4 bytes"));
+        tickets.push(format!("{id}:{t:08x}"));
+    }
+    assert_eq!(tickets.len(), 14);
+
+    // RAIDA 24 stops answering: the fix's claim to it waits in its accept queue.
+    let victim = 24;
+    let victim_port = net.addr(victim).port();
+    net.servers()[victim].signal(libc::SIGSTOP);
+    let fixer = 1;
+    let pg = [0x5C; 16];
+    let mut args = vec![
+        "fix".to_string(),
+        "--raida-id".into(),
+        fixer.to_string(),
+        "--port".into(),
+        net.addr(fixer).port().to_string(),
+        "--coin".into(),
+        coin.to_string(),
+        "--pg".into(),
+        hex(&pg),
+        "--json".into(),
+        "--timeout-ms".into(),
+        "20000".into(),
+    ];
+    for t in &tickets {
+        args.extend(["--ticket".to_string(), t.clone()]);
+    }
+    let child = Command::new(cli_binary())
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run raida fix");
+    let mut queued = false;
+    for _ in 0..1_000 {
+        if accept_queue_waiting(victim_port) {
+            queued = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Killed while the claim waits (or, had the fix not reached it yet, before it
+    // connects): either way RAIDA 24 gives no vote.
+    net.servers()[victim].signal(libc::SIGKILL);
+    let o = wait_bounded(child, Duration::from_secs(60));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: stdout {} stderr {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    assert!(
+        queued,
+        "the fix's claim never reached RAIDA {victim}'s accept queue"
+    );
+    // 13 vouchers are left: the fix answers from them.
+    assert_eq!(o.status.code(), Some(0), "{v}");
+    assert_eq!(v["status"], 241, "{v}");
+    let an = new_an(raida(fixer), coin, &pg);
+    assert_eq!(v["coins"][0]["new_an"], hex(&an), "{v}");
+
+    // The fixer survives and serves the new AN.
+    assert!(
+        net.servers_mut()[fixer].is_running(),
+        "RAIDA {fixer} exited"
+    );
+    assert_eq!(detect(&net, fixer, coin, an), 241);
+    assert_eq!(detect(&net, fixer, coin, lost_pan(fixer)), 242);
+}
