@@ -150,8 +150,14 @@ fn wait_bounded(mut child: Child, limit: Duration) -> Output {
     }
 }
 
-/// `raida heal` of `coins` (the demo AN on every RAIDA) across the network, `--json`.
-fn heal_json(net: &LocalNetwork, transport: Transport, coins: &[Coin]) -> (Option<i32>, Value) {
+/// `raida heal` of `coins` (the demo AN on every RAIDA) across the network, `--json`,
+/// with `extra` arguments.
+fn heal_json(
+    net: &LocalNetwork,
+    transport: Transport,
+    coins: &[Coin],
+    extra: &[&str],
+) -> (Option<i32>, Value) {
     let mut args: Vec<String> = vec![
         "heal".into(),
         "--network".into(),
@@ -164,6 +170,7 @@ fn heal_json(net: &LocalNetwork, transport: Transport, coins: &[Coin]) -> (Optio
         args.push("--udp".into());
     }
     args.extend(coin_args(coins));
+    args.extend(extra.iter().map(|a| a.to_string()));
     let o = run_raida(&args);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
         panic!(
@@ -267,7 +274,7 @@ fn heal_one_and_eleven(net: &LocalNetwork, transport: Transport, first: u32) {
     // Fractured on one RAIDA.
     let one = Coin::new(1, first);
     fracture(net, one, &[7]);
-    let (code, v) = heal_json(net, transport, &[one]);
+    let (code, v) = heal_json(net, transport, &[one], &[]);
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(v["transport"], transport.name());
     check_fix_tickets(&v, &[7]);
@@ -278,7 +285,7 @@ fn heal_one_and_eleven(net: &LocalNetwork, transport: Transport, first: u32) {
     let eleven = Coin::new(1, first + 1);
     let good = Coin::new(0, first);
     fracture(net, eleven, &ELEVEN);
-    let (code, v) = heal_json(net, transport, &[eleven, good]);
+    let (code, v) = heal_json(net, transport, &[eleven, good], &[]);
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(v["coins_pass"], 2, "{v}");
     check_fix_tickets(&v, &ELEVEN);
@@ -302,6 +309,20 @@ fn a_coin_fractured_on_1_or_11_raidas_heals_over_tcp_and_udp_and_not_with_12_dow
     heal_one_and_eleven(&net, Transport::Tcp, 1);
     heal_one_and_eleven(&net, Transport::Udp, 3);
 
+    // Encrypted, as PROTOCOL.md 8b advises (tickets and PG are bearer secrets): every
+    // request under AES-256 with a key coin whose AN is the same on every RAIDA.
+    let coin = Coin::new(-1, 3);
+    let key = Coin::new(-1, 16);
+    let key_an = hex(&demo_coin_an(key.denomination, key.serial));
+    fracture(&net, coin, &[5, 11, 17]);
+    let key_coin = key.to_string();
+    let extra = ["--enc", "4", "--key-coin", &key_coin, "--key-an", &key_an];
+    let (code, v) = heal_json(&net, Transport::Tcp, &[coin], &extra);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["enc"], 4, "{v}");
+    check_fix_tickets(&v, &[5, 11, 17]);
+    check_healed(&net, &v, coin, &[5, 11, 17]);
+
     // Fractured on RAIDA 24, then RAIDAs 0..12 go down: 12 vouch for it.
     let coin = Coin::new(-1, 5);
     fracture(&net, coin, &[24]);
@@ -319,7 +340,7 @@ fn a_coin_fractured_on_1_or_11_raidas_heals_over_tcp_and_udp_and_not_with_12_dow
         server.signal(libc::SIGKILL);
     }
     for transport in [Transport::Tcp, Transport::Udp] {
-        let (code, v) = heal_json(&net, transport, &[coin]);
+        let (code, v) = heal_json(&net, transport, &[coin], &[]);
         assert_eq!(code, Some(1), "{v}");
         let c = coin_report(&v, coin);
         assert_eq!(c["result"], "too_few_vouchers", "{c}");
