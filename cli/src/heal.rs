@@ -53,7 +53,7 @@ Examples:
 /// --coins FILE: one coin a line, `DEN:SN AN` (the same AN on every RAIDA) or `DEN:SN
 /// AN_0 AN_1 ...` (one AN per RAIDA of --network, in raida order). --network FILE lists
 /// the RAIDAs (one `host:port` a line, line i is RAIDA i; or a config.toml whose
-/// [server] raida_servers lists them). Every request has the same --enc and key; tickets
+/// raida_servers lists them). Every request has the same --enc and key; tickets
 /// and PG are bearer secrets: prefer an encrypted --enc.
 #[derive(Debug, Args)]
 #[command(after_help = HEAL_HELP)]
@@ -74,7 +74,7 @@ pub(crate) struct Heal {
     #[arg(long, value_name = "HEX", value_parser = parse_an)]
     pg: Option<An>,
     /// Timeout of each fix, in milliseconds: a RAIDA answers a fix once its own calls
-    /// to the ticket issuers have ended (its [healing] peer_timeout_ms, 8 s by default).
+    /// to the ticket issuers have ended (its healing peer_timeout_ms, 8 s by default).
     #[arg(long, value_name = "MS", default_value_t = 20_000)]
     fix_timeout_ms: u64,
     #[command(flatten)]

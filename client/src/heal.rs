@@ -10,7 +10,7 @@
 //!    PG for the whole heal, and the tickets of the other RAIDAs (position i the ticket
 //!    RAIDA i issued; 0 where it issued none, and at k's own position, which the server
 //!    never claims). A coin the fix says it fixed now has, on k, the AN
-//!    [`new_an`]`(k, coin, PG)`.
+//!    [`new_an`](healing::new_an)`(k, coin, PG)`.
 //! 3. **Verify.** find (2/60) on every RAIDA with, per coin, the AN the wallet expects
 //!    there now (the new AN where a fix was sent, else the AN it had) and the AN it had:
 //!    1 says the record holds the first, 2 the second, 0 neither (still fracked). This

@@ -191,7 +191,7 @@ fn ids(v: &Value) -> Vec<usize> {
 }
 
 /// The JSON report of one coin.
-fn coin_report<'a>(v: &'a Value, coin: Coin) -> &'a Value {
+fn coin_report(v: &Value, coin: Coin) -> &Value {
     v["coins"]
         .as_array()
         .expect("coins")
