@@ -403,27 +403,69 @@ fn a_coin_fractured_on_1_or_11_raidas_heals_over_tcp_and_udp_and_not_with_12_dow
     );
 }
 
-/// Whether a TCP listener on 127.0.0.1:`port` has a connection waiting in its accept
-/// queue (/proc/net/tcp: a LISTEN socket's rx_queue is its accept queue's length).
-fn accept_queue_waiting(port: u16) -> bool {
+/// How many connections wait in the accept queue of the TCP listener on
+/// 127.0.0.1:`port` (/proc/net/tcp: a LISTEN socket's rx_queue is that length); 0 when
+/// there is no such listener.
+fn accept_queue_len(port: u16) -> u32 {
     let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
-        return false;
+        return 0;
     };
     let local = format!("0100007F:{port:04X}");
-    table.lines().skip(1).any(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        f.len() > 4
-            && f[1] == local
-            && f[3] == "0A"
-            && f[4]
-                .split_once(':')
-                .and_then(|(_, rx)| u32::from_str_radix(rx, 16).ok())
-                .is_some_and(|rx| rx > 0)
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 4 && f[1] == local && f[3] == "0A" {
+                let (_, rx) = f[4].split_once(':')?;
+                u32::from_str_radix(rx, 16).ok()
+            } else {
+                None
+            }
+        })
+        .sum()
+}
+
+/// The arguments of `raida fix` of `coin` on RAIDA `fixer` with `tickets` and `pg`.
+fn fix_args(
+    net: &LocalNetwork,
+    fixer: usize,
+    coin: Coin,
+    tickets: &[String],
+    pg: &An,
+) -> Vec<String> {
+    let mut args = vec![
+        "fix".to_string(),
+        "--raida-id".into(),
+        fixer.to_string(),
+        "--port".into(),
+        net.addr(fixer).port().to_string(),
+        "--coin".into(),
+        coin.to_string(),
+        "--pg".into(),
+        hex(pg),
+        "--json".into(),
+        "--timeout-ms".into(),
+        "20000".into(),
+    ];
+    for t in tickets {
+        args.extend(["--ticket".to_string(), t.clone()]);
+    }
+    args
+}
+
+fn fix_json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: stdout {} stderr {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
     })
 }
 
 #[test]
-fn a_peer_killed_while_a_fix_waits_for_it_costs_one_vote_and_the_fixer_keeps_serving() {
+fn a_peer_stopped_or_killed_while_a_fix_waits_for_it_costs_one_vote_and_the_fixer_keeps_serving() {
     let mut net = start_network();
     // Fractured on RAIDAs 1..=11: RAIDA 0 and 12..=24 vouch (14).
     let coin = Coin::new(0, 9);
@@ -439,40 +481,38 @@ fn a_peer_killed_while_a_fix_waits_for_it_costs_one_vote_and_the_fixer_keeps_ser
         tickets.push(format!("{id}:{t:08x}"));
     }
     assert_eq!(tickets.len(), 14);
+    let pg = [0x5C; 16];
 
-    // RAIDA 24 stops answering: the fix's claim to it waits in its accept queue.
+    // RAIDA 24 stops answering: a claim to it waits in its accept queue.
     let victim = 24;
     let victim_port = net.addr(victim).port();
     net.servers()[victim].signal(libc::SIGSTOP);
+    let queued_before = accept_queue_len(victim_port);
+
+    // A fix on RAIDA 2 while RAIDA 24 stays stopped: the deadline ends that call, and
+    // the fix answers from the 13 other vouchers.
+    let o = run_raida(&fix_args(&net, 2, coin, &tickets, &pg));
+    let v = fix_json(&o);
+    assert_eq!(o.status.code(), Some(0), "{v}");
+    assert_eq!(v["status"], 241, "{v}");
+    let queued = accept_queue_len(victim_port);
+    assert!(
+        queued > queued_before,
+        "the claim of RAIDA 2's fix never reached RAIDA {victim}'s accept queue"
+    );
+
+    // A fix on RAIDA 1, and RAIDA 24 killed while that fix's claim waits for it.
     let fixer = 1;
-    let pg = [0x5C; 16];
-    let mut args = vec![
-        "fix".to_string(),
-        "--raida-id".into(),
-        fixer.to_string(),
-        "--port".into(),
-        net.addr(fixer).port().to_string(),
-        "--coin".into(),
-        coin.to_string(),
-        "--pg".into(),
-        hex(&pg),
-        "--json".into(),
-        "--timeout-ms".into(),
-        "20000".into(),
-    ];
-    for t in &tickets {
-        args.extend(["--ticket".to_string(), t.clone()]);
-    }
     let child = Command::new(cli_binary())
-        .args(&args)
+        .args(fix_args(&net, fixer, coin, &tickets, &pg))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("run raida fix");
-    let mut queued = false;
+    let mut reached = false;
     for _ in 0..1_000 {
-        if accept_queue_waiting(victim_port) {
-            queued = true;
+        if accept_queue_len(victim_port) > queued {
+            reached = true;
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -481,28 +521,27 @@ fn a_peer_killed_while_a_fix_waits_for_it_costs_one_vote_and_the_fixer_keeps_ser
     // connects): either way RAIDA 24 gives no vote.
     net.servers()[victim].signal(libc::SIGKILL);
     let o = wait_bounded(child, Duration::from_secs(60));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: stdout {} stderr {}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    });
+    let v = fix_json(&o);
     assert!(
-        queued,
-        "the fix's claim never reached RAIDA {victim}'s accept queue"
+        reached,
+        "the claim of RAIDA 1's fix never reached RAIDA {victim}'s accept queue"
     );
     // 13 vouchers are left: the fix answers from them.
     assert_eq!(o.status.code(), Some(0), "{v}");
     assert_eq!(v["status"], 241, "{v}");
-    let an = new_an(raida(fixer), coin, &pg);
-    assert_eq!(v["coins"][0]["new_an"], hex(&an), "{v}");
 
-    // The fixer survives and serves the new AN.
-    assert!(
-        net.servers_mut()[fixer].is_running(),
-        "RAIDA {fixer} exited"
-    );
-    assert_eq!(detect(&net, fixer, coin, an), 241);
-    assert_eq!(detect(&net, fixer, coin, lost_pan(fixer)), 242);
+    // Both fixers survive and serve the new AN.
+    for fixer in [1, 2] {
+        let an = new_an(raida(fixer), coin, &pg);
+        assert!(
+            net.servers_mut()[fixer].is_running(),
+            "RAIDA {fixer} exited"
+        );
+        assert_eq!(detect(&net, fixer, coin, an), 241, "RAIDA {fixer}");
+        assert_eq!(
+            detect(&net, fixer, coin, lost_pan(fixer)),
+            242,
+            "RAIDA {fixer}"
+        );
+    }
 }
