@@ -12,11 +12,14 @@
 //! was fixed (the ANs differ per RAIDA by design; detect on each server checks them).
 //! With 12 servers down (killed by PID) a coin fracked on one of the 13 left has 12
 //! vouchers: `raida heal` must not send a fix and must say why, and a fix sent anyway
-//! (`raida fix` with the 12 tickets) must answer 242 and change nothing. A peer killed
-//! while a fix waits for its claim answer costs that fix one vote: the fix answers from
-//! the others and the fixing server keeps serving.
+//! (`raida fix` with the 12 tickets) must answer 242 and change nothing. A heal written
+//! byte by byte as qmail-client's wallet sends it (every fractured coin to every
+//! fractured RAIDA, the same 25 tickets) heals too. A peer stopped, or killed while a
+//! fix waits for its claim answer, costs that fix one vote: the fix answers from the
+//! others and the fixing server keeps serving.
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,7 +28,7 @@ use raida_client::healing::{self, new_an};
 use raida_client::{exchange, An, Coin, Keys, Request, Timeouts, Transport};
 use raida_store::demo_coin_an;
 use raida_tests::network::{LocalNetwork, NetworkData, NetworkOptions, RAIDA_COUNT};
-use raida_tests::{cli_binary, release_server_binary, GENEROUS};
+use raida_tests::{cli_binary, read_to_eof, release_server_binary, GENEROUS};
 use serde_json::Value;
 
 /// Every server's `[healing] peer_timeout_ms`: the longest a fix waits for its peers.
@@ -303,11 +306,119 @@ fn heal_one_and_eleven(net: &LocalNetwork, transport: Transport, first: u32) {
     }
 }
 
+/// A type-0 request of group 2 to RAIDA `raida` as a wallet writes it byte by byte
+/// (PROTOCOL.md 2 and 4): 32-byte header, 12 challenge bytes and their CRC-32 (BE), the
+/// payload, `3E 3E`.
+fn wallet_request(raida: u8, command: u8, payload: &[u8]) -> Vec<u8> {
+    let random = [0x3Cu8, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, raida];
+    let mut body = random.to_vec();
+    body.extend_from_slice(&crc32fast::hash(&random).to_be_bytes());
+    body.extend_from_slice(payload);
+    body.extend_from_slice(&[0x3E, 0x3E]);
+    let mut h = [0u8; 32];
+    h[0] = 1;
+    h[2] = raida;
+    h[4] = 2;
+    h[5] = command;
+    let len = u16::try_from(body.len()).expect("fits");
+    h[22..24].copy_from_slice(&len.to_be_bytes());
+    h[30..32].copy_from_slice(&[0x11, 0x11]);
+    [h.to_vec(), body].concat()
+}
+
+/// Sends `request` to `addr` over TCP and reads the answer to the server's close: the
+/// status (byte 2) and the body the header announces (bytes 9..11).
+fn wallet_exchange(addr: std::net::SocketAddr, request: &[u8]) -> (u8, Vec<u8>) {
+    let mut s = TcpStream::connect_timeout(&addr, GENEROUS).expect("connect");
+    s.set_read_timeout(Some(GENEROUS)).expect("timeout");
+    s.write_all(request).expect("write");
+    let answer = read_to_eof(&mut s).expect("read");
+    assert!(answer.len() >= 32, "a response header: {answer:02x?}");
+    let size =
+        usize::from(answer[9]) << 16 | usize::from(answer[10]) << 8 | usize::from(answer[11]);
+    assert_eq!(answer.len(), 32 + size, "{answer:02x?}");
+    (answer[2], answer[32..].to_vec())
+}
+
+/// A heal as qmail-client's wallet runs it, every byte written here rather than by the
+/// client library: get_ticket of all the coins on every RAIDA, then, in parallel, one
+/// fix to each fractured RAIDA naming every fractured coin, with one PG and the same 25
+/// tickets (0 where a RAIDA issued none). Coin A is fractured on RAIDA 3 and B on 9:
+/// each fix also fixes the other coin, which passes there (so the wallet takes the new
+/// AN there too); RAIDA 3's write of B may withdraw B from the ticket RAIDA 9 claims
+/// from it, which costs 9 one of 23 votes, not the fix.
+fn heal_as_qmail_client_does(net: &LocalNetwork) {
+    let a = Coin::new(0, 12);
+    let b = Coin::new(0, 13);
+    fracture(net, a, &[3]);
+    fracture(net, b, &[9]);
+    let an = |c: Coin| demo_coin_an(c.denomination, c.serial);
+    let mut ticket_payload = Vec::new();
+    for c in [a, b] {
+        ticket_payload.extend_from_slice(&c.to_bytes());
+        ticket_payload.extend_from_slice(&an(c));
+    }
+    let mut tickets = [0u32; RAIDA_COUNT];
+    for (id, t) in tickets.iter_mut().enumerate() {
+        let request = wallet_request(raida(id), 40, &ticket_payload);
+        let (status, body) = wallet_exchange(net.addr(id), &request);
+        match id {
+            3 | 9 => {
+                // 243: one bitmap byte (the other coin passed), then the ticket.
+                assert_eq!(status, 243, "RAIDA {id}");
+                assert_eq!(body[0], if id == 3 { 0b10 } else { 0b01 }, "RAIDA {id}");
+                *t = u32::from_be_bytes(body[1..5].try_into().expect("4 bytes"));
+            }
+            _ => {
+                assert_eq!(status, 241, "RAIDA {id}");
+                *t = u32::from_be_bytes(body[..4].try_into().expect("4 bytes"));
+            }
+        }
+        assert_ne!(*t, 0, "RAIDA {id}");
+    }
+    let pg = [0x77; 16];
+    let mut fix_payload = Vec::new();
+    for c in [a, b] {
+        fix_payload.extend_from_slice(&c.to_bytes());
+    }
+    fix_payload.extend_from_slice(&pg);
+    for t in tickets {
+        fix_payload.extend_from_slice(&t.to_be_bytes());
+    }
+    let answers: Vec<(u8, Vec<u8>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = [3usize, 9]
+            .into_iter()
+            .map(|k| {
+                let request = wallet_request(raida(k), 80, &fix_payload);
+                let addr = net.addr(k);
+                s.spawn(move || wallet_exchange(addr, &request))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a fix thread"))
+            .collect()
+    });
+    for (k, (status, body)) in [3usize, 9].into_iter().zip(answers) {
+        assert_eq!((status, body), (241, Vec::new()), "fix on RAIDA {k}");
+        for c in [a, b] {
+            let fixed = new_an(raida(k), c, &pg);
+            assert_eq!(detect(net, k, c, fixed), 241, "{c} on RAIDA {k}");
+        }
+    }
+    for id in (0..RAIDA_COUNT).filter(|&i| i != 3 && i != 9) {
+        for c in [a, b] {
+            assert_eq!(detect(net, id, c, an(c)), 241, "{c} on RAIDA {id}");
+        }
+    }
+}
+
 #[test]
 fn a_coin_fractured_on_1_or_11_raidas_heals_over_tcp_and_udp_and_not_with_12_down() {
     let net = start_network();
     heal_one_and_eleven(&net, Transport::Tcp, 1);
     heal_one_and_eleven(&net, Transport::Udp, 3);
+    heal_as_qmail_client_does(&net);
 
     // Encrypted, as PROTOCOL.md 8b advises (tickets and PG are bearer secrets): every
     // request under AES-256 with a key coin whose AN is the same on every RAIDA.
