@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::{json, Map, Value};
 
 use raida_client::heal::{
-    self, Call, CoinOutcome, CoinReport, HealCoin, HealReport, HealSettings, RaidaReport,
+    self, Call, CoinOutcome, CoinReport, HealCoin, HealReport, HealSettings, Mark, RaidaReport,
 };
 use raida_client::healing::{RAIDA_COUNT, VOUCHERS_NEEDED};
 use raida_client::{status_name, An, Coin, Timeouts};
@@ -342,17 +342,27 @@ fn print_text(report: &HealReport) {
                     c.vouchers
                 ),
             ),
-            CoinOutcome::NotHealed => (
-                3,
-                format!(
-                    "fracked on RAIDA {}, vouched for by {} RAIDAs, fix sent to {}, fixed on \
-                     {}: does not pass on every RAIDA",
-                    ids(&c.fracked),
-                    c.vouchers,
-                    ids(&c.fix_sent),
-                    ids(&c.fixed)
-                ),
-            ),
+            CoinOutcome::NotHealed => {
+                let silent: Vec<u8> = c
+                    .after
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &m)| m != Mark::Pass && m != Mark::Fail)
+                    .map(|(i, _)| i as u8)
+                    .collect();
+                (
+                    3,
+                    format!(
+                        "fracked on RAIDA {}, vouched for by {} RAIDAs, fix sent to {}, fixed on \
+                         {}; no per-coin answer from RAIDA {}: does not pass on every RAIDA",
+                        ids(&c.fracked),
+                        c.vouchers,
+                        ids(&c.fix_sent),
+                        ids(&c.fixed),
+                        ids(&silent)
+                    ),
+                )
+            }
         };
         counts[i] += 1;
         out!("{} {}: {why}", c.coin, c.outcome.name());
