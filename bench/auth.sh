@@ -3,7 +3,8 @@
 # a full-size store (15 denominations x 1,000 pages), coins drawn uniformly over it:
 # type-0 echo, detect of 1 coin, detect of 40 coins, and durable pown of 1 coin (each
 # coin once, a fresh PAN), over UDP and TCP, shared/bench's loadgen (replay mode,
-# LOADGEN_STATUS=241 for the commands). udp_effective_payload is 1440, as the deployed
+# LOADGEN_STATUS=241 for the commands), pages already in memory (a detect pass over the
+# whole store first, also before the pown runs). udp_effective_payload is 1440, as the deployed
 # config has it, so 40 coins fit a datagram. Starts its own server on 127.0.0.1:PORT
 # and stops it (by PID); the pown runs get a fresh copy of the store each.
 #
@@ -57,6 +58,8 @@ stop
 for mode in udp tcp; do
   rm -rf "$dir/pown-store" && cp -r "$dir/store" "$dir/pown-store"
   start "$dir/pown-store"
+  # Pages already loaded, as for detect: every page once (detect over UDP).
+  run udp "$dir/detect1.reqs" 241 >/dev/null
   p1=$(run "$mode" "$dir/pown1.reqs" 241); echo "$mode pown 1 coin:    $p1"
   eval "${mode}_p1=$(rps "$p1")"
   grep -E 'syncs|records' "$dir/server.err" | tail -n 2 || true

@@ -3,8 +3,10 @@
 //! every event loop ([`Engine::handle_commit`]).
 //!
 //! Asks are merged: every ask that arrives while a sync runs is served by the next
-//! one, which covers every write appended before it began. So one `fdatasync` covers
-//! every write in flight, however many, and no worker waits for the disk.
+//! one, which covers every write appended before it began; while writes keep being
+//! appended the committer syncs again at once, without waiting for an ask. So one
+//! `fdatasync` covers every write in flight, however many, and no worker waits for
+//! the disk.
 //!
 //! [`Output::Sync`]: raida_core::Output::Sync
 //! [`Engine::handle_commit`]: raida_core::Engine::handle_commit
@@ -65,13 +67,19 @@ fn commit_loop(
     loops: &[(Arc<AtomicBool>, Arc<Poller>)],
 ) {
     while asked.recv().is_ok() {
-        // Every ask so far is served by this one sync.
-        while asked.try_recv().is_ok() {}
-        store.sync();
-        for (ended, poller) in loops {
-            ended.store(true, Ordering::Release);
-            if let Err(e) = poller.notify() {
-                tracing::error!("committer: cannot wake an event loop: {e}");
+        // Syncs back to back while writes keep coming: each covers every write
+        // appended while the one before ran, and every ask so far.
+        loop {
+            while asked.try_recv().is_ok() {}
+            store.sync();
+            for (ended, poller) in loops {
+                ended.store(true, Ordering::Release);
+                if let Err(e) = poller.notify() {
+                    tracing::error!("committer: cannot wake an event loop: {e}");
+                }
+            }
+            if store.newest_pending().is_none() || store.commit_point().failed {
+                break;
             }
         }
     }

@@ -473,13 +473,13 @@ impl Cache {
     /// (or did not: see [`InPlace`]). Memory already holds it, and maybe newer writes:
     /// no bytes change here; its records' marks go, unless a newer write marked them
     /// since, and so does its hold.
-    pub(crate) fn applied_in_place(&self, page: PageId, seq: u64, outcome: InPlace) {
+    pub(crate) fn applied_in_place(&self, page: PageId, seq: u64, holds: u32, outcome: InPlace) {
         let removed = {
             let mut map = self.write(page);
             let Some(Slot::Page(p)) = map.get_mut(&page) else {
                 return;
             };
-            p.unapplied = p.unapplied.saturating_sub(1);
+            p.unapplied = p.unapplied.saturating_sub(holds);
             p.pending.retain(|(_, s)| *s > seq);
             match outcome {
                 InPlace::Written { before, after } => {
@@ -649,6 +649,7 @@ mod tests {
         cache.applied_in_place(
             page(0),
             7,
+            1,
             InPlace::Written {
                 before: FileMeta::default(),
                 after: FileMeta::default(),
@@ -676,7 +677,7 @@ mod tests {
         cache.write_held(page(0), &w(1), 10);
         assert!(cache.hold(page(0), None));
         cache.write_held(page(0), &w(2), 11);
-        cache.applied_in_place(page(0), 10, InPlace::Failed);
+        cache.applied_in_place(page(0), 10, 1, InPlace::Failed);
         assert_eq!(cache.pending_of(page(0), 1), Some(11));
         assert_eq!(cache.records(page(0), &[1]).map(|r| r[0].an), Some([2; 16]));
     }
@@ -698,6 +699,7 @@ mod tests {
         cache.applied_in_place(
             page(0),
             1,
+            1,
             InPlace::Written {
                 before: m(1),
                 after: m(2),
@@ -712,6 +714,7 @@ mod tests {
         cache.applied_in_place(
             page(0),
             2,
+            1,
             InPlace::Written {
                 before: m(5),
                 after: m(6),

@@ -113,6 +113,25 @@ pub struct Refreshed {
     pub reindexed: u64,
 }
 
+/// Durable writes waiting for a checkpoint to be written in place.
+#[derive(Debug, Default)]
+struct Deferred {
+    pages: BTreeMap<PageId, WaitingWrites>,
+    /// The segment of every entry taken, to report each once it is in place.
+    entries: Vec<crate::disk::Segment>,
+}
+
+/// One page's durable writes since the last checkpoint.
+#[derive(Debug, Default)]
+struct WaitingWrites {
+    /// In sequence order.
+    writes: Vec<RecordWrite>,
+    /// The newest write's sequence number.
+    last_seq: u64,
+    /// Holds on the page in memory (one per entry that wrote it).
+    holds: u32,
+}
+
 /// The coin store over `Data/` (PROTOCOL.md section 10), shared by every event loop and
 /// every worker: a [`KeyStore`].
 ///
@@ -165,6 +184,8 @@ pub struct DiskStore<D: Disk = FileDisk> {
     read_error_logged: Mutex<BTreeMap<PageId, Timestamp>>,
     /// Held while durable writes are written in place, so they land in order.
     applying: Mutex<()>,
+    /// Durable writes waiting for the next checkpoint to be written in place.
+    deferred: Mutex<Deferred>,
     recovery: Recovery,
 }
 
@@ -296,6 +317,7 @@ impl<D: Disk> DiskStore<D> {
             last_refresh: Mutex::new(None),
             read_error_logged: Mutex::new(BTreeMap::new()),
             applying: Mutex::new(()),
+            deferred: Mutex::new(Deferred::default()),
             recovery,
             config,
             disk,
@@ -503,14 +525,16 @@ impl<D: Disk> DiskStore<D> {
         }
     }
 
-    /// The pending mark a read reports: the write's sequence number, unless the
+    /// The commit a read of a marked record waits for: the write's sequence number
+    /// while it is not durable (a mark stays until the write is in place), unless the
     /// planted bug `read-before-commit` hides it.
     fn reported(&self, seq: Option<u64>) -> Option<CommitSeq> {
         #[cfg(raida_mutants)]
         if raida_core::mutants::active(raida_core::mutants::Mutant::ReadBeforeCommit) {
             return None;
         }
-        seq
+        let point = self.log.commit_point();
+        seq.filter(|&s| !point.covers(s))
     }
 
     /// The records at `indices` of `page` for a writer, with the page held in memory
@@ -558,36 +582,83 @@ impl<D: Disk> DiskStore<D> {
         }
     }
 
-    /// Writes the durable entries not yet in place into their page files, in
-    /// sequence order (one applier at a time, so a newer write of a record never
-    /// lands before an older one); each page's hold and pending marks go as its write
-    /// lands. A failed in-place write keeps the page in memory (pinned) and stops the
-    /// store's writes until a restart replays the log.
+    /// Takes the durable entries from the log into the writes waiting for the next
+    /// checkpoint (their pages stay held in memory meanwhile). Cheap: the committer
+    /// calls it after every sync; the page files are written by
+    /// [`write_deferred`](Self::write_deferred), off the commit path.
     fn apply_durable(&self) {
-        let _applying = self.applying.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut deferred = self.deferred.lock().unwrap_or_else(PoisonError::into_inner);
         for entry in self.log.take_durable() {
-            let mut per_page: BTreeMap<PageId, Vec<RecordWrite>> = BTreeMap::new();
             for (page, write) in &entry.writes {
-                per_page.entry(*page).or_default().push(*write);
+                let waiting = deferred.pages.entry(*page).or_default();
+                waiting.writes.push(*write);
+                waiting.last_seq = waiting.last_seq.max(entry.seq);
             }
-            let mut all_applied = true;
-            for (page, writes) in &per_page {
-                let _intent = self.locks.lock(&[*page]);
-                all_applied &= self.write_in_place(*page, writes, entry.seq);
+            // One hold per page the entry wrote (see `modify_pending`).
+            let mut pages: Vec<PageId> = entry.writes.iter().map(|(p, _)| *p).collect();
+            pages.sort_unstable();
+            pages.dedup();
+            for page in pages {
+                if let Some(waiting) = deferred.pages.get_mut(&page) {
+                    waiting.holds += 1;
+                }
             }
-            if all_applied {
-                self.log.applied(entry.segment);
+            deferred.entries.push(entry.segment);
+        }
+    }
+
+    /// Whether more pages wait for their in-place writes than half the cache holds
+    /// (they stay in memory meanwhile): [`maintain`](Self::maintain) writes them
+    /// then, without waiting for a checkpoint.
+    fn deferred_too_many(&self) -> bool {
+        let waiting = self
+            .deferred
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pages
+            .len();
+        waiting > (self.cache.capacity() / 2).max(1)
+    }
+
+    /// Writes every durable write waiting for a checkpoint into its page file: one
+    /// write per page (its records coalesced, newest last), through the files kept
+    /// open, so a page written by many powns since the last checkpoint is opened once.
+    /// Each page's writes land in sequence order; pages are independent of each other
+    /// (recovery replays whole entries from the log). A failed in-place write keeps
+    /// the page in memory (pinned) and stops the store's writes until a restart
+    /// replays the log. [`checkpoint`](Self::checkpoint) calls it when an older log
+    /// segment waits; a caller that wants the page files current now may too.
+    pub fn write_deferred(&self) {
+        let _applying = self.applying.lock().unwrap_or_else(PoisonError::into_inner);
+        let Deferred { pages, entries } =
+            std::mem::take(&mut *self.deferred.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut all_applied = true;
+        for (page, waiting) in pages {
+            let _intent = self.locks.lock(&[page]);
+            all_applied &= self.write_in_place(page, &waiting);
+        }
+        if all_applied {
+            for segment in entries {
+                self.log.applied(segment);
             }
         }
     }
 
-    /// Writes one page's records of durable write `seq` in place. The caller holds
-    /// the page's intent; the page is held in memory (written ahead of its file).
-    fn write_in_place(&self, page: PageId, writes: &[RecordWrite], seq: u64) -> bool {
-        match self.disk.write_records(page, writes) {
+    /// Writes one page's durable records in place (`waiting`: its writes since the
+    /// last checkpoint, in sequence order). The caller holds the page's intent; the
+    /// page is held in memory (written ahead of its file).
+    fn write_in_place(&self, page: PageId, waiting: &WaitingWrites) -> bool {
+        // The newest write of each record, in record order.
+        let mut newest: BTreeMap<u16, RecordWrite> = BTreeMap::new();
+        for w in &waiting.writes {
+            newest.insert(w.index, *w);
+        }
+        let writes: Vec<RecordWrite> = newest.into_values().collect();
+        let (seq, holds) = (waiting.last_seq, waiting.holds);
+        match self.disk.write_records(page, &writes) {
             Ok(Written::Done { before, after }) => {
                 self.cache
-                    .applied_in_place(page, seq, InPlace::Written { before, after });
+                    .applied_in_place(page, seq, holds, InPlace::Written { before, after });
                 self.set_indexed_meta(page, Some(after));
                 true
             }
@@ -598,7 +669,7 @@ impl<D: Disk> DiskStore<D> {
                     "raida-store: page {page:?} went away while being written; its new \
                      records are only in the log"
                 );
-                self.cache.applied_in_place(page, seq, InPlace::Gone);
+                self.cache.applied_in_place(page, seq, holds, InPlace::Gone);
                 true
             }
             Err(e) => {
@@ -609,7 +680,8 @@ impl<D: Disk> DiskStore<D> {
                      writes until a restart replays the log"
                 );
                 // Held in memory since the write: pinned there from now on.
-                self.cache.applied_in_place(page, seq, InPlace::Failed);
+                self.cache
+                    .applied_in_place(page, seq, holds, InPlace::Failed);
                 self.log.fail();
                 false
             }
@@ -624,6 +696,9 @@ impl<D: Disk> DiskStore<D> {
         let refreshed = self.refresh(now);
         self.log.flush(&self.disk);
         self.apply_durable();
+        if self.deferred_too_many() {
+            self.write_deferred();
+        }
         self.checkpoint();
         refreshed
     }
@@ -761,6 +836,11 @@ impl<D: Disk> DiskStore<D> {
     /// the page files it touched are synced. Returns how many went. A failure is
     /// logged and tried again on the next call.
     pub fn checkpoint(&self) -> usize {
+        if self.log.segments() > 1 {
+            // An older segment waits: its writes go in place (with every later one
+            // waiting) so that it can go.
+            self.write_deferred();
+        }
         let mut removed = 0;
         while let Some((segment, pages)) = self.log.checkpoint_candidate() {
             for page in &pages {

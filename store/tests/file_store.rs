@@ -442,6 +442,10 @@ fn modify_is_a_compare_and_set_and_durable() {
         assert_eq!(store.lookup(coin, T0), Lookup::Found([9; 16]));
         let s = stats(&store);
         assert_eq!((s.records_written, s.syncs), (1, 1));
+        // Durable in the log; in place once the deferred writes go (at a checkpoint).
+        let bytes = fs::read(page_path(dir.path(), 1, 0)).expect("read");
+        assert_eq!(bytes[5 * 17..5 * 17 + 16], an_of(1, 5, 1));
+        store.write_deferred();
     }
     // Written in place, and the log replays it anyway.
     let bytes = fs::read(page_path(dir.path(), 1, 0)).expect("read");

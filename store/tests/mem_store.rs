@@ -182,6 +182,8 @@ fn a_failed_in_place_write_keeps_the_acknowledged_record_in_memory_until_a_resta
     disk.faults(|f| f.page_writes = true);
     // Durable in the log: acknowledged.
     write(&store, coin, [9; 16]).expect("durable");
+    // In place at the checkpoint: that write fails.
+    store.write_deferred();
     assert_eq!(store.lookup(coin, T0), Lookup::Found([9; 16]));
     assert!(store.is_failed());
     assert!(matches!(
@@ -319,6 +321,7 @@ fn modify_of_a_page_that_went_away_from_outside_writes_nothing_in_place() {
     // The store still has the page in memory (until the next refresh); the write is
     // logged, but no page file is created.
     write(&store, CoinId::new(0, 1), [3; 16]).expect("write");
+    store.write_deferred();
     assert!(disk.page_bytes(page_id(0, 0)).is_none());
     assert_eq!(
         store.lookup(CoinId::new(0, 1), T0),
@@ -435,6 +438,9 @@ fn a_pending_write_is_seen_at_once_marked_with_its_commit_and_durable_after_the_
     assert!(store.commit_point().covers(seq));
     assert_eq!(store.pending_commit(coin), None);
     assert_eq!(store.newest_pending(), None);
+    // In place at the next checkpoint.
+    assert_eq!(record_on_disk(&disk, 0, 4)[..16], an_of(0, 4, 1));
+    store.write_deferred();
     assert_eq!(record_on_disk(&disk, 0, 4)[..16], [9; 16]);
     let s = store.stats().expect("counts");
     assert_eq!((s.syncs, s.writes_committed), (1, 1));
