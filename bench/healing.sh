@@ -12,7 +12,7 @@
 #         in flight, plus one more fix sent while MAX_FIXES wait (160 at once);
 #     (b) type-0 echo (loadgen, CONCURRENCY in flight, UDP and TCP, SECONDS each) alone
 #         and while MAX_FIXES fixes wait on that peer (`healing.py keep`), alternating,
-#         3 rounds, and the median of the rounds' ratios.
+#         ROUNDS rounds (5), and the median of the rounds' ratios.
 #   bench/healing.sh network BASE_PORT [SECONDS] [CONCURRENCY]
 #     25 servers (scripts/local-network --release, the demo store, one worker each) on
 #     BASE_PORT..BASE_PORT+24. Per round (3, alternating): FIXES tickets are fetched
@@ -24,20 +24,24 @@
 #
 # Pick ports below the kernel's ephemeral range (32768.. here), or a client socket may
 # hold one. Environment: PEER_TIMEOUT_MS (hang: 2000; network: 1000), MAX_FIXES (64),
-# FIXES (network: fixes prepared per round, 8000; a round that used them all says so),
-# THREADS (network: worker threads per server; default local-network's 1).
+# ROUNDS (hang (b): 5), SERVER_BIN (hang: the server binary; default the release
+# build), ONLY=a (hang: the answer times only), FIXES (network: fixes prepared per
+# round, 8000; a round that used them all says so), THREADS (network: worker threads
+# per server; default local-network's 1), EXTRA (more server flags, e.g.
+# "--busy-poll-us 0").
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 shared=${SHARED:-$repo/../shared}
 part=${1:?usage: bench/healing.sh hang|network PORT [SECONDS] [CONCURRENCY]}
 port=${2:?port}; secs=${3:-5}; conc=${4:-64}
 max_fixes=${MAX_FIXES:-64}
+rounds=${ROUNDS:-5}
 bin=${TMPDIR:-/tmp}/raida-bench-bin
 mkdir -p "$bin"
 gcc -O2 -o "$bin/loadgen" "$shared/bench/loadgen.c" -lz
 gcc -O2 -o "$bin/hangpeer" "$repo/bench/hangpeer.c"
 (cd "$repo" && CARGO_INCREMENTAL=0 cargo build --release -q -p raida-server -p raida-cli)
-server_bin=$repo/target/release/raida-server
+server_bin=${SERVER_BIN:-$repo/target/release/raida-server}
 raida=$repo/target/release/raida
 py="python3 $repo/bench/healing.py"
 dir=$(mktemp -d /tmp/raida-healing-bench.XXXXXX)
@@ -90,23 +94,24 @@ max_fixes = $max_fixes
 EOF
   "$bin/hangpeer" "$hport" >"$dir/hang.out" 2>&1 &
   pids+=($!)
-  (cd "$dir" && exec "$server_bin" --config config.toml >"$dir/server.out" 2>"$dir/server.err") &
+  (cd "$dir" && exec "$server_bin" --config config.toml ${EXTRA:-} >"$dir/server.out" 2>"$dir/server.err") &
   local server=$!
   pids+=("$server")
   for _ in $(seq 200); do grep -q listening "$dir/server.out" 2>/dev/null && break; sleep 0.05; done
   grep -q listening "$dir/server.out" || { cat "$dir/server.err"; exit 1; }
-  echo "server pid $server, peer_timeout_ms $timeout, max_fixes $max_fixes, hanging peer on $hport"
+  echo "server pid $server, peer_timeout_ms $timeout, max_fixes $max_fixes, hanging peer on $hport, flags: ${EXTRA:-none}"
   local settle
   settle=$(python3 -c "print($timeout / 1000 + 0.5)")
   for pos in 1 1-24; do
     echo "== fixes with tickets at positions $pos (a): answer times"
     $py fixes "$port" 0 "$dir/coins.txt" "$pos" 20 1
     $py fixes "$port" 0 "$dir/coins.txt" "$pos" $((3 * max_fixes)) "$max_fixes" 1
+    [ "${ONLY:-}" = a ] && continue
     echo "== positions $pos (b): echo alone / echo while $max_fixes fixes wait"
     local mode round a b keeper
     for mode in udp tcp; do
       local ratios=()
-      for round in 1 2 3; do
+      for round in $(seq "$rounds"); do
         a=$("$bin/loadgen" "$mode" 127.0.0.1 "$port" "$conc" "$secs" 0 0)
         $py keep "$port" 0 "$dir/coins.txt" "$pos" "$max_fixes" >"$dir/keep.out" 2>&1 &
         keeper=$!
@@ -120,7 +125,7 @@ EOF
         # The fixes the keeper left end at their deadline; the next run starts without.
         sleep "$settle"
       done
-      echo "$mode positions $pos: echo with $max_fixes fixes waiting / alone, median of 3: $(med "${ratios[@]}") (rounds ${ratios[*]})"
+      echo "$mode positions $pos: echo with $max_fixes fixes waiting / alone, median of $rounds: $(med "${ratios[@]}") (rounds ${ratios[*]})"
     done
   done
   curl -s "http://127.0.0.1:$((port + 2))/metrics" | grep -E '^raida_fix|^raida_peer_calls_total' \
@@ -133,9 +138,9 @@ network() {
   [ -n "${THREADS:-}" ] && threads=(--threads "$THREADS")
   "$repo/scripts/local-network" start --release --dir "$dir/net" --base-port "$port" -- \
     --peer-timeout-ms "$timeout" --max-fixes "$max_fixes" "${threads[@]}" \
-    --max-tickets 16777216 --max-ticket-coins 16777216 >/dev/null
+    --max-tickets 16777216 --max-ticket-coins 16777216 ${EXTRA:-} >/dev/null
   mapfile -t servers <"$dir/net/pids"
-  echo "25 servers on $port..$((port + 24)), peer_timeout_ms $timeout, max_fixes $max_fixes, threads ${THREADS:-1, as local-network sets}"
+  echo "25 servers on $port..$((port + 24)), peer_timeout_ms $timeout, max_fixes $max_fixes, threads ${THREADS:-1, as local-network sets}, flags: ${EXTRA:-none}"
   # get_ticket goes to RAIDA 1, whose records keep the demo ANs (the fixes rewrite RAIDA 0's).
   $py ticket-reqs 1 0 "$dir/net/coins.txt" 100000 "$dir/get_ticket.reqs"
   local fr=() tr=() ur=() c0 c1 used
