@@ -12,7 +12,8 @@
 #         in flight, plus one more fix sent while MAX_FIXES wait (160 at once);
 #     (b) type-0 echo (loadgen, CONCURRENCY in flight, UDP and TCP, SECONDS each) alone
 #         and while MAX_FIXES fixes wait on that peer (`healing.py keep`), alternating,
-#         ROUNDS rounds (5), and the median of the rounds' ratios.
+#         ROUNDS rounds (5), and the median of the rounds' ratios, of requests/s and
+#         of the server's CPU time per echo (user + system, /proc/PID/stat).
 #   bench/healing.sh network BASE_PORT [SECONDS] [CONCURRENCY]
 #     25 servers (scripts/local-network --release, the demo store, one worker each) on
 #     BASE_PORT..BASE_PORT+24. Per round (3, alternating): FIXES tickets are fetched
@@ -63,6 +64,12 @@ cpu() {
   for p in "$@"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
   echo "$(awk '{print $14 + $15}' "/proc/$1/stat") $s"
 }
+# us_per OK BEFORE AFTER (two `cpu` lines of one PID): its CPU microseconds per request.
+us_per() {
+  local hz; hz=$(getconf CLK_TCK)
+  read -r a0 _ <<<"$2"; read -r b0 _ <<<"$3"
+  python3 -c "print(f'{($b0 - $a0) * 1e6 / $hz / max($1, 1):.2f}')"
+}
 # per OK BEFORE AFTER (two `cpu` lines): CPU ms per answered request, first server and all.
 per() {
   local hz; hz=$(getconf CLK_TCK)
@@ -108,28 +115,36 @@ EOF
     $py fixes "$port" 0 "$dir/coins.txt" "$pos" $((3 * max_fixes)) "$max_fixes" 1
     [ "${ONLY:-}" = a ] && continue
     echo "== positions $pos (b): echo alone / echo while $max_fixes fixes wait"
-    local mode round a b keeper
+    local mode round a b keeper c0 c1 ca cb
     for mode in udp tcp; do
-      local ratios=()
+      local ratios=() cpus=()
       for round in $(seq "$rounds"); do
+        c0=$(cpu "$server")
         a=$("$bin/loadgen" "$mode" 127.0.0.1 "$port" "$conc" "$secs" 0 0)
+        c1=$(cpu "$server"); ca=$(us_per "$(ok "$a")" "$c0" "$c1")
         $py keep "$port" 0 "$dir/coins.txt" "$pos" "$max_fixes" >"$dir/keep.out" 2>&1 &
         keeper=$!
         for _ in $(seq 100); do grep -q waiting "$dir/keep.out" && break; sleep 0.05; done
+        c0=$(cpu "$server")
         b=$("$bin/loadgen" "$mode" 127.0.0.1 "$port" "$conc" "$secs" 0 0)
+        c1=$(cpu "$server"); cb=$(us_per "$(ok "$b")" "$c0" "$c1")
         kill -INT "$keeper"; wait "$keeper" || true
         ratios+=("$(ratio "$(rps "$b")" "$(rps "$a")")")
-        echo "$mode round $round alone:     $a"
-        echo "$mode round $round with fixes: $b  ratio ${ratios[-1]}"
+        cpus+=("$(python3 -c "print(f'{$cb / max($ca, 0.001):.3f}')")")
+        echo "$mode round $round alone:      $a server_cpu_us_per_req=$ca"
+        echo "$mode round $round with fixes: $b server_cpu_us_per_req=$cb  rps ratio ${ratios[-1]}, cpu/req ratio ${cpus[-1]}"
         echo "  $(grep kept "$dir/keep.out")"
         # The fixes the keeper left end at their deadline; the next run starts without.
         sleep "$settle"
       done
-      echo "$mode positions $pos: echo with $max_fixes fixes waiting / alone, median of $rounds: $(med "${ratios[@]}") (rounds ${ratios[*]})"
+      echo "$mode positions $pos: echo with $max_fixes fixes waiting / alone, median of $rounds: rps $(med "${ratios[@]}") (rounds ${ratios[*]}); server CPU per echo $(med "${cpus[@]}") (rounds ${cpus[*]})"
     done
   done
-  curl -s "http://127.0.0.1:$((port + 2))/metrics" | grep -E '^raida_fix|^raida_peer_calls_total' \
-    | grep -vE '_bucket|outcome="(refused|closed|reset|too_long|duplicate|no_address)"' || true
+  # The server's own count: fixes, refusals, and peer calls by outcome over all peers.
+  curl -s "http://127.0.0.1:$((port + 2))/metrics" | awk '
+    /^raida_fix(es_started|es_refused)_total|^raida_fix_latency_seconds_(sum|count)/ { print }
+    /^raida_peer_calls_total/ { match($0, /outcome="[a-z_]+"/); o = substr($0, RSTART + 9, RLENGTH - 10); n[o] += $2 }
+    END { for (o in n) if (n[o]) printf "raida_peer_calls_total{outcome=\"%s\"} %d (all peers)\n", o, n[o] }' || true
   echo "machine at the end: load $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
