@@ -2,12 +2,14 @@
 """The client side of the healing benchmarks (bench/healing.sh), PROTOCOL.md 8b.
 
   healing.py fixes PORT RAIDA COINS POSITIONS N CONC [PROBE]
-      N fixes (2/80, type 0, over TCP) to 127.0.0.1:PORT, CONC in flight, each of one
-      coin of COINS (`DEN:SN AN` lines, in turn) with nonzero tickets at POSITIONS
-      (e.g. `1` or `1-24`). Prints each answer's status counts and the distribution of
-      answer times (connect to the answer's last byte). With PROBE=1, once CONC fixes
-      have been sent and have had 300 ms to start waiting, one more is sent and its
-      status and time are printed (at max_fixes waiting: 160 at once).
+      N fixes (2/80, type 0, coin id 0, over TCP) to 127.0.0.1:PORT, CONC in flight,
+      each of one coin of COINS (`DEN:SN AN` lines, in turn) with nonzero tickets (that
+      no peer issued) at POSITIONS (e.g. `1` or `1-24`). Prints the answers' status
+      counts and two distributions of answer times: the client's (connect to the
+      answer's last byte) and the server's own (response bytes 12..15: accept to the
+      answer built). With PROBE=1, once CONC fixes have been sent and have had 300 ms
+      to start waiting, one more is sent and its status and times are printed (at
+      max_fixes waiting: 160 at once).
 
   healing.py keep PORT RAIDA COINS POSITIONS CONC
       Keeps CONC fixes waiting: each answered one is replaced at once. Prints
@@ -17,8 +19,9 @@
   healing.py tickets BASE COUNT COIN_ID COINS F OUT
       Fetches F tickets (get_ticket 2/40 of one coin, over UDP) from each RAIDA
       1..COUNT-1 at 127.0.0.1:BASE+i, ticket k of each for coin k of COINS (in turn),
-      then writes OUT: F fix requests for RAIDA 0 (fix k: coin k, PG random, the 24
-      tickets k), as loadgen's LOADGEN_REQS records (2-byte BE length, the request).
+      then writes OUT: F fix requests for RAIDA 0 (fix k: coin k, PG random, the
+      COUNT-1 tickets k), as loadgen's LOADGEN_REQS records (2-byte BE length, the
+      request).
 
   healing.py ticket-reqs RAIDA COIN_ID COINS N OUT
       Writes N get_ticket requests of one coin each (COINS in turn) for RAIDA, as
