@@ -26,10 +26,10 @@
 # Pick ports below the kernel's ephemeral range (32768.. here), or a client socket may
 # hold one. Environment: PEER_TIMEOUT_MS (hang: 2000; network: 1000), MAX_FIXES (64),
 # ROUNDS (hang (b): 5), SERVER_BIN (hang: the server binary; default the release
-# build), ONLY=a (hang: the answer times only), FIXES (network: fixes prepared per
-# round, 8000; a round that used them all says so), THREADS (network: worker threads
-# per server; default local-network's 1), EXTRA (more server flags, e.g.
-# "--busy-poll-us 0").
+# build), ONLY=a or b (hang: (a) or (b) only), POSITIONS (hang: the ticket positions
+# to try, "1 1-24"), FIXES (network: fixes prepared per round, 8000; a round that used
+# them all says so), THREADS (network: worker threads per server; default
+# local-network's 1), EXTRA (more server flags, e.g. "--busy-poll-us 0").
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 shared=${SHARED:-$repo/../shared}
@@ -109,10 +109,12 @@ EOF
   echo "server pid $server, peer_timeout_ms $timeout, max_fixes $max_fixes, hanging peer on $hport, flags: ${EXTRA:-none}"
   local settle
   settle=$(python3 -c "print($timeout / 1000 + 0.5)")
-  for pos in 1 1-24; do
-    echo "== fixes with tickets at positions $pos (a): answer times"
-    $py fixes "$port" 0 "$dir/coins.txt" "$pos" 20 1
-    $py fixes "$port" 0 "$dir/coins.txt" "$pos" $((3 * max_fixes)) "$max_fixes" 1
+  for pos in ${POSITIONS:-1 1-24}; do
+    if [ "${ONLY:-}" != b ]; then
+      echo "== fixes with tickets at positions $pos (a): answer times"
+      $py fixes "$port" 0 "$dir/coins.txt" "$pos" 20 1
+      $py fixes "$port" 0 "$dir/coins.txt" "$pos" $((3 * max_fixes)) "$max_fixes" 1
+    fi
     [ "${ONLY:-}" = a ] && continue
     echo "== positions $pos (b): echo alone / echo while $max_fixes fixes wait"
     local mode round a b keeper c0 c1 ca cb
