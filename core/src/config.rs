@@ -379,8 +379,10 @@ pub struct HealingConfig {
     /// get_ticket whose coins would not fit answers 42. [`bounds::MAX_TICKET_COINS`],
     /// default 1,048,576 (about 22 MB).
     pub max_ticket_coins: usize,
-    /// Milliseconds after a fix began by which every one of its peer calls ends,
-    /// connect included. [`bounds::PEER_TIMEOUT_MS`], default 8,000.
+    /// Milliseconds after a fix began (its request arrived whole) by which every one of
+    /// its peer calls ends, connect included: one overall deadline, which the time the
+    /// fix waited before its calls started counts against. [`bounds::PEER_TIMEOUT_MS`],
+    /// default 8,000.
     pub peer_timeout_ms: u64,
     /// Fixes in flight at most; one more answers 160. [`bounds::MAX_FIXES`], default 64.
     pub max_fixes: usize,

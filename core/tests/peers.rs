@@ -258,6 +258,94 @@ fn a_hanging_peer_costs_exactly_the_deadline() {
 }
 
 #[test]
+fn the_deadline_runs_from_the_request_not_from_the_first_call() {
+    // The fix's first half waits 3 s for a worker: its calls get what is left of the
+    // one deadline, and the answer comes DEADLINE after the request arrived.
+    let mut h = fix_harness(fix_config());
+    h.peer_scripts.insert(peer_addr(2), PeerScript::Hang);
+    h.hold_jobs(true);
+    let id = h.accept();
+    h.send(id, &fix_request(&[2]));
+    assert_eq!(h.held_jobs(), 1);
+    h.advance(Duration::from_secs(3));
+    h.hold_jobs(false);
+    h.complete_all();
+    assert_eq!(h.engine.fixes_in_flight(), 1);
+    assert_eq!(h.peer_conns().count(), 1, "the call is made");
+
+    h.advance(DEADLINE - Duration::from_secs(3) - Duration::from_millis(1));
+    assert!(h.out(id).is_empty(), "not before the deadline");
+    h.advance(Duration::from_millis(1));
+    let out = h.out(id).to_vec();
+    assert_eq!(outcomes(&out), [(2, failed(PeerFailure::Timeout), 0)]);
+    assert_eq!(
+        u64::from(micros_of(&out)),
+        DEADLINE.as_micros() as u64,
+        "answered DEADLINE after the request, not DEADLINE after the call"
+    );
+    h.hang_up(id);
+    h.assert_no_leaks();
+}
+
+#[test]
+fn a_fix_whose_deadline_passed_before_its_calls_could_start_calls_no_one() {
+    let mut h = fix_harness(fix_config());
+    h.peer_scripts.insert(peer_addr(2), PeerScript::Hang);
+    h.hold_jobs(true);
+    let id = h.accept();
+    h.send(id, &fix_request(&[2, 3]));
+    h.advance(DEADLINE);
+    h.hold_jobs(false);
+    h.complete_all();
+    let out = h.out(id).to_vec();
+    assert_eq!(
+        outcomes(&out),
+        [
+            (2, failed(PeerFailure::Timeout), 0),
+            (3, failed(PeerFailure::Timeout), 0)
+        ]
+    );
+    assert_eq!(h.peer_conns().count(), 0, "no connection was opened");
+    let c = h.engine.counters();
+    assert_eq!(c.fixes_started, 0);
+    assert_eq!(c.peers[&2].calls, 1);
+    assert_eq!(c.peers[&2].failures[PeerFailure::Timeout.index()], 1);
+    h.hang_up(id);
+    h.assert_no_leaks();
+}
+
+#[test]
+fn fixes_that_start_out_of_arrival_order_each_end_at_their_own_deadline() {
+    // A arrives, B a second later; B's first half completes first, A's a second after
+    // that. A's deadline (DEADLINE from its arrival) comes before B's although A's calls
+    // started last: A is answered at its deadline, B a second later.
+    let mut h = fix_harness(fix_config());
+    h.peer_scripts.insert(peer_addr(2), PeerScript::Hang);
+    h.hold_jobs(true);
+    let a = h.accept();
+    h.send(a, &fix_request(&[2]));
+    h.advance(Duration::from_secs(1));
+    let b = h.accept();
+    h.send(b, &fix_request(&[2]));
+    assert_eq!(h.held_jobs(), 2);
+    h.hold_jobs(false);
+    h.complete_newest();
+    h.advance(Duration::from_secs(1));
+    h.complete_all();
+    assert_eq!(h.engine.fixes_in_flight(), 2);
+
+    h.advance(DEADLINE - Duration::from_secs(2));
+    assert!(!h.out(a).is_empty(), "A answered at its deadline");
+    assert!(h.out(b).is_empty(), "B not yet");
+    assert_eq!(u64::from(micros_of(h.out(a))), DEADLINE.as_micros() as u64);
+    h.advance(Duration::from_secs(1));
+    assert_eq!(u64::from(micros_of(h.out(b))), DEADLINE.as_micros() as u64);
+    h.hang_up(a);
+    h.hang_up(b);
+    h.assert_no_leaks();
+}
+
+#[test]
 fn garbage_refusals_resets_and_missing_addresses_give_no_response() {
     let mut h = fix_harness(fix_config());
     // Announces a body past max_peer_response (65,536): cut before reading it.

@@ -14,9 +14,13 @@
 //!
 //! Bounds: at most `max_fixes` fixes at once (one more is answered 160 before anyone
 //! is called), one connection per peer per fix, one deadline per fix (`peer_timeout`
-//! from its start, connect included) after which every call still open ends as
-//! [`PeerFailure::Timeout`] and its connection is closed. A completion or input for a
-//! call that has ended is dropped by its generation.
+//! from the moment its request arrived whole, connect included) after which every call
+//! still open ends as [`PeerFailure::Timeout`] and its connection is closed. The time
+//! a fix spends before its calls can start (its first half queued for a worker, or
+//! behind the connects of other fixes started in the same loop turn) counts against
+//! that one deadline, so the answer comes `peer_timeout` after the request, not later;
+//! a fix whose deadline has passed before its calls could start calls no one. A
+//! completion or input for a call that has ended is dropped by its generation.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -101,8 +105,10 @@ struct Fix {
 pub(crate) struct Peers {
     calls: Slab<Call>,
     fixes: Slab<Fix>,
-    /// (deadline, fix index, generation), in order: every deadline is its fix's start
-    /// plus the one `peer_timeout`, so they arrive sorted. Entries of fixes that ended
+    /// (deadline, fix index, generation), sorted by deadline: every deadline is its
+    /// request's arrival plus the one `peer_timeout`, and fixes start in any order of
+    /// arrival (their first halves complete on the workers in any order), so each is
+    /// inserted at its place (nearly always the back). Entries of fixes that ended
     /// are stale and skipped.
     deadlines: VecDeque<(Timestamp, usize, u64)>,
 }
@@ -159,10 +165,8 @@ impl Engine {
             self.counters.fixes_refused += 1;
             return self.submit_finish(origin, wait, Vec::new(), Some(Status::RequestRate), now);
         }
-        self.counters.fixes_started += 1;
-        let generation = self.next_generation;
-        self.next_generation += 1;
-        let deadline = now.saturating_add(self.config.peer_timeout);
+        // One overall deadline, from the request's arrival (module doc).
+        let deadline = wait.arrival.at.saturating_add(self.config.peer_timeout);
         let answers: Vec<PeerAnswer> = wait
             .opened
             .calls
@@ -172,6 +176,18 @@ impl Engine {
                 result: Err(PeerFailure::Timeout),
             })
             .collect();
+        if deadline <= now {
+            // Nothing is left of the deadline: every call would end before it began.
+            for answer in &answers {
+                let counters = self.counters.peer(answer.raida);
+                counters.calls += 1;
+                counters.failures[PeerFailure::Timeout.index()] += 1;
+            }
+            return self.submit_finish(origin, wait, answers, None, now);
+        }
+        self.counters.fixes_started += 1;
+        let generation = self.next_generation;
+        self.next_generation += 1;
         let n = answers.len();
         let calls: Vec<(u8, Vec<u8>)> = wait
             .opened
@@ -189,9 +205,13 @@ impl Engine {
             open: vec![None; n],
             pending: n,
         });
+        let at = self
+            .peers
+            .deadlines
+            .partition_point(|&(when, _, _)| when <= deadline);
         self.peers
             .deadlines
-            .push_back((deadline, fix_index, generation));
+            .insert(at, (deadline, fix_index, generation));
         let mut seen = [false; 256];
         for (slot, (raida, request)) in calls.into_iter().enumerate() {
             let addr = self.config.peers.get(usize::from(raida)).copied().flatten();
