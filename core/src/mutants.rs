@@ -18,6 +18,9 @@ pub enum Swarm {
     Engine,
     /// The store's world over the faulty simulated disk (`raida-sim store-swarm`).
     Store,
+    /// The whole RAIDA: up to 25 servers healing coins through their peers
+    /// (`raida-sim raida-swarm`).
+    Raida,
 }
 
 impl Swarm {
@@ -26,6 +29,7 @@ impl Swarm {
         match self {
             Swarm::Engine => "swarm",
             Swarm::Store => "store-swarm",
+            Swarm::Raida => "raida-swarm",
         }
     }
 }
@@ -61,11 +65,21 @@ pub enum Mutant {
     /// remove moves a coin whatever its AN (raida-commands: the compare with the key is
     /// skipped, so a locker key takes any coin named).
     RemoveNoAnCheck,
+    /// A fix counts a coin's votes per listed occurrence (raida-commands: a peer that
+    /// lists a coin three times gives it three votes, not one per distinct RAIDA).
+    VotesPerOccurrence,
+    /// Tickets never expire (raida-commands: the ticket table never frees a ticket, so
+    /// one past its lifetime still answers a claim and votes).
+    TicketsNeverExpire,
+    /// A fix answers its coins fixed although the store write failed (raida-commands:
+    /// the write's error is ignored, so the answer says fixed for a record that is not
+    /// durable).
+    FixAckBeforeDurable,
 }
 
 impl Mutant {
     /// Every planted bug, in a fixed order (the runner's).
-    pub const ALL: [Mutant; 10] = [
+    pub const ALL: [Mutant; 13] = [
         Mutant::ReusedSlot,
         Mutant::AdmissionOverflow,
         Mutant::NoTimeout,
@@ -76,6 +90,9 @@ impl Mutant {
         Mutant::IndexNotRebuilt,
         Mutant::DuplicateXor,
         Mutant::RemoveNoAnCheck,
+        Mutant::VotesPerOccurrence,
+        Mutant::TicketsNeverExpire,
+        Mutant::FixAckBeforeDurable,
     ];
 
     /// Its name on the runner's command line.
@@ -91,6 +108,9 @@ impl Mutant {
             Mutant::IndexNotRebuilt => "index-not-rebuilt",
             Mutant::DuplicateXor => "duplicate-xor",
             Mutant::RemoveNoAnCheck => "remove-no-an-check",
+            Mutant::VotesPerOccurrence => "votes-per-occurrence",
+            Mutant::TicketsNeverExpire => "tickets-never-expire",
+            Mutant::FixAckBeforeDurable => "fix-ack-before-durable",
         }
     }
 
@@ -115,6 +135,11 @@ impl Mutant {
                 "store_sum accepts a coin listed twice ([V, V] moves V without its AN)"
             }
             Mutant::RemoveNoAnCheck => "remove moves a coin whose AN is not the locker key",
+            Mutant::VotesPerOccurrence => {
+                "a fix counts votes per listed occurrence, not per distinct RAIDA"
+            }
+            Mutant::TicketsNeverExpire => "tickets never expire",
+            Mutant::FixAckBeforeDurable => "a fix answers fixed before its write is durable",
         }
     }
 
@@ -131,6 +156,9 @@ impl Mutant {
             | Mutant::IndexNotRebuilt
             | Mutant::DuplicateXor
             | Mutant::RemoveNoAnCheck => Swarm::Store,
+            Mutant::VotesPerOccurrence
+            | Mutant::TicketsNeverExpire
+            | Mutant::FixAckBeforeDurable => Swarm::Raida,
         }
     }
 
@@ -152,6 +180,9 @@ impl Mutant {
             Mutant::IndexNotRebuilt => 8,
             Mutant::DuplicateXor => 9,
             Mutant::RemoveNoAnCheck => 10,
+            Mutant::VotesPerOccurrence => 11,
+            Mutant::TicketsNeverExpire => 12,
+            Mutant::FixAckBeforeDurable => 13,
         }
     }
 }

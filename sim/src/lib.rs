@@ -20,16 +20,21 @@ pub mod auth;
 mod clients;
 // The store world: raida-store over a faulty simulated disk.
 pub mod disk;
+// The RAIDA world: up to 25 servers healing coins through their peers.
+pub mod durable_store;
 pub mod invariants;
 mod kernel;
 pub mod knobs;
 pub mod limits;
 pub mod oracle;
+pub mod raida_net;
+pub mod raida_world;
 pub mod request;
 pub mod rng;
 pub mod server;
 mod store_model;
 pub mod store_world;
+pub mod wallet;
 pub mod witness;
 mod world;
 
