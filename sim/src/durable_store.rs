@@ -79,6 +79,13 @@ impl DurableStore {
         self.lock().current.get(&coin).copied()
     }
 
+    /// A crash and recovery: the records become the durable ones (what a store
+    /// recovered from its synced bytes holds).
+    pub fn recover(&self) {
+        let mut inner = self.lock();
+        inner.current = inner.durable.clone();
+    }
+
     /// Writes fail with probability `pm / 1000` from now on.
     pub fn set_fail_pm(&self, pm: u32) {
         self.lock().fail_pm = pm;

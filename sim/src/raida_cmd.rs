@@ -48,9 +48,9 @@ fn print_totals(out: &mut impl std::io::Write, t: &RaidaStats) {
     );
     let _ = writeln!(
         out,
-        "faults: server epochs down/hung/garbage/lying {:?}, {} links to hung servers, {} \
-         dishonest claim answers, {} connects lost to partitions; {} steps",
-        t.epochs, t.hung_links, t.fake_answers, t.lost_syns, t.steps
+        "faults: server epochs down/hung/garbage/lying {:?}, {} restarts, {} links to hung \
+         servers, {} dishonest claim answers, {} connects lost to partitions; {} steps",
+        t.epochs, t.restarts, t.hung_links, t.fake_answers, t.lost_syns, t.steps
     );
 }
 

@@ -148,6 +148,8 @@ pub struct Link {
     pub request_done_at: Option<u64>,
     /// When the server's engine accepted it.
     pub accepted_at: Option<u64>,
+    /// A restart of its server cut it (the process died with it open).
+    pub cut_by_restart: bool,
 }
 
 impl Link {
@@ -175,6 +177,7 @@ impl Link {
             request_len: None,
             request_done_at: None,
             accepted_at: None,
+            cut_by_restart: false,
         }
     }
 }

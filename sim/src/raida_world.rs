@@ -75,7 +75,8 @@ const CLAIM_LEN: usize = 55;
 /// What a fix may take beyond its peer deadline and two worker runs: the driver's
 /// own steps, which take no simulated time, and a margin.
 const FIX_SLACK_US: u64 = 1_000;
-/// Rounds a wallet makes after the heal before it gives up.
+/// Rounds a wallet makes after the heal (once the fixes begun before it have ended)
+/// before it gives up.
 const ROUNDS_AFTER_HEAL: u32 = 10;
 
 /// Everything a seed decides about a RAIDA world.
@@ -113,6 +114,10 @@ pub struct RaidaKnobs {
     pub garbage_pm: u32,
     /// Per mille of servers lying in an epoch.
     pub lying_pm: u32,
+    /// Per mille of servers that crash and restart in an epoch: their connections
+    /// are cut, their jobs lost, their tickets forgotten, and their store recovers
+    /// from its durable records.
+    pub restart_pm: u32,
     /// Per mille of epochs in which every server but one hangs (a fix sent to that one
     /// finds every peer hung).
     pub mass_hang_pm: u32,
@@ -178,6 +183,7 @@ impl RaidaKnobs {
             garbage_pm: rate(&mut rng, 250),
             lying_pm: rate(&mut rng, 250),
             mass_hang_pm: rate(&mut rng, 300),
+            restart_pm: rate(&mut rng, 100),
             lie_repeats: rng.range_usize(1, 4),
             partitions: if rng.chance(500) {
                 0
@@ -274,6 +280,8 @@ pub struct RaidaStats {
     pub claims: [u64; 3],
     /// Server epochs spent down, hung, answering garbage, lying.
     pub epochs: [u64; 4],
+    /// Server crashes and restarts.
+    pub restarts: u64,
     /// Links to hung servers.
     pub hung_links: u64,
     /// Claims the world answered as a dishonest peer.
@@ -314,6 +322,7 @@ impl RaidaStats {
         for i in 0..4 {
             self.epochs[i] += o.epochs[i];
         }
+        self.restarts += o.restarts;
         self.hung_links += o.hung_links;
         self.fake_answers += o.fake_answers;
         self.lost_syns += o.lost_syns;
@@ -607,7 +616,7 @@ impl RaidaWorld {
             world.schedule(at, Ev::Round(w));
         }
         let k = &world.knobs;
-        if k.down_pm + k.hang_pm + k.garbage_pm + k.lying_pm + k.mass_hang_pm > 0 {
+        if k.down_pm + k.hang_pm + k.garbage_pm + k.lying_pm + k.mass_hang_pm + k.restart_pm > 0 {
             world.schedule(world.now, Ev::Modes);
         }
         world.schedule(world.now + world.knobs.heal_at_us, Ev::Heal);
@@ -759,7 +768,7 @@ impl RaidaWorld {
             }
             Ev::FixDeadline(l) => {
                 let link = &self.links[l];
-                if !link.server_shut && !link.opener_closed {
+                if !link.server_shut && !link.opener_closed && !link.cut_by_restart {
                     let (s, done) = (link.server, link.request_done_at.unwrap_or(0));
                     let bound = self.knobs.fix_bound_us();
                     self.violate(format!(
@@ -789,6 +798,9 @@ impl RaidaWorld {
             return;
         }
         for s in 0..self.servers.len() {
+            if self.rng.chance(k.restart_pm) {
+                self.restart(s);
+            }
             let x = self.rng.below(1000) as u32;
             let mode = if x < k.down_pm {
                 Mode::Down
@@ -814,6 +826,36 @@ impl RaidaWorld {
             self.servers[s].mode = mode;
         }
         self.schedule(self.now + k.epoch_us, Ev::Modes);
+    }
+
+    /// RAIDA `s` crashes and restarts at once: the kernel ends every connection the
+    /// process held (its accepted ones and its peer calls), its workers' jobs die with
+    /// it, its tickets (in memory only) are forgotten, and its store recovers from its
+    /// durable records. A new engine serves from then on.
+    fn restart(&mut self, s: usize) {
+        self.stats.restarts += 1;
+        self.log(|| format!("RAIDA {s}: crash and restart"));
+        let conns: Vec<usize> = std::mem::take(&mut self.servers[s].conns)
+            .into_values()
+            .collect();
+        for l in conns {
+            let link = &mut self.links[l];
+            link.cut_by_restart = true;
+            if !std::mem::replace(&mut link.server_closed, true) && !link.server_shut {
+                self.send(l, false, Vec::new(), true);
+            }
+        }
+        let calls: Vec<usize> = std::mem::take(&mut self.servers[s].peers)
+            .into_values()
+            .collect();
+        for l in calls {
+            self.links[l].cut_by_restart = true;
+            self.opener_close(l);
+        }
+        self.servers[s].jobs.clear();
+        self.servers[s].store.recover();
+        let store = Arc::clone(&self.servers[s].store);
+        self.servers[s].engine = engine(&self.knobs, s, store);
     }
 
     /// Services woken connections (outputs drained after each) until nothing moves.
@@ -1428,7 +1470,10 @@ impl RaidaWorld {
         if wallet.done || wallet.gave_up {
             return;
         }
-        if self.healed {
+        // Rounds count once every fix begun before the heal has ended (a fix holds
+        // its `max_fixes` slot up to its peer deadline).
+        let settled = self.knobs.heal_at_us + self.knobs.fix_timeout_us();
+        if self.healed && self.now >= START_US + settled {
             wallet.rounds_after_heal += 1;
             if wallet.rounds_after_heal > ROUNDS_AFTER_HEAL {
                 wallet.gave_up = true;
@@ -1472,6 +1517,11 @@ impl RaidaWorld {
             return;
         }
         let (w, s) = (self.reqs[req].wallet, self.reqs[req].server);
+        let what = match (&self.reqs[req].kind, &response) {
+            (kind, Some(r)) => format!("{kind:?} on RAIDA {s}: {}", r.header.status.0),
+            (kind, None) => format!("{kind:?} on RAIDA {s}: no answer"),
+        };
+        self.log(|| format!("wallet {w}: {what}"));
         if let Some(r) = &response {
             let status = r.header.status;
             let n = self.wallets[w].coins.len();
