@@ -193,7 +193,7 @@ impl RaidaKnobs {
             store_fail_pm: rate(&mut rng, 300),
             slow_wallet_pm: rate(&mut rng, 500),
             duplicate_fix_pm: rate(&mut rng, 300),
-            heal_at_us: rng.range(500_000, 8_000_000),
+            heal_at_us: rng.range(500_000, 5_000_000),
             chunk_max: if rng.chance(500) {
                 4096
             } else {
@@ -231,6 +231,13 @@ impl RaidaKnobs {
     /// How long a wallet waits for the answers of a find or get_ticket phase.
     fn phase_timeout_us(&self) -> u64 {
         6 * self.latency_bound_us() + 2 * self.worker_max_us + 10_000
+    }
+
+    /// When, after the start, nothing begun before the heal can still hold a fix slot:
+    /// a fix sent just before it arrives within three latencies and ends within the
+    /// fix bound.
+    fn settled_after_heal_us(&self) -> u64 {
+        self.heal_at_us + 3 * self.latency_bound_us() + self.fix_bound_us()
     }
 
     /// How long a wallet waits for its fixes' answers: longer than any fix may take.
@@ -530,8 +537,15 @@ impl RaidaWorld {
                         a
                     })
                     .collect();
-                // Fracked on a drawn set of servers: their record is another AN.
-                let fracked = rng.range_usize(0, knobs.max_fracked.min(n));
+                // Fracked on a drawn set of servers: their record is another AN. Half
+                // the coins are fracked on the most servers the seed allows, where
+                // healing has the fewest votes to spare.
+                let most = knobs.max_fracked.min(n);
+                let fracked = if rng.chance(500) {
+                    most
+                } else {
+                    rng.range_usize(0, most)
+                };
                 let mut order: Vec<usize> = (0..n).collect();
                 for i in (1..order.len()).rev() {
                     order.swap(i, rng.below(i as u64 + 1) as usize);
@@ -1470,10 +1484,14 @@ impl RaidaWorld {
         if wallet.done || wallet.gave_up {
             return;
         }
-        // Rounds count once every fix begun before the heal has ended (a fix holds
-        // its `max_fixes` slot up to its peer deadline).
-        let settled = self.knobs.heal_at_us + self.knobs.fix_timeout_us();
-        if self.healed && self.now >= START_US + settled {
+        // After the heal a wallet waits until every fix begun before it has ended (a
+        // fix holds its `max_fixes` slot up to its peer deadline), then has its rounds.
+        let settled = START_US + self.knobs.settled_after_heal_us();
+        if self.healed && self.now < settled {
+            self.schedule(settled, Ev::Round(w));
+            return;
+        }
+        if self.healed {
             wallet.rounds_after_heal += 1;
             if wallet.rounds_after_heal > ROUNDS_AFTER_HEAL {
                 wallet.gave_up = true;
@@ -1676,7 +1694,7 @@ impl RaidaWorld {
 
     fn next_round(&mut self, w: usize) {
         self.wallets[w].phase = Phase::Idle;
-        let at = self.now + self.rng.range(10_000, 300_000);
+        let at = self.now + self.rng.range(20_000, 400_000);
         self.schedule(at, Ev::Round(w));
     }
 
