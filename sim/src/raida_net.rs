@@ -142,9 +142,9 @@ pub struct Link {
     pub server_read: usize,
     /// Bytes the opener read.
     pub opener_read: usize,
-    /// The request's length, once the opener wrote it.
+    /// A wallet request's length, once the wallet wrote it.
     pub request_len: Option<usize>,
-    /// When the server end read the request's last byte.
+    /// When the server end read a wallet request's last byte.
     pub request_done_at: Option<u64>,
     /// When the server's engine accepted it.
     pub accepted_at: Option<u64>,
@@ -257,9 +257,9 @@ impl ConnSocket for Inbound<'_> {
 pub struct Outbound<'a> {
     /// The connection.
     pub link: &'a mut Link,
-    /// The world's generator (read sizes).
+    /// The world's generator (read and write sizes).
     pub rng: &'a mut Rng,
-    /// The largest read.
+    /// The largest read or write.
     pub chunk_max: usize,
     /// What the server wrote.
     pub sends: &'a mut Sends,
@@ -286,13 +286,13 @@ impl ConnSocket for Outbound<'_> {
     }
 
     fn write(&mut self, bytes: &[u8]) -> Io {
-        if bytes.is_empty() {
+        let n = bytes.len().min(chunk(self.rng, self.chunk_max));
+        if n == 0 {
             return Io::WouldBlock;
         }
-        self.link.sent.extend_from_slice(bytes);
-        self.link.request_len = Some(self.link.sent.len());
-        self.sends.out.push((bytes.to_vec(), false));
-        Io::Done(bytes.len())
+        self.link.sent.extend_from_slice(&bytes[..n]);
+        self.sends.out.push((bytes[..n].to_vec(), false));
+        Io::Done(n)
     }
 
     fn shutdown_write(&mut self) {

@@ -131,6 +131,8 @@ pub struct RaidaKnobs {
     pub slow_wallet_pm: u32,
     /// Per mille of fixes a wallet sends twice.
     pub duplicate_fix_pm: u32,
+    /// Per mille of fixes that list one of their coins twice.
+    pub repeat_coin_pm: u32,
     /// When the faults stop, after the start.
     pub heal_at_us: u64,
     /// The largest read or write on a link.
@@ -193,6 +195,7 @@ impl RaidaKnobs {
             store_fail_pm: rate(&mut rng, 300),
             slow_wallet_pm: rate(&mut rng, 500),
             duplicate_fix_pm: rate(&mut rng, 300),
+            repeat_coin_pm: rate(&mut rng, 300),
             heal_at_us: rng.range(500_000, 5_000_000),
             chunk_max: if rng.chance(500) {
                 4096
@@ -1398,6 +1401,14 @@ impl RaidaWorld {
                 .collect(),
             _ => vec![false; coins.len()],
         };
+        for (i, &c) in coins.iter().enumerate() {
+            if let Some(j) = (0..i).find(|&j| coins[j] == c && fixed[j] != fixed[i]) {
+                return self.violate(format!(
+                    "RAIDA {k} gave a coin listed at positions {j} and {i} of a fix two \
+                     verdicts"
+                ));
+            }
+        }
         // The tickets the wallet gave, from the request bytes the server read.
         let sent = &self.links[l].sent;
         let payload = &sent[48..sent.len() - 2];
@@ -1581,8 +1592,12 @@ impl RaidaWorld {
                     }
                     let wallet = &mut self.wallets[w];
                     for (&c, _) in coins.iter().zip(&fixed).filter(|(_, &f)| f) {
-                        self.stats.coins_healed += 1;
-                        wallet.an[c][s] = new_an(s as u8, wallet.coins[c], pg);
+                        let new = new_an(s as u8, wallet.coins[c], pg);
+                        // A coin listed twice is healed once.
+                        if wallet.an[c][s] != new {
+                            self.stats.coins_healed += 1;
+                        }
+                        wallet.an[c][s] = new;
                         wallet.pan[c][s] = None;
                     }
                 }
@@ -1654,7 +1669,13 @@ impl RaidaWorld {
         self.wallets[w].phase = Phase::Fix;
         self.wallets[w].pending = 0;
         self.wallets[w].phase_reqs.clear();
-        for (s, coins) in self.wallets[w].fix_targets() {
+        for (s, mut coins) in self.wallets[w].fix_targets() {
+            // The protocol lets a fix list a coin twice (one verdict, one write).
+            if self.rng.chance(self.knobs.repeat_coin_pm) {
+                let again = coins[self.rng.below(coins.len() as u64) as usize];
+                let at = self.rng.below(coins.len() as u64 + 1) as usize;
+                coins.insert(at, again);
+            }
             let mut pg = [0u8; 16];
             self.rng.fill(&mut pg);
             let payload = self.wallets[w].fix_payload(&coins, &pg);
