@@ -383,6 +383,8 @@ enum Ev {
         bytes: Vec<u8>,
         fin: bool,
     },
+    /// A reset reaches the opener of a peer call: its socket reports the error.
+    Reset(usize),
     /// A worker finished a job.
     Worker { server: usize, job: u64 },
     /// A wallet begins a round.
@@ -739,6 +741,16 @@ impl RaidaWorld {
             Ev::Syn(l) => self.syn(l),
             Ev::Established(l) => self.established(l),
             Ev::Refused(l) => self.refused(l),
+            Ev::Reset(l) => {
+                if let (Opener::Peer { server, id }, false) =
+                    (self.links[l].opener, self.links[l].opener_closed)
+                {
+                    self.log(|| format!("link {l}: reset"));
+                    let now = self.ts();
+                    self.servers[server].engine.handle_peer_error(id, now);
+                    self.drain(server);
+                }
+            }
             Ev::Arrive {
                 link,
                 to_server,
@@ -858,7 +870,16 @@ impl RaidaWorld {
         for l in conns {
             let link = &mut self.links[l];
             link.cut_by_restart = true;
-            if !std::mem::replace(&mut link.server_closed, true) && !link.server_shut {
+            if std::mem::replace(&mut link.server_closed, true) || link.server_shut {
+                continue;
+            }
+            // The kernel resets what the process held: a peer call's socket reports
+            // the error (outside any read or write) half the time, else it reads an
+            // end of stream.
+            if matches!(link.opener, Opener::Peer { .. }) && self.rng.chance(500) {
+                let at = self.now + self.links[l].latency;
+                self.schedule(at, Ev::Reset(l));
+            } else {
                 self.send(l, false, Vec::new(), true);
             }
         }
