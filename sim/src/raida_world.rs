@@ -9,18 +9,22 @@
 //!
 //! **Faults** (until the heal time, after which every server is up and honest):
 //! servers down (connections refused), hung (connections accepted by the kernel and
-//! never read), answering their peers' claims with garbage, or lying (claiming every
-//! ticket valid and listing every coin, each several times), redrawn every epoch;
-//! partitions between pairs of servers (connects never complete); slow servers (a
-//! one-way latency up to one and a half peer deadlines); store writes that fail; slow
-//! wallets (which wait, sometimes past the tickets' lifetime, before they fix) and
-//! wallets that send a fix twice.
+//! never read; in some epochs every server but one), answering their peers' claims
+//! with garbage, or lying (claiming every ticket valid and listing every coin, each
+//! several times), redrawn every epoch; servers that crash and restart (connections
+//! cut or reset, jobs lost, tickets forgotten, the store recovered from its durable
+//! records); partitions between pairs of servers (connects never complete); slow
+//! servers (a one-way latency up to one and a half peer deadlines); partial reads and
+//! writes; store writes that fail; slow wallets (which wait, sometimes past the
+//! tickets' lifetime, before they fix), wallets that send a fix twice or list a coin
+//! twice in one.
 //!
 //! **Invariants**, checked as the bytes move:
 //! - a fix sets a coin only when more than 13 distinct RAIDAs vouch for it, itself
 //!   included: the peers counted are those whose whole claim answer (250, the section
 //!   8b framing, the coin listed) the fixing server read, for the ticket the wallet
 //!   gave for that peer;
+//! - a coin listed twice in one fix gets one verdict;
 //! - a ticket is claimed at most once per RAIDA (two 250 answers for one ticket of one
 //!   issuer and one claiming index break it);
 //! - an expired ticket never votes: no 250 answers a claim whose connection was
