@@ -11,10 +11,13 @@
 //! per-coin model), [`limits`] (what the per-client limits must decide),
 //! [`invariants`] (safety, liveness and the oracle comparisons), [`disk`] (the seeded
 //! faulty disk under raida-store) and [`store_world`] (raida-store driven over it and
-//! checked against a model), and, private, `kernel` (pipes, the listener's backlog, the
-//! UDP queue and the engine's socket and listener seams over them), `clients`
-//! (behaviours and their actions) and `world` (the event loop that ties them together,
-//! its shutdown phase included).
+//! checked against a model), [`raida_world`] (a whole RAIDA: up to 25 engines healing
+//! coins through their peers) with [`raida_net`] (its network, which carries the
+//! engines' outbound peer calls), [`wallet`] (its wallets) and [`durable_store`] (each
+//! server's records and what survives a crash), and, private, `kernel` (pipes, the
+//! listener's backlog, the UDP queue and the engine's socket and listener seams over
+//! them), `clients` (behaviours and their actions) and `world` (the event loop that
+//! ties them together, its shutdown phase included).
 
 pub mod auth;
 mod clients;
