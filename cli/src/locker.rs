@@ -693,7 +693,8 @@ impl Remove {
     }
 }
 
-fn read_file(path: &Path) -> String {
+/// A coins file's text (`-`: standard input); a usage error when it cannot be read.
+pub(crate) fn read_file(path: &Path) -> String {
     let read = if path.as_os_str() == "-" {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map(|_| s)

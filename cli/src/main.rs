@@ -16,6 +16,7 @@ mod coin_call;
 mod detect;
 mod echo;
 mod exit;
+mod heal;
 mod healing;
 mod keys;
 mod locker;
@@ -35,7 +36,7 @@ const AUTH_EXIT_HELP: &str =
     "detect and pown: 0 = ALL_PASS (241), 1 = any other status (242 and 243 included).";
 
 /// Talk to a RAIDA server: check it is up, ask its version, detect and pown coins,
-/// put coins into lockers and take them out, load-test it, make demo keys.
+/// heal fracked coins, put coins into lockers and take them out, load-test it, make demo keys.
 ///
 /// Start here: `raida keys demo --data-root ./raida-data` writes a demo key store and
 /// prints its coins' ANs; then, against a server on raida id 0 (port 50000) using that
@@ -75,6 +76,8 @@ subcommands! {
     pown::Pown,
     healing::Ticket,
     healing::Find,
+    healing::Fix,
+    heal::Heal,
     locker::Locker,
     bench::Bench,
     keys::Keys,

@@ -230,6 +230,11 @@ impl<K: KeyOptions> TargetArgs<K> {
         self.raida_id
     }
 
+    /// The coin id (--coin-id).
+    pub(crate) fn coin_id(&self) -> u16 {
+        self.coin_id
+    }
+
     /// Whether a key AN option was given (e.g. `--key-an`).
     pub(crate) fn has_key_an(&self) -> bool {
         !self.key.ans().is_empty()

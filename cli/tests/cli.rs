@@ -878,3 +878,69 @@ fn find_says_an_pan_or_neither_per_coin() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{o:?}");
 }
+
+// ---- fix and heal: what they print when no RAIDA answers ----
+
+#[test]
+fn a_fix_without_an_answer_prints_the_new_ans_the_server_may_have_written() {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port().to_string();
+    drop(l);
+    let o = raida(&[
+        "fix",
+        "--json",
+        "--port",
+        &port,
+        "--raida-id",
+        "7",
+        "--coin",
+        "1:5000",
+        "--coin",
+        "-3:70000",
+        "--pg",
+        "000102030405060708090a0b0c0d0e0f",
+        "--ticket",
+        "0:11111100",
+        "--ticket",
+        "24:deadbeef",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    let v = json(&o);
+    assert_eq!(v["error_kind"], "connect");
+    assert_eq!(v["unknown_outcome"], true);
+    // MD5(07 || denomination || serial BE || PG) (PROTOCOL.md 8b's example for 1:5000;
+    // Python's hashlib for -3:70000).
+    assert_eq!(v["coins"][0]["new_an"], "e8885a7e9ecf1a3d3947b2b75667dcbb");
+    assert_eq!(v["coins"][1]["new_an"], "32cf5b1be3fc8c35c8abefba44bfa167");
+    let tickets = v["tickets"].as_array().expect("25 tickets");
+    assert_eq!(tickets.len(), 25);
+    assert_eq!(tickets[0], "11111100");
+    assert_eq!(tickets[24], "deadbeef");
+    assert_eq!(tickets[1], "00000000");
+}
+
+#[test]
+fn a_heal_where_no_raida_answers_heals_nothing_and_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports: Vec<String> = (0..3)
+        .map(|_| {
+            let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+            format!("127.0.0.1:{}\n", l.local_addr().expect("addr").port())
+        })
+        .collect();
+    let network = dir.path().join("network.txt");
+    std::fs::write(&network, ports.concat()).expect("write");
+    let net = network.to_str().expect("utf-8");
+    let a = an_of(1, 1);
+    let o = raida(&["heal", "--network", net, "--coin", "1:1", "--an", &a]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let out = stdout(&o);
+    assert!(
+        out.contains("1:1 not_healed: fracked on RAIDA none, vouched for by 0 RAIDAs, fix sent to none, fixed on none; no per-coin answer from RAIDA 0, 1, 2"),
+        "{out}"
+    );
+    assert!(out.contains("  before nnn\n  after  nnn\n"), "{out}");
+    assert!(out.contains(&format!("1:1 {a} {a} {a}")), "{out}");
+    let o = raida(&["heal", "--network", net, "--coins", "/nonexistent/coins"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+}

@@ -1,7 +1,8 @@
 //! raida-client: builds requests of every encryption type from named fields, sends
 //! them over TCP or UDP, verifies and decrypts the response; the payloads and per-coin
 //! results of the authentication commands ([`auth`]); the locker commands' keys,
-//! payloads and answers ([`locker`]); and a load generator
+//! payloads and answers ([`locker`]); the healing commands' payloads and answers
+//! ([`healing`]) and a wallet's whole heal across a network ([`heal`]); and a load generator
 //! ([`mod@bench`]). The `raida` command-line tool is the `raida-cli` crate.
 //!
 //! ```no_run
@@ -24,6 +25,7 @@ pub mod auth;
 pub mod bench;
 pub mod crypto;
 mod error;
+pub mod heal;
 pub mod healing;
 pub mod locker;
 mod request;

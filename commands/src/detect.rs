@@ -1,7 +1,7 @@
 //! detect (1/10) and detect_sum (1/11): read-only.
 
 use raida_core::keys::{An, Record, StoreError};
-use raida_core::{Command, RequestContext, Status, StatusByte};
+use raida_core::{Command, RequestContext, Runs, Status, StatusByte};
 
 use crate::payload::{self, AN, COIN_REF};
 
@@ -18,6 +18,11 @@ pub struct DetectSum;
 const DETECT_ENTRY: usize = COIN_REF + AN;
 
 impl Command for Detect {
+    /// On the event loop when its records are in memory, else on a worker.
+    fn runs(&self) -> Runs {
+        Runs::Store
+    }
+
     fn run(&self, ctx: &RequestContext<'_>, output: &mut Vec<u8>) -> StatusByte {
         let n = match payload::check(ctx, DETECT_ENTRY, 0, DETECT_ENTRY) {
             Ok(n) => n,
@@ -38,6 +43,11 @@ impl Command for Detect {
 }
 
 impl Command for DetectSum {
+    /// On the event loop when its records are in memory, else on a worker.
+    fn runs(&self) -> Runs {
+        Runs::Store
+    }
+
     fn run(&self, ctx: &RequestContext<'_>, _output: &mut Vec<u8>) -> StatusByte {
         let n = match payload::check(ctx, COIN_REF + AN, AN, COIN_REF) {
             Ok(n) => n,

@@ -9,10 +9,13 @@
 //! tickets, get_ticket (2/40), validate_ticket (2/50) and find (2/60), are in
 //! [`healing`], with their ticket table and their own checks (no shard check).
 //!
-//! The network layer knows nothing about coins; these commands do. They run on worker
-//! threads ([`raida_core::Runs::Worker`]): they read records (loading pages when needed)
-//! and write them through [`raida_core::KeyStore::modify`], which is durable before it
-//! returns, so a pown is answered only once its new ANs would survive a crash.
+//! The network layer knows nothing about coins; these commands do. They are store
+//! commands ([`raida_core::Runs::Store`]): the engine runs them on its event-loop
+//! thread when their records are in memory, and on a worker otherwise. They read and
+//! write records through the request context's store (`ctx.store`), whose writes are
+//! applied in memory and appended to the log without waiting; the engine holds each
+//! answer until the write it made (or saw) is durable, so a pown is answered only
+//! once its new ANs would survive a crash.
 //!
 //! **Checks, in order** (every command): a request with no body at all is 36
 //! EMPTY_REQUEST; a payload shorter than one coin entry is 16; a payload that is not a

@@ -16,8 +16,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use raida_core::keys::{is_locker_key, An, CoinId, KeyStore, Record, StoreError};
-use raida_core::{Command, RequestContext, Status, StatusByte, Timestamp, Transport};
+use raida_core::keys::{is_locker_key, An, CoinId, Record, StoreAccess, StoreError};
+use raida_core::{Command, RequestContext, Runs, Status, StatusByte, Timestamp, Transport};
 
 use crate::clock::Clock;
 use crate::payload::{self, AN, COIN_REF};
@@ -116,7 +116,7 @@ impl From<Put> for StatusByte {
 /// unknown coin, sum, key shape), every record becomes `key` + `mfs` when all pass.
 /// The caller has ruled out duplicates.
 fn put(
-    store: &dyn KeyStore,
+    store: StoreAccess<'_>,
     coins: &[CoinId],
     sum: An,
     key: An,
@@ -167,6 +167,11 @@ fn has_body(ctx: &RequestContext<'_>) -> Result<(), StatusByte> {
 }
 
 impl Command for StoreSum {
+    /// On the event loop when its records are in memory, else on a worker.
+    fn runs(&self) -> Runs {
+        Runs::Store
+    }
+
     fn run(&self, ctx: &RequestContext<'_>, _output: &mut Vec<u8>) -> StatusByte {
         if let Err(status) = has_body(ctx) {
             return status;
@@ -198,6 +203,11 @@ impl Command for StoreSum {
 }
 
 impl Command for Peek {
+    /// On the event loop when its records are in memory, else on a worker.
+    fn runs(&self) -> Runs {
+        Runs::Store
+    }
+
     fn run(&self, ctx: &RequestContext<'_>, output: &mut Vec<u8>) -> StatusByte {
         if let Err(status) = has_body(ctx) {
             return status;
@@ -241,6 +251,11 @@ fn udp_answer_len(ctx: &RequestContext<'_>, body: usize) -> usize {
 const REMOVE_ENTRY: usize = COIN_REF + AN;
 
 impl Command for Remove {
+    /// On the event loop when its records are in memory, else on a worker.
+    fn runs(&self) -> Runs {
+        Runs::Store
+    }
+
     fn run(&self, ctx: &RequestContext<'_>, output: &mut Vec<u8>) -> StatusByte {
         if let Err(status) = has_body(ctx) {
             return status;
@@ -356,6 +371,11 @@ fn parse_lockers(payload: &[u8]) -> Result<Vec<LockerPut>, StatusByte> {
 }
 
 impl Command for StoreMultipleSum {
+    /// On the event loop when its records are in memory, else on a worker.
+    fn runs(&self) -> Runs {
+        Runs::Store
+    }
+
     fn run(&self, ctx: &RequestContext<'_>, output: &mut Vec<u8>) -> StatusByte {
         if let Err(status) = has_body(ctx) {
             return status;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use raida_core::keys::{CoinId, Record};
-use raida_core::{Command, RequestContext, Status, StatusByte};
+use raida_core::{Command, RequestContext, Runs, Status, StatusByte};
 
 use crate::clock::Clock;
 use crate::payload::{self, AN, COIN_REF};
@@ -44,6 +44,11 @@ impl PownSum {
 const POWN_ENTRY: usize = COIN_REF + AN + AN;
 
 impl Command for Pown {
+    /// On the event loop when its records are in memory, else on a worker.
+    fn runs(&self) -> Runs {
+        Runs::Store
+    }
+
     fn run(&self, ctx: &RequestContext<'_>, output: &mut Vec<u8>) -> StatusByte {
         let n = match payload::check(ctx, POWN_ENTRY, 0, POWN_ENTRY) {
             Ok(n) => n,
@@ -83,6 +88,11 @@ impl Command for Pown {
 }
 
 impl Command for PownSum {
+    /// On the event loop when its records are in memory, else on a worker.
+    fn runs(&self) -> Runs {
+        Runs::Store
+    }
+
     fn run(&self, ctx: &RequestContext<'_>, _output: &mut Vec<u8>) -> StatusByte {
         let n = match payload::check(ctx, COIN_REF + AN + AN, AN + AN, COIN_REF) {
             Ok(n) => n,

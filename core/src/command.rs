@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use raida_wire::{Encryption, Status, StatusByte, Timestamp, Transport, RANDOM_LEN};
 
-use crate::keys::KeyStore;
+use crate::keys::StoreAccess;
 use crate::peer::{PeerAnswer, PeerPlan};
 
 /// The highest command group the header rules accept (PROTOCOL.md section 2).
@@ -39,6 +39,14 @@ pub enum Runs {
     /// On a worker thread (the default). It may block briefly (a store read or a
     /// durable write), never for long: workers are shared by every request.
     Worker,
+    /// A store command (detect, pown, the sums, lockers, healing): on the event-loop
+    /// thread when every record it touches is in memory and its crypto is cheap, as
+    /// for [`Runs::Inline`]; its store calls ([`RequestContext::store`]) then run from
+    /// memory only, and when one would have to load a page or wait for another writer
+    /// the engine runs the command again on a worker. So a 16-byte compare never
+    /// crosses threads. The command must reach the store only through `ctx.store`,
+    /// and must change nothing outside the store before its first store call.
+    Store,
     /// On the long-running pool: it may block for as long as it likes (a long poll
     /// that holds a request for minutes). Such requests have a bound of their own
     /// (`long_jobs`), so they never take the workers short requests need, and their
@@ -84,8 +92,10 @@ pub struct RequestContext<'a> {
     pub payload: &'a [u8],
     /// Whether the request had a body at all (body length > 0).
     pub has_body: bool,
-    /// The key store the server was built with, shared by every loop and worker.
-    pub store: &'a dyn KeyStore,
+    /// The key store the server was built with, shared by every loop and worker, as
+    /// this request sees it: its calls note what the answer must wait for (a write
+    /// not yet durable), and the engine holds the response until then.
+    pub store: StoreAccess<'a>,
     /// The fresh bytes the driver gave this request's job, which
     /// [`RequestContext::random`] turns into the command's secret bytes.
     pub(crate) seed: &'a [u8; RANDOM_LEN],
@@ -444,7 +454,7 @@ mod tests {
 
     /// A request context with `payload`, over `transport`, for the commands under test.
     fn context<'a>(
-        store: &'a dyn KeyStore,
+        store: &'a dyn crate::KeyStore,
         transport: Transport,
         payload: &'a [u8],
     ) -> RequestContext<'a> {
@@ -462,7 +472,13 @@ mod tests {
             arrived: Timestamp::ZERO,
             payload,
             has_body: !payload.is_empty(),
-            store,
+            store: StoreAccess::new(
+                store,
+                Box::leak(Box::new(crate::keys::AccessLog::new(
+                    crate::keys::Access::Blocking,
+                    None,
+                ))),
+            ),
             seed: &[1; RANDOM_LEN],
             // Leaked: a few bytes per test, for a context that outlives this call.
             drew: Box::leak(Box::new(std::cell::Cell::new(false))),

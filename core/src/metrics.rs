@@ -151,6 +151,20 @@ pub struct Counters {
     pub page_load_failures: u64,
     /// Requests that waited for their key's page.
     pub parked: u64,
+    /// Responses held until the write they depend on was durable (their command
+    /// wrote, or read a record written, not yet synced).
+    pub commit_waits: u64,
+    /// Held responses answered 252 instead, because the sync that was to make their
+    /// write durable failed (the store stopped).
+    pub commit_failures: u64,
+    /// From a held response being ready to its write being durable.
+    pub commit_latency: LatencyHistogram,
+    /// Store commands ([`Runs::Store`](crate::Runs::Store)) answered on the
+    /// event-loop thread, from memory.
+    pub store_inline: u64,
+    /// Store commands that found a page not in memory on the event-loop thread and
+    /// ran again on a worker.
+    pub store_retries: u64,
     /// Connections that found the buffered-bytes budget spent and waited for room.
     pub budget_waits: u64,
     /// Connections closed because they sent more than `discard_limit` bytes after
@@ -230,6 +244,11 @@ impl Default for Counters {
             page_loads: 0,
             page_load_failures: 0,
             parked: 0,
+            commit_waits: 0,
+            commit_failures: 0,
+            commit_latency: LatencyHistogram::new(),
+            store_inline: 0,
+            store_retries: 0,
             budget_waits: 0,
             discard_limit_closes: 0,
             load_latency: LatencyHistogram::new(),
@@ -261,6 +280,8 @@ pub struct MetricsSnapshot {
     pub parked: usize,
     /// Requests waiting for their peers (fixes in flight, against `max_fixes`).
     pub fixes_in_flight: usize,
+    /// Responses held now until the write they depend on is durable.
+    pub waiting_on_commit: usize,
     /// Outbound peer connections open (connecting included).
     pub peer_connections: usize,
     /// The key store's cache statistics, when it keeps any.
@@ -316,11 +337,17 @@ impl MetricsSnapshot {
         a.discard_limit_closes += b.discard_limit_closes;
         self.parked += other.parked;
         self.fixes_in_flight += other.fixes_in_flight;
+        self.waiting_on_commit += other.waiting_on_commit;
         self.peer_connections += other.peer_connections;
         a.page_loads += b.page_loads;
         a.page_load_failures += b.page_load_failures;
         a.parked += b.parked;
         a.load_latency.merge(&b.load_latency);
+        a.commit_waits += b.commit_waits;
+        a.commit_failures += b.commit_failures;
+        a.commit_latency.merge(&b.commit_latency);
+        a.store_inline += b.store_inline;
+        a.store_retries += b.store_retries;
         if self.keys.is_none() {
             self.keys = other.keys;
         }
@@ -422,6 +449,26 @@ impl MetricsSnapshot {
             "Requests that waited for their key's page.",
             c.parked,
         );
+        counter(
+            "raida_commit_waits_total",
+            "Responses held until the write they depend on was durable.",
+            c.commit_waits,
+        );
+        counter(
+            "raida_commit_failures_total",
+            "Held responses answered 252 because the sync of their write failed (the store stopped).",
+            c.commit_failures,
+        );
+        counter(
+            "raida_store_inline_total",
+            "Store commands answered on the event-loop thread from memory.",
+            c.store_inline,
+        );
+        counter(
+            "raida_store_retries_total",
+            "Store commands that needed a page not in memory on the event-loop thread and ran again on a worker.",
+            c.store_retries,
+        );
 
         metric_head(
             &mut out,
@@ -468,6 +515,11 @@ impl MetricsSnapshot {
             "raida_parked_requests",
             "Requests waiting for their key's page now.",
             self.parked,
+        );
+        gauge(
+            "raida_responses_waiting_on_commit",
+            "Responses held now until the write they depend on is durable.",
+            self.waiting_on_commit,
         );
         gauge(
             "raida_fixes_in_flight",
@@ -535,6 +587,12 @@ impl MetricsSnapshot {
             "raida_store_load_latency_seconds",
             "From the first request that needed a page to its load's completion.",
             &c.load_latency,
+        );
+        histogram(
+            &mut out,
+            "raida_commit_latency_seconds",
+            "From a held response being ready to its write being durable.",
+            &c.commit_latency,
         );
 
         sample(
@@ -645,7 +703,16 @@ impl MetricsSnapshot {
                     "Pages read again because their file changed on disk.",
                     k.reloads,
                 ),
-                ("raida_store_syncs_total", "Durable syncs of the store's log.", k.syncs),
+                (
+                    "raida_store_syncs_total",
+                    "Durable syncs of the store's log (group commits).",
+                    k.syncs,
+                ),
+                (
+                    "raida_store_writes_committed_total",
+                    "Writes made durable by the syncs (writes per commit: this over the syncs).",
+                    k.writes_committed,
+                ),
                 (
                     "raida_store_records_written_total",
                     "Coin records written (each covered by a sync).",
@@ -669,6 +736,11 @@ impl MetricsSnapshot {
                     "raida_store_absent_pages",
                     "Pages known to be absent, remembered apart from real ones.",
                     k.absent_pages,
+                ),
+                (
+                    "raida_store_fail_stopped",
+                    "1 when a sync failed and the store stopped taking writes (a restart recovers it from its log).",
+                    k.fail_stopped,
                 ),
             ] {
                 sample(&mut out, "gauge", name, help, value);
@@ -762,6 +834,7 @@ mod tests {
             keys: Some(StoreStats::default()),
             udp_send_dropped: 0,
             fixes_in_flight: 0,
+            waiting_on_commit: 0,
             peer_connections: 0,
         };
         let text = snapshot.render();
@@ -806,6 +879,7 @@ mod tests {
     fn peer_calls_render_per_peer_and_outcome_and_add_up_across_loops() {
         let mut a = MetricsSnapshot {
             fixes_in_flight: 1,
+            waiting_on_commit: 0,
             ..MetricsSnapshot::default()
         };
         a.counters.fixes_started = 2;

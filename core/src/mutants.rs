@@ -65,6 +65,12 @@ pub enum Mutant {
     /// remove moves a coin whatever its AN (raida-commands: the compare with the key is
     /// skipped, so a locker key takes any coin named).
     RemoveNoAnCheck,
+    /// A write's response is released before the commit that makes the write durable
+    /// (raida-core: the engine does not hold it).
+    ReleaseBeforeCommit,
+    /// A read is answered before the commit of the write it saw (raida-store: a
+    /// record changed by a write not yet durable is reported as durable).
+    ReadBeforeCommit,
     /// A fix counts a coin's votes per listed occurrence (raida-commands: a peer that
     /// lists a coin three times gives it three votes, not one per distinct RAIDA).
     VotesPerOccurrence,
@@ -108,6 +114,8 @@ impl Mutant {
             Mutant::IndexNotRebuilt => "index-not-rebuilt",
             Mutant::DuplicateXor => "duplicate-xor",
             Mutant::RemoveNoAnCheck => "remove-no-an-check",
+            Mutant::ReleaseBeforeCommit => "release-before-commit",
+            Mutant::ReadBeforeCommit => "read-before-commit",
             Mutant::VotesPerOccurrence => "votes-per-occurrence",
             Mutant::TicketsNeverExpire => "tickets-never-expire",
             Mutant::FixAckBeforeDurable => "fix-ack-before-durable",
@@ -135,6 +143,10 @@ impl Mutant {
                 "store_sum accepts a coin listed twice ([V, V] moves V without its AN)"
             }
             Mutant::RemoveNoAnCheck => "remove moves a coin whose AN is not the locker key",
+            Mutant::ReleaseBeforeCommit => {
+                "a write's response is released before the commit that makes it durable"
+            }
+            Mutant::ReadBeforeCommit => "a read is answered before the commit of the write it saw",
             Mutant::VotesPerOccurrence => {
                 "a fix counts votes per listed occurrence, not per distinct RAIDA"
             }
@@ -155,7 +167,9 @@ impl Mutant {
             Mutant::AckBeforeSync
             | Mutant::IndexNotRebuilt
             | Mutant::DuplicateXor
-            | Mutant::RemoveNoAnCheck => Swarm::Store,
+            | Mutant::RemoveNoAnCheck
+            | Mutant::ReleaseBeforeCommit
+            | Mutant::ReadBeforeCommit => Swarm::Store,
             Mutant::VotesPerOccurrence
             | Mutant::TicketsNeverExpire
             | Mutant::FixAckBeforeDurable => Swarm::Raida,
@@ -180,9 +194,11 @@ impl Mutant {
             Mutant::IndexNotRebuilt => 8,
             Mutant::DuplicateXor => 9,
             Mutant::RemoveNoAnCheck => 10,
-            Mutant::VotesPerOccurrence => 11,
-            Mutant::TicketsNeverExpire => 12,
-            Mutant::FixAckBeforeDurable => 13,
+            Mutant::ReleaseBeforeCommit => 11,
+            Mutant::ReadBeforeCommit => 12,
+            Mutant::VotesPerOccurrence => 13,
+            Mutant::TicketsNeverExpire => 14,
+            Mutant::FixAckBeforeDurable => 15,
         }
     }
 }

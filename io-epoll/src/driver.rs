@@ -248,6 +248,8 @@ impl Driver {
             .unwrap_or(1);
         let pool = workers::spawn(workers, long_workers, in_flight, &pollers, epoch)
             .map_err(failed("worker threads"))?;
+        let commit_links = crate::committer::spawn(Arc::clone(&store), &pollers)
+            .map_err(failed("committer thread"))?;
 
         let mut event_loops = Vec::with_capacity(loops);
         let parts = pairs
@@ -255,9 +257,12 @@ impl Driver {
             .zip(engines)
             .zip(pool.completions)
             .zip(requests)
-            .zip(pollers);
-        for (index, (((((listener, udp), engine_config), completions), requests), poller)) in
-            parts.enumerate()
+            .zip(pollers)
+            .zip(commit_links);
+        for (
+            index,
+            ((((((listener, udp), engine_config), completions), requests), poller), commits),
+        ) in parts.enumerate()
         {
             let engine = Engine::new(engine_config, commands.clone(), Arc::clone(&store));
             let event_loop = EventLoop::new(
@@ -275,6 +280,7 @@ impl Driver {
                     network: network.clone(),
                     udp_buffer,
                     snapshots: Some(requests),
+                    commits,
                 },
             )
             .map_err(failed("poller"))?;

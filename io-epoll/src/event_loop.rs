@@ -32,6 +32,7 @@ use raida_core::{
 };
 use socket2::Socket;
 
+use crate::committer::CommitLink;
 use crate::poll::{Events, Poller};
 use crate::snapshots::SnapshotRequests;
 use crate::sockets;
@@ -82,6 +83,8 @@ pub(crate) struct Parts {
     pub udp_buffer: usize,
     /// Snapshot requests from the metrics endpoint (with `Poller::notify`), if any.
     pub snapshots: Option<SnapshotRequests>,
+    /// The committer: asks for syncs, and hears when one ended.
+    pub commits: CommitLink,
 }
 
 /// How the loop ended.
@@ -139,6 +142,7 @@ pub(crate) struct EventLoop {
     stop: Arc<AtomicBool>,
     network: NetworkConfig,
     snapshots: Option<SnapshotRequests>,
+    commits: CommitLink,
 }
 
 /// Bit 63 of a poller key marks an outbound peer connection.
@@ -204,6 +208,7 @@ impl EventLoop {
             stop: parts.stop,
             network: parts.network,
             snapshots: parts.snapshots,
+            commits: parts.commits,
         })
     }
 
@@ -263,6 +268,11 @@ impl EventLoop {
             while let Ok(completion) = self.completions.try_recv() {
                 let now = self.now();
                 self.engine.handle_completion(completion, now);
+                self.drain();
+            }
+            if self.commits.take_ended() {
+                let now = self.now();
+                self.engine.handle_commit(now);
                 self.drain();
             }
             self.run_wakes();
@@ -374,6 +384,11 @@ impl EventLoop {
                 Output::Connect { id, addr } => self.connect_peer(id, addr),
                 Output::WakePeer(id) => self.peer_wakes.push_back(id),
                 Output::ClosePeer(id) => self.close_peer(id),
+                Output::Sync => {
+                    if self.commits.asks.send(()).is_err() {
+                        tracing::error!("the committer thread is gone: writes cannot be synced");
+                    }
+                }
             }
         }
     }

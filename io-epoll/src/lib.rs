@@ -10,10 +10,12 @@
 //!
 //! Inside: one event-loop thread per engine waits on edge-triggered epoll (the
 //! `polling` crate) for its TCP listener, its UDP socket and every connection; workers
-//! run jobs and wake it with `Poller::notify`; sockets are set up through `socket2`. It
+//! run jobs and wake it with `Poller::notify`; one committer thread runs the store's
+//! group commit when an engine asks; sockets are set up through `socket2`. It
 //! only does syscalls: every decision is the engine's.
 
 mod clock;
+mod committer;
 mod driver;
 mod event_loop;
 mod mmsg;

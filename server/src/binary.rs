@@ -19,6 +19,10 @@ use crate::{Served, ServerBuilder};
 const EXIT_CONFIG: u8 = 2;
 /// Exit status when the server fails while running.
 const EXIT_RUNTIME: u8 = 1;
+/// Exit status after the store stopped on a failed sync (fail-stop): the service
+/// manager restarts the server, whose store recovers from its log at open. 75 is
+/// `EX_TEMPFAIL` of sysexits.h: a temporary failure, try again.
+const EXIT_STORE_FAILED: u8 = 75;
 
 /// Parses the process arguments and runs the server.
 pub fn main() -> ExitCode {
@@ -190,7 +194,8 @@ fn serve(settings: &Settings) -> ExitCode {
     }
     print_listening(&server);
     match server.serve() {
-        Ok(Served::Drained | Served::DrainTimeout) => ExitCode::SUCCESS,
+        Ok(Served::StoreFailed) => ExitCode::from(EXIT_STORE_FAILED),
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
             ExitCode::from(EXIT_RUNTIME)

@@ -345,7 +345,7 @@ impl ServerBuilder {
             None => None,
         };
         let watch = watched
-            .map(|disk| StoreWatch::spawn(disk, driver.epoch()))
+            .map(|disk| StoreWatch::spawn(disk, driver.epoch(), driver.shutdown_handle()))
             .transpose()
             .map_err(BuildError::io("cannot start the raida-store-watch thread"))?;
         if self.signals {

@@ -21,6 +21,11 @@ pub enum Served {
     Drained,
     /// The drain timeout passed with work still open; the server stopped anyway.
     DrainTimeout,
+    /// The store stopped after a failed sync (fail-stop) and the server shut down:
+    /// no write was acknowledged past the failure, and a restart recovers the store
+    /// from its log. `raida-server` exits with status 75 so that its service manager
+    /// restarts it.
+    StoreFailed,
 }
 
 /// A server whose sockets are bound and whose workers run, built by
@@ -49,7 +54,13 @@ pub(crate) struct StoreWatch {
 const WATCH_TICK: Duration = Duration::from_millis(100);
 
 impl StoreWatch {
-    pub(crate) fn spawn(store: Arc<DiskStore>, epoch: Instant) -> std::io::Result<StoreWatch> {
+    /// Also watches for the store's fail-stop: once a sync failed, it shuts the
+    /// server down (`shutdown`) so that it exits and its service manager restarts it.
+    pub(crate) fn spawn(
+        store: Arc<DiskStore>,
+        epoch: Instant,
+        shutdown: ShutdownHandle,
+    ) -> std::io::Result<StoreWatch> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let tick = store.config().refresh_interval.min(WATCH_TICK);
         let flag = Arc::clone(&stop);
@@ -58,10 +69,19 @@ impl StoreWatch {
             .spawn(move || {
                 let (lock, wake) = &*flag;
                 let mut stopped = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut failed = false;
                 while !*stopped {
                     drop(stopped);
                     let micros = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
                     store.maintain(Timestamp::from_micros(micros));
+                    if !failed && store.is_failed() {
+                        failed = true;
+                        tracing::error!(
+                            "the store stopped after a failed write to the disk; shutting \
+                             down (exit status 75) so that a restart recovers it from its log"
+                        );
+                        shutdown.shutdown();
+                    }
                     stopped = lock.lock().unwrap_or_else(PoisonError::into_inner);
                     if *stopped {
                         break;
@@ -145,11 +165,13 @@ impl Server {
             metrics,
             threads,
             watch,
-            ..
+            store: self_store,
         } = self;
         tracing::info!(threads, io_threads = driver.loops(), "serving");
+        let store = self_store;
         let ran = driver.run()?;
         let served = match ran.exit {
+            _ if store.commit_point().failed => Served::StoreFailed,
             Exit::Drained => Served::Drained,
             Exit::DrainTimeout => Served::DrainTimeout,
         };
@@ -175,6 +197,7 @@ fn log_totals(total: &MetricsSnapshot, served: Served) {
         match served {
             Served::Drained => "drained",
             Served::DrainTimeout => "drain timeout",
+            Served::StoreFailed => "the store failed",
         }
     );
 }

@@ -129,8 +129,13 @@ pub struct RaidaKnobs {
     pub lie_repeats: usize,
     /// Pairs of servers drawn as partitioned until the heal.
     pub partitions: usize,
-    /// Per mille of store writes that fail until the heal.
+    /// Per mille of store writes (log appends) that fail until the heal.
     pub store_fail_pm: u32,
+    /// Per mille of store syncs that fail (the store stops until a restart) until
+    /// the heal.
+    pub sync_fail_pm: u32,
+    /// The longest a store sync takes.
+    pub sync_max_us: u64,
     /// Per mille of wallet rounds that wait before fixing.
     pub slow_wallet_pm: u32,
     /// Per mille of fixes a wallet sends twice.
@@ -197,6 +202,8 @@ impl RaidaKnobs {
                 rng.range_usize(1, 8)
             },
             store_fail_pm: rate(&mut rng, 300),
+            sync_fail_pm: rate(&mut rng, 50),
+            sync_max_us: rng.range(10, 5_000),
             slow_wallet_pm: rate(&mut rng, 500),
             duplicate_fix_pm: rate(&mut rng, 300),
             repeat_coin_pm: rate(&mut rng, 300),
@@ -227,7 +234,7 @@ impl RaidaKnobs {
 
     /// The longest a fix may take from the moment its server read it to its answer.
     pub fn fix_bound_us(&self) -> u64 {
-        self.peer_timeout_us + 2 * self.worker_max_us + FIX_SLACK_US
+        self.peer_timeout_us + 2 * self.worker_max_us + self.sync_max_us + FIX_SLACK_US
     }
 
     /// The engines' socket timeout: longer than any request takes to arrive.
@@ -369,6 +376,8 @@ struct Server {
     jobs: BTreeMap<u64, Job>,
     mode: Mode,
     slow: bool,
+    /// A store sync is scheduled.
+    syncing: bool,
 }
 
 /// A simulated event.
@@ -391,6 +400,8 @@ enum Ev {
     Reset(usize),
     /// A worker finished a job.
     Worker { server: usize, job: u64 },
+    /// A server's store sync ends.
+    Sync(usize),
     /// A wallet begins a round.
     Round(usize),
     /// A wallet stops waiting for a phase's answers.
@@ -581,6 +592,7 @@ impl RaidaWorld {
                 let store = Arc::new(DurableStore::new(
                     rng.fork(0x5354_4f52_0000 + s as u64),
                     knobs.store_fail_pm,
+                    knobs.sync_fail_pm,
                 ));
                 for &(coin, an) in &records[s] {
                     store.insert(coin, an);
@@ -594,6 +606,7 @@ impl RaidaWorld {
                     jobs: BTreeMap::new(),
                     mode: Mode::Up,
                     slow,
+                    syncing: false,
                 }
             })
             .collect();
@@ -762,6 +775,16 @@ impl RaidaWorld {
                 fin,
             } => self.arrive(link, to_server, bytes, fin),
             Ev::Worker { server, job } => self.worker(server, job),
+            Ev::Sync(s) => {
+                self.servers[s].syncing = false;
+                self.servers[s].store.sync();
+                if self.servers[s].store.stopped() {
+                    self.log(|| format!("RAIDA {s}: a sync failed, the store stops"));
+                }
+                let now = self.ts();
+                self.servers[s].engine.handle_commit(now);
+                self.drain(s);
+            }
             Ev::Round(w) => self.round(w),
             Ev::PhaseTimeout {
                 wallet,
@@ -793,11 +816,15 @@ impl RaidaWorld {
             Ev::Modes => self.modes(),
             Ev::Heal => {
                 self.healed = true;
-                for s in &mut self.servers {
-                    s.mode = Mode::Up;
-                    s.store.set_fail_pm(0);
-                }
                 self.log(|| "heal: faults stop".into());
+                for s in 0..self.servers.len() {
+                    self.servers[s].mode = Mode::Up;
+                    self.servers[s].store.heal();
+                    // A server whose store stopped exits; its supervisor restarts it.
+                    if self.servers[s].store.stopped() {
+                        self.restart(s);
+                    }
+                }
             }
             Ev::FixDeadline(l) => {
                 let link = &self.links[l];
@@ -958,6 +985,12 @@ impl RaidaWorld {
                 self.servers[s].peers.insert(id, l);
             }
             Output::WakePeer(id) => self.work.push_back(Work::ServicePeer(s, id)),
+            Output::Sync => {
+                if !std::mem::replace(&mut self.servers[s].syncing, true) {
+                    let d = self.rng.range(0, self.knobs.sync_max_us);
+                    self.schedule(self.now + d, Ev::Sync(s));
+                }
+            }
             Output::ClosePeer(id) => {
                 let Some(l) = self.servers[s].peers.remove(&id) else {
                     return self.violate(format!("RAIDA {s} closed peer call {id:?} twice"));

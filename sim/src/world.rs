@@ -652,6 +652,13 @@ impl World {
                 }
             }
             Output::StopListening => self.stop_listening(),
+            Output::Sync => {
+                // This world's store is in memory: every write is durable when made,
+                // so no response waits; a sync is a no-op answered at once.
+                self.engine.keys().sync();
+                let now = self.ts();
+                self.engine.handle_commit(now);
+            }
             // This world's one server has no peers configured, so a fix makes no
             // call; should one come, it is refused and the fix answers from its own
             // vote alone. Peer calls are carried by the RAIDA world

@@ -228,6 +228,8 @@ async fn serve(report: Arc<Mutex<Report>>, worker_delay: Duration) -> TestResult
                     // No peer calls in this world: every connect is refused.
                     Output::Connect { id, .. } => engine.handle_connect_failed(id, now(epoch)),
                     Output::WakePeer(_) | Output::ClosePeer(_) => {}
+                    // The store is in memory: nothing waits for a sync.
+                    Output::Sync => engine.handle_commit(now(epoch)),
                 }
             }
             let Some(id) = wakes.pop_front() else { break };

@@ -43,9 +43,23 @@ pub(crate) struct CachedPage {
     /// The file changed from outside between the store's read and its own write: the
     /// next refresh reads it again whatever its metadata says.
     stale: bool,
+    /// Writes applied here whose records are not yet written in place (not yet
+    /// durable, or durable and waiting for the store to write them), and writers
+    /// about to apply one: the page in memory is ahead of its file, so it is neither
+    /// evicted nor reloaded meanwhile.
+    unapplied: u32,
+    /// The records written by a write not yet in place, with that write's sequence
+    /// number: a read of one waits for that commit. Changed under the shard's write
+    /// lock together with the bytes, so a reader that sees a record sees its mark.
+    pending: Vec<(u16, u64)>,
 }
 
 impl CachedPage {
+    /// Whether memory is ahead of the file: the page must stay, as it is.
+    fn held(&self) -> bool {
+        self.pinned || self.unapplied > 0
+    }
+
     fn record(&self, index: usize) -> Option<Record> {
         let start = index.checked_mul(RECORD_BYTES)?;
         let bytes = self.bytes.get(start..start.checked_add(RECORD_BYTES)?)?;
@@ -81,6 +95,21 @@ struct Shard {
     hits: AtomicU64,
     misses: AtomicU64,
     out_of_range: AtomicU64,
+}
+
+/// What became of a held write's in-place write ([`Cache::applied_in_place`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum InPlace {
+    /// Written; the file's metadata before and after it (when `before` is what the
+    /// cache last saw, `after` becomes it; otherwise the file changed from outside
+    /// meanwhile and the page is marked for a reload).
+    Written { before: FileMeta, after: FileMeta },
+    /// The file went away (or was cut short) from outside: the page leaves memory
+    /// once no other write holds it, and its absence is learned on the next load.
+    Gone,
+    /// The write failed: memory is the only place the records are until a restart
+    /// replays the log, so the page is pinned.
+    Failed,
 }
 
 /// What a refresh needs to know of one cached page.
@@ -225,7 +254,7 @@ impl Cache {
     /// What a refresh compares for `page`: `None` when it is not in memory or pinned.
     pub(crate) fn cached(&self, page: PageId) -> Option<Cached> {
         match self.read(page).get(&page) {
-            Some(Slot::Page(p)) if !p.pinned => Some(Cached {
+            Some(Slot::Page(p)) if !p.held() => Some(Cached {
                 page,
                 meta: p.meta,
                 stale: p.stale,
@@ -240,7 +269,7 @@ impl Cache {
         for shard in self.shards.iter() {
             let map = shard.map.read().unwrap_or_else(PoisonError::into_inner);
             out.extend(map.iter().filter_map(|(page, slot)| match slot {
-                Slot::Page(p) if !p.pinned => Some(Cached {
+                Slot::Page(p) if !p.held() => Some(Cached {
                     page: *page,
                     meta: p.meta,
                     stale: p.stale,
@@ -257,6 +286,10 @@ impl Cache {
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let old = {
             let mut map = self.write(page);
+            if matches!(map.get(&page), Some(Slot::Page(p)) if p.held()) {
+                // Memory is ahead of the file: what was read is older.
+                return;
+            }
             map.insert(
                 page,
                 Slot::Page(CachedPage {
@@ -266,6 +299,8 @@ impl Cache {
                     generation,
                     pinned: false,
                     stale: false,
+                    unapplied: 0,
+                    pending: Vec::new(),
                 }),
             )
         };
@@ -291,7 +326,7 @@ impl Cache {
         let old = {
             let mut map = self.write(page);
             match map.get(&page) {
-                Some(Slot::Page(p)) if p.pinned => None,
+                Some(Slot::Page(p)) if p.held() => None,
                 Some(_) => map.remove(&page),
                 None => None,
             }
@@ -317,7 +352,7 @@ impl Cache {
         let old = {
             let mut map = self.write(page);
             match map.get_mut(&page) {
-                Some(Slot::Page(p)) if p.pinned => return,
+                Some(Slot::Page(p)) if p.held() => return,
                 Some(Slot::Unreadable { until: u }) => {
                     *u = until;
                     return;
@@ -335,68 +370,136 @@ impl Cache {
         self.unreadable.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Copies `writes` into `page` if it is in memory. `before` and `after` are the
-    /// file's metadata around the store's own write: when `before` is what the cache
-    /// last saw, `after` becomes it (the write is no outside change); otherwise the
-    /// file changed from outside meanwhile and the page is marked for a reload.
-    /// Returns whether the page was in memory.
-    pub(crate) fn apply(
+    /// Holds `page` in memory for a writer (see [`write_held`](Self::write_held)):
+    /// it is neither evicted nor reloaded until the write is in place
+    /// ([`applied_in_place`](Self::applied_in_place)) or the hold is let go
+    /// ([`let_go`](Self::let_go)). `bytes`: the page as read, put in memory (beyond
+    /// the bound) when it is not there. Returns false when it is not and no bytes
+    /// were given. The caller holds the page's intent.
+    pub(crate) fn hold(
         &self,
         page: PageId,
-        writes: &[RecordWrite],
-        written: Option<(FileMeta, FileMeta)>,
+        bytes: Option<(Box<[u8; PAGE_BYTES]>, FileMeta)>,
     ) -> bool {
         let mut map = self.write(page);
-        let Some(Slot::Page(p)) = map.get_mut(&page) else {
+        if let Some(Slot::Page(p)) = map.get_mut(&page) {
+            p.unapplied += 1;
+            return true;
+        }
+        let Some((bytes, meta)) = bytes else {
             return false;
         };
-        p.write(writes);
-        if let Some((before, after)) = written {
-            if p.meta == before && !p.stale {
-                p.meta = after;
-            } else {
-                p.stale = true;
-            }
-        }
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let p = CachedPage {
+            bytes,
+            meta,
+            referenced: AtomicBool::new(true),
+            generation,
+            pinned: false,
+            stale: false,
+            unapplied: 1,
+            pending: Vec::new(),
+        };
+        let old = map.insert(page, Slot::Page(p));
+        drop(map);
+        self.account_removed(old.as_ref());
+        self.cached.fetch_add(1, Ordering::Relaxed);
+        let mut clock = self.clock.lock().unwrap_or_else(PoisonError::into_inner);
+        clock.push_back((page, generation));
         true
     }
 
-    /// Puts `page` in memory pinned, with `writes` applied: after a failed in-place
-    /// write, memory is the only place the records are until a restart replays them.
-    pub(crate) fn pin(
-        &self,
-        page: PageId,
-        bytes: Option<Box<[u8; PAGE_BYTES]>>,
-        writes: &[RecordWrite],
-    ) -> bool {
+    /// Lets go of a hold that wrote nothing.
+    pub(crate) fn let_go(&self, page: PageId) {
+        if let Some(Slot::Page(p)) = self.write(page).get_mut(&page) {
+            p.unapplied = p.unapplied.saturating_sub(1);
+        }
+    }
+
+    /// Applies write `seq` (not yet in place) to held `page` in memory, marking its
+    /// records pending until it is in place.
+    pub(crate) fn write_held(&self, page: PageId, writes: &[RecordWrite], seq: u64) {
         let mut map = self.write(page);
-        match map.get_mut(&page) {
-            Some(Slot::Page(p)) => {
-                p.write(writes);
-                p.pinned = true;
-                true
-            }
-            _ => {
-                let Some(bytes) = bytes else {
-                    return false;
-                };
-                let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-                let mut p = CachedPage {
-                    bytes,
-                    meta: FileMeta::default(),
-                    referenced: AtomicBool::new(true),
-                    generation,
-                    pinned: true,
-                    stale: false,
-                };
-                p.write(writes);
-                let old = map.insert(page, Slot::Page(p));
-                drop(map);
-                self.account_removed(old.as_ref());
-                self.cached.fetch_add(1, Ordering::Relaxed);
-                true
+        let Some(Slot::Page(p)) = map.get_mut(&page) else {
+            return;
+        };
+        p.write(writes);
+        for w in writes {
+            match p.pending.iter_mut().find(|(i, _)| *i == w.index) {
+                Some(entry) => entry.1 = entry.1.max(seq),
+                None => p.pending.push((w.index, seq)),
             }
         }
+    }
+
+    /// The records at `indices` of `page` if it is in memory, and the newest write
+    /// not yet in place among them (a read of them waits for its commit).
+    pub(crate) fn records_pending(
+        &self,
+        page: PageId,
+        indices: &[usize],
+    ) -> Option<(Vec<Record>, Option<u64>)> {
+        match self.read(page).get(&page) {
+            Some(Slot::Page(p)) => {
+                let records = indices
+                    .iter()
+                    .map(|&i| p.record(i))
+                    .collect::<Option<_>>()?;
+                let seq = p
+                    .pending
+                    .iter()
+                    .filter(|(i, _)| indices.contains(&usize::from(*i)))
+                    .map(|(_, seq)| *seq)
+                    .max();
+                Some((records, seq))
+            }
+            _ => None,
+        }
+    }
+
+    /// The newest write not yet in place of record `index` of `page`, if any.
+    pub(crate) fn pending_of(&self, page: PageId, index: usize) -> Option<u64> {
+        match self.read(page).get(&page) {
+            Some(Slot::Page(p)) => p
+                .pending
+                .iter()
+                .find(|(i, _)| usize::from(*i) == index)
+                .map(|(_, seq)| *seq),
+            _ => None,
+        }
+    }
+
+    /// Write `seq`, held by [`write_held`](Self::write_held), reached the page file
+    /// (or did not: see [`InPlace`]). Memory already holds it, and maybe newer writes:
+    /// no bytes change here; its records' marks go, unless a newer write marked them
+    /// since, and so does its hold.
+    pub(crate) fn applied_in_place(&self, page: PageId, seq: u64, outcome: InPlace) {
+        let removed = {
+            let mut map = self.write(page);
+            let Some(Slot::Page(p)) = map.get_mut(&page) else {
+                return;
+            };
+            p.unapplied = p.unapplied.saturating_sub(1);
+            p.pending.retain(|(_, s)| *s > seq);
+            match outcome {
+                InPlace::Written { before, after } => {
+                    if p.meta == before && !p.stale {
+                        p.meta = after;
+                    } else {
+                        p.stale = true;
+                    }
+                    None
+                }
+                InPlace::Failed => {
+                    p.pinned = true;
+                    None
+                }
+                // The outside change wins, as for any page, once no write holds it.
+                InPlace::Gone if !p.held() => map.remove(&page),
+                InPlace::Gone => None,
+            }
+        };
+        self.account_removed(removed.as_ref());
     }
 
     /// CLOCK: evicts until the cache is within its bound (or only pinned or
@@ -415,7 +518,7 @@ impl Cache {
             };
             let seen = match self.read(page).get(&page) {
                 Some(Slot::Page(p)) if p.generation == generation => {
-                    if p.pinned || p.referenced.swap(false, Ordering::Relaxed) {
+                    if p.held() || p.referenced.swap(false, Ordering::Relaxed) {
                         Seen::Keep
                     } else {
                         Seen::Evict
@@ -430,7 +533,7 @@ impl Cache {
                     let old = {
                         let mut map = self.write(page);
                         match map.get(&page) {
-                            Some(Slot::Page(p)) if p.generation == generation && !p.pinned => {
+                            Some(Slot::Page(p)) if p.generation == generation && !p.held() => {
                                 map.remove(&page)
                             }
                             _ => None,
@@ -520,15 +623,62 @@ mod tests {
     }
 
     #[test]
-    fn pinned_pages_are_never_evicted() {
+    fn held_pages_are_never_evicted_nor_replaced_until_their_write_is_in_place() {
         let cache = Cache::new(1);
         cache.insert(page(0), bytes(0), FileMeta::default());
-        assert!(cache.pin(page(0), None, &[]));
+        assert!(cache.hold(page(0), None));
+        let w = [RecordWrite {
+            index: 3,
+            bytes: [9; RECORD_BYTES],
+        }];
+        cache.write_held(page(0), &w, 7);
         for n in 1..10 {
             cache.insert(page(n), bytes(1), FileMeta::default());
         }
+        // A reload of the file's older bytes does not replace memory either.
+        cache.insert(page(0), bytes(0), FileMeta::default());
         assert!(cache.has_page(page(0)));
         assert!(cache.cached_pages() <= 2);
+        assert_eq!(
+            cache
+                .records_pending(page(0), &[3])
+                .map(|(r, seq)| (r[0].an, seq)),
+            Some(([9; 16], Some(7)))
+        );
+        assert_eq!(cache.pending_of(page(0), 2), None);
+        cache.applied_in_place(
+            page(0),
+            7,
+            InPlace::Written {
+                before: FileMeta::default(),
+                after: FileMeta::default(),
+            },
+        );
+        assert_eq!(cache.pending_of(page(0), 3), None);
+        cache.insert(page(1), bytes(1), FileMeta::default());
+        assert!(
+            !cache.has_page(page(0)),
+            "no longer held: evicted as any page"
+        );
+    }
+
+    #[test]
+    fn a_newer_write_keeps_its_mark_when_an_older_one_lands_in_place() {
+        let cache = Cache::new(4);
+        cache.insert(page(0), bytes(0), FileMeta::default());
+        let w = |b| {
+            [RecordWrite {
+                index: 1,
+                bytes: [b; RECORD_BYTES],
+            }]
+        };
+        assert!(cache.hold(page(0), None));
+        cache.write_held(page(0), &w(1), 10);
+        assert!(cache.hold(page(0), None));
+        cache.write_held(page(0), &w(2), 11);
+        cache.applied_in_place(page(0), 10, InPlace::Failed);
+        assert_eq!(cache.pending_of(page(0), 1), Some(11));
+        assert_eq!(cache.records(page(0), &[1]).map(|r| r[0].an), Some([2; 16]));
     }
 
     #[test]
@@ -543,12 +693,30 @@ mod tests {
             index: 3,
             bytes: [9; RECORD_BYTES],
         }];
-        assert!(cache.apply(page(0), &w, Some((m(1), m(2)))));
+        assert!(cache.hold(page(0), None));
+        cache.write_held(page(0), &w, 1);
+        cache.applied_in_place(
+            page(0),
+            1,
+            InPlace::Written {
+                before: m(1),
+                after: m(2),
+            },
+        );
         let c = cache.cached(page(0)).expect("cached");
         assert_eq!((c.meta, c.stale), (m(2), false));
         assert_eq!(cache.records(page(0), &[3]).map(|r| r[0].an), Some([9; 16]));
         // The file was m(5) before this write: someone else wrote it.
-        assert!(cache.apply(page(0), &w, Some((m(5), m(6)))));
+        assert!(cache.hold(page(0), None));
+        cache.write_held(page(0), &w, 2);
+        cache.applied_in_place(
+            page(0),
+            2,
+            InPlace::Written {
+                before: m(5),
+                after: m(6),
+            },
+        );
         assert!(cache.cached(page(0)).is_some_and(|c| c.stale));
     }
 

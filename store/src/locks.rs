@@ -61,6 +61,23 @@ impl PageLocks {
         }
     }
 
+    /// Takes the intents on `pages` if none is held now, without waiting (the event
+    /// loop's writes: one that would wait runs on a worker instead).
+    pub(crate) fn try_lock(&self, pages: &[PageId]) -> Option<Intents<'_>> {
+        let mut sorted = pages.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut held = self.held();
+        if sorted.iter().any(|p| held.pages.contains(p)) {
+            return None;
+        }
+        held.pages.extend(sorted.iter().copied());
+        Some(Intents {
+            locks: self,
+            pages: sorted,
+        })
+    }
+
     /// Whether someone holds the intent on `page` now.
     #[cfg(test)]
     pub(crate) fn is_held(&self, page: PageId) -> bool {

@@ -1,18 +1,28 @@
-//! The write-ahead log: group commit, failure, segments, and recovery at open.
+//! The write-ahead log: appends, group commit, failure, segments, and recovery at
+//! open.
 //!
-//! **Group commit** (leader and followers, as PostgreSQL flushes its WAL): a writer
-//! encodes its entry into the log's buffer under the log's mutex and waits. The first
-//! writer that finds no sync running becomes the leader: it takes everything buffered
-//! so far (its own entry and every one queued before it), appends it to the segment
-//! with one write, syncs it with one `fdatasync`, and wakes everyone. Writers that
-//! queue while a sync runs go into the next batch, which the next leader (one of them)
-//! writes. A writer returns once a sync covered its entry. Alone, a writer is its own
-//! leader: no thread of the log's own, so the simulator runs it step by step.
+//! **Appends.** A write encodes its entry into the log's buffer under the log's
+//! mutex ([`Log::append`]) and gets its sequence number; it does not wait. The
+//! store has already applied it in memory; it becomes durable with the next sync.
 //!
-//! **Failure**: a failed append or sync fails every writer of that batch
-//! (`StoreError::Write`) and the segment is cut back to where the batch began, then
-//! synced; if even that fails, the log (and the store) fails: every later write is
-//! `StoreError::Failed` until a restart replays the log.
+//! **Group commit** (leader and followers, as PostgreSQL flushes its WAL): a sync
+//! takes everything buffered so far, appends it to the segment with one write and
+//! syncs it with one `fdatasync`. The driver's committer calls [`Log::flush`] for the
+//! engine, which holds the answers meanwhile; a caller that must block until its own
+//! entry is durable calls [`Log::wait`], which leads a sync when none runs and waits
+//! for the running one otherwise. Entries appended while a sync runs go into the
+//! next one. Nothing bounds a group but what was appended. No thread of the log's own,
+//! so the simulator runs it step by step.
+//!
+//! **Failure is fail-stop** (as PostgreSQL after a failed fsync): the store applied
+//! every entry in memory before it was durable, so after a failed append or sync no
+//! later answer may come from memory. The batch is cut off the segment again (so a
+//! restart does not replay what nobody was told is durable), and the log fails: no
+//! write of that batch or after it is ever durable in this process, every later
+//! append is `StoreError::Failed`, and a restart recovers from the log.
+//!
+//! **Durable writes are applied in place** by the store, in sequence order, after
+//! their sync ([`Log::take_durable`]).
 //!
 //! **Segments**: when the segment being written passes a size bound, the next leader
 //! starts a new one. An older segment is removed by [`Log::checkpoint_candidate`] /
@@ -37,8 +47,6 @@ pub const DEFAULT_SEGMENT_BYTES: u64 = 4 << 20;
 /// What the log knows of one segment.
 #[derive(Debug)]
 struct SegmentState {
-    /// The first sequence number written to it.
-    first_seq: u64,
     /// The pages its entries write.
     pages: BTreeSet<PageId>,
     /// Its entries that are durable but not yet applied in place.
@@ -62,10 +70,12 @@ struct State {
     pending: Vec<u8>,
     pending_pages: BTreeSet<PageId>,
     pending_entries: u64,
-    /// Writes of entries acknowledged before their sync (the planted bug): the leader
-    /// that syncs them applies them in place.
-    #[cfg(raida_mutants)]
-    pending_early: Vec<(PageId, Vec<RecordWrite>)>,
+    /// The pending entries' sequence numbers and writes, in sequence order.
+    pending_writes: Vec<(u64, Vec<(PageId, RecordWrite)>)>,
+    /// Durable entries not yet applied in place, in sequence order.
+    durable: Vec<DurableEntry>,
+    /// Every entry below this sequence number is durable.
+    durable_below: u64,
     syncing: bool,
     /// The batch that pending entries go into (batches are numbered as leaders take
     /// them): its writers wait on `resolved[batch % 2]`.
@@ -84,14 +94,6 @@ struct State {
 }
 
 impl State {
-    fn segment_of(&self, seq: u64) -> Segment {
-        self.segments
-            .iter()
-            .rev()
-            .find(|(_, s)| s.first_seq <= seq)
-            .map_or(self.active, |(n, _)| *n)
-    }
-
     fn take_failure(&mut self, seq: u64) -> Option<io::Error> {
         let i = self
             .failures
@@ -107,16 +109,13 @@ impl State {
     }
 }
 
-/// A durable entry, to be applied in place and then reported with [`Log::applied`].
+/// A durable entry for the store to apply in place, then report with
+/// [`Log::applied`].
 #[derive(Debug)]
-#[must_use]
-pub(crate) enum Committed {
-    /// Durable, in this segment.
-    Durable(Segment),
-    /// Acknowledged before its sync (the planted bug `ack-before-sync`): the leader
-    /// that syncs it applies it in place.
-    #[cfg(raida_mutants)]
-    Early,
+pub(crate) struct DurableEntry {
+    pub(crate) seq: u64,
+    pub(crate) segment: Segment,
+    pub(crate) writes: Vec<(PageId, RecordWrite)>,
 }
 
 /// Counters the log keeps.
@@ -124,6 +123,8 @@ pub(crate) enum Committed {
 pub(crate) struct LogCounters {
     pub syncs: AtomicU64,
     pub write_errors: AtomicU64,
+    /// Entries made durable.
+    pub entries: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -134,6 +135,11 @@ pub(crate) struct Log {
     resolved: [Condvar; 2],
     segment_bytes: u64,
     failed: AtomicBool,
+    /// A sync (or append) failed: memory holds writes that will never be durable, so
+    /// the store answers no read from it either.
+    sync_failed: AtomicBool,
+    /// `State::durable_below`, readable without the mutex (every answer asks).
+    durable_below: AtomicU64,
     pub(crate) counters: LogCounters,
 }
 
@@ -144,7 +150,6 @@ impl Log {
         segments.insert(
             active,
             SegmentState {
-                first_seq: next_seq,
                 pages: BTreeSet::new(),
                 unapplied: 0,
             },
@@ -155,8 +160,9 @@ impl Log {
                 pending: Vec::new(),
                 pending_pages: BTreeSet::new(),
                 pending_entries: 0,
-                #[cfg(raida_mutants)]
-                pending_early: Vec::new(),
+                pending_writes: Vec::new(),
+                durable: Vec::new(),
+                durable_below: next_seq,
                 syncing: false,
                 batch: 0,
                 waiting: [0, 0],
@@ -170,6 +176,8 @@ impl Log {
             resolved: [Condvar::new(), Condvar::new()],
             segment_bytes: segment_bytes.max(1),
             failed: AtomicBool::new(false),
+            sync_failed: AtomicBool::new(false),
+            durable_below: AtomicU64::new(next_seq),
             counters: LogCounters::default(),
         }
     }
@@ -184,18 +192,21 @@ impl Log {
         self.failed.load(Ordering::SeqCst)
     }
 
+    /// Whether a sync (or append) failed: memory is ahead of what will ever be
+    /// durable in this process.
+    pub(crate) fn sync_failed(&self) -> bool {
+        self.sync_failed.load(Ordering::SeqCst)
+    }
+
     /// Fails the log: an in-place write failed after its entry was durable, so the
     /// segment must stay until a restart replays it.
     pub(crate) fn fail(&self) {
         self.failed.store(true, Ordering::SeqCst);
     }
 
-    /// Appends one entry of `writes` and returns once it is durable (or failed).
-    pub(crate) fn commit<D: Disk>(
-        &self,
-        disk: &D,
-        writes: &[(PageId, RecordWrite)],
-    ) -> Result<Committed, StoreError> {
+    /// Appends one entry of `writes` (not yet durable) and returns its sequence
+    /// number; the caller has applied it in memory.
+    pub(crate) fn append(&self, writes: &[(PageId, RecordWrite)]) -> Result<u64, StoreError> {
         let mut st = self.lock();
         if self.is_failed() {
             return Err(StoreError::Failed);
@@ -205,22 +216,40 @@ impl Log {
         entry::encode(seq, writes, &mut st.pending);
         st.pending_pages.extend(writes.iter().map(|(p, _)| *p));
         st.pending_entries += 1;
-        let batch = st.batch;
-        // The planted bug: a writer that finds a sync running does not wait for the
-        // next one; the leader that syncs its entry applies it in place.
-        #[cfg(raida_mutants)]
-        if st.syncing && raida_core::mutants::active(raida_core::mutants::Mutant::AckBeforeSync) {
-            for (page, write) in writes {
-                st.pending_early.push((*page, vec![*write]));
-            }
-            return Ok(Committed::Early);
+        st.pending_writes.push((seq, writes.to_vec()));
+        Ok(seq)
+    }
+
+    /// Where the log stands: every entry below `durable_below` is durable; `failed`
+    /// when a sync failed (nothing at or past it will be, in this process).
+    pub(crate) fn commit_point(&self) -> raida_core::keys::CommitPoint {
+        // Failed first: a failure never makes more durable.
+        let failed = self.is_failed();
+        raida_core::keys::CommitPoint {
+            durable_below: self.durable_below.load(Ordering::SeqCst),
+            failed,
         }
+    }
+
+    /// The newest entry appended and not yet durable, if any.
+    pub(crate) fn newest_pending(&self) -> Option<u64> {
+        let st = self.lock();
+        (st.next_seq > st.durable_below).then(|| st.next_seq - 1)
+    }
+
+    /// Blocks until entry `seq` is durable (leading a sync when none runs), or fails.
+    pub(crate) fn wait<D: Disk>(&self, disk: &D, seq: u64) -> Result<(), StoreError> {
+        let mut st = self.lock();
         loop {
+            if seq < st.durable_below {
+                return Ok(());
+            }
             if seq < st.resolved_below {
-                return match st.take_failure(seq) {
-                    Some(e) => Err(StoreError::Write(e)),
-                    None => Ok(Committed::Durable(st.segment_of(seq))),
-                };
+                // Its batch was resolved without becoming durable: it failed.
+                return Err(match st.take_failure(seq) {
+                    Some(e) => StoreError::Write(e),
+                    None => StoreError::Failed,
+                });
             }
             // Failed meanwhile: an entry no leader took is never written; one being
             // written waits for its leader's answer.
@@ -228,6 +257,14 @@ impl Log {
                 return Err(StoreError::Failed);
             }
             if st.syncing {
+                // Which batch the entry is in: the one being synced (its leader took
+                // it, and wakes that batch's waiters) or the next (whose first waiter
+                // the leader wakes to lead it).
+                let batch = if seq < st.taken_below {
+                    st.batch.wrapping_sub(1)
+                } else {
+                    st.batch
+                };
                 let parity = (batch % 2) as usize;
                 st.waiting[parity] += 1;
                 st = self.resolved[parity]
@@ -238,6 +275,18 @@ impl Log {
                 st = self.lead(st, disk);
             }
         }
+    }
+
+    /// Whether a sync is running now.
+    #[cfg(raida_mutants)]
+    pub(crate) fn is_syncing(&self) -> bool {
+        self.lock().syncing
+    }
+
+    /// The durable entries not yet applied in place, in sequence order (each with its
+    /// segment, to report with [`applied`](Self::applied)).
+    pub(crate) fn take_durable(&self) -> Vec<DurableEntry> {
+        std::mem::take(&mut self.lock().durable)
     }
 
     /// Writes and syncs everything pending (a leader's turn), if anything is and no
@@ -262,8 +311,7 @@ impl Log {
         let batch = std::mem::take(&mut st.pending);
         let pages = std::mem::take(&mut st.pending_pages);
         let entries = std::mem::take(&mut st.pending_entries);
-        #[cfg(raida_mutants)]
-        let early = std::mem::take(&mut st.pending_early);
+        let writes = std::mem::take(&mut st.pending_writes);
         let first = st.taken_below;
         let end = st.next_seq;
         st.taken_below = end;
@@ -296,7 +344,6 @@ impl Log {
             st.segments.insert(
                 segment,
                 SegmentState {
-                    first_seq: first,
                     pages: BTreeSet::new(),
                     unapplied: 0,
                 },
@@ -313,18 +360,15 @@ impl Log {
                     s.unapplied += entries;
                 }
                 st.resolved_below = end;
-                #[cfg(raida_mutants)]
-                {
-                    // The planted bug's writers did not wait: apply their writes now.
-                    drop(st);
-                    for (page, writes) in &early {
-                        let _ = disk.write_records(*page, writes);
-                    }
-                    st = self.lock();
-                    if let Some(s) = st.segments.get_mut(&segment) {
-                        s.unapplied = s.unapplied.saturating_sub(early.len() as u64);
-                    }
-                }
+                st.durable_below = end;
+                self.durable_below.store(end, Ordering::SeqCst);
+                self.counters.entries.fetch_add(entries, Ordering::Relaxed);
+                st.durable
+                    .extend(writes.into_iter().map(|(seq, writes)| DurableEntry {
+                        seq,
+                        segment,
+                        writes,
+                    }));
             }
             Err(e) => {
                 self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -340,18 +384,24 @@ impl Log {
                     waiting: end - first,
                 });
                 st.resolved_below = end;
-                // Cut the batch off again so that no later entry follows bytes nobody
-                // was told are durable.
+                // The store applied the batch in memory already: fail-stop.
+                self.sync_failed.store(true, Ordering::SeqCst);
+                self.fail();
+                // Cut the batch off again so that a restart does not replay what
+                // nobody was told is durable.
                 let undo = disk
                     .log_truncate(segment, offset)
                     .and_then(|()| disk.log_sync(segment));
                 if let Err(undo) = undo {
                     tracing::error!(
                         "raida-store: cannot cut log segment {segment} back after a failed \
-                         write: {undo}; the store takes no more writes until a restart"
+                         write: {undo}; a restart may replay writes that were answered 252"
                     );
-                    self.fail();
                 }
+                tracing::error!(
+                    "raida-store: the store takes no more writes until a restart recovers \
+                     it from its log"
+                );
             }
         }
         st.syncing = false;
@@ -366,17 +416,11 @@ impl Log {
         st
     }
 
-    /// A durable entry of `committed` was applied in place.
-    pub(crate) fn applied(&self, committed: &Committed) {
-        match committed {
-            Committed::Durable(segment) => {
-                let mut st = self.lock();
-                if let Some(s) = st.segments.get_mut(segment) {
-                    s.unapplied = s.unapplied.saturating_sub(1);
-                }
-            }
-            #[cfg(raida_mutants)]
-            Committed::Early => {}
+    /// A durable entry of `segment` was applied in place.
+    pub(crate) fn applied(&self, segment: Segment) {
+        let mut st = self.lock();
+        if let Some(s) = st.segments.get_mut(&segment) {
+            s.unapplied = s.unapplied.saturating_sub(1);
         }
     }
 
@@ -405,7 +449,7 @@ impl Log {
         self.lock().segments.len()
     }
 
-    /// Writers blocked in [`commit`](Self::commit) until a sync covers their entry.
+    /// Writers blocked in [`wait`](Self::wait) until a sync covers their entry.
     pub(crate) fn writers_waiting(&self) -> u32 {
         let st = self.lock();
         st.waiting[0] + st.waiting[1]

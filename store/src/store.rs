@@ -8,17 +8,15 @@ use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use raida_core::keys::{
-    An, Change, CoinId, KeyStore, LockerIndex, Lookup, PageId, Record, StoreError, StoreStats,
-    DENOMINATIONS, PAGE_BYTES, RECORD_BYTES,
+    Access, An, Change, CoinId, CommitPoint, CommitSeq, KeyStore, LockerIndex, Lookup, PageId,
+    Record, StoreError, StoreStats, DENOMINATIONS, PAGE_BYTES, RECORD_BYTES,
 };
 use raida_core::Timestamp;
 
 use crate::absent::{Absent, DirState};
-use crate::cache::Cache;
+use crate::cache::{Cache, InPlace};
 use crate::disk::{DirId, Disk, FileMeta, PageRead, RecordWrite, Written};
 use crate::file_disk::FileDisk;
-#[cfg(raida_mutants)]
-use crate::log::Committed;
 use crate::log::{self, Log, Recovery};
 use crate::OpenError;
 
@@ -34,10 +32,6 @@ pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a page that could not be read (an I/O error) answers `Unreadable` (252)
 /// before a lookup tries it again.
 pub const UNREADABLE_FOR: Duration = Duration::from_secs(1);
-
-/// The end of time: a page whose acknowledged records are only in the log answers
-/// `Unreadable` until the process restarts.
-const UNTIL_RESTART: Timestamp = Timestamp::from_micros(u64::MAX);
 
 /// How often an unreadable page is logged at most.
 const READ_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(60);
@@ -128,13 +122,21 @@ pub struct Refreshed {
 /// - **Loads** ([`KeyStore::load`], on workers) read one page file; an I/O error
 ///   answers `Unreadable` (252) for [`StoreConfig::unreadable_for`] and is logged at
 ///   most once per page per minute.
-/// - **Writes** ([`KeyStore::modify`], on workers) take intents on their pages, read
-///   the current records, let the caller decide, append one log entry and wait for a
-///   group commit to make it durable; then they write the records in place (unsynced),
-///   update the cache and return. Durable when `Ok`; nothing written when `Err`. If
-///   an in-place write fails after its entry is durable, the page is kept in memory
-///   (pinned); if it cannot be, its coins answer `Unreadable` until a restart replays
-///   the log, never the stale bytes on disk.
+/// - **Writes** ([`KeyStore::modify_pending`]) take intents on their pages (on the
+///   event loop only if none is held and the pages are in memory), read the current
+///   records, let the caller decide, append one log entry (not yet synced), apply it
+///   in memory with its records marked pending, and return its sequence number: no
+///   wait for the disk, intents released at once. The engine holds the answer until
+///   [`sync`](KeyStore::sync) (the driver's committer: one append and one
+///   `fdatasync` for every write in flight) makes it durable; a read of a pending
+///   record reports the commit it must wait for too. After the sync the records are
+///   written in place (files kept open, unsynced; checkpoints sync them) and the
+///   marks go; until then the page stays in memory. [`KeyStore::modify`] does the
+///   same and waits for its own sync. A failed sync stops the store (fail-stop):
+///   memory is ahead of the log, so every later read and write is refused
+///   (`StoreError::Failed`, answered 252) until a restart recovers from the log. If
+///   an in-place write fails after its entry is durable, the page stays in memory
+///   (pinned) and the store takes no more writes until a restart replays the log.
 /// - **Background steps** ([`maintain`](Self::maintain): [`refresh`](Self::refresh)
 ///   and [`checkpoint`](Self::checkpoint)) are functions a thread of the server calls,
 ///   or the simulator: the store has no thread of its own.
@@ -161,10 +163,8 @@ pub struct DiskStore<D: Disk = FileDisk> {
     counters: Counters,
     last_refresh: Mutex<Option<Timestamp>>,
     read_error_logged: Mutex<BTreeMap<PageId, Timestamp>>,
-    /// Pages whose acknowledged records are only in the log: an in-place write failed
-    /// and the page could not be kept in memory either. Their bytes on disk are stale,
-    /// so they answer 252 until a restart replays the log.
-    stale_on_disk: Mutex<BTreeSet<PageId>>,
+    /// Held while durable writes are written in place, so they land in order.
+    applying: Mutex<()>,
     recovery: Recovery,
 }
 
@@ -295,7 +295,7 @@ impl<D: Disk> DiskStore<D> {
             counters: Counters::default(),
             last_refresh: Mutex::new(None),
             read_error_logged: Mutex::new(BTreeMap::new()),
-            stale_on_disk: Mutex::new(BTreeSet::new()),
+            applying: Mutex::new(()),
             recovery,
             config,
             disk,
@@ -409,16 +409,6 @@ impl<D: Disk> DiskStore<D> {
     /// Reads `page` into memory (or learns it is absent, short or unreadable). The
     /// caller holds its intent. With `reload`, reads it even when it is in memory.
     fn load_locked(&self, page: PageId, now: Timestamp, reload: bool) -> Result<(), StoreError> {
-        if self.is_stale_on_disk(page) {
-            self.cache.set_unreadable(page, UNTIL_RESTART);
-            return Err(StoreError::Unreadable {
-                page,
-                source: std::io::Error::other(
-                    "an acknowledged write to this page is only in the log (its in-place \
-                     write failed); served again after a restart replays the log",
-                ),
-            });
-        }
         if !reload && (self.cache.has_page(page) || self.absent.contains(page)) {
             return Ok(());
         }
@@ -460,13 +450,6 @@ impl<D: Disk> DiskStore<D> {
                 Err(StoreError::Unreadable { page, source })
             }
         }
-    }
-
-    fn is_stale_on_disk(&self, page: PageId) -> bool {
-        self.stale_on_disk
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(&page)
     }
 
     fn log_read_error(&self, page: PageId, e: &std::io::Error, now: Timestamp) {
@@ -520,12 +503,91 @@ impl<D: Disk> DiskStore<D> {
         }
     }
 
-    /// Writes one page's records in place after their entry is durable, and updates
-    /// the cache. The caller holds the page's intent.
-    fn apply_in_place(&self, page: PageId, writes: &[RecordWrite]) -> bool {
+    /// The pending mark a read reports: the write's sequence number, unless the
+    /// planted bug `read-before-commit` hides it.
+    fn reported(&self, seq: Option<u64>) -> Option<CommitSeq> {
+        #[cfg(raida_mutants)]
+        if raida_core::mutants::active(raida_core::mutants::Mutant::ReadBeforeCommit) {
+            return None;
+        }
+        seq
+    }
+
+    /// The records at `indices` of `page` for a writer, with the page held in memory
+    /// (see `Cache::hold`) when it holds records; `None` when the page is absent or
+    /// short. With [`Access::Resident`], from memory only. The caller holds the
+    /// page's intent.
+    fn held_records(
+        &self,
+        page: PageId,
+        indices: &[usize],
+        now: Timestamp,
+        access: Access,
+    ) -> Result<Option<Vec<Record>>, StoreError> {
+        for _ in 0..2 {
+            if self.cache.hold(page, None) {
+                return match self.cache.records(page, indices) {
+                    Some(records) => Ok(Some(records)),
+                    None => {
+                        self.cache.let_go(page);
+                        Ok(None)
+                    }
+                };
+            }
+            if self.absent.contains(page) {
+                return Ok(None);
+            }
+            if access == Access::Resident {
+                return Err(StoreError::NotResident);
+            }
+            self.load_locked(page, now, false)?;
+        }
+        // Evicted again at once (a cache of a page or two): read it and hold it in
+        // memory beyond the bound until the write is in place.
+        match self.disk.read_page(page) {
+            Ok(PageRead::Page { bytes, meta }) => {
+                self.index_page(page, Some(&bytes));
+                self.set_indexed_meta(page, Some(meta));
+                let records: Option<Vec<Record>> =
+                    indices.iter().map(|&i| record_of(&bytes, i)).collect();
+                self.cache.hold(page, Some((bytes, meta)));
+                Ok(records)
+            }
+            Ok(PageRead::Absent | PageRead::Short { .. }) => Ok(None),
+            Err(source) => Err(StoreError::Unreadable { page, source }),
+        }
+    }
+
+    /// Writes the durable entries not yet in place into their page files, in
+    /// sequence order (one applier at a time, so a newer write of a record never
+    /// lands before an older one); each page's hold and pending marks go as its write
+    /// lands. A failed in-place write keeps the page in memory (pinned) and stops the
+    /// store's writes until a restart replays the log.
+    fn apply_durable(&self) {
+        let _applying = self.applying.lock().unwrap_or_else(PoisonError::into_inner);
+        for entry in self.log.take_durable() {
+            let mut per_page: BTreeMap<PageId, Vec<RecordWrite>> = BTreeMap::new();
+            for (page, write) in &entry.writes {
+                per_page.entry(*page).or_default().push(*write);
+            }
+            let mut all_applied = true;
+            for (page, writes) in &per_page {
+                let _intent = self.locks.lock(&[*page]);
+                all_applied &= self.write_in_place(*page, writes, entry.seq);
+            }
+            if all_applied {
+                self.log.applied(entry.segment);
+            }
+        }
+    }
+
+    /// Writes one page's records of durable write `seq` in place. The caller holds
+    /// the page's intent; the page is held in memory (written ahead of its file).
+    fn write_in_place(&self, page: PageId, writes: &[RecordWrite], seq: u64) -> bool {
         match self.disk.write_records(page, writes) {
             Ok(Written::Done { before, after }) => {
-                self.cache.apply(page, writes, Some((before, after)));
+                self.cache
+                    .applied_in_place(page, seq, InPlace::Written { before, after });
                 self.set_indexed_meta(page, Some(after));
                 true
             }
@@ -536,7 +598,7 @@ impl<D: Disk> DiskStore<D> {
                     "raida-store: page {page:?} went away while being written; its new \
                      records are only in the log"
                 );
-                self.cache.remove(page);
+                self.cache.applied_in_place(page, seq, InPlace::Gone);
                 true
             }
             Err(e) => {
@@ -546,26 +608,8 @@ impl<D: Disk> DiskStore<D> {
                      was durable: {e}; the page is kept in memory, the store takes no more \
                      writes until a restart replays the log"
                 );
-                let pinned = self.cache.pin(page, None, writes) || {
-                    let bytes = match self.disk.read_page(page) {
-                        Ok(PageRead::Page { bytes, .. }) => Some(bytes),
-                        _ => None,
-                    };
-                    self.cache.pin(page, bytes, writes)
-                };
-                if !pinned {
-                    // Neither in memory nor readable: what is on disk is stale, and must
-                    // not be served (the old AN would still work).
-                    tracing::error!(
-                        "raida-store: page {page:?} could not be kept in memory either; its \
-                         coins answer 252 until a restart"
-                    );
-                    self.stale_on_disk
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .insert(page);
-                    self.cache.set_unreadable(page, UNTIL_RESTART);
-                }
+                // Held in memory since the write: pinned there from now on.
+                self.cache.applied_in_place(page, seq, InPlace::Failed);
                 self.log.fail();
                 false
             }
@@ -579,6 +623,7 @@ impl<D: Disk> DiskStore<D> {
     pub fn maintain(&self, now: Timestamp) -> Refreshed {
         let refreshed = self.refresh(now);
         self.log.flush(&self.disk);
+        self.apply_durable();
         self.checkpoint();
         refreshed
     }
@@ -764,6 +809,10 @@ impl<D: Disk> KeyStore for DiskStore<D> {
             self.cache.count_hit(page);
             return Lookup::Unknown;
         }
+        if self.log.sync_failed() {
+            // Fail-stop: memory may hold writes that will never be durable.
+            return Lookup::Unreadable(page);
+        }
         self.cache.lookup(page, index, now)
     }
 
@@ -803,16 +852,8 @@ impl<D: Disk> KeyStore for DiskStore<D> {
     }
 
     fn record(&self, coin: CoinId, now: Timestamp) -> Result<Option<Record>, StoreError> {
-        let Some((page, index)) = PageId::of(coin) else {
-            return Ok(None);
-        };
-        if let Some(records) = self.cache.records(page, &[index]) {
-            return Ok(records.first().copied());
-        }
-        let _intent = self.locks.lock(&[page]);
-        Ok(self
-            .records_locked(page, &[index], now)?
-            .and_then(|r| r.first().copied()))
+        self.record_pending(coin, now, Access::Blocking)
+            .map(|(record, _)| record)
     }
 
     fn modify(
@@ -821,6 +862,61 @@ impl<D: Disk> KeyStore for DiskStore<D> {
         now: Timestamp,
         change: &mut Change<'_>,
     ) -> Result<(), StoreError> {
+        let Some(seq) = self.modify_pending(coins, now, change, Access::Blocking)? else {
+            return Ok(());
+        };
+        // The planted bug: a writer that finds a sync running does not wait for the
+        // next one (whoever syncs its entry writes it in place).
+        #[cfg(raida_mutants)]
+        if self.log.is_syncing()
+            && raida_core::mutants::active(raida_core::mutants::Mutant::AckBeforeSync)
+        {
+            return Ok(());
+        }
+        let waited = self.log.wait(&self.disk, seq);
+        self.apply_durable();
+        waited
+    }
+
+    fn record_pending(
+        &self,
+        coin: CoinId,
+        now: Timestamp,
+        access: Access,
+    ) -> Result<(Option<Record>, Option<CommitSeq>), StoreError> {
+        let Some((page, index)) = PageId::of(coin) else {
+            return Ok((None, None));
+        };
+        if self.log.sync_failed() {
+            // Fail-stop: memory may hold writes that will never be durable.
+            return Err(StoreError::Failed);
+        }
+        if let Some((records, seq)) = self.cache.records_pending(page, &[index]) {
+            return Ok((records.first().copied(), self.reported(seq)));
+        }
+        if access == Access::Resident {
+            if self.absent.contains(page) {
+                return Ok((None, None));
+            }
+            return Err(StoreError::NotResident);
+        }
+        let _intent = self.locks.lock(&[page]);
+        // A page out of memory has no write pending (a written page stays until its
+        // write is in place).
+        Ok((
+            self.records_locked(page, &[index], now)?
+                .and_then(|r| r.first().copied()),
+            None,
+        ))
+    }
+
+    fn modify_pending(
+        &self,
+        coins: &[CoinId],
+        now: Timestamp,
+        change: &mut Change<'_>,
+        access: Access,
+    ) -> Result<Option<CommitSeq>, StoreError> {
         if self.log.is_failed() {
             return Err(StoreError::Failed);
         }
@@ -832,15 +928,34 @@ impl<D: Disk> KeyStore for DiskStore<D> {
             }
         }
         let pages: Vec<PageId> = by_page.keys().copied().collect();
-        let intents = self.locks.lock(&pages);
+        let intents = match access {
+            Access::Blocking => self.locks.lock(&pages),
+            Access::Resident => self.locks.try_lock(&pages).ok_or(StoreError::NotResident)?,
+        };
 
+        // Each page that holds records is held in memory from here until its write is
+        // in place (or let go, if nothing is written to it).
+        let mut held: Vec<PageId> = Vec::new();
+        let let_go = |held: &[PageId]| {
+            for page in held {
+                self.cache.let_go(*page);
+            }
+        };
         let mut current: Vec<Option<Record>> = vec![None; coins.len()];
         for (page, members) in &by_page {
             let indices: Vec<usize> = members
                 .iter()
                 .filter_map(|&i| located[i].map(|(_, index)| index))
                 .collect();
-            if let Some(records) = self.records_locked(*page, &indices, now)? {
+            let records = match self.held_records(*page, &indices, now, access) {
+                Ok(records) => records,
+                Err(e) => {
+                    let_go(&held);
+                    return Err(e);
+                }
+            };
+            if let Some(records) = records {
+                held.push(*page);
                 for (&i, record) in members.iter().zip(records) {
                     current[i] = Some(record);
                 }
@@ -862,17 +977,33 @@ impl<D: Disk> KeyStore for DiskStore<D> {
                 writes.push((page, RecordWrite { index, bytes }));
             }
         }
-        if writes.is_empty() {
-            return Ok(());
+        let mut per_page: BTreeMap<PageId, Vec<RecordWrite>> = BTreeMap::new();
+        for (page, write) in &writes {
+            per_page.entry(*page).or_default().push(*write);
         }
-        let committed = match self.log.commit(&self.disk, &writes) {
-            Ok(c) => c,
+        // Pages read but not written are let go now.
+        let unwritten: Vec<PageId> = held
+            .iter()
+            .copied()
+            .filter(|p| !per_page.contains_key(p))
+            .collect();
+        let_go(&unwritten);
+        if writes.is_empty() {
+            return Ok(None);
+        }
+        let seq = match self.log.append(&writes) {
+            Ok(seq) => seq,
             Err(e) => {
+                let written: Vec<PageId> = per_page.keys().copied().collect();
+                let_go(&written);
                 return Err(e);
             }
         };
-        // Durable: the locker index follows the records in the same step, under the
-        // same intents (in coin order, so a coin named twice ends with its last record).
+        // In memory, under the intents, in sequence order for each record: every later
+        // read sees it, marked with `seq` until it is in place.
+        for (page, recs) in &per_page {
+            self.cache.write_held(*page, recs, seq);
+        }
         {
             let mut lockers = self.lockers_mut();
             for (coin, record) in
@@ -888,35 +1019,39 @@ impl<D: Disk> KeyStore for DiskStore<D> {
                 lockers.set(*coin, Some(&record.an));
             }
         }
-        let mut per_page: BTreeMap<PageId, Vec<RecordWrite>> = BTreeMap::new();
-        for (page, write) in &writes {
-            per_page.entry(*page).or_default().push(*write);
-        }
-        #[cfg(raida_mutants)]
-        if matches!(committed, Committed::Early) {
-            // The planted bug: acknowledged before the sync; memory only, the leader
-            // that syncs the entry writes it in place.
-            for (page, recs) in &per_page {
-                self.cache.apply(*page, recs, None);
-            }
-            self.counters
-                .records_written
-                .fetch_add(writes.len() as u64, Ordering::Relaxed);
-            drop(intents);
-            return Ok(());
-        }
-        let mut all_applied = true;
-        for (page, recs) in &per_page {
-            all_applied &= self.apply_in_place(*page, recs);
-        }
-        if all_applied {
-            self.log.applied(&committed);
-        }
         self.counters
             .records_written
             .fetch_add(writes.len() as u64, Ordering::Relaxed);
         drop(intents);
-        Ok(())
+        Ok(Some(seq))
+    }
+
+    fn pending_commit(&self, coin: CoinId) -> Option<CommitSeq> {
+        let (page, index) = PageId::of(coin)?;
+        self.reported(self.cache.pending_of(page, index))
+    }
+
+    fn newest_pending(&self) -> Option<CommitSeq> {
+        self.log.newest_pending()
+    }
+
+    fn locker_index_known(&self) -> bool {
+        self.unindexed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
+    fn commit_point(&self) -> CommitPoint {
+        self.log.commit_point()
+    }
+
+    fn sync(&self) {
+        if let Some(newest) = self.log.newest_pending() {
+            // A failure is the log's to keep (fail-stop): the commit point says so.
+            let _ = self.log.wait(&self.disk, newest);
+        }
+        self.apply_durable();
     }
 
     fn stats(&self) -> Option<StoreStats> {
@@ -938,6 +1073,8 @@ impl<D: Disk> KeyStore for DiskStore<D> {
         s.records_written = c.records_written.load(Ordering::Relaxed);
         s.write_errors = c.write_errors.load(Ordering::Relaxed)
             + self.log.counters.write_errors.load(Ordering::Relaxed);
+        s.writes_committed = self.log.counters.entries.load(Ordering::Relaxed);
+        s.fail_stopped = u64::from(self.log.is_failed());
         Some(s)
     }
 }

@@ -10,7 +10,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use raida_core::keys::{CoinId, KeyStore, Lookup, Record, StoreError};
+use raida_core::keys::{Access, CoinId, KeyStore, Lookup, Record, StoreError};
 use raida_store::{Disk, DiskStore, MemDisk, StoreConfig};
 use support::*;
 
@@ -46,8 +46,24 @@ fn record_on_disk(disk: &MemDisk, den: i8, serial: u32) -> Vec<u8> {
     bytes[at..at + 17].to_vec()
 }
 
+/// A failed sync stops the store (fail-stop): the write was applied in memory
+/// before it was durable, so from then on nothing is answered from memory (reads
+/// and header-time lookups included) and nothing is written, until a restart
+/// recovers the store from its log, where the failed write is not.
+fn assert_fail_stopped(store: &DiskStore<Arc<MemDisk>>, coin: CoinId) {
+    assert!(store.is_failed());
+    assert!(matches!(store.lookup(coin, T0), Lookup::Unreadable(_)));
+    assert!(matches!(store.record(coin, T0), Err(StoreError::Failed)));
+    assert!(matches!(
+        write(store, coin, [8; 16]),
+        Err(StoreError::Failed)
+    ));
+    assert!(store.commit_point().failed);
+    assert_eq!(store.stats().expect("counts").fail_stopped, 1);
+}
+
 #[test]
-fn a_failed_sync_fails_the_call_and_changes_nothing() {
+fn a_failed_sync_fails_the_call_and_stops_the_store_until_a_restart() {
     let disk = disk_with_pages(&[(0, 0)]);
     let store = open(&disk);
     let coin = CoinId::new(0, 4);
@@ -55,11 +71,7 @@ fn a_failed_sync_fails_the_call_and_changes_nothing() {
     disk.faults(|f| f.log_syncs = 1);
     let err = write(&store, coin, [9; 16]).expect_err("sync fails");
     assert!(matches!(err, StoreError::Write(_)), "{err:?}");
-    assert_eq!(store.lookup(coin, T0), Lookup::Found(an_of(0, 4, 1)));
-    assert_eq!(
-        store.record(coin, T0).expect("read").map(|r| r.an),
-        Some(an_of(0, 4, 1))
-    );
+    assert_fail_stopped(&store, coin);
     assert_eq!(record_on_disk(&disk, 0, 4)[..16], an_of(0, 4, 1));
     // The log was cut back: nothing of the failed write is left to replay.
     assert!(disk
@@ -67,9 +79,12 @@ fn a_failed_sync_fails_the_call_and_changes_nothing() {
         .iter()
         .all(|(_, bytes)| bytes.is_empty()));
     let s = store.stats().expect("counts");
-    assert_eq!((s.write_errors, s.records_written, s.syncs), (1, 0, 0));
+    assert_eq!((s.write_errors, s.syncs, s.writes_committed), (1, 0, 0));
+    // A restart recovers: the old record, and writes go through again.
+    drop(store);
+    let store = open(&disk);
     assert!(!store.is_failed());
-    // The next write goes through.
+    assert_eq!(an(&store, 0, 4, T0), Some(an_of(0, 4, 1)));
     write(&store, coin, [8; 16]).expect("write");
     assert_eq!(store.lookup(coin, T0), Lookup::Found([8; 16]));
     drop(store);
@@ -97,11 +112,7 @@ fn a_failed_sync_of_a_batch_over_two_pages_changes_none_of_it() {
         })
         .expect_err("sync fails");
     assert!(matches!(err, StoreError::Write(_)), "{err:?}");
-    assert_eq!(an(&store, 0, 4, T0), Some(an_of(0, 4, 1)));
-    assert_eq!(
-        an(&store, 3, 7 * 1024 + 1, T0),
-        Some(an_of(3, 7 * 1024 + 1, 1))
-    );
+    assert_fail_stopped(&store, coins[0]);
     assert_eq!(
         record_on_disk(&disk, 3, 7 * 1024 + 1)[..16],
         an_of(3, 7 * 1024 + 1, 1)
@@ -109,10 +120,15 @@ fn a_failed_sync_of_a_batch_over_two_pages_changes_none_of_it() {
     drop(store);
     let store = open(&disk);
     assert_eq!(store.recovery().entries, 0);
+    assert_eq!(an(&store, 0, 4, T0), Some(an_of(0, 4, 1)));
+    assert_eq!(
+        an(&store, 3, 7 * 1024 + 1, T0),
+        Some(an_of(3, 7 * 1024 + 1, 1))
+    );
 }
 
 #[test]
-fn a_failed_append_fails_the_call_and_changes_nothing() {
+fn a_failed_append_fails_the_call_and_stops_the_store_until_a_restart() {
     let disk = disk_with_pages(&[(0, 0)]);
     let store = open(&disk);
     let coin = CoinId::new(0, 4);
@@ -121,13 +137,16 @@ fn a_failed_append_fails_the_call_and_changes_nothing() {
         write(&store, coin, [9; 16]),
         Err(StoreError::Write(_))
     ));
+    assert_fail_stopped(&store, coin);
+    drop(store);
+    let store = open(&disk);
     assert_eq!(an(&store, 0, 4, T0), Some(an_of(0, 4, 1)));
     write(&store, coin, [7; 16]).expect("write");
     assert_eq!(an(&store, 0, 4, T0), Some([7; 16]));
 }
 
 #[test]
-fn when_even_the_undo_fails_the_store_takes_no_more_writes_but_reads_go_on() {
+fn when_even_the_undo_fails_a_restart_recovers_one_of_the_two_records() {
     let disk = disk_with_pages(&[(0, 0)]);
     let store = open(&disk);
     let coin = CoinId::new(0, 4);
@@ -139,13 +158,7 @@ fn when_even_the_undo_fails_the_store_takes_no_more_writes_but_reads_go_on() {
         write(&store, coin, [9; 16]),
         Err(StoreError::Write(_))
     ));
-    assert!(store.is_failed());
-    assert!(matches!(
-        write(&store, coin, [8; 16]),
-        Err(StoreError::Failed)
-    ));
-    assert_eq!(store.lookup(coin, T0), Lookup::Found(an_of(0, 4, 1)));
-    assert_eq!(an(&store, 0, 5, T0), Some(an_of(0, 5, 1)));
+    assert_fail_stopped(&store, coin);
     // A restart recovers: the failed entry's bytes may have reached the log (the sync
     // said no, not that nothing was written), so the coin holds one of the two ANs
     // anyone wrote, never anything else.
@@ -379,4 +392,164 @@ fn a_page_unreadable_at_open_keeps_locker_lookups_refused_until_it_is_read() {
         vec![CoinId::new(1, 7)]
     );
     assert!(store.locker_index_complete(T0).is_ok());
+}
+
+#[test]
+fn a_pending_write_is_seen_at_once_marked_with_its_commit_and_durable_after_the_sync() {
+    let disk = disk_with_pages(&[(0, 0)]);
+    let store = open(&disk);
+    let coin = CoinId::new(0, 4);
+    let other = CoinId::new(0, 5);
+    assert_eq!(an(&store, 0, 4, T0), Some(an_of(0, 4, 1)));
+    let seq = store
+        .modify_pending(
+            &[coin],
+            T0,
+            &mut |_, new| new[0] = Some(record([9; 16], 2)),
+            Access::Resident,
+        )
+        .expect("in memory")
+        .expect("a write");
+    // In memory at once, and every read of it says which commit it waits for.
+    assert!(!store.commit_point().covers(seq));
+    assert_eq!(store.lookup(coin, T0), Lookup::Found([9; 16]));
+    assert_eq!(store.pending_commit(coin), Some(seq));
+    assert_eq!(
+        store
+            .record_pending(coin, T0, Access::Resident)
+            .expect("read"),
+        (Some(record([9; 16], 2)), Some(seq))
+    );
+    // Another record of the same page does not wait.
+    assert_eq!(
+        store
+            .record_pending(other, T0, Access::Resident)
+            .expect("read")
+            .1,
+        None
+    );
+    assert_eq!(store.newest_pending(), Some(seq));
+    // Nothing on disk yet, and a power loss now takes it back (it was never answered).
+    assert!(disk.log_contents().iter().all(|(_, b)| b.is_empty()));
+    store.sync();
+    assert!(store.commit_point().covers(seq));
+    assert_eq!(store.pending_commit(coin), None);
+    assert_eq!(store.newest_pending(), None);
+    assert_eq!(record_on_disk(&disk, 0, 4)[..16], [9; 16]);
+    let s = store.stats().expect("counts");
+    assert_eq!((s.syncs, s.writes_committed), (1, 1));
+    drop(store);
+    disk.crash();
+    let store = open(&disk);
+    assert_eq!(an(&store, 0, 4, T0), Some([9; 16]));
+}
+
+#[test]
+fn a_write_not_yet_synced_is_lost_by_a_power_loss_and_was_never_durable() {
+    let disk = disk_with_pages(&[(0, 0)]);
+    let store = open(&disk);
+    let coin = CoinId::new(0, 4);
+    let seq = store
+        .modify_pending(
+            &[coin],
+            T0,
+            &mut |_, new| new[0] = Some(record([9; 16], 2)),
+            Access::Blocking,
+        )
+        .expect("written")
+        .expect("a write");
+    assert!(!store.commit_point().covers(seq));
+    drop(store);
+    disk.crash();
+    let store = open(&disk);
+    assert_eq!(an(&store, 0, 4, T0), Some(an_of(0, 4, 1)));
+}
+
+#[test]
+fn one_sync_covers_every_write_appended_before_it() {
+    let disk = disk_with_pages(&[(0, 0), (0, 1)]);
+    let store = open(&disk);
+    let mut last = 0;
+    for i in 0..50u32 {
+        let coin = CoinId::new(0, (i % 2) * 1024 + i);
+        last = store
+            .modify_pending(
+                &[coin],
+                T0,
+                &mut |_, new| new[0] = Some(record([i as u8; 16], 2)),
+                Access::Blocking,
+            )
+            .expect("written")
+            .expect("a write");
+    }
+    store.sync();
+    assert!(store.commit_point().covers(last));
+    let s = store.stats().expect("counts");
+    assert_eq!((s.syncs, s.writes_committed), (1, 50));
+}
+
+#[test]
+fn from_memory_only_a_page_not_in_memory_is_not_resident_and_nothing_runs() {
+    let disk = disk_with_pages(&[(0, 0), (0, 1)]);
+    let store = open(&disk);
+    let coin = CoinId::new(0, 1024 + 3);
+    // Page 1 was never loaded: nothing is read or changed from memory only.
+    assert!(matches!(
+        store.record_pending(coin, T0, Access::Resident),
+        Err(StoreError::NotResident)
+    ));
+    let mut ran = false;
+    assert!(matches!(
+        store.modify_pending(&[coin], T0, &mut |_, _| ran = true, Access::Resident),
+        Err(StoreError::NotResident)
+    ));
+    assert!(!ran, "the change never ran");
+    // On a worker it loads the page; from memory it answers afterwards.
+    assert!(store.record_pending(coin, T0, Access::Blocking).is_ok());
+    assert!(store.record_pending(coin, T0, Access::Resident).is_ok());
+    // A known-absent page answers unknown from memory.
+    let absent = CoinId::new(2, 9);
+    let _ = an(&store, 2, 9, T0);
+    assert_eq!(
+        store
+            .record_pending(absent, T0, Access::Resident)
+            .expect("read"),
+        (None, None)
+    );
+}
+
+#[test]
+fn a_sync_that_finds_its_writes_in_a_running_sync_waits_for_that_one_and_returns() {
+    let disk = disk_with_pages(&[(0, 0)]);
+    disk.faults(|f| f.log_sync_delay = Duration::from_millis(300));
+    let store = Arc::new(open(&disk));
+    let seq = store
+        .modify_pending(
+            &[CoinId::new(0, 4)],
+            T0,
+            &mut |_, new| new[0] = Some(record([9; 16], 2)),
+            Access::Blocking,
+        )
+        .expect("written")
+        .expect("a write");
+    // One sync leads (and sleeps in the disk's sync); a second finds the write taken
+    // by it, with nothing appended after: it must be woken when the first ends.
+    let leader = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || store.sync())
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let (done, finished) = std::sync::mpsc::channel();
+    {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            store.sync();
+            let _ = done.send(store.commit_point().covers(seq));
+        });
+    }
+    let covered = finished
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the second sync returned");
+    assert!(covered);
+    leader.join().expect("leader");
 }

@@ -47,6 +47,14 @@ pub struct Driver {
     pub resumed_accepting: usize,
     /// [`Output::StopListening`] seen.
     pub stopped_listening: usize,
+    /// [`Output::Sync`]s the engine asked for.
+    pub syncs_asked: usize,
+    /// Whether a sync was asked for and not yet run: [`step`](Self::step) runs it
+    /// (the store's [`sync`](raida_core::KeyStore::sync), then
+    /// [`handle_commit`](Engine::handle_commit)) unless [`hold_syncs`](Self::hold_syncs).
+    pub sync_pending: bool,
+    /// Leave asked syncs pending (a test that looks at held responses).
+    pub hold_syncs: bool,
     /// The steps [`drive`](Self::drive) allows ([`DEFAULT_STEP_BOUND`]).
     pub step_bound: usize,
     /// How the peer at each address behaves when the engine connects to it; an
@@ -75,6 +83,9 @@ impl Driver {
             resumed_datagrams: 0,
             resumed_accepting: 0,
             stopped_listening: 0,
+            syncs_asked: 0,
+            sync_pending: false,
+            hold_syncs: false,
             step_bound: DEFAULT_STEP_BOUND,
             peer_scripts: BTreeMap::new(),
             peers: BTreeMap::new(),
@@ -95,6 +106,13 @@ impl Driver {
     /// Returns whether anything happened. Never moves the clock.
     pub fn step(&mut self) -> bool {
         let mut active = self.drain();
+        if self.sync_pending && !self.hold_syncs {
+            self.sync_pending = false;
+            self.engine.keys().sync();
+            self.engine.handle_commit(self.now);
+            self.drain();
+            active = true;
+        }
         if self.listener.pending() > 0 {
             active |= !self.accept_pending().is_empty();
         }
@@ -188,6 +206,10 @@ impl Driver {
             Output::ResumeDatagrams => self.resumed_datagrams += 1,
             Output::ResumeAccepting => self.resumed_accepting += 1,
             Output::StopListening => self.stopped_listening += 1,
+            Output::Sync => {
+                self.syncs_asked += 1;
+                self.sync_pending = true;
+            }
             Output::Connect { id, addr } => {
                 let script = self
                     .peer_scripts

@@ -9,7 +9,9 @@
 //! `<target>/<profile>/raida-server`. Cargo has released its build lock by the time
 //! tests run, and the build is a no-op when the binary is up to date. Set
 //! `RAIDA_SERVER_BIN` to a binary to skip the build (e.g. in CI after
-//! `cargo build --release -p raida-server`).
+//! `cargo build --release -p raida-server`). [`release_server_binary`] does the same
+//! with `--release` whatever the test's profile (`RAIDA_SERVER_RELEASE_BIN` overrides),
+//! for tests that run many servers at once; `scripts/test` builds it first.
 //!
 //! Every wait here is bounded in time; processes are stopped by their own PID.
 //!
@@ -44,6 +46,25 @@ pub fn server_binary() -> PathBuf {
             "raida-server",
             Built::Bin("raida-server"),
             "RAIDA_SERVER_BIN",
+            None,
+        )
+    })
+    .clone()
+}
+
+/// The `raida-server` binary of the release profile, whatever the running test's
+/// profile: `cargo build --release -p raida-server --bin raida-server` into the test's
+/// target directory (a no-op when it is up to date), `<target>/release/raida-server`.
+/// `RAIDA_SERVER_RELEASE_BIN` overrides. For tests that start a whole network: 25
+/// debug servers are slow to answer on a small machine.
+pub fn release_server_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        workspace_binary(
+            "raida-server",
+            Built::Bin("raida-server"),
+            "RAIDA_SERVER_RELEASE_BIN",
+            Some("release"),
         )
     })
     .clone()
@@ -52,13 +73,13 @@ pub fn server_binary() -> PathBuf {
 /// The `raida` CLI binary (`RAIDA_CLI_BIN` overrides).
 pub fn cli_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| workspace_binary("raida-cli", Built::Bin("raida"), "RAIDA_CLI_BIN"))
+    BIN.get_or_init(|| workspace_binary("raida-cli", Built::Bin("raida"), "RAIDA_CLI_BIN", None))
         .clone()
 }
 
 /// Example `name` of `package`, built like [`server_binary`] (no override).
 pub fn example_binary(package: &str, name: &str) -> PathBuf {
-    workspace_binary(package, Built::Example(name), "")
+    workspace_binary(package, Built::Example(name), "", None)
 }
 
 /// What [`workspace_binary`] builds.
@@ -68,10 +89,15 @@ enum Built<'a> {
     Example(&'a str),
 }
 
-/// Builds `built` of `package` into the target directory and profile of the running
-/// test (a no-op when it is up to date) and returns its path, unless `env_override`
-/// names one.
-fn workspace_binary(package: &str, built: Built<'_>, env_override: &str) -> PathBuf {
+/// Builds `built` of `package` into the target directory of the running test, in its
+/// profile or in `profile` when given (a no-op when it is up to date), and returns its
+/// path, unless `env_override` names one.
+fn workspace_binary(
+    package: &str,
+    built: Built<'_>,
+    env_override: &str,
+    profile: Option<&str>,
+) -> PathBuf {
     {
         if let Some(bin) = std::env::var_os(env_override).filter(|_| !env_override.is_empty()) {
             return PathBuf::from(bin);
@@ -82,15 +108,19 @@ fn workspace_binary(package: &str, built: Built<'_>, env_override: &str) -> Path
         };
         let exe = std::env::current_exe().expect("test executable path");
         // <target>/<profile>/deps/<test-exe>
-        let profile_dir = exe
+        let test_profile_dir = exe
             .parent()
             .and_then(Path::parent)
             .expect("test executable lives in <target>/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("<target> directory");
-        let profile = profile_dir
-            .file_name()
-            .and_then(|s| s.to_str())
-            .expect("profile directory name");
+        let target_dir = test_profile_dir.parent().expect("<target> directory");
+        let profile = profile.unwrap_or_else(|| {
+            test_profile_dir
+                .file_name()
+                .and_then(|s| s.to_str())
+                .expect("profile directory name")
+        });
+        // Cargo's directory of a profile: `dev` builds into `debug`.
+        let profile_dir = target_dir.join(if profile == "dev" { "debug" } else { profile });
         let cargo = std::env::var_os("CARGO")
             .map(PathBuf::from)
             .or_else(|| option_env!("CARGO").map(PathBuf::from))
@@ -104,7 +134,7 @@ fn workspace_binary(package: &str, built: Built<'_>, env_override: &str) -> Path
             .arg("--target-dir")
             .arg(target_dir);
         match profile {
-            "debug" => {}
+            "debug" | "dev" => {}
             "release" => {
                 cmd.arg("--release");
             }
@@ -247,6 +277,16 @@ impl Server {
     /// its port is taken.
     pub fn try_start_with(args: &[&str], dir: Option<&Path>) -> Result<Server, String> {
         Server::try_started(spawn(args, dir))
+    }
+
+    /// [`Server::try_start_with`] with the server binary `program` (e.g.
+    /// [`release_server_binary`]).
+    pub fn try_start_program(
+        program: &Path,
+        args: &[&str],
+        dir: Option<&Path>,
+    ) -> Result<Server, String> {
+        Server::try_started(spawn_program(program, args, dir, Stdio::null()))
     }
 
     fn try_started(mut child: Child) -> Result<Server, String> {

@@ -7,13 +7,14 @@
 //!
 //! `scripts/local-network` does the same from a shell, for people. The servers run
 //! with one worker thread each (25 servers on a small machine), and are stopped by
-//! their own PIDs when the [`LocalNetwork`] is dropped.
+//! their own PIDs when the [`LocalNetwork`] is dropped. [`NetworkOptions`] chooses the
+//! binary (e.g. the release build) and the `[healing] peer_timeout_ms` of every server.
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 
-use crate::Server;
+use crate::{server_binary, Server};
 
 /// How many servers a deployed RAIDA network has.
 pub const RAIDA_COUNT: usize = 25;
@@ -36,6 +37,29 @@ pub enum NetworkData {
     Empty,
 }
 
+/// How [`LocalNetwork::start_with`] sets the servers up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkOptions {
+    /// What each server's `Data/` starts with.
+    pub data: NetworkData,
+    /// The `raida-server` binary; `None`: [`server_binary`] (the test's profile).
+    pub binary: Option<PathBuf>,
+    /// Every server's `[healing] peer_timeout_ms` (how long a fix waits for its peers);
+    /// `None`: the server's default (8 s).
+    pub peer_timeout_ms: Option<u64>,
+}
+
+impl NetworkOptions {
+    /// `data`, the test's `raida-server`, default `[healing]`.
+    pub fn new(data: NetworkData) -> NetworkOptions {
+        NetworkOptions {
+            data,
+            binary: None,
+            peer_timeout_ms: None,
+        }
+    }
+}
+
 /// A running local network (see the module docs); every server is stopped (by its
 /// PID) and the directory removed when it is dropped.
 #[derive(Debug)]
@@ -51,6 +75,12 @@ impl LocalNetwork {
     /// Starts `n` servers (1..=25) with `data`, on the first free run of `n`
     /// consecutive ports it finds, and waits until every one is listening.
     pub fn start(n: usize, data: NetworkData) -> LocalNetwork {
+        LocalNetwork::start_with(n, &NetworkOptions::new(data))
+    }
+
+    /// Starts `n` servers (1..=25) set up as `options` says, on the first free run of
+    /// `n` consecutive ports it finds, and waits until every one is listening.
+    pub fn start_with(n: usize, options: &NetworkOptions) -> LocalNetwork {
         assert!((1..=RAIDA_COUNT).contains(&n), "1..=25 servers, not {n}");
         let mut last_error = String::new();
         for attempt in 0..PORT_ATTEMPTS {
@@ -59,8 +89,9 @@ impl LocalNetwork {
                 continue;
             }
             let dir = tempfile::tempdir().expect("temp dir");
-            write_roots(dir.path(), base, n, data);
-            match start_servers(dir.path(), n) {
+            write_roots(dir.path(), base, n, options);
+            let binary = options.binary.clone().unwrap_or_else(server_binary);
+            match start_servers(&binary, dir.path(), n) {
                 Ok(servers) => {
                     return LocalNetwork {
                         servers,
@@ -77,6 +108,11 @@ impl LocalNetwork {
     /// The servers, by raida id.
     pub fn servers(&self) -> &[Server] {
         &self.servers
+    }
+
+    /// The servers, by raida id, to wait for one that was stopped.
+    pub fn servers_mut(&mut self) -> &mut [Server] {
+        &mut self.servers
     }
 
     /// Server `raida_id`'s TCP address.
@@ -135,7 +171,7 @@ fn addresses(base: u16, n: usize) -> Vec<String> {
 }
 
 /// Writes `raida-NN/config.toml` and `Data/` for every server, and `network.txt`.
-fn write_roots(dir: &Path, base: u16, n: usize, data: NetworkData) {
+fn write_roots(dir: &Path, base: u16, n: usize, options: &NetworkOptions) {
     let addrs = addresses(base, n);
     let list = addrs
         .iter()
@@ -152,8 +188,11 @@ fn write_roots(dir: &Path, base: u16, n: usize, data: NetworkData) {
             "[server]\nraida_id = {i}\nport = {port}\nthreads = 1\nraida_servers = [{list}]\n\n\
              [network]\nbind = \"127.0.0.1\"\n"
         );
+        if let Some(ms) = options.peer_timeout_ms {
+            let _ = write!(config, "\n[healing]\npeer_timeout_ms = {ms}\n");
+        }
         std::fs::write(root.join("config.toml"), config).expect("write config.toml");
-        match data {
+        match options.data {
             NetworkData::Demo => {
                 raida_store::write_demo_store(&root).expect("write the demo store");
             }
@@ -165,16 +204,20 @@ fn write_roots(dir: &Path, base: u16, n: usize, data: NetworkData) {
     std::fs::write(dir.join("network.txt"), addrs.join("\n") + "\n").expect("write network.txt");
 }
 
-/// Starts every server (all spawned first, then each awaited); on any failure stops
+/// Starts every server, the binary `binary`, one after the other; on any failure stops
 /// those that started and says why.
-fn start_servers(dir: &Path, n: usize) -> Result<Vec<Server>, String> {
+fn start_servers(binary: &Path, dir: &Path, n: usize) -> Result<Vec<Server>, String> {
     let mut servers = Vec::with_capacity(n);
     for i in 0..n {
         let root = root_dir(dir, i);
         let config = root.join("config.toml");
         let config = config.to_str().ok_or("a UTF-8 temp path")?;
         // A failed start drops (and so stops) the servers already started.
-        servers.push(Server::try_start_with(&["--config", config], Some(&root))?);
+        servers.push(Server::try_start_program(
+            binary,
+            &["--config", config],
+            Some(&root),
+        )?);
     }
     Ok(servers)
 }
@@ -194,7 +237,8 @@ mod tests {
     #[test]
     fn every_server_lists_all_of_them_in_raida_order() {
         let dir = tempfile::tempdir().expect("temp dir");
-        write_roots(dir.path(), 30_000, 3, NetworkData::Empty);
+        let mut options = NetworkOptions::new(NetworkData::Empty);
+        write_roots(dir.path(), 30_000, 3, &options);
         let config =
             std::fs::read_to_string(dir.path().join("raida-02/config.toml")).expect("config");
         assert!(config.contains("raida_id = 2\nport = 30002\n"), "{config}");
@@ -207,5 +251,14 @@ mod tests {
         let list = std::fs::read_to_string(dir.path().join("network.txt")).expect("list");
         assert_eq!(list, "127.0.0.1:30000\n127.0.0.1:30001\n127.0.0.1:30002\n");
         assert!(dir.path().join("raida-00/Data").is_dir());
+        assert!(!config.contains("[healing]"), "{config}");
+        options.peer_timeout_ms = Some(1500);
+        write_roots(dir.path(), 30_000, 3, &options);
+        let config =
+            std::fs::read_to_string(dir.path().join("raida-01/config.toml")).expect("config");
+        assert!(
+            config.ends_with("\n[healing]\npeer_timeout_ms = 1500\n"),
+            "{config}"
+        );
     }
 }

@@ -17,7 +17,9 @@ use std::sync::Arc;
 
 use md5::{Digest, Md5};
 use raida_core::keys::{An, CoinId, Record};
-use raida_core::{Command, PeerAnswer, PeerCall, PeerPlan, RequestContext, Status, StatusByte};
+use raida_core::{
+    Command, PeerAnswer, PeerCall, PeerPlan, RequestContext, Runs, Status, StatusByte,
+};
 
 use super::{HEALING_GROUP, VALIDATE_TICKET};
 use crate::clock::Clock;
@@ -190,6 +192,11 @@ fn votes(coins: &[CoinId], answers: &[PeerAnswer]) -> BTreeMap<CoinId, usize> {
 }
 
 impl Command for Fix {
+    /// On the event loop when its records are in memory, else on a worker.
+    fn runs(&self) -> Runs {
+        Runs::Store
+    }
+
     fn run(&self, ctx: &RequestContext<'_>, output: &mut Vec<u8>) -> StatusByte {
         // Reached only without the engine's peer calls (never by the engine, which
         // runs `peer_calls` first): as if no peer answered.

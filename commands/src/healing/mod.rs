@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use raida_core::keys::{An, CoinId};
-use raida_core::{Command, RequestContext, Status, StatusByte, Transport};
+use raida_core::{Command, RequestContext, Runs, Status, StatusByte, Transport};
 
 pub mod fix;
 
@@ -191,6 +191,11 @@ pub struct GetTicket {
 const TICKET_ENTRY: usize = COIN_REF + AN;
 
 impl Command for GetTicket {
+    /// On the event loop when its records are in memory, else on a worker.
+    fn runs(&self) -> Runs {
+        Runs::Store
+    }
+
     fn run(&self, ctx: &RequestContext<'_>, output: &mut Vec<u8>) -> StatusByte {
         if let Err(status) = check(ctx, TICKET_ENTRY) {
             return status.into();
@@ -235,6 +240,11 @@ pub struct ValidateTicket {
 }
 
 impl Command for ValidateTicket {
+    /// On the event loop when its records are in memory, else on a worker.
+    fn runs(&self) -> Runs {
+        Runs::Store
+    }
+
     fn run(&self, ctx: &RequestContext<'_>, output: &mut Vec<u8>) -> StatusByte {
         if !ctx.has_body {
             return Status::EmptyRequest.into();
@@ -297,6 +307,11 @@ pub struct Find;
 const FIND_ENTRY: usize = COIN_REF + AN + AN;
 
 impl Command for Find {
+    /// On the event loop when its records are in memory, else on a worker.
+    fn runs(&self) -> Runs {
+        Runs::Store
+    }
+
     fn run(&self, ctx: &RequestContext<'_>, output: &mut Vec<u8>) -> StatusByte {
         if let Err(status) = check(ctx, FIND_ENTRY) {
             return status.into();

@@ -210,6 +210,7 @@ mod tests {
                 store: Arc::new(MemoryKeyStore::new()),
             },
             out: Vec::new(),
+            access: crate::keys::Access::Blocking,
         }
     }
 

@@ -13,7 +13,7 @@ use raida_wire::{
 use crate::command::{Command, CommandRegistry, MAX_COMMAND_GROUP};
 use crate::crypto;
 use crate::frame::RequestKey;
-use crate::keys::{KeyStore, Lookup, PageId};
+use crate::keys::{CommitSeq, KeyStore, Lookup, PageId};
 
 /// What the header rules compare against: this server's identity and body bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +49,10 @@ pub struct Admitted {
     pub handler: Arc<dyn Command>,
     /// What the response header carries from this request.
     pub reply: ReplyContext,
+    /// The commit the request's key waits for: its coin's (or a locker's) record was
+    /// written by a write not yet durable, and any response keyed by it would reveal
+    /// that write, so the response waits until it is durable.
+    pub commit: Option<CommitSeq>,
 }
 
 /// Prints the handler as its kind only: a command need not be `Debug` (a closure is
@@ -197,7 +201,7 @@ fn check(
         return reject(Status::InvalidEncryptionCode, reply);
     };
     reply.coins_parsed(h);
-    let (key, other_keys) = match resolve_key(h, encryption, keys, now) {
+    let (key, other_keys, commit) = match resolve_key(h, encryption, keys, now) {
         Ok(key) => key,
         Err(KeyFail::Status(status)) => return reject(status, reply),
         Err(KeyFail::Park(page)) => return Err(Fail::Park(page)),
@@ -214,6 +218,7 @@ fn check(
         body_len,
         handler: Arc::clone(handler),
         reply,
+        commit,
     })
 }
 
@@ -233,10 +238,18 @@ fn coin_an(
     unknown: Status,
     keys: &dyn KeyStore,
     now: Timestamp,
+    commit: &mut Option<CommitSeq>,
 ) -> Result<An, KeyFail> {
     let coin = CoinId::from_bytes(h.five_bytes(at));
     match keys.lookup(coin, now) {
-        Lookup::Found(an) => Ok(an),
+        Lookup::Found(an) => {
+            // After the lookup: a write the lookup saw was marked pending before it
+            // changed the record.
+            if let Some(c) = keys.pending_commit(coin) {
+                *commit = Some(commit.map_or(c, |old| old.max(c)));
+            }
+            Ok(an)
+        }
         Lookup::Unknown => Err(KeyFail::Status(unknown)),
         Lookup::NotInMemory(page) => Err(KeyFail::Park(page)),
         Lookup::Unreadable(_) => Err(KeyFail::Status(Status::Internal)),
@@ -248,11 +261,12 @@ fn resolve_key(
     encryption: Encryption,
     keys: &dyn KeyStore,
     now: Timestamp,
-) -> Result<(RequestKey, Vec<RequestKey>), KeyFail> {
+) -> Result<(RequestKey, Vec<RequestKey>, Option<CommitSeq>), KeyFail> {
+    let mut commit = None;
     let key = match encryption {
         Encryption::None => Ok(RequestKey::None),
         Encryption::CoinAes128 => {
-            let an = coin_an(h, 17, Status::InvalidEncryption, keys, now)?;
+            let an = coin_an(h, 17, Status::InvalidEncryption, keys, now, &mut commit)?;
             Ok(RequestKey::Aes128 {
                 an,
                 iv: h.short_iv(),
@@ -262,6 +276,8 @@ fn resolve_key(
             // Every locker key with the prefix, ascending; the first keys the request
             // unless the body says otherwise (see `Admitted::other_keys`).
             let mut found = keys.locker_keys(&h.five_bytes(17), now).into_iter();
+            // After the read: the index does not say which write put a key there.
+            let commit = keys.newest_pending();
             let an = found
                 .next()
                 .ok_or(KeyFail::Status(Status::InvalidEncryption))?;
@@ -277,23 +293,45 @@ fn resolve_key(
                     iv: h.short_iv(),
                 },
                 others,
+                commit,
             ));
         }
         Encryption::CoinAes256 => {
-            let an = coin_an(h, 19, Status::EncryptionCoinNotFound, keys, now)?;
+            let an = coin_an(
+                h,
+                19,
+                Status::EncryptionCoinNotFound,
+                keys,
+                now,
+                &mut commit,
+            )?;
             Ok(RequestKey::Aes256 {
                 key: crypto::sha256(&[&an]),
                 iv: h.long_iv(),
             })
         }
         Encryption::TwoCoinAes256 => {
-            let an1 = coin_an(h, 19, Status::EncryptionCoinNotFound, keys, now)?;
-            let an2 = coin_an(h, 24, Status::EncryptionCoinNotFound, keys, now)?;
+            let an1 = coin_an(
+                h,
+                19,
+                Status::EncryptionCoinNotFound,
+                keys,
+                now,
+                &mut commit,
+            )?;
+            let an2 = coin_an(
+                h,
+                24,
+                Status::EncryptionCoinNotFound,
+                keys,
+                now,
+                &mut commit,
+            )?;
             Ok(RequestKey::Aes256 {
                 key: crypto::sha256(&[&an1, &an2]),
                 iv: h.long_iv(),
             })
         }
     }?;
-    Ok((key, Vec::new()))
+    Ok((key, Vec::new(), commit))
 }

@@ -15,7 +15,7 @@ use super::checks::{check_header, Admitted, HeaderRules, Rejected};
 use crate::command::{CommandRegistry, RequestContext, RESPONSE_RANDOM_DOMAIN};
 use crate::crypto;
 use crate::frame::{open_body, write_response, RequestKey, ResponseParts};
-use crate::keys::KeyStore;
+use crate::keys::{Access, AccessLog, CommitSeq, KeyStore, StoreAccess};
 use crate::peer::{PeerAnswer, PeerCall, PeerFailure, PeerPlan};
 
 /// Where and when a request arrived, and over what: the parts of a handler's request
@@ -33,8 +33,13 @@ pub struct Arrival {
 /// What serving an admitted request came to.
 #[derive(Debug)]
 pub(crate) enum Served {
-    /// The response is written; its status.
-    Answered(StatusByte),
+    /// The response is written; its status, and the commit it must wait for (a write
+    /// the command made or saw that was not yet durable).
+    Answered(StatusByte, Option<CommitSeq>),
+    /// Run with [`Access::Resident`], the command needed a page not in memory (or a
+    /// page another writer held): nothing was written, nothing changed; run it again
+    /// on a worker, from the body as it came.
+    NotResident,
     /// The command asked for peer calls ([`PeerPlan::Calls`]): nothing is written; the
     /// opened body stays with the request until its peers have answered.
     Peers(Opened),
@@ -55,7 +60,7 @@ pub(crate) struct Opened {
 fn context<'a>(
     admitted: &'a Admitted,
     arrival: &Arrival,
-    store: &'a dyn KeyStore,
+    store: StoreAccess<'a>,
     payload: &'a [u8],
     has_body: bool,
     seed: &'a [u8; RANDOM_LEN],
@@ -97,6 +102,7 @@ pub(crate) fn serve_admitted(
     admitted: &Admitted,
     arrival: &Arrival,
     store: &dyn KeyStore,
+    access: Access,
     body: &mut [u8],
     elapsed_micros: u32,
     random: &[u8; RANDOM_LEN],
@@ -106,10 +112,12 @@ pub(crate) fn serve_admitted(
     scratch.clear();
     let has_body = !body.is_empty();
     let drew = std::cell::Cell::new(false);
+    let log = AccessLog::new(access, admitted.commit);
     let key = locker_key_for(admitted, body);
     let (status, signature) = match open_body(admitted.encryption, &key, body) {
         Ok(opened) => {
             let payload = body.get(opened.payload.clone()).unwrap_or(&[]);
+            let store = StoreAccess::new(store, &log);
             let ctx = context(admitted, arrival, store, payload, has_body, random, &drew);
             // A command that panics is answered 252 INTERNAL and the server keeps
             // serving: the handler is outside the network layer's control.
@@ -121,6 +129,10 @@ pub(crate) fn serve_admitted(
                     PeerPlan::Calls(calls) => Err(calls),
                 }
             }));
+            if log.not_resident() {
+                // Void: the command runs again on a worker, from the body as it came.
+                return Served::NotResident;
+            }
             let status = match run {
                 Ok(Ok(status)) => status,
                 Ok(Err(calls)) => {
@@ -154,13 +166,14 @@ pub(crate) fn serve_admitted(
         elapsed_micros,
         &response_random(drew.get(), admitted.reply.header_len, random),
     );
-    Served::Answered(parts.status)
+    Served::Answered(parts.status, log.commit())
 }
 
 /// The second half of a request that called its peers: the command's
 /// [`finish`](crate::Command::finish) with the peers' answers (or, when `refused`, that
 /// status with no body and no command), and the response, appended to `out`. `body`
-/// is the body as [`serve_admitted`] left it (decrypted).
+/// is the body as [`serve_admitted`] left it (decrypted). Returns the status written
+/// and the commit the response must wait for.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn finish_admitted(
     raida_id: u8,
@@ -175,9 +188,10 @@ pub(crate) fn finish_admitted(
     random: &[u8; RANDOM_LEN],
     scratch: &mut Vec<u8>,
     out: &mut Vec<u8>,
-) -> StatusByte {
+) -> (StatusByte, Option<CommitSeq>) {
     scratch.clear();
     let drew = std::cell::Cell::new(false);
+    let log = AccessLog::new(Access::Blocking, admitted.commit);
     let status = match refused {
         Some(status) => status.into(),
         None => {
@@ -185,7 +199,7 @@ pub(crate) fn finish_admitted(
             let ctx = context(
                 admitted,
                 arrival,
-                store,
+                StoreAccess::new(store, &log),
                 payload,
                 !body.is_empty(),
                 random,
@@ -215,7 +229,7 @@ pub(crate) fn finish_admitted(
         elapsed_micros,
         &response_random(drew.get(), admitted.reply.header_len, random),
     );
-    parts.status
+    (parts.status, log.commit())
 }
 
 /// The random bytes a 48-byte response publishes. Once its command drew random bytes
@@ -345,37 +359,54 @@ pub fn answer_request(
                         &admitted,
                         arrival,
                         keys,
+                        Access::Blocking,
                         &mut body,
                         elapsed_micros,
                         random,
                         &mut scratch,
                         &mut out,
                     );
-                    if let Served::Peers(opened) = served {
-                        // No engine, so no peers: every call fails as if its peer had
-                        // no address.
-                        let answers: Vec<PeerAnswer> = opened
-                            .calls
-                            .iter()
-                            .map(|c| PeerAnswer {
-                                raida: c.raida,
-                                result: Err(PeerFailure::NoAddress),
-                            })
-                            .collect();
-                        finish_admitted(
-                            rules.raida_id,
-                            &admitted,
-                            arrival,
-                            keys,
-                            &body,
-                            &opened,
-                            &answers,
-                            None,
-                            elapsed_micros,
-                            random,
-                            &mut scratch,
-                            &mut out,
-                        );
+                    let commit = match served {
+                        Served::Answered(_, commit) => commit,
+                        // Blocking access never comes back for residence.
+                        Served::NotResident => None,
+                        Served::Peers(opened) => {
+                            // No engine, so no peers: every call fails as if its peer
+                            // had no address.
+                            let answers: Vec<PeerAnswer> = opened
+                                .calls
+                                .iter()
+                                .map(|c| PeerAnswer {
+                                    raida: c.raida,
+                                    result: Err(PeerFailure::NoAddress),
+                                })
+                                .collect();
+                            finish_admitted(
+                                rules.raida_id,
+                                &admitted,
+                                arrival,
+                                keys,
+                                &body,
+                                &opened,
+                                &answers,
+                                None,
+                                elapsed_micros,
+                                random,
+                                &mut scratch,
+                                &mut out,
+                            )
+                            .1
+                        }
+                    };
+                    // Off the event loop: the write is made durable here before the
+                    // answer is given; a store that failed answers 252.
+                    if commit.is_some_and(|c| !wait_durable(keys, c)) {
+                        out.clear();
+                        let failed = Rejected {
+                            status: Status::Internal,
+                            reply: admitted.reply,
+                        };
+                        write_rejection(&mut out, rules.raida_id, &failed, elapsed_micros, random);
                     }
                 }
                 None => {
@@ -389,4 +420,21 @@ pub fn answer_request(
         }
     }
     Some(out)
+}
+
+/// Syncs `keys` until `commit` is durable (`true`) or the store failed (`false`), for
+/// callers off the event loop. A store's sync makes every write appended so far
+/// durable; a few rounds cover a commit appended while another sync ran.
+pub(crate) fn wait_durable(keys: &dyn KeyStore, commit: CommitSeq) -> bool {
+    for _ in 0..8 {
+        let point = keys.commit_point();
+        if point.covers(commit) {
+            return true;
+        }
+        if point.failed {
+            return false;
+        }
+        keys.sync();
+    }
+    keys.commit_point().covers(commit)
 }

@@ -8,7 +8,7 @@ use raida_wire::{ReplyContext, Status, StatusByte, Timestamp, RANDOM_LEN};
 use super::checks::{Admitted, Rejected};
 use super::execute::{self, Arrival, Opened, Served};
 use super::ConnId;
-use crate::keys::{KeyStore, PageId};
+use crate::keys::{Access, CommitSeq, KeyStore, PageId};
 use crate::peer::PeerAnswer;
 
 /// A request whose command asked for peer calls: everything its second half
@@ -88,6 +88,18 @@ pub struct Job {
     pub(crate) work: Work,
     /// A recycled buffer for the response.
     pub(crate) out: Vec<u8>,
+    /// How its command reaches the store: [`Access::Resident`] when the engine runs
+    /// it on its own thread, [`Access::Blocking`] on a worker.
+    pub(crate) access: Access,
+}
+
+/// A request whose command found its records not all in memory on the event-loop
+/// thread ([`Access::Resident`]): what the engine needs to hand it to a worker, with
+/// the body as it came (the engine kept a copy).
+#[derive(Debug)]
+pub(crate) struct Retry {
+    pub(crate) admitted: Admitted,
+    pub(crate) arrival: Arrival,
 }
 
 impl Job {
@@ -161,8 +173,12 @@ impl Job {
             started,
             work,
             mut out,
+            access,
         } = self;
         let mut peers = None;
+        let mut commit = None;
+        let mut reply = None;
+        let mut retry = None;
         let (status, body) = match work {
             Work::Serve {
                 admitted,
@@ -177,6 +193,7 @@ impl Job {
                     &admitted,
                     &arrival,
                     store.as_ref(),
+                    access,
                     &mut body,
                     elapsed,
                     random,
@@ -184,7 +201,16 @@ impl Job {
                     &mut out,
                 );
                 match served {
-                    Served::Answered(status) => (status, body),
+                    Served::Answered(status, waits) => {
+                        commit = waits;
+                        reply = Some(admitted.reply);
+                        (status, body)
+                    }
+                    Served::NotResident => {
+                        out.clear();
+                        retry = Some(Box::new(Retry { admitted, arrival }));
+                        (Status::Success.into(), body)
+                    }
                     Served::Peers(opened) => {
                         peers = Some(Box::new(PeerWait {
                             admitted,
@@ -208,7 +234,7 @@ impl Job {
                     arrival,
                     opened,
                 } = *wait;
-                let status = execute::finish_admitted(
+                let (status, waits) = execute::finish_admitted(
                     raida_id,
                     &admitted,
                     &arrival,
@@ -222,6 +248,8 @@ impl Job {
                     scratch,
                     &mut out,
                 );
+                commit = waits;
+                reply = Some(admitted.reply);
                 (status, body)
             }
             Work::Reject(rejected) => {
@@ -244,6 +272,9 @@ impl Job {
             response: out,
             spent: body,
             peers,
+            commit,
+            reply,
+            retry,
         }
     }
 }
@@ -279,6 +310,9 @@ impl Fallback {
             response,
             spent: Vec::new(),
             peers: None,
+            commit: None,
+            reply: None,
+            retry: None,
         }
     }
 }
@@ -319,6 +353,15 @@ pub struct Completion {
     pub(crate) spent: Vec<u8>,
     /// The command asked for peer calls: no response yet; the engine calls the peers.
     pub(crate) peers: Option<Box<PeerWait>>,
+    /// The commit the response waits for: a write its command made or saw that was
+    /// not yet durable. The engine holds the response until the store's commit point
+    /// passes it.
+    pub(crate) commit: Option<CommitSeq>,
+    /// What a 252 INTERNAL in place of the response carries, should that commit fail.
+    pub(crate) reply: Option<ReplyContext>,
+    /// Run on the event-loop thread, the command found its records not all in memory:
+    /// no response; the engine hands the request to a worker.
+    pub(crate) retry: Option<Box<Retry>>,
 }
 
 impl Completion {
@@ -341,6 +384,12 @@ impl Completion {
     /// answers later.
     pub fn calls_peers(&self) -> bool {
         self.peers.is_some()
+    }
+
+    /// The commit the response waits for (a write not yet durable that its command
+    /// made or saw), if any.
+    pub fn commit(&self) -> Option<CommitSeq> {
+        self.commit
     }
 }
 

@@ -6,6 +6,7 @@ mod admission;
 mod budget;
 mod checks;
 mod clients;
+mod commits;
 mod conn;
 mod execute;
 mod job;
@@ -28,7 +29,7 @@ use raida_wire::{
 };
 
 use crate::command::{CommandRegistry, Runs};
-use crate::keys::{KeyStore, PageId};
+use crate::keys::{Access, KeyStore, PageId};
 use crate::metrics::{Counters, MetricsSnapshot};
 use checks::{busy, check_header_or_park, unreadable_key, HeaderCheck};
 pub use checks::{check_header, Admitted, HeaderRules, Rejected};
@@ -41,6 +42,7 @@ use admission::Admission;
 use budget::{Budget, Visit};
 pub use clients::Rate;
 use clients::{Clients, Refusal};
+use commits::CommitWaits;
 use conn::{BudgetWait, Conn, State};
 use job::{elapsed_micros, Lane, Work};
 pub use job::{Completion, Fallback, Job, Origin};
@@ -245,6 +247,12 @@ pub enum Output {
         /// The response.
         bytes: Vec<u8>,
     },
+    /// Run the store's sync ([`KeyStore::sync`]) off the event loop, then call
+    /// [`Engine::handle_commit`]: responses wait for the writes it makes durable. A
+    /// sync that starts after this output covers everything the engine waits for; the
+    /// engine asks again if more is waiting when `handle_commit` comes. Every engine
+    /// of a server shares the store: after any sync, tell each of them.
+    Sync,
     /// Open an outbound TCP connection to `addr` (a peer call) without blocking, then
     /// report it: [`Engine::handle_connected`] once it is established, or
     /// [`Engine::handle_connect_failed`]. The engine times it out itself.
@@ -351,6 +359,8 @@ pub struct Engine {
     drain_until: Option<Timestamp>,
     /// Requests waiting for their peers, and the outbound connections calling them.
     peers: peers::Peers,
+    /// Responses held until the write they depend on is durable.
+    commits: CommitWaits,
 }
 
 /// Built here rather than in `metrics`, so that the metrics (plain data and their
@@ -367,6 +377,7 @@ impl MetricsSnapshot {
             buffered_bytes: engine.buffered_bytes(),
             parked: engine.parked(),
             fixes_in_flight: engine.fixes_in_flight(),
+            waiting_on_commit: engine.waiting_on_commit(),
             peer_connections: engine.peer_connections(),
             keys: engine.keys().stats(),
             udp_send_dropped: 0,
@@ -435,6 +446,7 @@ impl Engine {
             clients,
             drain_until: None,
             peers: peers::Peers::default(),
+            commits: CommitWaits::default(),
         }
     }
 
@@ -502,6 +514,7 @@ impl Engine {
             || !self.loads.is_empty()
             || !self.outputs.is_empty()
             || !self.peers.is_empty()
+            || self.commits.len() > 0
     }
 
     /// Whether the driver should read datagrams now: false while admission is full,
@@ -559,6 +572,11 @@ impl Engine {
     /// Connections waiting for room in the buffered-bytes budget now.
     pub fn budget_waiting(&self) -> usize {
         self.budget.waiting()
+    }
+
+    /// Responses held now until the write they depend on is durable.
+    pub fn waiting_on_commit(&self) -> usize {
+        self.commits.len()
     }
 
     /// Pages being loaded now.
@@ -905,6 +923,29 @@ impl Engine {
         self.finish(completion, now);
     }
 
+    /// A sync of the store ended ([`Output::Sync`], or another engine's): the held
+    /// responses whose write is durable now go out, in commit order; if the sync
+    /// failed (the store stopped), every held response is answered 252 INTERNAL.
+    /// Extra calls are harmless.
+    pub fn handle_commit(&mut self, now: Timestamp) {
+        let point = self.keys.commit_point();
+        for (completion, ready, failed) in self.commits.release(point) {
+            self.counters
+                .commit_latency
+                .observe(now.saturating_since(ready));
+            let completion = if failed {
+                self.counters.commit_failures += 1;
+                self.internal_instead(completion, now)
+            } else {
+                completion
+            };
+            self.deliver(completion, now);
+        }
+        if self.commits.ask_sync() {
+            self.outputs.push_back(Output::Sync);
+        }
+    }
+
     /// Time passed: close connections whose deadline is at or before `now`, and end
     /// an accept pause that is over ([`Output::ResumeAccepting`]).
     pub fn handle_timeout(&mut self, now: Timestamp) {
@@ -994,6 +1035,7 @@ impl Engine {
                 store: Arc::clone(&self.keys),
             },
             out: Vec::new(),
+            access: Access::Blocking,
         };
         self.submit(job);
     }
@@ -1202,18 +1244,30 @@ impl Engine {
         };
         // Cheap commands run on this thread: unencrypted ones always; encrypted ones
         // with a small body when random bytes for a 48-byte response are at hand.
-        let random = if runs != Runs::Inline {
-            None
-        } else if admitted.encryption == Encryption::None {
-            Some([0; RANDOM_LEN])
-        } else if body.len() > self.config.inline_crypto_max_body {
-            None
-        } else if admitted.reply.header_len == LONG_HEADER_LEN {
-            self.take_random()
-        } else {
+        // Store commands too, with fresh random bytes (they may draw some), from
+        // memory only: one that needs a page runs again on a worker.
+        let random = match runs {
+            Runs::Inline if admitted.encryption == Encryption::None => Some([0; RANDOM_LEN]),
+            Runs::Inline | Runs::Store if body.len() > self.config.inline_crypto_max_body => None,
+            Runs::Inline if admitted.reply.header_len == LONG_HEADER_LEN => self.take_random(),
             // The 32-byte layout carries no random bytes.
-            Some([0; RANDOM_LEN])
+            Runs::Inline => Some([0; RANDOM_LEN]),
+            Runs::Store => self.take_random(),
+            Runs::Worker | Runs::Long => None,
         };
+        let access = if runs == Runs::Store && random.is_some() {
+            Access::Resident
+        } else {
+            Access::Blocking
+        };
+        // A store command run here may have to run again on a worker from the body
+        // as it came (opening it decrypts it in place): keep a copy (a few hundred
+        // bytes at most).
+        let copy = (access == Access::Resident).then(|| {
+            let mut copy = take_buffer(&mut self.pool, body.len());
+            copy.extend_from_slice(&body);
+            copy
+        });
         let job = Job {
             origin,
             lane,
@@ -1226,14 +1280,45 @@ impl Engine {
                 store: Arc::clone(&self.keys),
             },
             out: take_buffer(&mut self.pool, 0),
+            access,
         };
-        if let Some(random) = random {
-            let mut scratch = take_buffer(&mut self.pool, 0);
-            let completion = job.run(now, &random, &mut scratch);
-            recycle(&mut self.pool, &self.config, scratch);
-            self.finish(completion, now);
-        } else {
-            self.submit(job);
+        let Some(random) = random else {
+            return self.submit(job);
+        };
+        let mut scratch = take_buffer(&mut self.pool, 0);
+        let mut completion = job.run(now, &random, &mut scratch);
+        recycle(&mut self.pool, &self.config, scratch);
+        match (completion.retry.take(), copy) {
+            (Some(retry), Some(body)) => {
+                self.counters.store_retries += 1;
+                recycle(&mut self.pool, &self.config, completion.response);
+                recycle(&mut self.pool, &self.config, completion.spent);
+                let job::Retry { admitted, arrival } = *retry;
+                let job = Job {
+                    origin,
+                    lane,
+                    raida_id: self.config.raida_id,
+                    started,
+                    work: Work::Serve {
+                        admitted,
+                        body,
+                        arrival,
+                        store: Arc::clone(&self.keys),
+                    },
+                    out: take_buffer(&mut self.pool, 0),
+                    access: Access::Blocking,
+                };
+                self.submit(job);
+            }
+            (_, copy) => {
+                if access == Access::Resident {
+                    self.counters.store_inline += 1;
+                }
+                if let Some(copy) = copy {
+                    recycle(&mut self.pool, &self.config, copy);
+                }
+                self.finish(completion, now);
+            }
         }
     }
 
@@ -1253,6 +1338,7 @@ impl Engine {
                 started,
                 work: Work::Reject(rejected),
                 out: take_buffer(&mut self.pool, 0),
+                access: Access::Blocking,
             };
             self.submit(job);
             return;
@@ -1280,6 +1366,9 @@ impl Engine {
             response: out,
             spent: Vec::new(),
             peers: None,
+            commit: None,
+            reply: None,
+            retry: None,
         };
         self.finish(completion, now);
     }
@@ -1287,23 +1376,82 @@ impl Engine {
     /// Delivers a response: a datagram to its peer, or the write of a connection that
     /// still waits for it (else dropped and counted); or, for a command that asked for
     /// peer calls, starts them (its response comes from a later job).
-    fn finish(&mut self, completion: Completion, now: Timestamp) {
+    fn finish(&mut self, mut completion: Completion, now: Timestamp) {
+        recycle(
+            &mut self.pool,
+            &self.config,
+            std::mem::take(&mut completion.spent),
+        );
+        if let Some(wait) = completion.peers.take() {
+            // Its command calls its peers first (wherever it ran): the engine does, and
+            // answers later.
+            recycle(&mut self.pool, &self.config, completion.response);
+            return self.start_fix(completion.origin, wait, now);
+        }
+        if let Some(commit) = completion.commit {
+            let point = self.keys.commit_point();
+            #[allow(unused_mut)]
+            let mut hold = !point.covers(commit);
+            // Planted bug for the mutant runner (never in a normal build): a response
+            // released before the commit of the write it depends on.
+            #[cfg(raida_mutants)]
+            if crate::mutants::active(crate::mutants::Mutant::ReleaseBeforeCommit) {
+                hold = false;
+            }
+            if hold && point.failed {
+                self.counters.commit_failures += 1;
+                completion = self.internal_instead(completion, now);
+            } else if hold {
+                self.counters.commit_waits += 1;
+                self.commits.hold(commit, completion, now);
+                if self.commits.ask_sync() {
+                    self.outputs.push_back(Output::Sync);
+                }
+                return;
+            }
+        }
+        self.deliver(completion, now);
+    }
+
+    /// The response of a held request whose write will never be durable (the sync
+    /// failed, the store stopped): 252 INTERNAL instead, with what the request's
+    /// response carries.
+    fn internal_instead(&mut self, mut completion: Completion, now: Timestamp) -> Completion {
+        recycle(
+            &mut self.pool,
+            &self.config,
+            std::mem::take(&mut completion.response),
+        );
+        let mut out = Vec::new();
+        if let Some(reply) = completion.reply {
+            let random = if reply.header_len == LONG_HEADER_LEN {
+                self.take_random().unwrap_or([0; RANDOM_LEN])
+            } else {
+                [0; RANDOM_LEN]
+            };
+            let internal = Rejected {
+                status: Status::Internal,
+                reply,
+            };
+            let elapsed = elapsed_micros(completion.started, now);
+            write_rejection(&mut out, self.config.raida_id, &internal, elapsed, &random);
+        }
+        completion.response = out;
+        completion.status = Status::Internal.into();
+        completion.commit = None;
+        completion
+    }
+
+    /// Sends a response that may go now: a datagram to its peer, or the write of a
+    /// connection that still waits for it (else dropped and counted).
+    fn deliver(&mut self, completion: Completion, now: Timestamp) {
         let Completion {
             origin,
-            lane: _,
             status,
             started,
             response,
-            spent,
-            peers,
+            ..
         } = completion;
-        recycle(&mut self.pool, &self.config, spent);
-        if let Some(wait) = peers {
-            // Its command calls its peers first (wherever it ran): the engine does, and
-            // answers later.
-            recycle(&mut self.pool, &self.config, response);
-            return self.start_fix(origin, wait, now);
-        }
         match origin {
             Origin::Udp(peer) => {
                 self.count_response(status, Transport::Udp, started, now);

@@ -257,6 +257,7 @@ impl Engine {
                 store: Arc::clone(&self.keys),
             },
             out: super::take_buffer(&mut self.pool, 0),
+            access: crate::keys::Access::Blocking,
         };
         self.submit(job);
     }

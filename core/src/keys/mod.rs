@@ -9,8 +9,12 @@
 //!
 //! [`MemoryKeyStore`]: crate::keys::MemoryKeyStore
 
+mod access;
 mod locker;
 mod memory;
+
+pub(crate) use access::AccessLog;
+pub use access::StoreAccess;
 
 pub use locker::{is_locker_key, locker_prefix, LockerIndex, LOCKER_KEY_SUFFIX};
 pub use memory::MemoryKeyStore;
@@ -115,6 +119,50 @@ pub enum StoreError {
     /// (a restart recovers it from its log).
     #[error("the store accepts no more writes after an earlier failure")]
     Failed,
+    /// Asked with [`Access::Resident`], the call would have to wait: a page is not in
+    /// memory, or another writer holds one of its pages. Nothing was read or changed;
+    /// the engine runs the command again on a worker.
+    #[error("the records are not all in memory")]
+    NotResident,
+}
+
+/// How a command's store call may wait ([`KeyStore::record_pending`],
+/// [`KeyStore::modify_pending`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// From memory only, on the event-loop thread: a call that would load a page or
+    /// wait for another writer fails with [`StoreError::NotResident`] before it reads
+    /// or changes anything.
+    Resident,
+    /// On a worker: the call may load pages and wait for other writers.
+    Blocking,
+}
+
+/// A write's place in the store's log: the write is durable once the store's
+/// [`CommitPoint::durable_below`] has passed it.
+pub type CommitSeq = u64;
+
+/// Where the store's log stands ([`KeyStore::commit_point`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitPoint {
+    /// Every write whose [`CommitSeq`] is below this is durable.
+    pub durable_below: CommitSeq,
+    /// A sync failed: no write at or past `durable_below` will ever be durable in
+    /// this process (the store stopped; a restart recovers from the log).
+    pub failed: bool,
+}
+
+impl CommitPoint {
+    /// A store whose every write is durable when it returns.
+    pub const ALWAYS_DURABLE: CommitPoint = CommitPoint {
+        durable_below: CommitSeq::MAX,
+        failed: false,
+    };
+
+    /// Whether `commit` is durable.
+    pub fn covers(self, commit: CommitSeq) -> bool {
+        commit < self.durable_below
+    }
 }
 
 /// What a [`KeyStore::modify`] caller decides: given the current records of its coins
@@ -199,6 +247,81 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
     fn stats(&self) -> Option<StoreStats> {
         None
     }
+
+    // ----- writes answered by their commit --------------------------------------------
+    //
+    // The engine's path: a command's write is applied in memory and appended to the
+    // log, and the command returns at once; the engine holds the response until the
+    // store's commit point passes the write ([`commit_point`](Self::commit_point)),
+    // and the driver runs [`sync`](Self::sync) (one sync for every write in flight).
+    // A read that sees a write not yet durable says so, and its response waits too.
+    // The defaults fit a store whose writes are durable when they return.
+
+    /// [`record`](Self::record), and the commit the record waits for: `Some` when the
+    /// record was written by a write not yet durable (an answer that reveals it must
+    /// wait for that commit). With [`Access::Resident`], from memory only.
+    fn record_pending(
+        &self,
+        coin: CoinId,
+        now: Timestamp,
+        access: Access,
+    ) -> Result<(Option<Record>, Option<CommitSeq>), StoreError> {
+        let _ = access;
+        Ok((self.record(coin, now)?, None))
+    }
+
+    /// [`modify`](Self::modify) without waiting for durability: the records are
+    /// changed in memory (every later read sees them, and says it waits for this
+    /// commit) and the write is appended to the log. Returns the write's commit
+    /// (`None`: nothing was written, or it is durable already). Coin locks are held
+    /// while `change` runs and the write is applied, not across the sync. With
+    /// [`Access::Resident`] it fails with [`StoreError::NotResident`], before `change`
+    /// runs, when a page is not in memory or another writer holds one.
+    fn modify_pending(
+        &self,
+        coins: &[CoinId],
+        now: Timestamp,
+        change: &mut Change<'_>,
+        access: Access,
+    ) -> Result<Option<CommitSeq>, StoreError> {
+        let _ = access;
+        self.modify(coins, now, change).map(|()| None)
+    }
+
+    /// The commit of the newest write of `coin` not yet durable, if any (a header-time
+    /// key of that coin waits for it). From memory; never blocks.
+    fn pending_commit(&self, coin: CoinId) -> Option<CommitSeq> {
+        let _ = coin;
+        None
+    }
+
+    /// The commit of the newest write appended and not yet durable, of any coin: what
+    /// an answer from the locker index waits for (the index does not say which write
+    /// put a coin in a locker). Never blocks.
+    fn newest_pending(&self) -> Option<CommitSeq> {
+        None
+    }
+
+    /// Whether [`locker_index_complete`](Self::locker_index_complete) would answer at
+    /// once from memory (`false`: it must read pages first, which the event loop must
+    /// not do).
+    fn locker_index_known(&self) -> bool {
+        true
+    }
+
+    /// Where the log stands: which writes are durable, and whether a sync failed.
+    fn commit_point(&self) -> CommitPoint {
+        CommitPoint::ALWAYS_DURABLE
+    }
+
+    /// Makes every write appended so far durable: one append and one sync for all of
+    /// them (the group commit). Blocks on the disk; the driver runs it off the event
+    /// loop and then tells every engine ([`Engine::handle_commit`]). A failed sync
+    /// stops the store (fail-stop): no write is acknowledged again until a restart
+    /// recovers from the log.
+    ///
+    /// [`Engine::handle_commit`]: crate::Engine::handle_commit
+    fn sync(&self) {}
 }
 
 /// A coin's AN, blocking on the disk when its page is not in memory (for the
@@ -253,4 +376,8 @@ pub struct StoreStats {
     pub records_written: u64,
     /// Writes (or syncs) that failed.
     pub write_errors: u64,
+    /// Writes made durable by the syncs (each one command's all-or-nothing change).
+    pub writes_committed: u64,
+    /// 1 when a sync failed and the store stopped taking writes (fail-stop), else 0.
+    pub fail_stopped: u64,
 }
