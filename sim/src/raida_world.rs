@@ -15,7 +15,8 @@
 //! cut or reset, jobs lost, tickets forgotten, the store recovered from its durable
 //! records); partitions between pairs of servers (connects never complete); slow
 //! servers (a one-way latency up to one and a half peer deadlines); partial reads and
-//! writes; store writes that fail; slow wallets (which wait, sometimes past the
+//! writes; store appends that fail, and syncs that fail and stop the store until a
+//! restart (the engine answers 252 to what it held); slow wallets (which wait, sometimes past the
 //! tickets' lifetime, before they fix), wallets that send a fix twice or list a coin
 //! twice in one.
 //!
@@ -33,7 +34,8 @@
 //!   write side shut), every coin it calls fixed has the new AN in the server's durable
 //!   records (what a recovery from its synced bytes would find; [`DurableStore`]);
 //! - the fixing server answers within the peer deadline plus a bound (two worker
-//!   delays and a millisecond) after it read the fix, whatever its peers do;
+//!   delays, a store sync and a millisecond) after it read the fix, whatever its peers
+//!   do;
 //! - liveness: when every coin is fracked on at most N - 14 of the N servers, the
 //!   wallets, after the heal, end with every coin healed on every server, and every
 //!   store holds exactly the ANs its wallet knows;
