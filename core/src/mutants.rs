@@ -18,6 +18,9 @@ pub enum Swarm {
     Engine,
     /// The store's world over the faulty simulated disk (`raida-sim store-swarm`).
     Store,
+    /// The whole RAIDA: up to 25 servers healing coins through their peers
+    /// (`raida-sim raida-swarm`).
+    Raida,
 }
 
 impl Swarm {
@@ -26,6 +29,7 @@ impl Swarm {
         match self {
             Swarm::Engine => "swarm",
             Swarm::Store => "store-swarm",
+            Swarm::Raida => "raida-swarm",
         }
     }
 }
@@ -67,11 +71,21 @@ pub enum Mutant {
     /// A read is answered before the commit of the write it saw (raida-store: a
     /// record changed by a write not yet durable is reported as durable).
     ReadBeforeCommit,
+    /// A fix counts a coin's votes per listed occurrence (raida-commands: a peer that
+    /// lists a coin three times gives it three votes, not one per distinct RAIDA).
+    VotesPerOccurrence,
+    /// Tickets never expire (raida-commands: the ticket table never frees a ticket, so
+    /// one past its lifetime still answers a claim and votes).
+    TicketsNeverExpire,
+    /// A fix answers its coins fixed although the store write failed (raida-commands:
+    /// the write's error is ignored, so the answer says fixed for a record that is not
+    /// durable).
+    FixAckBeforeDurable,
 }
 
 impl Mutant {
     /// Every planted bug, in a fixed order (the runner's).
-    pub const ALL: [Mutant; 10] = [
+    pub const ALL: [Mutant; 13] = [
         Mutant::ReusedSlot,
         Mutant::AdmissionOverflow,
         Mutant::NoTimeout,
@@ -82,6 +96,9 @@ impl Mutant {
         Mutant::IndexNotRebuilt,
         Mutant::DuplicateXor,
         Mutant::RemoveNoAnCheck,
+        Mutant::VotesPerOccurrence,
+        Mutant::TicketsNeverExpire,
+        Mutant::FixAckBeforeDurable,
     ];
 
     /// Its name on the runner's command line.
@@ -99,6 +116,9 @@ impl Mutant {
             Mutant::RemoveNoAnCheck => "remove-no-an-check",
             Mutant::ReleaseBeforeCommit => "release-before-commit",
             Mutant::ReadBeforeCommit => "read-before-commit",
+            Mutant::VotesPerOccurrence => "votes-per-occurrence",
+            Mutant::TicketsNeverExpire => "tickets-never-expire",
+            Mutant::FixAckBeforeDurable => "fix-ack-before-durable",
         }
     }
 
@@ -127,6 +147,11 @@ impl Mutant {
                 "a write's response is released before the commit that makes it durable"
             }
             Mutant::ReadBeforeCommit => "a read is answered before the commit of the write it saw",
+            Mutant::VotesPerOccurrence => {
+                "a fix counts votes per listed occurrence, not per distinct RAIDA"
+            }
+            Mutant::TicketsNeverExpire => "tickets never expire",
+            Mutant::FixAckBeforeDurable => "a fix answers fixed before its write is durable",
         }
     }
 
@@ -145,6 +170,9 @@ impl Mutant {
             | Mutant::RemoveNoAnCheck
             | Mutant::ReleaseBeforeCommit
             | Mutant::ReadBeforeCommit => Swarm::Store,
+            Mutant::VotesPerOccurrence
+            | Mutant::TicketsNeverExpire
+            | Mutant::FixAckBeforeDurable => Swarm::Raida,
         }
     }
 
@@ -168,6 +196,9 @@ impl Mutant {
             Mutant::RemoveNoAnCheck => 10,
             Mutant::ReleaseBeforeCommit => 11,
             Mutant::ReadBeforeCommit => 12,
+            Mutant::VotesPerOccurrence => 13,
+            Mutant::TicketsNeverExpire => 14,
+            Mutant::FixAckBeforeDurable => 15,
         }
     }
 }

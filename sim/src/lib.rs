@@ -11,25 +11,33 @@
 //! per-coin model), [`limits`] (what the per-client limits must decide),
 //! [`invariants`] (safety, liveness and the oracle comparisons), [`disk`] (the seeded
 //! faulty disk under raida-store) and [`store_world`] (raida-store driven over it and
-//! checked against a model), and, private, `kernel` (pipes, the listener's backlog, the
-//! UDP queue and the engine's socket and listener seams over them), `clients`
-//! (behaviours and their actions) and `world` (the event loop that ties them together,
-//! its shutdown phase included).
+//! checked against a model), [`raida_world`] (a whole RAIDA: up to 25 engines healing
+//! coins through their peers) with [`raida_net`] (its network, which carries the
+//! engines' outbound peer calls), [`wallet`] (its wallets) and [`durable_store`] (each
+//! server's records and what survives a crash), and, private, `kernel` (pipes, the
+//! listener's backlog, the UDP queue and the engine's socket and listener seams over
+//! them), `clients` (behaviours and their actions) and `world` (the event loop that
+//! ties them together, its shutdown phase included).
 
 pub mod auth;
 mod clients;
 // The store world: raida-store over a faulty simulated disk.
 pub mod disk;
+// The RAIDA world: up to 25 servers healing coins through their peers.
+pub mod durable_store;
 pub mod invariants;
 mod kernel;
 pub mod knobs;
 pub mod limits;
 pub mod oracle;
+pub mod raida_net;
+pub mod raida_world;
 pub mod request;
 pub mod rng;
 pub mod server;
 mod store_model;
 pub mod store_world;
+pub mod wallet;
 pub mod witness;
 mod world;
 

@@ -659,8 +659,10 @@ impl World {
                 let now = self.ts();
                 self.engine.handle_commit(now);
             }
-            // The simulated kernel carries no outbound connections yet: every peer
-            // call is refused, so a fix answers from its own vote alone.
+            // This world's one server has no peers configured, so a fix makes no
+            // call; should one come, it is refused and the fix answers from its own
+            // vote alone. Peer calls are carried by the RAIDA world
+            // (`crate::raida_net`), which runs many servers.
             Output::Connect { id, .. } => self.engine.handle_connect_failed(id, self.ts()),
             Output::WakePeer(_) | Output::ClosePeer(_) => {}
         }

@@ -167,6 +167,21 @@ fn votes(coins: &[CoinId], answers: &[PeerAnswer]) -> BTreeMap<CoinId, usize> {
         let Some(listed) = listed_coins(answer) else {
             continue;
         };
+        #[cfg(raida_mutants)]
+        if raida_core::mutants::active(raida_core::mutants::Mutant::VotesPerOccurrence) {
+            // The planted bug: every listed occurrence is a vote (the list's repeats
+            // included), not one per distinct peer.
+            let body = answer.body().unwrap_or_default();
+            for coin in body[..body.len().saturating_sub(2)]
+                .chunks_exact(COIN_REF)
+                .map(payload::coin)
+            {
+                if let Some(v) = votes.get_mut(&coin) {
+                    *v += 1;
+                }
+            }
+            continue;
+        }
         for coin in listed {
             if let Some(v) = votes.get_mut(&coin) {
                 *v += 1;
@@ -250,6 +265,15 @@ impl Command for Fix {
                     }
                 }
             });
+        #[cfg(raida_mutants)]
+        let changed =
+            if raida_core::mutants::active(raida_core::mutants::Mutant::FixAckBeforeDurable) {
+                // The planted bug: the write's failure is ignored, so the answer says fixed
+                // for records that never became durable.
+                Ok(())
+            } else {
+                changed
+            };
         match changed {
             Ok(()) => payload::per_coin_answer(&passed, output).into(),
             Err(_) => {

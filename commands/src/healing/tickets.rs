@@ -66,6 +66,11 @@ struct Inner {
 impl Inner {
     /// Forgets every ticket expired at `now`.
     fn expire(&mut self, now: Timestamp) {
+        #[cfg(raida_mutants)]
+        if raida_core::mutants::active(raida_core::mutants::Mutant::TicketsNeverExpire) {
+            // The planted bug: nothing is ever freed, so an expired ticket still answers.
+            return;
+        }
         while let Some(&(expires, ticket)) = self.by_expiry.first() {
             if expires > now {
                 break;
