@@ -1416,6 +1416,8 @@ impl StoreWorld {
                 want.as_ref().map_or("unknown".into(), short)
             )),
             Err(StoreError::Unreadable { .. }) => self.stats.unreadable += 1,
+            // Fail-stopped after a failed sync: no read is answered from memory.
+            Err(StoreError::Failed) if store.refuses_reads() => self.stats.unreadable += 1,
             Err(e) => self.violate(format!(
                 "{why}: a record read of coin {} failed with {}, not Unreadable",
                 coin_name(coin),

@@ -309,6 +309,8 @@ fn an_acknowledged_write_whose_in_place_write_failed_is_never_served_stale() {
     disk.arm_sync_hook(hook);
     cas(&store, &[A], &[initial(A)], &[new_record(1)]).expect("durable in the log");
     assert!(disk.take_sync_hook().is_none(), "the hook ran");
+    // In place at the checkpoint (or when the deferred writes go): it fails.
+    store.write_deferred();
     assert!(store.is_failed(), "the in-place write failed");
     assert_eq!(
         on_disk(&disk, A),

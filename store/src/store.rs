@@ -339,7 +339,15 @@ impl<D: Disk> DiskStore<D> {
         &self.recovery
     }
 
-    /// Whether the store stopped taking writes after a failure it could not undo.
+    /// Whether the store fail-stopped after a failed sync (or append): memory holds
+    /// writes that will never be durable, so it answers no read either (lookups
+    /// `Unreadable`, records `StoreError::Failed`) until a restart recovers it.
+    pub fn refuses_reads(&self) -> bool {
+        self.log.sync_failed()
+    }
+
+    /// Whether the store stopped taking writes after a failure (a failed sync, or an
+    /// in-place write that failed after its entry was durable); a restart recovers it.
     pub fn is_failed(&self) -> bool {
         self.log.is_failed()
     }
