@@ -18,6 +18,8 @@
 
 pub mod auth;
 mod clients;
+// The data world: the engine, raida-commands and raida-store together, crashes.
+pub mod data_world;
 // The store world: raida-store over a faulty simulated disk.
 pub mod disk;
 pub mod invariants;

@@ -10,6 +10,7 @@ use raida_sim::{replay_command, run_seed, Knobs, World, MUTANT_TARGET_DIR};
 
 use seeds::{Replay, Swarm};
 
+mod data_cmd;
 mod seeds;
 mod store_cmd;
 
@@ -33,6 +34,11 @@ enum Cmd {
     StoreSwarm(Swarm),
     /// Replays one store seed with a readable trace, ending with the trace's hash.
     StoreReplay(Replay),
+    /// Runs data seeds S..S+N: the engine with raida-commands over raida-store on the
+    /// faulty simulated disk, with crashes and recoveries.
+    DataSwarm(Swarm),
+    /// Replays one data seed with a readable trace, ending with the trace's hash.
+    DataReplay(Replay),
     /// Runs the swarm against every planted bug; each must be caught.
     Mutants {
         /// Seeds per mutant at most.
@@ -44,8 +50,8 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let mutant = match &cli.command {
-        Cmd::Swarm(s) | Cmd::StoreSwarm(s) => s.mutant.as_deref(),
-        Cmd::Replay(r) | Cmd::StoreReplay(r) => r.mutant.as_deref(),
+        Cmd::Swarm(s) | Cmd::StoreSwarm(s) | Cmd::DataSwarm(s) => s.mutant.as_deref(),
+        Cmd::Replay(r) | Cmd::StoreReplay(r) | Cmd::DataReplay(r) => r.mutant.as_deref(),
         Cmd::Mutants { .. } => None,
     };
     if let Err(code) = with_mutant(mutant) {
@@ -56,6 +62,8 @@ fn main() -> ExitCode {
         Cmd::Replay(r) => replay(r.seed),
         Cmd::StoreSwarm(run) => store_cmd::swarm(&run),
         Cmd::StoreReplay(r) => store_cmd::replay(r.seed),
+        Cmd::DataSwarm(run) => data_cmd::swarm(&run),
+        Cmd::DataReplay(r) => data_cmd::replay(r.seed),
         Cmd::Mutants { seeds } => mutants(seeds),
     }
 }
