@@ -18,6 +18,9 @@ pub enum Swarm {
     Engine,
     /// The store's world over the faulty simulated disk (`raida-sim store-swarm`).
     Store,
+    /// The engine, the commands and the store together, with crashes
+    /// (`raida-sim data-swarm`).
+    Data,
 }
 
 impl Swarm {
@@ -26,6 +29,7 @@ impl Swarm {
         match self {
             Swarm::Engine => "swarm",
             Swarm::Store => "store-swarm",
+            Swarm::Data => "data-swarm",
         }
     }
 }
@@ -71,7 +75,7 @@ pub enum Mutant {
 
 impl Mutant {
     /// Every planted bug, in a fixed order (the runner's).
-    pub const ALL: [Mutant; 10] = [
+    pub const ALL: [Mutant; 12] = [
         Mutant::ReusedSlot,
         Mutant::AdmissionOverflow,
         Mutant::NoTimeout,
@@ -82,6 +86,8 @@ impl Mutant {
         Mutant::IndexNotRebuilt,
         Mutant::DuplicateXor,
         Mutant::RemoveNoAnCheck,
+        Mutant::ReleaseBeforeCommit,
+        Mutant::ReadBeforeCommit,
     ];
 
     /// Its name on the runner's command line.
@@ -142,9 +148,8 @@ impl Mutant {
             Mutant::AckBeforeSync
             | Mutant::IndexNotRebuilt
             | Mutant::DuplicateXor
-            | Mutant::RemoveNoAnCheck
-            | Mutant::ReleaseBeforeCommit
-            | Mutant::ReadBeforeCommit => Swarm::Store,
+            | Mutant::RemoveNoAnCheck => Swarm::Store,
+            Mutant::ReleaseBeforeCommit | Mutant::ReadBeforeCommit => Swarm::Data,
         }
     }
 
