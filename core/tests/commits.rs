@@ -216,7 +216,10 @@ impl Command for Claim {
             .store
             .modify(&[CoinId::new(1, 1)], ctx.arrived, &mut |current, new| {
                 if let Some(r) = current[0].filter(|r| r.status == 0) {
-                    new[0] = Some(Record { an: r.an, status: 9 });
+                    new[0] = Some(Record {
+                        an: r.an,
+                        status: 9,
+                    });
                     claimed = true;
                 }
             });

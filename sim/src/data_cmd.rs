@@ -5,9 +5,7 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use raida_sim::data_world::{
-    data_replay_command, run_data_seed, DataKnobs, DataStats, DataWorld,
-};
+use raida_sim::data_world::{data_replay_command, run_data_seed, DataKnobs, DataStats, DataWorld};
 
 use crate::seeds::{self, Swarm};
 

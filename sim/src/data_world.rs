@@ -696,9 +696,7 @@ impl DataWorld {
                 self.stats.writes_passed = checked.writes_passed;
                 self.stats.reads_passed = checked.reads_passed;
             }
-            Err(what) => {
-                self.violate(format!("after recovery {}: {what}", self.epoch))
-            }
+            Err(what) => self.violate(format!("after recovery {}: {what}", self.epoch)),
         }
     }
 
@@ -775,7 +773,9 @@ impl DataWorld {
                 // A page load takes time (a disk read): loads that evict each other
                 // while written pages are held cannot spin at one instant.
                 let least = u64::from(matches!(origin, Origin::Load(_)));
-                let d = self.rng.range(least, self.knobs.worker_delay_max_us.max(least));
+                let d = self
+                    .rng
+                    .range(least, self.knobs.worker_delay_max_us.max(least));
                 self.schedule(now + d, Ev::Worker(epoch, jid));
                 self.log(|| format!("job {jid} ({origin:?}) out, done in {d}us"));
             }
@@ -955,7 +955,10 @@ impl DataWorld {
         };
         let arrived = self.execs[exec].arrived;
         if let Some(wrong) = self.reveals(&op, &passed, arrived) {
-            self.violate(format!("client {cid}'s {} answer {wrong}", op.command.name()));
+            self.violate(format!(
+                "client {cid}'s {} answer {wrong}",
+                op.command.name()
+            ));
         }
     }
 
