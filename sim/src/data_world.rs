@@ -297,6 +297,8 @@ pub struct DataWorld {
     seq: u64,
     events: BTreeMap<(u64, u64), Ev>,
     udp_queue: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// The engine wants datagrams read (again).
+    udp_wake: bool,
     healed: bool,
     restart_scheduled: bool,
     /// The last crash and recovery, after the run (not counted among the recoveries).
@@ -406,6 +408,7 @@ impl DataWorld {
             seq: 0,
             events: BTreeMap::new(),
             udp_queue: VecDeque::new(),
+            udp_wake: false,
             healed: false,
             restart_scheduled: false,
             ending: false,
@@ -743,20 +746,31 @@ impl DataWorld {
             if self.violation.is_some() {
                 return;
             }
+            self.feed_random();
             let Some(s) = self.server.as_mut() else {
                 return;
             };
+            if let Some(o) = s.engine.poll_output() {
+                self.apply(o);
+            } else if std::mem::take(&mut self.udp_wake) {
+                self.read_udp();
+            } else {
+                return;
+            }
+        }
+        self.violate("livelock: the driver never settled".into());
+    }
+
+    /// Random bytes for the engine when it wants them (from the seed: the driver's OS
+    /// generator), so store commands can run on its thread.
+    fn feed_random(&mut self) {
+        if let Some(s) = self.server.as_mut() {
             if s.engine.wants_random() {
                 let mut bytes = vec![0u8; 1024];
                 self.rng.fill(&mut bytes);
                 s.engine.handle_random(&bytes);
             }
-            let Some(o) = s.engine.poll_output() else {
-                return;
-            };
-            self.apply(o);
         }
-        self.violate("livelock: the driver never settled".into());
     }
 
     fn apply(&mut self, o: Output) {
@@ -791,7 +805,7 @@ impl DataWorld {
                 }
             }
             Output::Datagram { peer, bytes } => self.answer(peer, &bytes),
-            Output::ResumeDatagrams => self.read_udp(),
+            Output::ResumeDatagrams => self.udp_wake = true,
             Output::Connect { id, .. } => {
                 let ts = self.ts();
                 if let Some(s) = self.server.as_mut() {
@@ -820,13 +834,16 @@ impl DataWorld {
         }
         self.log(|| format!("client {cid}: sends {} bytes", bytes.len()));
         self.udp_queue.push_back((peer, bytes));
-        self.read_udp();
+        self.udp_wake = true;
         self.settle();
     }
 
-    /// The driver reads the UDP socket while the engine wants datagrams.
+    /// The driver reads the UDP socket while the engine wants datagrams, applying the
+    /// engine's outputs after each ([`DataWorld::settle`] calls it when the engine asks
+    /// for datagrams again, so it never calls itself).
     fn read_udp(&mut self) {
-        loop {
+        while self.violation.is_none() {
+            self.feed_random();
             let Some(s) = self.server.as_mut() else {
                 return;
             };
@@ -852,7 +869,9 @@ impl DataWorld {
             if let Some(s) = self.server.as_mut() {
                 s.engine.handle_datagram(peer, &bytes, now);
             }
-            self.settle();
+            while let Some(o) = self.server.as_mut().and_then(|s| s.engine.poll_output()) {
+                self.apply(o);
+            }
         }
     }
 

@@ -10,8 +10,10 @@
 //! (the independent expected answers), [`auth`] (the detect/pown workload and its
 //! per-coin model), [`limits`] (what the per-client limits must decide),
 //! [`invariants`] (safety, liveness and the oracle comparisons), [`disk`] (the seeded
-//! faulty disk under raida-store) and [`store_world`] (raida-store driven over it and
-//! checked against a model), and, private, `kernel` (pipes, the listener's backlog, the
+//! faulty disk under raida-store), [`store_world`] (raida-store driven over it and
+//! checked against a model) and [`data_world`] (the engine serving raida-commands over
+//! raida-store on that disk, with crashes and recoveries, checked against the
+//! authentication model), and, private, `kernel` (pipes, the listener's backlog, the
 //! UDP queue and the engine's socket and listener seams over them), `clients`
 //! (behaviours and their actions) and `world` (the event loop that ties them together,
 //! its shutdown phase included).
