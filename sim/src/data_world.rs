@@ -16,7 +16,9 @@
 //! (an event after a drawn delay; a [`Origin::Load`] job runs `store.load`), and on
 //! [`Output::Sync`] it schedules one sync (an event after a drawn latency) that calls
 //! [`KeyStore::sync`] and then [`Engine::handle_commit`]. When the store fail-stops
-//! the server is restarted after a drawn delay; a crash happens at random moments too.
+//! the server is restarted after a drawn delay; a crash happens at random moments too,
+//! and so does a power cut a few disk calls ahead (inside a load, a log append, a sync
+//! or the in-place writes after one).
 //! Either way the process is gone: the disk loses every unsynced byte
 //! ([`SimDisk::crash`]), a new [`DiskStore`] recovers from the log and a new [`Engine`]
 //! serves; requests in flight are never answered, and clients go on sending.
@@ -104,6 +106,9 @@ pub struct DataKnobs {
     pub sync_latency_max_us: u64,
     /// Crashes at random moments of the window.
     pub crashes: u32,
+    /// Power cuts at random moments of the window, each a drawn number of disk calls
+    /// later (inside a load, an append, a sync or the in-place writes after one).
+    pub power_cuts: u32,
     /// A server is down for 0..=this many microseconds before it restarts.
     pub restart_delay_max_us: u64,
     /// The store's background step runs this often (0: never).
@@ -141,6 +146,7 @@ impl DataKnobs {
             worker_delay_max_us: r.pick(&[0, 200, 2_000, 20_000]).unwrap_or(200),
             sync_latency_max_us: r.pick(&[1, 500, 5_000, 30_000]).unwrap_or(500),
             crashes: r.range(0, 3) as u32,
+            power_cuts: r.range(0, 2) as u32,
             restart_delay_max_us: r.pick(&[0, 1_000, 20_000]).unwrap_or(1_000),
             maintain_every_us: r.pick(&[0, 5_000, 50_000]).unwrap_or(0),
         }
@@ -247,6 +253,8 @@ enum Ev {
     Maintain(u64),
     /// The machine crashes (power loss).
     Crash,
+    /// The power goes this many disk calls from now.
+    PowerCut(u32),
     /// The server (down, or fail-stopped) starts again.
     Restart,
     /// Faults and crashes stop.
@@ -430,6 +438,11 @@ impl DataWorld {
             let at = START_US + w.rng.below(w.knobs.arrival_window_us + 1);
             w.schedule(at, Ev::Crash);
         }
+        for _ in 0..w.knobs.power_cuts {
+            let at = START_US + w.rng.below(w.knobs.arrival_window_us + 1);
+            let calls = w.rng.below(12) as u32;
+            w.schedule(at, Ev::PowerCut(calls));
+        }
         let end = START_US + w.knobs.arrival_window_us + 1;
         w.schedule(end, Ev::Heal);
         w
@@ -546,6 +559,12 @@ impl DataWorld {
                     self.schedule_restart();
                 }
             }
+            Ev::PowerCut(calls) => {
+                if !self.healed && self.server.is_some() {
+                    self.log(|| format!("the power goes after {calls} more disk call(s)"));
+                    self.disk.cut_power_after(calls);
+                }
+            }
             Ev::Restart => {
                 self.restart_scheduled = false;
                 if self.server.is_some() {
@@ -558,6 +577,7 @@ impl DataWorld {
             Ev::Heal => {
                 self.healed = true;
                 self.disk.set_faults(false);
+                self.disk.cancel_power_cut();
                 self.log(|| "heal: faults and crashes stop".into());
             }
         }
@@ -567,6 +587,12 @@ impl DataWorld {
     /// after a drawn delay); the disk's slow-read latency is not modelled here.
     fn after_event(&mut self) {
         let _ = self.disk.take_latency_us();
+        if self.server.is_some() && self.disk.power_lost() {
+            self.log(|| "the power went: crash".into());
+            self.stop_server();
+            self.schedule_restart();
+            return;
+        }
         let Some(s) = self.server.as_mut() else {
             return;
         };
@@ -614,6 +640,7 @@ impl DataWorld {
     /// so far, a new engine.
     fn start_server(&mut self) {
         self.disk.set_faults(false);
+        self.disk.cancel_power_cut();
         let mut opened = None;
         for attempt in 0..RECOVERY_ATTEMPTS {
             match DiskStore::with_disk(Arc::clone(&self.disk), self.config.clone()) {
