@@ -1,8 +1,9 @@
 //! The data world: the unmodified engine of raida-core serving the real commands of
 //! raida-commands (detect, pown and their sums) over the real raida-store
 //! ([`DiskStore`] over the faulty [`SimDisk`], as [`crate::store_world`] builds it),
-//! driven by completions alone: no helper thread, no wall clock. Clients send UDP
-//! requests; every worker job, page load and log sync is a scheduled event.
+//! driven by completions alone: no helper thread, no wall clock. Clients send one
+//! request each, as a datagram or over a TCP connection (request and end of stream at
+//! once); every worker job, page load and log sync is a scheduled event.
 //!
 //! What a seed decides ([`DataKnobs`]): the authentication workload (coins on a few
 //! pages, clients that present the AN of the version they expect by their arrival time,
@@ -21,7 +22,8 @@
 //! or the in-place writes after one).
 //! Either way the process is gone: the disk loses every unsynced byte
 //! ([`SimDisk::crash`]), a new [`DiskStore`] recovers from the log and a new [`Engine`]
-//! serves; requests in flight are never answered, and clients go on sending.
+//! serves; requests in flight are never answered (their connections drop), and clients
+//! go on sending.
 //!
 //! The invariants:
 //! 1. no answer reveals a write that is not durable: when an answer saying a pown
@@ -35,7 +37,7 @@
 //!    reaches a client for a request that arrived after the failure (the writes the
 //!    failed sync was to cover are invariant 1's);
 //! 4. liveness: once faults stop and the run drains, the live server holds no answer
-//!    and every request it read was answered.
+//!    and no connection, and every request it read was answered.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -45,7 +47,10 @@ use std::time::Duration;
 use raida_client::auth::AuthCommand;
 use raida_core::codec::RANDOM_LEN;
 use raida_core::keys::{Access, CoinId, KeyStore, PageId, Record, PAGE_BYTES, RECORD_BYTES};
-use raida_core::{Engine, EngineConfig, Job, Origin, Output, Timestamp};
+use raida_core::{
+    Accept, AcceptStop, Accepting, ConnId, ConnSocket, Engine, EngineConfig, Io, Job, Listener,
+    Origin, Output, Timestamp,
+};
 use raida_store::{DiskStore, StoreConfig, DEFAULT_SEGMENT_BYTES};
 
 use crate::auth::{self, Exec, Op, Workload};
@@ -71,8 +76,10 @@ const RECOVERY_ATTEMPTS: u32 = 3;
 pub struct DataKnobs {
     /// The seed everything else comes from.
     pub seed: u64,
-    /// Clients (one UDP request each).
+    /// Clients (one request each).
     pub clients: u32,
+    /// Per mille of clients that connect over TCP (the rest send a datagram).
+    pub tcp_pm: u32,
     /// Clients send within this window, microseconds.
     pub arrival_window_us: u64,
     /// Solo coins of the workload.
@@ -126,6 +133,7 @@ impl DataKnobs {
         DataKnobs {
             seed,
             clients: r.range(20, 160) as u32,
+            tcp_pm: r.pick(&[0, 300, 700, 1000]).unwrap_or(300),
             arrival_window_us: r.pick(&[20_000, 100_000, 400_000]).unwrap_or(100_000),
             auth_coins: r.range_usize(1, 6),
             auth_pages: r.range(1, 3),
@@ -266,10 +274,74 @@ struct Client {
     request: ClientRequest,
     op: Op,
     peer: SocketAddr,
+    /// It connects over TCP (else it sends a datagram).
+    tcp: bool,
     /// Its execution, once a server read it.
     exec: Option<usize>,
     /// It got its answer.
     answered: bool,
+}
+
+/// One TCP connection: the client's request and end of stream, what the server
+/// wrote, and whether it shut down its write side or closed.
+struct TcpConn {
+    cid: u32,
+    peer: SocketAddr,
+    /// The request (the client half-closes right after it).
+    c2s: Vec<u8>,
+    /// Bytes of it the server read.
+    read: usize,
+    /// What the server wrote.
+    s2c: Vec<u8>,
+    /// The server shut down its write side (its answer is whole).
+    shut: bool,
+    /// The server closed it, or its process is gone.
+    closed: bool,
+}
+
+/// One connection as the engine's service loop sees it: the request, then the end of
+/// stream; writes always fit.
+struct TcpIo<'a> {
+    conn: &'a mut TcpConn,
+}
+
+impl ConnSocket for TcpIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Io {
+        let c = &mut *self.conn;
+        let n = buf.len().min(c.c2s.len() - c.read);
+        if n == 0 {
+            return Io::Eof;
+        }
+        buf[..n].copy_from_slice(&c.c2s[c.read..c.read + n]);
+        c.read += n;
+        Io::Done(n)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Io {
+        self.conn.s2c.extend_from_slice(bytes);
+        Io::Done(bytes.len())
+    }
+
+    fn shutdown_write(&mut self) {
+        self.conn.shut = true;
+    }
+}
+
+/// The listener's accept queue as the engine's accept loop sees it.
+struct Backlog<'a> {
+    queue: &'a mut VecDeque<usize>,
+    conns: &'a [TcpConn],
+}
+
+impl Listener for Backlog<'_> {
+    type Socket = usize;
+
+    fn accept(&mut self) -> Accepting<usize> {
+        match self.queue.pop_front() {
+            Some(sid) => Accepting::Conn(sid, self.conns[sid].peer),
+            None => Accepting::WouldBlock,
+        }
+    }
 }
 
 /// One server process: its store and engine and the jobs its workers hold.
@@ -307,6 +379,14 @@ pub struct DataWorld {
     udp_queue: VecDeque<(SocketAddr, Vec<u8>)>,
     /// The engine wants datagrams read (again).
     udp_wake: bool,
+    /// Every TCP connection ever made, by socket number.
+    conns: Vec<TcpConn>,
+    /// The listener's accept queue.
+    backlog: VecDeque<usize>,
+    /// The live server's connections.
+    by_conn: BTreeMap<ConnId, usize>,
+    /// Sockets to service, in order.
+    wakes: VecDeque<usize>,
     healed: bool,
     restart_scheduled: bool,
     /// The last crash and recovery, after the run (not counted among the recoveries).
@@ -391,10 +471,12 @@ impl DataWorld {
             let at = gen.below(knobs.arrival_window_us + 1);
             let progress = at * 1000 / knobs.arrival_window_us.max(1);
             let (request, op) = auth::generate(&mut gen, &workload, &auth_knobs, progress);
+            let tcp = gen.chance(knobs.tcp_pm);
             clients.push(Client {
                 request: ClientRequest::new(request),
                 op,
-                peer: client_peer(cid + 1, cid, false),
+                peer: client_peer(cid + 1, cid, tcp),
+                tcp,
                 exec: None,
                 answered: false,
             });
@@ -417,6 +499,10 @@ impl DataWorld {
             events: BTreeMap::new(),
             udp_queue: VecDeque::new(),
             udp_wake: false,
+            conns: Vec::new(),
+            backlog: VecDeque::new(),
+            by_conn: BTreeMap::new(),
+            wakes: VecDeque::new(),
             healed: false,
             restart_scheduled: false,
             ending: false,
@@ -622,6 +708,13 @@ impl DataWorld {
         }
         self.epoch += 1;
         self.udp_queue.clear();
+        // The kernel closes every socket the process held: its clients see the
+        // connection drop.
+        self.backlog.clear();
+        self.wakes.clear();
+        for (_, sid) in std::mem::take(&mut self.by_conn) {
+            self.conns[sid].closed = true;
+        }
         self.disk.crash();
     }
 
@@ -674,6 +767,9 @@ impl DataWorld {
         config.coin_id = COIN_ID;
         config.mod_queue_size = self.knobs.mod_queue_size;
         config.inline_crypto_max_body = if self.knobs.inline { 256 } else { 0 };
+        // No connection times out while it waits for a load or a commit: every request
+        // read is answered (liveness is checked), unless its process goes.
+        config.socket_timeout = Duration::from_secs(600);
         let engine = Engine::new(
             config,
             server::commands(),
@@ -735,10 +831,11 @@ impl DataWorld {
     fn final_checks(&mut self) {
         if let Some(s) = &self.server {
             let (held, in_flight) = (s.engine.waiting_on_commit(), s.engine.in_flight());
-            if held > 0 || in_flight > 0 || !s.jobs.is_empty() {
+            let open = s.engine.connection_count();
+            if held > 0 || in_flight > 0 || !s.jobs.is_empty() || open > 0 {
                 return self.violate(format!(
-                    "after the drain the server still holds {held} answer(s) for a commit \
-                     and {in_flight} request(s) in flight"
+                    "after the drain the server still holds {held} answer(s) for a commit, \
+                     {in_flight} request(s) in flight and {open} connection(s)"
                 ));
             }
         }
@@ -779,6 +876,8 @@ impl DataWorld {
             };
             if let Some(o) = s.engine.poll_output() {
                 self.apply(o);
+            } else if let Some(sid) = self.wakes.pop_front() {
+                self.service(sid);
             } else if std::mem::take(&mut self.udp_wake) {
                 self.read_udp();
             } else {
@@ -839,9 +938,18 @@ impl DataWorld {
                     s.engine.handle_connect_failed(id, ts);
                 }
             }
-            Output::Wake(id) | Output::Close(id) => {
-                self.violate(format!("a UDP-only world got an output for {id:?}"))
-            }
+            Output::Wake(id) => match self.by_conn.get(&id) {
+                Some(&sid) => self.wakes.push_back(sid),
+                None => self.violate(format!("a wake for {id:?}, no live connection")),
+            },
+            Output::Close(id) => match self.by_conn.remove(&id) {
+                Some(sid) => {
+                    self.conns[sid].closed = true;
+                    let cid = self.conns[sid].cid;
+                    self.log(|| format!("client {cid}: the server closes the connection"));
+                }
+                None => self.violate(format!("a close of {id:?}, no live connection")),
+            },
             Output::WakePeer(_)
             | Output::ClosePeer(_)
             | Output::ResumeAccepting
@@ -849,15 +957,32 @@ impl DataWorld {
         }
     }
 
-    /// Client `cid` sends its datagram: dropped while no server runs.
+    /// Client `cid` sends its datagram (dropped while no server runs), or connects
+    /// and sends its request and its end of stream at once (refused while no server
+    /// runs).
     fn send(&mut self, cid: u32) {
-        let (peer, bytes) = {
+        let (peer, bytes, tcp) = {
             let c = &self.clients[cid as usize];
-            (c.peer, c.request.bytes().to_vec())
+            (c.peer, c.request.bytes().to_vec(), c.tcp)
         };
         if self.server.is_none() {
             self.log(|| format!("client {cid}: sends, no server (dropped)"));
             return;
+        }
+        if tcp {
+            self.log(|| format!("client {cid}: connects, sends {} bytes", bytes.len()));
+            self.backlog.push_back(self.conns.len());
+            self.conns.push(TcpConn {
+                cid,
+                peer,
+                c2s: bytes,
+                read: 0,
+                s2c: Vec::new(),
+                shut: false,
+                closed: false,
+            });
+            self.accept_loop();
+            return self.settle();
         }
         self.log(|| format!("client {cid}: sends {} bytes", bytes.len()));
         self.udp_queue.push_back((peer, bytes));
@@ -964,14 +1089,94 @@ impl DataWorld {
         self.settle();
     }
 
+    // ----- TCP -------------------------------------------------------------------------
+
+    /// The driver's accept loop: the engine's own, over the listener's queue; each
+    /// connection accepted is serviced at once (its bytes are there already).
+    fn accept_loop(&mut self) {
+        loop {
+            let now = self.ts();
+            let Some(s) = self.server.as_mut() else {
+                return;
+            };
+            let mut listener = Backlog {
+                queue: &mut self.backlog,
+                conns: &self.conns,
+            };
+            let mut answers = Vec::new();
+            let stop = s.engine.accept_from(&mut listener, now, |_, sid, answer| {
+                answers.push((sid, answer))
+            });
+            for (sid, answer) in answers {
+                let cid = self.conns[sid].cid;
+                match answer {
+                    Accept::Accepted(id) => {
+                        self.by_conn.insert(id, sid);
+                        self.wakes.push_back(sid);
+                    }
+                    Accept::Refused(bytes) => {
+                        self.conns[sid].closed = true;
+                        self.log(|| format!("client {cid}: refused"));
+                        self.answer_client(cid, &bytes);
+                    }
+                }
+            }
+            if stop != AcceptStop::Budget {
+                return;
+            }
+        }
+    }
+
+    /// Services socket `sid` like a driver on readiness; an execution once the engine
+    /// has read the whole request, an answer once it shut down its write side.
+    fn service(&mut self, sid: usize) {
+        let now = self.ts();
+        let Some(s) = self.server.as_mut() else {
+            return;
+        };
+        let Some(id) = self
+            .by_conn
+            .iter()
+            .find(|(_, &v)| v == sid)
+            .map(|(id, _)| *id)
+        else {
+            return;
+        };
+        let conn = &mut self.conns[sid];
+        let _ = s.engine.service(id, &mut TcpIo { conn }, now);
+        let conn = &self.conns[sid];
+        let (cid, whole, shut) = (conn.cid, conn.read == conn.c2s.len(), conn.shut);
+        if whole && self.clients[cid as usize].exec.is_none() {
+            let arrived = self.next_tick();
+            self.clients[cid as usize].exec = Some(self.execs.len());
+            self.execs.push(Exec {
+                cid,
+                arrived,
+                answered: None,
+            });
+            self.exec_epoch.push(self.epoch);
+            self.stats.requests += 1;
+        }
+        if shut && !self.clients[cid as usize].answered {
+            let response = self.conns[sid].s2c.clone();
+            self.log(|| format!("client {cid}: reads {} bytes and the end", response.len()));
+            self.answer_client(cid, &response);
+        }
+    }
+
     // ----- answers --------------------------------------------------------------------
 
-    /// An answer reaches client `peer`: what it says is recorded for the model, and
-    /// invariants 1 and 3 are checked at this instant.
+    /// An answer datagram reaches `peer`.
     fn answer(&mut self, peer: SocketAddr, bytes: &[u8]) {
-        let Some(cid) = udp_cid(peer) else {
-            return self.violate(format!("an answer to {peer}, no client's"));
-        };
+        match udp_cid(peer) {
+            Some(cid) => self.answer_client(cid, bytes),
+            None => self.violate(format!("an answer to {peer}, no client's")),
+        }
+    }
+
+    /// An answer reaches client `cid`: what it says is recorded for the model, and
+    /// invariants 1 and 3 are checked at this instant.
+    fn answer_client(&mut self, cid: u32, bytes: &[u8]) {
         let c = &self.clients[cid as usize];
         let Some(exec) = c.exec else {
             return self.violate(format!("client {cid} got an answer to nothing it sent"));
