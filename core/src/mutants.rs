@@ -21,6 +21,9 @@ pub enum Swarm {
     /// The whole RAIDA: up to 25 servers healing coins through their peers
     /// (`raida-sim raida-swarm`).
     Raida,
+    /// The engine, the commands and the store together, with crashes
+    /// (`raida-sim data-swarm`).
+    Data,
 }
 
 impl Swarm {
@@ -30,6 +33,7 @@ impl Swarm {
             Swarm::Engine => "swarm",
             Swarm::Store => "store-swarm",
             Swarm::Raida => "raida-swarm",
+            Swarm::Data => "data-swarm",
         }
     }
 }
@@ -85,7 +89,7 @@ pub enum Mutant {
 
 impl Mutant {
     /// Every planted bug, in a fixed order (the runner's).
-    pub const ALL: [Mutant; 13] = [
+    pub const ALL: [Mutant; 15] = [
         Mutant::ReusedSlot,
         Mutant::AdmissionOverflow,
         Mutant::NoTimeout,
@@ -96,6 +100,8 @@ impl Mutant {
         Mutant::IndexNotRebuilt,
         Mutant::DuplicateXor,
         Mutant::RemoveNoAnCheck,
+        Mutant::ReleaseBeforeCommit,
+        Mutant::ReadBeforeCommit,
         Mutant::VotesPerOccurrence,
         Mutant::TicketsNeverExpire,
         Mutant::FixAckBeforeDurable,
@@ -167,9 +173,8 @@ impl Mutant {
             Mutant::AckBeforeSync
             | Mutant::IndexNotRebuilt
             | Mutant::DuplicateXor
-            | Mutant::RemoveNoAnCheck
-            | Mutant::ReleaseBeforeCommit
-            | Mutant::ReadBeforeCommit => Swarm::Store,
+            | Mutant::RemoveNoAnCheck => Swarm::Store,
+            Mutant::ReleaseBeforeCommit | Mutant::ReadBeforeCommit => Swarm::Data,
             Mutant::VotesPerOccurrence
             | Mutant::TicketsNeverExpire
             | Mutant::FixAckBeforeDurable => Swarm::Raida,

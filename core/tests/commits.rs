@@ -21,6 +21,7 @@ use support::*;
 const GROUP: u8 = 9;
 const TOUCH: u8 = 1;
 const READ: u8 = 2;
+const CLAIM: u8 = 3;
 
 /// A store whose writes are durable only when synced: each write gets the next
 /// commit, [`KeyStore::sync`] makes every one so far durable (or fails, once asked
@@ -113,7 +114,15 @@ impl KeyStore for CommitStore {
         if self.failed.load(Ordering::SeqCst) {
             return Err(StoreError::Failed);
         }
-        self.inner.modify(coins, now, change)?;
+        let mut wrote = false;
+        self.inner.modify(coins, now, &mut |current, new| {
+            change(current, new);
+            wrote = new.iter().any(Option::is_some);
+        })?;
+        if !wrote {
+            // Nothing written: no commit of its own.
+            return Ok(None);
+        }
         let seq = self.next.fetch_add(1, Ordering::SeqCst);
         let mut pending = self.pending.lock().expect("lock");
         for c in coins {
@@ -195,6 +204,39 @@ impl Command for Read {
     }
 }
 
+/// (9, 3): a compare-and-set of coin (1, 1): writes status 9 when its status is 0,
+/// else nothing; answers 250 and 1 when it wrote, 0 when it did not.
+#[derive(Debug)]
+struct Claim;
+
+impl Command for Claim {
+    fn run(&self, ctx: &RequestContext<'_>, output: &mut Vec<u8>) -> StatusByte {
+        let mut claimed = false;
+        let written = ctx
+            .store
+            .modify(&[CoinId::new(1, 1)], ctx.arrived, &mut |current, new| {
+                if let Some(r) = current[0].filter(|r| r.status == 0) {
+                    new[0] = Some(Record {
+                        an: r.an,
+                        status: 9,
+                    });
+                    claimed = true;
+                }
+            });
+        match written {
+            Ok(()) => {
+                output.push(u8::from(claimed));
+                Status::Success.into()
+            }
+            Err(_) => Status::Internal.into(),
+        }
+    }
+
+    fn runs(&self) -> Runs {
+        Runs::Store
+    }
+}
+
 fn server() -> (Driver, Arc<CommitStore>) {
     let mut commands = CommandRegistry::with_builtins();
     commands
@@ -202,6 +244,9 @@ fn server() -> (Driver, Arc<CommitStore>) {
         .expect("free");
     commands
         .register(GROUP, READ, Arc::new(Read))
+        .expect("free");
+    commands
+        .register(GROUP, CLAIM, Arc::new(Claim))
         .expect("free");
     let store = Arc::new(CommitStore::new());
     let mut d = harness_with_store(config(), commands, Arc::clone(&store) as Arc<dyn KeyStore>);
@@ -332,4 +377,32 @@ fn over_tcp_a_held_answer_is_written_once_its_write_is_durable() {
     d.hold_syncs = false;
     d.drive();
     assert_eq!(status_of(d.out(id)), 250);
+}
+
+#[test]
+fn a_compare_and_set_that_fails_on_a_write_not_yet_durable_waits_for_that_write() {
+    let (mut d, _store) = server();
+    d.hold_syncs = true;
+    d.datagram(peer(1), &request(TOUCH));
+    // The claim sees the touch's status 7 (in memory, not durable) and writes nothing:
+    // its "not claimed" answer reveals the touch, which a crash could still take back.
+    d.datagram(peer(2), &request(CLAIM));
+    assert!(
+        d.datagrams().is_empty(),
+        "a failed compare-and-set revealed a write not yet durable"
+    );
+    assert_eq!(d.engine.waiting_on_commit(), 2);
+    d.hold_syncs = false;
+    d.drive();
+    let answers: Vec<(u16, u8, Vec<u8>)> = d
+        .datagrams()
+        .iter()
+        .map(|(p, r)| (p.port(), status_of(r), r[32..33].to_vec()))
+        .collect();
+    assert_eq!(answers, vec![(40001, 250, vec![1]), (40002, 250, vec![0])]);
+    // On a durable record a claim that writes nothing answers at once.
+    d.hold_syncs = true;
+    d.datagram(peer(3), &request(CLAIM));
+    assert_eq!(d.datagrams().len(), 3);
+    assert_eq!(d.datagrams()[2].1[32], 0);
 }

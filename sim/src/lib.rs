@@ -10,8 +10,10 @@
 //! (the independent expected answers), [`auth`] (the detect/pown workload and its
 //! per-coin model), [`limits`] (what the per-client limits must decide),
 //! [`invariants`] (safety, liveness and the oracle comparisons), [`disk`] (the seeded
-//! faulty disk under raida-store) and [`store_world`] (raida-store driven over it and
-//! checked against a model), [`raida_world`] (a whole RAIDA: up to 25 engines healing
+//! faulty disk under raida-store), [`store_world`] (raida-store driven over it and
+//! checked against a model), [`data_world`] (the engine serving raida-commands over
+//! raida-store on that disk, with crashes and recoveries, checked against the
+//! authentication model), [`raida_world`] (a whole RAIDA: up to 25 engines healing
 //! coins through their peers) with [`raida_net`] (its network, which carries the
 //! engines' outbound peer calls), [`wallet`] (its wallets) and [`durable_store`] (each
 //! server's records and what survives a crash), and, private, `kernel` (pipes, the
@@ -21,6 +23,8 @@
 
 pub mod auth;
 mod clients;
+// The data world: the engine, raida-commands and raida-store together, crashes.
+pub mod data_world;
 // The store world: raida-store over a faulty simulated disk.
 pub mod disk;
 // The RAIDA world: up to 25 servers healing coins through their peers.

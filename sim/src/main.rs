@@ -10,6 +10,7 @@ use raida_sim::{replay_command, run_seed, Knobs, World, MUTANT_TARGET_DIR};
 
 use seeds::{Replay, Swarm};
 
+mod data_cmd;
 mod raida_cmd;
 mod seeds;
 mod store_cmd;
@@ -38,6 +39,11 @@ enum Cmd {
     RaidaSwarm(Swarm),
     /// Replays one RAIDA seed with a readable trace, ending with the trace's hash.
     RaidaReplay(Replay),
+    /// Runs data seeds S..S+N: the engine with raida-commands over raida-store on the
+    /// faulty simulated disk, with crashes and recoveries.
+    DataSwarm(Swarm),
+    /// Replays one data seed with a readable trace, ending with the trace's hash.
+    DataReplay(Replay),
     /// Runs the swarm against every planted bug; each must be caught.
     Mutants {
         /// Seeds per mutant at most.
@@ -49,8 +55,12 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let mutant = match &cli.command {
-        Cmd::Swarm(s) | Cmd::StoreSwarm(s) | Cmd::RaidaSwarm(s) => s.mutant.as_deref(),
-        Cmd::Replay(r) | Cmd::StoreReplay(r) | Cmd::RaidaReplay(r) => r.mutant.as_deref(),
+        Cmd::Swarm(s) | Cmd::StoreSwarm(s) | Cmd::RaidaSwarm(s) | Cmd::DataSwarm(s) => {
+            s.mutant.as_deref()
+        }
+        Cmd::Replay(r) | Cmd::StoreReplay(r) | Cmd::RaidaReplay(r) | Cmd::DataReplay(r) => {
+            r.mutant.as_deref()
+        }
         Cmd::Mutants { .. } => None,
     };
     if let Err(code) = with_mutant(mutant) {
@@ -63,6 +73,8 @@ fn main() -> ExitCode {
         Cmd::StoreReplay(r) => store_cmd::replay(r.seed),
         Cmd::RaidaSwarm(run) => raida_cmd::swarm(&run),
         Cmd::RaidaReplay(r) => raida_cmd::replay(r.seed),
+        Cmd::DataSwarm(run) => data_cmd::swarm(&run),
+        Cmd::DataReplay(r) => data_cmd::replay(r.seed),
         Cmd::Mutants { seeds } => mutants(seeds),
     }
 }

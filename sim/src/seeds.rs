@@ -1,5 +1,5 @@
-//! What both swarms (the engine's `swarm` and the store's `store-swarm`) and both
-//! replays share: running many seeds on a few threads with a watchdog, naming the
+//! What the swarms (the engine's `swarm`, the store's `store-swarm`, the data world's
+//! `data-swarm`) and their replays share: running many seeds on a few threads with a watchdog, naming the
 //! failing ones with their replay command, and one seed's verdict with its trace.
 
 use std::fmt::Debug;
@@ -17,7 +17,7 @@ use raida_sim::Violation;
 /// and ends the process rather than hanging with it.
 const HANG: Duration = Duration::from_secs(120);
 
-/// Which seeds a swarm runs, and how (the arguments of `swarm` and `store-swarm`).
+/// Which seeds a swarm runs, and how (the arguments of every `*swarm` subcommand).
 #[derive(clap::Args, Debug)]
 pub(crate) struct Swarm {
     /// How many seeds.

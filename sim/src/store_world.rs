@@ -1107,9 +1107,8 @@ impl StoreWorld {
             // not read: a peek reads them first and answers 252 while one still cannot
             // be read, never a partial list.
             // A store fail-stopped after a failed sync answers no read at all.
-            let refused = (!self.index_whole || store.refuses_reads())
-                && status.0 == 252
-                && body.is_empty();
+            let refused =
+                (!self.index_whole || store.refuses_reads()) && status.0 == 252 && body.is_empty();
             if !refused && (status.0 != want_status || got != want || body.len() % 5 != 0) {
                 self.violate(format!(
                     "peek of locker {}.. answered {} with {}; its coins are {}",

@@ -118,7 +118,17 @@ impl<'a> StoreAccess<'a> {
                 self.keys
                     .modify_pending(coins, now, change, self.log.access.get()),
             )?;
-        self.log.note(commit);
+        match commit {
+            Some(_) => self.log.note(commit),
+            // Nothing written: the change still read the coins' records, and one of
+            // them may be a write not yet durable (a compare-and-set that fails
+            // because of it tells the client so): the answer waits for it too.
+            None => {
+                for coin in coins {
+                    self.log.note(self.keys.pending_commit(*coin));
+                }
+            }
+        }
         // Written: whatever the command does next must not fail for residence (it
         // would run again, and write again).
         self.log.access.set(Access::Blocking);
