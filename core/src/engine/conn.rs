@@ -14,8 +14,9 @@ pub(crate) enum State {
         buf: [u8; LONG_HEADER_LEN],
         filled: usize,
     },
-    /// Header in, its key's page being loaded: nothing is read until it is.
-    Parked { header: RequestHeader },
+    /// Header in, its key's page being loaded: nothing is read until it is. `loads`:
+    /// the page loads it has waited for, this one included.
+    Parked { header: RequestHeader, loads: u8 },
     /// Header admitted; reading exactly the declared body (`admitted.body_len`), into
     /// a buffer that grows as its bytes arrive (within the budget): `body.len()` bytes
     /// are allocated, `filled` of them read.

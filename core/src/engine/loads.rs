@@ -36,6 +36,8 @@ pub(super) struct ParkedDatagram {
     pub(super) bytes: Vec<u8>,
     /// When it was received (its response's clock starts then).
     pub(super) arrived: Timestamp,
+    /// Page loads it has waited for, this one included.
+    pub(super) loads: u8,
 }
 
 /// A page being loaded: since when, and who waits for it.

@@ -742,7 +742,7 @@ impl Engine {
                 }
                 let header = RequestHeader::parse(&buf[..*filled]);
                 if let Some(header) = header {
-                    self.header_complete(id, header, now, None);
+                    self.header_complete(id, header, now, None, 0);
                 }
             }
             State::ReadBody {
@@ -855,11 +855,12 @@ impl Engine {
             }
             return;
         }
-        self.datagram(peer, kept, now, now, None);
+        self.datagram(peer, kept, now, now, None, 0);
     }
 
     /// A datagram's request (received at `arrived`; `failed`: its key's page failed to
-    /// load). A key whose page is not in memory parks a copy of the datagram.
+    /// load; `loads`: the loads it waited for already). A key whose page is not in
+    /// memory parks a copy of the datagram.
     fn datagram(
         &mut self,
         peer: SocketAddr,
@@ -867,13 +868,14 @@ impl Engine {
         now: Timestamp,
         arrived: Timestamp,
         failed: Option<PageId>,
+        loads: u8,
     ) {
         let Some(header) = RequestHeader::parse(kept) else {
             self.counters.udp_dropped += 1;
             return;
         };
         let origin = Origin::Udp(peer);
-        match self.check(&header, now, failed) {
+        match self.check(&header, now, failed, loads) {
             HeaderCheck::Park(page) => {
                 let mut bytes = take_buffer(&mut self.pool, kept.len());
                 bytes.extend_from_slice(kept);
@@ -881,6 +883,7 @@ impl Engine {
                     peer,
                     bytes,
                     arrived,
+                    loads: loads.saturating_add(1),
                 });
                 self.park(page, waiter, now);
                 if !self.wants_datagrams() {
@@ -1008,9 +1011,20 @@ impl Engine {
     /// The header-time checks; when the key's page `failed` to load, a request that
     /// would wait for it again is answered 252 INTERNAL instead (a page that cannot be
     /// read is never "unknown coin").
-    fn check(&self, header: &RequestHeader, now: Timestamp, failed: Option<PageId>) -> HeaderCheck {
+    ///
+    /// `loads`: how many loads the request waited for already. A request whose keys'
+    /// pages keep evicting each other (a type-5 key's two coins on two pages, in a
+    /// cache with room for one besides the pages held for writes) would wait forever;
+    /// after [`MAX_LOADS_PER_REQUEST`] it is answered 252 INTERNAL instead.
+    fn check(
+        &self,
+        header: &RequestHeader,
+        now: Timestamp,
+        failed: Option<PageId>,
+        loads: u8,
+    ) -> HeaderCheck {
         match check_header_or_park(header, &self.rules, &self.commands, &*self.keys, now) {
-            HeaderCheck::Park(page) if Some(page) == failed => {
+            HeaderCheck::Park(page) if Some(page) == failed || loads >= MAX_LOADS_PER_REQUEST => {
                 HeaderCheck::Rejected(unreadable_key(header))
             }
             other => other,
@@ -1060,10 +1074,10 @@ impl Engine {
                         // Closed while it waited (timeout, reset).
                         continue;
                     };
-                    let State::Parked { header } = conn.state else {
+                    let State::Parked { header, loads } = conn.state else {
                         continue;
                     };
-                    self.header_complete(id, header, now, failed);
+                    self.header_complete(id, header, now, failed, loads);
                     // Its body (or end of stream) may be in the socket already: the edge
                     // came while it waited.
                     if self.wants_read(id) {
@@ -1074,7 +1088,14 @@ impl Engine {
                     let Some(parked) = self.loads.take_datagram(slot) else {
                         continue;
                     };
-                    self.datagram(parked.peer, &parked.bytes, now, parked.arrived, failed);
+                    self.datagram(
+                        parked.peer,
+                        &parked.bytes,
+                        now,
+                        parked.arrived,
+                        failed,
+                        parked.loads,
+                    );
                     recycle(&mut self.pool, &self.config, parked.bytes);
                 }
             }
@@ -1143,12 +1164,19 @@ impl Engine {
         header: RequestHeader,
         now: Timestamp,
         failed: Option<PageId>,
+        loads: u8,
     ) {
-        match self.check(&header, now, failed) {
+        match self.check(&header, now, failed, loads) {
             HeaderCheck::Park(page) => {
                 // The key's page is not in memory: wait for it (the socket timeout goes
                 // on), without reading the body.
-                self.set_state(id, State::Parked { header });
+                self.set_state(
+                    id,
+                    State::Parked {
+                        header,
+                        loads: loads.saturating_add(1),
+                    },
+                );
                 self.park(page, Waiter::Tcp(id), now);
             }
             HeaderCheck::Rejected(rejected) => {
@@ -1663,6 +1691,10 @@ impl Engine {
         self.outputs.push_back(Output::Close(id));
     }
 }
+
+/// Page loads one request waits for at most before it is answered 252 INTERNAL (see
+/// `Engine::check`): two keys' pages, each evicted once.
+pub(crate) const MAX_LOADS_PER_REQUEST: u8 = 4;
 
 /// The engine asks for random bytes ([`Engine::wants_random`]) below this many.
 pub const RANDOM_LOW_WATER: usize = 32 * RANDOM_LEN;
