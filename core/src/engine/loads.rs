@@ -145,6 +145,7 @@ mod tests {
             peer: SocketAddr::from(([192, 0, 2, 1], 7)),
             bytes: vec![tag],
             arrived: Timestamp::from_micros(u64::from(tag)),
+            loads: 1,
         }
     }
 
