@@ -522,6 +522,34 @@ fn a_drain_waits_for_a_fix_and_its_answer() {
 }
 
 #[test]
+fn a_shutdown_brings_a_fix_s_deadline_forward_so_it_answers_within_the_drain() {
+    // The default drain (5 s) is shorter than the peer deadline (8 s): the fix must
+    // answer from the votes it has before the drain ends, not be dropped by it.
+    let mut config = fix_config();
+    config.drain_timeout = Duration::from_secs(4);
+    let mut h = fix_harness(config);
+    h.peer_scripts
+        .insert(peer_addr(1), PeerScript::Answer(peer_response(7)));
+    h.peer_scripts.insert(peer_addr(2), PeerScript::Hang);
+    let id = h.accept();
+    h.send(id, &fix_request(&[1, 2]));
+    h.advance(Duration::from_secs(1));
+    h.shutdown();
+    // Three quarters of the 4 s drain: 3 s after the shutdown.
+    h.advance(Duration::from_secs(3) - Duration::from_millis(1));
+    assert!(h.out(id).is_empty(), "not before the capped deadline");
+    h.advance(Duration::from_millis(1));
+    assert_eq!(
+        outcomes(h.out(id)),
+        [(1, 0, 39), (2, failed(PeerFailure::Timeout), 0)],
+        "answered from the vote it had"
+    );
+    h.hang_up(id);
+    assert_eq!(h.engine.shutdown_status(h.now()), ShutdownStatus::Drained);
+    h.assert_no_leaks();
+}
+
+#[test]
 fn a_response_larger_than_a_chunk_is_read_whole_and_one_cut_short_is_not() {
     let mut h = fix_harness(fix_config());
     h.peer_scripts

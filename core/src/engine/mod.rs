@@ -535,6 +535,22 @@ impl Engine {
         self.drain_until = Some(now.saturating_add(self.config.drain_timeout));
         self.accept_pause.end();
         self.outputs.push_back(Output::StopListening);
+        // Fixes waiting for their peers (whose deadline may lie past the drain's)
+        // answer from the votes they have, with time left to answer.
+        if let Some(cap) = self.fix_deadline_cap() {
+            self.peers.cap_deadlines(cap);
+        }
+    }
+
+    /// While shutting down: the latest a fix's peer calls may end, three quarters of
+    /// the way through the drain, so its answer (a worker's run, a sync, the write)
+    /// fits in the quarter left.
+    fn fix_deadline_cap(&self) -> Option<Timestamp> {
+        let until = self.drain_until?;
+        let quarter = self.config.drain_timeout / 4;
+        Some(Timestamp::from_micros(until.as_micros().saturating_sub(
+            u64::try_from(quarter.as_micros()).unwrap_or(u64::MAX),
+        )))
     }
 
     /// Where a shutdown stands at `now`: running, draining, drained (nothing accepted is

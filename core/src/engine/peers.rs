@@ -139,6 +139,18 @@ impl Peers {
             .filter(|c| c.generation == id.generation)
     }
 
+    /// Brings every fix's deadline forward to `cap` at the latest (a shutdown's: the
+    /// fixes answer from the votes they have before the drain ends). Moving every
+    /// deadline to `min(deadline, cap)` keeps the list sorted.
+    pub(crate) fn cap_deadlines(&mut self, cap: Timestamp) {
+        for (_, fix) in self.fixes.iter_mut() {
+            fix.deadline = fix.deadline.min(cap);
+        }
+        for entry in self.deadlines.iter_mut() {
+            entry.0 = entry.0.min(cap);
+        }
+    }
+
     /// Drops deadline entries of fixes that have ended from the front.
     fn prune(&mut self) {
         while let Some(&(_, index, generation)) = self.deadlines.front() {
@@ -166,7 +178,11 @@ impl Engine {
             return self.submit_finish(origin, wait, Vec::new(), Some(Status::RequestRate), now);
         }
         // One overall deadline, from the request's arrival (module doc).
-        let deadline = wait.arrival.at.saturating_add(self.config.peer_timeout);
+        let mut deadline = wait.arrival.at.saturating_add(self.config.peer_timeout);
+        if let Some(cap) = self.fix_deadline_cap() {
+            // Shutting down: the fix answers before the drain ends.
+            deadline = deadline.min(cap);
+        }
         let answers: Vec<PeerAnswer> = wait
             .opened
             .calls
