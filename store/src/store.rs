@@ -148,9 +148,11 @@ struct WaitingWrites {
 ///   wait for the disk, intents released at once. The engine holds the answer until
 ///   [`sync`](KeyStore::sync) (the driver's committer: one append and one
 ///   `fdatasync` for every write in flight) makes it durable; a read of a pending
-///   record reports the commit it must wait for too. After the sync the records are
-///   written in place (files kept open, unsynced; checkpoints sync them) and the
-///   marks go; until then the page stays in memory. [`KeyStore::modify`] does the
+///   record reports the commit it must wait for too. Durable records are written in
+///   place at checkpoints ([`write_deferred`](Self::write_deferred): one write per
+///   page for every write since the last checkpoint, through the files kept open,
+///   then synced before the log segment goes) and the marks go; until then the page
+///   stays in memory. [`KeyStore::modify`] does the
 ///   same and waits for its own sync. A failed sync stops the store (fail-stop):
 ///   memory is ahead of the log, so every later read and write is refused
 ///   (`StoreError::Failed`, answered 252) until a restart recovers from the log. If
