@@ -177,6 +177,30 @@ impl Call {
         }
     }
 
+    /// What one request came to, and its answer parsed by `parse` (from the status and
+    /// the body): no answer, an answer that does not fit its status (`Invalid`), or
+    /// the parsed answer (`None` when its status says nothing per coin).
+    fn of<T>(
+        result: &Result<Reply, ClientError>,
+        parse: impl FnOnce(StatusByte, &[u8]) -> Result<Option<T>, healing::HealingAnswerError>,
+    ) -> (Call, Option<T>) {
+        match result {
+            Err(e) => (Call::failed(e), None),
+            Ok(reply) => {
+                let r = &reply.response;
+                match parse(r.header.status, &r.body) {
+                    Ok(parsed) => (Call::answered(reply), parsed),
+                    Err(e) => (
+                        Call::Invalid {
+                            message: e.to_string(),
+                        },
+                        None,
+                    ),
+                }
+            }
+        }
+    }
+
     /// The mark every coin of a request gets when its answer says nothing per coin.
     fn blanket_mark(&self) -> Mark {
         match self {
@@ -326,21 +350,9 @@ pub fn heal(
     // before[coin][raida]
     let mut before = vec![vec![Mark::NoReply; n]; coins.len()];
     for (i, result) in replies.iter().enumerate() {
-        let (call, answer) = match result {
-            Err(e) => (Call::failed(e), None),
-            Ok(reply) => {
-                let r = &reply.response;
-                match healing::ticket_answer(r.header.status, &r.body, coins.len()) {
-                    Ok(answer) => (Call::answered(reply), answer),
-                    Err(e) => (
-                        Call::Invalid {
-                            message: e.to_string(),
-                        },
-                        None,
-                    ),
-                }
-            }
-        };
+        let (call, answer) = Call::of(result, |status, body| {
+            healing::ticket_answer(status, body, coins.len())
+        });
         for (c, marks) in before.iter_mut().enumerate() {
             marks[i] = match &answer {
                 Some(a) if a.passed[c] => Mark::Pass,
@@ -398,21 +410,9 @@ pub fn heal(
     let mut fixed = vec![Vec::new(); coins.len()];
     for ((&k, result), tickets) in fixing.iter().zip(&fix_replies).zip(fix_tickets) {
         let list = &to_fix[k];
-        let (call, results) = match result {
-            Err(e) => (Call::failed(e), None),
-            Ok(reply) => {
-                let r = &reply.response;
-                match healing::fix_results(r.header.status, &r.body, list.len()) {
-                    Ok(results) => (Call::answered(reply), results),
-                    Err(e) => (
-                        Call::Invalid {
-                            message: e.to_string(),
-                        },
-                        None,
-                    ),
-                }
-            }
-        };
+        let (call, results) = Call::of(result, |status, body| {
+            healing::fix_results(status, body, list.len())
+        });
         for (j, &c) in list.iter().enumerate() {
             expected[c][k] = healing::new_an(ids[k], coins[c].coin, &settings.pg);
             fix_sent[c].push(ids[k]);
@@ -457,21 +457,9 @@ pub fn heal(
         }
     }
     for (i, result) in replies.iter().enumerate() {
-        let (call, values) = match result {
-            Err(e) => (Call::failed(e), None),
-            Ok(reply) => {
-                let r = &reply.response;
-                match healing::find_values(r.header.status, &r.body, coins.len()) {
-                    Ok(values) => (Call::answered(reply), values),
-                    Err(e) => (
-                        Call::Invalid {
-                            message: e.to_string(),
-                        },
-                        None,
-                    ),
-                }
-            }
-        };
+        let (call, values) = Call::of(result, |status, body| {
+            healing::find_values(status, body, coins.len())
+        });
         for c in 0..coins.len() {
             after[c][i] = match values.as_ref().map(|v| v[c]) {
                 Some(FindValue::An) => {
