@@ -386,6 +386,25 @@ impl Completion {
         self.peers.is_some()
     }
 
+    /// 252 INTERNAL in place of this response, as its request's [`Fallback`] answers
+    /// (its write will never be durable: the sync failed). Returns the new completion
+    /// and the old response's buffer, for reuse.
+    pub(crate) fn internal_instead(
+        self,
+        raida_id: u8,
+        now: Timestamp,
+        random: &[u8; RANDOM_LEN],
+    ) -> (Completion, Vec<u8>) {
+        let fallback = Fallback {
+            origin: self.origin,
+            lane: self.lane,
+            raida_id,
+            started: self.started,
+            reply: self.reply,
+        };
+        (fallback.complete(now, random), self.response)
+    }
+
     /// The commit the response waits for (a write not yet durable that its command
     /// made or saw), if any.
     pub fn commit(&self) -> Option<CommitSeq> {

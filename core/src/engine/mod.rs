@@ -1460,30 +1460,18 @@ impl Engine {
     /// The response of a held request whose write will never be durable (the sync
     /// failed, the store stopped): 252 INTERNAL instead, with what the request's
     /// response carries.
-    fn internal_instead(&mut self, mut completion: Completion, now: Timestamp) -> Completion {
-        recycle(
-            &mut self.pool,
-            &self.config,
-            std::mem::take(&mut completion.response),
-        );
-        let mut out = Vec::new();
-        if let Some(reply) = completion.reply {
-            let random = if reply.header_len == LONG_HEADER_LEN {
-                self.take_random().unwrap_or([0; RANDOM_LEN])
-            } else {
-                [0; RANDOM_LEN]
-            };
-            let internal = Rejected {
-                status: Status::Internal,
-                reply,
-            };
-            let elapsed = elapsed_micros(completion.started, now);
-            write_rejection(&mut out, self.config.raida_id, &internal, elapsed, &random);
-        }
-        completion.response = out;
-        completion.status = Status::Internal.into();
-        completion.commit = None;
-        completion
+    fn internal_instead(&mut self, completion: Completion, now: Timestamp) -> Completion {
+        let long = completion
+            .reply
+            .is_some_and(|r| r.header_len == LONG_HEADER_LEN);
+        let random = if long {
+            self.take_random().unwrap_or([0; RANDOM_LEN])
+        } else {
+            [0; RANDOM_LEN]
+        };
+        let (internal, spent) = completion.internal_instead(self.config.raida_id, now, &random);
+        recycle(&mut self.pool, &self.config, spent);
+        internal
     }
 
     /// Sends a response that may go now: a datagram to its peer, or the write of a
