@@ -55,6 +55,20 @@ pub(crate) struct CachedPage {
 }
 
 impl CachedPage {
+    /// A page just read, referenced, held by `unapplied` writers.
+    fn new(bytes: Box<[u8; PAGE_BYTES]>, meta: FileMeta, generation: u64, unapplied: u32) -> Self {
+        CachedPage {
+            bytes,
+            meta,
+            referenced: AtomicBool::new(true),
+            generation,
+            pinned: false,
+            stale: false,
+            unapplied,
+            pending: Vec::new(),
+        }
+    }
+
     /// Whether memory is ahead of the file: the page must stay, as it is.
     fn held(&self) -> bool {
         self.pinned || self.unapplied > 0
@@ -292,16 +306,7 @@ impl Cache {
             }
             map.insert(
                 page,
-                Slot::Page(CachedPage {
-                    bytes,
-                    meta,
-                    referenced: AtomicBool::new(true),
-                    generation,
-                    pinned: false,
-                    stale: false,
-                    unapplied: 0,
-                    pending: Vec::new(),
-                }),
+                Slot::Page(CachedPage::new(bytes, meta, generation, 0)),
             )
         };
         match &old {
@@ -390,17 +395,10 @@ impl Cache {
             return false;
         };
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-        let p = CachedPage {
-            bytes,
-            meta,
-            referenced: AtomicBool::new(true),
-            generation,
-            pinned: false,
-            stale: false,
-            unapplied: 1,
-            pending: Vec::new(),
-        };
-        let old = map.insert(page, Slot::Page(p));
+        let old = map.insert(
+            page,
+            Slot::Page(CachedPage::new(bytes, meta, generation, 1)),
+        );
         drop(map);
         self.account_removed(old.as_ref());
         self.cached.fetch_add(1, Ordering::Relaxed);
