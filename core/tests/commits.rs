@@ -142,16 +142,17 @@ impl KeyStore for CommitStore {
         }
     }
 
-    fn sync(&self) {
+    fn sync(&self) -> bool {
         self.syncs.fetch_add(1, Ordering::SeqCst);
         if self.fail_next_sync.swap(false, Ordering::SeqCst) {
             self.failed.store(true, Ordering::SeqCst);
-            return;
+            return false;
         }
         if !self.failed.load(Ordering::SeqCst) {
             self.durable_below
                 .store(self.next.load(Ordering::SeqCst), Ordering::SeqCst);
         }
+        false
     }
 }
 

@@ -3,8 +3,9 @@
 //! every event loop ([`Engine::handle_commit`]).
 //!
 //! Asks are merged: every ask that arrives while a sync runs is served by the next
-//! one, which covers every write appended before it began; while writes keep being
-//! appended the committer syncs again at once, without waiting for an ask. So one
+//! one, which covers every write appended before it began; while the store says
+//! writes are waiting ([`KeyStore::sync`]'s answer) the committer syncs again at
+//! once, without waiting for an ask. So one
 //! `fdatasync` covers every write in flight, however many, and no worker waits for
 //! the disk.
 //!
@@ -67,18 +68,18 @@ fn commit_loop(
     loops: &[(Arc<AtomicBool>, Arc<Poller>)],
 ) {
     while asked.recv().is_ok() {
-        // Syncs back to back while writes keep coming: each covers every write
-        // appended while the one before ran, and every ask so far.
+        // Syncs again at once while the store says writes are waiting (appended while
+        // the last one ran): each covers every ask so far.
         loop {
             while asked.try_recv().is_ok() {}
-            store.sync();
+            let more = store.sync();
             for (ended, poller) in loops {
                 ended.store(true, Ordering::Release);
                 if let Err(e) = poller.notify() {
                     tracing::error!("committer: cannot wake an event loop: {e}");
                 }
             }
-            if store.newest_pending().is_none() || store.commit_point().failed {
+            if !more {
                 break;
             }
         }

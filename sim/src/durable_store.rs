@@ -250,16 +250,16 @@ impl KeyStore for DurableStore {
         }
     }
 
-    fn sync(&self) {
+    fn sync(&self) -> bool {
         let mut inner = self.lock();
         if inner.failed || inner.pending.is_empty() {
-            return;
+            return false;
         }
         let pm = inner.sync_fail_pm;
         if inner.rng.chance(pm) {
             inner.failed = true;
             inner.failures += 1;
-            return;
+            return false;
         }
         for (_, writes) in std::mem::take(&mut inner.pending) {
             for (coin, record) in writes {
@@ -268,6 +268,8 @@ impl KeyStore for DurableStore {
         }
         inner.durable_below = inner.next_commit;
         inner.pending_coin.clear();
+        // One world, one thread: nothing was appended while it ran.
+        false
     }
 }
 

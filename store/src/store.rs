@@ -1136,12 +1136,13 @@ impl<D: Disk> KeyStore for DiskStore<D> {
         self.log.commit_point()
     }
 
-    fn sync(&self) {
+    fn sync(&self) -> bool {
         if let Some(newest) = self.log.newest_pending() {
             // A failure is the log's to keep (fail-stop): the commit point says so.
             let _ = self.log.wait(&self.disk, newest);
         }
         self.apply_durable();
+        self.log.newest_pending().is_some() && !self.log.is_failed()
     }
 
     fn stats(&self) -> Option<StoreStats> {

@@ -559,3 +559,39 @@ fn a_sync_that_finds_its_writes_in_a_running_sync_waits_for_that_one_and_returns
     assert!(covered);
     leader.join().expect("leader");
 }
+
+#[test]
+fn a_sync_says_whether_writes_were_appended_while_it_ran() {
+    let disk = disk_with_pages(&[(0, 0)]);
+    let store = Arc::new(open(&disk));
+    let _ = an(&*store, 0, 4, T0);
+    let pend = |store: &DiskStore<Arc<MemDisk>>, an: u8| {
+        store
+            .modify_pending(
+                &[CoinId::new(0, 4)],
+                T0,
+                &mut |_, new| new[0] = Some(record([an; 16], 2)),
+                Access::Blocking,
+            )
+            .expect("written")
+    };
+    pend(&store, 1);
+    assert!(!store.sync(), "nothing appended meanwhile");
+    pend(&store, 2);
+    disk.faults(|f| f.log_sync_delay = Duration::from_millis(300));
+    let syncing = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || store.sync())
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    // Appended while the sync sleeps in the disk's sync: that sync does not cover it.
+    let late = pend(&store, 3).expect("a write");
+    assert!(
+        syncing.join().expect("sync"),
+        "a write waits for the next sync"
+    );
+    assert!(!store.commit_point().covers(late));
+    disk.faults(|f| f.log_sync_delay = Duration::ZERO);
+    assert!(!store.sync());
+    assert!(store.commit_point().covers(late));
+}

@@ -320,8 +320,14 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
     /// stops the store (fail-stop): no write is acknowledged again until a restart
     /// recovers from the log.
     ///
+    /// Returns whether writes were appended while it ran and wait for the next sync:
+    /// the store's word that a committer should sync again at once rather than wait
+    /// to be asked (`false` after a failure: nothing will be durable).
+    ///
     /// [`Engine::handle_commit`]: crate::Engine::handle_commit
-    fn sync(&self) {}
+    fn sync(&self) -> bool {
+        false
+    }
 }
 
 /// A coin's AN, blocking on the disk when its page is not in memory (for the
