@@ -407,3 +407,22 @@ fn a_compare_and_set_that_fails_on_a_write_not_yet_durable_waits_for_that_write(
     assert_eq!(d.datagrams().len(), 3);
     assert_eq!(d.datagrams()[2].1[32], 0);
 }
+
+#[test]
+fn an_encrypted_store_command_runs_again_on_a_worker_from_its_body_as_it_came() {
+    let (mut d, store) = server();
+    store.resident.store(false, Ordering::SeqCst);
+    // Type 1, keyed by coin (1, 1): opening the body on the engine's thread decrypts
+    // it in place; the worker must get the body as it came, or its challenge fails.
+    let read = Req {
+        group: GROUP,
+        command: READ,
+        payload: vec![0; 3],
+        ..Req::echo(1)
+    }
+    .bytes();
+    d.datagram(peer(1), &read);
+    assert_eq!(d.engine.counters().store_retries, 1);
+    assert_eq!(d.datagrams().len(), 1);
+    assert_eq!(status_of(&d.datagrams()[0].1), 250);
+}

@@ -1305,9 +1305,11 @@ impl Engine {
             Access::Blocking
         };
         // A store command run here may have to run again on a worker from the body
-        // as it came (opening it decrypts it in place): keep a copy (a few hundred
-        // bytes at most).
-        let copy = (access == Access::Resident).then(|| {
+        // as it came. Opening an encrypted body decrypts it in place: keep a copy (a
+        // few hundred bytes at most); a clear-text body comes back unchanged with the
+        // completion.
+        let keep_copy = access == Access::Resident && admitted.encryption != Encryption::None;
+        let copy = keep_copy.then(|| {
             let mut copy = take_buffer(&mut self.pool, body.len());
             copy.extend_from_slice(&body);
             copy
@@ -1332,11 +1334,17 @@ impl Engine {
         let mut scratch = take_buffer(&mut self.pool, 0);
         let mut completion = job.run(now, &random, &mut scratch);
         recycle(&mut self.pool, &self.config, scratch);
-        match (completion.retry.take(), copy) {
-            (Some(retry), Some(body)) => {
+        match completion.retry.take() {
+            Some(retry) => {
                 self.counters.store_retries += 1;
                 recycle(&mut self.pool, &self.config, completion.response);
-                recycle(&mut self.pool, &self.config, completion.spent);
+                let body = match copy {
+                    Some(copy) => {
+                        recycle(&mut self.pool, &self.config, completion.spent);
+                        copy
+                    }
+                    None => completion.spent,
+                };
                 let job::Retry { admitted, arrival } = *retry;
                 let job = Job {
                     origin,
@@ -1354,7 +1362,7 @@ impl Engine {
                 };
                 self.submit(job);
             }
-            (_, copy) => {
+            None => {
                 if access == Access::Resident {
                     self.counters.store_inline += 1;
                 }
