@@ -543,8 +543,7 @@ impl<D: Disk> DiskStore<D> {
         if raida_core::mutants::active(raida_core::mutants::Mutant::ReadBeforeCommit) {
             return None;
         }
-        let point = self.log.commit_point();
-        seq.filter(|&s| !point.covers(s))
+        seq.filter(|&s| !self.log.commit_point().covers(s))
     }
 
     /// The records at `indices` of `page` for a writer, with the page held in memory
