@@ -1257,12 +1257,5 @@ pub fn run_data_seed(seed: u64) -> Result<DataStats, Box<(DataKnobs, Violation)>
 
 /// The one command that replays data seed `seed` in this build.
 pub fn data_replay_command(seed: u64) -> String {
-    match crate::active_mutant() {
-        None => format!("cargo run --release -p raida-sim -- data-replay --seed {seed}"),
-        Some(m) => format!(
-            "RUSTFLAGS='--cfg raida_mutants' CARGO_TARGET_DIR={} cargo run --release -p \
-             raida-sim -- data-replay --seed {seed} --mutant {m}",
-            crate::MUTANT_TARGET_DIR
-        ),
-    }
+    crate::replay_command_of("data-replay", seed)
 }

@@ -92,11 +92,18 @@ fn active_mutant() -> Option<String> {
 
 /// The one command that replays `seed` in this build.
 pub fn replay_command(seed: u64) -> String {
+    replay_command_of("replay", seed)
+}
+
+/// The one command that replays `seed` of the world whose replay subcommand is
+/// `subcommand` (`replay`, `store-replay`, ...) in this build: with the planted bug
+/// that is on, in the mutant build's target directory, when one is.
+pub fn replay_command_of(subcommand: &str, seed: u64) -> String {
     match active_mutant() {
-        None => format!("cargo run --release -p raida-sim -- replay --seed {seed}"),
+        None => format!("cargo run --release -p raida-sim -- {subcommand} --seed {seed}"),
         Some(m) => format!(
             "RUSTFLAGS='--cfg raida_mutants' CARGO_TARGET_DIR={MUTANT_TARGET_DIR} \
-             cargo run --release -p raida-sim -- replay --seed {seed} --mutant {m}"
+             cargo run --release -p raida-sim -- {subcommand} --seed {seed} --mutant {m}"
         ),
     }
 }

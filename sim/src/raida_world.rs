@@ -1865,14 +1865,7 @@ pub fn run_raida_seed(seed: u64) -> Result<RaidaStats, Box<(RaidaKnobs, Violatio
 
 /// The one command that replays RAIDA seed `seed` in this build.
 pub fn raida_replay_command(seed: u64) -> String {
-    match crate::active_mutant() {
-        None => format!("cargo run --release -p raida-sim -- raida-replay --seed {seed}"),
-        Some(m) => format!(
-            "RUSTFLAGS='--cfg raida_mutants' CARGO_TARGET_DIR={} cargo run --release -p \
-             raida-sim -- raida-replay --seed {seed} --mutant {m}",
-            crate::MUTANT_TARGET_DIR
-        ),
-    }
+    crate::replay_command_of("raida-replay", seed)
 }
 
 #[cfg(test)]

@@ -1736,12 +1736,5 @@ pub fn run_store_seed(seed: u64) -> Result<StoreStats, Box<(StoreKnobs, Violatio
 
 /// The one command that replays store seed `seed` in this build.
 pub fn store_replay_command(seed: u64) -> String {
-    match crate::active_mutant() {
-        None => format!("cargo run --release -p raida-sim -- store-replay --seed {seed}"),
-        Some(m) => format!(
-            "RUSTFLAGS='--cfg raida_mutants' CARGO_TARGET_DIR={} cargo run --release -p \
-             raida-sim -- store-replay --seed {seed} --mutant {m}",
-            crate::MUTANT_TARGET_DIR
-        ),
-    }
+    crate::replay_command_of("store-replay", seed)
 }
