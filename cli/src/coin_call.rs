@@ -66,25 +66,13 @@ impl CoinArgs {
                     Err(e) => usage_error(format!("--coins {}: {e}", path.display())),
                 }
             }
-            None => {
-                if self.coin.len() != self.an.len() {
-                    usage_error(format!(
-                        "--coin and --an: expected one --an per --coin, in the same order; got {} \
-                         --coin and {} --an",
-                        self.coin.len(),
-                        self.an.len()
-                    ));
-                }
-                self.coin
-                    .iter()
-                    .zip(&self.an)
-                    .map(|(&coin, &an)| CoinLine {
-                        coin,
-                        an,
-                        pan: None,
-                    })
-                    .collect()
-            }
+            None => crate::target::coin_an_pairs(&self.coin, &self.an)
+                .map(|(coin, an)| CoinLine {
+                    coin,
+                    an,
+                    pan: None,
+                })
+                .collect(),
         };
         if lines.is_empty() {
             usage_error(

@@ -97,24 +97,12 @@ impl Heal {
                     },
                 })
                 .collect(),
-            None => {
-                if self.coin.len() != self.an.len() {
-                    usage_error(format!(
-                        "--coin and --an: expected one --an per --coin, in the same order; got {} \
-                         --coin and {} --an",
-                        self.coin.len(),
-                        self.an.len()
-                    ));
-                }
-                self.coin
-                    .iter()
-                    .zip(&self.an)
-                    .map(|(&coin, &an)| HealCoin {
-                        coin,
-                        ans: vec![an; raidas],
-                    })
-                    .collect()
-            }
+            None => crate::target::coin_an_pairs(&self.coin, &self.an)
+                .map(|(coin, an)| HealCoin {
+                    coin,
+                    ans: vec![an; raidas],
+                })
+                .collect(),
         };
         if coins.is_empty() {
             usage_error(

@@ -417,24 +417,12 @@ impl Put {
                 parse_put_coins(&text, raidas)
                     .unwrap_or_else(|e| usage_error(format!("--coins {}: {e}", path.display())))
             }
-            None => {
-                if self.coin.len() != self.an.len() {
-                    usage_error(format!(
-                        "--coin and --an: expected one --an per --coin, in the same order; got {} \
-                         --coin and {} --an",
-                        self.coin.len(),
-                        self.an.len()
-                    ));
-                }
-                self.coin
-                    .iter()
-                    .zip(&self.an)
-                    .map(|(&coin, &an)| PutCoin {
-                        coin,
-                        ans: vec![an],
-                    })
-                    .collect()
-            }
+            None => crate::target::coin_an_pairs(&self.coin, &self.an)
+                .map(|(coin, an)| PutCoin {
+                    coin,
+                    ans: vec![an],
+                })
+                .collect(),
         };
         if coins.is_empty() {
             usage_error(

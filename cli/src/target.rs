@@ -291,6 +291,23 @@ impl<K: KeyOptions> TargetArgs<K> {
     }
 }
 
+/// The `--coin` and `--an` options paired in their order: a usage error (exit 2)
+/// unless there is exactly one `--an` per `--coin`.
+pub(crate) fn coin_an_pairs<'a>(
+    coins: &'a [Coin],
+    ans: &'a [An],
+) -> impl Iterator<Item = (Coin, An)> + 'a {
+    if coins.len() != ans.len() {
+        usage_error(format!(
+            "--coin and --an: expected one --an per --coin, in the same order; got {} \
+             --coin and {} --an",
+            coins.len(),
+            ans.len()
+        ));
+    }
+    coins.iter().copied().zip(ans.iter().copied())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
