@@ -51,7 +51,12 @@ use raida_core::{
     Accept, AcceptStop, Accepting, ConnId, ConnSocket, Engine, EngineConfig, Io, Job, Listener,
     Origin, Output, Timestamp,
 };
-use raida_store::{DiskStore, StoreConfig, DEFAULT_SEGMENT_BYTES};
+use raida_store::{DiskStore, StoreConfig};
+
+/// The largest segment a seed picks: large enough that a run's log never rolls over.
+/// Not the default (4 MiB): every segment is prepared (zero-filled) ahead, and filling
+/// megabytes at every recovery costs the swarm a third of its seeds a second.
+const LARGE_SEGMENT_BYTES: u64 = 64 << 10;
 
 use crate::auth::{self, Exec, Op, Workload};
 use crate::disk::{DiskFaults, SimDisk};
@@ -98,7 +103,7 @@ pub struct DataKnobs {
     pub auth_group: bool,
     /// `StoreConfig::cache_pages` (small: pages are evicted).
     pub cache_pages: usize,
-    /// `StoreConfig::segment_bytes`.
+    /// `StoreConfig::segment_bytes` (up to [`LARGE_SEGMENT_BYTES`]).
     pub segment_bytes: u64,
     /// The disk's fault rates.
     pub faults: DiskFaults,
@@ -146,8 +151,8 @@ impl DataKnobs {
             // must fit at once (with one page, loading each evicts the other, forever).
             cache_pages: r.range_usize(2, 4),
             segment_bytes: r
-                .pick(&[200, 1000, 4096, DEFAULT_SEGMENT_BYTES])
-                .unwrap_or(DEFAULT_SEGMENT_BYTES),
+                .pick(&[200, 1000, 4096, LARGE_SEGMENT_BYTES])
+                .unwrap_or(LARGE_SEGMENT_BYTES),
             faults,
             mod_queue_size: r.pick(&[1, 2, 8, 64]).unwrap_or(8),
             inline: r.chance(700),

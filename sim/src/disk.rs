@@ -295,7 +295,7 @@ fn torn(
 /// The simulator's [`Faults`] policy (see the module documentation).
 pub struct SimFaults {
     /// The storage it decides for: a log sync runs the hook only when the segment has
-    /// appended bytes that are not durable yet.
+    /// written bytes that are not durable yet.
     storage: Arc<MemStorage>,
     state: Mutex<State>,
     /// Signalled when a held helper is released.
@@ -337,18 +337,14 @@ impl SimFaults {
         st
     }
 
-    /// A log sync: the hook first, if one is armed and the segment has appended bytes
+    /// A log sync: the hook first, if one is armed and the segment has written bytes
     /// (only a batch's sync: the sync after a truncation is the leader undoing a
     /// failed batch, which it does holding the log's mutex, so no writer could arrive
     /// at the log then, nor could the hook count the waiting ones).
     fn log_sync(&self, path: &str) -> Fault {
         let hook = {
             let mut st = self.enter();
-            let appended = self
-                .storage
-                .lens(path)
-                .is_some_and(|(current, durable)| current > durable);
-            if appended {
+            if self.storage.has_unsynced_data(path) {
                 st.hook.take()
             } else {
                 None
@@ -590,20 +586,30 @@ impl SimDisk {
 
     /// A power loss whose outcome a test chooses: the unsynced writes to the pages in
     /// `kept` survive whole, those to every other page are lost, and each log segment
-    /// keeps `log_tail` bytes of what was appended to it since its last sync (fewer
-    /// when fewer were appended).
+    /// keeps `log_tail` bytes of what was written to it since its last sync, from the
+    /// first byte that changed (fewer when fewer were written); past them it holds its
+    /// durable bytes (the zeros of a segment prepared ahead).
     pub fn crash_keeping(&self, kept: &[PageId], log_tail: usize) {
         let mut guard = self.lock();
         let st = &mut *guard;
         self.storage()
             .crash_with(|path, durable, current| match FileKind::of(path) {
                 FileKind::Page(page) if kept.contains(&page) => current.to_vec(),
-                FileKind::Log if current.len() >= durable.len() && current.starts_with(durable) => {
-                    let end = (durable.len() + log_tail).min(current.len());
-                    if end < current.len() {
+                FileKind::Log => {
+                    let first = current
+                        .iter()
+                        .zip(durable)
+                        .position(|(c, d)| c != d)
+                        .unwrap_or(current.len().min(durable.len()));
+                    let end = (first + log_tail).min(current.len());
+                    let mut after = current[..end].to_vec();
+                    if let Some(rest) = durable.get(end..) {
+                        after.extend_from_slice(rest);
+                    }
+                    if after != current {
                         st.counts.cut_tails += 1;
                     }
-                    current[..end].to_vec()
+                    after
                 }
                 _ => durable.to_vec(),
             });

@@ -91,6 +91,12 @@ struct State {
     active: Segment,
     active_len: u64,
     segments: BTreeMap<Segment, SegmentState>,
+    /// The segment after `active`, created and filled with zeros ahead of time
+    /// ([`Log::prepare_spare`]), for the next rotation to switch to.
+    spare: Option<Segment>,
+    /// Somebody creates the segment after `active` right now (the background step
+    /// preparing a spare, or a leader rotating without one): nobody else may.
+    creating_next: bool,
 }
 
 impl State {
@@ -172,6 +178,8 @@ impl Log {
                 active,
                 active_len: 0,
                 segments,
+                spare: None,
+                creating_next: false,
             }),
             resolved: [Condvar::new(), Condvar::new()],
             segment_bytes: segment_bytes.max(1),
@@ -317,29 +325,47 @@ impl Log {
         st.taken_below = end;
         let mut segment = st.active;
         let mut offset = st.active_len;
-        let rotate = offset >= self.segment_bytes;
+        // A full segment rolls over to the spare prepared for it; without one (the
+        // background step has not run), to a segment created now, unless the background
+        // step is creating it, and then the segment grows until the spare is there.
+        let rotate = if offset < self.segment_bytes || st.creating_next {
+            Rotate::No
+        } else if let Some(spare) = st.spare.take() {
+            Rotate::ToSpare(spare)
+        } else {
+            st.creating_next = true;
+            Rotate::ToNew(segment + 1)
+        };
         drop(st);
 
         // Only the leader writes the log, so the segment is its own while it leads.
         let mut rotated = false;
-        if rotate {
-            match disk.log_create(segment + 1) {
+        match rotate {
+            Rotate::No => {}
+            Rotate::ToSpare(spare) => {
+                segment = spare;
+                offset = 0;
+                rotated = true;
+            }
+            Rotate::ToNew(next) => match disk.log_create(next) {
                 Ok(()) => {
-                    segment += 1;
+                    segment = next;
                     offset = 0;
                     rotated = true;
                 }
                 Err(e) => tracing::warn!(
-                    "raida-store: cannot start log segment {}: {e}; segment {segment} grows",
-                    segment + 1
+                    "raida-store: cannot start log segment {next}: {e}; segment {segment} grows"
                 ),
-            }
+            },
         }
         let result = disk
             .log_append(segment, offset, &batch)
             .and_then(|()| disk.log_sync(segment));
 
         let mut st = self.lock();
+        if let Rotate::ToNew(_) = rotate {
+            st.creating_next = false;
+        }
         if rotated {
             st.segments.insert(
                 segment,
@@ -416,6 +442,35 @@ impl Log {
         st
     }
 
+    /// Creates the segment after the active one and fills it with zeros, if there is
+    /// none yet and nobody creates it: the background step's share of the log, so that
+    /// a rotation only switches files and every append overwrites preallocated bytes
+    /// (see [`Disk::log_prepare`]). A failure leaves no spare; the next call tries
+    /// again, and a leader that needs a segment meanwhile creates an empty one.
+    pub(crate) fn prepare_spare<D: Disk>(&self, disk: &D) {
+        let next = {
+            let mut st = self.lock();
+            if self.is_failed() || st.spare.is_some() || st.creating_next {
+                return;
+            }
+            st.creating_next = true;
+            st.active + 1
+        };
+        let result = disk.log_prepare(next, self.segment_bytes);
+        let mut st = self.lock();
+        st.creating_next = false;
+        match result {
+            // Nobody rotated meanwhile: only a leader rotates, and while
+            // `creating_next` is set it does not.
+            Ok(()) => st.spare = Some(next),
+            Err(e) => tracing::warn!(
+                "raida-store: cannot prepare log segment {next}: {e}; writes append to \
+                 segment {} meanwhile",
+                st.active
+            ),
+        }
+    }
+
     /// A durable entry of `segment` was applied in place.
     pub(crate) fn applied(&self, segment: Segment) {
         let mut st = self.lock();
@@ -456,6 +511,26 @@ impl Log {
     }
 }
 
+/// The length of `bytes` without its tail of zeros: what a segment holds, prepared
+/// or not.
+fn data_len(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |last| last + 1)
+}
+
+/// Where a leader's batch goes.
+#[derive(Clone, Copy)]
+enum Rotate {
+    /// The active segment.
+    No,
+    /// The spare segment, prepared ahead.
+    ToSpare(Segment),
+    /// A segment the leader creates (empty) now.
+    ToNew(Segment),
+}
+
 /// What recovery found and did at open.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -468,16 +543,20 @@ pub struct Recovery {
     pub records: u64,
     /// Records of pages whose file is missing or short (not written).
     pub skipped: u64,
-    /// Bytes dropped: a torn tail entry and everything after it.
+    /// Bytes dropped: a torn tail entry and everything after it (a prepared
+    /// segment's zeros after its last entry are its end, not counted).
     pub dropped_bytes: u64,
 }
 
 /// Replays every segment into the page files (after syncing the segment, so that
 /// what is replayed stays replayable), syncs them, removes the segments, and creates a
-/// fresh one. Returns what it did, the segment to write next and the next
+/// fresh one, zero-filled to `segment_bytes` (see [`Disk::log_prepare`]). Returns what it did, the segment to write next and the next
 /// sequence number. Idempotent: a crash anywhere in it, then recovery again, gives the
 /// same pages.
-pub(crate) fn recover<D: Disk>(disk: &D) -> io::Result<(Recovery, Segment, u64)> {
+pub(crate) fn recover<D: Disk>(
+    disk: &D,
+    segment_bytes: u64,
+) -> io::Result<(Recovery, Segment, u64)> {
     let segments = disk.log_segments()?;
     let mut report = Recovery {
         segments: segments.len(),
@@ -497,7 +576,7 @@ pub(crate) fn recover<D: Disk>(disk: &D) -> io::Result<(Recovery, Segment, u64)>
         // half applied. Synced first, the next recovery replays the same entries.
         disk.log_sync(segment)?;
         if torn {
-            report.dropped_bytes += bytes.len() as u64;
+            report.dropped_bytes += data_len(&bytes) as u64;
             continue;
         }
         let decoded = entry::decode(&bytes, last_seq);
@@ -508,9 +587,14 @@ pub(crate) fn recover<D: Disk>(disk: &D) -> io::Result<(Recovery, Segment, u64)>
                 pages.entry(*page).or_default().insert(write.index, *write);
             }
         }
-        if let Some(stop) = decoded.stop {
+        // A segment prepared ahead ends in zeros after its last entry: the log's end,
+        // not a tear (a torn entry leaves non-zero bytes behind its start).
+        let zero_tail = bytes
+            .get(decoded.valid..)
+            .is_some_and(|tail| tail.iter().all(|&b| b == 0));
+        if let Some(stop) = decoded.stop.filter(|_| !zero_tail) {
             torn = true;
-            let dropped = bytes.len() - decoded.valid;
+            let dropped = data_len(&bytes).saturating_sub(decoded.valid);
             report.dropped_bytes += dropped as u64;
             tracing::warn!(
                 "raida-store: log segment {segment}: {dropped} byte(s) from offset {} dropped \
@@ -540,7 +624,7 @@ pub(crate) fn recover<D: Disk>(disk: &D) -> io::Result<(Recovery, Segment, u64)>
         disk.log_remove(segment)?;
     }
     let next_segment = segments.last().map_or(1, |s| s + 1);
-    disk.log_create(next_segment)?;
+    disk.log_prepare(next_segment, segment_bytes)?;
     let next_seq = last_seq.map_or(1, |s| s + 1);
     if report.entries > 0 || report.dropped_bytes > 0 {
         tracing::info!(

@@ -116,12 +116,15 @@ impl MemStorage {
         self.lock().files.get(path).map(|f| f.durable.clone())
     }
 
-    /// The current and durable lengths of the file at `path`.
-    pub fn lens(&self, path: &str) -> Option<(usize, usize)> {
-        self.lock()
-            .files
-            .get(path)
-            .map(|f| (f.data.len(), f.durable.len()))
+    /// Whether the file at `path` holds bytes written since its last sync that a power
+    /// loss could take back: appended, or written over bytes it had (a log segment
+    /// prepared ahead is written over). Zeros past its durable end do not count: they
+    /// are a segment being prepared, which a loss leaves as zeros too.
+    pub fn has_unsynced_data(&self, path: &str) -> bool {
+        self.lock().files.get(path).is_some_and(|f| {
+            let common = f.data.len().min(f.durable.len());
+            f.data[..common] != f.durable[..common] || f.data[common..].iter().any(|&b| b != 0)
+        })
     }
 
     /// The files whose path starts with `prefix`, with their current bytes, in order.

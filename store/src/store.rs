@@ -298,7 +298,8 @@ fn record_of(bytes: &[u8; PAGE_BYTES], index: usize) -> Option<Record> {
 impl<D: Disk> DiskStore<D> {
     /// The store over `disk`: replays its log first (see [`Recovery`]).
     pub fn with_disk(disk: D, config: StoreConfig) -> Result<Self, OpenError> {
-        let (recovery, segment, next_seq) = log::recover(&disk).map_err(OpenError::Recovery)?;
+        let (recovery, segment, next_seq) =
+            log::recover(&disk, config.segment_bytes).map_err(OpenError::Recovery)?;
         #[cfg_attr(not(raida_mutants), allow(unused_mut))]
         let (mut lockers, indexed_meta, indexed_dirs, unindexed) = index_lockers(&disk);
         #[cfg(raida_mutants)]
@@ -699,11 +700,13 @@ impl<D: Disk> DiskStore<D> {
 
     /// The background steps, for the server's thread (or the simulator) to call often
     /// (every few hundred milliseconds): [`refresh`](Self::refresh) (which runs at
-    /// most once per interval), a flush of anything queued, and
+    /// most once per interval), a flush of anything queued, the next log segment
+    /// prepared ahead (zero-filled, so that appends never grow a file), and
     /// [`checkpoint`](Self::checkpoint).
     pub fn maintain(&self, now: Timestamp) -> Refreshed {
         let refreshed = self.refresh(now);
         self.log.flush(&self.disk);
+        self.log.prepare_spare(&self.disk);
         self.apply_durable();
         if self.deferred_too_many() {
             self.write_deferred();

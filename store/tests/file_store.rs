@@ -608,11 +608,16 @@ fn recovery_drops_a_torn_tail_and_is_idempotent() {
     fs::write(page_path(dir.path(), 0, 0), &original).expect("restore page");
     let files = segments(dir.path());
     assert_eq!(files.len(), 1);
-    let log = fs::read(&files[0]).expect("read log");
-    let entry = log.len() / 3;
-    fs::write(&files[0], &log[..log.len() - 5]).expect("tear");
-    let saved: Vec<(std::path::PathBuf, Vec<u8>)> =
-        vec![(files[0].clone(), log[..log.len() - 5].to_vec())];
+    let mut log = fs::read(&files[0]).expect("read log");
+    // One entry of one write: magic and length 8, sequence and count 12, the write 22,
+    // CRC 4 (store/src/entry.rs). The segment was prepared (zero-filled) ahead, so a
+    // tear is bytes of the last entry that stayed zero.
+    let entry = 8 + 12 + 22 + 4;
+    assert!(log.len() > 3 * entry, "a prepared segment");
+    assert!(log[3 * entry..].iter().all(|&b| b == 0));
+    log[3 * entry - 5..3 * entry].fill(0);
+    fs::write(&files[0], &log).expect("tear");
+    let saved: Vec<(std::path::PathBuf, Vec<u8>)> = vec![(files[0].clone(), log)];
 
     let first = {
         let store = open(dir.path(), 8);
@@ -641,6 +646,51 @@ fn recovery_drops_a_torn_tail_and_is_idempotent() {
     let store = open(dir.path(), 8);
     assert_eq!(store.recovery().entries, 0);
     assert_eq!(fs::read(page_path(dir.path(), 0, 0)).expect("page"), first);
+}
+
+#[test]
+fn log_segments_are_prepared_ahead_and_their_zeros_are_an_end_not_a_tear() {
+    let dir = store_root();
+    write_page(dir.path(), 0, 0, 1);
+    let mut config = StoreConfig::new(8, Duration::from_secs(1));
+    // An entry of one write is 46 bytes: five fill a segment.
+    config.segment_bytes = 200;
+    let lengths = |dir: &std::path::Path| -> Vec<usize> {
+        segments(dir)
+            .iter()
+            .map(|f| fs::read(f).expect("segment").len())
+            .collect()
+    };
+    {
+        let store = DiskStore::open(dir.path(), config.clone()).expect("open");
+        // Open prepares the first segment; the background step the next (the spare).
+        store.maintain(T0);
+        assert_eq!(lengths(dir.path()), vec![200, 200]);
+        for serial in 0..6u32 {
+            assert!(cas(
+                &store,
+                CoinId::new(0, serial),
+                an_of(0, serial, 1),
+                [7; 16],
+                T0
+            ));
+        }
+        // Five entries went to the first segment (the fifth past its end), the sixth
+        // to the spare, within its prepared length.
+        assert_eq!(lengths(dir.path()), vec![230, 200]);
+    }
+    let files = segments(dir.path());
+    let spare = fs::read(&files[1]).expect("segment");
+    assert_eq!(&spare[..4], b"RSW1");
+    assert!(spare[46..].iter().all(|&b| b == 0));
+    // A restart replays all six and drops nothing: the zeros after the last entry are
+    // the log's end.
+    let store = DiskStore::open(dir.path(), config).expect("reopen");
+    assert_eq!(store.recovery().entries, 6);
+    assert_eq!(store.recovery().dropped_bytes, 0);
+    for serial in 0..6u32 {
+        assert_eq!(an(&store, 0, serial, T0), Some([7; 16]), "serial {serial}");
+    }
 }
 
 #[test]
