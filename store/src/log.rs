@@ -30,7 +30,7 @@
 //! page files it touched were synced, oldest first (replaying an old segment after a
 //! newer one was removed would bring old records back).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -43,6 +43,10 @@ use crate::entry;
 /// A log that passes this many bytes starts a new segment (4 MiB: about 100,000
 /// one-coin writes).
 pub const DEFAULT_SEGMENT_BYTES: u64 = 4 << 20;
+
+/// Segments prepared ahead at most: two, so that a rotation finds one even when the
+/// background step that prepares them spent a whole segment's time on a checkpoint.
+const SPARE_SEGMENTS: usize = 2;
 
 /// What the log knows of one segment.
 #[derive(Debug)]
@@ -91,12 +95,14 @@ struct State {
     active: Segment,
     active_len: u64,
     segments: BTreeMap<Segment, SegmentState>,
-    /// The segment after `active`, created and filled with zeros ahead of time
-    /// ([`Log::prepare_spare`]), for the next rotation to switch to.
-    spare: Option<Segment>,
-    /// Somebody creates the segment after `active` right now (the background step
-    /// preparing a spare, or a leader rotating without one): nobody else may.
-    creating_next: bool,
+    /// The segments after `active`, in order, created and filled with zeros ahead of
+    /// time ([`Log::prepare_spare`]), for the next rotations to switch to.
+    spares: VecDeque<Segment>,
+    /// The segment the background step is preparing now (the one after the last
+    /// spare).
+    preparing: Option<Segment>,
+    /// A leader with no spare is creating the segment after `active` now.
+    leader_creating: bool,
 }
 
 impl State {
@@ -178,8 +184,9 @@ impl Log {
                 active,
                 active_len: 0,
                 segments,
-                spare: None,
-                creating_next: false,
+                spares: VecDeque::new(),
+                preparing: None,
+                leader_creating: false,
             }),
             resolved: [Condvar::new(), Condvar::new()],
             segment_bytes: segment_bytes.max(1),
@@ -325,15 +332,17 @@ impl Log {
         st.taken_below = end;
         let mut segment = st.active;
         let mut offset = st.active_len;
-        // A full segment rolls over to the spare prepared for it; without one (the
-        // background step has not run), to a segment created now, unless the background
-        // step is creating it, and then the segment grows until the spare is there.
-        let rotate = if offset < self.segment_bytes || st.creating_next {
+        // A full segment rolls over to the first spare prepared for it; without one
+        // (the background step has not run), to a segment created now, unless the
+        // background step is creating it, and then the segment grows until it is there.
+        let rotate = if offset < self.segment_bytes {
             Rotate::No
-        } else if let Some(spare) = st.spare.take() {
+        } else if let Some(spare) = st.spares.pop_front() {
             Rotate::ToSpare(spare)
+        } else if st.preparing.is_some() {
+            Rotate::No
         } else {
-            st.creating_next = true;
+            st.leader_creating = true;
             Rotate::ToNew(segment + 1)
         };
         drop(st);
@@ -364,7 +373,7 @@ impl Log {
 
         let mut st = self.lock();
         if let Rotate::ToNew(_) = rotate {
-            st.creating_next = false;
+            st.leader_creating = false;
         }
         if rotated {
             st.segments.insert(
@@ -442,27 +451,33 @@ impl Log {
         st
     }
 
-    /// Creates the segment after the active one and fills it with zeros, if there is
-    /// none yet and nobody creates it: the background step's share of the log, so that
-    /// a rotation only switches files and every append overwrites preallocated bytes
-    /// (see [`Disk::log_prepare`]). A failure leaves no spare; the next call tries
+    /// Creates the segment after the last spare (or the active one) and fills it with
+    /// zeros, if fewer than [`SPARE_SEGMENTS`] are ready and nobody creates one: the
+    /// background step's share of the log, so that a rotation only switches files and
+    /// every append overwrites preallocated bytes (see [`Disk::log_prepare`]). A failure leaves no spare; the next call tries
     /// again, and a leader that needs a segment meanwhile creates an empty one.
     pub(crate) fn prepare_spare<D: Disk>(&self, disk: &D) {
         let next = {
             let mut st = self.lock();
-            if self.is_failed() || st.spare.is_some() || st.creating_next {
+            if self.is_failed()
+                || st.spares.len() >= SPARE_SEGMENTS
+                || st.preparing.is_some()
+                || st.leader_creating
+            {
                 return;
             }
-            st.creating_next = true;
-            st.active + 1
+            let next = st.active + 1 + st.spares.len() as u64;
+            st.preparing = Some(next);
+            next
         };
         let result = disk.log_prepare(next, self.segment_bytes);
         let mut st = self.lock();
-        st.creating_next = false;
+        st.preparing = None;
         match result {
-            // Nobody rotated meanwhile: only a leader rotates, and while
-            // `creating_next` is set it does not.
-            Ok(()) => st.spare = Some(next),
+            // Still the one after the last spare: a leader meanwhile either took the
+            // first spare (the rest move up with `active`) or, with none, grew its
+            // segment, never creating one while this was being prepared.
+            Ok(()) => st.spares.push_back(next),
             Err(e) => tracing::warn!(
                 "raida-store: cannot prepare log segment {next}: {e}; writes append to \
                  segment {} meanwhile",

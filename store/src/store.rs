@@ -295,6 +295,9 @@ fn record_of(bytes: &[u8; PAGE_BYTES], index: usize) -> Option<Record> {
     })
 }
 
+/// Pages a checkpoint writes in place between two looks at the log's spare segments.
+const PAGES_BETWEEN_SPARE_CHECKS: usize = 256;
+
 impl<D: Disk> DiskStore<D> {
     /// The store over `disk`: replays its log first (see [`Recovery`]).
     pub fn with_disk(disk: D, config: StoreConfig) -> Result<Self, OpenError> {
@@ -643,7 +646,13 @@ impl<D: Disk> DiskStore<D> {
         let Deferred { pages, entries } =
             std::mem::take(&mut *self.deferred.lock().unwrap_or_else(PoisonError::into_inner));
         let mut all_applied = true;
-        for (page, waiting) in pages {
+        for (i, (page, waiting)) in pages.into_iter().enumerate() {
+            // A checkpoint of a full store writes thousands of pages, for longer than
+            // the log takes to fill a segment under load: the log's spares are kept
+            // ready meanwhile, or writes would go to a segment that grows.
+            if i % PAGES_BETWEEN_SPARE_CHECKS == 0 {
+                self.log.prepare_spare(&self.disk);
+            }
             let _intent = self.locks.lock(&[page]);
             all_applied &= self.write_in_place(page, &waiting);
         }
