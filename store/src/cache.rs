@@ -7,12 +7,21 @@
 //! beforehand, to remove one, or to copy a few 17-byte records into one: never across
 //! disk I/O and never for a page copy.
 //!
+//! A page's bytes live in its shard's frames ([`Frames`]), not in the map: the map's
+//! nodes stay small enough for the caches, and the frames past a shard's first few are
+//! 2 MiB mappings advised for transparent huge pages. A lookup at random over a
+//! full-size store (261 MB of pages) then misses no TLB entry for the record it reads:
+//! with 4 KiB pages every detect paid a page walk, which a VM makes longer
+//! (`bench/RESULTS.md`). A small store stays on the heap, without huge pages.
+//!
 //! Eviction is CLOCK: a ring of the cached pages, each with a reference bit that a
 //! lookup sets; the hand (a mutex only workers take) clears set bits and evicts the
 //! first page whose bit is clear. Pages pinned after a failed in-place write are never
 //! evicted.
 
 use std::collections::{BTreeMap, VecDeque};
+
+use memmap2::{Advice, MmapMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -28,9 +37,123 @@ const SHARDS: usize = 64;
 /// unreadable page is simply read again on the next miss.
 const MAX_UNREADABLE: usize = 4096;
 
+/// Frames of a shard's first chunk, on the heap: a small store needs no more.
+const HEAP_FRAMES: usize = 8;
+
+/// A transparent huge page: the size of every chunk after the first (the kernel
+/// aligns an anonymous mapping of this size to it).
+const HUGE_PAGE_BYTES: usize = 2 << 20;
+
+/// Frames of a chunk after the first: 120 (8 KiB of each 2 MiB left over).
+const MAPPED_FRAMES: usize = HUGE_PAGE_BYTES / PAGE_BYTES;
+
+/// A chunk of frames.
+enum Chunk {
+    Heap(Box<[u8]>),
+    Mapped(MmapMut),
+}
+
+impl Chunk {
+    /// The chunk at `index` of a shard: the first on the heap, the rest mapped and
+    /// advised for huge pages (the advice is a hint: a kernel that ignores it, or a
+    /// failed mapping, leaves ordinary pages).
+    fn new(index: usize) -> Chunk {
+        if index == 0 {
+            return Chunk::Heap(vec![0u8; HEAP_FRAMES * PAGE_BYTES].into_boxed_slice());
+        }
+        match MmapMut::map_anon(HUGE_PAGE_BYTES) {
+            Ok(map) => {
+                let _ = map.advise(Advice::HugePage);
+                Chunk::Mapped(map)
+            }
+            Err(_) => Chunk::Heap(vec![0u8; MAPPED_FRAMES * PAGE_BYTES].into_boxed_slice()),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Heap(b) => b,
+            Chunk::Mapped(m) => m,
+        }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        match self {
+            Chunk::Heap(b) => b,
+            Chunk::Mapped(m) => m,
+        }
+    }
+}
+
+/// The page memory of one shard: frames of [`PAGE_BYTES`], one per page in memory,
+/// allocated in chunks as the shard grows and reused when pages leave (never given
+/// back: the cache is bounded, and a shard refills).
+#[derive(Default)]
+struct Frames {
+    chunks: Vec<Chunk>,
+    /// Frames given back, reused first.
+    free: Vec<u32>,
+    /// The next frame never used.
+    next: u32,
+}
+
+impl Frames {
+    /// The chunk and the place in it of `frame`.
+    fn locate(frame: u32) -> (usize, usize) {
+        let f = frame as usize;
+        match f.checked_sub(HEAP_FRAMES) {
+            None => (0, f),
+            Some(r) => (1 + r / MAPPED_FRAMES, r % MAPPED_FRAMES),
+        }
+    }
+
+    /// A frame for a page coming in (its bytes are the last page's, or zeros).
+    fn take(&mut self) -> u32 {
+        if let Some(frame) = self.free.pop() {
+            return frame;
+        }
+        let frame = self.next;
+        self.next += 1;
+        let (chunk, _) = Self::locate(frame);
+        while self.chunks.len() <= chunk {
+            self.chunks.push(Chunk::new(self.chunks.len()));
+        }
+        frame
+    }
+
+    /// `frame` is free again.
+    fn give_back(&mut self, frame: u32) {
+        self.free.push(frame);
+    }
+
+    fn page(&self, frame: u32) -> Option<&[u8]> {
+        let (chunk, at) = Self::locate(frame);
+        self.chunks
+            .get(chunk)?
+            .bytes()
+            .get(at * PAGE_BYTES..(at + 1) * PAGE_BYTES)
+    }
+
+    fn page_mut(&mut self, frame: u32) -> Option<&mut [u8]> {
+        let (chunk, at) = Self::locate(frame);
+        self.chunks
+            .get_mut(chunk)?
+            .bytes_mut()
+            .get_mut(at * PAGE_BYTES..(at + 1) * PAGE_BYTES)
+    }
+
+    /// Puts `bytes` in `frame`.
+    fn fill(&mut self, frame: u32, bytes: &[u8; PAGE_BYTES]) {
+        if let Some(page) = self.page_mut(frame) {
+            page.copy_from_slice(bytes);
+        }
+    }
+}
+
 /// One page in memory.
 pub(crate) struct CachedPage {
-    bytes: Box<[u8; PAGE_BYTES]>,
+    /// Its bytes: a frame of its shard's [`Frames`].
+    frame: u32,
     /// The file's metadata as of the store's last read or write of it.
     meta: FileMeta,
     /// Set by lookups, cleared by the CLOCK hand.
@@ -56,9 +179,9 @@ pub(crate) struct CachedPage {
 
 impl CachedPage {
     /// A page just read, referenced, held by `unapplied` writers.
-    fn new(bytes: Box<[u8; PAGE_BYTES]>, meta: FileMeta, generation: u64, unapplied: u32) -> Self {
+    fn new(frame: u32, meta: FileMeta, generation: u64, unapplied: u32) -> Self {
         CachedPage {
-            bytes,
+            frame,
             meta,
             referenced: AtomicBool::new(true),
             generation,
@@ -74,9 +197,11 @@ impl CachedPage {
         self.pinned || self.unapplied > 0
     }
 
-    fn record(&self, index: usize) -> Option<Record> {
+    fn record(&self, frames: &Frames, index: usize) -> Option<Record> {
         let start = index.checked_mul(RECORD_BYTES)?;
-        let bytes = self.bytes.get(start..start.checked_add(RECORD_BYTES)?)?;
+        let bytes = frames
+            .page(self.frame)?
+            .get(start..start.checked_add(RECORD_BYTES)?)?;
         let an: An = bytes.get(..16)?.try_into().ok()?;
         Some(Record {
             an,
@@ -84,10 +209,13 @@ impl CachedPage {
         })
     }
 
-    fn write(&mut self, writes: &[RecordWrite]) {
+    fn write(&self, frames: &mut Frames, writes: &[RecordWrite]) {
+        let Some(page) = frames.page_mut(self.frame) else {
+            return;
+        };
         for w in writes {
             let start = usize::from(w.index) * RECORD_BYTES;
-            if let Some(slot) = self.bytes.get_mut(start..start + RECORD_BYTES) {
+            if let Some(slot) = page.get_mut(start..start + RECORD_BYTES) {
                 slot.copy_from_slice(&w.bytes);
             }
         }
@@ -102,10 +230,69 @@ enum Slot {
     },
 }
 
+/// What one shard's lock guards: its map and its pages' bytes.
+#[derive(Default)]
+struct ShardPages {
+    map: BTreeMap<PageId, Slot>,
+    frames: Frames,
+}
+
+impl ShardPages {
+    fn get(&self, page: &PageId) -> Option<&Slot> {
+        self.map.get(page)
+    }
+
+    fn get_mut(&mut self, page: &PageId) -> Option<&mut Slot> {
+        self.map.get_mut(page)
+    }
+
+    /// Puts `slot` at `page`, giving back the frame of a page it replaces.
+    fn insert(&mut self, page: PageId, slot: Slot) -> Option<Slot> {
+        let old = self.map.insert(page, slot);
+        self.free_frame_of(old.as_ref());
+        old
+    }
+
+    /// Takes `page` out, giving back its frame.
+    fn remove(&mut self, page: &PageId) -> Option<Slot> {
+        let old = self.map.remove(page);
+        self.free_frame_of(old.as_ref());
+        old
+    }
+
+    fn free_frame_of(&mut self, old: Option<&Slot>) {
+        if let Some(Slot::Page(p)) = old {
+            self.frames.give_back(p.frame);
+        }
+    }
+
+    /// A new page `page` of `bytes` in a frame of its own (or in the frame of the page
+    /// it replaces), returning what was there.
+    fn put_page(
+        &mut self,
+        page: PageId,
+        bytes: &[u8; PAGE_BYTES],
+        meta: FileMeta,
+        generation: u64,
+        unapplied: u32,
+    ) -> Option<Slot> {
+        let frame = match self.map.get(&page) {
+            Some(Slot::Page(p)) => p.frame,
+            _ => self.frames.take(),
+        };
+        self.frames.fill(frame, bytes);
+        // The same frame when a page replaces itself: not given back.
+        self.map.insert(
+            page,
+            Slot::Page(CachedPage::new(frame, meta, generation, unapplied)),
+        )
+    }
+}
+
 /// One shard, on a cache line of its own with its counters.
 #[repr(align(64))]
 struct Shard {
-    map: RwLock<BTreeMap<PageId, Slot>>,
+    map: RwLock<ShardPages>,
     hits: AtomicU64,
     misses: AtomicU64,
     out_of_range: AtomicU64,
@@ -165,7 +352,7 @@ impl Cache {
         Cache {
             shards: (0..SHARDS)
                 .map(|_| Shard {
-                    map: RwLock::new(BTreeMap::new()),
+                    map: RwLock::new(ShardPages::default()),
                     hits: AtomicU64::new(0),
                     misses: AtomicU64::new(0),
                     out_of_range: AtomicU64::new(0),
@@ -184,7 +371,7 @@ impl Cache {
         &self.shards[shard_index(page)]
     }
 
-    fn read(&self, page: PageId) -> RwLockReadGuard<'_, BTreeMap<PageId, Slot>> {
+    fn read(&self, page: PageId) -> RwLockReadGuard<'_, ShardPages> {
         // Every change under the lock is one map operation or a byte copy: a panic
         // elsewhere never leaves a shard half changed.
         self.shard(page)
@@ -193,7 +380,7 @@ impl Cache {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self, page: PageId) -> RwLockWriteGuard<'_, BTreeMap<PageId, Slot>> {
+    fn write(&self, page: PageId) -> RwLockWriteGuard<'_, ShardPages> {
         self.shard(page)
             .map
             .write()
@@ -211,7 +398,7 @@ impl Cache {
                 if !p.referenced.load(Ordering::Relaxed) {
                     p.referenced.store(true, Ordering::Relaxed);
                 }
-                match p.record(index) {
+                match p.record(&map.frames, index) {
                     Some(record) => Lookup::Found(record.an),
                     None => Lookup::Unknown,
                 }
@@ -259,8 +446,9 @@ impl Cache {
 
     /// The records at `indices` of `page`, if it is in memory.
     pub(crate) fn records(&self, page: PageId, indices: &[usize]) -> Option<Vec<Record>> {
-        match self.read(page).get(&page) {
-            Some(Slot::Page(p)) => indices.iter().map(|&i| p.record(i)).collect(),
+        let map = self.read(page);
+        match map.get(&page) {
+            Some(Slot::Page(p)) => indices.iter().map(|&i| p.record(&map.frames, i)).collect(),
             _ => None,
         }
     }
@@ -282,7 +470,7 @@ impl Cache {
         let mut out = Vec::with_capacity(self.cached_pages());
         for shard in self.shards.iter() {
             let map = shard.map.read().unwrap_or_else(PoisonError::into_inner);
-            out.extend(map.iter().filter_map(|(page, slot)| match slot {
+            out.extend(map.map.iter().filter_map(|(page, slot)| match slot {
                 Slot::Page(p) if !p.held() => Some(Cached {
                     page: *page,
                     meta: p.meta,
@@ -304,10 +492,7 @@ impl Cache {
                 // Memory is ahead of the file: what was read is older.
                 return;
             }
-            map.insert(
-                page,
-                Slot::Page(CachedPage::new(bytes, meta, generation, 0)),
-            )
+            map.put_page(page, &bytes, meta, generation, 0)
         };
         match &old {
             Some(Slot::Page(_)) => {}
@@ -319,8 +504,8 @@ impl Cache {
                 self.cached.fetch_add(1, Ordering::Relaxed);
             }
         }
-        // The old page (17 KB) is freed outside the shard lock.
-        drop(old);
+        // The buffer read (17 KB) is freed outside the shard lock.
+        drop(bytes);
         let mut clock = self.clock.lock().unwrap_or_else(PoisonError::into_inner);
         clock.push_back((page, generation));
         self.evict(&mut clock);
@@ -395,10 +580,7 @@ impl Cache {
             return false;
         };
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-        let old = map.insert(
-            page,
-            Slot::Page(CachedPage::new(bytes, meta, generation, 1)),
-        );
+        let old = map.put_page(page, &bytes, meta, generation, 1);
         drop(map);
         self.account_removed(old.as_ref());
         self.cached.fetch_add(1, Ordering::Relaxed);
@@ -418,10 +600,11 @@ impl Cache {
     /// records pending until it is in place.
     pub(crate) fn write_held(&self, page: PageId, writes: &[RecordWrite], seq: u64) {
         let mut map = self.write(page);
+        let ShardPages { map, frames } = &mut *map;
         let Some(Slot::Page(p)) = map.get_mut(&page) else {
             return;
         };
-        p.write(writes);
+        p.write(frames, writes);
         for w in writes {
             match p.pending.iter_mut().find(|(i, _)| *i == w.index) {
                 Some(entry) => entry.1 = entry.1.max(seq),
@@ -437,11 +620,12 @@ impl Cache {
         page: PageId,
         indices: &[usize],
     ) -> Option<(Vec<Record>, Option<u64>)> {
-        match self.read(page).get(&page) {
+        let map = self.read(page);
+        match map.get(&page) {
             Some(Slot::Page(p)) => {
                 let records = indices
                     .iter()
-                    .map(|&i| p.record(i))
+                    .map(|&i| p.record(&map.frames, i))
                     .collect::<Option<_>>()?;
                 let seq = p
                     .pending
@@ -541,7 +725,6 @@ impl Cache {
                         self.cached.fetch_sub(1, Ordering::Relaxed);
                         self.evictions.fetch_add(1, Ordering::Relaxed);
                     }
-                    // Freed here, outside the shard lock.
                     drop(old);
                 }
             }
@@ -618,6 +801,88 @@ mod tests {
         cache.insert(page(3), bytes(3), FileMeta::default());
         assert!(cache.has_page(page(1)) && cache.has_page(page(3)));
         assert!(!cache.has_page(page(2)));
+    }
+
+    /// Pages that share a shard with page 0 (the frames under test are per shard).
+    fn same_shard(count: usize) -> Vec<PageId> {
+        (0..u16::MAX)
+            .map(page)
+            .filter(|p| shard_index(*p) == shard_index(page(0)))
+            .take(count)
+            .collect()
+    }
+
+    fn frames_used(cache: &Cache, p: PageId) -> u32 {
+        cache.read(p).frames.next
+    }
+
+    #[test]
+    fn a_shard_s_frames_are_reused_and_hold_only_the_page_now_there() {
+        // 20 pages of one shard through a cache of 4: at most 4 (and the one being
+        // inserted) are ever in frames, and each lookup reads its own page's bytes.
+        let cache = Cache::new(4);
+        let pages = same_shard(20);
+        for (i, p) in pages.iter().enumerate() {
+            let fill = i as u8 + 1;
+            cache.insert(*p, bytes(fill), FileMeta::default());
+            assert_eq!(
+                cache.records(*p, &[1023]).map(|r| r[0].an),
+                Some([fill; 16])
+            );
+        }
+        assert!(frames_used(&cache, pages[0]) <= 5, "frames reused");
+        for (i, p) in pages.iter().enumerate() {
+            match cache.lookup(*p, 7, Timestamp::ZERO) {
+                Lookup::Found(an) => assert_eq!(an, [i as u8 + 1; 16]),
+                Lookup::NotInMemory(_) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        // A page that replaces itself (a reload) keeps its frame.
+        let last = pages[19];
+        let before = frames_used(&cache, last);
+        cache.insert(last, bytes(99), FileMeta::default());
+        assert_eq!(frames_used(&cache, last), before);
+        assert_eq!(cache.records(last, &[0]).map(|r| r[0].an), Some([99; 16]));
+        // A page removed gives its frame to the next one, which reads its own bytes.
+        cache.remove(last);
+        let next = same_shard(21)[20];
+        cache.insert(next, bytes(42), FileMeta::default());
+        assert_eq!(frames_used(&cache, next), before);
+        assert_eq!(cache.records(next, &[5]).map(|r| r[0].an), Some([42; 16]));
+        assert_eq!(cache.records(last, &[5]), None);
+    }
+
+    #[test]
+    fn past_its_first_frames_a_shard_maps_huge_page_chunks() {
+        let pages = same_shard(HEAP_FRAMES + MAPPED_FRAMES + 1);
+        let cache = Cache::new(pages.len());
+        for (i, p) in pages.iter().enumerate() {
+            cache.insert(*p, bytes(i as u8), FileMeta::default());
+        }
+        let shard = cache.read(pages[0]);
+        let kinds: Vec<(bool, usize)> = shard
+            .frames
+            .chunks
+            .iter()
+            .map(|c| (matches!(c, Chunk::Mapped(_)), c.bytes().len()))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (false, HEAP_FRAMES * PAGE_BYTES),
+                (true, HUGE_PAGE_BYTES),
+                (true, HUGE_PAGE_BYTES)
+            ]
+        );
+        drop(shard);
+        // Every page reads its own bytes, across the chunks' edges.
+        for (i, p) in pages.iter().enumerate() {
+            assert_eq!(
+                cache.records(*p, &[0, 1023]).map(|r| (r[0].an, r[1].an)),
+                Some(([i as u8; 16], [i as u8; 16]))
+            );
+        }
     }
 
     #[test]
