@@ -54,8 +54,9 @@ use raida_core::{
 use raida_store::{DiskStore, StoreConfig};
 
 /// The largest segment a seed picks: large enough that a run's log never rolls over.
-/// Not the default (4 MiB): every segment is prepared (zero-filled) ahead, and filling
-/// megabytes at every recovery costs the swarm a third of its seeds a second.
+/// Not the default (32 MiB): once written, the log prepares (zero-fills) its next
+/// segment ahead, and filling megabytes in every run would cost the swarm most of its
+/// seeds a second.
 const LARGE_SEGMENT_BYTES: u64 = 64 << 10;
 
 use crate::auth::{self, Exec, Op, Workload};

@@ -51,7 +51,11 @@ use raida_core::keys::{
     RECORDS_PER_PAGE, RECORD_BYTES,
 };
 use raida_core::{CommandRegistry, StatusByte, Timestamp, Transport};
-use raida_store::{DiskStore, StoreConfig, DEFAULT_SEGMENT_BYTES};
+use raida_store::{DiskStore, StoreConfig};
+
+/// The largest segment a seed picks: large enough that a run's log never rolls over;
+/// not the default (32 MiB), which the log would fill with zeros ahead of its writes.
+const LARGE_SEGMENT_BYTES: u64 = 64 << 10;
 
 use crate::disk::{mark_helper_thread, DiskFaults, SimDisk, SECTOR};
 use crate::invariants::Violation;
@@ -271,8 +275,8 @@ impl StoreKnobs {
             ops: rng.range(20, 150) as u32,
             cache_pages: rng.range_usize(1, pages.len() + 2),
             segment_bytes: rng
-                .pick(&[64, 200, 1000, 4096, DEFAULT_SEGMENT_BYTES])
-                .unwrap_or(DEFAULT_SEGMENT_BYTES),
+                .pick(&[64, 200, 1000, 4096, LARGE_SEGMENT_BYTES])
+                .unwrap_or(LARGE_SEGMENT_BYTES),
             faults: DiskFaults::draw(&mut rng),
             weights: OpWeights::draw(&mut rng),
             stale_cas_pm: rng.range(0, 200) as u32,

@@ -40,13 +40,18 @@ use raida_core::keys::{PageId, StoreError};
 use crate::disk::{Disk, RecordWrite, Segment, Written};
 use crate::entry;
 
-/// A log that passes this many bytes starts a new segment (4 MiB: about 100,000
-/// one-coin writes).
-pub const DEFAULT_SEGMENT_BYTES: u64 = 4 << 20;
+/// A log that passes this many bytes starts a new segment (32 MiB: about 700,000
+/// one-coin writes). A checkpoint follows each segment, writing every page written
+/// since the last one in place, once: the longer the interval, the more writes of a
+/// page share that write. With 4 MiB (a checkpoint a second under a pown load) the
+/// in-place writes' writeback slowed the log's own syncs: 90.6k durable powns a
+/// second over 20 s against 105k with 32 MiB (`bench/RESULTS.md`). Recovery replays
+/// at most a segment or two.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 32 << 20;
 
-/// Segments prepared ahead at most: two, so that a rotation finds one even when the
-/// background step that prepares them spent a whole segment's time on a checkpoint.
-const SPARE_SEGMENTS: usize = 2;
+/// Segments prepared ahead at most: one (a segment lasts seconds under the heaviest
+/// load, and a checkpoint looks at the spare every few hundred pages it writes).
+const SPARE_SEGMENTS: usize = 1;
 
 /// What the log knows of one segment.
 #[derive(Debug)]
@@ -94,6 +99,9 @@ struct State {
     failures: Vec<Failure>,
     active: Segment,
     active_len: u64,
+    /// The active segment was prepared (zero-filled) ahead: not the one a start
+    /// creates, which a leader leaves for the first spare.
+    active_prepared: bool,
     segments: BTreeMap<Segment, SegmentState>,
     /// The segments after `active`, in order, created and filled with zeros ahead of
     /// time ([`Log::prepare_spare`]), for the next rotations to switch to.
@@ -183,6 +191,7 @@ impl Log {
                 failures: Vec::new(),
                 active,
                 active_len: 0,
+                active_prepared: false,
                 segments,
                 spares: VecDeque::new(),
                 preparing: None,
@@ -335,11 +344,14 @@ impl Log {
         // A full segment rolls over to the first spare prepared for it; without one
         // (the background step has not run), to a segment created now, unless the
         // background step is creating it, and then the segment grows until it is there.
-        let rotate = if offset < self.segment_bytes {
+        // A segment a start created (empty, not prepared) is left for the first spare
+        // as soon as there is one.
+        let full = offset >= self.segment_bytes || (!st.active_prepared && offset > 0);
+        let rotate = if !full {
             Rotate::No
         } else if let Some(spare) = st.spares.pop_front() {
             Rotate::ToSpare(spare)
-        } else if st.preparing.is_some() {
+        } else if st.preparing.is_some() || offset < self.segment_bytes {
             Rotate::No
         } else {
             st.leader_creating = true;
@@ -385,6 +397,7 @@ impl Log {
             );
             st.active = segment;
             st.active_len = 0;
+            st.active_prepared = matches!(rotate, Rotate::ToSpare(_));
         }
         match result {
             Ok(()) => {
@@ -459,10 +472,13 @@ impl Log {
     pub(crate) fn prepare_spare<D: Disk>(&self, disk: &D) {
         let next = {
             let mut st = self.lock();
+            // A log nobody writes prepares nothing: an idle server (or one of a
+            // test's many) writes no zeros.
             if self.is_failed()
                 || st.spares.len() >= SPARE_SEGMENTS
                 || st.preparing.is_some()
                 || st.leader_creating
+                || (st.active_len == 0 && st.pending.is_empty())
             {
                 return;
             }
@@ -565,13 +581,11 @@ pub struct Recovery {
 
 /// Replays every segment into the page files (after syncing the segment, so that
 /// what is replayed stays replayable), syncs them, removes the segments, and creates a
-/// fresh one, zero-filled to `segment_bytes` (see [`Disk::log_prepare`]). Returns what it did, the segment to write next and the next
-/// sequence number. Idempotent: a crash anywhere in it, then recovery again, gives the
-/// same pages.
-pub(crate) fn recover<D: Disk>(
-    disk: &D,
-    segment_bytes: u64,
-) -> io::Result<(Recovery, Segment, u64)> {
+/// fresh one (empty: the first writes go to it until a spare is prepared, see
+/// [`Log::prepare_spare`]). Returns what it did, the segment to write next and the
+/// next sequence number. Idempotent: a crash anywhere in it, then recovery again,
+/// gives the same pages.
+pub(crate) fn recover<D: Disk>(disk: &D) -> io::Result<(Recovery, Segment, u64)> {
     let segments = disk.log_segments()?;
     let mut report = Recovery {
         segments: segments.len(),
@@ -639,7 +653,7 @@ pub(crate) fn recover<D: Disk>(
         disk.log_remove(segment)?;
     }
     let next_segment = segments.last().map_or(1, |s| s + 1);
-    disk.log_prepare(next_segment, segment_bytes)?;
+    disk.log_create(next_segment)?;
     let next_seq = last_seq.map_or(1, |s| s + 1);
     if report.entries > 0 || report.dropped_bytes > 0 {
         tracing::info!(

@@ -301,8 +301,7 @@ const PAGES_BETWEEN_SPARE_CHECKS: usize = 256;
 impl<D: Disk> DiskStore<D> {
     /// The store over `disk`: replays its log first (see [`Recovery`]).
     pub fn with_disk(disk: D, config: StoreConfig) -> Result<Self, OpenError> {
-        let (recovery, segment, next_seq) =
-            log::recover(&disk, config.segment_bytes).map_err(OpenError::Recovery)?;
+        let (recovery, segment, next_seq) = log::recover(&disk).map_err(OpenError::Recovery)?;
         #[cfg_attr(not(raida_mutants), allow(unused_mut))]
         let (mut lockers, indexed_meta, indexed_dirs, unindexed) = index_lockers(&disk);
         #[cfg(raida_mutants)]
@@ -621,8 +620,12 @@ impl<D: Disk> DiskStore<D> {
     }
 
     /// Whether more pages wait for their in-place writes than half the cache holds
-    /// (they stay in memory meanwhile): [`maintain`](Self::maintain) writes them
-    /// then, without waiting for a checkpoint.
+    /// (they stay in memory meanwhile) and the cache is full, so that loads must evict
+    /// and only the other half can go: [`maintain`](Self::maintain) writes them then,
+    /// without waiting for a checkpoint. While the cache has room, held pages cost
+    /// nothing, and the writes wait to be coalesced at the checkpoint: writing them
+    /// every few thousand pages wrote most pages in place once per one or two writes,
+    /// and that writeback slowed the log's syncs.
     fn deferred_too_many(&self) -> bool {
         let waiting = self
             .deferred
@@ -631,6 +634,7 @@ impl<D: Disk> DiskStore<D> {
             .pages
             .len();
         waiting > (self.cache.capacity() / 2).max(1)
+            && self.cache.cached_pages() >= self.cache.capacity()
     }
 
     /// Writes every durable write waiting for a checkpoint into its page file: one

@@ -608,16 +608,11 @@ fn recovery_drops_a_torn_tail_and_is_idempotent() {
     fs::write(page_path(dir.path(), 0, 0), &original).expect("restore page");
     let files = segments(dir.path());
     assert_eq!(files.len(), 1);
-    let mut log = fs::read(&files[0]).expect("read log");
-    // One entry of one write: magic and length 8, sequence and count 12, the write 22,
-    // CRC 4 (store/src/entry.rs). The segment was prepared (zero-filled) ahead, so a
-    // tear is bytes of the last entry that stayed zero.
-    let entry = 8 + 12 + 22 + 4;
-    assert!(log.len() > 3 * entry, "a prepared segment");
-    assert!(log[3 * entry..].iter().all(|&b| b == 0));
-    log[3 * entry - 5..3 * entry].fill(0);
-    fs::write(&files[0], &log).expect("tear");
-    let saved: Vec<(std::path::PathBuf, Vec<u8>)> = vec![(files[0].clone(), log)];
+    let log = fs::read(&files[0]).expect("read log");
+    let entry = log.len() / 3;
+    fs::write(&files[0], &log[..log.len() - 5]).expect("tear");
+    let saved: Vec<(std::path::PathBuf, Vec<u8>)> =
+        vec![(files[0].clone(), log[..log.len() - 5].to_vec())];
 
     let first = {
         let store = open(dir.path(), 8);
@@ -661,37 +656,47 @@ fn log_segments_are_prepared_ahead_and_their_zeros_are_an_end_not_a_tear() {
             .map(|f| fs::read(f).expect("segment").len())
             .collect()
     };
+    let write = |store: &DiskStore, serial: u32| {
+        assert!(cas(
+            store,
+            CoinId::new(0, serial),
+            an_of(0, serial, 1),
+            [7; 16],
+            T0
+        ));
+    };
     {
         let store = DiskStore::open(dir.path(), config.clone()).expect("open");
-        // Open prepares the first segment; the background step the next two (the
-        // spares), one a call.
+        // Open creates an empty segment; a log nobody writes prepares nothing.
         store.maintain(T0);
+        assert_eq!(lengths(dir.path()), vec![0]);
+        write(&store, 0);
+        // Written: the background step prepares the next segment (the spare).
         store.maintain(T0);
+        assert_eq!(lengths(dir.path()), vec![46, 200]);
+        // The next write leaves the segment open created for the spare.
+        write(&store, 1);
+        assert_eq!(lengths(dir.path()), vec![46, 200]);
+        // The background step checkpoints the segment left (its writes in place) and
+        // prepares the next spare.
         store.maintain(T0);
-        assert_eq!(lengths(dir.path()), vec![200, 200, 200]);
-        for serial in 0..6u32 {
-            assert!(cas(
-                &store,
-                CoinId::new(0, serial),
-                an_of(0, serial, 1),
-                [7; 16],
-                T0
-            ));
+        assert_eq!(lengths(dir.path()), vec![200, 200]);
+        // Five more: the fifth entry of the spare goes past its end, and the sixth to
+        // the next spare, within its prepared length.
+        for serial in 2..7u32 {
+            write(&store, serial);
         }
-        // Five entries went to the first segment (the fifth past its end), the sixth
-        // to the first spare, within its prepared length.
-        assert_eq!(lengths(dir.path()), vec![230, 200, 200]);
+        assert_eq!(lengths(dir.path()), vec![230, 200]);
     }
     let files = segments(dir.path());
-    let spare = fs::read(&files[1]).expect("segment");
-    assert_eq!(&spare[..4], b"RSW1");
-    assert!(spare[46..].iter().all(|&b| b == 0));
-    // A restart replays all six and drops nothing: the zeros after the last entry are
-    // the log's end.
+    let last = fs::read(files.last().expect("a segment")).expect("segment");
+    assert_eq!(&last[..4], b"RSW1");
+    assert!(last[46..].iter().all(|&b| b == 0));
+    // A restart replays what the log holds and drops nothing: the zeros after the
+    // last entry are the log's end.
     let store = DiskStore::open(dir.path(), config).expect("reopen");
-    assert_eq!(store.recovery().entries, 6);
     assert_eq!(store.recovery().dropped_bytes, 0);
-    for serial in 0..6u32 {
+    for serial in 0..7u32 {
         assert_eq!(an(&store, 0, serial, T0), Some([7; 16]), "serial {serial}");
     }
 }
@@ -722,12 +727,11 @@ fn checkpoints_remove_old_segments_once_their_pages_are_synced() {
         .iter()
         .filter(|f| {
             let bytes = fs::read(f).expect("segment");
-            assert!(bytes.len() >= 200, "prepared");
             bytes.iter().any(|&b| b != 0)
         })
         .count();
     assert_eq!(with_entries, 1);
-    assert!(segments(dir.path()).len() <= 3);
+    assert!(segments(dir.path()).len() <= 2);
     drop(store);
     let store = DiskStore::open(dir.path(), config).expect("reopen");
     for serial in 0..40u32 {
