@@ -11,15 +11,20 @@
 #   bench/auth.sh PORT [SECONDS] [CONCURRENCY]
 #
 # Environment: STORE_DIR (default /tmp/raida-store-bench, shared with bench/store.sh),
-# EXTRA (more server flags).
+# EXTRA (more server flags), POWN_SECONDS (each pown run; default four times SECONDS).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 [ -d "$dir/store/Data" ] || "$gen" store "$dir/store" 1000
 for kind in detect1 detect40; do
   [ -f "$dir/$kind.reqs" ] || "$gen" requests "$dir/store" "$kind" 400000 "$dir/$kind.reqs"
 done
-# Enough distinct coins for a whole run of powns (each coin once).
-[ -f "$dir/pown1.reqs" ] || "$gen" requests "$dir/store" pown1 1500000 "$dir/pown1.reqs"
+# The pown runs last POWN_SECONDS (default four times SECONDS), so that each spans log
+# checkpoints (one per 32 MiB of log, about 700,000 powns): a 5 s run at 117k/s writes
+# 27 MB and never reaches one. Enough distinct coins for a whole run (each coin once).
+pown_secs=${POWN_SECONDS:-$((secs * 4))}
+pown_coins=$((pown_secs * 200000))
+[ -f "$dir/pown1-$pown_coins.reqs" ] ||
+  "$gen" requests "$dir/store" pown1 "$pown_coins" "$dir/pown1-$pown_coins.reqs"
 
 server=
 start() { # start ROOT: a release server on ROOT; sets $server
@@ -60,7 +65,8 @@ for mode in udp tcp; do
   start "$dir/pown-store"
   # Pages already loaded, as for detect: every page once (detect over UDP).
   run udp "$dir/detect1.reqs" 241 >/dev/null
-  p1=$(run "$mode" "$dir/pown1.reqs" 241); echo "$mode pown 1 coin:    $p1"
+  p1=$(secs=$pown_secs run "$mode" "$dir/pown1-$pown_coins.reqs" 241)
+  echo "$mode pown 1 coin ($pown_secs s): $p1"
   eval "${mode}_p1=$(rps "$p1")"
   grep -E 'syncs|records' "$dir/server.err" | tail -n 2 || true
   stop
