@@ -607,3 +607,39 @@ fn a_sync_says_whether_writes_were_appended_while_it_ran() {
     assert!(!store.sync());
     assert!(store.commit_point().covers(late));
 }
+
+#[test]
+fn deferred_writes_wait_for_the_checkpoint_while_the_cache_has_room() {
+    // A cache of 4 pages; 3 written (more than half of it held): with room left the
+    // background step leaves their writes for the checkpoint, so that later writes of
+    // the same pages share one write in place.
+    let disk = disk_with_pages(&[(0, 0), (0, 1), (0, 2), (0, 3)]);
+    let store = DiskStore::with_disk(
+        Arc::clone(&disk),
+        StoreConfig::new(4, Duration::from_secs(1)),
+    )
+    .expect("open");
+    for page in 0..3u32 {
+        write(&store, CoinId::new(0, page * 1024 + 5), [7; 16]).expect("write");
+    }
+    store.sync();
+    store.maintain(T0);
+    for page in 0..3u32 {
+        assert_eq!(
+            record_on_disk(&disk, 0, page * 1024 + 5)[..16],
+            an_of(0, page * 1024 + 5, 1),
+            "page {page} not yet written in place"
+        );
+    }
+    // The cache fills (a fourth page loaded): held pages now block evictions, and the
+    // next step writes them in place.
+    assert_eq!(an(&store, 0, 3 * 1024, T0), Some(an_of(0, 3 * 1024, 1)));
+    store.maintain(T0);
+    for page in 0..3u32 {
+        assert_eq!(
+            record_on_disk(&disk, 0, page * 1024 + 5)[..16],
+            [7; 16],
+            "page {page} written in place"
+        );
+    }
+}
