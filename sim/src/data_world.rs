@@ -104,7 +104,7 @@ pub struct DataKnobs {
     pub auth_group: bool,
     /// `StoreConfig::cache_pages` (small: pages are evicted).
     pub cache_pages: usize,
-    /// `StoreConfig::segment_bytes` (up to [`LARGE_SEGMENT_BYTES`]).
+    /// `StoreConfig::segment_bytes` (at most 64 KiB).
     pub segment_bytes: u64,
     /// The disk's fault rates.
     pub faults: DiskFaults,
