@@ -373,3 +373,36 @@ fn one_store_seed_replays_to_the_same_trace() {
     assert_eq!(a, run(seed));
     assert_ne!(a.1, run(seed + 1).1, "another seed is another world");
 }
+
+#[test]
+fn a_spare_prepared_while_a_leader_writes_into_the_last_one_is_the_segment_after_it() {
+    use raida_store::Disk;
+    let disk = disk_with(DiskFaults::none());
+    let mut config = StoreConfig::new(16, Duration::from_secs(1));
+    config.segment_bytes = 100;
+    let store = Arc::new(DiskStore::with_disk(Arc::clone(&disk), config).expect("open"));
+    // Written: the background step prepares the spare (segment 2).
+    cas(&store, &[A], &[initial(A)], &[new_record(1)]).expect("first write");
+    store.maintain(NOW);
+    assert_eq!(disk.log_segments().expect("segments"), vec![1, 2]);
+    // The next write goes to the spare; inside its sync, the background step runs
+    // and must prepare the segment after the spare, not the spare again.
+    let hook = {
+        let store = Arc::clone(&store);
+        Box::new(move || {
+            store.maintain(NOW);
+            false
+        })
+    };
+    disk.arm_sync_hook(hook);
+    cas(&store, &[B], &[initial(B)], &[new_record(2)]).expect("second write");
+    assert!(disk.take_sync_hook().is_none(), "the hook ran");
+    let segments = disk.log_segments().expect("segments");
+    assert_eq!(segments.last(), Some(&3), "{segments:?}");
+    drop(store);
+    disk.crash();
+    let store = open(&disk).expect("recovery");
+    assert_eq!(store.recovery().dropped_bytes, 0);
+    assert_eq!(record(&store, A), Some(new_record(1)));
+    assert_eq!(record(&store, B), Some(new_record(2)));
+}

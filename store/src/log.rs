@@ -111,9 +111,25 @@ struct State {
     preparing: Option<Segment>,
     /// A leader with no spare is creating the segment after `active` now.
     leader_creating: bool,
+    /// Something was appended since the start: only then are spares prepared.
+    written: bool,
 }
 
 impl State {
+    /// `segment` (created, empty) is the active segment from now on.
+    fn switch_to(&mut self, segment: Segment, prepared: bool) {
+        self.segments.insert(
+            segment,
+            SegmentState {
+                pages: BTreeSet::new(),
+                unapplied: 0,
+            },
+        );
+        self.active = segment;
+        self.active_len = 0;
+        self.active_prepared = prepared;
+    }
+
     fn take_failure(&mut self, seq: u64) -> Option<io::Error> {
         let i = self
             .failures
@@ -196,6 +212,7 @@ impl Log {
                 spares: VecDeque::new(),
                 preparing: None,
                 leader_creating: false,
+                written: false,
             }),
             resolved: [Condvar::new(), Condvar::new()],
             segment_bytes: segment_bytes.max(1),
@@ -237,6 +254,7 @@ impl Log {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
+        st.written = true;
         entry::encode(seq, writes, &mut st.pending);
         st.pending_pages.extend(writes.iter().map(|(p, _)| *p));
         st.pending_entries += 1;
@@ -357,6 +375,11 @@ impl Log {
             st.leader_creating = true;
             Rotate::ToNew(segment + 1)
         };
+        // A spare exists already: it is the active segment from here on, so that the
+        // background step, looking meanwhile, prepares the one after it.
+        if let Rotate::ToSpare(spare) = rotate {
+            st.switch_to(spare, true);
+        }
         drop(st);
 
         // Only the leader writes the log, so the segment is its own while it leads.
@@ -386,18 +409,9 @@ impl Log {
         let mut st = self.lock();
         if let Rotate::ToNew(_) = rotate {
             st.leader_creating = false;
-        }
-        if rotated {
-            st.segments.insert(
-                segment,
-                SegmentState {
-                    pages: BTreeSet::new(),
-                    unapplied: 0,
-                },
-            );
-            st.active = segment;
-            st.active_len = 0;
-            st.active_prepared = matches!(rotate, Rotate::ToSpare(_));
+            if rotated {
+                st.switch_to(segment, false);
+            }
         }
         match result {
             Ok(()) => {
@@ -467,8 +481,9 @@ impl Log {
     /// Creates the segment after the last spare (or the active one) and fills it with
     /// zeros, if fewer than [`SPARE_SEGMENTS`] are ready and nobody creates one: the
     /// background step's share of the log, so that a rotation only switches files and
-    /// every append overwrites preallocated bytes (see [`Disk::log_prepare`]). A failure leaves no spare; the next call tries
-    /// again, and a leader that needs a segment meanwhile creates an empty one.
+    /// every append overwrites preallocated bytes (see [`Disk::log_prepare`]). A
+    /// failure leaves no spare; the next call tries again, and a leader that needs a
+    /// segment meanwhile creates an empty one.
     pub(crate) fn prepare_spare<D: Disk>(&self, disk: &D) {
         let next = {
             let mut st = self.lock();
@@ -478,7 +493,7 @@ impl Log {
                 || st.spares.len() >= SPARE_SEGMENTS
                 || st.preparing.is_some()
                 || st.leader_creating
-                || (st.active_len == 0 && st.pending.is_empty())
+                || !st.written
             {
                 return;
             }
@@ -491,8 +506,8 @@ impl Log {
         st.preparing = None;
         match result {
             // Still the one after the last spare: a leader meanwhile either took the
-            // first spare (the rest move up with `active`) or, with none, grew its
-            // segment, never creating one while this was being prepared.
+            // first spare (and made it active at once, under the mutex) or, with none,
+            // grew its segment, never creating one while this was being prepared.
             Ok(()) => st.spares.push_back(next),
             Err(e) => tracing::warn!(
                 "raida-store: cannot prepare log segment {next}: {e}; writes append to \
