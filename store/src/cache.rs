@@ -154,8 +154,11 @@ impl Frames {
 pub(crate) struct CachedPage {
     /// Its bytes: a frame of its shard's [`Frames`].
     frame: u32,
-    /// The file's metadata as of the store's last read or write of it.
-    meta: FileMeta,
+    /// What a read of records never needs, apart: the map's nodes keep only the 32
+    /// bytes a lookup reads (a detect over a full store misses fewer cache lines).
+    cold: Box<ColdPage>,
+    /// `cold.pending` is not empty: a read looks there only then.
+    any_pending: bool,
     /// Set by lookups, cleared by the CLOCK hand.
     referenced: AtomicBool,
     /// Tells this insertion apart from an earlier one of the same page in the ring.
@@ -171,6 +174,12 @@ pub(crate) struct CachedPage {
     /// about to apply one: the page in memory is ahead of its file, so it is neither
     /// evicted nor reloaded meanwhile.
     unapplied: u32,
+}
+
+/// The parts of a [`CachedPage`] that reads of records do not touch.
+struct ColdPage {
+    /// The file's metadata as of the store's last read or write of it.
+    meta: FileMeta,
     /// The records written by a write not yet in place, with that write's sequence
     /// number: a read of one waits for that commit. Changed under the shard's write
     /// lock together with the bytes, so a reader that sees a record sees its mark.
@@ -182,13 +191,16 @@ impl CachedPage {
     fn new(frame: u32, meta: FileMeta, generation: u64, unapplied: u32) -> Self {
         CachedPage {
             frame,
-            meta,
+            cold: Box::new(ColdPage {
+                meta,
+                pending: Vec::new(),
+            }),
+            any_pending: false,
             referenced: AtomicBool::new(true),
             generation,
             pinned: false,
             stale: false,
             unapplied,
-            pending: Vec::new(),
         }
     }
 
@@ -458,7 +470,7 @@ impl Cache {
         match self.read(page).get(&page) {
             Some(Slot::Page(p)) if !p.held() => Some(Cached {
                 page,
-                meta: p.meta,
+                meta: p.cold.meta,
                 stale: p.stale,
             }),
             _ => None,
@@ -473,7 +485,7 @@ impl Cache {
             out.extend(map.map.iter().filter_map(|(page, slot)| match slot {
                 Slot::Page(p) if !p.held() => Some(Cached {
                     page: *page,
-                    meta: p.meta,
+                    meta: p.cold.meta,
                     stale: p.stale,
                 }),
                 _ => None,
@@ -606,11 +618,12 @@ impl Cache {
         };
         p.write(frames, writes);
         for w in writes {
-            match p.pending.iter_mut().find(|(i, _)| *i == w.index) {
+            match p.cold.pending.iter_mut().find(|(i, _)| *i == w.index) {
                 Some(entry) => entry.1 = entry.1.max(seq),
-                None => p.pending.push((w.index, seq)),
+                None => p.cold.pending.push((w.index, seq)),
             }
         }
+        p.any_pending = !p.cold.pending.is_empty();
     }
 
     /// The records at `indices` of `page` if it is in memory, and the newest write
@@ -628,11 +641,16 @@ impl Cache {
                     .map(|&i| p.record(&map.frames, i))
                     .collect::<Option<_>>()?;
                 let seq = p
-                    .pending
-                    .iter()
-                    .filter(|(i, _)| indices.contains(&usize::from(*i)))
-                    .map(|(_, seq)| *seq)
-                    .max();
+                    .any_pending
+                    .then(|| {
+                        p.cold
+                            .pending
+                            .iter()
+                            .filter(|(i, _)| indices.contains(&usize::from(*i)))
+                            .map(|(_, seq)| *seq)
+                            .max()
+                    })
+                    .flatten();
                 Some((records, seq))
             }
             _ => None,
@@ -642,7 +660,8 @@ impl Cache {
     /// The newest write not yet in place of record `index` of `page`, if any.
     pub(crate) fn pending_of(&self, page: PageId, index: usize) -> Option<u64> {
         match self.read(page).get(&page) {
-            Some(Slot::Page(p)) => p
+            Some(Slot::Page(p)) if p.any_pending => p
+                .cold
                 .pending
                 .iter()
                 .find(|(i, _)| usize::from(*i) == index)
@@ -662,11 +681,12 @@ impl Cache {
                 return;
             };
             p.unapplied = p.unapplied.saturating_sub(holds);
-            p.pending.retain(|(_, s)| *s > seq);
+            p.cold.pending.retain(|(_, s)| *s > seq);
+            p.any_pending = !p.cold.pending.is_empty();
             match outcome {
                 InPlace::Written { before, after } => {
-                    if p.meta == before && !p.stale {
-                        p.meta = after;
+                    if p.cold.meta == before && !p.stale {
+                        p.cold.meta = after;
                     } else {
                         p.stale = true;
                     }
@@ -851,6 +871,16 @@ mod tests {
         assert_eq!(frames_used(&cache, next), before);
         assert_eq!(cache.records(next, &[5]).map(|r| r[0].an), Some([42; 16]));
         assert_eq!(cache.records(last, &[5]), None);
+    }
+
+    #[test]
+    fn a_map_entry_holds_only_what_a_read_of_records_needs() {
+        // The map's values are what a lookup walks over; the rest of a page is apart.
+        assert!(
+            std::mem::size_of::<Slot>() <= 32,
+            "{}",
+            std::mem::size_of::<Slot>()
+        );
     }
 
     #[test]
