@@ -633,12 +633,9 @@ pub(crate) fn recover<D: Disk>(disk: &D) -> io::Result<(Recovery, Segment, u64)>
         }
         // A segment prepared ahead ends in zeros after its last entry: the log's end,
         // not a tear (a torn entry leaves non-zero bytes behind its start).
-        let zero_tail = bytes
-            .get(decoded.valid..)
-            .is_some_and(|tail| tail.iter().all(|&b| b == 0));
-        if let Some(stop) = decoded.stop.filter(|_| !zero_tail) {
+        let dropped = data_len(&bytes).saturating_sub(decoded.valid);
+        if let Some(stop) = decoded.stop.filter(|_| dropped > 0) {
             torn = true;
-            let dropped = data_len(&bytes).saturating_sub(decoded.valid);
             report.dropped_bytes += dropped as u64;
             tracing::warn!(
                 "raida-store: log segment {segment}: {dropped} byte(s) from offset {} dropped \
