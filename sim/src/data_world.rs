@@ -53,14 +53,8 @@ use raida_core::{
 };
 use raida_store::{DiskStore, StoreConfig};
 
-/// The largest segment a seed picks: large enough that a run's log never rolls over.
-/// Not the default (32 MiB): once written, the log prepares (zero-fills) its next
-/// segment ahead, and filling megabytes in every run would cost the swarm most of its
-/// seeds a second.
-const LARGE_SEGMENT_BYTES: u64 = 64 << 10;
-
 use crate::auth::{self, Exec, Op, Workload};
-use crate::disk::{DiskFaults, SimDisk};
+use crate::disk::{DiskFaults, SimDisk, LARGE_SEGMENT_BYTES};
 use crate::invariants::Violation;
 use crate::kernel::{client_peer, udp_cid};
 use crate::knobs::Knobs;
@@ -104,7 +98,7 @@ pub struct DataKnobs {
     pub auth_group: bool,
     /// `StoreConfig::cache_pages` (small: pages are evicted).
     pub cache_pages: usize,
-    /// `StoreConfig::segment_bytes` (at most 64 KiB).
+    /// `StoreConfig::segment_bytes` (at most [`LARGE_SEGMENT_BYTES`]).
     pub segment_bytes: u64,
     /// The disk's fault rates.
     pub faults: DiskFaults,

@@ -66,6 +66,12 @@ use crate::rng::Rng;
 /// The unit a crash tears writes at.
 pub const SECTOR: usize = 512;
 
+/// The largest log segment (`StoreConfig::segment_bytes`) a world's seed picks: large
+/// enough that a run's log never rolls over. Not the store's default (32 MiB): once
+/// written, the log fills its next segment with zeros ahead of its writes, and filling
+/// megabytes in every run would cost a swarm most of its seeds a second.
+pub const LARGE_SEGMENT_BYTES: u64 = 64 << 10;
+
 /// How long a held helper's disk call waits for its release between checks, and how
 /// many checks it makes before it gives up and reports the disk stuck (20 s in all: a
 /// bound that fails the seed loudly instead of hanging it; a healthy run never waits

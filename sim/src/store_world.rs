@@ -53,11 +53,7 @@ use raida_core::keys::{
 use raida_core::{CommandRegistry, StatusByte, Timestamp, Transport};
 use raida_store::{DiskStore, StoreConfig};
 
-/// The largest segment a seed picks: large enough that a run's log never rolls over;
-/// not the default (32 MiB), which the log would fill with zeros ahead of its writes.
-const LARGE_SEGMENT_BYTES: u64 = 64 << 10;
-
-use crate::disk::{mark_helper_thread, DiskFaults, SimDisk, SECTOR};
+use crate::disk::{mark_helper_thread, DiskFaults, SimDisk, LARGE_SEGMENT_BYTES, SECTOR};
 use crate::invariants::Violation;
 use crate::rng::{Fnv64, Rng};
 use crate::store_model::{coin_name, short, Model, Write, MAX_MAYBE};
