@@ -1314,20 +1314,24 @@ impl Engine {
             copy.extend_from_slice(&body);
             copy
         });
-        let job = Job {
+        // The job serving this request: run here, or (again) on a worker.
+        let raida_id = self.config.raida_id;
+        let serve = |admitted, body, arrival, store, out, access| Job {
             origin,
             lane,
-            raida_id: self.config.raida_id,
+            raida_id,
             started,
             work: Work::Serve {
                 admitted,
                 body,
                 arrival,
-                store: Arc::clone(&self.keys),
+                store,
             },
-            out: take_buffer(&mut self.pool, 0),
+            out,
             access,
         };
+        let out = take_buffer(&mut self.pool, 0);
+        let job = serve(admitted, body, arrival, Arc::clone(&self.keys), out, access);
         let Some(random) = random else {
             return self.submit(job);
         };
@@ -1346,21 +1350,9 @@ impl Engine {
                     None => completion.spent,
                 };
                 let job::Retry { admitted, arrival } = *retry;
-                let job = Job {
-                    origin,
-                    lane,
-                    raida_id: self.config.raida_id,
-                    started,
-                    work: Work::Serve {
-                        admitted,
-                        body,
-                        arrival,
-                        store: Arc::clone(&self.keys),
-                    },
-                    out: take_buffer(&mut self.pool, 0),
-                    access: Access::Blocking,
-                };
-                self.submit(job);
+                let out = take_buffer(&mut self.pool, 0);
+                let store = Arc::clone(&self.keys);
+                self.submit(serve(admitted, body, arrival, store, out, Access::Blocking));
             }
             None => {
                 if access == Access::Resident {
