@@ -1,6 +1,6 @@
 //! detect (1/10) and detect_sum (1/11): read-only.
 
-use raida_core::keys::{An, Record, StoreError};
+use raida_core::keys::{An, CoinId, Record, StoreError};
 use raida_core::{Command, RequestContext, Runs, Status, StatusByte};
 
 use crate::payload::{self, AN, COIN_REF};
@@ -40,6 +40,10 @@ impl Command for Detect {
         }
         payload::per_coin_answer(&passed, output).into()
     }
+
+    fn prefetch_coins(&self, payload: &[u8], coins: &mut Vec<CoinId>) {
+        payload::prefetch_refs(payload, DETECT_ENTRY, 0, coins);
+    }
 }
 
 impl Command for DetectSum {
@@ -63,6 +67,10 @@ impl Command for DetectSum {
             Ok(Some(xor)) if xor == payload::an(sum) => Status::AllPass.into(),
             Ok(Some(_)) => Status::AllFail.into(),
         }
+    }
+
+    fn prefetch_coins(&self, payload: &[u8], coins: &mut Vec<CoinId>) {
+        payload::prefetch_refs(payload, COIN_REF, AN, coins);
     }
 }
 

@@ -21,6 +21,15 @@ pub(crate) fn an(b: &[u8]) -> An {
     out
 }
 
+/// The coins of a payload of entries `entry` bytes long, each starting with a coin
+/// reference, followed by `fixed` bytes: pushed onto `coins` for
+/// [`Command::prefetch_coins`](raida_core::Command::prefetch_coins). Unchecked, like any
+/// hint: a payload that is not a whole number of entries names the whole ones.
+pub(crate) fn prefetch_refs(payload: &[u8], entry: usize, fixed: usize, coins: &mut Vec<CoinId>) {
+    let entries = &payload[..payload.len().saturating_sub(fixed)];
+    coins.extend(entries.chunks_exact(entry).map(coin));
+}
+
 /// `a ^= b`.
 pub(crate) fn xor_into(a: &mut An, b: &An) {
     for (x, y) in a.iter_mut().zip(b) {

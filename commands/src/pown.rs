@@ -85,6 +85,10 @@ impl Command for Pown {
             }
         }
     }
+
+    fn prefetch_coins(&self, payload: &[u8], coins: &mut Vec<CoinId>) {
+        payload::prefetch_refs(payload, POWN_ENTRY, 0, coins);
+    }
 }
 
 impl Command for PownSum {
@@ -137,5 +141,9 @@ impl Command for PownSum {
             Ok(()) => outcome.into(),
             Err(_) => Status::Internal.into(),
         }
+    }
+
+    fn prefetch_coins(&self, payload: &[u8], coins: &mut Vec<CoinId>) {
+        payload::prefetch_refs(payload, COIN_REF, AN + AN, coins);
     }
 }

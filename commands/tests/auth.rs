@@ -449,3 +449,76 @@ fn a_write_that_fails_answers_252_and_changes_nothing() {
         })
     );
 }
+
+/// A store that records every coin a command reads or writes, in order.
+#[derive(Debug)]
+struct ReadsStore {
+    inner: Arc<MemoryKeyStore>,
+    coins: std::sync::Mutex<Vec<CoinId>>,
+}
+
+impl ReadsStore {
+    fn saw(&self, coins: &[CoinId]) {
+        self.coins.lock().expect("lock").extend_from_slice(coins);
+    }
+}
+
+impl KeyStore for ReadsStore {
+    fn lookup(&self, coin: CoinId, now: Timestamp) -> Lookup {
+        self.saw(&[coin]);
+        self.inner.lookup(coin, now)
+    }
+
+    fn locker_an(&self, prefix: &[u8; 5], now: Timestamp) -> Option<An> {
+        self.inner.locker_an(prefix, now)
+    }
+
+    fn record(&self, coin: CoinId, now: Timestamp) -> Result<Option<Record>, StoreError> {
+        self.saw(&[coin]);
+        self.inner.record(coin, now)
+    }
+
+    fn modify(
+        &self,
+        coins: &[CoinId],
+        now: Timestamp,
+        change: &mut Change<'_>,
+    ) -> Result<(), StoreError> {
+        self.saw(coins);
+        self.inner.modify(coins, now, change)
+    }
+}
+
+/// The cache hint of each coin command of section 8a names exactly the coins the
+/// command then reads, in its order: the engine hints a batch's coins from the payload
+/// alone (`Command::prefetch_coins`), and a hint that named the wrong bytes (an AN, a
+/// sum) would bring the wrong lines into the cache.
+#[test]
+fn each_coin_commands_hint_names_the_coins_it_reads() {
+    let coins = [(1, 3u32), (6, 3), (1, 17)];
+    let requests = [
+        detect(&[(1, 3, an(3)), (6, 3, an(0x63)), (1, 17, an(9))]),
+        sum_request(raida_commands::DETECT_SUM, &coins, an(5), None),
+        pown(&[
+            (1, 3, an(3), an(0x33)),
+            (6, 3, an(0x63), an(0x66)),
+            (1, 17, an(17), an(0x77)),
+        ]),
+        sum_request(raida_commands::POWN_SUM, &coins, an(5), Some(an(6))),
+    ];
+    let registry = registry();
+    let want: Vec<CoinId> = coins.iter().map(|&(d, s)| CoinId::new(d, s)).collect();
+    for req in &requests {
+        let store = ReadsStore {
+            inner: store(),
+            coins: std::sync::Mutex::new(Vec::new()),
+        };
+        send(&store, req);
+        let read = store.coins.lock().expect("lock").clone();
+        assert_eq!(read, want, "command {} reads the three coins", req.command);
+        let command = registry.get(req.group, req.command).expect("registered");
+        let mut hinted = Vec::new();
+        command.prefetch_coins(&req.payload, &mut hinted);
+        assert_eq!(hinted, want, "command {} hints what it reads", req.command);
+    }
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use raida_wire::{Encryption, Status, StatusByte, Timestamp, Transport, RANDOM_LEN};
 
-use crate::keys::StoreAccess;
+use crate::keys::{CoinId, StoreAccess};
 use crate::peer::{PeerAnswer, PeerPlan};
 
 /// The highest command group the header rules accept (PROTOCOL.md section 2).
@@ -227,6 +227,16 @@ pub trait Command: Send + Sync {
     ) -> StatusByte {
         let _ = answers;
         self.run(ctx, output)
+    }
+
+    /// The coins a request with this payload (in clear: a type-0 request's, unchecked)
+    /// will look up, pushed onto `coins`: the engine hints them to the key store for a
+    /// whole batch of datagrams before it serves the first
+    /// ([`Engine::prefetch_datagrams`](crate::Engine::prefetch_datagrams)). Only a hint:
+    /// a malformed payload may name anything or nothing, and [`run`](Self::run) still
+    /// checks it. Default: none.
+    fn prefetch_coins(&self, payload: &[u8], coins: &mut Vec<CoinId>) {
+        let _ = (payload, coins);
     }
 }
 

@@ -602,6 +602,9 @@ impl EventLoop {
                 Ok(n) => {
                     budget = budget.saturating_sub(n);
                     let now = self.now();
+                    let udp = &self.udp;
+                    self.engine
+                        .prefetch_datagrams((0..n).filter_map(|i| udp.get(i).map(|(_, d)| d)));
                     for i in 0..n {
                         if let Some((peer, received)) = self.udp.get(i) {
                             self.engine.handle_datagram(peer, received, now);

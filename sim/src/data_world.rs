@@ -1019,6 +1019,9 @@ impl DataWorld {
             self.exec_epoch.push(self.epoch);
             self.stats.requests += 1;
             if let Some(s) = self.server.as_mut() {
+                // As the driver does for each batch it reads (a batch of one here): the
+                // store's hint runs under the world's faults and must change nothing.
+                s.engine.prefetch_datagrams([&bytes[..]]);
                 s.engine.handle_datagram(peer, &bytes, now);
             }
             while let Some(o) = self.server.as_mut().and_then(|s| s.engine.poll_output()) {

@@ -1,9 +1,11 @@
 //! The page cache: pages read from disk, kept in memory within a bound, looked up by
 //! every event loop at once.
 //!
-//! 64 shards, each a `RwLock` over a `BTreeMap` (deterministic order, nothing hashed
-//! with a random seed): a lookup takes one shard's read lock for a map probe and a
-//! 16-byte copy. Writers take a shard's write lock only to insert a page read
+//! 64 shards, each a `RwLock` over a hash map keyed by page with a fixed hash
+//! ([`PageHasher`]: deterministic, nothing hashed with a random seed): a lookup takes
+//! one shard's read lock for a map probe and a 16-byte copy. A hash probe touches two
+//! cache lines; the `BTreeMap` it replaced walked three nodes of several lines each,
+//! which missed the cache on a full store (`bench/RESULTS.md`). Writers take a shard's write lock only to insert a page read
 //! beforehand, to remove one, or to copy a few 17-byte records into one: never across
 //! disk I/O and never for a page copy.
 //!
@@ -19,7 +21,8 @@
 //! first page whose bit is clear. Pages pinned after a failed in-place write are never
 //! evicted.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use memmap2::{Advice, MmapMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -245,7 +248,7 @@ enum Slot {
 /// What one shard's lock guards: its map and its pages' bytes.
 #[derive(Default)]
 struct ShardPages {
-    map: BTreeMap<PageId, Slot>,
+    map: PageMap,
     frames: Frames,
 }
 
@@ -349,6 +352,33 @@ impl std::fmt::Debug for Cache {
             .field("capacity", &self.capacity)
             .field("cached", &self.cached_pages())
             .finish_non_exhaustive()
+    }
+}
+
+/// A shard's pages. The workspace bans `HashMap` for its random iteration order; this
+/// one hashes with [`PageHasher`], which has no seed, so the same operations give the
+/// same order in every run.
+#[allow(clippy::disallowed_types)]
+type PageMap = std::collections::HashMap<PageId, Slot, BuildHasherDefault<PageHasher>>;
+
+/// The hash of a page id within a shard: the id's three bytes, multiplied and folded.
+/// Fixed (no random seed), so that a seed's run in the simulator is the same every time;
+/// page ids are not chosen by clients in a way that could flood one bucket (a shard
+/// holds at most a few hundred pages, and a lookup of a page that is not there misses
+/// by its own hash).
+#[derive(Default)]
+struct PageHasher(u64);
+
+impl Hasher for PageHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        let h = self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        h ^ (h >> 32)
     }
 }
 
@@ -654,6 +684,36 @@ impl Cache {
                 Some((records, seq))
             }
             _ => None,
+        }
+    }
+
+    /// Hints the CPU to bring the records at `at` (page, index) into its cache, for
+    /// the pages in memory: their addresses are found under the shards' locks first,
+    /// then every line is hinted at once, after the locks, so that the misses overlap
+    /// (see [`crate::prefetch`]). Changes nothing.
+    pub(crate) fn prefetch(&self, at: &[(PageId, usize)]) {
+        const CHUNK: usize = 64;
+        for chunk in at.chunks(CHUNK) {
+            let mut records = [std::ptr::null::<u8>(); CHUNK];
+            let mut found = 0;
+            for &(page, index) in chunk {
+                let map = self.read(page);
+                let Some(Slot::Page(p)) = map.get(&page) else {
+                    continue;
+                };
+                let record = index
+                    .checked_mul(RECORD_BYTES)
+                    .and_then(|start| map.frames.page(p.frame)?.get(start..));
+                if let Some(record) = record {
+                    records[found] = record.as_ptr();
+                    found += 1;
+                }
+            }
+            for &record in &records[..found] {
+                // A record is 17 bytes: its last byte may be on the next line.
+                crate::prefetch::line(record);
+                crate::prefetch::line(record.wrapping_add(RECORD_BYTES - 1));
+            }
         }
     }
 

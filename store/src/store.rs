@@ -1151,6 +1151,11 @@ impl<D: Disk> KeyStore for DiskStore<D> {
         self.log.commit_point()
     }
 
+    fn prefetch(&self, coins: &[CoinId]) {
+        let at: Vec<(PageId, usize)> = coins.iter().filter_map(|c| PageId::of(*c)).collect();
+        self.cache.prefetch(&at);
+    }
+
     fn sync(&self) -> bool {
         if let Some(newest) = self.log.newest_pending() {
             // A failure is the log's to keep (fail-stop): the commit point says so.

@@ -643,3 +643,37 @@ fn deferred_writes_wait_for_the_checkpoint_while_the_cache_has_room() {
         );
     }
 }
+
+/// The cache hint of a batch of datagrams (`KeyStore::prefetch`) changes nothing a
+/// lookup sees: no page is loaded, no lookup counted, no record changed, and coins out
+/// of range or on pages not in memory are skipped.
+#[test]
+fn a_prefetch_hint_loads_nothing_and_changes_nothing() {
+    let disk = disk_with_pages(&[(1, 0), (1, 1)]);
+    let store = open(&disk);
+    let resident = CoinId::new(1, 5);
+    let on_disk = CoinId::new(1, 1024 + 5);
+    assert!(store.record(resident, T0).expect("readable").is_some());
+    let before = store.stats().expect("stats");
+    store.prefetch(&[
+        resident,
+        on_disk,
+        CoinId::new(1, 1 << 26),
+        CoinId::new(-128, 3),
+        resident,
+    ]);
+    let after = store.stats().expect("stats");
+    assert_eq!(
+        (after.lookups, after.loads, after.cached_pages),
+        (before.lookups, before.loads, before.cached_pages)
+    );
+    assert!(matches!(store.lookup(on_disk, T0), Lookup::NotInMemory(_)));
+    assert_eq!(
+        store.record(resident, T0).expect("readable").map(|r| r.an),
+        Some(
+            record_on_disk(&disk, 1, 5)[..16]
+                .try_into()
+                .expect("16 bytes")
+        )
+    );
+}

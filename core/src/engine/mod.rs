@@ -12,6 +12,7 @@ mod execute;
 mod job;
 mod loads;
 mod peers;
+mod prefetch;
 mod service;
 mod timers;
 
@@ -29,7 +30,7 @@ use raida_wire::{
 };
 
 use crate::command::{CommandRegistry, Runs};
-use crate::keys::{Access, KeyStore, PageId};
+use crate::keys::{Access, CoinId, KeyStore, PageId};
 use crate::metrics::{Counters, MetricsSnapshot};
 use checks::{busy, check_header_or_park, unreadable_key, HeaderCheck};
 pub use checks::{check_header, Admitted, HeaderRules, Rejected};
@@ -343,6 +344,9 @@ pub struct Engine {
     random: Vec<u8>,
     random_pos: usize,
     discard: [u8; 512],
+    /// The coins of the last [`prefetch_datagrams`](Engine::prefetch_datagrams) (kept
+    /// for its allocation).
+    prefetch: Vec<CoinId>,
     counters: Counters,
     /// The connection [`Engine::service`] is driving: no [`Output::Wake`] for it.
     servicing: Option<ConnId>,
@@ -438,6 +442,7 @@ impl Engine {
             random: Vec::new(),
             random_pos: 0,
             discard: [0; 512],
+            prefetch: Vec::new(),
             counters: Counters::default(),
             servicing: None,
             accept_pause,

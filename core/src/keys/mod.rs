@@ -328,6 +328,15 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
     fn sync(&self) -> bool {
         false
     }
+
+    /// A hint that `coins` are looked up soon (the requests of a batch of datagrams,
+    /// before the first is served): a store may start bringing their records into the
+    /// CPU's cache, so that their misses overlap instead of each request waiting for
+    /// its own. Never blocks, never loads a page, changes nothing a lookup sees; coins
+    /// out of range or not in memory are skipped. Default: nothing.
+    fn prefetch(&self, coins: &[CoinId]) {
+        let _ = coins;
+    }
 }
 
 /// A coin's AN, blocking on the disk when its page is not in memory (for the
