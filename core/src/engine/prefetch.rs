@@ -27,7 +27,7 @@ impl Engine {
     /// A batch of datagrams the driver read at once, before it hands them to
     /// [`handle_datagram`](Self::handle_datagram) one by one: hints the coins their
     /// requests will look up to the key store ([`KeyStore::prefetch`]), at most
-    /// [`MAX_PREFETCH_COINS`]. Only a hint (see the module documentation): skipping it
+    /// 256 (`MAX_PREFETCH_COINS`). Only a hint (see the module documentation): skipping it
     /// changes no answer.
     ///
     /// [`KeyStore::prefetch`]: crate::keys::KeyStore::prefetch
