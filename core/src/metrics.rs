@@ -714,6 +714,16 @@ impl MetricsSnapshot {
                     k.writes_committed,
                 ),
                 (
+                    "raida_store_page_syncs_total",
+                    "Page files synced by checkpoints, before a log segment goes.",
+                    k.page_syncs,
+                ),
+                (
+                    "raida_store_checkpoints_total",
+                    "Log segments removed by checkpoints (their writes in place and synced).",
+                    k.checkpoints,
+                ),
+                (
                     "raida_store_records_written_total",
                     "Coin records written (each covered by a sync).",
                     k.records_written,

@@ -94,6 +94,8 @@ struct Counters {
     reloads: AtomicU64,
     records_written: AtomicU64,
     write_errors: AtomicU64,
+    page_syncs: AtomicU64,
+    checkpoints: AtomicU64,
 }
 
 /// What one [`DiskStore::refresh`] pass did.
@@ -877,12 +879,14 @@ impl<D: Disk> DiskStore<D> {
                     );
                     return removed;
                 }
+                self.counters.page_syncs.fetch_add(1, Ordering::Relaxed);
             }
             if let Err(e) = self.disk.log_remove(segment) {
                 tracing::warn!("raida-store: checkpoint: cannot remove log segment {segment}: {e}");
                 return removed;
             }
             self.log.checkpointed(segment);
+            self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
             removed += 1;
         }
         removed
@@ -1185,6 +1189,8 @@ impl<D: Disk> KeyStore for DiskStore<D> {
         s.write_errors = c.write_errors.load(Ordering::Relaxed)
             + self.log.counters.write_errors.load(Ordering::Relaxed);
         s.writes_committed = self.log.counters.entries.load(Ordering::Relaxed);
+        s.page_syncs = c.page_syncs.load(Ordering::Relaxed);
+        s.checkpoints = c.checkpoints.load(Ordering::Relaxed);
         s.fail_stopped = u64::from(self.log.is_failed());
         Some(s)
     }

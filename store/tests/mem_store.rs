@@ -301,9 +301,15 @@ fn a_page_sync_failure_keeps_the_segment_for_the_next_checkpoint() {
     disk.faults(|f| f.page_syncs = true);
     assert_eq!(store.checkpoint(), 0);
     assert_eq!(store.log_segments(), 2);
+    // The metrics count what was done: no page synced, no segment removed.
+    let stats = store.stats().expect("stats");
+    assert_eq!((stats.page_syncs, stats.checkpoints), (0, 0));
     disk.faults(|f| f.page_syncs = false);
     assert_eq!(store.checkpoint(), 1);
     assert_eq!(store.log_segments(), 1);
+    // The first segment wrote one page: one page file synced, one segment removed.
+    let stats = store.stats().expect("stats");
+    assert_eq!((stats.page_syncs, stats.checkpoints), (1, 1));
     // Checkpointed: the first write survives a power loss without its segment.
     drop(store);
     disk.crash();

@@ -393,6 +393,10 @@ pub struct StoreStats {
     pub write_errors: u64,
     /// Writes made durable by the syncs (each one command's all-or-nothing change).
     pub writes_committed: u64,
+    /// Page files synced by checkpoints (before a log segment goes).
+    pub page_syncs: u64,
+    /// Log segments removed by checkpoints (their writes in place and synced).
+    pub checkpoints: u64,
     /// 1 when a sync failed and the store stopped taking writes (fail-stop), else 0.
     pub fail_stopped: u64,
 }
