@@ -6,51 +6,16 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use raida_client::{Coin, Keys, Request};
-use raida_core::keys::{An, Change, CoinId, KeyStore, Lookup, MemoryKeyStore, Record, StoreError};
-use raida_core::{Command, CommandRegistry, Engine, RequestContext, Status, StatusByte, Timestamp};
+use raida_core::keys::{An, CoinId, KeyStore};
+use raida_core::{Command, CommandRegistry, Engine, RequestContext, Status, StatusByte};
 use support::*;
 
-/// A store that records every hint it gets.
-#[derive(Debug, Default)]
-struct HintedStore {
-    inner: MemoryKeyStore,
-    hints: Mutex<Vec<Vec<CoinId>>>,
-}
-
-impl HintedStore {
-    fn hints(&self) -> Vec<Vec<CoinId>> {
-        self.hints.lock().expect("lock").clone()
-    }
-}
-
-impl KeyStore for HintedStore {
-    fn lookup(&self, coin: CoinId, now: Timestamp) -> Lookup {
-        self.inner.lookup(coin, now)
-    }
-
-    fn locker_an(&self, prefix: &[u8; 5], now: Timestamp) -> Option<An> {
-        self.inner.locker_an(prefix, now)
-    }
-
-    fn record(&self, coin: CoinId, now: Timestamp) -> Result<Option<Record>, StoreError> {
-        self.inner.record(coin, now)
-    }
-
-    fn modify(
-        &self,
-        coins: &[CoinId],
-        now: Timestamp,
-        change: &mut Change<'_>,
-    ) -> Result<(), StoreError> {
-        self.inner.modify(coins, now, change)
-    }
-
-    fn prefetch(&self, coins: &[CoinId]) {
-        self.hints.lock().expect("lock").push(coins.to_vec());
-    }
+/// The hints the store got, one entry per call.
+fn hints(store: &LazyStore) -> Vec<Vec<CoinId>> {
+    store.hints.lock().expect("lock").clone()
 }
 
 /// A command whose payload is 5-byte coin references followed by a 16-byte sum (the
@@ -73,8 +38,8 @@ impl Command for Refs {
 
 const REFS: (u8, u8) = (14, 7);
 
-fn engine() -> (Engine, Arc<HintedStore>) {
-    let store = Arc::new(HintedStore::default());
+fn engine() -> (Engine, Arc<LazyStore>) {
+    let store = Arc::new(LazyStore::new());
     let mut commands = CommandRegistry::with_builtins();
     assert!(commands.register(REFS.0, REFS.1, Arc::new(Refs)).is_ok());
     let engine = Engine::new(config(), commands, Arc::clone(&store) as Arc<dyn KeyStore>);
@@ -115,7 +80,7 @@ fn a_type_0_payload_is_hinted_as_its_command_reads_it_and_the_batch_in_one_call(
     engine.prefetch_datagrams(batch.iter().map(|d| &d[..]));
     // The challenge before the payload and the 16-byte sum after the references are
     // not coins: only the references are hinted, in order, in one call for the batch.
-    assert_eq!(store.hints(), vec![vec![first[0], first[1], second[0]]]);
+    assert_eq!(hints(&store), vec![vec![first[0], first[1], second[0]]]);
 }
 
 #[test]
@@ -146,7 +111,7 @@ fn a_header_names_its_key_coins_and_its_encrypted_body_is_not_read() {
     engine.prefetch_datagrams(batch.iter().map(|d| &d[..]));
     // A locker key (type 2) names no coin.
     assert_eq!(
-        store.hints(),
+        hints(&store),
         vec![vec![coin(3, 1234), coin(4, 5), coin(5, 6)]]
     );
 }
@@ -168,7 +133,7 @@ fn nothing_is_hinted_for_requests_that_name_no_coin_this_way() {
     invalid[16] = 3;
     let batch = [echo, unregistered, short, invalid, Vec::new()];
     engine.prefetch_datagrams(batch.iter().map(|d| &d[..]));
-    assert_eq!(store.hints(), Vec::<Vec<CoinId>>::new());
+    assert_eq!(hints(&store), Vec::<Vec<CoinId>>::new());
 }
 
 #[test]
@@ -181,13 +146,13 @@ fn a_body_is_read_only_as_far_as_its_declared_length_and_the_datagram_go() {
     // names nothing; the fourth reference, past the cut, is never read.
     let cut = &full[..32 + 16 + 5 * 3 + 2];
     engine.prefetch_datagrams([cut]);
-    assert_eq!(store.hints(), Vec::<Vec<CoinId>>::new());
+    assert_eq!(hints(&store), Vec::<Vec<CoinId>>::new());
     // A declared body length shorter than the datagram bounds the payload too.
     let mut declared_short = full.clone();
     let body = u16::try_from(16 + 5 * 2 + 16 + 2).expect("fits");
     declared_short[22..24].copy_from_slice(&body.to_be_bytes());
     engine.prefetch_datagrams([&declared_short[..]]);
-    assert_eq!(store.hints(), vec![vec![coins[0], coins[1]]]);
+    assert_eq!(hints(&store), vec![vec![coins[0], coins[1]]]);
 }
 
 #[test]
@@ -198,7 +163,7 @@ fn a_batch_hints_at_most_the_bound() {
         .map(|d| refs_request(&(0..60).map(|i| coin(1, d * 60 + i)).collect::<Vec<_>>()))
         .collect();
     engine.prefetch_datagrams(batch.iter().map(|d| &d[..]));
-    let hints = store.hints();
+    let hints = hints(&store);
     assert_eq!(hints.len(), 1);
     assert_eq!(hints[0].len(), 256);
     assert_eq!(hints[0][255], coin(1, 255));

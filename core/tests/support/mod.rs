@@ -42,13 +42,15 @@ pub(crate) fn peer(n: u16) -> SocketAddr {
 
 /// A store whose pages are not in memory until loaded: the coins of [`keys`], each
 /// page answering `NotInMemory` until [`KeyStore::load`] brings it in (or fails, for
-/// the pages in `failing`). Counts the loads.
+/// the pages in `failing`). Counts the loads, and keeps every cache hint it gets
+/// ([`KeyStore::prefetch`]) in `hints`, one entry per call.
 #[derive(Debug, Default)]
 pub(crate) struct LazyStore {
     pub inner: MemoryKeyStore,
     pub loaded: Mutex<BTreeSet<PageId>>,
     pub failing: Mutex<BTreeSet<PageId>>,
     pub loads: AtomicUsize,
+    pub hints: Mutex<Vec<Vec<CoinId>>>,
 }
 
 impl LazyStore {
@@ -109,6 +111,12 @@ impl KeyStore for LazyStore {
         change: &mut Change<'_>,
     ) -> Result<(), StoreError> {
         self.inner.modify(coins, now, change)
+    }
+
+    fn prefetch(&self, coins: &[CoinId]) {
+        if let Ok(mut hints) = self.hints.lock() {
+            hints.push(coins.to_vec());
+        }
     }
 }
 
