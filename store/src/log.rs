@@ -30,7 +30,7 @@
 //! page files it touched were synced, oldest first (replaying an old segment after a
 //! newer one was removed would bring old records back).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -48,10 +48,6 @@ use crate::entry;
 /// second over 20 s against 105k with 32 MiB (`bench/RESULTS.md`). Recovery replays
 /// at most a segment or two.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 32 << 20;
-
-/// Segments prepared ahead at most: one (a segment lasts seconds under the heaviest
-/// load, and a checkpoint looks at the spare every few hundred pages it writes).
-const SPARE_SEGMENTS: usize = 1;
 
 /// What the log knows of one segment.
 #[derive(Debug)]
@@ -103,15 +99,16 @@ struct State {
     /// creates, which a leader leaves for the first spare.
     active_prepared: bool,
     segments: BTreeMap<Segment, SegmentState>,
-    /// The segments after `active`, in order, created and filled with zeros ahead of
-    /// time ([`Log::prepare_spare`]), for the next rotations to switch to.
-    spares: VecDeque<Segment>,
-    /// The segment the background step is preparing now (the one after the last
-    /// spare).
+    /// The segment after `active`, created and filled with zeros ahead of time
+    /// ([`Log::prepare_spare`]), for the next rotation to switch to. One is enough: a
+    /// segment lasts seconds under the heaviest load, and a checkpoint looks at the
+    /// spare every few hundred pages it writes.
+    spare: Option<Segment>,
+    /// The segment the background step is preparing now (the one after `active`).
     preparing: Option<Segment>,
     /// A leader with no spare is creating the segment after `active` now.
     leader_creating: bool,
-    /// Something was appended since the start: only then are spares prepared.
+    /// Something was appended since the start: only then is a spare prepared.
     written: bool,
 }
 
@@ -209,7 +206,7 @@ impl Log {
                 active_len: 0,
                 active_prepared: false,
                 segments,
-                spares: VecDeque::new(),
+                spare: None,
                 preparing: None,
                 leader_creating: false,
                 written: false,
@@ -367,7 +364,7 @@ impl Log {
         let full = offset >= self.segment_bytes || (!st.active_prepared && offset > 0);
         let rotate = if !full {
             Rotate::No
-        } else if let Some(spare) = st.spares.pop_front() {
+        } else if let Some(spare) = st.spare.take() {
             Rotate::ToSpare(spare)
         } else if st.preparing.is_some() || offset < self.segment_bytes {
             Rotate::No
@@ -478,8 +475,8 @@ impl Log {
         st
     }
 
-    /// Creates the segment after the last spare (or the active one) and fills it with
-    /// zeros, if fewer than [`SPARE_SEGMENTS`] are ready and nobody creates one: the
+    /// Creates the segment after the active one and fills it with zeros, if no spare is
+    /// ready and nobody creates one: the
     /// background step's share of the log, so that a rotation only switches files and
     /// every append overwrites preallocated bytes (see [`Disk::log_prepare`]). A
     /// failure leaves no spare; the next call tries again, and a leader that needs a
@@ -490,14 +487,14 @@ impl Log {
             // A log nobody writes prepares nothing: an idle server (or one of a
             // test's many) writes no zeros.
             if self.is_failed()
-                || st.spares.len() >= SPARE_SEGMENTS
+                || st.spare.is_some()
                 || st.preparing.is_some()
                 || st.leader_creating
                 || !st.written
             {
                 return;
             }
-            let next = st.active + 1 + st.spares.len() as u64;
+            let next = st.active + 1;
             st.preparing = Some(next);
             next
         };
@@ -505,10 +502,9 @@ impl Log {
         let mut st = self.lock();
         st.preparing = None;
         match result {
-            // Still the one after the last spare: a leader meanwhile either took the
-            // first spare (and made it active at once, under the mutex) or, with none,
+            // Still the one after the active segment: with no spare, a leader meanwhile
             // grew its segment, never creating one while this was being prepared.
-            Ok(()) => st.spares.push_back(next),
+            Ok(()) => st.spare = Some(next),
             Err(e) => tracing::warn!(
                 "raida-store: cannot prepare log segment {next}: {e}; writes append to \
                  segment {} meanwhile",

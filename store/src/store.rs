@@ -654,7 +654,7 @@ impl<D: Disk> DiskStore<D> {
         let mut all_applied = true;
         for (i, (page, waiting)) in pages.into_iter().enumerate() {
             // A checkpoint of a full store writes thousands of pages, for longer than
-            // the log takes to fill a segment under load: the log's spares are kept
+            // the log takes to fill a segment under load: the log's spare is kept
             // ready meanwhile, or writes would go to a segment that grows.
             if i % PAGES_BETWEEN_SPARE_CHECKS == 0 {
                 self.log.prepare_spare(&self.disk);
