@@ -5,13 +5,13 @@
 //! ([`PageHasher`]: deterministic, nothing hashed with a random seed): a lookup takes
 //! one shard's read lock for a map probe and a 16-byte copy. A hash probe touches two
 //! cache lines; the `BTreeMap` it replaced walked three nodes of several lines each,
-//! which missed the cache on a full store (`bench/RESULTS.md`). Writers take a shard's write lock only to insert a page read
-//! beforehand, to remove one, or to copy a few 17-byte records into one: never across
-//! disk I/O and never for a page copy.
+//! which missed the cache on a full store (`bench/RESULTS.md`). Writers take a shard's
+//! write lock only to insert a page read beforehand, to remove one, or to copy a few
+//! 17-byte records into one: never across disk I/O and never for a page copy.
 //!
 //! A page's bytes live in its shard's frames ([`Frames`]), not in the map: the map's
-//! nodes stay small enough for the caches, and the frames past a shard's first few are
-//! 2 MiB mappings advised for transparent huge pages. A lookup at random over a
+//! entries stay small enough for the caches, and the frames past a shard's first few
+//! are 2 MiB mappings advised for transparent huge pages. A lookup at random over a
 //! full-size store (261 MB of pages) then misses no TLB entry for the record it reads:
 //! with 4 KiB pages every detect paid a page walk, which a VM makes longer
 //! (`bench/RESULTS.md`). A small store stays on the heap, without huge pages.
@@ -23,10 +23,10 @@
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasherDefault, Hasher};
-
-use memmap2::{Advice, MmapMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use memmap2::{Advice, MmapMut};
 
 use raida_core::keys::{An, Lookup, PageId, Record, PAGE_BYTES, RECORD_BYTES};
 use raida_core::Timestamp;
@@ -157,7 +157,7 @@ impl Frames {
 pub(crate) struct CachedPage {
     /// Its bytes: a frame of its shard's [`Frames`].
     frame: u32,
-    /// What a read of records never needs, apart: the map's nodes keep only the 32
+    /// What a read of records never needs, apart: the map's entries keep only the 32
     /// bytes a lookup reads (a detect over a full store misses fewer cache lines).
     cold: Box<ColdPage>,
     /// `cold.pending` is not empty: a read looks there only then.
@@ -691,30 +691,37 @@ impl Cache {
     /// the pages in memory: their addresses are found under the shards' locks first,
     /// then every line is hinted at once, after the locks, so that the misses overlap
     /// (see [`crate::prefetch`]). Changes nothing.
-    pub(crate) fn prefetch(&self, at: &[(PageId, usize)]) {
+    pub(crate) fn prefetch(&self, at: impl IntoIterator<Item = (PageId, usize)>) {
+        // Hinted 64 at a time, from an array: no allocation on the loop's path.
         const CHUNK: usize = 64;
-        for chunk in at.chunks(CHUNK) {
-            let mut records = [std::ptr::null::<u8>(); CHUNK];
-            let mut found = 0;
-            for &(page, index) in chunk {
-                let map = self.read(page);
-                let Some(Slot::Page(p)) = map.get(&page) else {
-                    continue;
-                };
-                let record = index
-                    .checked_mul(RECORD_BYTES)
-                    .and_then(|start| map.frames.page(p.frame)?.get(start..));
-                if let Some(record) = record {
-                    records[found] = record.as_ptr();
-                    found += 1;
-                }
-            }
-            for &record in &records[..found] {
+        let hint = |records: &[*const u8]| {
+            for &record in records {
                 // A record is 17 bytes: its last byte may be on the next line.
                 crate::prefetch::line(record);
                 crate::prefetch::line(record.wrapping_add(RECORD_BYTES - 1));
             }
+        };
+        let mut records = [std::ptr::null::<u8>(); CHUNK];
+        let mut found = 0;
+        for (page, index) in at {
+            let map = self.read(page);
+            let Some(Slot::Page(p)) = map.get(&page) else {
+                continue;
+            };
+            let record = index
+                .checked_mul(RECORD_BYTES)
+                .and_then(|start| map.frames.page(p.frame)?.get(start..));
+            if let Some(record) = record {
+                records[found] = record.as_ptr();
+                found += 1;
+            }
+            drop(map);
+            if found == CHUNK {
+                hint(&records);
+                found = 0;
+            }
         }
+        hint(&records[..found]);
     }
 
     /// The newest write not yet in place of record `index` of `page`, if any.

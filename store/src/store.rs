@@ -1156,8 +1156,8 @@ impl<D: Disk> KeyStore for DiskStore<D> {
     }
 
     fn prefetch(&self, coins: &[CoinId]) {
-        let at: Vec<(PageId, usize)> = coins.iter().filter_map(|c| PageId::of(*c)).collect();
-        self.cache.prefetch(&at);
+        self.cache
+            .prefetch(coins.iter().filter_map(|c| PageId::of(*c)));
     }
 
     fn sync(&self) -> bool {

@@ -668,6 +668,10 @@ fn a_prefetch_hint_loads_nothing_and_changes_nothing() {
         CoinId::new(-128, 3),
         resident,
     ]);
+    // More than one chunk of hints (they go out 64 at a time), all on the page in
+    // memory.
+    let many: Vec<CoinId> = (0..200).map(|s| CoinId::new(1, s)).collect();
+    store.prefetch(&many);
     let after = store.stats().expect("stats");
     assert_eq!(
         (after.lookups, after.loads, after.cached_pages),
